@@ -1,0 +1,111 @@
+//! The `burncloud` binary: command line, data dir, and the background runtime that serves the
+//! gateway and the console.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use burncloud_server::{load_or_create_admin_key, serve, shutdown_signal, AppState, GatewayLimits};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "burncloud",
+    version,
+    about = "A local LLM gateway and model manager"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway and console API without a window.
+    Serve(ServeArgs),
+    /// Print the console admin key.
+    AdminKey(DataDirArg),
+}
+
+#[derive(Args, Clone)]
+struct DataDirArg {
+    /// Where the database and keys live [default: the user's data dir/BurnCloud]
+    #[arg(long, env = "BURNCLOUD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BURNCLOUD_LISTEN", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    data_dir: DataDirArg,
+    /// Seconds an upstream may take to start answering.
+    #[arg(long, env = "BURNCLOUD_UPSTREAM_TIMEOUT", default_value_t = 300)]
+    upstream_timeout: u64,
+    /// Seconds to let calls in progress finish at shutdown.
+    #[arg(long, default_value_t = 10)]
+    shutdown_grace: u64,
+}
+
+fn data_dir(arg: &DataDirArg) -> anyhow::Result<PathBuf> {
+    match &arg.data_dir {
+        Some(dir) => Ok(dir.clone()),
+        None => Ok(dirs::data_dir()
+            .context("this system has no user data dir; pass --data-dir")?
+            .join("BurnCloud")),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BURNCLOUD_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::AdminKey(arg)) => {
+            let dir = data_dir(&arg)?;
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            println!("{}", load_or_create_admin_key(&dir)?);
+            Ok(())
+        }
+        Some(Command::Serve(args)) => run_serve(args),
+        // The desktop window is not built yet: without a subcommand BurnCloud serves headless.
+        None => run_serve(cli.serve),
+    }
+}
+
+fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let dir = data_dir(&args.data_dir)?;
+    let limits = GatewayLimits {
+        first_byte_timeout: Duration::from_secs(args.upstream_timeout),
+        ..GatewayLimits::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("burncloud")
+        .build()?;
+    runtime.block_on(async move {
+        let state = AppState::open(&dir, limits).with_context(|| format!("opening {}", dir.display()))?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (is another BurnCloud running?)", args.listen))?;
+        let address = listener.local_addr()?;
+        if !address.ip().is_loopback() {
+            tracing::warn!(%address, "listening beyond this machine: anyone who can reach it may try keys");
+        }
+        tracing::info!(data_dir = %dir.display(), "BurnCloud is serving");
+        // The line tests and scripts read to find the port.
+        println!("listening on http://{address}");
+        serve(listener, state, shutdown_signal(), Duration::from_secs(args.shutdown_grace)).await?;
+        anyhow::Ok(())
+    })
+}

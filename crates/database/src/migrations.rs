@@ -1,0 +1,44 @@
+//! Embedded schema migrations, applied in order at open and tracked in `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+use crate::DbResult;
+
+/// Every migration in `migrations/`, in order. Append only: never edit one that has shipped.
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_init",
+    include_str!("../../../migrations/0001_init.sql"),
+)];
+
+pub(crate) fn apply(connection: &mut Connection) -> DbResult<()> {
+    let applied: usize =
+        connection.pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0))? as usize;
+    for (index, (_name, sql)) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let transaction = connection.transaction()?;
+        transaction.execute_batch(sql)?;
+        transaction.pragma_update(None, "user_version", (index + 1) as i64)?;
+        transaction.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Db;
+
+    #[test]
+    fn applies_once_and_reopens_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested").join("burncloud.db");
+        drop(Db::open(&path).unwrap());
+        let db = Db::open(&path).unwrap();
+        let version: i64 = db
+            .read(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(version, super::MIGRATIONS.len() as i64);
+        let mode: String = db
+            .read(|c| Ok(c.pragma_query_value(None, "journal_mode", |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+}

@@ -1,0 +1,54 @@
+//! The one-row `account` table: currency, credit and what has been spent.
+
+use burncloud_service_api::{Account, Currency, Money};
+use rusqlite::{params, Connection};
+
+use crate::{DbError, DbResult};
+
+/// The stored account: `credit` is what was granted in total, `None` for unlimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountRecord {
+    pub currency: Currency,
+    pub credit: Option<Money>,
+    pub used: Money,
+}
+
+impl AccountRecord {
+    pub fn to_account(self) -> Account {
+        Account {
+            currency: self.currency,
+            balance: self.credit.map(|credit| credit.saturating_sub(self.used)),
+            used: self.used,
+        }
+    }
+}
+
+pub fn get(connection: &Connection) -> DbResult<AccountRecord> {
+    let (currency, credit, used): (String, Option<i64>, i64) = connection
+        .prepare_cached("SELECT currency, credit_nano, used_nano FROM account WHERE id = 1")?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    let currency = Currency::parse(&currency)
+        .ok_or_else(|| DbError::Corrupt(format!("account.currency {currency:?}")))?;
+    Ok(AccountRecord {
+        currency,
+        credit: credit.map(Money),
+        used: Money(used),
+    })
+}
+
+pub fn set_currency(connection: &Connection, currency: Currency) -> DbResult<()> {
+    connection.execute(
+        "UPDATE account SET currency = ?1 WHERE id = 1",
+        [currency.as_str()],
+    )?;
+    Ok(())
+}
+
+/// Sets the total credit; `None` makes spending unlimited.
+pub fn set_credit(connection: &Connection, credit: Option<Money>) -> DbResult<()> {
+    connection.execute(
+        "UPDATE account SET credit_nano = ?1 WHERE id = 1",
+        params![credit.map(Money::nanos)],
+    )?;
+    Ok(())
+}

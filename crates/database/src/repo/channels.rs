@@ -1,0 +1,109 @@
+//! The `channels` table.
+
+use burncloud_service_api::{Channel, ChannelKind, Secret};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::{from_json, to_json};
+use crate::{DbError, DbResult};
+
+/// A channel with its key, for the router and for updates.
+#[derive(Clone, Debug)]
+pub struct ChannelRecord {
+    pub channel: Channel,
+    pub api_key: Secret,
+}
+
+const COLUMNS: &str =
+    "id, name, kind, base_url, api_key, models, model_mapping, priority, weight, enabled, \
+                       created_at_ms, updated_at_ms";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<ChannelRecord, DbError>> {
+    let kind_text: String = row.get(2)?;
+    let api_key = Secret::new(row.get::<_, String>(4)?);
+    let models: String = row.get(5)?;
+    let mapping: String = row.get(6)?;
+    let build = || -> DbResult<ChannelRecord> {
+        let kind = ChannelKind::parse(&kind_text)
+            .ok_or_else(|| DbError::Corrupt(format!("channels.kind {kind_text:?}")))?;
+        Ok(ChannelRecord {
+            channel: Channel {
+                id: row.get(0)?,
+                name: row.get(1)?,
+                kind,
+                base_url: row.get(3)?,
+                key_hint: api_key.hint(),
+                models: from_json("channels.models", &models)?,
+                model_mapping: from_json("channels.model_mapping", &mapping)?,
+                priority: row.get(7)?,
+                weight: row.get(8)?,
+                enabled: row.get(9)?,
+                created_at_ms: row.get(10)?,
+                updated_at_ms: row.get(11)?,
+            },
+            api_key: api_key.clone(),
+        })
+    };
+    Ok(build())
+}
+
+pub fn list(connection: &Connection) -> DbResult<Vec<ChannelRecord>> {
+    let mut statement =
+        connection.prepare_cached(&format!("SELECT {COLUMNS} FROM channels ORDER BY id"))?;
+    let rows = statement.query_map([], from_row)?;
+    rows.map(|row| row?).collect()
+}
+
+pub fn get(connection: &Connection, id: i64) -> DbResult<Option<ChannelRecord>> {
+    let mut statement =
+        connection.prepare_cached(&format!("SELECT {COLUMNS} FROM channels WHERE id = ?1"))?;
+    statement.query_row([id], from_row).optional()?.transpose()
+}
+
+/// Inserts `record` (its id and timestamps are ignored) and returns the new id.
+pub fn insert(connection: &Connection, record: &ChannelRecord, now_ms: i64) -> DbResult<i64> {
+    let c = &record.channel;
+    connection.execute(
+        "INSERT INTO channels (name, kind, base_url, api_key, models, model_mapping, priority, weight, enabled, \
+         created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+        params![
+            c.name,
+            c.kind.as_str(),
+            c.base_url,
+            record.api_key.expose(),
+            to_json(&c.models),
+            to_json(&c.model_mapping),
+            c.priority,
+            c.weight,
+            c.enabled,
+            now_ms
+        ],
+    )?;
+    Ok(connection.last_insert_rowid())
+}
+
+/// Saves every field of `record`; returns false when the row does not exist.
+pub fn update(connection: &Connection, record: &ChannelRecord, now_ms: i64) -> DbResult<bool> {
+    let c = &record.channel;
+    let changed = connection.execute(
+        "UPDATE channels SET name = ?2, kind = ?3, base_url = ?4, api_key = ?5, models = ?6, model_mapping = ?7, \
+         priority = ?8, weight = ?9, enabled = ?10, updated_at_ms = ?11 WHERE id = ?1",
+        params![
+            c.id,
+            c.name,
+            c.kind.as_str(),
+            c.base_url,
+            record.api_key.expose(),
+            to_json(&c.models),
+            to_json(&c.model_mapping),
+            c.priority,
+            c.weight,
+            c.enabled,
+            now_ms
+        ],
+    )?;
+    Ok(changed > 0)
+}
+
+pub fn delete(connection: &Connection, id: i64) -> DbResult<bool> {
+    Ok(connection.execute("DELETE FROM channels WHERE id = ?1", [id])? > 0)
+}

@@ -1,0 +1,32 @@
+//! Loads everything the router's in-memory snapshot is built from, in one read transaction.
+
+use burncloud_service_api::Price;
+use rusqlite::Connection;
+
+pub use super::account::AccountRecord;
+pub use super::channels::ChannelRecord;
+pub use super::tokens::TokenRecord;
+use crate::DbResult;
+
+/// The gateway's whole configuration at one instant.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    pub channels: Vec<ChannelRecord>,
+    pub tokens: Vec<TokenRecord>,
+    pub prices: Vec<Price>,
+    pub account: AccountRecord,
+}
+
+pub fn load(connection: &Connection) -> DbResult<GatewayConfig> {
+    connection.execute_batch("BEGIN DEFERRED")?;
+    let loaded = (|| {
+        Ok(GatewayConfig {
+            channels: super::channels::list(connection)?,
+            tokens: super::tokens::list(connection)?,
+            prices: super::prices::list(connection)?,
+            account: super::account::get(connection)?,
+        })
+    })();
+    connection.execute_batch("COMMIT")?;
+    loaded
+}

@@ -1,0 +1,106 @@
+//! The `tokens` table: gateway keys are stored only as SHA-256 hashes.
+
+use burncloud_service_api::{Money, Token};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::{from_json, to_json};
+use crate::{DbError, DbResult};
+
+/// A token with the hash of its key, for the router's lookup table.
+#[derive(Clone, Debug)]
+pub struct TokenRecord {
+    pub token: Token,
+    pub key_hash: String,
+}
+
+const COLUMNS: &str =
+    "id, name, key_prefix, group_name, quota_limit_nano, used_quota_nano, rpm_limit, tpm_limit, \
+                       expires_at_ms, models, enabled, created_at_ms, updated_at_ms, key_hash";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<TokenRecord, DbError>> {
+    let models: String = row.get(9)?;
+    let models = match from_json::<Vec<String>>("tokens.models", &models) {
+        Ok(models) => models,
+        Err(error) => return Ok(Err(error)),
+    };
+    Ok(Ok(TokenRecord {
+        token: Token {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            key_prefix: row.get(2)?,
+            group: row.get(3)?,
+            quota_limit: row.get::<_, Option<i64>>(4)?.map(Money),
+            used_quota: Money(row.get(5)?),
+            rpm_limit: row.get(6)?,
+            tpm_limit: row.get(7)?,
+            expires_at_ms: row.get(8)?,
+            models,
+            enabled: row.get(10)?,
+            created_at_ms: row.get(11)?,
+            updated_at_ms: row.get(12)?,
+        },
+        key_hash: row.get(13)?,
+    }))
+}
+
+pub fn list(connection: &Connection) -> DbResult<Vec<TokenRecord>> {
+    let mut statement =
+        connection.prepare_cached(&format!("SELECT {COLUMNS} FROM tokens ORDER BY id"))?;
+    let rows = statement.query_map([], from_row)?;
+    rows.map(|row| row?).collect()
+}
+
+pub fn get(connection: &Connection, id: i64) -> DbResult<Option<TokenRecord>> {
+    let mut statement =
+        connection.prepare_cached(&format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"))?;
+    statement.query_row([id], from_row).optional()?.transpose()
+}
+
+/// Inserts `record` (id, used quota and timestamps are ignored) and returns the new id.
+pub fn insert(connection: &Connection, record: &TokenRecord, now_ms: i64) -> DbResult<i64> {
+    let t = &record.token;
+    connection.execute(
+        "INSERT INTO tokens (name, key_hash, key_prefix, group_name, quota_limit_nano, rpm_limit, tpm_limit, \
+         expires_at_ms, models, enabled, created_at_ms, updated_at_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+        params![
+            t.name,
+            record.key_hash,
+            t.key_prefix,
+            t.group,
+            t.quota_limit.map(Money::nanos),
+            t.rpm_limit,
+            t.tpm_limit,
+            t.expires_at_ms,
+            to_json(&t.models),
+            t.enabled,
+            now_ms
+        ],
+    )?;
+    Ok(connection.last_insert_rowid())
+}
+
+/// Saves the editable fields of `token`; the used quota belongs to the log writer alone.
+pub fn update(connection: &Connection, token: &Token, now_ms: i64) -> DbResult<bool> {
+    let changed = connection.execute(
+        "UPDATE tokens SET name = ?2, group_name = ?3, quota_limit_nano = ?4, rpm_limit = ?5, tpm_limit = ?6, \
+         expires_at_ms = ?7, models = ?8, enabled = ?9, updated_at_ms = ?10 WHERE id = ?1",
+        params![
+            token.id,
+            token.name,
+            token.group,
+            token.quota_limit.map(Money::nanos),
+            token.rpm_limit,
+            token.tpm_limit,
+            token.expires_at_ms,
+            to_json(&token.models),
+            token.enabled,
+            now_ms
+        ],
+    )?;
+    Ok(changed > 0)
+}
+
+pub fn delete(connection: &Connection, id: i64) -> DbResult<bool> {
+    Ok(connection.execute("DELETE FROM tokens WHERE id = ?1", [id])? > 0)
+}

@@ -1,0 +1,117 @@
+//! The gateway's errors and their OpenAI-shaped JSON bodies.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+use crate::REQUEST_ID_HEADER;
+
+/// Everything that can end a `/v1` request before or instead of an upstream answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GatewayError {
+    /// No key, an unknown key, or a disabled or expired token.
+    InvalidApiKey(String),
+    BadRequest {
+        message: String,
+        param: Option<&'static str>,
+    },
+    ModelNotAllowed(String),
+    ModelNotFound(String),
+    PayloadTooLarge(usize),
+    InsufficientQuota(String),
+    /// Every upstream failed to connect or answered with an error we could not pass through.
+    UpstreamUnreachable(String),
+    UpstreamTimeout(String),
+    /// The upstream answered with an error: its status and (scrubbed) body go to the caller.
+    Upstream {
+        status: StatusCode,
+        body: Bytes,
+    },
+}
+
+impl GatewayError {
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            GatewayError::InvalidApiKey(_) => StatusCode::UNAUTHORIZED,
+            GatewayError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            GatewayError::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
+            GatewayError::ModelNotFound(_) => StatusCode::NOT_FOUND,
+            GatewayError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::InsufficientQuota(_) => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
+            GatewayError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::Upstream { status, .. } => *status,
+        }
+    }
+
+    /// The text recorded in the log row's `error` column.
+    pub fn message(&self) -> String {
+        match self {
+            GatewayError::InvalidApiKey(m)
+            | GatewayError::ModelNotAllowed(m)
+            | GatewayError::ModelNotFound(m)
+            | GatewayError::InsufficientQuota(m)
+            | GatewayError::UpstreamUnreachable(m)
+            | GatewayError::UpstreamTimeout(m) => m.clone(),
+            GatewayError::BadRequest { message, .. } => message.clone(),
+            GatewayError::PayloadTooLarge(limit) => {
+                format!("request body is larger than {limit} bytes")
+            }
+            GatewayError::Upstream { body, .. } => crate::scrub::error_message(body),
+        }
+    }
+
+    fn type_and_code(&self) -> (&'static str, Option<&'static str>) {
+        match self {
+            GatewayError::InvalidApiKey(_) => ("invalid_request_error", Some("invalid_api_key")),
+            GatewayError::BadRequest { .. } => ("invalid_request_error", None),
+            GatewayError::ModelNotAllowed(_) => {
+                ("invalid_request_error", Some("model_not_allowed"))
+            }
+            GatewayError::ModelNotFound(_) => ("invalid_request_error", Some("model_not_found")),
+            GatewayError::PayloadTooLarge(_) => {
+                ("invalid_request_error", Some("request_too_large"))
+            }
+            GatewayError::InsufficientQuota(_) => {
+                ("insufficient_quota", Some("insufficient_quota"))
+            }
+            GatewayError::UpstreamUnreachable(_) => ("server_error", Some("upstream_error")),
+            GatewayError::UpstreamTimeout(_) => ("server_error", Some("upstream_timeout")),
+            GatewayError::Upstream { .. } => ("upstream_error", None),
+        }
+    }
+
+    /// The response body: OpenAI's error JSON, or the upstream's own body when it is JSON.
+    pub fn body(&self) -> Bytes {
+        if let GatewayError::Upstream { body, .. } = self {
+            if serde_json::from_slice::<serde_json::Value>(body)
+                .is_ok_and(|v| v.get("error").is_some())
+            {
+                return body.clone();
+            }
+        }
+        let (error_type, code) = self.type_and_code();
+        let param = match self {
+            GatewayError::BadRequest { param, .. } => *param,
+            GatewayError::ModelNotFound(_) | GatewayError::ModelNotAllowed(_) => Some("model"),
+            _ => None,
+        };
+        let json = serde_json::json!({
+            "error": { "message": self.message(), "type": error_type, "param": param, "code": code }
+        });
+        Bytes::from(json.to_string())
+    }
+
+    pub fn into_response_with_id(self, request_id: &str) -> Response {
+        let mut response = (self.status_code(), self.body()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Ok(value) = HeaderValue::from_str(request_id) {
+            headers.insert(REQUEST_ID_HEADER, value);
+        }
+        response
+    }
+}

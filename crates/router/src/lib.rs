@@ -1,0 +1,146 @@
+//! BurnCloud's data plane: the OpenAI-compatible `/v1` routes, routing over channels with
+//! failover, quota checks, usage accounting and the async log sink. The only crate that knows
+//! provider wire formats.
+
+mod balancer;
+mod error;
+mod log_sink;
+mod proxy;
+mod scrub;
+mod snapshot;
+mod sse;
+mod usage;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use axum::routing::{get, post};
+use burncloud_database::{repo, Db, DbError};
+
+pub use error::GatewayError;
+pub use log_sink::{LogSink, LogWriterConfig, LogWriterStats};
+pub use scrub::scrub;
+pub use snapshot::{Snapshot, SpendLedger};
+pub use usage::{count_tokens, warm_up as warm_up_tokenizer};
+
+/// The header that carries a call's id, which is also its log row's `request_id`.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Limits and timeouts of the data plane.
+#[derive(Clone, Debug)]
+pub struct RouterConfig {
+    pub max_body_bytes: usize,
+    pub max_response_bytes: usize,
+    pub connect_timeout: Duration,
+    /// How long an upstream may take to send its response headers (and, for streams, a first chunk).
+    pub first_byte_timeout: Duration,
+    /// The longest silence allowed between two chunks of an upstream body.
+    pub idle_read_timeout: Duration,
+    /// How long to keep reading an upstream after its client left, to learn the usage to bill.
+    pub cancel_drain_timeout: Duration,
+    /// Channels tried per request, counting the first.
+    pub max_attempts: usize,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            max_body_bytes: 32 * 1024 * 1024,
+            max_response_bytes: 256 * 1024 * 1024,
+            connect_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(300),
+            idle_read_timeout: Duration::from_secs(120),
+            cancel_drain_timeout: Duration::from_secs(60),
+            max_attempts: 3,
+        }
+    }
+}
+
+/// Shared state of the data plane.
+pub struct Gateway {
+    db: Arc<Db>,
+    snapshot: ArcSwap<Snapshot>,
+    ledger: SpendLedger,
+    http: reqwest::Client,
+    logs: LogSink,
+    config: RouterConfig,
+    in_flight: AtomicUsize,
+}
+
+impl Gateway {
+    /// Builds the gateway over `db`: loads the first snapshot and starts the log writer.
+    pub fn new(
+        db: Arc<Db>,
+        config: RouterConfig,
+        log_config: LogWriterConfig,
+    ) -> Result<Arc<Gateway>, DbError> {
+        let config_now = db.read(repo::config::load)?;
+        let ledger = SpendLedger::new(config_now.account.used);
+        let snapshot = Snapshot::build(config_now, &ledger);
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| DbError::Corrupt(format!("http client: {e}")))?;
+        let logs = LogSink::start(db.clone(), log_config);
+        usage::warm_up();
+        Ok(Arc::new(Gateway {
+            db,
+            snapshot: ArcSwap::from_pointee(snapshot),
+            ledger,
+            http,
+            logs,
+            config,
+            in_flight: AtomicUsize::new(0),
+        }))
+    }
+
+    /// Rebuilds the snapshot from the database; called after every configuration change.
+    pub fn reload(&self) -> Result<(), DbError> {
+        let config = self.db.read(repo::config::load)?;
+        self.snapshot
+            .store(Arc::new(Snapshot::build(config, &self.ledger)));
+        Ok(())
+    }
+
+    pub fn log_sink(&self) -> &LogSink {
+        &self.logs
+    }
+
+    pub fn ledger(&self) -> &SpendLedger {
+        &self.ledger
+    }
+
+    /// Calls still being served or still being accounted for.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Waits (up to `limit`) for calls in progress to finish, then stores every queued log row.
+    pub async fn drain(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.in_flight() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if self.in_flight() > 0 {
+            tracing::warn!(
+                calls = self.in_flight(),
+                "shutting down with calls still in progress"
+            );
+        }
+        self.logs.flush().await;
+    }
+}
+
+/// The `/v1` routes.
+pub fn create_router_app(gateway: Arc<Gateway>) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/chat/completions", post(proxy::chat_completions))
+        .route("/v1/completions", post(proxy::completions))
+        .route("/v1/embeddings", post(proxy::embeddings))
+        .route("/v1/models", get(proxy::list_models))
+        .with_state(gateway)
+}

@@ -1,0 +1,141 @@
+//! The async log writer: calls queue their rows on a bounded channel and one writer thread stores
+//! them in batches, each batch with its charges in a single transaction.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use burncloud_database::repo::logs;
+use burncloud_database::{Db, NewLogRow};
+use tokio::sync::{mpsc, oneshot};
+
+enum LogMessage {
+    Row(Box<NewLogRow>),
+    /// Answered once every row queued before it is stored.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Counters for health reports and benchmarks.
+#[derive(Debug, Default)]
+pub struct LogWriterStats {
+    pub queued: AtomicU64,
+    pub written: AtomicU64,
+    pub batches: AtomicU64,
+    pub write_errors: AtomicU64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct LogWriterConfig {
+    /// How many rows may wait in memory before callers wait for the writer.
+    pub queue_capacity: usize,
+    /// The most rows stored in one transaction.
+    pub max_batch_rows: usize,
+}
+
+impl Default for LogWriterConfig {
+    fn default() -> Self {
+        LogWriterConfig {
+            queue_capacity: 65_536,
+            max_batch_rows: 2_048,
+        }
+    }
+}
+
+/// The sending side, cheap to clone into every request.
+#[derive(Clone)]
+pub struct LogSink {
+    sender: mpsc::Sender<LogMessage>,
+    stats: Arc<LogWriterStats>,
+}
+
+impl LogSink {
+    /// Starts the writer thread over `db`.
+    pub fn start(db: Arc<Db>, config: LogWriterConfig) -> LogSink {
+        let (sender, receiver) = mpsc::channel(config.queue_capacity);
+        let stats = Arc::new(LogWriterStats::default());
+        let writer_stats = stats.clone();
+        std::thread::Builder::new()
+            .name("burncloud-log-writer".into())
+            .spawn(move || run_writer(db, receiver, writer_stats, config.max_batch_rows))
+            .expect("spawning the log writer thread");
+        LogSink { sender, stats }
+    }
+
+    /// Queues one row; waits only when the queue is full, so nothing is ever dropped.
+    pub async fn record(&self, row: NewLogRow) {
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        if self
+            .sender
+            .send(LogMessage::Row(Box::new(row)))
+            .await
+            .is_err()
+        {
+            tracing::error!("log writer is gone; a log row could not be queued");
+        }
+    }
+
+    /// Waits until every row queued so far is stored.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.sender.send(LogMessage::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    pub fn stats(&self) -> &LogWriterStats {
+        &self.stats
+    }
+}
+
+/// Stores whatever has queued up, as one batch, as soon as the writer is free: under load the
+/// batches grow by themselves and when idle a row lands at once.
+fn run_writer(
+    db: Arc<Db>,
+    mut receiver: mpsc::Receiver<LogMessage>,
+    stats: Arc<LogWriterStats>,
+    max_batch: usize,
+) {
+    let mut batch: Vec<NewLogRow> = Vec::with_capacity(max_batch);
+    let mut waiting_flushes: Vec<oneshot::Sender<()>> = Vec::new();
+    while let Some(first) = receiver.blocking_recv() {
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                LogMessage::Row(row) => batch.push(*row),
+                LogMessage::Flush(done) => waiting_flushes.push(done),
+            }
+            if batch.len() < max_batch {
+                next = receiver.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            store_batch(&db, &batch, &stats);
+            batch.clear();
+        }
+        for done in waiting_flushes.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Retries until the batch is stored: a locked or full disk delays logging, it never loses rows.
+fn store_batch(db: &Db, batch: &[NewLogRow], stats: &LogWriterStats) {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match db.write(|connection| logs::insert_batch(connection, batch)) {
+            Ok(()) => {
+                stats
+                    .written
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                stats.batches.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Err(error) => {
+                stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, rows = batch.len(), "storing log rows failed; retrying");
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

@@ -1,0 +1,911 @@
+//! The `/v1` handlers: authenticate, check, walk the candidate channels with failover, answer the
+//! caller, and account for the call (usage, cost, one log row) whatever happens to the caller.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use burncloud_database::{now_ms, token_key_hash, NewLogRow};
+use burncloud_service_api::{EndReason, Money, UsageSource};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::GatewayError;
+use crate::scrub::{scrub, truncate};
+use crate::snapshot::{ChannelEntry, TokenEntry};
+use crate::sse::{event_data, has_key_with, SseSplitter};
+use crate::usage::{collect_generated_text, count_tokens, estimate_prompt, usage_in, Usage};
+use crate::{balancer, Gateway, REQUEST_ID_HEADER};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    ChatCompletions,
+    Completions,
+    Embeddings,
+}
+
+impl Endpoint {
+    fn upstream_path(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "chat/completions",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+        }
+    }
+
+    fn route(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "/v1/chat/completions",
+            Endpoint::Completions => "/v1/completions",
+            Endpoint::Embeddings => "/v1/embeddings",
+        }
+    }
+
+    fn can_stream(self) -> bool {
+        !matches!(self, Endpoint::Embeddings)
+    }
+}
+
+pub(crate) async fn chat_completions(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(gateway, Endpoint::ChatCompletions, headers, body).await
+}
+
+pub(crate) async fn completions(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(gateway, Endpoint::Completions, headers, body).await
+}
+
+pub(crate) async fn embeddings(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(gateway, Endpoint::Embeddings, headers, body).await
+}
+
+fn new_request_id() -> String {
+    format!("req-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
+/// The BurnCloud key of a request: `Authorization: Bearer …` or `x-api-key`.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let value = value.trim();
+        if value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ") {
+            return Some(value[7..].trim());
+        }
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> Result<Arc<TokenEntry>, GatewayError> {
+    let key = presented_key(headers).filter(|key| !key.is_empty()).ok_or_else(|| {
+        GatewayError::InvalidApiKey(
+            "You didn't provide an API key. Send your BurnCloud token as 'Authorization: Bearer sk-bc-…'.".into(),
+        )
+    })?;
+    let snapshot = gateway.snapshot.load();
+    let entry = snapshot
+        .token_by_hash(&token_key_hash(key))
+        .cloned()
+        .ok_or_else(|| GatewayError::InvalidApiKey("Incorrect API key provided.".into()))?;
+    if !entry.token.enabled {
+        return Err(GatewayError::InvalidApiKey(format!(
+            "The token '{}' is disabled.",
+            entry.token.name
+        )));
+    }
+    if entry
+        .token
+        .expires_at_ms
+        .is_some_and(|expires| expires <= now_ms())
+    {
+        return Err(GatewayError::InvalidApiKey(format!(
+            "The token '{}' has expired.",
+            entry.token.name
+        )));
+    }
+    Ok(entry)
+}
+
+/// Everything known about a call once it passed the checks.
+struct Call {
+    request_id: String,
+    started: Instant,
+    created_at_ms: i64,
+    endpoint: Endpoint,
+    token: Arc<TokenEntry>,
+    request: Map<String, Value>,
+    model: String,
+    is_stream: bool,
+    client_wants_usage: bool,
+}
+
+/// How a call ended, for its log row.
+struct Outcome {
+    channel: Option<Arc<ChannelEntry>>,
+    status: u16,
+    error: Option<String>,
+    usage: Usage,
+    usage_source: UsageSource,
+    first_token_ms: Option<u64>,
+    end_reason: EndReason,
+    attempts: u32,
+}
+
+impl Outcome {
+    fn failed(
+        channel: Option<Arc<ChannelEntry>>,
+        error: &GatewayError,
+        attempts: u32,
+        reason: EndReason,
+    ) -> Outcome {
+        Outcome {
+            channel,
+            status: error.status_code().as_u16(),
+            error: Some(truncate(&error.message(), 2000)),
+            usage: Usage::default(),
+            usage_source: UsageSource::Upstream,
+            first_token_ms: None,
+            end_reason: reason,
+            attempts,
+        }
+    }
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> {
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(error) => {
+            let too_large = std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                Err(GatewayError::PayloadTooLarge(limit))
+            } else {
+                Err(GatewayError::BadRequest {
+                    message: format!("could not read the request body: {error}"),
+                    param: None,
+                })
+            }
+        }
+    }
+}
+
+async fn handle(
+    gateway: Arc<Gateway>,
+    endpoint: Endpoint,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let created_at_ms = now_ms();
+    let request_id = new_request_id();
+    let token = match authenticate(&gateway, &headers) {
+        Ok(token) => token,
+        Err(error) => return error.into_response_with_id(&request_id),
+    };
+    let mut call = Call {
+        request_id,
+        started,
+        created_at_ms,
+        endpoint,
+        token,
+        request: Map::new(),
+        model: String::new(),
+        is_stream: false,
+        client_wants_usage: false,
+    };
+    let candidates = match admit(&gateway, &mut call, &headers, body).await {
+        Ok(candidates) => candidates,
+        Err(error) => {
+            let response = error.clone().into_response_with_id(&call.request_id);
+            gateway.in_flight.fetch_add(1, Ordering::Relaxed);
+            record(
+                &gateway,
+                &call,
+                Outcome::failed(None, &error, 0, EndReason::Rejected),
+            )
+            .await;
+            return response;
+        }
+    };
+    // The call runs in its own task so that a caller who hangs up cannot cut its accounting short.
+    gateway.in_flight.fetch_add(1, Ordering::Relaxed);
+    let (reply, response) = oneshot::channel();
+    tokio::spawn(run(gateway, call, candidates, reply));
+    response.await.unwrap_or_else(|_| {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the call ended without an answer",
+        )
+            .into_response()
+    })
+}
+
+/// Parses and checks the request; returns the channels to try, in order.
+async fn admit(
+    gateway: &Gateway,
+    call: &mut Call,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<Arc<ChannelEntry>>, GatewayError> {
+    let limit = gateway.config.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(GatewayError::PayloadTooLarge(limit));
+    }
+    let bytes = read_body(body, limit).await?;
+    call.request = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => {
+            return Err(GatewayError::BadRequest {
+                message: "the request body must be a JSON object".into(),
+                param: None,
+            })
+        }
+        Err(error) => {
+            return Err(GatewayError::BadRequest {
+                message: format!("We could not parse the JSON body of your request: {error}"),
+                param: None,
+            })
+        }
+    };
+    call.model = match call.request.get("model") {
+        Some(Value::String(model)) if !model.trim().is_empty() => model.clone(),
+        _ => {
+            return Err(GatewayError::BadRequest {
+                message: "you must provide a model parameter".into(),
+                param: Some("model"),
+            })
+        }
+    };
+    call.is_stream =
+        call.endpoint.can_stream() && call.request.get("stream") == Some(&Value::Bool(true));
+    if call.is_stream {
+        call.client_wants_usage = call
+            .request
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            == Some(&Value::Bool(true));
+        // Ask for usage whether or not the caller did: it is what the call is billed by.
+        let options = call
+            .request
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !options.is_object() {
+            *options = Value::Object(Map::new());
+        }
+        if let Some(options) = options.as_object_mut() {
+            options.insert("include_usage".into(), Value::Bool(true));
+        }
+    }
+    let token = &call.token.token;
+    if !token.models.is_empty() && !token.models.iter().any(|m| *m == call.model) {
+        return Err(GatewayError::ModelNotAllowed(format!(
+            "The token '{}' is not allowed to use the model '{}'.",
+            token.name, call.model
+        )));
+    }
+    let snapshot = gateway.snapshot.load();
+    if let Some(limit) = token.quota_limit {
+        if Money(call.token.used.load(Ordering::Relaxed)) >= limit {
+            return Err(GatewayError::InsufficientQuota(format!(
+                "You exceeded your current quota: the token '{}' has used its {limit} limit.",
+                token.name
+            )));
+        }
+    }
+    if let Some(credit) = snapshot.account_credit {
+        if gateway.ledger.account_used() >= credit {
+            return Err(GatewayError::InsufficientQuota(
+                "You exceeded your current quota: the account balance is spent. Top up in the console.".into(),
+            ));
+        }
+    }
+    let candidates: Vec<Arc<ChannelEntry>> = snapshot
+        .channels_in_group(&token.group)
+        .filter(|c| c.channel.serves(&call.model))
+        .cloned()
+        .collect();
+    if candidates.is_empty() {
+        return Err(GatewayError::ModelNotFound(format!(
+            "The model '{}' does not exist or you do not have access to it (no enabled channel in group '{}' serves it).",
+            call.model, token.group
+        )));
+    }
+    let mut rng = fastrand::Rng::new();
+    Ok(balancer::order_candidates(candidates, &mut rng))
+}
+
+/// Whether a failure of this kind may be retried on another channel.
+fn is_retryable(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// Reads an upstream body to the end within the idle timeout and size limit.
+async fn read_upstream_body(
+    gateway: &Gateway,
+    response: reqwest::Response,
+    limit: usize,
+) -> Result<Bytes, GatewayError> {
+    let mut stream = response.bytes_stream();
+    let mut body = bytes::BytesMut::new();
+    loop {
+        match tokio::time::timeout(gateway.config.idle_read_timeout, stream.next()).await {
+            Err(_) => {
+                return Err(GatewayError::UpstreamTimeout(
+                    "the upstream stopped sending its answer".into(),
+                ))
+            }
+            Ok(None) => return Ok(body.freeze()),
+            Ok(Some(Err(error))) => {
+                return Err(GatewayError::UpstreamUnreachable(format!(
+                    "the upstream connection failed: {error}"
+                )))
+            }
+            Ok(Some(Ok(chunk))) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(GatewayError::UpstreamUnreachable(format!(
+                        "the upstream answer is larger than {limit} bytes"
+                    )));
+                }
+                body.extend_from_slice(&chunk);
+            }
+        }
+    }
+}
+
+fn with_request_id(mut response: Response, request_id: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+/// What one attempt on one channel came to.
+enum Attempt {
+    /// The call is answered (success or a final error) and accounted for.
+    Done(Outcome),
+    /// Try the next channel.
+    Failed(GatewayError),
+}
+
+async fn run(
+    gateway: Arc<Gateway>,
+    call: Call,
+    candidates: Vec<Arc<ChannelEntry>>,
+    reply: oneshot::Sender<Response>,
+) {
+    let mut reply = Some(reply);
+    let mut attempts = 0u32;
+    let mut last: Option<(Arc<ChannelEntry>, GatewayError)> = None;
+    let mut cached_body: Option<(String, Bytes)> = None;
+    for channel in candidates
+        .into_iter()
+        .take(gateway.config.max_attempts.max(1))
+    {
+        attempts += 1;
+        let upstream_model = channel.channel.upstream_model(&call.model).to_string();
+        let body = match &cached_body {
+            Some((model, body)) if *model == upstream_model => body.clone(),
+            _ => {
+                let mut request = call.request.clone();
+                request.insert("model".into(), Value::String(upstream_model.clone()));
+                let body = Bytes::from(serde_json::to_vec(&request).unwrap_or_default());
+                cached_body = Some((upstream_model.clone(), body.clone()));
+                body
+            }
+        };
+        match attempt(&gateway, &call, &channel, body, &mut reply).await {
+            Attempt::Done(mut outcome) => {
+                outcome.attempts = attempts;
+                outcome.channel = Some(channel);
+                record(&gateway, &call, outcome).await;
+                return;
+            }
+            Attempt::Failed(error) => {
+                tracing::debug!(request_id = %call.request_id, channel = %channel.channel.name, error = %error.message(), "attempt failed");
+                last = Some((channel, error));
+            }
+        }
+    }
+    let (channel, error) = match last {
+        Some((channel, error)) => (Some(channel), error),
+        None => (
+            None,
+            GatewayError::UpstreamUnreachable("no channel could be tried".into()),
+        ),
+    };
+    let delivered = reply.take().is_some_and(|reply| {
+        reply
+            .send(error.clone().into_response_with_id(&call.request_id))
+            .is_ok()
+    });
+    let reason = if delivered {
+        EndReason::UpstreamError
+    } else {
+        EndReason::ClientCancelled
+    };
+    record(
+        &gateway,
+        &call,
+        Outcome::failed(channel, &error, attempts, reason),
+    )
+    .await;
+}
+
+async fn attempt(
+    gateway: &Gateway,
+    call: &Call,
+    channel: &ChannelEntry,
+    body: Bytes,
+    reply: &mut Option<oneshot::Sender<Response>>,
+) -> Attempt {
+    let url = format!("{}/{}", channel.base_url, call.endpoint.upstream_path());
+    let mut request = gateway
+        .http
+        .post(url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body);
+    if let Some(authorization) = &channel.authorization {
+        request = request.header(header::AUTHORIZATION, authorization.clone());
+    }
+    let response =
+        match tokio::time::timeout(gateway.config.first_byte_timeout, request.send()).await {
+            Err(_) => {
+                return Attempt::Failed(GatewayError::UpstreamTimeout(format!(
+                    "channel '{}' did not answer within {} s",
+                    channel.channel.name,
+                    gateway.config.first_byte_timeout.as_secs_f32()
+                )))
+            }
+            Ok(Err(error)) => {
+                let message = scrub(
+                    &format!(
+                        "channel '{}' could not be reached: {error}",
+                        channel.channel.name
+                    ),
+                    &channel.api_key,
+                );
+                return Attempt::Failed(GatewayError::UpstreamUnreachable(message));
+            }
+            Ok(Ok(response)) => response,
+        };
+    let status =
+        StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    if !status.is_success() {
+        let body = read_upstream_body(gateway, response, 1024 * 1024)
+            .await
+            .unwrap_or_default();
+        let body = Bytes::from(scrub(&String::from_utf8_lossy(&body), &channel.api_key));
+        let error = GatewayError::Upstream { status, body };
+        if is_retryable(status) {
+            return Attempt::Failed(error);
+        }
+        let delivered = reply.take().is_some_and(|reply| {
+            reply
+                .send(error.clone().into_response_with_id(&call.request_id))
+                .is_ok()
+        });
+        let reason = if delivered {
+            EndReason::UpstreamError
+        } else {
+            EndReason::ClientCancelled
+        };
+        return Attempt::Done(Outcome::failed(None, &error, 0, reason));
+    }
+    let is_event_stream = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if call.is_stream && is_event_stream {
+        return crate::proxy::stream(gateway, call, channel, response, reply).await;
+    }
+    complete(gateway, call, channel, status, response, reply).await
+}
+
+/// A whole (non-streamed) answer: read it, pass it on, read its usage.
+async fn complete(
+    gateway: &Gateway,
+    call: &Call,
+    channel: &ChannelEntry,
+    status: StatusCode,
+    response: reqwest::Response,
+    reply: &mut Option<oneshot::Sender<Response>>,
+) -> Attempt {
+    let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+    let body = match read_upstream_body(gateway, response, gateway.config.max_response_bytes).await
+    {
+        Ok(body) => body,
+        // Nothing reached the caller yet, so another channel may still answer.
+        Err(error) => return Attempt::Failed(scrubbed(error, channel)),
+    };
+    let first_token_ms = Some(call.started.elapsed().as_millis() as u64);
+    let (usage, usage_source) = match usage_in(&body) {
+        Some(usage) => (usage, UsageSource::Upstream),
+        None => {
+            let mut text = String::new();
+            if let Ok(value) = serde_json::from_slice::<Value>(&body) {
+                collect_generated_text(&value, &mut text);
+            }
+            let usage = Usage {
+                prompt_tokens: estimate_prompt(&call.request),
+                completion_tokens: count_tokens(&text),
+            };
+            (usage, UsageSource::Estimated)
+        }
+    };
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        content_type.unwrap_or_else(|| HeaderValue::from_static("application/json")),
+    );
+    let delivered = reply.take().is_some_and(|reply| {
+        reply
+            .send(with_request_id(response, &call.request_id))
+            .is_ok()
+    });
+    Attempt::Done(Outcome {
+        channel: None,
+        status: status.as_u16(),
+        error: None,
+        usage,
+        usage_source,
+        first_token_ms,
+        end_reason: if delivered {
+            EndReason::Completed
+        } else {
+            EndReason::ClientCancelled
+        },
+        attempts: 0,
+    })
+}
+
+fn scrubbed(error: GatewayError, channel: &ChannelEntry) -> GatewayError {
+    match error {
+        GatewayError::UpstreamUnreachable(message) => {
+            GatewayError::UpstreamUnreachable(scrub(&message, &channel.api_key))
+        }
+        other => other,
+    }
+}
+
+/// Bytes of stream events kept for estimating usage when the upstream reports none.
+const MAX_KEPT_FOR_ESTIMATE: usize = 8 * 1024 * 1024;
+
+/// What the stream pump learns while forwarding events.
+#[derive(Default)]
+struct StreamWatch {
+    usage: Option<Usage>,
+    finished: bool,
+    kept: Vec<Bytes>,
+    kept_bytes: usize,
+}
+
+impl StreamWatch {
+    /// Inspects one complete event; returns whether it goes on to the caller.
+    fn inspect(&mut self, event: &Bytes, client_wants_usage: bool) -> bool {
+        let Some(data) = event_data(event) else {
+            return true;
+        };
+        if data.as_slice() == b"[DONE]" {
+            self.finished = true;
+            return true;
+        }
+        if has_key_with(&data, b"\"finish_reason\"", b'"') {
+            self.finished = true;
+        }
+        if has_key_with(&data, b"\"usage\"", b'{') {
+            if let Some(usage) = usage_in(&data) {
+                self.usage = Some(usage);
+                self.kept.clear();
+                // The usage-only chunk exists because we asked for it: drop it unless the caller did.
+                let usage_only = serde_json::from_slice::<Value>(&data)
+                    .ok()
+                    .and_then(|v| {
+                        v.get("choices")
+                            .and_then(Value::as_array)
+                            .map(Vec::is_empty)
+                    })
+                    .unwrap_or(false);
+                return client_wants_usage || !usage_only;
+            }
+        }
+        if self.usage.is_none() && self.kept_bytes + data.len() <= MAX_KEPT_FOR_ESTIMATE {
+            self.kept_bytes += data.len();
+            self.kept.push(Bytes::from(data));
+        }
+        true
+    }
+
+    fn usage(&self, call: &Call) -> (Usage, UsageSource) {
+        if let Some(usage) = self.usage {
+            return (usage, UsageSource::Upstream);
+        }
+        let mut text = String::new();
+        for data in &self.kept {
+            if let Ok(value) = serde_json::from_slice::<Value>(data) {
+                collect_generated_text(&value, &mut text);
+            }
+        }
+        (
+            Usage {
+                prompt_tokens: estimate_prompt(&call.request),
+                completion_tokens: count_tokens(&text),
+            },
+            UsageSource::Estimated,
+        )
+    }
+}
+
+type ChunkSender = mpsc::Sender<Result<Bytes, std::io::Error>>;
+
+/// A streamed answer: wait for its first chunk (before that, another channel may still answer),
+/// then forward each event as soon as it is complete.
+async fn stream(
+    gateway: &Gateway,
+    call: &Call,
+    channel: &ChannelEntry,
+    response: reqwest::Response,
+    reply: &mut Option<oneshot::Sender<Response>>,
+) -> Attempt {
+    let mut upstream = response.bytes_stream();
+    let first = match tokio::time::timeout(gateway.config.first_byte_timeout, upstream.next()).await
+    {
+        Ok(Some(Ok(chunk))) => chunk,
+        Ok(Some(Err(error))) => {
+            return Attempt::Failed(scrubbed(
+                GatewayError::UpstreamUnreachable(format!(
+                    "the upstream stream failed before its first byte: {error}"
+                )),
+                channel,
+            ))
+        }
+        Ok(None) => {
+            return Attempt::Failed(GatewayError::UpstreamUnreachable(
+                "the upstream stream was empty".into(),
+            ))
+        }
+        Err(_) => {
+            return Attempt::Failed(GatewayError::UpstreamTimeout(
+                "the upstream stream sent nothing".into(),
+            ))
+        }
+    };
+    let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    let body = Body::from_stream(futures_util::stream::unfold(
+        receiver,
+        |mut receiver| async move { receiver.recv().await.map(|item| (item, receiver)) },
+    ));
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    let mut client_gone = !reply.take().is_some_and(|reply| {
+        reply
+            .send(with_request_id(response, &call.request_id))
+            .is_ok()
+    });
+
+    let mut splitter = SseSplitter::default();
+    let mut watch = StreamWatch::default();
+    let mut first_token_ms: Option<u64> = None;
+    let mut cut: Option<String> = None;
+    let mut drain_deadline: Option<tokio::time::Instant> = None;
+    let mut next_chunk = Some(first);
+    loop {
+        let chunk = match next_chunk.take() {
+            Some(chunk) => chunk,
+            None => {
+                let wait = match drain_deadline {
+                    Some(deadline) => {
+                        deadline.saturating_duration_since(tokio::time::Instant::now())
+                    }
+                    None => gateway.config.idle_read_timeout,
+                };
+                match tokio::time::timeout(wait, upstream.next()).await {
+                    Ok(Some(Ok(chunk))) => chunk,
+                    Ok(None) => break,
+                    Ok(Some(Err(error))) => {
+                        cut = Some(scrub(
+                            &format!("the upstream stream broke: {error}"),
+                            &channel.api_key,
+                        ));
+                        break;
+                    }
+                    Err(_) => {
+                        if drain_deadline.is_none() {
+                            cut = Some("the upstream stream went silent".into());
+                        }
+                        break;
+                    }
+                }
+            }
+        };
+        let events = splitter.push(&chunk);
+        let forward = forwardable(&mut watch, &chunk, events, call.client_wants_usage);
+        if let Some(bytes) = forward {
+            if first_token_ms.is_none() {
+                first_token_ms = Some(call.started.elapsed().as_millis() as u64);
+            }
+            if !client_gone {
+                client_gone = !send(&sender, bytes).await;
+            }
+        }
+        if client_gone && drain_deadline.is_none() {
+            drain_deadline =
+                Some(tokio::time::Instant::now() + gateway.config.cancel_drain_timeout);
+        }
+    }
+    if let Some(rest) = splitter.finish() {
+        if watch.inspect(&rest, call.client_wants_usage) && !client_gone {
+            client_gone = !send(&sender, rest).await;
+        }
+    }
+    if !watch.finished && cut.is_none() && !client_gone {
+        cut = Some("the upstream stream ended before it finished".into());
+    }
+    if let (Some(message), false) = (&cut, client_gone) {
+        let event = serde_json::json!({"error": {"message": message, "type": "upstream_error", "param": null, "code": "upstream_cut"}});
+        send(&sender, Bytes::from(format!("data: {event}\n\n"))).await;
+    }
+    let (usage, usage_source) = watch.usage(call);
+    let end_reason = if client_gone {
+        EndReason::ClientCancelled
+    } else if cut.is_some() {
+        EndReason::UpstreamCut
+    } else {
+        EndReason::Completed
+    };
+    Attempt::Done(Outcome {
+        channel: None,
+        status: 200,
+        error: cut,
+        usage,
+        usage_source,
+        first_token_ms,
+        end_reason,
+        attempts: 0,
+    })
+}
+
+/// The bytes of `chunk` to pass on: the chunk itself when every event in it goes through whole.
+fn forwardable(
+    watch: &mut StreamWatch,
+    chunk: &Bytes,
+    events: Vec<Bytes>,
+    client_wants_usage: bool,
+) -> Option<Bytes> {
+    let total: usize = events.iter().map(Bytes::len).sum();
+    let mut kept: Vec<Bytes> = Vec::with_capacity(events.len());
+    let mut dropped = false;
+    for event in events {
+        if watch.inspect(&event, client_wants_usage) {
+            kept.push(event);
+        } else {
+            dropped = true;
+        }
+    }
+    if kept.is_empty() {
+        return None;
+    }
+    if !dropped && kept.len() == 1 {
+        return kept.pop();
+    }
+    if !dropped && total == chunk.len() && kept.len() > 1 {
+        return Some(chunk.clone());
+    }
+    let mut joined = bytes::BytesMut::with_capacity(kept.iter().map(Bytes::len).sum());
+    for event in kept {
+        joined.extend_from_slice(&event);
+    }
+    Some(joined.freeze())
+}
+
+async fn send(sender: &ChunkSender, bytes: Bytes) -> bool {
+    sender.send(Ok(bytes)).await.is_ok()
+}
+
+/// Prices the call, charges it, and queues its log row.
+async fn record(gateway: &Gateway, call: &Call, outcome: Outcome) {
+    let snapshot = gateway.snapshot.load();
+    let upstream_model = outcome
+        .channel
+        .as_ref()
+        .map(|c| c.channel.upstream_model(&call.model).to_string());
+    let price = snapshot
+        .price(&call.model)
+        .or_else(|| upstream_model.as_deref().and_then(|m| snapshot.price(m)));
+    let cost = match price {
+        Some(price) => Money::per_million_tokens(price.input_per_mtok, outcome.usage.prompt_tokens)
+            .saturating_add(Money::per_million_tokens(
+                price.output_per_mtok,
+                outcome.usage.completion_tokens,
+            )),
+        None => Money::ZERO,
+    };
+    gateway.ledger.charge(&call.token, cost);
+    let row = NewLogRow {
+        request_id: call.request_id.clone(),
+        created_at_ms: call.created_at_ms,
+        token_id: Some(call.token.token.id),
+        token_name: Some(call.token.token.name.clone()),
+        channel_id: outcome.channel.as_ref().map(|c| c.channel.id),
+        channel_name: outcome.channel.as_ref().map(|c| c.channel.name.clone()),
+        endpoint: call.endpoint.route().to_string(),
+        model: call.model.clone(),
+        upstream_model,
+        is_stream: call.is_stream,
+        status: outcome.status,
+        error: outcome.error,
+        prompt_tokens: outcome.usage.prompt_tokens,
+        completion_tokens: outcome.usage.completion_tokens,
+        usage_source: outcome.usage_source,
+        cost,
+        priced: price.is_some(),
+        latency_ms: call.started.elapsed().as_millis() as u64,
+        first_token_ms: outcome.first_token_ms,
+        end_reason: outcome.end_reason,
+        attempts: outcome.attempts,
+    };
+    gateway.logs.record(row).await;
+    gateway.in_flight.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// `GET /v1/models`: the models this token may use.
+pub(crate) async fn list_models(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+) -> Response {
+    let request_id = new_request_id();
+    let token = match authenticate(&gateway, &headers) {
+        Ok(token) => token,
+        Err(error) => return error.into_response_with_id(&request_id),
+    };
+    let snapshot = gateway.snapshot.load();
+    let mut models: Vec<(&str, &str)> = Vec::new();
+    for entry in snapshot.channels_in_group(&token.token.group) {
+        let channel = &entry.channel;
+        for model in channel.models.iter().chain(channel.model_mapping.keys()) {
+            let allowed =
+                token.token.models.is_empty() || token.token.models.iter().any(|m| m == model);
+            if allowed && !models.iter().any(|(known, _)| known == model) {
+                models.push((model, channel.kind.as_str()));
+            }
+        }
+    }
+    models.sort_unstable();
+    let data: Vec<Value> = models
+        .into_iter()
+        .map(|(id, owner)| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))
+        .collect();
+    let body = serde_json::json!({"object": "list", "data": data});
+    with_request_id(axum::Json(body).into_response(), &request_id)
+}

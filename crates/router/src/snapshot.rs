@@ -1,0 +1,156 @@
+//! The in-memory configuration the hot path reads: tokens by key hash, channels, prices and the
+//! account, swapped whole when the configuration changes. Spend counters outlive snapshots.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::http::HeaderValue;
+use burncloud_database::GatewayConfig;
+use burncloud_service_api::{Channel, Money, Price, Token};
+
+/// A token as the router sees it, with its live spend.
+#[derive(Debug)]
+pub struct TokenEntry {
+    pub token: Token,
+    pub used: Arc<AtomicI64>,
+}
+
+/// A routable channel: its URL prefix and ready-made auth header.
+pub struct ChannelEntry {
+    pub channel: Channel,
+    pub base_url: String,
+    pub authorization: Option<HeaderValue>,
+    pub api_key: String,
+}
+
+impl std::fmt::Debug for ChannelEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelEntry")
+            .field("channel", &self.channel)
+            .field("base_url", &self.base_url)
+            .finish()
+    }
+}
+
+/// Live spend per token and for the account. It is charged as calls finish, ahead of the log
+/// writer, so that quota checks see spending the database has not stored yet.
+pub struct SpendLedger {
+    tokens: Mutex<HashMap<i64, Arc<AtomicI64>>>,
+    account: AtomicI64,
+}
+
+impl SpendLedger {
+    /// Starts from what the database says the account has spent.
+    pub fn new(account_used: Money) -> SpendLedger {
+        SpendLedger {
+            tokens: Mutex::default(),
+            account: AtomicI64::new(account_used.0),
+        }
+    }
+
+    fn token_counter(&self, token: &Token) -> Arc<AtomicI64> {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        tokens
+            .entry(token.id)
+            .or_insert_with(|| Arc::new(AtomicI64::new(token.used_quota.0)))
+            .clone()
+    }
+
+    pub fn account_used(&self) -> Money {
+        Money(self.account.load(Ordering::Relaxed))
+    }
+
+    pub fn charge(&self, token: &TokenEntry, cost: Money) {
+        if cost.0 != 0 {
+            token.used.fetch_add(cost.0, Ordering::Relaxed);
+            self.account.fetch_add(cost.0, Ordering::Relaxed);
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    tokens_by_hash: HashMap<String, Arc<TokenEntry>>,
+    /// Enabled channels only, highest priority first.
+    channels: Vec<Arc<ChannelEntry>>,
+    prices: HashMap<String, Price>,
+    pub account_credit: Option<Money>,
+}
+
+impl Snapshot {
+    pub fn build(config: GatewayConfig, ledger: &SpendLedger) -> Snapshot {
+        let tokens_by_hash = config
+            .tokens
+            .into_iter()
+            .map(|record| {
+                let used = ledger.token_counter(&record.token);
+                (
+                    record.key_hash,
+                    Arc::new(TokenEntry {
+                        token: record.token,
+                        used,
+                    }),
+                )
+            })
+            .collect();
+        let mut channels: Vec<Arc<ChannelEntry>> = config
+            .channels
+            .into_iter()
+            .filter(|record| record.channel.enabled)
+            .filter_map(|record| {
+                let base_url = record
+                    .channel
+                    .effective_base_url()?
+                    .trim_end_matches('/')
+                    .to_string();
+                let key = record.api_key.expose();
+                let authorization = if key.is_empty() {
+                    None
+                } else {
+                    HeaderValue::from_str(&format!("Bearer {key}")).ok()
+                };
+                let mut authorization = authorization;
+                if let Some(value) = authorization.as_mut() {
+                    value.set_sensitive(true);
+                }
+                Some(Arc::new(ChannelEntry {
+                    channel: record.channel,
+                    base_url,
+                    authorization,
+                    api_key: key.to_string(),
+                }))
+            })
+            .collect();
+        channels.sort_by_key(|entry| std::cmp::Reverse(entry.channel.priority));
+        let prices = config
+            .prices
+            .into_iter()
+            .map(|price| (price.model.clone(), price))
+            .collect();
+        Snapshot {
+            tokens_by_hash,
+            channels,
+            prices,
+            account_credit: config.account.credit,
+        }
+    }
+
+    pub fn token_by_hash(&self, hash: &str) -> Option<&Arc<TokenEntry>> {
+        self.tokens_by_hash.get(hash)
+    }
+
+    /// Channels of `group` that are enabled, highest priority first. The group `default` is
+    /// every channel until groups with members exist.
+    pub fn channels_in_group<'a>(
+        &'a self,
+        group: &str,
+    ) -> impl Iterator<Item = &'a Arc<ChannelEntry>> + 'a {
+        let everything = group == "default";
+        self.channels.iter().filter(move |_| everything)
+    }
+
+    pub fn price(&self, model: &str) -> Option<&Price> {
+        self.prices.get(model)
+    }
+}

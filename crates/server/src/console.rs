@@ -1,0 +1,277 @@
+//! `/console/api/*`: thin handlers that check the admin key, extract, call one service method on a
+//! blocking thread, and answer JSON.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Json;
+use burncloud_service_api::{
+    AccountPatch, AccountService, ChannelInput, ChannelPatch, ChannelService, LogQuery, LogService,
+    Money, PriceInput, PriceService, TokenInput, TokenPatch, TokenService, UsageQuery,
+};
+use burncloud_service_gateway::GatewayStore;
+use serde::Deserialize;
+
+use crate::{AppState, ConsoleError};
+
+type ConsoleResult = Result<Response, ConsoleError>;
+
+pub(crate) fn routes(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/console/api/channels",
+            get(list_channels).post(create_channel),
+        )
+        .route(
+            "/console/api/channels/{id}",
+            get(get_channel).put(update_channel).delete(delete_channel),
+        )
+        .route("/console/api/tokens", get(list_tokens).post(create_token))
+        .route(
+            "/console/api/tokens/{id}",
+            get(get_token).put(update_token).delete(delete_token),
+        )
+        .route("/console/api/prices", get(list_prices))
+        .route(
+            "/console/api/prices/{model}",
+            put(set_price).delete(delete_price),
+        )
+        .route("/console/api/account", get(get_account).put(update_account))
+        .route("/console/api/account/topup", post(top_up))
+        .route("/console/api/logs", get(query_logs))
+        .route("/console/api/usage", get(usage))
+        .route("/console/api/{*rest}", axum::routing::any(not_found))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_admin_key,
+        ))
+        .with_state(state)
+}
+
+/// Compares in time independent of where the first difference is.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+async fn require_admin_key(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    match presented {
+        Some(key) if same_secret(key.as_bytes(), state.admin_key().as_bytes()) => {
+            next.run(request).await
+        }
+        _ => ConsoleError::Unauthorized.into_response(),
+    }
+}
+
+pub(crate) async fn not_found(uri: Uri) -> Response {
+    if uri.path().starts_with("/v1/") || uri.path() == "/v1" {
+        let body = serde_json::json!({"error": {
+            "message": format!("Invalid URL (no route {}).", uri.path()),
+            "type": "invalid_request_error", "param": null, "code": "unknown_url"
+        }});
+        return (StatusCode::NOT_FOUND, Json(body)).into_response();
+    }
+    ConsoleError::NotFound(format!("no route {}", uri.path())).into_response()
+}
+
+/// Runs a service call on a blocking thread (SQLite is synchronous) and answers its JSON.
+async fn call<T, F>(state: &AppState, status: StatusCode, work: F) -> ConsoleResult
+where
+    T: serde::Serialize + Send + 'static,
+    F: FnOnce(&GatewayStore) -> Result<T, burncloud_service_api::ServiceError> + Send + 'static,
+{
+    let store: Arc<GatewayStore> = state.store.clone();
+    let value = tokio::task::spawn_blocking(move || work(&store))
+        .await
+        .map_err(|e| ConsoleError::Internal(format!("service task failed: {e}")))??;
+    Ok((status, Json(value)).into_response())
+}
+
+fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ConsoleError> {
+    payload
+        .map(|Json(value)| value)
+        .map_err(|rejection| ConsoleError::BadRequest(rejection.body_text()))
+}
+
+fn query<T>(payload: Result<Query<T>, QueryRejection>) -> Result<T, ConsoleError> {
+    payload
+        .map(|Query(value)| value)
+        .map_err(|rejection| ConsoleError::BadRequest(rejection.body_text()))
+}
+
+fn id(
+    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+) -> Result<i64, ConsoleError> {
+    path.map(|Path(id)| id)
+        .map_err(|_| ConsoleError::BadRequest("the id in the path must be an integer".into()))
+}
+
+async fn list_channels(State(state): State<AppState>) -> ConsoleResult {
+    call(&state, StatusCode::OK, |s| s.list_channels()).await
+}
+
+async fn create_channel(
+    State(state): State<AppState>,
+    payload: Result<Json<ChannelInput>, JsonRejection>,
+) -> ConsoleResult {
+    let input = body(payload)?;
+    call(&state, StatusCode::CREATED, move |s| {
+        s.create_channel(input)
+    })
+    .await
+}
+
+async fn get_channel(
+    State(state): State<AppState>,
+    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+) -> ConsoleResult {
+    let id = id(path)?;
+    call(&state, StatusCode::OK, move |s| s.get_channel(id)).await
+}
+
+async fn update_channel(
+    State(state): State<AppState>,
+    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+    payload: Result<Json<ChannelPatch>, JsonRejection>,
+) -> ConsoleResult {
+    let (id, patch) = (id(path)?, body(payload)?);
+    call(&state, StatusCode::OK, move |s| s.update_channel(id, patch)).await
+}
+
+async fn delete_channel(
+    State(state): State<AppState>,
+    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+) -> ConsoleResult {
+    let id = id(path)?;
+    call(&state, StatusCode::OK, move |s| {
+        s.delete_channel(id)
+            .map(|()| serde_json::json!({"deleted": id}))
+    })
+    .await
+}
+
+async fn list_tokens(State(state): State<AppState>) -> ConsoleResult {
+    call(&state, StatusCode::OK, |s| s.list_tokens()).await
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    payload: Result<Json<TokenInput>, JsonRejection>,
+) -> ConsoleResult {
+    let input = body(payload)?;
+    call(&state, StatusCode::CREATED, move |s| s.create_token(input)).await
+}
+
+async fn get_token(
+    State(state): State<AppState>,
+    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+) -> ConsoleResult {
+    let id = id(path)?;
+    call(&state, StatusCode::OK, move |s| s.get_token(id)).await
+}
+
+async fn update_token(
+    State(state): State<AppState>,
+    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+    payload: Result<Json<TokenPatch>, JsonRejection>,
+) -> ConsoleResult {
+    let (id, patch) = (id(path)?, body(payload)?);
+    call(&state, StatusCode::OK, move |s| s.update_token(id, patch)).await
+}
+
+async fn delete_token(
+    State(state): State<AppState>,
+    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+) -> ConsoleResult {
+    let id = id(path)?;
+    call(&state, StatusCode::OK, move |s| {
+        s.delete_token(id)
+            .map(|()| serde_json::json!({"deleted": id}))
+    })
+    .await
+}
+
+async fn list_prices(State(state): State<AppState>) -> ConsoleResult {
+    call(&state, StatusCode::OK, |s| s.list_prices()).await
+}
+
+async fn set_price(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    payload: Result<Json<PriceInput>, JsonRejection>,
+) -> ConsoleResult {
+    let input = body(payload)?;
+    call(&state, StatusCode::OK, move |s| s.set_price(&model, input)).await
+}
+
+async fn delete_price(State(state): State<AppState>, Path(model): Path<String>) -> ConsoleResult {
+    call(&state, StatusCode::OK, move |s| {
+        s.delete_price(&model)
+            .map(|()| serde_json::json!({"deleted": model}))
+    })
+    .await
+}
+
+async fn get_account(State(state): State<AppState>) -> ConsoleResult {
+    call(&state, StatusCode::OK, |s| s.account()).await
+}
+
+async fn update_account(
+    State(state): State<AppState>,
+    payload: Result<Json<AccountPatch>, JsonRejection>,
+) -> ConsoleResult {
+    let patch = body(payload)?;
+    call(&state, StatusCode::OK, move |s| s.update_account(patch)).await
+}
+
+#[derive(Deserialize)]
+struct TopUp {
+    amount: Money,
+}
+
+async fn top_up(
+    State(state): State<AppState>,
+    payload: Result<Json<TopUp>, JsonRejection>,
+) -> ConsoleResult {
+    let TopUp { amount } = body(payload)?;
+    call(&state, StatusCode::OK, move |s| s.top_up(amount)).await
+}
+
+async fn query_logs(
+    State(state): State<AppState>,
+    params: Result<Query<LogQuery>, QueryRejection>,
+) -> ConsoleResult {
+    let filter = query(params)?;
+    call(&state, StatusCode::OK, move |s| s.query_logs(&filter)).await
+}
+
+async fn usage(
+    State(state): State<AppState>,
+    params: Result<Query<UsageQuery>, QueryRejection>,
+) -> ConsoleResult {
+    let filter = query(params)?;
+    call(&state, StatusCode::OK, move |s| s.usage(&filter)).await
+}

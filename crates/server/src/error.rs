@@ -1,0 +1,70 @@
+//! The console API's error type: `{"error":{"message","code"}}` with a fitting status.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use burncloud_service_api::ServiceError;
+
+#[derive(Debug)]
+pub enum ConsoleError {
+    Unauthorized,
+    BadRequest(String),
+    NotFound(String),
+    Service(ServiceError),
+    Internal(String),
+}
+
+impl From<ServiceError> for ConsoleError {
+    fn from(error: ServiceError) -> Self {
+        ConsoleError::Service(error)
+    }
+}
+
+impl ConsoleError {
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            ConsoleError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ConsoleError::NotFound(_) => StatusCode::NOT_FOUND,
+            ConsoleError::Service(error) => match error {
+                ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+                ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
+                ServiceError::Conflict(_) => StatusCode::CONFLICT,
+                ServiceError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ConsoleError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ConsoleError::Unauthorized => "unauthorized",
+            ConsoleError::BadRequest(_) => "invalid_request",
+            ConsoleError::NotFound(_) => "not_found",
+            ConsoleError::Service(error) => error.code(),
+            ConsoleError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            ConsoleError::Unauthorized => {
+                "missing or wrong admin key: send 'Authorization: Bearer <key>' (see `burncloud admin-key`)".into()
+            }
+            ConsoleError::BadRequest(m) | ConsoleError::NotFound(m) | ConsoleError::Internal(m) => m.clone(),
+            ConsoleError::Service(error) => error.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        if matches!(
+            self,
+            ConsoleError::Service(ServiceError::Storage(_)) | ConsoleError::Internal(_)
+        ) {
+            tracing::error!(error = %self.message(), "console request failed");
+        }
+        let body = serde_json::json!({"error": {"message": self.message(), "code": self.code()}});
+        (self.status_code(), axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,151 @@
+//! The HTTP application: `/health`, the console API (`/console/api/*`) over the services, and the
+//! `/v1` data plane as the fallback; plus opening the data dir and serving with graceful shutdown.
+
+mod admin_key;
+mod console;
+mod error;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use burncloud_database::Db;
+use burncloud_router::{create_router_app, Gateway, LogWriterConfig, RouterConfig};
+use burncloud_service_gateway::GatewayStore;
+
+pub use admin_key::{load_or_create_admin_key, ADMIN_KEY_ENV, ADMIN_KEY_FILE};
+pub use burncloud_router::RouterConfig as GatewayLimits;
+pub use error::ConsoleError;
+
+pub const DATABASE_FILE: &str = "burncloud.db";
+
+/// Errors while starting up.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the database: {0}")]
+    Database(#[from] burncloud_database::DbError),
+    #[error("cannot read or create the admin key {path}: {source}")]
+    AdminKey {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Everything the HTTP app serves from: the services, the data plane, and the admin key.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<GatewayStore>,
+    pub gateway: Arc<Gateway>,
+    admin_key: Arc<str>,
+}
+
+impl AppState {
+    /// Opens `data_dir/burncloud.db` (creating the dir), applies migrations, starts the log writer.
+    pub fn open(data_dir: &Path, router: RouterConfig) -> Result<AppState, StartError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StartError::AdminKey {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let admin_key = load_or_create_admin_key(data_dir)?;
+        let db = Arc::new(Db::open(data_dir.join(DATABASE_FILE))?);
+        let gateway = Gateway::new(db.clone(), router, LogWriterConfig::default())?;
+        let store = Arc::new(GatewayStore::new(db));
+        let reload_target = gateway.clone();
+        store.on_change(Box::new(move || {
+            if let Err(error) = reload_target.reload() {
+                tracing::error!(%error, "reloading the gateway configuration failed; serving the previous one");
+            }
+        }));
+        Ok(AppState {
+            store,
+            gateway,
+            admin_key: admin_key.into(),
+        })
+    }
+
+    pub fn admin_key(&self) -> &str {
+        &self.admin_key
+    }
+}
+
+/// The whole HTTP application.
+pub fn create_app(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/health",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .merge(console::routes(state.clone()))
+        .merge(create_router_app(state.gateway.clone()))
+        .fallback(console::not_found)
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves; then stops accepting, lets calls in
+/// progress finish (up to `grace`), and stores every queued log row before returning.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let gateway = state.gateway.clone();
+    let app = create_app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    shutdown.await;
+    tracing::info!("shutting down: no new connections; finishing calls in progress");
+    let _ = stop_accepting.send(());
+    let started = tokio::time::Instant::now();
+    match tokio::time::timeout(grace, server).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(join_error)) => tracing::error!(%join_error, "the server task failed"),
+        Err(_) => tracing::warn!("connections still open after {grace:?}; closing them"),
+    }
+    gateway
+        .drain(
+            grace
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_secs(1)),
+        )
+        .await;
+    tracing::info!(
+        written = gateway
+            .log_sink()
+            .stats()
+            .written
+            .load(std::sync::atomic::Ordering::Relaxed),
+        "log rows stored; bye"
+    );
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM (Ctrl-C on Windows).
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,30 @@
+//! The one error type of the service layer; front ends map it to their own shapes.
+
+/// What went wrong in a service call, in terms a caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+impl ServiceError {
+    /// A stable machine-readable code for the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServiceError::NotFound(_) => "not_found",
+            ServiceError::Invalid(_) => "invalid_request",
+            ServiceError::Conflict(_) => "conflict",
+            ServiceError::Storage(_) => "storage_error",
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ServiceError::Invalid(message.into())
+    }
+}

@@ -1,0 +1,54 @@
+//! The boundary between BurnCloud's front ends (window, console API) and its services: plain data
+//! types and the traits that serve them. No IO lives here.
+
+mod error;
+mod money;
+mod secret;
+mod types;
+
+pub use error::ServiceError;
+pub use money::{Money, MoneyParseError};
+pub use secret::Secret;
+pub use types::*;
+
+/// Results of every service call.
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Provider channels: where requests go.
+pub trait ChannelService: Send + Sync {
+    fn list_channels(&self) -> ServiceResult<Vec<Channel>>;
+    fn get_channel(&self, id: i64) -> ServiceResult<Channel>;
+    fn create_channel(&self, input: ChannelInput) -> ServiceResult<Channel>;
+    fn update_channel(&self, id: i64, patch: ChannelPatch) -> ServiceResult<Channel>;
+    fn delete_channel(&self, id: i64) -> ServiceResult<()>;
+}
+
+/// Gateway tokens: who may call, with which limits.
+pub trait TokenService: Send + Sync {
+    fn list_tokens(&self) -> ServiceResult<Vec<Token>>;
+    fn get_token(&self, id: i64) -> ServiceResult<Token>;
+    /// The only call that ever returns the full key.
+    fn create_token(&self, input: TokenInput) -> ServiceResult<CreatedToken>;
+    fn update_token(&self, id: i64, patch: TokenPatch) -> ServiceResult<Token>;
+    fn delete_token(&self, id: i64) -> ServiceResult<()>;
+}
+
+/// Model prices per million tokens.
+pub trait PriceService: Send + Sync {
+    fn list_prices(&self) -> ServiceResult<Vec<Price>>;
+    fn set_price(&self, model: &str, input: PriceInput) -> ServiceResult<Price>;
+    fn delete_price(&self, model: &str) -> ServiceResult<()>;
+}
+
+/// The account: currency, balance and spend.
+pub trait AccountService: Send + Sync {
+    fn account(&self) -> ServiceResult<Account>;
+    fn top_up(&self, amount: Money) -> ServiceResult<Account>;
+    fn update_account(&self, patch: AccountPatch) -> ServiceResult<Account>;
+}
+
+/// Call logs and usage reports.
+pub trait LogService: Send + Sync {
+    fn query_logs(&self, query: &LogQuery) -> ServiceResult<LogPage>;
+    fn usage(&self, query: &UsageQuery) -> ServiceResult<UsageReport>;
+}

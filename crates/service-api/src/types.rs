@@ -1,0 +1,402 @@
+//! Plain data types shared by the services, the console API and the window.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Money, Secret};
+
+/// What kind of upstream a channel is; decides its wire format and default base URL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    /// Any OpenAI-compatible server; `base_url` includes `/v1`.
+    Openai,
+    Deepseek,
+    Qwen,
+}
+
+impl ChannelKind {
+    pub const ALL: [ChannelKind; 3] = [
+        ChannelKind::Openai,
+        ChannelKind::Deepseek,
+        ChannelKind::Qwen,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Openai => "openai",
+            ChannelKind::Deepseek => "deepseek",
+            ChannelKind::Qwen => "qwen",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ChannelKind> {
+        ChannelKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+    }
+
+    /// The base URL used when a channel of this kind leaves `base_url` empty.
+    pub fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            ChannelKind::Openai => None,
+            ChannelKind::Deepseek => Some("https://api.deepseek.com"),
+            ChannelKind::Qwen => Some("https://dashscope.aliyuncs.com/compatible-mode/v1"),
+        }
+    }
+}
+
+/// A provider channel as shown to people: the key appears only as a hint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Channel {
+    pub id: i64,
+    pub name: String,
+    pub kind: ChannelKind,
+    /// As configured; `None` means the kind's default.
+    pub base_url: Option<String>,
+    pub key_hint: String,
+    pub models: Vec<String>,
+    pub model_mapping: BTreeMap<String, String>,
+    pub priority: i64,
+    pub weight: i64,
+    pub enabled: bool,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl Channel {
+    /// The base URL requests go to: the configured one or the kind's default.
+    pub fn effective_base_url(&self) -> Option<&str> {
+        self.base_url.as_deref().or(self.kind.default_base_url())
+    }
+
+    /// Whether this channel answers requests for `model` (listed or mapped).
+    pub fn serves(&self, model: &str) -> bool {
+        self.models.iter().any(|m| m == model) || self.model_mapping.contains_key(model)
+    }
+
+    /// The name to send upstream for a requested model.
+    pub fn upstream_model<'a>(&'a self, model: &'a str) -> &'a str {
+        self.model_mapping
+            .get(model)
+            .map(String::as_str)
+            .unwrap_or(model)
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_weight() -> i64 {
+    1
+}
+
+/// A new channel.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ChannelInput {
+    pub name: String,
+    pub kind: ChannelKind,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub api_key: Secret,
+    #[serde(default)]
+    pub models: Vec<String>,
+    #[serde(default)]
+    pub model_mapping: BTreeMap<String, String>,
+    #[serde(default)]
+    pub priority: i64,
+    #[serde(default = "default_weight")]
+    pub weight: i64,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+/// A change to a channel: absent fields stay as they are.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct ChannelPatch {
+    pub name: Option<String>,
+    pub kind: Option<ChannelKind>,
+    /// `Some(None)` (JSON null) resets to the kind's default.
+    #[serde(default, deserialize_with = "double_option")]
+    pub base_url: Option<Option<String>>,
+    pub api_key: Option<Secret>,
+    pub models: Option<Vec<String>>,
+    pub model_mapping: Option<BTreeMap<String, String>>,
+    pub priority: Option<i64>,
+    pub weight: Option<i64>,
+    pub enabled: Option<bool>,
+}
+
+/// A gateway token as shown to people: never the key itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Token {
+    pub id: i64,
+    pub name: String,
+    pub key_prefix: String,
+    pub group: String,
+    pub quota_limit: Option<Money>,
+    pub used_quota: Money,
+    pub rpm_limit: Option<i64>,
+    pub tpm_limit: Option<i64>,
+    pub expires_at_ms: Option<i64>,
+    pub models: Vec<String>,
+    pub enabled: bool,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+fn default_group() -> String {
+    "default".to_string()
+}
+
+/// A new token.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct TokenInput {
+    pub name: String,
+    #[serde(default = "default_group")]
+    pub group: String,
+    #[serde(default)]
+    pub quota_limit: Option<Money>,
+    #[serde(default)]
+    pub rpm_limit: Option<i64>,
+    #[serde(default)]
+    pub tpm_limit: Option<i64>,
+    #[serde(default)]
+    pub expires_at_ms: Option<i64>,
+    #[serde(default)]
+    pub models: Vec<String>,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+/// A change to a token: absent fields stay; JSON null clears the nullable ones.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct TokenPatch {
+    pub name: Option<String>,
+    pub group: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub quota_limit: Option<Option<Money>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub rpm_limit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub tpm_limit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub expires_at_ms: Option<Option<i64>>,
+    pub models: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+}
+
+/// The answer to creating a token: the only time the full key is shown.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub token: Token,
+    pub key: String,
+}
+
+/// A model's price per million tokens.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Price {
+    pub model: String,
+    pub input_per_mtok: Money,
+    pub output_per_mtok: Money,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PriceInput {
+    pub input_per_mtok: Money,
+    pub output_per_mtok: Money,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Currency {
+    #[serde(rename = "USD")]
+    Usd,
+    #[serde(rename = "CNY")]
+    Cny,
+}
+
+impl Currency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Currency::Usd => "USD",
+            Currency::Cny => "CNY",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Currency> {
+        match text {
+            "USD" => Some(Currency::Usd),
+            "CNY" => Some(Currency::Cny),
+            _ => None,
+        }
+    }
+}
+
+/// The account's money.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub currency: Currency,
+    /// What is left to spend; `None` is unlimited.
+    pub balance: Option<Money>,
+    pub used: Money,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct AccountPatch {
+    pub currency: Option<Currency>,
+    /// JSON null makes the balance unlimited; a value sets what is left to spend.
+    #[serde(default, deserialize_with = "double_option")]
+    pub balance: Option<Option<Money>>,
+}
+
+/// Why a call ended the way it did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    Completed,
+    ClientCancelled,
+    UpstreamError,
+    UpstreamCut,
+    Rejected,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Completed => "completed",
+            EndReason::ClientCancelled => "client_cancelled",
+            EndReason::UpstreamError => "upstream_error",
+            EndReason::UpstreamCut => "upstream_cut",
+            EndReason::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EndReason> {
+        [
+            EndReason::Completed,
+            EndReason::ClientCancelled,
+            EndReason::UpstreamError,
+            EndReason::UpstreamCut,
+            EndReason::Rejected,
+        ]
+        .into_iter()
+        .find(|reason| reason.as_str() == text)
+    }
+}
+
+/// Where a log row's token counts came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageSource {
+    Upstream,
+    Estimated,
+}
+
+impl UsageSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageSource::Upstream => "upstream",
+            UsageSource::Estimated => "estimated",
+        }
+    }
+}
+
+/// One call through the gateway.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub id: i64,
+    pub request_id: String,
+    pub created_at_ms: i64,
+    pub token_id: Option<i64>,
+    pub token_name: Option<String>,
+    pub channel_id: Option<i64>,
+    pub channel_name: Option<String>,
+    pub endpoint: String,
+    pub model: String,
+    pub upstream_model: Option<String>,
+    pub is_stream: bool,
+    pub status: u16,
+    pub error: Option<String>,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub usage_source: UsageSource,
+    pub cost: Money,
+    pub priced: bool,
+    pub latency_ms: u64,
+    pub first_token_ms: Option<u64>,
+    pub end_reason: EndReason,
+    pub attempts: u32,
+}
+
+/// Filters for the log list; newest first, paged by `before_id`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct LogQuery {
+    pub limit: Option<u32>,
+    pub before_id: Option<i64>,
+    pub model: Option<String>,
+    pub token_id: Option<i64>,
+    pub channel_id: Option<i64>,
+    /// An HTTP status (`200`) or a class: `ok` (2xx) / `error` (everything else).
+    pub status: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogPage {
+    pub items: Vec<LogEntry>,
+    pub next_before_id: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UsageGroupBy {
+    #[default]
+    Day,
+    Model,
+    Token,
+    Channel,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct UsageQuery {
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    #[serde(default)]
+    pub group_by: UsageGroupBy,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageTotals {
+    pub requests: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost: Money,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UsageRow {
+    /// The day (`YYYY-MM-DD`, UTC), model, token or channel name.
+    pub key: String,
+    #[serde(flatten)]
+    pub totals: UsageTotals,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UsageReport {
+    pub totals: UsageTotals,
+    pub rows: Vec<UsageRow>,
+}
+
+/// Distinguishes a field that is absent (`None`) from one set to null (`Some(None)`).
+fn double_option<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}

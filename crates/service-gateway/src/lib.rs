@@ -1,0 +1,532 @@
+//! The gateway's configuration services — channels, tokens, prices, account, logs and usage —
+//! implemented over the SQLite store, with validation and change notification for the router.
+
+use std::sync::{Arc, RwLock};
+
+use burncloud_database::repo::{account, channels, logs, prices, tokens};
+use burncloud_database::{now_ms, token_key_hash, ChannelRecord, Db, TokenRecord};
+use burncloud_service_api::{
+    Account, AccountPatch, AccountService, Channel, ChannelInput, ChannelPatch, ChannelService,
+    CreatedToken, LogPage, LogQuery, LogService, Money, Price, PriceInput, PriceService,
+    ServiceError, ServiceResult, Token, TokenInput, TokenPatch, TokenService, UsageQuery,
+    UsageReport,
+};
+
+/// Called after every change that the router's snapshot depends on.
+pub type ChangeListener = Box<dyn Fn() + Send + Sync>;
+
+/// Every configuration service over one database.
+pub struct GatewayStore {
+    db: Arc<Db>,
+    listeners: RwLock<Vec<ChangeListener>>,
+}
+
+pub const TOKEN_KEY_PREFIX: &str = "sk-bc-";
+const TOKEN_SECRET_LEN: usize = 48;
+const VISIBLE_PREFIX_LEN: usize = 12;
+
+impl GatewayStore {
+    pub fn new(db: Arc<Db>) -> GatewayStore {
+        GatewayStore {
+            db,
+            listeners: RwLock::new(Vec::new()),
+        }
+    }
+
+    pub fn db(&self) -> &Arc<Db> {
+        &self.db
+    }
+
+    /// Registers `listener` to run after each configuration change.
+    pub fn on_change(&self, listener: ChangeListener) {
+        self.listeners
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(listener);
+    }
+
+    fn changed(&self) {
+        for listener in self
+            .listeners
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            listener();
+        }
+    }
+}
+
+fn not_found(what: &str, id: impl std::fmt::Display) -> ServiceError {
+    ServiceError::NotFound(format!("{what} {id} does not exist"))
+}
+
+fn clean_models(models: Vec<String>) -> ServiceResult<Vec<String>> {
+    let mut cleaned: Vec<String> = Vec::with_capacity(models.len());
+    for model in models {
+        let model = model.trim().to_string();
+        if model.is_empty() {
+            return Err(ServiceError::invalid("model names must not be empty"));
+        }
+        if !cleaned.contains(&model) {
+            cleaned.push(model);
+        }
+    }
+    Ok(cleaned)
+}
+
+fn required_name(name: &str, what: &str) -> ServiceResult<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ServiceError::invalid(format!(
+            "{what} name must not be empty"
+        )));
+    }
+    Ok(name.to_string())
+}
+
+/// Checks a channel as it would be saved and normalises its base URL.
+fn validate_channel(mut record: ChannelRecord) -> ServiceResult<ChannelRecord> {
+    let channel = &mut record.channel;
+    channel.name = required_name(&channel.name, "channel")?;
+    channel.base_url = match channel
+        .base_url
+        .take()
+        .map(|url| url.trim().trim_end_matches('/').to_string())
+    {
+        Some(url) if url.is_empty() => None,
+        Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+            return Err(ServiceError::invalid(format!(
+                "base_url {url:?} must start with http:// or https://"
+            )))
+        }
+        other => other,
+    };
+    if channel.base_url.is_none() && channel.kind.default_base_url().is_none() {
+        return Err(ServiceError::invalid(format!(
+            "a channel of kind {} needs a base_url (for example http://127.0.0.1:8080/v1)",
+            channel.kind.as_str()
+        )));
+    }
+    channel.models = clean_models(std::mem::take(&mut channel.models))?;
+    if channel.weight < 0 {
+        return Err(ServiceError::invalid("weight must be 0 or more"));
+    }
+    if channel
+        .model_mapping
+        .iter()
+        .any(|(from, to)| from.trim().is_empty() || to.trim().is_empty())
+    {
+        return Err(ServiceError::invalid(
+            "model_mapping names must not be empty",
+        ));
+    }
+    Ok(record)
+}
+
+impl ChannelService for GatewayStore {
+    fn list_channels(&self) -> ServiceResult<Vec<Channel>> {
+        Ok(self
+            .db
+            .read(channels::list)?
+            .into_iter()
+            .map(|record| record.channel)
+            .collect())
+    }
+
+    fn get_channel(&self, id: i64) -> ServiceResult<Channel> {
+        self.db
+            .read(|c| channels::get(c, id))?
+            .map(|record| record.channel)
+            .ok_or_else(|| not_found("channel", id))
+    }
+
+    fn create_channel(&self, input: ChannelInput) -> ServiceResult<Channel> {
+        let record = validate_channel(ChannelRecord {
+            channel: Channel {
+                id: 0,
+                name: input.name,
+                kind: input.kind,
+                base_url: input.base_url,
+                key_hint: String::new(),
+                models: input.models,
+                model_mapping: input.model_mapping,
+                priority: input.priority,
+                weight: input.weight,
+                enabled: input.enabled,
+                created_at_ms: 0,
+                updated_at_ms: 0,
+            },
+            api_key: input.api_key,
+        })?;
+        let id = self.db.write(|c| channels::insert(c, &record, now_ms()))?;
+        self.changed();
+        self.get_channel(id)
+    }
+
+    fn update_channel(&self, id: i64, patch: ChannelPatch) -> ServiceResult<Channel> {
+        let mut record = self
+            .db
+            .read(|c| channels::get(c, id))?
+            .ok_or_else(|| not_found("channel", id))?;
+        let channel = &mut record.channel;
+        if let Some(name) = patch.name {
+            channel.name = name;
+        }
+        if let Some(kind) = patch.kind {
+            channel.kind = kind;
+        }
+        if let Some(base_url) = patch.base_url {
+            channel.base_url = base_url;
+        }
+        if let Some(models) = patch.models {
+            channel.models = models;
+        }
+        if let Some(mapping) = patch.model_mapping {
+            channel.model_mapping = mapping;
+        }
+        if let Some(priority) = patch.priority {
+            channel.priority = priority;
+        }
+        if let Some(weight) = patch.weight {
+            channel.weight = weight;
+        }
+        if let Some(enabled) = patch.enabled {
+            channel.enabled = enabled;
+        }
+        if let Some(api_key) = patch.api_key {
+            record.api_key = api_key;
+        }
+        let record = validate_channel(record)?;
+        if !self.db.write(|c| channels::update(c, &record, now_ms()))? {
+            return Err(not_found("channel", id));
+        }
+        self.changed();
+        self.get_channel(id)
+    }
+
+    fn delete_channel(&self, id: i64) -> ServiceResult<()> {
+        if !self.db.write(|c| channels::delete(c, id))? {
+            return Err(not_found("channel", id));
+        }
+        self.changed();
+        Ok(())
+    }
+}
+
+/// A fresh gateway key: `sk-bc-` and 48 random alphanumerics (about 285 bits).
+fn generate_token_key() -> ServiceResult<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut key = String::from(TOKEN_KEY_PREFIX);
+    while key.len() < TOKEN_KEY_PREFIX.len() + TOKEN_SECRET_LEN {
+        let mut bytes = [0u8; 64];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| ServiceError::Storage(format!("no randomness: {e}")))?;
+        // Rejection sampling keeps every character equally likely.
+        for byte in bytes {
+            if (byte as usize) < ALPHABET.len() * 4
+                && key.len() < TOKEN_KEY_PREFIX.len() + TOKEN_SECRET_LEN
+            {
+                key.push(ALPHABET[byte as usize % ALPHABET.len()] as char);
+            }
+        }
+    }
+    Ok(key)
+}
+
+fn validate_token(mut token: Token) -> ServiceResult<Token> {
+    token.name = required_name(&token.name, "token")?;
+    token.group = token.group.trim().to_string();
+    if token.group.is_empty() {
+        return Err(ServiceError::invalid("group must not be empty"));
+    }
+    if token.quota_limit.is_some_and(|limit| limit < Money::ZERO) {
+        return Err(ServiceError::invalid("quota_limit must not be negative"));
+    }
+    if token.rpm_limit.is_some_and(|limit| limit < 1)
+        || token.tpm_limit.is_some_and(|limit| limit < 1)
+    {
+        return Err(ServiceError::invalid(
+            "rpm_limit and tpm_limit must be at least 1, or null for none",
+        ));
+    }
+    token.models = clean_models(token.models)?;
+    Ok(token)
+}
+
+impl TokenService for GatewayStore {
+    fn list_tokens(&self) -> ServiceResult<Vec<Token>> {
+        Ok(self
+            .db
+            .read(tokens::list)?
+            .into_iter()
+            .map(|record| record.token)
+            .collect())
+    }
+
+    fn get_token(&self, id: i64) -> ServiceResult<Token> {
+        self.db
+            .read(|c| tokens::get(c, id))?
+            .map(|record| record.token)
+            .ok_or_else(|| not_found("token", id))
+    }
+
+    fn create_token(&self, input: TokenInput) -> ServiceResult<CreatedToken> {
+        let key = generate_token_key()?;
+        let token = validate_token(Token {
+            id: 0,
+            name: input.name,
+            key_prefix: key[..VISIBLE_PREFIX_LEN].to_string(),
+            group: input.group,
+            quota_limit: input.quota_limit,
+            used_quota: Money::ZERO,
+            rpm_limit: input.rpm_limit,
+            tpm_limit: input.tpm_limit,
+            expires_at_ms: input.expires_at_ms,
+            models: input.models,
+            enabled: input.enabled,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        })?;
+        let record = TokenRecord {
+            token,
+            key_hash: token_key_hash(&key),
+        };
+        let id = self.db.write(|c| tokens::insert(c, &record, now_ms()))?;
+        self.changed();
+        Ok(CreatedToken {
+            token: self.get_token(id)?,
+            key,
+        })
+    }
+
+    fn update_token(&self, id: i64, patch: TokenPatch) -> ServiceResult<Token> {
+        let mut token = self.get_token(id)?;
+        if let Some(name) = patch.name {
+            token.name = name;
+        }
+        if let Some(group) = patch.group {
+            token.group = group;
+        }
+        if let Some(limit) = patch.quota_limit {
+            token.quota_limit = limit;
+        }
+        if let Some(limit) = patch.rpm_limit {
+            token.rpm_limit = limit;
+        }
+        if let Some(limit) = patch.tpm_limit {
+            token.tpm_limit = limit;
+        }
+        if let Some(expires) = patch.expires_at_ms {
+            token.expires_at_ms = expires;
+        }
+        if let Some(models) = patch.models {
+            token.models = models;
+        }
+        if let Some(enabled) = patch.enabled {
+            token.enabled = enabled;
+        }
+        let token = validate_token(token)?;
+        if !self.db.write(|c| tokens::update(c, &token, now_ms()))? {
+            return Err(not_found("token", id));
+        }
+        self.changed();
+        self.get_token(id)
+    }
+
+    fn delete_token(&self, id: i64) -> ServiceResult<()> {
+        if !self.db.write(|c| tokens::delete(c, id))? {
+            return Err(not_found("token", id));
+        }
+        self.changed();
+        Ok(())
+    }
+}
+
+impl PriceService for GatewayStore {
+    fn list_prices(&self) -> ServiceResult<Vec<Price>> {
+        Ok(self.db.read(prices::list)?)
+    }
+
+    fn set_price(&self, model: &str, input: PriceInput) -> ServiceResult<Price> {
+        let model = model.trim();
+        if model.is_empty() {
+            return Err(ServiceError::invalid("model must not be empty"));
+        }
+        if input.input_per_mtok < Money::ZERO || input.output_per_mtok < Money::ZERO {
+            return Err(ServiceError::invalid("prices must not be negative"));
+        }
+        let price = Price {
+            model: model.to_string(),
+            input_per_mtok: input.input_per_mtok,
+            output_per_mtok: input.output_per_mtok,
+        };
+        self.db.write(|c| prices::upsert(c, &price, now_ms()))?;
+        self.changed();
+        Ok(price)
+    }
+
+    fn delete_price(&self, model: &str) -> ServiceResult<()> {
+        if !self.db.write(|c| prices::delete(c, model))? {
+            return Err(not_found("price for model", model));
+        }
+        self.changed();
+        Ok(())
+    }
+}
+
+impl AccountService for GatewayStore {
+    fn account(&self) -> ServiceResult<Account> {
+        Ok(self.db.read(account::get)?.to_account())
+    }
+
+    fn top_up(&self, amount: Money) -> ServiceResult<Account> {
+        if amount <= Money::ZERO {
+            return Err(ServiceError::invalid("amount must be more than 0"));
+        }
+        let updated = self.db.write(|c| {
+            let current = account::get(c)?;
+            // Topping up an unlimited account starts a balance of exactly `amount`.
+            let credit = current
+                .credit
+                .unwrap_or(current.used)
+                .saturating_add(amount);
+            account::set_credit(c, Some(credit))?;
+            account::get(c)
+        })?;
+        self.changed();
+        Ok(updated.to_account())
+    }
+
+    fn update_account(&self, patch: AccountPatch) -> ServiceResult<Account> {
+        let updated = self.db.write(|c| {
+            if let Some(currency) = patch.currency {
+                account::set_currency(c, currency)?;
+            }
+            if let Some(balance) = patch.balance {
+                let used = account::get(c)?.used;
+                account::set_credit(c, balance.map(|b| used.saturating_add(b)))?;
+            }
+            account::get(c)
+        })?;
+        self.changed();
+        Ok(updated.to_account())
+    }
+}
+
+impl LogService for GatewayStore {
+    fn query_logs(&self, query: &LogQuery) -> ServiceResult<LogPage> {
+        if let Some(status) = query.status.as_deref() {
+            if !matches!(status, "ok" | "success" | "error") && status.parse::<u16>().is_err() {
+                return Err(ServiceError::invalid(format!(
+                    "status {status:?}: use an HTTP code, ok or error"
+                )));
+            }
+        }
+        Ok(self.db.read(|c| logs::query(c, query))?)
+    }
+
+    fn usage(&self, query: &UsageQuery) -> ServiceResult<UsageReport> {
+        Ok(self.db.read(|c| logs::usage(c, query))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burncloud_service_api::ChannelKind;
+
+    fn store() -> (tempfile::TempDir, GatewayStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("burncloud.db")).unwrap();
+        (dir, GatewayStore::new(Arc::new(db)))
+    }
+
+    #[test]
+    fn token_keys_are_shown_once_and_stored_as_hashes() {
+        let (_dir, store) = store();
+        let created = store
+            .create_token(TokenInput {
+                name: "laptop".into(),
+                group: "default".into(),
+                quota_limit: None,
+                rpm_limit: None,
+                tpm_limit: None,
+                expires_at_ms: None,
+                models: vec![],
+                enabled: true,
+            })
+            .unwrap();
+        assert!(
+            created.key.starts_with("sk-bc-") && created.key.len() == 54,
+            "{}",
+            created.key
+        );
+        assert!(created.key.starts_with(&created.token.key_prefix));
+        let stored: Vec<String> = store
+            .db()
+            .read(|c| {
+                let mut s = c.prepare("SELECT key_hash FROM tokens")?;
+                let rows = s
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                Ok(rows)
+            })
+            .unwrap();
+        assert_eq!(stored, vec![token_key_hash(&created.key)]);
+        assert_ne!(generate_token_key().unwrap(), created.key);
+    }
+
+    #[test]
+    fn channels_need_a_reachable_base_url() {
+        let (_dir, store) = store();
+        let input = |kind, base_url: Option<&str>| ChannelInput {
+            name: "c".into(),
+            kind,
+            base_url: base_url.map(String::from),
+            api_key: Default::default(),
+            models: vec!["m".into()],
+            model_mapping: Default::default(),
+            priority: 0,
+            weight: 1,
+            enabled: true,
+        };
+        assert!(matches!(
+            store.create_channel(input(ChannelKind::Openai, None)),
+            Err(ServiceError::Invalid(_))
+        ));
+        assert!(matches!(
+            store.create_channel(input(ChannelKind::Openai, Some("ftp://x"))),
+            Err(ServiceError::Invalid(_))
+        ));
+        let deepseek = store
+            .create_channel(input(ChannelKind::Deepseek, None))
+            .unwrap();
+        assert_eq!(
+            deepseek.effective_base_url(),
+            Some("https://api.deepseek.com")
+        );
+        let custom = store
+            .create_channel(input(ChannelKind::Openai, Some("http://127.0.0.1:9/v1/")))
+            .unwrap();
+        assert_eq!(custom.base_url.as_deref(), Some("http://127.0.0.1:9/v1"));
+    }
+
+    #[test]
+    fn top_up_turns_unlimited_into_a_balance() {
+        let (_dir, store) = store();
+        assert_eq!(store.account().unwrap().balance, None);
+        let account = store.top_up(Money::parse("10").unwrap()).unwrap();
+        assert_eq!(account.balance, Some(Money::parse("10").unwrap()));
+        let account = store.top_up(Money::parse("2.5").unwrap()).unwrap();
+        assert_eq!(account.balance, Some(Money::parse("12.5").unwrap()));
+        assert!(store.top_up(Money::ZERO).is_err());
+        let account = store
+            .update_account(AccountPatch {
+                currency: None,
+                balance: Some(None),
+            })
+            .unwrap();
+        assert_eq!(account.balance, None);
+    }
+}
