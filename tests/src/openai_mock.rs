@@ -1,0 +1,357 @@
+//! A local server that speaks OpenAI's wire format (chat, completions, embeddings, SSE streams with
+//! `stream_options.include_usage`, and OpenAI's error bodies), with behaviour that tests can switch.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Json;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// The answer every successful chat call gets, streamed word by word.
+pub const REPLY: &str = "Hello! How can I help you today?";
+pub const PROMPT_TOKENS: u64 = 21;
+pub const COMPLETION_TOKENS: u64 = 9;
+pub const EMBEDDING_TOKENS: u64 = 8;
+
+/// How the mock answers.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Mode {
+    /// Answer normally.
+    #[default]
+    Normal,
+    /// Answer without any `usage` object, as some OpenAI-compatible servers do.
+    NoUsage,
+    /// Answer every call with this status and OpenAI's error body for it.
+    Error { status: u16 },
+    /// Accept the call and never answer.
+    Hang,
+    /// Stream slowly: a chunk every `delay_ms`, `chunks` content chunks, then finish normally.
+    Slow { delay_ms: u64, chunks: u32 },
+    /// Send the first stream chunk, then drop the connection.
+    CutStream,
+}
+
+/// One request the mock received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub path: String,
+    pub authorization: Option<String>,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct Shared {
+    mode: Mode,
+    received: Vec<Received>,
+    expected_key: Option<String>,
+}
+
+/// A running mock; it stops when the test process ends.
+#[derive(Clone)]
+pub struct OpenAiMock {
+    pub address: SocketAddr,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl OpenAiMock {
+    /// Starts on `127.0.0.1:0`. With `expected_key`, calls with another bearer key get OpenAI's 401.
+    pub async fn start(expected_key: Option<&str>) -> OpenAiMock {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind mock");
+        Self::serve_on(listener, expected_key)
+    }
+
+    pub fn serve_on(listener: tokio::net::TcpListener, expected_key: Option<&str>) -> OpenAiMock {
+        let address = listener.local_addr().expect("mock address");
+        let shared = Arc::new(Mutex::new(Shared {
+            expected_key: expected_key.map(String::from),
+            ..Shared::default()
+        }));
+        let app = router(shared.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        OpenAiMock { address, shared }
+    }
+
+    /// The base URL a channel uses: `http://addr/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.address)
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        self.shared.lock().unwrap().mode = mode;
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.shared.lock().unwrap().received.clone()
+    }
+}
+
+fn router(shared_state: SharedState) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/_mock/mode", post(set_mode))
+        .with_state(shared_state)
+}
+
+/// Builds a mock router for the standalone binary.
+pub fn standalone_router(expected_key: Option<String>) -> axum::Router {
+    router(Arc::new(Mutex::new(Shared {
+        expected_key,
+        ..Shared::default()
+    })))
+}
+
+type SharedState = Arc<Mutex<Shared>>;
+
+async fn set_mode(State(shared): State<SharedState>, Json(mode): Json<Mode>) -> StatusCode {
+    shared.lock().unwrap().mode = mode;
+    StatusCode::NO_CONTENT
+}
+
+/// OpenAI's error bodies, as its API reference documents them.
+pub fn error_body(status: u16) -> Value {
+    let (message, error_type, code) = match status {
+        400 => ("Invalid value for 'messages'.", "invalid_request_error", Value::Null),
+        401 => (
+            "Incorrect API key provided: sk-wrong***. You can find your API key at https://platform.openai.com/account/api-keys.",
+            "invalid_request_error",
+            json!("invalid_api_key"),
+        ),
+        404 => ("The model `nope` does not exist or you do not have access to it.", "invalid_request_error", json!("model_not_found")),
+        429 => (
+            "Rate limit reached for gpt-4o-mini in organization org-mock on requests per min (RPM): Limit 3, Used 3, Requested 1.",
+            "requests",
+            json!("rate_limit_exceeded"),
+        ),
+        _ => ("The server had an error while processing your request. Sorry about that!", "server_error", Value::Null),
+    };
+    json!({"error": {"message": message, "type": error_type, "param": null, "code": code}})
+}
+
+/// Records the call and decides, before any body, whether it fails.
+fn admit(
+    shared: &SharedState,
+    path: &str,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Result<Mode, Response> {
+    let mut state = shared.lock().unwrap();
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    state.received.push(Received {
+        path: path.into(),
+        authorization: authorization.clone(),
+        body: body.clone(),
+    });
+    if let Some(expected) = &state.expected_key {
+        if authorization.as_deref() != Some(&format!("Bearer {expected}")) {
+            return Err((StatusCode::UNAUTHORIZED, Json(error_body(401))).into_response());
+        }
+    }
+    match state.mode.clone() {
+        Mode::Error { status } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = (status, Json(error_body(status.as_u16()))).into_response();
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                response
+                    .headers_mut()
+                    .insert("retry-after", "1".parse().unwrap());
+            }
+            Err(response)
+        }
+        mode => Ok(mode),
+    }
+}
+
+fn usage() -> Value {
+    json!({
+        "prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
+        "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+            "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
+    })
+}
+
+fn model_of(body: &Value) -> String {
+    body.get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("gpt-4o-mini")
+        .to_string()
+}
+
+async fn hang() -> Response {
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    StatusCode::GATEWAY_TIMEOUT.into_response()
+}
+
+async fn chat(
+    State(shared): State<SharedState>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let mode = match admit(&shared, "/v1/chat/completions", &headers, &body) {
+        Ok(mode) => mode,
+        Err(response) => return response,
+    };
+    if mode == Mode::Hang {
+        return hang().await;
+    }
+    let model = model_of(&body);
+    let with_usage = mode != Mode::NoUsage;
+    if body.get("stream") == Some(&Value::Bool(true)) {
+        let include_usage = with_usage
+            && body
+                .get("stream_options")
+                .and_then(|o| o.get("include_usage"))
+                == Some(&Value::Bool(true));
+        return chat_stream(model, include_usage, mode);
+    }
+    let mut answer = json!({
+        "id": "chatcmpl-mock123", "object": "chat.completion", "created": 1_700_000_000, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": REPLY, "refusal": null},
+                     "logprobs": null, "finish_reason": "stop"}],
+        "system_fingerprint": "fp_mock"
+    });
+    if with_usage {
+        answer["usage"] = usage();
+    }
+    Json(answer).into_response()
+}
+
+/// A chat completion stream exactly as OpenAI sends it: role chunk, content chunks, a finish
+/// chunk, the usage-only chunk when asked for, then `[DONE]`.
+fn chat_stream(model: String, include_usage: bool, mode: Mode) -> Response {
+    let chunk = |delta: Value, finish: Value| {
+        let mut chunk = json!({
+            "id": "chatcmpl-mock123", "object": "chat.completion.chunk", "created": 1_700_000_000,
+            "model": model, "system_fingerprint": "fp_mock",
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]
+        });
+        if include_usage {
+            chunk["usage"] = Value::Null;
+        }
+        format!("data: {chunk}\n\n")
+    };
+    let (delay, words): (Duration, Vec<String>) = match mode {
+        Mode::Slow { delay_ms, chunks } => (
+            Duration::from_millis(delay_ms),
+            (0..chunks).map(|i| format!("word{i} ")).collect(),
+        ),
+        _ => (
+            Duration::ZERO,
+            REPLY.split_inclusive(' ').map(String::from).collect(),
+        ),
+    };
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": "", "refusal": null}),
+        Value::Null,
+    )];
+    events.extend(
+        words
+            .iter()
+            .map(|word| chunk(json!({"content": word}), Value::Null)),
+    );
+    events.push(chunk(json!({}), json!("stop")));
+    if include_usage {
+        let last = json!({
+            "id": "chatcmpl-mock123", "object": "chat.completion.chunk", "created": 1_700_000_000,
+            "model": model, "system_fingerprint": "fp_mock", "choices": [], "usage": usage()
+        });
+        events.push(format!("data: {last}\n\n"));
+    }
+    events.push("data: [DONE]\n\n".to_string());
+    let cut = mode == Mode::CutStream;
+    let stream = futures_util::stream::unfold(
+        (events.into_iter(), 0usize),
+        move |(mut events, sent)| async move {
+            if cut && sent == 2 {
+                // Let the first events leave before the body fails and hyper drops the connection.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return Some((Err(std::io::Error::other("cut")), (events, usize::MAX)));
+            }
+            if sent == usize::MAX {
+                return None;
+            }
+            let event = events.next()?;
+            if sent > 0 && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Some((
+                Ok::<Bytes, std::io::Error>(Bytes::from(event)),
+                (events, sent + 1),
+            ))
+        },
+    );
+    Response::builder()
+        .header("content-type", "text/event-stream; charset=utf-8")
+        .header("cache-control", "no-cache")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+async fn completions(
+    State(shared): State<SharedState>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let mode = match admit(&shared, "/v1/completions", &headers, &body) {
+        Ok(mode) => mode,
+        Err(response) => return response,
+    };
+    if mode == Mode::Hang {
+        return hang().await;
+    }
+    let mut answer = json!({
+        "id": "cmpl-mock123", "object": "text_completion", "created": 1_700_000_000, "model": model_of(&body),
+        "choices": [{"text": REPLY, "index": 0, "logprobs": null, "finish_reason": "stop"}]
+    });
+    if mode != Mode::NoUsage {
+        answer["usage"] = json!({"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
+                                 "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS});
+    }
+    Json(answer).into_response()
+}
+
+async fn embeddings(
+    State(shared): State<SharedState>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let mode = match admit(&shared, "/v1/embeddings", &headers, &body) {
+        Ok(mode) => mode,
+        Err(response) => return response,
+    };
+    if mode == Mode::Hang {
+        return hang().await;
+    }
+    let inputs = match body.get("input") {
+        Some(Value::Array(items)) => items.len(),
+        _ => 1,
+    };
+    let data: Vec<Value> = (0..inputs)
+        .map(|index| json!({"object": "embedding", "index": index, "embedding": [0.0023064255, -0.009327292, 0.015797347]}))
+        .collect();
+    let mut answer = json!({"object": "list", "data": data, "model": model_of(&body)});
+    if mode != Mode::NoUsage {
+        answer["usage"] =
+            json!({"prompt_tokens": EMBEDDING_TOKENS, "total_tokens": EMBEDDING_TOKENS});
+    }
+    Json(answer).into_response()
+}
