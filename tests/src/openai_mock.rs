@@ -65,18 +65,13 @@ pub struct OpenAiMock {
 impl OpenAiMock {
     /// Starts on `127.0.0.1:0`. With `expected_key`, calls with another bearer key get OpenAI's 401.
     pub async fn start(expected_key: Option<&str>) -> OpenAiMock {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind mock");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind mock");
         Self::serve_on(listener, expected_key)
     }
 
     pub fn serve_on(listener: tokio::net::TcpListener, expected_key: Option<&str>) -> OpenAiMock {
         let address = listener.local_addr().expect("mock address");
-        let shared = Arc::new(Mutex::new(Shared {
-            expected_key: expected_key.map(String::from),
-            ..Shared::default()
-        }));
+        let shared = Arc::new(Mutex::new(Shared { expected_key: expected_key.map(String::from), ..Shared::default() }));
         let app = router(shared.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -109,10 +104,7 @@ fn router(shared_state: SharedState) -> axum::Router {
 
 /// Builds a mock router for the standalone binary.
 pub fn standalone_router(expected_key: Option<String>) -> axum::Router {
-    router(Arc::new(Mutex::new(Shared {
-        expected_key,
-        ..Shared::default()
-    })))
+    router(Arc::new(Mutex::new(Shared { expected_key, ..Shared::default() })))
 }
 
 type SharedState = Arc<Mutex<Shared>>;
@@ -143,25 +135,13 @@ pub fn error_body(status: u16) -> Value {
 }
 
 /// Records the call and decides, before any body, whether it fails.
-fn admit(
-    shared: &SharedState,
-    path: &str,
-    headers: &HeaderMap,
-    body: &Value,
-) -> Result<Mode, Response> {
+fn admit(shared: &SharedState, path: &str, headers: &HeaderMap, body: &Value) -> Result<Mode, Box<Response>> {
     let mut state = shared.lock().unwrap();
-    let authorization = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(String::from);
-    state.received.push(Received {
-        path: path.into(),
-        authorization: authorization.clone(),
-        body: body.clone(),
-    });
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(String::from);
+    state.received.push(Received { path: path.into(), authorization: authorization.clone(), body: body.clone() });
     if let Some(expected) = &state.expected_key {
         if authorization.as_deref() != Some(&format!("Bearer {expected}")) {
-            return Err((StatusCode::UNAUTHORIZED, Json(error_body(401))).into_response());
+            return Err(Box::new((StatusCode::UNAUTHORIZED, Json(error_body(401))).into_response()));
         }
     }
     match state.mode.clone() {
@@ -169,11 +149,9 @@ fn admit(
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let mut response = (status, Json(error_body(status.as_u16()))).into_response();
             if status == StatusCode::TOO_MANY_REQUESTS {
-                response
-                    .headers_mut()
-                    .insert("retry-after", "1".parse().unwrap());
+                response.headers_mut().insert("retry-after", "1".parse().unwrap());
             }
-            Err(response)
+            Err(Box::new(response))
         }
         mode => Ok(mode),
     }
@@ -190,10 +168,7 @@ fn usage() -> Value {
 }
 
 fn model_of(body: &Value) -> String {
-    body.get("model")
-        .and_then(Value::as_str)
-        .unwrap_or("gpt-4o-mini")
-        .to_string()
+    body.get("model").and_then(Value::as_str).unwrap_or("gpt-4o-mini").to_string()
 }
 
 async fn hang() -> Response {
@@ -201,14 +176,10 @@ async fn hang() -> Response {
     StatusCode::GATEWAY_TIMEOUT.into_response()
 }
 
-async fn chat(
-    State(shared): State<SharedState>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
+async fn chat(State(shared): State<SharedState>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     let mode = match admit(&shared, "/v1/chat/completions", &headers, &body) {
         Ok(mode) => mode,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if mode == Mode::Hang {
         return hang().await;
@@ -216,11 +187,8 @@ async fn chat(
     let model = model_of(&body);
     let with_usage = mode != Mode::NoUsage;
     if body.get("stream") == Some(&Value::Bool(true)) {
-        let include_usage = with_usage
-            && body
-                .get("stream_options")
-                .and_then(|o| o.get("include_usage"))
-                == Some(&Value::Bool(true));
+        let include_usage =
+            with_usage && body.get("stream_options").and_then(|o| o.get("include_usage")) == Some(&Value::Bool(true));
         return chat_stream(model, include_usage, mode);
     }
     let mut answer = json!({
@@ -250,24 +218,13 @@ fn chat_stream(model: String, include_usage: bool, mode: Mode) -> Response {
         format!("data: {chunk}\n\n")
     };
     let (delay, words): (Duration, Vec<String>) = match mode {
-        Mode::Slow { delay_ms, chunks } => (
-            Duration::from_millis(delay_ms),
-            (0..chunks).map(|i| format!("word{i} ")).collect(),
-        ),
-        _ => (
-            Duration::ZERO,
-            REPLY.split_inclusive(' ').map(String::from).collect(),
-        ),
+        Mode::Slow { delay_ms, chunks } => {
+            (Duration::from_millis(delay_ms), (0..chunks).map(|i| format!("word{i} ")).collect())
+        }
+        _ => (Duration::ZERO, REPLY.split_inclusive(' ').map(String::from).collect()),
     };
-    let mut events = vec![chunk(
-        json!({"role": "assistant", "content": "", "refusal": null}),
-        Value::Null,
-    )];
-    events.extend(
-        words
-            .iter()
-            .map(|word| chunk(json!({"content": word}), Value::Null)),
-    );
+    let mut events = vec![chunk(json!({"role": "assistant", "content": "", "refusal": null}), Value::Null)];
+    events.extend(words.iter().map(|word| chunk(json!({"content": word}), Value::Null)));
     events.push(chunk(json!({}), json!("stop")));
     if include_usage {
         let last = json!({
@@ -278,27 +235,21 @@ fn chat_stream(model: String, include_usage: bool, mode: Mode) -> Response {
     }
     events.push("data: [DONE]\n\n".to_string());
     let cut = mode == Mode::CutStream;
-    let stream = futures_util::stream::unfold(
-        (events.into_iter(), 0usize),
-        move |(mut events, sent)| async move {
-            if cut && sent == 2 {
-                // Let the first events leave before the body fails and hyper drops the connection.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                return Some((Err(std::io::Error::other("cut")), (events, usize::MAX)));
-            }
-            if sent == usize::MAX {
-                return None;
-            }
-            let event = events.next()?;
-            if sent > 0 && !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            Some((
-                Ok::<Bytes, std::io::Error>(Bytes::from(event)),
-                (events, sent + 1),
-            ))
-        },
-    );
+    let stream = futures_util::stream::unfold((events.into_iter(), 0usize), move |(mut events, sent)| async move {
+        if cut && sent == 2 {
+            // Let the first events leave before the body fails and hyper drops the connection.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return Some((Err(std::io::Error::other("cut")), (events, usize::MAX)));
+        }
+        if sent == usize::MAX {
+            return None;
+        }
+        let event = events.next()?;
+        if sent > 0 && !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        Some((Ok::<Bytes, std::io::Error>(Bytes::from(event)), (events, sent + 1)))
+    });
     Response::builder()
         .header("content-type", "text/event-stream; charset=utf-8")
         .header("cache-control", "no-cache")
@@ -306,14 +257,10 @@ fn chat_stream(model: String, include_usage: bool, mode: Mode) -> Response {
         .unwrap()
 }
 
-async fn completions(
-    State(shared): State<SharedState>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
+async fn completions(State(shared): State<SharedState>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     let mode = match admit(&shared, "/v1/completions", &headers, &body) {
         Ok(mode) => mode,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if mode == Mode::Hang {
         return hang().await;
@@ -329,14 +276,10 @@ async fn completions(
     Json(answer).into_response()
 }
 
-async fn embeddings(
-    State(shared): State<SharedState>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
+async fn embeddings(State(shared): State<SharedState>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     let mode = match admit(&shared, "/v1/embeddings", &headers, &body) {
         Ok(mode) => mode,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if mode == Mode::Hang {
         return hang().await;
@@ -350,8 +293,7 @@ async fn embeddings(
         .collect();
     let mut answer = json!({"object": "list", "data": data, "model": model_of(&body)});
     if mode != Mode::NoUsage {
-        answer["usage"] =
-            json!({"prompt_tokens": EMBEDDING_TOKENS, "total_tokens": EMBEDDING_TOKENS});
+        answer["usage"] = json!({"prompt_tokens": EMBEDDING_TOKENS, "total_tokens": EMBEDDING_TOKENS});
     }
     Json(answer).into_response()
 }

@@ -4,9 +4,7 @@
 use std::time::Duration;
 
 use burncloud_server::{serve, AppState, GatewayLimits};
-use burncloud_tests::openai_mock::{
-    self, Mode, OpenAiMock, COMPLETION_TOKENS, EMBEDDING_TOKENS, PROMPT_TOKENS, REPLY,
-};
+use burncloud_tests::openai_mock::{self, Mode, OpenAiMock, COMPLETION_TOKENS, EMBEDDING_TOKENS, PROMPT_TOKENS, REPLY};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -45,39 +43,20 @@ impl Harness {
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            serve(listener, serving, shutdown, Duration::from_secs(5))
-                .await
-                .unwrap();
+            serve(listener, serving, shutdown, Duration::from_secs(5)).await.unwrap();
         });
-        Harness {
-            _dir: dir,
-            base,
-            state,
-            http: reqwest::Client::new(),
-            stop: Some(stop),
-        }
+        Harness { _dir: dir, base, state, http: reqwest::Client::new(), stop: Some(stop) }
     }
 
-    async fn console(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(ADMIN);
+    async fn console(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(ADMIN);
         if let Some(body) = body {
             request = request.json(&body);
         }
         let response = request.send().await.unwrap();
         let status = response.status();
         let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text}")),
-        )
+        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text}")))
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
@@ -100,43 +79,25 @@ impl Harness {
 
     async fn channel(&self, name: &str, base_url: &str, extra: Value) -> i64 {
         let mut body = json!({"name": name, "kind": "openai", "base_url": base_url, "api_key": "sk-upstream-secret-0123456789", "models": ["gpt-4o-mini"]});
-        body.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        self.post("/console/api/channels", body).await["id"]
-            .as_i64()
-            .unwrap()
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        self.post("/console/api/channels", body).await["id"].as_i64().unwrap()
     }
 
     async fn token(&self, extra: Value) -> (i64, String) {
         let mut body = json!({"name": "tester"});
-        body.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         let created = self.post("/console/api/tokens", body).await;
-        (
-            created["id"].as_i64().unwrap(),
-            created["key"].as_str().unwrap().to_string(),
-        )
+        (created["id"].as_i64().unwrap(), created["key"].as_str().unwrap().to_string())
     }
 
     async fn v1(&self, path: &str, key: &str, body: Value) -> reqwest::Response {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
+        self.http.post(format!("{}{path}", self.base)).bearer_auth(key).json(&body).send().await.unwrap()
     }
 
     /// Waits for every call in progress to be logged, then returns the log rows, newest first.
     async fn logs(&self) -> Vec<Value> {
         self.settle().await;
-        self.get("/console/api/logs?limit=1000").await["items"]
-            .as_array()
-            .unwrap()
-            .clone()
+        self.get("/console/api/logs?limit=1000").await["items"].as_array().unwrap().clone()
     }
 
     async fn settle(&self) {
@@ -155,22 +116,10 @@ impl Harness {
         let logs = self.logs().await;
         let logged: i64 = logs.iter().map(|row| nanos(&row["cost"])).sum();
         let tokens = self.get("/console/api/tokens").await;
-        let token_used: i64 = tokens
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| nanos(&t["used_quota"]))
-            .sum();
+        let token_used: i64 = tokens.as_array().unwrap().iter().map(|t| nanos(&t["used_quota"])).sum();
         let account = self.get("/console/api/account").await;
-        assert_eq!(
-            logged, token_used,
-            "logged costs equal the tokens' used quota"
-        );
-        assert_eq!(
-            logged,
-            nanos(&account["used"]),
-            "logged costs equal the account's spend"
-        );
+        assert_eq!(logged, token_used, "logged costs equal the tokens' used quota");
+        assert_eq!(logged, nanos(&account["used"]), "logged costs equal the account's spend");
     }
 }
 
@@ -183,9 +132,7 @@ impl Drop for Harness {
 }
 
 fn nanos(value: &Value) -> i64 {
-    burncloud_service_api::Money::parse(value.as_str().unwrap_or_else(|| panic!("money {value}")))
-        .unwrap()
-        .0
+    burncloud_service_api::Money::parse(value.as_str().unwrap_or_else(|| panic!("money {value}"))).unwrap().0
 }
 
 fn chat_body(model: &str) -> Value {
@@ -201,15 +148,7 @@ async fn error_of(response: reqwest::Response) -> (StatusCode, Value) {
 #[tokio::test]
 async fn health_answers_and_the_console_needs_the_admin_key() {
     let h = Harness::start().await;
-    let health: Value = h
-        .http
-        .get(format!("{}/health", h.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = h.http.get(format!("{}/health", h.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(health, json!({"status": "ok"}));
     for auth in [None, Some("wrong")] {
         let mut request = h.http.get(format!("{}/console/api/channels", h.base));
@@ -221,9 +160,7 @@ async fn health_answers_and_the_console_needs_the_admin_key() {
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "unauthorized");
     }
-    let (status, body) = h
-        .console(reqwest::Method::GET, "/console/api/nothing-here", None)
-        .await;
+    let (status, body) = h.console(reqwest::Method::GET, "/console/api/nothing-here", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");
 }
@@ -241,75 +178,29 @@ async fn channels_are_created_read_updated_and_deleted_without_showing_keys() {
     let id = created["id"].as_i64().unwrap();
     assert_eq!(created["key_hint"], "sk-…9f3a");
     assert!(created.get("api_key").is_none(), "{created}");
-    assert_eq!(
-        created["base_url"],
-        Value::Null,
-        "presets keep their default base URL"
-    );
+    assert_eq!(created["base_url"], Value::Null, "presets keep their default base URL");
     assert_eq!(created["model_mapping"], json!({"ds": "deepseek-chat"}));
 
-    let updated = h
-        .put(
-            &format!("/console/api/channels/{id}"),
-            json!({"weight": 7, "enabled": false}),
-        )
-        .await;
-    assert_eq!(
-        (updated["weight"].as_i64(), updated["enabled"].as_bool()),
-        (Some(7), Some(false))
-    );
-    assert_eq!(
-        updated["name"], "DeepSeek",
-        "fields left out stay as they were"
-    );
+    let updated = h.put(&format!("/console/api/channels/{id}"), json!({"weight": 7, "enabled": false})).await;
+    assert_eq!((updated["weight"].as_i64(), updated["enabled"].as_bool()), (Some(7), Some(false)));
+    assert_eq!(updated["name"], "DeepSeek", "fields left out stay as they were");
     assert_eq!(h.get(&format!("/console/api/channels/{id}")).await, updated);
-    assert_eq!(
-        h.get("/console/api/channels")
-            .await
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(h.get("/console/api/channels").await.as_array().unwrap().len(), 1);
     let listed = serde_json::to_string(&h.get("/console/api/channels").await).unwrap();
     assert!(!listed.contains("sk-deepseek-abcdef9f3a"));
 
-    let (status, _) = h
-        .console(
-            reqwest::Method::DELETE,
-            &format!("/console/api/channels/{id}"),
-            None,
-        )
-        .await;
+    let (status, _) = h.console(reqwest::Method::DELETE, &format!("/console/api/channels/{id}"), None).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = h
-        .console(
-            reqwest::Method::GET,
-            &format!("/console/api/channels/{id}"),
-            None,
-        )
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_found"))
-    );
+    let (status, body) = h.console(reqwest::Method::GET, &format!("/console/api/channels/{id}"), None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
 
     for (bad, fragment) in [
         (json!({"name": "x", "kind": "openai"}), "base_url"),
-        (
-            json!({"name": "x", "kind": "martian", "base_url": "http://a"}),
-            "kind",
-        ),
+        (json!({"name": "x", "kind": "martian", "base_url": "http://a"}), "kind"),
         (json!({"name": "", "kind": "qwen"}), "name"),
         (json!({"name": "x", "kind": "qwen", "weight": -1}), "weight"),
     ] {
-        let (status, body) = h
-            .console(
-                reqwest::Method::POST,
-                "/console/api/channels",
-                Some(bad.clone()),
-            )
-            .await;
+        let (status, body) = h.console(reqwest::Method::POST, "/console/api/channels", Some(bad.clone())).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains(fragment), "{bad}: {message}");
@@ -331,12 +222,7 @@ async fn channels_are_created_read_updated_and_deleted_without_showing_keys() {
 #[tokio::test]
 async fn tokens_show_their_key_once_and_accept_edits() {
     let h = Harness::start().await;
-    let created = h
-        .post(
-            "/console/api/tokens",
-            json!({"name": "laptop", "quota_limit": "2.5", "rpm_limit": 60}),
-        )
-        .await;
+    let created = h.post("/console/api/tokens", json!({"name": "laptop", "quota_limit": "2.5", "rpm_limit": 60})).await;
     let key = created["key"].as_str().unwrap();
     assert!(key.starts_with("sk-bc-"));
     assert_eq!(created["group"], "default");
@@ -346,30 +232,16 @@ async fn tokens_show_their_key_once_and_accept_edits() {
     let read = h.get(&format!("/console/api/tokens/{id}")).await;
     assert!(read.get("key").is_none());
     assert!(key.starts_with(read["key_prefix"].as_str().unwrap()));
-    let updated = h
-        .put(
-            &format!("/console/api/tokens/{id}"),
-            json!({"quota_limit": null, "models": ["gpt-4o-mini"]}),
-        )
-        .await;
+    let updated =
+        h.put(&format!("/console/api/tokens/{id}"), json!({"quota_limit": null, "models": ["gpt-4o-mini"]})).await;
     assert_eq!(updated["quota_limit"], Value::Null);
     assert_eq!(updated["rpm_limit"], 60);
     assert_eq!(updated["models"], json!(["gpt-4o-mini"]));
     let (status, body) = h
-        .console(
-            reqwest::Method::POST,
-            "/console/api/tokens",
-            Some(json!({"name": "x", "quota_limit": "lots"})),
-        )
+        .console(reqwest::Method::POST, "/console/api/tokens", Some(json!({"name": "x", "quota_limit": "lots"})))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let (status, _) = h
-        .console(
-            reqwest::Method::DELETE,
-            &format!("/console/api/tokens/{id}"),
-            None,
-        )
-        .await;
+    let (status, _) = h.console(reqwest::Method::DELETE, &format!("/console/api/tokens/{id}"), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(h.get("/console/api/tokens").await, json!([]));
 }
@@ -377,41 +249,18 @@ async fn tokens_show_their_key_once_and_accept_edits() {
 #[tokio::test]
 async fn prices_and_account_take_decimal_strings() {
     let h = Harness::start().await;
-    let price = h
-        .put(
-            "/console/api/prices/gpt-4o-mini",
-            json!({"input_per_mtok": "0.15", "output_per_mtok": "0.6"}),
-        )
-        .await;
-    assert_eq!(
-        price,
-        json!({"model": "gpt-4o-mini", "input_per_mtok": "0.15", "output_per_mtok": "0.6"})
-    );
+    let price =
+        h.put("/console/api/prices/gpt-4o-mini", json!({"input_per_mtok": "0.15", "output_per_mtok": "0.6"})).await;
+    assert_eq!(price, json!({"model": "gpt-4o-mini", "input_per_mtok": "0.15", "output_per_mtok": "0.6"}));
     assert_eq!(h.get("/console/api/prices").await, json!([price]));
     let account = h.get("/console/api/account").await;
-    assert_eq!(
-        account,
-        json!({"currency": "USD", "balance": null, "used": "0"})
-    );
-    let account = h
-        .post("/console/api/account/topup", json!({"amount": "10"}))
-        .await;
+    assert_eq!(account, json!({"currency": "USD", "balance": null, "used": "0"}));
+    let account = h.post("/console/api/account/topup", json!({"amount": "10"})).await;
     assert_eq!(account["balance"], "10");
-    let account = h
-        .put("/console/api/account", json!({"currency": "CNY"}))
-        .await;
-    assert_eq!(
-        (account["currency"].as_str(), account["balance"].as_str()),
-        (Some("CNY"), Some("10"))
-    );
+    let account = h.put("/console/api/account", json!({"currency": "CNY"})).await;
+    assert_eq!((account["currency"].as_str(), account["balance"].as_str()), (Some("CNY"), Some("10")));
     for bad in [json!({"amount": "-1"}), json!({"amount": "ten"}), json!({})] {
-        let (status, body) = h
-            .console(
-                reqwest::Method::POST,
-                "/console/api/account/topup",
-                Some(bad.clone()),
-            )
-            .await;
+        let (status, body) = h.console(reqwest::Method::POST, "/console/api/account/topup", Some(bad.clone())).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert!(body["error"]["message"].is_string());
     }
@@ -421,64 +270,32 @@ async fn prices_and_account_take_decimal_strings() {
 async fn a_chat_call_is_answered_billed_and_logged() {
     let mock = OpenAiMock::start(Some("sk-upstream-secret-0123456789")).await;
     let h = Harness::start().await;
-    let channel = h
-        .channel(
-            "mock",
-            &mock.base_url(),
-            json!({"model_mapping": {"fast": "gpt-4o-mini"}}),
-        )
-        .await;
-    h.put(
-        "/console/api/prices/fast",
-        json!({"input_per_mtok": "1.5", "output_per_mtok": "6"}),
-    )
-    .await;
+    let channel = h.channel("mock", &mock.base_url(), json!({"model_mapping": {"fast": "gpt-4o-mini"}})).await;
+    h.put("/console/api/prices/fast", json!({"input_per_mtok": "1.5", "output_per_mtok": "6"})).await;
     let (token, key) = h.token(json!({})).await;
 
     let response = h.v1("/v1/chat/completions", &key, chat_body("fast")).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let request_id = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_string();
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["choices"][0]["message"]["content"], REPLY);
     assert_eq!(body["usage"]["prompt_tokens"], PROMPT_TOKENS);
     let sent = mock.received();
-    assert_eq!(
-        sent[0].body["model"], "gpt-4o-mini",
-        "the mapping renames the model upstream"
-    );
-    assert_eq!(
-        sent[0].authorization.as_deref(),
-        Some("Bearer sk-upstream-secret-0123456789")
-    );
+    assert_eq!(sent[0].body["model"], "gpt-4o-mini", "the mapping renames the model upstream");
+    assert_eq!(sent[0].authorization.as_deref(), Some("Bearer sk-upstream-secret-0123456789"));
 
     let logs = h.logs().await;
     let row = &logs[0];
     assert_eq!(row["request_id"], request_id.as_str());
+    assert_eq!((row["token_id"].as_i64(), row["channel_id"].as_i64()), (Some(token), Some(channel)));
+    assert_eq!((row["model"].as_str(), row["upstream_model"].as_str()), (Some("fast"), Some("gpt-4o-mini")));
     assert_eq!(
-        (row["token_id"].as_i64(), row["channel_id"].as_i64()),
-        (Some(token), Some(channel))
-    );
-    assert_eq!(
-        (row["model"].as_str(), row["upstream_model"].as_str()),
-        (Some("fast"), Some("gpt-4o-mini"))
-    );
-    assert_eq!(
-        (
-            row["prompt_tokens"].as_u64(),
-            row["completion_tokens"].as_u64()
-        ),
+        (row["prompt_tokens"].as_u64(), row["completion_tokens"].as_u64()),
         (Some(PROMPT_TOKENS), Some(COMPLETION_TOKENS))
     );
     assert_eq!(row["usage_source"], "upstream");
     assert_eq!(
-        (
-            row["status"].as_u64(),
-            row["end_reason"].as_str(),
-            row["attempts"].as_u64()
-        ),
+        (row["status"].as_u64(), row["end_reason"].as_str(), row["attempts"].as_u64()),
         (Some(200), Some("completed"), Some(1))
     );
     assert_eq!(row["endpoint"], "/v1/chat/completions");
@@ -486,10 +303,7 @@ async fn a_chat_call_is_answered_billed_and_logged() {
     assert_eq!(row["priced"], true);
     // 21 tokens at 1.5 per million plus 9 at 6 per million.
     assert_eq!(row["cost"], "0.0000855");
-    assert_eq!(
-        h.get(&format!("/console/api/tokens/{token}")).await["used_quota"],
-        "0.0000855"
-    );
+    assert_eq!(h.get(&format!("/console/api/tokens/{token}")).await["used_quota"], "0.0000855");
     h.assert_books_balance().await;
 }
 
@@ -498,11 +312,7 @@ async fn streams_get_usage_upstream_and_the_extra_chunk_only_when_asked() {
     let mock = OpenAiMock::start(None).await;
     let h = Harness::start().await;
     h.channel("mock", &mock.base_url(), json!({})).await;
-    h.put(
-        "/console/api/prices/gpt-4o-mini",
-        json!({"input_per_mtok": "1", "output_per_mtok": "1"}),
-    )
-    .await;
+    h.put("/console/api/prices/gpt-4o-mini", json!({"input_per_mtok": "1", "output_per_mtok": "1"})).await;
     let (_, key) = h.token(json!({})).await;
 
     for client_asks in [false, true] {
@@ -513,34 +323,20 @@ async fn streams_get_usage_upstream_and_the_extra_chunk_only_when_asked() {
         }
         let response = h.v1("/v1/chat/completions", &key, body).await;
         assert_eq!(response.status(), StatusCode::OK);
-        assert!(response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream"));
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
         let text = response.text().await.unwrap();
         let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
         assert_eq!(*events.last().unwrap(), "data: [DONE]");
         let content: String = events
             .iter()
             .filter_map(|e| serde_json::from_str::<Value>(e.strip_prefix("data: ")?).ok())
-            .filter_map(|chunk| {
-                chunk["choices"][0]["delta"]["content"]
-                    .as_str()
-                    .map(String::from)
-            })
+            .filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str().map(String::from))
             .collect();
         assert_eq!(content, REPLY);
         let usage_chunks = events.iter().filter(|e| e.contains("\"usage\":{")).count();
-        assert_eq!(
-            usage_chunks,
-            usize::from(client_asks),
-            "client asked for usage: {client_asks}\n{text}"
-        );
+        assert_eq!(usage_chunks, usize::from(client_asks), "client asked for usage: {client_asks}\n{text}");
         let upstream = mock.received().pop().unwrap();
-        assert_eq!(
-            upstream.body["stream_options"]["include_usage"], true,
-            "usage is always requested upstream"
-        );
+        assert_eq!(upstream.body["stream_options"]["include_usage"], true, "usage is always requested upstream");
     }
     let logs = h.logs().await;
     assert_eq!(logs.len(), 2);
@@ -565,20 +361,10 @@ async fn without_upstream_usage_the_tokenizer_estimates_it() {
     let reply_tokens = burncloud_router::count_tokens(REPLY);
     let prompt_tokens = burncloud_router::count_tokens("Say hello") + 3 * 2;
 
-    assert_eq!(
-        h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini"))
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await.status(), StatusCode::OK);
     let mut streamed = chat_body("gpt-4o-mini");
     streamed["stream"] = json!(true);
-    let text = h
-        .v1("/v1/chat/completions", &key, streamed)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let text = h.v1("/v1/chat/completions", &key, streamed).await.text().await.unwrap();
     assert!(text.ends_with("data: [DONE]\n\n"));
     for row in h.logs().await {
         assert_eq!(row["usage_source"], "estimated", "{row}");
@@ -601,34 +387,16 @@ async fn failing_channels_fail_over_to_the_next() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    h.channel(
-        "unreachable",
-        &format!("http://127.0.0.1:{closed_port}/v1"),
-        json!({"priority": 30}),
-    )
-    .await;
-    h.channel("broken", &broken.base_url(), json!({"priority": 20}))
-        .await;
-    let good = h
-        .channel("healthy", &healthy.base_url(), json!({"priority": 10}))
-        .await;
-    h.channel(
-        "limited",
-        &limited.base_url(),
-        json!({"priority": 10, "weight": 0}),
-    )
-    .await;
+    h.channel("unreachable", &format!("http://127.0.0.1:{closed_port}/v1"), json!({"priority": 30})).await;
+    h.channel("broken", &broken.base_url(), json!({"priority": 20})).await;
+    let good = h.channel("healthy", &healthy.base_url(), json!({"priority": 10})).await;
+    h.channel("limited", &limited.base_url(), json!({"priority": 10, "weight": 0})).await;
     let (_, key) = h.token(json!({})).await;
 
-    let response = h
-        .v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini"))
-        .await;
+    let response = h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await;
     assert_eq!(response.status(), StatusCode::OK);
     let row = &h.logs().await[0];
-    assert_eq!(
-        (row["channel_id"].as_i64(), row["attempts"].as_u64()),
-        (Some(good), Some(3))
-    );
+    assert_eq!((row["channel_id"].as_i64(), row["attempts"].as_u64()), (Some(good), Some(3)));
     assert_eq!(row["end_reason"], "completed");
     assert_eq!(broken.received().len(), 1);
     assert_eq!(limited.received().len(), 0, "weight 0 is tried last");
@@ -640,23 +408,15 @@ async fn caller_errors_are_not_retried_and_pass_through() {
     let spare = OpenAiMock::start(None).await;
     bad_request.set_mode(Mode::Error { status: 400 });
     let h = Harness::start().await;
-    h.channel("first", &bad_request.base_url(), json!({"priority": 1}))
-        .await;
+    h.channel("first", &bad_request.base_url(), json!({"priority": 1})).await;
     h.channel("spare", &spare.base_url(), json!({})).await;
     let (_, key) = h.token(json!({})).await;
-    let (status, error) = error_of(
-        h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini"))
-            .await,
-    )
-    .await;
+    let (status, error) = error_of(h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error, openai_mock::error_body(400)["error"]);
     assert!(spare.received().is_empty());
     let row = &h.logs().await[0];
-    assert_eq!(
-        (row["status"].as_u64(), row["end_reason"].as_str()),
-        (Some(400), Some("upstream_error"))
-    );
+    assert_eq!((row["status"].as_u64(), row["end_reason"].as_str()), (Some(400), Some("upstream_error")));
     assert_eq!(row["error"], "Invalid value for 'messages'.");
 }
 
@@ -667,51 +427,20 @@ async fn when_every_upstream_fails_the_caller_learns_how() {
     let failing = OpenAiMock::start(None).await;
     failing.set_mode(Mode::Error { status: 429 });
     let channel = h.channel("limited", &failing.base_url(), json!({})).await;
-    let response = h
-        .v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini"))
-        .await;
-    assert_eq!(
-        response.status(),
-        StatusCode::TOO_MANY_REQUESTS,
-        "the last upstream error passes through"
-    );
+    let response = h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "the last upstream error passes through");
     assert_eq!(error_of(response).await.1["code"], "rate_limit_exceeded");
 
     let hanging = OpenAiMock::start(None).await;
     hanging.set_mode(Mode::Hang);
-    h.put(
-        &format!("/console/api/channels/{channel}"),
-        json!({"base_url": hanging.base_url()}),
-    )
-    .await;
-    let (status, error) = error_of(
-        h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini"))
-            .await,
-    )
-    .await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (StatusCode::GATEWAY_TIMEOUT, Some("upstream_timeout"))
-    );
+    h.put(&format!("/console/api/channels/{channel}"), json!({"base_url": hanging.base_url()})).await;
+    let (status, error) = error_of(h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await).await;
+    assert_eq!((status, error["code"].as_str()), (StatusCode::GATEWAY_TIMEOUT, Some("upstream_timeout")));
 
-    h.put(
-        &format!("/console/api/channels/{channel}"),
-        json!({"base_url": "http://127.0.0.1:1/v1"}),
-    )
-    .await;
-    let (status, error) = error_of(
-        h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini"))
-            .await,
-    )
-    .await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (StatusCode::BAD_GATEWAY, Some("upstream_error"))
-    );
-    assert!(!error["message"]
-        .as_str()
-        .unwrap()
-        .contains("sk-upstream-secret"));
+    h.put(&format!("/console/api/channels/{channel}"), json!({"base_url": "http://127.0.0.1:1/v1"})).await;
+    let (status, error) = error_of(h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await).await;
+    assert_eq!((status, error["code"].as_str()), (StatusCode::BAD_GATEWAY, Some("upstream_error")));
+    assert!(!error["message"].as_str().unwrap().contains("sk-upstream-secret"));
 
     let logs = h.logs().await;
     let statuses: Vec<u64> = logs.iter().map(|r| r["status"].as_u64().unwrap()).collect();
@@ -723,72 +452,71 @@ async fn when_every_upstream_fails_the_caller_learns_how() {
 async fn bad_requests_get_openai_shaped_errors() {
     let mock = OpenAiMock::start(None).await;
     let h = Harness::start().await;
-    h.channel(
-        "mock",
-        &mock.base_url(),
-        json!({"models": ["gpt-4o-mini", "gpt-4o"]}),
-    )
-    .await;
+    h.channel("mock", &mock.base_url(), json!({"models": ["gpt-4o-mini", "gpt-4o"]})).await;
     let (_, key) = h.token(json!({"models": ["gpt-4o-mini", "ghost"]})).await;
     let (disabled, disabled_key) = h.token(json!({"name": "off"})).await;
-    h.put(
-        &format!("/console/api/tokens/{disabled}"),
-        json!({"enabled": false}),
-    )
-    .await;
+    h.put(&format!("/console/api/tokens/{disabled}"), json!({"enabled": false})).await;
     let (_, expired_key) = h.token(json!({"expires_at_ms": 1000})).await;
 
     let raw = |key: &str, body: &'static str| {
-        h.http
-            .post(format!("{}/v1/chat/completions", h.base))
-            .bearer_auth(key)
-            .body(body)
-            .send()
+        h.http.post(format!("{}/v1/chat/completions", h.base)).bearer_auth(key).body(body).send()
     };
     let cases: Vec<(reqwest::Response, StatusCode, &str)> = vec![
-        (h.http.post(format!("{}/v1/chat/completions", h.base)).json(&chat_body("gpt-4o-mini")).send().await.unwrap(), StatusCode::UNAUTHORIZED, "invalid_api_key"),
-        (h.v1("/v1/chat/completions", "sk-bc-not-a-real-key", chat_body("gpt-4o-mini")).await, StatusCode::UNAUTHORIZED, "invalid_api_key"),
-        (h.v1("/v1/chat/completions", &disabled_key, chat_body("gpt-4o-mini")).await, StatusCode::UNAUTHORIZED, "invalid_api_key"),
-        (h.v1("/v1/chat/completions", &expired_key, chat_body("gpt-4o-mini")).await, StatusCode::UNAUTHORIZED, "invalid_api_key"),
+        (
+            h.http
+                .post(format!("{}/v1/chat/completions", h.base))
+                .json(&chat_body("gpt-4o-mini"))
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+        ),
+        (
+            h.v1("/v1/chat/completions", "sk-bc-not-a-real-key", chat_body("gpt-4o-mini")).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+        ),
+        (
+            h.v1("/v1/chat/completions", &disabled_key, chat_body("gpt-4o-mini")).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+        ),
+        (
+            h.v1("/v1/chat/completions", &expired_key, chat_body("gpt-4o-mini")).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+        ),
         (raw(&key, "{\"model\":").await.unwrap(), StatusCode::BAD_REQUEST, ""),
         (raw(&key, "{\"messages\":[]}").await.unwrap(), StatusCode::BAD_REQUEST, ""),
         (h.v1("/v1/chat/completions", &key, chat_body("gpt-4o")).await, StatusCode::FORBIDDEN, "model_not_allowed"),
         (h.v1("/v1/chat/completions", &key, chat_body("ghost")).await, StatusCode::NOT_FOUND, "model_not_found"),
-        (h.v1("/v1/chat/completions", &key, json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x".repeat(70_000)}]})).await, StatusCode::PAYLOAD_TOO_LARGE, "request_too_large"),
+        (
+            h.v1(
+                "/v1/chat/completions",
+                &key,
+                json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x".repeat(70_000)}]}),
+            )
+            .await,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+        ),
     ];
     for (index, (response, status, code)) in cases.into_iter().enumerate() {
         assert_eq!(response.status(), status, "case {index}");
-        assert!(
-            response.headers().contains_key("x-request-id"),
-            "case {index}"
-        );
+        assert!(response.headers().contains_key("x-request-id"), "case {index}");
         let body: Value = response.json().await.unwrap();
         let error = &body["error"];
-        assert!(
-            error["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "case {index}: {body}"
-        );
-        assert!(
-            error["type"].is_string() && error.get("param").is_some(),
-            "case {index}: {body}"
-        );
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "case {index}: {body}");
+        assert!(error["type"].is_string() && error.get("param").is_some(), "case {index}: {body}");
         if !code.is_empty() {
             assert_eq!(error["code"], code, "case {index}: {body}");
         }
     }
-    assert!(
-        mock.received().is_empty(),
-        "no bad request reached the upstream"
-    );
+    assert!(mock.received().is_empty(), "no bad request reached the upstream");
     let rejected = h.logs().await;
-    assert_eq!(
-        rejected.len(),
-        5,
-        "calls with a valid token are logged as rejected"
-    );
-    assert!(rejected
-        .iter()
-        .all(|r| r["end_reason"] == "rejected" && r["cost"] == "0"));
+    assert_eq!(rejected.len(), 5, "calls with a valid token are logged as rejected");
+    assert!(rejected.iter().all(|r| r["end_reason"] == "rejected" && r["cost"] == "0"));
 }
 
 #[tokio::test]
@@ -797,99 +525,36 @@ async fn spent_quota_and_balance_stop_calls_with_429() {
     let h = Harness::start().await;
     h.channel("mock", &mock.base_url(), json!({})).await;
     // One call costs 21 * 1000 / 1e6 + 9 * 1000 / 1e6 = 0.03.
-    h.put(
-        "/console/api/prices/gpt-4o-mini",
-        json!({"input_per_mtok": "1000", "output_per_mtok": "1000"}),
-    )
-    .await;
+    h.put("/console/api/prices/gpt-4o-mini", json!({"input_per_mtok": "1000", "output_per_mtok": "1000"})).await;
     let (token, key) = h.token(json!({"quota_limit": "0.05"})).await;
-    assert_eq!(
-        h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini"))
-            .await
-            .status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini"))
-            .await
-            .status(),
-        StatusCode::OK
-    );
-    let (status, error) = error_of(
-        h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini"))
-            .await,
-    )
-    .await;
+    assert_eq!(h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await.status(), StatusCode::OK);
+    assert_eq!(h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await.status(), StatusCode::OK);
+    let (status, error) = error_of(h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await).await;
     assert_eq!(
         (status, error["code"].as_str(), error["type"].as_str()),
-        (
-            StatusCode::TOO_MANY_REQUESTS,
-            Some("insufficient_quota"),
-            Some("insufficient_quota")
-        )
+        (StatusCode::TOO_MANY_REQUESTS, Some("insufficient_quota"), Some("insufficient_quota"))
     );
     h.settle().await;
-    assert_eq!(
-        h.get(&format!("/console/api/tokens/{token}")).await["used_quota"],
-        "0.06"
-    );
+    assert_eq!(h.get(&format!("/console/api/tokens/{token}")).await["used_quota"], "0.06");
 
     let (_, unlimited_key) = h.token(json!({"name": "unlimited"})).await;
-    h.put("/console/api/account", json!({"balance": "0.01"}))
-        .await;
-    assert_eq!(
-        h.v1(
-            "/v1/chat/completions",
-            &unlimited_key,
-            chat_body("gpt-4o-mini")
-        )
-        .await
-        .status(),
-        StatusCode::OK
-    );
-    let (status, error) = error_of(
-        h.v1(
-            "/v1/chat/completions",
-            &unlimited_key,
-            chat_body("gpt-4o-mini"),
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (StatusCode::TOO_MANY_REQUESTS, Some("insufficient_quota"))
-    );
+    h.put("/console/api/account", json!({"balance": "0.01"})).await;
+    assert_eq!(h.v1("/v1/chat/completions", &unlimited_key, chat_body("gpt-4o-mini")).await.status(), StatusCode::OK);
+    let (status, error) = error_of(h.v1("/v1/chat/completions", &unlimited_key, chat_body("gpt-4o-mini")).await).await;
+    assert_eq!((status, error["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("insufficient_quota")));
     assert!(error["message"].as_str().unwrap().contains("balance"));
-    h.post("/console/api/account/topup", json!({"amount": "1"}))
-        .await;
-    assert_eq!(
-        h.v1(
-            "/v1/chat/completions",
-            &unlimited_key,
-            chat_body("gpt-4o-mini")
-        )
-        .await
-        .status(),
-        StatusCode::OK
-    );
+    h.post("/console/api/account/topup", json!({"amount": "1"})).await;
+    assert_eq!(h.v1("/v1/chat/completions", &unlimited_key, chat_body("gpt-4o-mini")).await.status(), StatusCode::OK);
     h.assert_books_balance().await;
 }
 
 #[tokio::test]
 async fn a_client_that_hangs_up_mid_stream_is_still_billed_from_upstream_usage() {
     let mock = OpenAiMock::start(None).await;
-    mock.set_mode(Mode::Slow {
-        delay_ms: 40,
-        chunks: 12,
-    });
+    mock.set_mode(Mode::Slow { delay_ms: 40, chunks: 12 });
     let h = Harness::start().await;
     h.channel("mock", &mock.base_url(), json!({})).await;
-    h.put(
-        "/console/api/prices/gpt-4o-mini",
-        json!({"input_per_mtok": "1", "output_per_mtok": "1"}),
-    )
-    .await;
+    h.put("/console/api/prices/gpt-4o-mini", json!({"input_per_mtok": "1", "output_per_mtok": "1"})).await;
     let (_, key) = h.token(json!({})).await;
     let mut body = chat_body("gpt-4o-mini");
     body["stream"] = json!(true);
@@ -900,10 +565,7 @@ async fn a_client_that_hangs_up_mid_stream_is_still_billed_from_upstream_usage()
     drop(stream);
     let row = &h.logs().await[0];
     assert_eq!(row["end_reason"], "client_cancelled");
-    assert_eq!(
-        row["usage_source"], "upstream",
-        "the upstream was read to its end for usage: {row}"
-    );
+    assert_eq!(row["usage_source"], "upstream", "the upstream was read to its end for usage: {row}");
     assert_eq!(row["completion_tokens"], COMPLETION_TOKENS);
     assert_ne!(row["cost"], "0");
     h.assert_books_balance().await;
@@ -918,16 +580,8 @@ async fn a_stream_cut_by_the_upstream_is_logged_as_cut() {
     let (_, key) = h.token(json!({})).await;
     let mut body = chat_body("gpt-4o-mini");
     body["stream"] = json!(true);
-    let text = h
-        .v1("/v1/chat/completions", &key, body)
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        text.contains("\"code\":\"upstream_cut\""),
-        "the caller is told: {text}"
-    );
+    let text = h.v1("/v1/chat/completions", &key, body).await.text().await.unwrap();
+    assert!(text.contains("\"code\":\"upstream_cut\""), "the caller is told: {text}");
     let row = &h.logs().await[0];
     assert_eq!(row["end_reason"], "upstream_cut");
     assert_eq!(row["usage_source"], "estimated");
@@ -943,48 +597,20 @@ async fn completions_embeddings_and_the_model_list() {
     let (_, narrow_key) = h.token(json!({"models": ["embed"]})).await;
 
     let completion: Value = h
-        .v1(
-            "/v1/completions",
-            &key,
-            json!({"model": "gpt-3.5-turbo-instruct", "prompt": "Say this is a test"}),
-        )
+        .v1("/v1/completions", &key, json!({"model": "gpt-3.5-turbo-instruct", "prompt": "Say this is a test"}))
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(completion["choices"][0]["text"], REPLY);
-    let embedding: Value = h
-        .v1(
-            "/v1/embeddings",
-            &key,
-            json!({"model": "embed", "input": ["a", "b"]}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let embedding: Value =
+        h.v1("/v1/embeddings", &key, json!({"model": "embed", "input": ["a", "b"]})).await.json().await.unwrap();
     assert_eq!(embedding["data"].as_array().unwrap().len(), 2);
 
-    let models: Value = h
-        .http
-        .get(format!("{}/v1/models", h.base))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<&str> = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        ids,
-        vec!["embed", "gpt-3.5-turbo-instruct", "text-embedding-3-small"]
-    );
+    let models: Value =
+        h.http.get(format!("{}/v1/models", h.base)).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec!["embed", "gpt-3.5-turbo-instruct", "text-embedding-3-small"]);
     assert_eq!(models["object"], "list");
     let narrow: Value = h
         .http
@@ -997,12 +623,7 @@ async fn completions_embeddings_and_the_model_list() {
         .await
         .unwrap();
     assert_eq!(narrow["data"].as_array().unwrap().len(), 1);
-    let unauthorized = h
-        .http
-        .get(format!("{}/v1/models", h.base))
-        .send()
-        .await
-        .unwrap();
+    let unauthorized = h.http.get(format!("{}/v1/models", h.base)).send().await.unwrap();
     assert_eq!(unauthorized.status(), StatusCode::UNAUTHORIZED);
 
     let logs = h.logs().await;
@@ -1016,69 +637,40 @@ async fn completions_embeddings_and_the_model_list() {
 async fn logs_filter_and_page_and_usage_groups() {
     let mock = OpenAiMock::start(None).await;
     let h = Harness::start().await;
-    let channel = h
-        .channel(
-            "mock",
-            &mock.base_url(),
-            json!({"models": ["gpt-4o-mini", "gpt-4o"]}),
-        )
-        .await;
-    h.put(
-        "/console/api/prices/gpt-4o",
-        json!({"input_per_mtok": "1", "output_per_mtok": "2"}),
-    )
-    .await;
+    let channel = h.channel("mock", &mock.base_url(), json!({"models": ["gpt-4o-mini", "gpt-4o"]})).await;
+    h.put("/console/api/prices/gpt-4o", json!({"input_per_mtok": "1", "output_per_mtok": "2"})).await;
     let (first, key) = h.token(json!({"name": "alice"})).await;
     let (_, other_key) = h.token(json!({"name": "bob"})).await;
     for _ in 0..3 {
-        h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini"))
-            .await;
+        h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await;
     }
-    h.v1("/v1/chat/completions", &other_key, chat_body("gpt-4o"))
-        .await;
-    h.v1("/v1/chat/completions", &other_key, chat_body("missing"))
-        .await;
+    h.v1("/v1/chat/completions", &other_key, chat_body("gpt-4o")).await;
+    h.v1("/v1/chat/completions", &other_key, chat_body("missing")).await;
     h.settle().await;
 
     let page = h.get("/console/api/logs?limit=2").await;
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     let before = page["next_before_id"].as_i64().unwrap();
-    let next = h
-        .get(&format!("/console/api/logs?limit=10&before_id={before}"))
-        .await;
+    let next = h.get(&format!("/console/api/logs?limit=10&before_id={before}")).await;
     assert_eq!(next["items"].as_array().unwrap().len(), 3);
     assert_eq!(next["next_before_id"], Value::Null);
     let check = |query: &'static str, expected: usize| {
         let h = &h;
         async move {
-            let items = h.get(&format!("/console/api/logs?{query}")).await["items"]
-                .as_array()
-                .unwrap()
-                .len();
+            let items = h.get(&format!("/console/api/logs?{query}")).await["items"].as_array().unwrap().len();
             assert_eq!(items, expected, "{query}");
         }
     };
     check("model=gpt-4o", 1).await;
     check(Box::leak(format!("token_id={first}").into_boxed_str()), 3).await;
-    check(
-        Box::leak(format!("channel_id={channel}").into_boxed_str()),
-        4,
-    )
-    .await;
+    check(Box::leak(format!("channel_id={channel}").into_boxed_str()), 4).await;
     check("status=404", 1).await;
     check("status=ok", 4).await;
     check("status=error", 1).await;
     check("since_ms=0&until_ms=1", 0).await;
-    let (status, body) = h
-        .console(reqwest::Method::GET, "/console/api/logs?status=maybe", None)
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_request"))
-    );
-    let (status, _) = h
-        .console(reqwest::Method::GET, "/console/api/logs?limit=lots", None)
-        .await;
+    let (status, body) = h.console(reqwest::Method::GET, "/console/api/logs?status=maybe", None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
+    let (status, _) = h.console(reqwest::Method::GET, "/console/api/logs?limit=lots", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     let by_model = h.get("/console/api/usage?group_by=model").await;
@@ -1088,20 +680,11 @@ async fn logs_filter_and_page_and_usage_groups() {
     assert_eq!(gpt4o["cost"], "0.000039");
     assert_eq!(by_model["totals"]["cost"], "0.000039");
     let by_token = h.get("/console/api/usage?group_by=token").await;
-    let keys: Vec<&str> = by_token["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["key"].as_str().unwrap())
-        .collect();
+    let keys: Vec<&str> = by_token["rows"].as_array().unwrap().iter().map(|r| r["key"].as_str().unwrap()).collect();
     assert_eq!(keys, vec!["alice", "bob"]);
     let by_day = h.get("/console/api/usage").await;
     assert_eq!(by_day["rows"].as_array().unwrap().len(), 1);
     assert_eq!(by_day["rows"][0]["prompt_tokens"], PROMPT_TOKENS * 4);
     let by_channel = h.get("/console/api/usage?group_by=channel").await;
-    assert!(by_channel["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|r| r["key"] == "mock"));
+    assert!(by_channel["rows"].as_array().unwrap().iter().any(|r| r["key"] == "mock"));
 }

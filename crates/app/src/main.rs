@@ -10,11 +10,7 @@ use burncloud_server::{load_or_create_admin_key, serve, shutdown_signal, AppStat
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "burncloud",
-    version,
-    about = "A local LLM gateway and model manager"
-)]
+#[command(name = "burncloud", version, about = "A local LLM gateway and model manager")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -55,18 +51,13 @@ struct ServeArgs {
 fn data_dir(arg: &DataDirArg) -> anyhow::Result<PathBuf> {
     match &arg.data_dir {
         Some(dir) => Ok(dir.clone()),
-        None => Ok(dirs::data_dir()
-            .context("this system has no user data dir; pass --data-dir")?
-            .join("BurnCloud")),
+        None => Ok(dirs::data_dir().context("this system has no user data dir; pass --data-dir")?.join("BurnCloud")),
     }
 }
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BURNCLOUD_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BURNCLOUD_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -85,14 +76,9 @@ fn main() -> anyhow::Result<()> {
 
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let dir = data_dir(&args.data_dir)?;
-    let limits = GatewayLimits {
-        first_byte_timeout: Duration::from_secs(args.upstream_timeout),
-        ..GatewayLimits::default()
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("burncloud")
-        .build()?;
+    let limits =
+        GatewayLimits { first_byte_timeout: Duration::from_secs(args.upstream_timeout), ..GatewayLimits::default() };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("burncloud").build()?;
     runtime.block_on(async move {
         let state = AppState::open(&dir, limits).with_context(|| format!("opening {}", dir.display()))?;
         let listener = tokio::net::TcpListener::bind(args.listen)

@@ -22,10 +22,7 @@ pub enum DbError {
     #[error("corrupt row: {0}")]
     Corrupt(String),
     #[error("cannot create data dir {path}: {source}")]
-    CreateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    CreateDir { path: PathBuf, source: std::io::Error },
 }
 
 impl From<DbError> for ServiceError {
@@ -51,20 +48,14 @@ impl Db {
     pub fn open(path: impl AsRef<Path>) -> DbResult<Db> {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| DbError::CreateDir {
-                path: parent.to_path_buf(),
-                source,
-            })?;
+            std::fs::create_dir_all(parent)
+                .map_err(|source| DbError::CreateDir { path: parent.to_path_buf(), source })?;
         }
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         migrations::apply(&mut writer)?;
-        Ok(Db {
-            path,
-            writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
-        })
+        Ok(Db { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
     }
 
     pub fn path(&self) -> &Path {
@@ -73,10 +64,7 @@ impl Db {
 
     /// Runs `work` on the writer connection, serialised with every other write.
     pub fn write<T>(&self, work: impl FnOnce(&mut Connection) -> DbResult<T>) -> DbResult<T> {
-        let mut connection = self
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut connection = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         work(&mut connection)
     }
 
@@ -88,9 +76,7 @@ impl Db {
             None => {
                 let connection = Connection::open_with_flags(
                     &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY
-                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                        | OpenFlags::SQLITE_OPEN_URI,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
                 )?;
                 configure(&connection)?;
                 connection
@@ -114,10 +100,7 @@ fn configure(connection: &Connection) -> DbResult<()> {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// The stored form of a gateway token key: hex SHA-256. Keys themselves are never stored.

@@ -5,14 +5,10 @@ use rusqlite::Connection;
 use crate::DbResult;
 
 /// Every migration in `migrations/`, in order. Append only: never edit one that has shipped.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_init",
-    include_str!("../../../migrations/0001_init.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../../../migrations/0001_init.sql"))];
 
 pub(crate) fn apply(connection: &mut Connection) -> DbResult<()> {
-    let applied: usize =
-        connection.pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0))? as usize;
+    let applied: usize = connection.pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0))? as usize;
     for (index, (_name, sql)) in MIGRATIONS.iter().enumerate().skip(applied) {
         let transaction = connection.transaction()?;
         transaction.execute_batch(sql)?;
@@ -32,13 +28,9 @@ mod tests {
         let path = dir.path().join("nested").join("burncloud.db");
         drop(Db::open(&path).unwrap());
         let db = Db::open(&path).unwrap();
-        let version: i64 = db
-            .read(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
-            .unwrap();
+        let version: i64 = db.read(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?)).unwrap();
         assert_eq!(version, super::MIGRATIONS.len() as i64);
-        let mode: String = db
-            .read(|c| Ok(c.pragma_query_value(None, "journal_mode", |r| r.get(0))?))
-            .unwrap();
+        let mode: String = db.read(|c| Ok(c.pragma_query_value(None, "journal_mode", |r| r.get(0))?)).unwrap();
         assert_eq!(mode, "wal");
     }
 }

@@ -7,18 +7,11 @@ use crate::snapshot::ChannelEntry;
 /// Orders `candidates` (already sorted by priority, highest first) for one request: each tier
 /// keeps its place, and inside a tier channels are drawn without replacement in proportion to
 /// their weight, so the first pick follows the weights and the rest are failover order.
-pub fn order_candidates(
-    mut candidates: Vec<Arc<ChannelEntry>>,
-    rng: &mut fastrand::Rng,
-) -> Vec<Arc<ChannelEntry>> {
+pub fn order_candidates(mut candidates: Vec<Arc<ChannelEntry>>, rng: &mut fastrand::Rng) -> Vec<Arc<ChannelEntry>> {
     let mut start = 0;
     while start < candidates.len() {
         let priority = candidates[start].channel.priority;
-        let end = start
-            + candidates[start..]
-                .iter()
-                .take_while(|c| c.channel.priority == priority)
-                .count();
+        let end = start + candidates[start..].iter().take_while(|c| c.channel.priority == priority).count();
         weighted_shuffle(&mut candidates[start..end], rng);
         start = end;
     }
@@ -82,15 +75,8 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(7);
         let mut first_picks = [0u32; 4];
         for _ in 0..10_000 {
-            let ordered = order_candidates(
-                vec![
-                    entry(1, 10, 1),
-                    entry(2, 5, 1),
-                    entry(3, 5, 3),
-                    entry(0, 5, 0),
-                ],
-                &mut rng,
-            );
+            let ordered =
+                order_candidates(vec![entry(1, 10, 1), entry(2, 5, 1), entry(3, 5, 3), entry(0, 5, 0)], &mut rng);
             assert_eq!(ordered[0].channel.id, 1);
             assert_eq!(ordered[3].channel.id, 0, "weight 0 is the last resort");
             first_picks[ordered[1].channel.id as usize] += 1;

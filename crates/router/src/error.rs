@@ -65,16 +65,10 @@ impl GatewayError {
         match self {
             GatewayError::InvalidApiKey(_) => ("invalid_request_error", Some("invalid_api_key")),
             GatewayError::BadRequest { .. } => ("invalid_request_error", None),
-            GatewayError::ModelNotAllowed(_) => {
-                ("invalid_request_error", Some("model_not_allowed"))
-            }
+            GatewayError::ModelNotAllowed(_) => ("invalid_request_error", Some("model_not_allowed")),
             GatewayError::ModelNotFound(_) => ("invalid_request_error", Some("model_not_found")),
-            GatewayError::PayloadTooLarge(_) => {
-                ("invalid_request_error", Some("request_too_large"))
-            }
-            GatewayError::InsufficientQuota(_) => {
-                ("insufficient_quota", Some("insufficient_quota"))
-            }
+            GatewayError::PayloadTooLarge(_) => ("invalid_request_error", Some("request_too_large")),
+            GatewayError::InsufficientQuota(_) => ("insufficient_quota", Some("insufficient_quota")),
             GatewayError::UpstreamUnreachable(_) => ("server_error", Some("upstream_error")),
             GatewayError::UpstreamTimeout(_) => ("server_error", Some("upstream_timeout")),
             GatewayError::Upstream { .. } => ("upstream_error", None),
@@ -84,9 +78,7 @@ impl GatewayError {
     /// The response body: OpenAI's error JSON, or the upstream's own body when it is JSON.
     pub fn body(&self) -> Bytes {
         if let GatewayError::Upstream { body, .. } = self {
-            if serde_json::from_slice::<serde_json::Value>(body)
-                .is_ok_and(|v| v.get("error").is_some())
-            {
+            if serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v.get("error").is_some()) {
                 return body.clone();
             }
         }
@@ -105,10 +97,7 @@ impl GatewayError {
     pub fn into_response_with_id(self, request_id: &str) -> Response {
         let mut response = (self.status_code(), self.body()).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            axum::http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Ok(value) = HeaderValue::from_str(request_id) {
             headers.insert(REQUEST_ID_HEADER, value);
         }

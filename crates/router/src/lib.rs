@@ -71,11 +71,7 @@ pub struct Gateway {
 
 impl Gateway {
     /// Builds the gateway over `db`: loads the first snapshot and starts the log writer.
-    pub fn new(
-        db: Arc<Db>,
-        config: RouterConfig,
-        log_config: LogWriterConfig,
-    ) -> Result<Arc<Gateway>, DbError> {
+    pub fn new(db: Arc<Db>, config: RouterConfig, log_config: LogWriterConfig) -> Result<Arc<Gateway>, DbError> {
         let config_now = db.read(repo::config::load)?;
         let ledger = SpendLedger::new(config_now.account.used);
         let snapshot = Snapshot::build(config_now, &ledger);
@@ -101,8 +97,7 @@ impl Gateway {
     /// Rebuilds the snapshot from the database; called after every configuration change.
     pub fn reload(&self) -> Result<(), DbError> {
         let config = self.db.read(repo::config::load)?;
-        self.snapshot
-            .store(Arc::new(Snapshot::build(config, &self.ledger)));
+        self.snapshot.store(Arc::new(Snapshot::build(config, &self.ledger)));
         Ok(())
     }
 
@@ -126,10 +121,7 @@ impl Gateway {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         if self.in_flight() > 0 {
-            tracing::warn!(
-                calls = self.in_flight(),
-                "shutting down with calls still in progress"
-            );
+            tracing::warn!(calls = self.in_flight(), "shutting down with calls still in progress");
         }
         self.logs.flush().await;
     }

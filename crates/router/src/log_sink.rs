@@ -34,10 +34,7 @@ pub struct LogWriterConfig {
 
 impl Default for LogWriterConfig {
     fn default() -> Self {
-        LogWriterConfig {
-            queue_capacity: 65_536,
-            max_batch_rows: 2_048,
-        }
+        LogWriterConfig { queue_capacity: 65_536, max_batch_rows: 2_048 }
     }
 }
 
@@ -64,12 +61,7 @@ impl LogSink {
     /// Queues one row; waits only when the queue is full, so nothing is ever dropped.
     pub async fn record(&self, row: NewLogRow) {
         self.stats.queued.fetch_add(1, Ordering::Relaxed);
-        if self
-            .sender
-            .send(LogMessage::Row(Box::new(row)))
-            .await
-            .is_err()
-        {
+        if self.sender.send(LogMessage::Row(Box::new(row))).await.is_err() {
             tracing::error!("log writer is gone; a log row could not be queued");
         }
     }
@@ -89,12 +81,7 @@ impl LogSink {
 
 /// Stores whatever has queued up, as one batch, as soon as the writer is free: under load the
 /// batches grow by themselves and when idle a row lands at once.
-fn run_writer(
-    db: Arc<Db>,
-    mut receiver: mpsc::Receiver<LogMessage>,
-    stats: Arc<LogWriterStats>,
-    max_batch: usize,
-) {
+fn run_writer(db: Arc<Db>, mut receiver: mpsc::Receiver<LogMessage>, stats: Arc<LogWriterStats>, max_batch: usize) {
     let mut batch: Vec<NewLogRow> = Vec::with_capacity(max_batch);
     let mut waiting_flushes: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = receiver.blocking_recv() {
@@ -124,9 +111,7 @@ fn store_batch(db: &Db, batch: &[NewLogRow], stats: &LogWriterStats) {
     loop {
         match db.write(|connection| logs::insert_batch(connection, batch)) {
             Ok(()) => {
-                stats
-                    .written
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                stats.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 stats.batches.fetch_add(1, Ordering::Relaxed);
                 return;
             }

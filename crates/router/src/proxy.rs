@@ -52,27 +52,15 @@ impl Endpoint {
     }
 }
 
-pub(crate) async fn chat_completions(
-    State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub(crate) async fn chat_completions(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
     handle(gateway, Endpoint::ChatCompletions, headers, body).await
 }
 
-pub(crate) async fn completions(
-    State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub(crate) async fn completions(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
     handle(gateway, Endpoint::Completions, headers, body).await
 }
 
-pub(crate) async fn embeddings(
-    State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub(crate) async fn embeddings(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
     handle(gateway, Endpoint::Embeddings, headers, body).await
 }
 
@@ -82,19 +70,13 @@ fn new_request_id() -> String {
 
 /// The BurnCloud key of a request: `Authorization: Bearer …` or `x-api-key`.
 fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let value = value.trim();
         if value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ") {
             return Some(value[7..].trim());
         }
     }
-    headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
+    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
 fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> Result<Arc<TokenEntry>, GatewayError> {
@@ -109,20 +91,10 @@ fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> Result<Arc<TokenEntry
         .cloned()
         .ok_or_else(|| GatewayError::InvalidApiKey("Incorrect API key provided.".into()))?;
     if !entry.token.enabled {
-        return Err(GatewayError::InvalidApiKey(format!(
-            "The token '{}' is disabled.",
-            entry.token.name
-        )));
+        return Err(GatewayError::InvalidApiKey(format!("The token '{}' is disabled.", entry.token.name)));
     }
-    if entry
-        .token
-        .expires_at_ms
-        .is_some_and(|expires| expires <= now_ms())
-    {
-        return Err(GatewayError::InvalidApiKey(format!(
-            "The token '{}' has expired.",
-            entry.token.name
-        )));
+    if entry.token.expires_at_ms.is_some_and(|expires| expires <= now_ms()) {
+        return Err(GatewayError::InvalidApiKey(format!("The token '{}' has expired.", entry.token.name)));
     }
     Ok(entry)
 }
@@ -153,12 +125,7 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn failed(
-        channel: Option<Arc<ChannelEntry>>,
-        error: &GatewayError,
-        attempts: u32,
-        reason: EndReason,
-    ) -> Outcome {
+    fn failed(channel: Option<Arc<ChannelEntry>>, error: &GatewayError, attempts: u32, reason: EndReason) -> Outcome {
         Outcome {
             channel,
             status: error.status_code().as_u16(),
@@ -176,8 +143,8 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> {
     match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => Ok(bytes),
         Err(error) => {
-            let too_large = std::error::Error::source(&error)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            let too_large =
+                std::error::Error::source(&error).is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
             if too_large {
                 Err(GatewayError::PayloadTooLarge(limit))
             } else {
@@ -190,12 +157,7 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> {
     }
 }
 
-async fn handle(
-    gateway: Arc<Gateway>,
-    endpoint: Endpoint,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn handle(gateway: Arc<Gateway>, endpoint: Endpoint, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
     let created_at_ms = now_ms();
     let request_id = new_request_id();
@@ -219,12 +181,7 @@ async fn handle(
         Err(error) => {
             let response = error.clone().into_response_with_id(&call.request_id);
             gateway.in_flight.fetch_add(1, Ordering::Relaxed);
-            record(
-                &gateway,
-                &call,
-                Outcome::failed(None, &error, 0, EndReason::Rejected),
-            )
-            .await;
+            record(&gateway, &call, Outcome::failed(None, &error, 0, EndReason::Rejected)).await;
             return response;
         }
     };
@@ -232,13 +189,9 @@ async fn handle(
     gateway.in_flight.fetch_add(1, Ordering::Relaxed);
     let (reply, response) = oneshot::channel();
     tokio::spawn(run(gateway, call, candidates, reply));
-    response.await.unwrap_or_else(|_| {
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the call ended without an answer",
-        )
-            .into_response()
-    })
+    response
+        .await
+        .unwrap_or_else(|_| (StatusCode::INTERNAL_SERVER_ERROR, "the call ended without an answer").into_response())
 }
 
 /// Parses and checks the request; returns the channels to try, in order.
@@ -249,9 +202,7 @@ async fn admit(
     body: Body,
 ) -> Result<Vec<Arc<ChannelEntry>>, GatewayError> {
     let limit = gateway.config.max_body_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|length| length > limit) {
         return Err(GatewayError::PayloadTooLarge(limit));
     }
@@ -280,19 +231,12 @@ async fn admit(
             })
         }
     };
-    call.is_stream =
-        call.endpoint.can_stream() && call.request.get("stream") == Some(&Value::Bool(true));
+    call.is_stream = call.endpoint.can_stream() && call.request.get("stream") == Some(&Value::Bool(true));
     if call.is_stream {
-        call.client_wants_usage = call
-            .request
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            == Some(&Value::Bool(true));
+        call.client_wants_usage =
+            call.request.get("stream_options").and_then(|o| o.get("include_usage")) == Some(&Value::Bool(true));
         // Ask for usage whether or not the caller did: it is what the call is billed by.
-        let options = call
-            .request
-            .entry("stream_options")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let options = call.request.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
         if !options.is_object() {
             *options = Value::Object(Map::new());
         }
@@ -301,7 +245,7 @@ async fn admit(
         }
     }
     let token = &call.token.token;
-    if !token.models.is_empty() && !token.models.iter().any(|m| *m == call.model) {
+    if !token.models.is_empty() && !token.models.contains(&call.model) {
         return Err(GatewayError::ModelNotAllowed(format!(
             "The token '{}' is not allowed to use the model '{}'.",
             token.name, call.model
@@ -323,11 +267,8 @@ async fn admit(
             ));
         }
     }
-    let candidates: Vec<Arc<ChannelEntry>> = snapshot
-        .channels_in_group(&token.group)
-        .filter(|c| c.channel.serves(&call.model))
-        .cloned()
-        .collect();
+    let candidates: Vec<Arc<ChannelEntry>> =
+        snapshot.channels_in_group(&token.group).filter(|c| c.channel.serves(&call.model)).cloned().collect();
     if candidates.is_empty() {
         return Err(GatewayError::ModelNotFound(format!(
             "The model '{}' does not exist or you do not have access to it (no enabled channel in group '{}' serves it).",
@@ -353,16 +294,10 @@ async fn read_upstream_body(
     let mut body = bytes::BytesMut::new();
     loop {
         match tokio::time::timeout(gateway.config.idle_read_timeout, stream.next()).await {
-            Err(_) => {
-                return Err(GatewayError::UpstreamTimeout(
-                    "the upstream stopped sending its answer".into(),
-                ))
-            }
+            Err(_) => return Err(GatewayError::UpstreamTimeout("the upstream stopped sending its answer".into())),
             Ok(None) => return Ok(body.freeze()),
             Ok(Some(Err(error))) => {
-                return Err(GatewayError::UpstreamUnreachable(format!(
-                    "the upstream connection failed: {error}"
-                )))
+                return Err(GatewayError::UpstreamUnreachable(format!("the upstream connection failed: {error}")))
             }
             Ok(Some(Ok(chunk))) => {
                 if body.len() + chunk.len() > limit {
@@ -374,6 +309,11 @@ async fn read_upstream_body(
             }
         }
     }
+}
+
+/// Hands the caller its response; false when the caller is gone (or was already answered).
+fn deliver(reply: &mut Option<oneshot::Sender<Response>>, response: Response) -> bool {
+    reply.take().is_some_and(|reply| reply.send(response).is_ok())
 }
 
 fn with_request_id(mut response: Response, request_id: &str) -> Response {
@@ -391,20 +331,12 @@ enum Attempt {
     Failed(GatewayError),
 }
 
-async fn run(
-    gateway: Arc<Gateway>,
-    call: Call,
-    candidates: Vec<Arc<ChannelEntry>>,
-    reply: oneshot::Sender<Response>,
-) {
+async fn run(gateway: Arc<Gateway>, call: Call, candidates: Vec<Arc<ChannelEntry>>, reply: oneshot::Sender<Response>) {
     let mut reply = Some(reply);
     let mut attempts = 0u32;
     let mut last: Option<(Arc<ChannelEntry>, GatewayError)> = None;
     let mut cached_body: Option<(String, Bytes)> = None;
-    for channel in candidates
-        .into_iter()
-        .take(gateway.config.max_attempts.max(1))
-    {
+    for channel in candidates.into_iter().take(gateway.config.max_attempts.max(1)) {
         attempts += 1;
         let upstream_model = channel.channel.upstream_model(&call.model).to_string();
         let body = match &cached_body {
@@ -432,27 +364,11 @@ async fn run(
     }
     let (channel, error) = match last {
         Some((channel, error)) => (Some(channel), error),
-        None => (
-            None,
-            GatewayError::UpstreamUnreachable("no channel could be tried".into()),
-        ),
+        None => (None, GatewayError::UpstreamUnreachable("no channel could be tried".into())),
     };
-    let delivered = reply.take().is_some_and(|reply| {
-        reply
-            .send(error.clone().into_response_with_id(&call.request_id))
-            .is_ok()
-    });
-    let reason = if delivered {
-        EndReason::UpstreamError
-    } else {
-        EndReason::ClientCancelled
-    };
-    record(
-        &gateway,
-        &call,
-        Outcome::failed(channel, &error, attempts, reason),
-    )
-    .await;
+    let delivered = deliver(&mut reply, error.clone().into_response_with_id(&call.request_id));
+    let reason = if delivered { EndReason::UpstreamError } else { EndReason::ClientCancelled };
+    record(&gateway, &call, Outcome::failed(channel, &error, attempts, reason)).await;
 }
 
 async fn attempt(
@@ -463,56 +379,35 @@ async fn attempt(
     reply: &mut Option<oneshot::Sender<Response>>,
 ) -> Attempt {
     let url = format!("{}/{}", channel.base_url, call.endpoint.upstream_path());
-    let mut request = gateway
-        .http
-        .post(url)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body);
+    let mut request = gateway.http.post(url).header(header::CONTENT_TYPE, "application/json").body(body);
     if let Some(authorization) = &channel.authorization {
         request = request.header(header::AUTHORIZATION, authorization.clone());
     }
-    let response =
-        match tokio::time::timeout(gateway.config.first_byte_timeout, request.send()).await {
-            Err(_) => {
-                return Attempt::Failed(GatewayError::UpstreamTimeout(format!(
-                    "channel '{}' did not answer within {} s",
-                    channel.channel.name,
-                    gateway.config.first_byte_timeout.as_secs_f32()
-                )))
-            }
-            Ok(Err(error)) => {
-                let message = scrub(
-                    &format!(
-                        "channel '{}' could not be reached: {error}",
-                        channel.channel.name
-                    ),
-                    &channel.api_key,
-                );
-                return Attempt::Failed(GatewayError::UpstreamUnreachable(message));
-            }
-            Ok(Ok(response)) => response,
-        };
-    let status =
-        StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let response = match tokio::time::timeout(gateway.config.first_byte_timeout, request.send()).await {
+        Err(_) => {
+            return Attempt::Failed(GatewayError::UpstreamTimeout(format!(
+                "channel '{}' did not answer within {} s",
+                channel.channel.name,
+                gateway.config.first_byte_timeout.as_secs_f32()
+            )))
+        }
+        Ok(Err(error)) => {
+            let message =
+                scrub(&format!("channel '{}' could not be reached: {error}", channel.channel.name), &channel.api_key);
+            return Attempt::Failed(GatewayError::UpstreamUnreachable(message));
+        }
+        Ok(Ok(response)) => response,
+    };
+    let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     if !status.is_success() {
-        let body = read_upstream_body(gateway, response, 1024 * 1024)
-            .await
-            .unwrap_or_default();
+        let body = read_upstream_body(gateway, response, 1024 * 1024).await.unwrap_or_default();
         let body = Bytes::from(scrub(&String::from_utf8_lossy(&body), &channel.api_key));
         let error = GatewayError::Upstream { status, body };
         if is_retryable(status) {
             return Attempt::Failed(error);
         }
-        let delivered = reply.take().is_some_and(|reply| {
-            reply
-                .send(error.clone().into_response_with_id(&call.request_id))
-                .is_ok()
-        });
-        let reason = if delivered {
-            EndReason::UpstreamError
-        } else {
-            EndReason::ClientCancelled
-        };
+        let delivered = deliver(reply, error.clone().into_response_with_id(&call.request_id));
+        let reason = if delivered { EndReason::UpstreamError } else { EndReason::ClientCancelled };
         return Attempt::Done(Outcome::failed(None, &error, 0, reason));
     }
     let is_event_stream = response
@@ -536,8 +431,7 @@ async fn complete(
     reply: &mut Option<oneshot::Sender<Response>>,
 ) -> Attempt {
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-    let body = match read_upstream_body(gateway, response, gateway.config.max_response_bytes).await
-    {
+    let body = match read_upstream_body(gateway, response, gateway.config.max_response_bytes).await {
         Ok(body) => body,
         // Nothing reached the caller yet, so another channel may still answer.
         Err(error) => return Attempt::Failed(scrubbed(error, channel)),
@@ -550,24 +444,16 @@ async fn complete(
             if let Ok(value) = serde_json::from_slice::<Value>(&body) {
                 collect_generated_text(&value, &mut text);
             }
-            let usage = Usage {
-                prompt_tokens: estimate_prompt(&call.request),
-                completion_tokens: count_tokens(&text),
-            };
+            let usage = Usage { prompt_tokens: estimate_prompt(&call.request), completion_tokens: count_tokens(&text) };
             (usage, UsageSource::Estimated)
         }
     };
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        content_type.unwrap_or_else(|| HeaderValue::from_static("application/json")),
-    );
-    let delivered = reply.take().is_some_and(|reply| {
-        reply
-            .send(with_request_id(response, &call.request_id))
-            .is_ok()
-    });
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type.unwrap_or_else(|| HeaderValue::from_static("application/json")));
+    let delivered = deliver(reply, with_request_id(response, &call.request_id));
     Attempt::Done(Outcome {
         channel: None,
         status: status.as_u16(),
@@ -575,11 +461,7 @@ async fn complete(
         usage,
         usage_source,
         first_token_ms,
-        end_reason: if delivered {
-            EndReason::Completed
-        } else {
-            EndReason::ClientCancelled
-        },
+        end_reason: if delivered { EndReason::Completed } else { EndReason::ClientCancelled },
         attempts: 0,
     })
 }
@@ -625,11 +507,7 @@ impl StreamWatch {
                 // The usage-only chunk exists because we asked for it: drop it unless the caller did.
                 let usage_only = serde_json::from_slice::<Value>(&data)
                     .ok()
-                    .and_then(|v| {
-                        v.get("choices")
-                            .and_then(Value::as_array)
-                            .map(Vec::is_empty)
-                    })
+                    .and_then(|v| v.get("choices").and_then(Value::as_array).map(Vec::is_empty))
                     .unwrap_or(false);
                 return client_wants_usage || !usage_only;
             }
@@ -652,10 +530,7 @@ impl StreamWatch {
             }
         }
         (
-            Usage {
-                prompt_tokens: estimate_prompt(&call.request),
-                completion_tokens: count_tokens(&text),
-            },
+            Usage { prompt_tokens: estimate_prompt(&call.request), completion_tokens: count_tokens(&text) },
             UsageSource::Estimated,
         )
     }
@@ -673,46 +548,27 @@ async fn stream(
     reply: &mut Option<oneshot::Sender<Response>>,
 ) -> Attempt {
     let mut upstream = response.bytes_stream();
-    let first = match tokio::time::timeout(gateway.config.first_byte_timeout, upstream.next()).await
-    {
+    let first = match tokio::time::timeout(gateway.config.first_byte_timeout, upstream.next()).await {
         Ok(Some(Ok(chunk))) => chunk,
         Ok(Some(Err(error))) => {
             return Attempt::Failed(scrubbed(
-                GatewayError::UpstreamUnreachable(format!(
-                    "the upstream stream failed before its first byte: {error}"
-                )),
+                GatewayError::UpstreamUnreachable(format!("the upstream stream failed before its first byte: {error}")),
                 channel,
             ))
         }
-        Ok(None) => {
-            return Attempt::Failed(GatewayError::UpstreamUnreachable(
-                "the upstream stream was empty".into(),
-            ))
-        }
-        Err(_) => {
-            return Attempt::Failed(GatewayError::UpstreamTimeout(
-                "the upstream stream sent nothing".into(),
-            ))
-        }
+        Ok(None) => return Attempt::Failed(GatewayError::UpstreamUnreachable("the upstream stream was empty".into())),
+        Err(_) => return Attempt::Failed(GatewayError::UpstreamTimeout("the upstream stream sent nothing".into())),
     };
     let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
-    let body = Body::from_stream(futures_util::stream::unfold(
-        receiver,
-        |mut receiver| async move { receiver.recv().await.map(|item| (item, receiver)) },
-    ));
+    let body = Body::from_stream(futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    }));
     let mut response = Response::new(body);
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    let mut client_gone = !reply.take().is_some_and(|reply| {
-        reply
-            .send(with_request_id(response, &call.request_id))
-            .is_ok()
-    });
+    let mut client_gone = !deliver(reply, with_request_id(response, &call.request_id));
 
     let mut splitter = SseSplitter::default();
     let mut watch = StreamWatch::default();
@@ -725,19 +581,14 @@ async fn stream(
             Some(chunk) => chunk,
             None => {
                 let wait = match drain_deadline {
-                    Some(deadline) => {
-                        deadline.saturating_duration_since(tokio::time::Instant::now())
-                    }
+                    Some(deadline) => deadline.saturating_duration_since(tokio::time::Instant::now()),
                     None => gateway.config.idle_read_timeout,
                 };
                 match tokio::time::timeout(wait, upstream.next()).await {
                     Ok(Some(Ok(chunk))) => chunk,
                     Ok(None) => break,
                     Ok(Some(Err(error))) => {
-                        cut = Some(scrub(
-                            &format!("the upstream stream broke: {error}"),
-                            &channel.api_key,
-                        ));
+                        cut = Some(scrub(&format!("the upstream stream broke: {error}"), &channel.api_key));
                         break;
                     }
                     Err(_) => {
@@ -760,8 +611,7 @@ async fn stream(
             }
         }
         if client_gone && drain_deadline.is_none() {
-            drain_deadline =
-                Some(tokio::time::Instant::now() + gateway.config.cancel_drain_timeout);
+            drain_deadline = Some(tokio::time::Instant::now() + gateway.config.cancel_drain_timeout);
         }
     }
     if let Some(rest) = splitter.finish() {
@@ -797,12 +647,7 @@ async fn stream(
 }
 
 /// The bytes of `chunk` to pass on: the chunk itself when every event in it goes through whole.
-fn forwardable(
-    watch: &mut StreamWatch,
-    chunk: &Bytes,
-    events: Vec<Bytes>,
-    client_wants_usage: bool,
-) -> Option<Bytes> {
+fn forwardable(watch: &mut StreamWatch, chunk: &Bytes, events: Vec<Bytes>, client_wants_usage: bool) -> Option<Bytes> {
     let total: usize = events.iter().map(Bytes::len).sum();
     let mut kept: Vec<Bytes> = Vec::with_capacity(events.len());
     let mut dropped = false;
@@ -836,19 +681,11 @@ async fn send(sender: &ChunkSender, bytes: Bytes) -> bool {
 /// Prices the call, charges it, and queues its log row.
 async fn record(gateway: &Gateway, call: &Call, outcome: Outcome) {
     let snapshot = gateway.snapshot.load();
-    let upstream_model = outcome
-        .channel
-        .as_ref()
-        .map(|c| c.channel.upstream_model(&call.model).to_string());
-    let price = snapshot
-        .price(&call.model)
-        .or_else(|| upstream_model.as_deref().and_then(|m| snapshot.price(m)));
+    let upstream_model = outcome.channel.as_ref().map(|c| c.channel.upstream_model(&call.model).to_string());
+    let price = snapshot.price(&call.model).or_else(|| upstream_model.as_deref().and_then(|m| snapshot.price(m)));
     let cost = match price {
         Some(price) => Money::per_million_tokens(price.input_per_mtok, outcome.usage.prompt_tokens)
-            .saturating_add(Money::per_million_tokens(
-                price.output_per_mtok,
-                outcome.usage.completion_tokens,
-            )),
+            .saturating_add(Money::per_million_tokens(price.output_per_mtok, outcome.usage.completion_tokens)),
         None => Money::ZERO,
     };
     gateway.ledger.charge(&call.token, cost);
@@ -880,10 +717,7 @@ async fn record(gateway: &Gateway, call: &Call, outcome: Outcome) {
 }
 
 /// `GET /v1/models`: the models this token may use.
-pub(crate) async fn list_models(
-    State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
-) -> Response {
+pub(crate) async fn list_models(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     let request_id = new_request_id();
     let token = match authenticate(&gateway, &headers) {
         Ok(token) => token,
@@ -894,8 +728,7 @@ pub(crate) async fn list_models(
     for entry in snapshot.channels_in_group(&token.token.group) {
         let channel = &entry.channel;
         for model in channel.models.iter().chain(channel.model_mapping.keys()) {
-            let allowed =
-                token.token.models.is_empty() || token.token.models.iter().any(|m| m == model);
+            let allowed = token.token.models.is_empty() || token.token.models.iter().any(|m| m == model);
             if allowed && !models.iter().any(|(known, _)| known == model) {
                 models.push((model, channel.kind.as_str()));
             }

@@ -26,10 +26,7 @@ pub struct ChannelEntry {
 
 impl std::fmt::Debug for ChannelEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChannelEntry")
-            .field("channel", &self.channel)
-            .field("base_url", &self.base_url)
-            .finish()
+        f.debug_struct("ChannelEntry").field("channel", &self.channel).field("base_url", &self.base_url).finish()
     }
 }
 
@@ -43,18 +40,12 @@ pub struct SpendLedger {
 impl SpendLedger {
     /// Starts from what the database says the account has spent.
     pub fn new(account_used: Money) -> SpendLedger {
-        SpendLedger {
-            tokens: Mutex::default(),
-            account: AtomicI64::new(account_used.0),
-        }
+        SpendLedger { tokens: Mutex::default(), account: AtomicI64::new(account_used.0) }
     }
 
     fn token_counter(&self, token: &Token) -> Arc<AtomicI64> {
         let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        tokens
-            .entry(token.id)
-            .or_insert_with(|| Arc::new(AtomicI64::new(token.used_quota.0)))
-            .clone()
+        tokens.entry(token.id).or_insert_with(|| Arc::new(AtomicI64::new(token.used_quota.0))).clone()
     }
 
     pub fn account_used(&self) -> Money {
@@ -85,13 +76,7 @@ impl Snapshot {
             .into_iter()
             .map(|record| {
                 let used = ledger.token_counter(&record.token);
-                (
-                    record.key_hash,
-                    Arc::new(TokenEntry {
-                        token: record.token,
-                        used,
-                    }),
-                )
+                (record.key_hash, Arc::new(TokenEntry { token: record.token, used }))
             })
             .collect();
         let mut channels: Vec<Arc<ChannelEntry>> = config
@@ -99,17 +84,10 @@ impl Snapshot {
             .into_iter()
             .filter(|record| record.channel.enabled)
             .filter_map(|record| {
-                let base_url = record
-                    .channel
-                    .effective_base_url()?
-                    .trim_end_matches('/')
-                    .to_string();
+                let base_url = record.channel.effective_base_url()?.trim_end_matches('/').to_string();
                 let key = record.api_key.expose();
-                let authorization = if key.is_empty() {
-                    None
-                } else {
-                    HeaderValue::from_str(&format!("Bearer {key}")).ok()
-                };
+                let authorization =
+                    if key.is_empty() { None } else { HeaderValue::from_str(&format!("Bearer {key}")).ok() };
                 let mut authorization = authorization;
                 if let Some(value) = authorization.as_mut() {
                     value.set_sensitive(true);
@@ -123,17 +101,8 @@ impl Snapshot {
             })
             .collect();
         channels.sort_by_key(|entry| std::cmp::Reverse(entry.channel.priority));
-        let prices = config
-            .prices
-            .into_iter()
-            .map(|price| (price.model.clone(), price))
-            .collect();
-        Snapshot {
-            tokens_by_hash,
-            channels,
-            prices,
-            account_credit: config.account.credit,
-        }
+        let prices = config.prices.into_iter().map(|price| (price.model.clone(), price)).collect();
+        Snapshot { tokens_by_hash, channels, prices, account_credit: config.account.credit }
     }
 
     pub fn token_by_hash(&self, hash: &str) -> Option<&Arc<TokenEntry>> {
@@ -142,10 +111,7 @@ impl Snapshot {
 
     /// Channels of `group` that are enabled, highest priority first. The group `default` is
     /// every channel until groups with members exist.
-    pub fn channels_in_group<'a>(
-        &'a self,
-        group: &str,
-    ) -> impl Iterator<Item = &'a Arc<ChannelEntry>> + 'a {
+    pub fn channels_in_group<'a>(&'a self, group: &str) -> impl Iterator<Item = &'a Arc<ChannelEntry>> + 'a {
         let everything = group == "default";
         self.channels.iter().filter(move |_| everything)
     }

@@ -71,9 +71,7 @@ pub fn event_data(event: &[u8]) -> Option<Vec<u8>> {
 pub fn has_key_with(json: &[u8], key: &[u8], first: u8) -> bool {
     let finder = memchr::memmem::Finder::new(key);
     finder.find_iter(json).any(|at| {
-        let mut rest = json[at + key.len()..]
-            .iter()
-            .skip_while(|b| b.is_ascii_whitespace());
+        let mut rest = json[at + key.len()..].iter().skip_while(|b| b.is_ascii_whitespace());
         if rest.next() != Some(&b':') {
             return false;
         }
@@ -104,31 +102,17 @@ mod tests {
 
     #[test]
     fn reads_data_and_finds_keys() {
-        assert_eq!(
-            event_data(b"event: x\ndata: one\ndata:two\n\n").unwrap(),
-            b"one\ntwo"
-        );
+        assert_eq!(event_data(b"event: x\ndata: one\ndata:two\n\n").unwrap(), b"one\ntwo");
         assert_eq!(event_data(b": comment\n\n"), None);
-        assert!(has_key_with(
-            br#"{"usage": {"prompt_tokens":1}}"#,
-            b"\"usage\"",
-            b'{'
-        ));
+        assert!(has_key_with(br#"{"usage": {"prompt_tokens":1}}"#, b"\"usage\"", b'{'));
         assert!(!has_key_with(br#"{"usage":null}"#, b"\"usage\"", b'{'));
-        assert!(has_key_with(
-            br#"{"finish_reason":"stop"}"#,
-            b"\"finish_reason\"",
-            b'"'
-        ));
+        assert!(has_key_with(br#"{"finish_reason":"stop"}"#, b"\"finish_reason\"", b'"'));
     }
 
     #[test]
     fn keeps_an_unterminated_last_event() {
         let mut splitter = SseSplitter::default();
         assert!(splitter.push(b"data: [DONE]").is_empty());
-        assert_eq!(
-            splitter.finish().unwrap(),
-            Bytes::from_static(b"data: [DONE]")
-        );
+        assert_eq!(splitter.finish().unwrap(), Bytes::from_static(b"data: [DONE]"));
     }
 }

@@ -119,12 +119,7 @@ pub fn estimate_prompt(request: &Map<String, Value>) -> u64 {
 
 /// Appends the generated text of one response or stream chunk (`message`, `delta` or `text`).
 pub fn collect_generated_text(body: &Value, out: &mut String) {
-    for choice in body
-        .get("choices")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for choice in body.get("choices").and_then(Value::as_array).into_iter().flatten() {
         if let Some(text) = choice.get("text").and_then(Value::as_str) {
             out.push_str(text);
         }
@@ -146,22 +141,10 @@ mod tests {
 
     #[test]
     fn reads_usage_and_ignores_null() {
-        let body =
-            br#"{"id":"x","usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}"#;
-        assert_eq!(
-            usage_in(body),
-            Some(Usage {
-                prompt_tokens: 12,
-                completion_tokens: 5
-            })
-        );
+        let body = br#"{"id":"x","usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}"#;
+        assert_eq!(usage_in(body), Some(Usage { prompt_tokens: 12, completion_tokens: 5 }));
         assert_eq!(usage_in(br#"{"usage":null}"#), None);
-        assert_eq!(
-            usage_in(br#"{"usage":{"prompt_tokens":3,"total_tokens":3}}"#)
-                .unwrap()
-                .prompt_tokens,
-            3
-        );
+        assert_eq!(usage_in(br#"{"usage":{"prompt_tokens":3,"total_tokens":3}}"#).unwrap().prompt_tokens, 3);
         assert_eq!(usage_in(b"not json"), None);
     }
 

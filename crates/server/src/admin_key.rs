@@ -16,10 +16,7 @@ pub fn load_or_create_admin_key(data_dir: &Path) -> Result<String, StartError> {
         }
     }
     let path = data_dir.join(ADMIN_KEY_FILE);
-    let error = |source| StartError::AdminKey {
-        path: path.clone(),
-        source,
-    };
+    let error = |source| StartError::AdminKey { path: path.clone(), source };
     match std::fs::read_to_string(&path) {
         Ok(key) if !key.trim().is_empty() => return Ok(key.trim().to_string()),
         Ok(_) => {}

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Json;
 use burncloud_service_api::{
-    AccountPatch, AccountService, ChannelInput, ChannelPatch, ChannelService, LogQuery, LogService,
-    Money, PriceInput, PriceService, TokenInput, TokenPatch, TokenService, UsageQuery,
+    AccountPatch, AccountService, ChannelInput, ChannelPatch, ChannelService, LogQuery, LogService, Money, PriceInput,
+    PriceService, TokenInput, TokenPatch, TokenService, UsageQuery,
 };
 use burncloud_service_gateway::GatewayStore;
 use serde::Deserialize;
@@ -23,65 +23,35 @@ type ConsoleResult = Result<Response, ConsoleError>;
 
 pub(crate) fn routes(state: AppState) -> axum::Router {
     axum::Router::new()
-        .route(
-            "/console/api/channels",
-            get(list_channels).post(create_channel),
-        )
-        .route(
-            "/console/api/channels/{id}",
-            get(get_channel).put(update_channel).delete(delete_channel),
-        )
+        .route("/console/api/channels", get(list_channels).post(create_channel))
+        .route("/console/api/channels/{id}", get(get_channel).put(update_channel).delete(delete_channel))
         .route("/console/api/tokens", get(list_tokens).post(create_token))
-        .route(
-            "/console/api/tokens/{id}",
-            get(get_token).put(update_token).delete(delete_token),
-        )
+        .route("/console/api/tokens/{id}", get(get_token).put(update_token).delete(delete_token))
         .route("/console/api/prices", get(list_prices))
-        .route(
-            "/console/api/prices/{model}",
-            put(set_price).delete(delete_price),
-        )
+        .route("/console/api/prices/{model}", put(set_price).delete(delete_price))
         .route("/console/api/account", get(get_account).put(update_account))
         .route("/console/api/account/topup", post(top_up))
         .route("/console/api/logs", get(query_logs))
         .route("/console/api/usage", get(usage))
         .route("/console/api/{*rest}", axum::routing::any(not_found))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_admin_key,
-        ))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin_key))
         .with_state(state)
 }
 
 /// Compares in time independent of where the first difference is.
 fn same_secret(given: &[u8], expected: &[u8]) -> bool {
-    given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    given.len() == expected.len() && given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
-async fn require_admin_key(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn require_admin_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-        })
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
         .map(str::trim);
     match presented {
-        Some(key) if same_secret(key.as_bytes(), state.admin_key().as_bytes()) => {
-            next.run(request).await
-        }
+        Some(key) if same_secret(key.as_bytes(), state.admin_key().as_bytes()) => next.run(request).await,
         _ => ConsoleError::Unauthorized.into_response(),
     }
 }
@@ -111,22 +81,15 @@ where
 }
 
 fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ConsoleError> {
-    payload
-        .map(|Json(value)| value)
-        .map_err(|rejection| ConsoleError::BadRequest(rejection.body_text()))
+    payload.map(|Json(value)| value).map_err(|rejection| ConsoleError::BadRequest(rejection.body_text()))
 }
 
 fn query<T>(payload: Result<Query<T>, QueryRejection>) -> Result<T, ConsoleError> {
-    payload
-        .map(|Query(value)| value)
-        .map_err(|rejection| ConsoleError::BadRequest(rejection.body_text()))
+    payload.map(|Query(value)| value).map_err(|rejection| ConsoleError::BadRequest(rejection.body_text()))
 }
 
-fn id(
-    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
-) -> Result<i64, ConsoleError> {
-    path.map(|Path(id)| id)
-        .map_err(|_| ConsoleError::BadRequest("the id in the path must be an integer".into()))
+fn id(path: Result<Path<i64>, axum::extract::rejection::PathRejection>) -> Result<i64, ConsoleError> {
+    path.map(|Path(id)| id).map_err(|_| ConsoleError::BadRequest("the id in the path must be an integer".into()))
 }
 
 async fn list_channels(State(state): State<AppState>) -> ConsoleResult {
@@ -138,10 +101,7 @@ async fn create_channel(
     payload: Result<Json<ChannelInput>, JsonRejection>,
 ) -> ConsoleResult {
     let input = body(payload)?;
-    call(&state, StatusCode::CREATED, move |s| {
-        s.create_channel(input)
-    })
-    .await
+    call(&state, StatusCode::CREATED, move |s| s.create_channel(input)).await
 }
 
 async fn get_channel(
@@ -166,11 +126,7 @@ async fn delete_channel(
     path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
 ) -> ConsoleResult {
     let id = id(path)?;
-    call(&state, StatusCode::OK, move |s| {
-        s.delete_channel(id)
-            .map(|()| serde_json::json!({"deleted": id}))
-    })
-    .await
+    call(&state, StatusCode::OK, move |s| s.delete_channel(id).map(|()| serde_json::json!({"deleted": id}))).await
 }
 
 async fn list_tokens(State(state): State<AppState>) -> ConsoleResult {
@@ -207,11 +163,7 @@ async fn delete_token(
     path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
 ) -> ConsoleResult {
     let id = id(path)?;
-    call(&state, StatusCode::OK, move |s| {
-        s.delete_token(id)
-            .map(|()| serde_json::json!({"deleted": id}))
-    })
-    .await
+    call(&state, StatusCode::OK, move |s| s.delete_token(id).map(|()| serde_json::json!({"deleted": id}))).await
 }
 
 async fn list_prices(State(state): State<AppState>) -> ConsoleResult {
@@ -228,11 +180,7 @@ async fn set_price(
 }
 
 async fn delete_price(State(state): State<AppState>, Path(model): Path<String>) -> ConsoleResult {
-    call(&state, StatusCode::OK, move |s| {
-        s.delete_price(&model)
-            .map(|()| serde_json::json!({"deleted": model}))
-    })
-    .await
+    call(&state, StatusCode::OK, move |s| s.delete_price(&model).map(|()| serde_json::json!({"deleted": model}))).await
 }
 
 async fn get_account(State(state): State<AppState>) -> ConsoleResult {
@@ -252,26 +200,17 @@ struct TopUp {
     amount: Money,
 }
 
-async fn top_up(
-    State(state): State<AppState>,
-    payload: Result<Json<TopUp>, JsonRejection>,
-) -> ConsoleResult {
+async fn top_up(State(state): State<AppState>, payload: Result<Json<TopUp>, JsonRejection>) -> ConsoleResult {
     let TopUp { amount } = body(payload)?;
     call(&state, StatusCode::OK, move |s| s.top_up(amount)).await
 }
 
-async fn query_logs(
-    State(state): State<AppState>,
-    params: Result<Query<LogQuery>, QueryRejection>,
-) -> ConsoleResult {
+async fn query_logs(State(state): State<AppState>, params: Result<Query<LogQuery>, QueryRejection>) -> ConsoleResult {
     let filter = query(params)?;
     call(&state, StatusCode::OK, move |s| s.query_logs(&filter)).await
 }
 
-async fn usage(
-    State(state): State<AppState>,
-    params: Result<Query<UsageQuery>, QueryRejection>,
-) -> ConsoleResult {
+async fn usage(State(state): State<AppState>, params: Result<Query<UsageQuery>, QueryRejection>) -> ConsoleResult {
     let filter = query(params)?;
     call(&state, StatusCode::OK, move |s| s.usage(&filter)).await
 }

@@ -58,10 +58,7 @@ impl ConsoleError {
 
 impl IntoResponse for ConsoleError {
     fn into_response(self) -> Response {
-        if matches!(
-            self,
-            ConsoleError::Service(ServiceError::Storage(_)) | ConsoleError::Internal(_)
-        ) {
+        if matches!(self, ConsoleError::Service(ServiceError::Storage(_)) | ConsoleError::Internal(_)) {
             tracing::error!(error = %self.message(), "console request failed");
         }
         let body = serde_json::json!({"error": {"message": self.message(), "code": self.code()}});

@@ -28,10 +28,7 @@ pub enum StartError {
     #[error("cannot open the database: {0}")]
     Database(#[from] burncloud_database::DbError),
     #[error("cannot read or create the admin key {path}: {source}")]
-    AdminKey {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    AdminKey { path: PathBuf, source: std::io::Error },
 }
 
 /// Everything the HTTP app serves from: the services, the data plane, and the admin key.
@@ -45,10 +42,8 @@ pub struct AppState {
 impl AppState {
     /// Opens `data_dir/burncloud.db` (creating the dir), applies migrations, starts the log writer.
     pub fn open(data_dir: &Path, router: RouterConfig) -> Result<AppState, StartError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StartError::AdminKey {
-            path: data_dir.to_path_buf(),
-            source,
-        })?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| StartError::AdminKey { path: data_dir.to_path_buf(), source })?;
         let admin_key = load_or_create_admin_key(data_dir)?;
         let db = Arc::new(Db::open(data_dir.join(DATABASE_FILE))?);
         let gateway = Gateway::new(db.clone(), router, LogWriterConfig::default())?;
@@ -59,11 +54,7 @@ impl AppState {
                 tracing::error!(%error, "reloading the gateway configuration failed; serving the previous one");
             }
         }));
-        Ok(AppState {
-            store,
-            gateway,
-            admin_key: admin_key.into(),
-        })
+        Ok(AppState { store, gateway, admin_key: admin_key.into() })
     }
 
     pub fn admin_key(&self) -> &str {
@@ -74,10 +65,7 @@ impl AppState {
 /// The whole HTTP application.
 pub fn create_app(state: AppState) -> axum::Router {
     axum::Router::new()
-        .route(
-            "/health",
-            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-        )
+        .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .merge(console::routes(state.clone()))
         .merge(create_router_app(state.gateway.clone()))
         .fallback(console::not_found)
@@ -110,19 +98,9 @@ pub async fn serve(
         Ok(Err(join_error)) => tracing::error!(%join_error, "the server task failed"),
         Err(_) => tracing::warn!("connections still open after {grace:?}; closing them"),
     }
-    gateway
-        .drain(
-            grace
-                .saturating_sub(started.elapsed())
-                .max(Duration::from_secs(1)),
-        )
-        .await;
+    gateway.drain(grace.saturating_sub(started.elapsed()).max(Duration::from_secs(1))).await;
     tracing::info!(
-        written = gateway
-            .log_sink()
-            .stats()
-            .written
-            .load(std::sync::atomic::Ordering::Relaxed),
+        written = gateway.log_sink().stats().written.load(std::sync::atomic::Ordering::Relaxed),
         "log rows stored; bye"
     );
     Ok(())

@@ -40,19 +40,13 @@ impl Money {
         {
             return Err(error());
         }
-        let whole_value: i64 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().map_err(|_| error())?
-        };
+        let whole_value: i64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| error())? };
         let mut fraction_value: i64 = 0;
         for (i, b) in fraction.bytes().enumerate() {
             fraction_value += i64::from(b - b'0') * 10i64.pow(8 - i as u32);
         }
-        let nanos = whole_value
-            .checked_mul(NANOS_PER_UNIT)
-            .and_then(|n| n.checked_add(fraction_value))
-            .ok_or_else(error)?;
+        let nanos =
+            whole_value.checked_mul(NANOS_PER_UNIT).and_then(|n| n.checked_add(fraction_value)).ok_or_else(error)?;
         Ok(Money(if negative { -nanos } else { nanos }))
     }
 
@@ -128,16 +122,7 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_an_amount() {
-        for bad in [
-            "",
-            "abc",
-            "1.2.3",
-            "1.",
-            "1e5",
-            "0.0000000001",
-            "99999999999999999999",
-            "--1",
-        ] {
+        for bad in ["", "abc", "1.2.3", "1.", "1e5", "0.0000000001", "99999999999999999999", "--1"] {
             assert!(Money::parse(bad).is_err(), "{bad:?} should not parse");
         }
     }
@@ -145,10 +130,7 @@ mod tests {
     #[test]
     fn prices_tokens_with_rounding() {
         let per_million = Money::parse("0.15").unwrap();
-        assert_eq!(
-            Money::per_million_tokens(per_million, 1_000_000),
-            per_million
-        );
+        assert_eq!(Money::per_million_tokens(per_million, 1_000_000), per_million);
         assert_eq!(Money::per_million_tokens(per_million, 1).0, 150);
         assert_eq!(Money::per_million_tokens(Money(1), 499_999).0, 0);
         assert_eq!(Money::per_million_tokens(Money(1), 500_000).0, 1);

@@ -24,11 +24,7 @@ impl Secret {
         let value = self.0.as_str();
         let chars: Vec<char> = value.chars().collect();
         if chars.len() < 8 {
-            return if chars.is_empty() {
-                String::new()
-            } else {
-                "…".to_string()
-            };
+            return if chars.is_empty() { String::new() } else { "…".to_string() };
         }
         let head: String = match value.find('-') {
             Some(dash) if dash <= 3 => value[..=dash].to_string(),

@@ -17,11 +17,7 @@ pub enum ChannelKind {
 }
 
 impl ChannelKind {
-    pub const ALL: [ChannelKind; 3] = [
-        ChannelKind::Openai,
-        ChannelKind::Deepseek,
-        ChannelKind::Qwen,
-    ];
+    pub const ALL: [ChannelKind; 3] = [ChannelKind::Openai, ChannelKind::Deepseek, ChannelKind::Qwen];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -32,9 +28,7 @@ impl ChannelKind {
     }
 
     pub fn parse(text: &str) -> Option<ChannelKind> {
-        ChannelKind::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == text)
+        ChannelKind::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 
     /// The base URL used when a channel of this kind leaves `base_url` empty.
@@ -78,10 +72,7 @@ impl Channel {
 
     /// The name to send upstream for a requested model.
     pub fn upstream_model<'a>(&'a self, model: &'a str) -> &'a str {
-        self.model_mapping
-            .get(model)
-            .map(String::as_str)
-            .unwrap_or(model)
+        self.model_mapping.get(model).map(String::as_str).unwrap_or(model)
     }
 }
 

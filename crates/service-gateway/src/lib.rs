@@ -6,10 +6,9 @@ use std::sync::{Arc, RwLock};
 use burncloud_database::repo::{account, channels, logs, prices, tokens};
 use burncloud_database::{now_ms, token_key_hash, ChannelRecord, Db, TokenRecord};
 use burncloud_service_api::{
-    Account, AccountPatch, AccountService, Channel, ChannelInput, ChannelPatch, ChannelService,
-    CreatedToken, LogPage, LogQuery, LogService, Money, Price, PriceInput, PriceService,
-    ServiceError, ServiceResult, Token, TokenInput, TokenPatch, TokenService, UsageQuery,
-    UsageReport,
+    Account, AccountPatch, AccountService, Channel, ChannelInput, ChannelPatch, ChannelService, CreatedToken, LogPage,
+    LogQuery, LogService, Money, Price, PriceInput, PriceService, ServiceError, ServiceResult, Token, TokenInput,
+    TokenPatch, TokenService, UsageQuery, UsageReport,
 };
 
 /// Called after every change that the router's snapshot depends on.
@@ -27,10 +26,7 @@ const VISIBLE_PREFIX_LEN: usize = 12;
 
 impl GatewayStore {
     pub fn new(db: Arc<Db>) -> GatewayStore {
-        GatewayStore {
-            db,
-            listeners: RwLock::new(Vec::new()),
-        }
+        GatewayStore { db, listeners: RwLock::new(Vec::new()) }
     }
 
     pub fn db(&self) -> &Arc<Db> {
@@ -39,19 +35,11 @@ impl GatewayStore {
 
     /// Registers `listener` to run after each configuration change.
     pub fn on_change(&self, listener: ChangeListener) {
-        self.listeners
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(listener);
+        self.listeners.write().unwrap_or_else(|p| p.into_inner()).push(listener);
     }
 
     fn changed(&self) {
-        for listener in self
-            .listeners
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
+        for listener in self.listeners.read().unwrap_or_else(|p| p.into_inner()).iter() {
             listener();
         }
     }
@@ -78,9 +66,7 @@ fn clean_models(models: Vec<String>) -> ServiceResult<Vec<String>> {
 fn required_name(name: &str, what: &str) -> ServiceResult<String> {
     let name = name.trim();
     if name.is_empty() {
-        return Err(ServiceError::invalid(format!(
-            "{what} name must not be empty"
-        )));
+        return Err(ServiceError::invalid(format!("{what} name must not be empty")));
     }
     Ok(name.to_string())
 }
@@ -89,16 +75,10 @@ fn required_name(name: &str, what: &str) -> ServiceResult<String> {
 fn validate_channel(mut record: ChannelRecord) -> ServiceResult<ChannelRecord> {
     let channel = &mut record.channel;
     channel.name = required_name(&channel.name, "channel")?;
-    channel.base_url = match channel
-        .base_url
-        .take()
-        .map(|url| url.trim().trim_end_matches('/').to_string())
-    {
+    channel.base_url = match channel.base_url.take().map(|url| url.trim().trim_end_matches('/').to_string()) {
         Some(url) if url.is_empty() => None,
         Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
-            return Err(ServiceError::invalid(format!(
-                "base_url {url:?} must start with http:// or https://"
-            )))
+            return Err(ServiceError::invalid(format!("base_url {url:?} must start with http:// or https://")))
         }
         other => other,
     };
@@ -112,33 +92,19 @@ fn validate_channel(mut record: ChannelRecord) -> ServiceResult<ChannelRecord> {
     if channel.weight < 0 {
         return Err(ServiceError::invalid("weight must be 0 or more"));
     }
-    if channel
-        .model_mapping
-        .iter()
-        .any(|(from, to)| from.trim().is_empty() || to.trim().is_empty())
-    {
-        return Err(ServiceError::invalid(
-            "model_mapping names must not be empty",
-        ));
+    if channel.model_mapping.iter().any(|(from, to)| from.trim().is_empty() || to.trim().is_empty()) {
+        return Err(ServiceError::invalid("model_mapping names must not be empty"));
     }
     Ok(record)
 }
 
 impl ChannelService for GatewayStore {
     fn list_channels(&self) -> ServiceResult<Vec<Channel>> {
-        Ok(self
-            .db
-            .read(channels::list)?
-            .into_iter()
-            .map(|record| record.channel)
-            .collect())
+        Ok(self.db.read(channels::list)?.into_iter().map(|record| record.channel).collect())
     }
 
     fn get_channel(&self, id: i64) -> ServiceResult<Channel> {
-        self.db
-            .read(|c| channels::get(c, id))?
-            .map(|record| record.channel)
-            .ok_or_else(|| not_found("channel", id))
+        self.db.read(|c| channels::get(c, id))?.map(|record| record.channel).ok_or_else(|| not_found("channel", id))
     }
 
     fn create_channel(&self, input: ChannelInput) -> ServiceResult<Channel> {
@@ -165,10 +131,7 @@ impl ChannelService for GatewayStore {
     }
 
     fn update_channel(&self, id: i64, patch: ChannelPatch) -> ServiceResult<Channel> {
-        let mut record = self
-            .db
-            .read(|c| channels::get(c, id))?
-            .ok_or_else(|| not_found("channel", id))?;
+        let mut record = self.db.read(|c| channels::get(c, id))?.ok_or_else(|| not_found("channel", id))?;
         let channel = &mut record.channel;
         if let Some(name) = patch.name {
             channel.name = name;
@@ -220,13 +183,10 @@ fn generate_token_key() -> ServiceResult<String> {
     let mut key = String::from(TOKEN_KEY_PREFIX);
     while key.len() < TOKEN_KEY_PREFIX.len() + TOKEN_SECRET_LEN {
         let mut bytes = [0u8; 64];
-        getrandom::fill(&mut bytes)
-            .map_err(|e| ServiceError::Storage(format!("no randomness: {e}")))?;
+        getrandom::fill(&mut bytes).map_err(|e| ServiceError::Storage(format!("no randomness: {e}")))?;
         // Rejection sampling keeps every character equally likely.
         for byte in bytes {
-            if (byte as usize) < ALPHABET.len() * 4
-                && key.len() < TOKEN_KEY_PREFIX.len() + TOKEN_SECRET_LEN
-            {
+            if (byte as usize) < ALPHABET.len() * 4 && key.len() < TOKEN_KEY_PREFIX.len() + TOKEN_SECRET_LEN {
                 key.push(ALPHABET[byte as usize % ALPHABET.len()] as char);
             }
         }
@@ -243,12 +203,8 @@ fn validate_token(mut token: Token) -> ServiceResult<Token> {
     if token.quota_limit.is_some_and(|limit| limit < Money::ZERO) {
         return Err(ServiceError::invalid("quota_limit must not be negative"));
     }
-    if token.rpm_limit.is_some_and(|limit| limit < 1)
-        || token.tpm_limit.is_some_and(|limit| limit < 1)
-    {
-        return Err(ServiceError::invalid(
-            "rpm_limit and tpm_limit must be at least 1, or null for none",
-        ));
+    if token.rpm_limit.is_some_and(|limit| limit < 1) || token.tpm_limit.is_some_and(|limit| limit < 1) {
+        return Err(ServiceError::invalid("rpm_limit and tpm_limit must be at least 1, or null for none"));
     }
     token.models = clean_models(token.models)?;
     Ok(token)
@@ -256,19 +212,11 @@ fn validate_token(mut token: Token) -> ServiceResult<Token> {
 
 impl TokenService for GatewayStore {
     fn list_tokens(&self) -> ServiceResult<Vec<Token>> {
-        Ok(self
-            .db
-            .read(tokens::list)?
-            .into_iter()
-            .map(|record| record.token)
-            .collect())
+        Ok(self.db.read(tokens::list)?.into_iter().map(|record| record.token).collect())
     }
 
     fn get_token(&self, id: i64) -> ServiceResult<Token> {
-        self.db
-            .read(|c| tokens::get(c, id))?
-            .map(|record| record.token)
-            .ok_or_else(|| not_found("token", id))
+        self.db.read(|c| tokens::get(c, id))?.map(|record| record.token).ok_or_else(|| not_found("token", id))
     }
 
     fn create_token(&self, input: TokenInput) -> ServiceResult<CreatedToken> {
@@ -288,16 +236,10 @@ impl TokenService for GatewayStore {
             created_at_ms: 0,
             updated_at_ms: 0,
         })?;
-        let record = TokenRecord {
-            token,
-            key_hash: token_key_hash(&key),
-        };
+        let record = TokenRecord { token, key_hash: token_key_hash(&key) };
         let id = self.db.write(|c| tokens::insert(c, &record, now_ms()))?;
         self.changed();
-        Ok(CreatedToken {
-            token: self.get_token(id)?,
-            key,
-        })
+        Ok(CreatedToken { token: self.get_token(id)?, key })
     }
 
     fn update_token(&self, id: i64, patch: TokenPatch) -> ServiceResult<Token> {
@@ -387,10 +329,7 @@ impl AccountService for GatewayStore {
         let updated = self.db.write(|c| {
             let current = account::get(c)?;
             // Topping up an unlimited account starts a balance of exactly `amount`.
-            let credit = current
-                .credit
-                .unwrap_or(current.used)
-                .saturating_add(amount);
+            let credit = current.credit.unwrap_or(current.used).saturating_add(amount);
             account::set_credit(c, Some(credit))?;
             account::get(c)
         })?;
@@ -418,9 +357,7 @@ impl LogService for GatewayStore {
     fn query_logs(&self, query: &LogQuery) -> ServiceResult<LogPage> {
         if let Some(status) = query.status.as_deref() {
             if !matches!(status, "ok" | "success" | "error") && status.parse::<u16>().is_err() {
-                return Err(ServiceError::invalid(format!(
-                    "status {status:?}: use an HTTP code, ok or error"
-                )));
+                return Err(ServiceError::invalid(format!("status {status:?}: use an HTTP code, ok or error")));
             }
         }
         Ok(self.db.read(|c| logs::query(c, query))?)
@@ -457,19 +394,13 @@ mod tests {
                 enabled: true,
             })
             .unwrap();
-        assert!(
-            created.key.starts_with("sk-bc-") && created.key.len() == 54,
-            "{}",
-            created.key
-        );
+        assert!(created.key.starts_with("sk-bc-") && created.key.len() == 54, "{}", created.key);
         assert!(created.key.starts_with(&created.token.key_prefix));
         let stored: Vec<String> = store
             .db()
             .read(|c| {
                 let mut s = c.prepare("SELECT key_hash FROM tokens")?;
-                let rows = s
-                    .query_map([], |r| r.get(0))?
-                    .collect::<Result<Vec<String>, _>>()?;
+                let rows = s.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
                 Ok(rows)
             })
             .unwrap();
@@ -491,24 +422,14 @@ mod tests {
             weight: 1,
             enabled: true,
         };
-        assert!(matches!(
-            store.create_channel(input(ChannelKind::Openai, None)),
-            Err(ServiceError::Invalid(_))
-        ));
+        assert!(matches!(store.create_channel(input(ChannelKind::Openai, None)), Err(ServiceError::Invalid(_))));
         assert!(matches!(
             store.create_channel(input(ChannelKind::Openai, Some("ftp://x"))),
             Err(ServiceError::Invalid(_))
         ));
-        let deepseek = store
-            .create_channel(input(ChannelKind::Deepseek, None))
-            .unwrap();
-        assert_eq!(
-            deepseek.effective_base_url(),
-            Some("https://api.deepseek.com")
-        );
-        let custom = store
-            .create_channel(input(ChannelKind::Openai, Some("http://127.0.0.1:9/v1/")))
-            .unwrap();
+        let deepseek = store.create_channel(input(ChannelKind::Deepseek, None)).unwrap();
+        assert_eq!(deepseek.effective_base_url(), Some("https://api.deepseek.com"));
+        let custom = store.create_channel(input(ChannelKind::Openai, Some("http://127.0.0.1:9/v1/"))).unwrap();
         assert_eq!(custom.base_url.as_deref(), Some("http://127.0.0.1:9/v1"));
     }
 
@@ -521,12 +442,7 @@ mod tests {
         let account = store.top_up(Money::parse("2.5").unwrap()).unwrap();
         assert_eq!(account.balance, Some(Money::parse("12.5").unwrap()));
         assert!(store.top_up(Money::ZERO).is_err());
-        let account = store
-            .update_account(AccountPatch {
-                currency: None,
-                balance: Some(None),
-            })
-            .unwrap();
+        let account = store.update_account(AccountPatch { currency: None, balance: Some(None) }).unwrap();
         assert_eq!(account.balance, None);
     }
 }

@@ -27,28 +27,18 @@ pub fn get(connection: &Connection) -> DbResult<AccountRecord> {
     let (currency, credit, used): (String, Option<i64>, i64) = connection
         .prepare_cached("SELECT currency, credit_nano, used_nano FROM account WHERE id = 1")?
         .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
-    let currency = Currency::parse(&currency)
-        .ok_or_else(|| DbError::Corrupt(format!("account.currency {currency:?}")))?;
-    Ok(AccountRecord {
-        currency,
-        credit: credit.map(Money),
-        used: Money(used),
-    })
+    let currency =
+        Currency::parse(&currency).ok_or_else(|| DbError::Corrupt(format!("account.currency {currency:?}")))?;
+    Ok(AccountRecord { currency, credit: credit.map(Money), used: Money(used) })
 }
 
 pub fn set_currency(connection: &Connection, currency: Currency) -> DbResult<()> {
-    connection.execute(
-        "UPDATE account SET currency = ?1 WHERE id = 1",
-        [currency.as_str()],
-    )?;
+    connection.execute("UPDATE account SET currency = ?1 WHERE id = 1", [currency.as_str()])?;
     Ok(())
 }
 
 /// Sets the total credit; `None` makes spending unlimited.
 pub fn set_credit(connection: &Connection, credit: Option<Money>) -> DbResult<()> {
-    connection.execute(
-        "UPDATE account SET credit_nano = ?1 WHERE id = 1",
-        params![credit.map(Money::nanos)],
-    )?;
+    connection.execute("UPDATE account SET credit_nano = ?1 WHERE id = 1", params![credit.map(Money::nanos)])?;
     Ok(())
 }

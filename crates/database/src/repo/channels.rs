@@ -13,8 +13,7 @@ pub struct ChannelRecord {
     pub api_key: Secret,
 }
 
-const COLUMNS: &str =
-    "id, name, kind, base_url, api_key, models, model_mapping, priority, weight, enabled, \
+const COLUMNS: &str = "id, name, kind, base_url, api_key, models, model_mapping, priority, weight, enabled, \
                        created_at_ms, updated_at_ms";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<ChannelRecord, DbError>> {
@@ -23,8 +22,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<ChannelRecord, DbError>> {
     let models: String = row.get(5)?;
     let mapping: String = row.get(6)?;
     let build = || -> DbResult<ChannelRecord> {
-        let kind = ChannelKind::parse(&kind_text)
-            .ok_or_else(|| DbError::Corrupt(format!("channels.kind {kind_text:?}")))?;
+        let kind =
+            ChannelKind::parse(&kind_text).ok_or_else(|| DbError::Corrupt(format!("channels.kind {kind_text:?}")))?;
         Ok(ChannelRecord {
             channel: Channel {
                 id: row.get(0)?,
@@ -47,15 +46,13 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<ChannelRecord, DbError>> {
 }
 
 pub fn list(connection: &Connection) -> DbResult<Vec<ChannelRecord>> {
-    let mut statement =
-        connection.prepare_cached(&format!("SELECT {COLUMNS} FROM channels ORDER BY id"))?;
+    let mut statement = connection.prepare_cached(&format!("SELECT {COLUMNS} FROM channels ORDER BY id"))?;
     let rows = statement.query_map([], from_row)?;
     rows.map(|row| row?).collect()
 }
 
 pub fn get(connection: &Connection, id: i64) -> DbResult<Option<ChannelRecord>> {
-    let mut statement =
-        connection.prepare_cached(&format!("SELECT {COLUMNS} FROM channels WHERE id = ?1"))?;
+    let mut statement = connection.prepare_cached(&format!("SELECT {COLUMNS} FROM channels WHERE id = ?1"))?;
     statement.query_row([id], from_row).optional()?.transpose()
 }
 

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use burncloud_service_api::{
-    EndReason, LogEntry, LogPage, LogQuery, Money, UsageGroupBy, UsageQuery, UsageReport, UsageRow,
-    UsageSource, UsageTotals,
+    EndReason, LogEntry, LogPage, LogQuery, Money, UsageGroupBy, UsageQuery, UsageReport, UsageRow, UsageSource,
+    UsageTotals,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, Row};
@@ -80,24 +80,21 @@ pub fn insert_batch(connection: &mut Connection, rows: &[NewLogRow]) -> DbResult
                 }
             }
         }
-        let mut charge_token = transaction.prepare_cached(
-            "UPDATE tokens SET used_quota_nano = used_quota_nano + ?2 WHERE id = ?1",
-        )?;
+        let mut charge_token =
+            transaction.prepare_cached("UPDATE tokens SET used_quota_nano = used_quota_nano + ?2 WHERE id = ?1")?;
         for (token_id, amount) in charges {
             charge_token.execute(params![token_id, amount])?;
         }
         if account_charge != 0 {
-            transaction.execute(
-                "UPDATE account SET used_nano = used_nano + ?1 WHERE id = 1",
-                [account_charge],
-            )?;
+            transaction.execute("UPDATE account SET used_nano = used_nano + ?1 WHERE id = 1", [account_charge])?;
         }
     }
     transaction.commit()?;
     Ok(())
 }
 
-const COLUMNS: &str = "id, request_id, created_at_ms, token_id, token_name, channel_id, channel_name, endpoint, model, \
+const COLUMNS: &str =
+    "id, request_id, created_at_ms, token_id, token_name, channel_id, channel_name, endpoint, model, \
                        upstream_model, is_stream, status, error, prompt_tokens, completion_tokens, usage_source, \
                        cost_nano, priced, latency_ms, first_token_ms, end_reason, attempts";
 
@@ -107,16 +104,10 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<LogEntry, DbError>> {
     let usage_source = match usage_source.as_str() {
         "upstream" => UsageSource::Upstream,
         "estimated" => UsageSource::Estimated,
-        other => {
-            return Ok(Err(DbError::Corrupt(format!(
-                "logs.usage_source {other:?}"
-            ))))
-        }
+        other => return Ok(Err(DbError::Corrupt(format!("logs.usage_source {other:?}")))),
     };
     let Some(end_reason) = EndReason::parse(&end_reason) else {
-        return Ok(Err(DbError::Corrupt(format!(
-            "logs.end_reason {end_reason:?}"
-        ))));
+        return Ok(Err(DbError::Corrupt(format!("logs.end_reason {end_reason:?}"))));
     };
     Ok(Ok(LogEntry {
         id: row.get(0)?,
@@ -172,9 +163,9 @@ fn filters(query: &LogQuery) -> DbResult<(String, Vec<Value>)> {
             "ok" | "success" => clauses.push("status BETWEEN 200 AND 299"),
             "error" => clauses.push("status NOT BETWEEN 200 AND 299"),
             code => {
-                let code: i64 = code.parse().map_err(|_| {
-                    DbError::Corrupt(format!("status filter {code:?}: use a code, ok or error"))
-                })?;
+                let code: i64 = code
+                    .parse()
+                    .map_err(|_| DbError::Corrupt(format!("status filter {code:?}: use a code, ok or error")))?;
                 clauses.push("status = ?");
                 values.push(code.into());
             }
@@ -188,11 +179,7 @@ fn filters(query: &LogQuery) -> DbResult<(String, Vec<Value>)> {
         clauses.push("created_at_ms < ?");
         values.push(until.into());
     }
-    let sql = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
-    };
+    let sql = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
     Ok((sql, values))
 }
 
@@ -212,18 +199,12 @@ pub fn query(connection: &Connection, query: &LogQuery) -> DbResult<LogPage> {
     } else {
         None
     };
-    Ok(LogPage {
-        items,
-        next_before_id,
-    })
+    Ok(LogPage { items, next_before_id })
 }
 
 pub fn usage(connection: &Connection, query: &UsageQuery) -> DbResult<UsageReport> {
-    let (where_sql, values) = filters(&LogQuery {
-        since_ms: query.since_ms,
-        until_ms: query.until_ms,
-        ..LogQuery::default()
-    })?;
+    let (where_sql, values) =
+        filters(&LogQuery { since_ms: query.since_ms, until_ms: query.until_ms, ..LogQuery::default() })?;
     let key = match query.group_by {
         UsageGroupBy::Day => "strftime('%Y-%m-%d', created_at_ms / 1000, 'unixepoch')",
         UsageGroupBy::Model => "model",

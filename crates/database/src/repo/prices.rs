@@ -6,15 +6,10 @@ use rusqlite::{params, Connection};
 use crate::DbResult;
 
 pub fn list(connection: &Connection) -> DbResult<Vec<Price>> {
-    let mut statement = connection.prepare_cached(
-        "SELECT model, input_nano_per_mtok, output_nano_per_mtok FROM prices ORDER BY model",
-    )?;
+    let mut statement = connection
+        .prepare_cached("SELECT model, input_nano_per_mtok, output_nano_per_mtok FROM prices ORDER BY model")?;
     let rows = statement.query_map([], |row| {
-        Ok(Price {
-            model: row.get(0)?,
-            input_per_mtok: Money(row.get(1)?),
-            output_per_mtok: Money(row.get(2)?),
-        })
+        Ok(Price { model: row.get(0)?, input_per_mtok: Money(row.get(1)?), output_per_mtok: Money(row.get(2)?) })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

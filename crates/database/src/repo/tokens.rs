@@ -13,8 +13,7 @@ pub struct TokenRecord {
     pub key_hash: String,
 }
 
-const COLUMNS: &str =
-    "id, name, key_prefix, group_name, quota_limit_nano, used_quota_nano, rpm_limit, tpm_limit, \
+const COLUMNS: &str = "id, name, key_prefix, group_name, quota_limit_nano, used_quota_nano, rpm_limit, tpm_limit, \
                        expires_at_ms, models, enabled, created_at_ms, updated_at_ms, key_hash";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<TokenRecord, DbError>> {
@@ -44,15 +43,13 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<TokenRecord, DbError>> {
 }
 
 pub fn list(connection: &Connection) -> DbResult<Vec<TokenRecord>> {
-    let mut statement =
-        connection.prepare_cached(&format!("SELECT {COLUMNS} FROM tokens ORDER BY id"))?;
+    let mut statement = connection.prepare_cached(&format!("SELECT {COLUMNS} FROM tokens ORDER BY id"))?;
     let rows = statement.query_map([], from_row)?;
     rows.map(|row| row?).collect()
 }
 
 pub fn get(connection: &Connection, id: i64) -> DbResult<Option<TokenRecord>> {
-    let mut statement =
-        connection.prepare_cached(&format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"))?;
+    let mut statement = connection.prepare_cached(&format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"))?;
     statement.query_row([id], from_row).optional()?.transpose()
 }
 
