@@ -65,6 +65,7 @@ mod tests {
                 updated_at_ms: 0,
             },
             base_url: String::new(),
+            urls: std::array::from_fn(|_| reqwest::Url::parse("http://127.0.0.1/").unwrap()),
             authorization: None,
             api_key: String::new(),
         })

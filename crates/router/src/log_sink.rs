@@ -30,11 +30,13 @@ pub struct LogWriterConfig {
     pub queue_capacity: usize,
     /// The most rows stored in one transaction.
     pub max_batch_rows: usize,
+    /// The longest a row waits for others to share its transaction.
+    pub max_batch_delay: Duration,
 }
 
 impl Default for LogWriterConfig {
     fn default() -> Self {
-        LogWriterConfig { queue_capacity: 65_536, max_batch_rows: 2_048 }
+        LogWriterConfig { queue_capacity: 65_536, max_batch_rows: 2_048, max_batch_delay: Duration::from_millis(50) }
     }
 }
 
@@ -53,7 +55,7 @@ impl LogSink {
         let writer_stats = stats.clone();
         std::thread::Builder::new()
             .name("burncloud-log-writer".into())
-            .spawn(move || run_writer(db, receiver, writer_stats, config.max_batch_rows))
+            .spawn(move || run_writer(db, receiver, writer_stats, config))
             .expect("spawning the log writer thread");
         LogSink { sender, stats }
     }
@@ -79,30 +81,51 @@ impl LogSink {
     }
 }
 
-/// Stores whatever has queued up, as one batch, as soon as the writer is free: under load the
-/// batches grow by themselves and when idle a row lands at once.
-fn run_writer(db: Arc<Db>, mut receiver: mpsc::Receiver<LogMessage>, stats: Arc<LogWriterStats>, max_batch: usize) {
-    let mut batch: Vec<NewLogRow> = Vec::with_capacity(max_batch);
+/// Collects rows into a batch until it holds `max_batch_rows` rows, `max_batch_delay` has passed
+/// since its first row, or someone asks for a flush; then stores it in one transaction. One
+/// transaction per batch instead of per row is what lets the writer keep up under load and stay
+/// off the request path's cores when idle.
+fn run_writer(
+    db: Arc<Db>,
+    mut receiver: mpsc::Receiver<LogMessage>,
+    stats: Arc<LogWriterStats>,
+    config: LogWriterConfig,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "the log writer could not start its timer; logs are not stored");
+            return;
+        }
+    };
+    let mut batch: Vec<NewLogRow> = Vec::with_capacity(config.max_batch_rows);
     let mut waiting_flushes: Vec<oneshot::Sender<()>> = Vec::new();
-    while let Some(first) = receiver.blocking_recv() {
-        let mut next = Some(first);
-        while let Some(message) = next.take() {
-            match message {
-                LogMessage::Row(row) => batch.push(*row),
-                LogMessage::Flush(done) => waiting_flushes.push(done),
+    runtime.block_on(async {
+        while let Some(first) = receiver.recv().await {
+            let deadline = tokio::time::Instant::now() + config.max_batch_delay;
+            let mut next = Some(first);
+            while let Some(message) = next.take() {
+                match message {
+                    LogMessage::Row(row) => batch.push(*row),
+                    LogMessage::Flush(done) => waiting_flushes.push(done),
+                }
+                if batch.len() >= config.max_batch_rows || !waiting_flushes.is_empty() {
+                    break;
+                }
+                next = match receiver.try_recv() {
+                    Ok(message) => Some(message),
+                    Err(_) => tokio::time::timeout_at(deadline, receiver.recv()).await.ok().flatten(),
+                };
             }
-            if batch.len() < max_batch {
-                next = receiver.try_recv().ok();
+            if !batch.is_empty() {
+                store_batch(&db, &batch, &stats);
+                batch.clear();
+            }
+            for done in waiting_flushes.drain(..) {
+                let _ = done.send(());
             }
         }
-        if !batch.is_empty() {
-            store_batch(&db, &batch, &stats);
-            batch.clear();
-        }
-        for done in waiting_flushes.drain(..) {
-            let _ = done.send(());
-        }
-    }
+    });
 }
 
 /// Retries until the batch is stored: a locked or full disk delays logging, it never loses rows.

@@ -31,11 +31,12 @@ pub(crate) enum Endpoint {
 }
 
 impl Endpoint {
-    fn upstream_path(self) -> &'static str {
+    /// Index into [`ChannelEntry::urls`].
+    fn url_index(self) -> usize {
         match self {
-            Endpoint::ChatCompletions => "chat/completions",
-            Endpoint::Completions => "completions",
-            Endpoint::Embeddings => "embeddings",
+            Endpoint::ChatCompletions => 0,
+            Endpoint::Completions => 1,
+            Endpoint::Embeddings => 2,
         }
     }
 
@@ -378,7 +379,7 @@ async fn attempt(
     body: Bytes,
     reply: &mut Option<oneshot::Sender<Response>>,
 ) -> Attempt {
-    let url = format!("{}/{}", channel.base_url, call.endpoint.upstream_path());
+    let url = channel.urls[call.endpoint.url_index()].clone();
     let mut request = gateway.http.post(url).header(header::CONTENT_TYPE, "application/json").body(body);
     if let Some(authorization) = &channel.authorization {
         request = request.header(header::AUTHORIZATION, authorization.clone());

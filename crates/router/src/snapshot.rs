@@ -16,10 +16,12 @@ pub struct TokenEntry {
     pub used: Arc<AtomicI64>,
 }
 
-/// A routable channel: its URL prefix and ready-made auth header.
+/// A routable channel: its parsed endpoint URLs and ready-made auth header.
 pub struct ChannelEntry {
     pub channel: Channel,
     pub base_url: String,
+    /// `{base_url}/chat/completions`, `/completions`, `/embeddings`, parsed once per snapshot.
+    pub urls: [reqwest::Url; 3],
     pub authorization: Option<HeaderValue>,
     pub api_key: String,
 }
@@ -85,16 +87,24 @@ impl Snapshot {
             .filter(|record| record.channel.enabled)
             .filter_map(|record| {
                 let base_url = record.channel.effective_base_url()?.trim_end_matches('/').to_string();
+                let url = |path: &str| reqwest::Url::parse(&format!("{base_url}/{path}"));
+                let urls = match (url("chat/completions"), url("completions"), url("embeddings")) {
+                    (Ok(chat), Ok(completions), Ok(embeddings)) => [chat, completions, embeddings],
+                    _ => {
+                        tracing::warn!(channel = %record.channel.name, %base_url, "skipping a channel whose base URL does not parse");
+                        return None;
+                    }
+                };
                 let key = record.api_key.expose();
-                let authorization =
+                let mut authorization =
                     if key.is_empty() { None } else { HeaderValue::from_str(&format!("Bearer {key}")).ok() };
-                let mut authorization = authorization;
                 if let Some(value) = authorization.as_mut() {
                     value.set_sensitive(true);
                 }
                 Some(Arc::new(ChannelEntry {
                     channel: record.channel,
                     base_url,
+                    urls,
                     authorization,
                     api_key: key.to_string(),
                 }))

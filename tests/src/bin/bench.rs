@@ -1,2 +1,359 @@
-//! wip
-fn main() {}
+//! `scripts/bench`: measures what BurnCloud adds in front of a local OpenAI-format upstream —
+//! latency at concurrency 1, throughput at concurrency 32 — and the log writer's rows per second,
+//! then writes `docs/performance.md`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+struct Options {
+    bin_dir: PathBuf,
+    out: PathBuf,
+    latency_requests: usize,
+    throughput_seconds: u64,
+    log_rows: usize,
+}
+
+fn parse_options() -> anyhow::Result<Options> {
+    let mut options = Options {
+        bin_dir: std::env::current_exe()?.parent().context("bench binary has no dir")?.to_path_buf(),
+        out: PathBuf::from("docs/performance.md"),
+        latency_requests: 5_000,
+        throughput_seconds: 10,
+        log_rows: 200_000,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--bin-dir" => options.bin_dir = PathBuf::from(value()?),
+            "--out" => options.out = PathBuf::from(value()?),
+            "--latency-requests" => options.latency_requests = value()?.parse()?,
+            "--throughput-seconds" => options.throughput_seconds = value()?.parse()?,
+            "--log-rows" => options.log_rows = value()?.parse()?,
+            other => bail!("unknown option {other}"),
+        }
+    }
+    Ok(options)
+}
+
+/// A child process that prints `listening on http://ADDR` and is killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(command: &mut Command) -> anyhow::Result<Server> {
+        use std::io::BufRead;
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().context("starting server")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        let base = line.trim().strip_prefix("listening on ").context("server did not report its address")?.to_string();
+        Ok(Server { child, base })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn chat_request() -> Bytes {
+    Bytes::from(json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}).to_string())
+}
+
+async fn send(client: &HttpClient, url: &str, key: Option<&str>, body: Bytes) -> anyhow::Result<Bytes> {
+    let mut request = hyper::Request::post(url).header("content-type", "application/json");
+    if let Some(key) = key {
+        request = request.header("authorization", format!("Bearer {key}"));
+    }
+    let response = client.request(request.body(Full::new(body))?).await?;
+    let status = response.status();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    if !status.is_success() {
+        bail!("{url}: {status}: {}", String::from_utf8_lossy(&bytes));
+    }
+    Ok(bytes)
+}
+
+async fn console(client: &HttpClient, method: &str, base: &str, path: &str, body: Value) -> anyhow::Result<Value> {
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"))
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer bench-admin")
+        .body(Full::new(Bytes::from(body.to_string())))?;
+    let response = client.request(request).await?;
+    let status = response.status();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    if !status.is_success() {
+        bail!("{method} {path}: {status}: {}", String::from_utf8_lossy(&bytes));
+    }
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Latencies of `count` sequential calls, each target in turn so both see the same conditions.
+async fn latencies(
+    client: &HttpClient,
+    targets: &[(String, Option<String>)],
+    count: usize,
+) -> anyhow::Result<Vec<Vec<Duration>>> {
+    let body = chat_request();
+    let mut results = vec![Vec::with_capacity(count); targets.len()];
+    for _ in 0..count / 10 {
+        for (url, key) in targets {
+            send(client, url, key.as_deref(), body.clone()).await?;
+        }
+    }
+    for _ in 0..count {
+        for (index, (url, key)) in targets.iter().enumerate() {
+            let started = Instant::now();
+            send(client, url, key.as_deref(), body.clone()).await?;
+            results[index].push(started.elapsed());
+        }
+    }
+    for list in &mut results {
+        list.sort_unstable();
+    }
+    Ok(results)
+}
+
+/// Requests per second with `concurrency` callers for `seconds`, and the total calls made.
+async fn throughput(
+    client: &HttpClient,
+    url: &str,
+    key: Option<&str>,
+    concurrency: usize,
+    seconds: u64,
+) -> anyhow::Result<(f64, u64)> {
+    let done = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let body = chat_request();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, key, body) = (client.clone(), url.to_string(), key.map(String::from), body.clone());
+        let (done, errors, stop) = (done.clone(), errors.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match send(&client, &url, key.as_deref(), body.clone()).await {
+                    Ok(_) => done.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => errors.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (start_count, started) = (done.load(Ordering::Relaxed), Instant::now());
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let (end_count, elapsed) = (done.load(Ordering::Relaxed), started.elapsed());
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await?;
+    }
+    let failed = errors.load(Ordering::Relaxed);
+    if failed > 0 {
+        bail!("{failed} calls to {url} failed during the throughput run");
+    }
+    Ok(((end_count - start_count) as f64 / elapsed.as_secs_f64(), done.load(Ordering::Relaxed)))
+}
+
+/// CPU time (user + system) a process has used so far, from /proc.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let after_name = stat.rsplit_once(')').context("malformed stat")?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok(ticks / clock_ticks_per_second())
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Rows per second the log writer stores: queue `rows` rows, wait until all are in SQLite.
+async fn log_writer_rate(rows: usize) -> anyhow::Result<f64> {
+    let dir = tempfile_dir()?;
+    let db = Arc::new(burncloud_database::Db::open(dir.join("bench.db"))?);
+    let sink = burncloud_router::LogSink::start(db.clone(), burncloud_router::LogWriterConfig::default());
+    let row = burncloud_database::NewLogRow {
+        request_id: "req-0123456789abcdef0123456789abcdef".into(),
+        created_at_ms: burncloud_database::now_ms(),
+        token_id: Some(1),
+        token_name: Some("bench".into()),
+        channel_id: Some(1),
+        channel_name: Some("mock".into()),
+        endpoint: "/v1/chat/completions".into(),
+        model: "gpt-4o-mini".into(),
+        upstream_model: Some("gpt-4o-mini".into()),
+        is_stream: false,
+        status: 200,
+        error: None,
+        prompt_tokens: 21,
+        completion_tokens: 9,
+        usage_source: burncloud_service_api::UsageSource::Upstream,
+        cost: burncloud_service_api::Money(1234),
+        priced: true,
+        latency_ms: 3,
+        first_token_ms: Some(3),
+        end_reason: burncloud_service_api::EndReason::Completed,
+        attempts: 1,
+    };
+    let started = Instant::now();
+    for _ in 0..rows {
+        sink.record(row.clone()).await;
+    }
+    sink.flush().await;
+    let rate = rows as f64 / started.elapsed().as_secs_f64();
+    let stored: i64 = db.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM logs", [], |r| r.get(0))?))?;
+    if stored as usize != rows {
+        bail!("log writer stored {stored} of {rows} rows");
+    }
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(rate)
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("burncloud-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn micros(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e6
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    format!("{cores} cores, {cpu}")
+}
+
+fn main() -> anyhow::Result<()> {
+    let options = parse_options()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    runtime.block_on(run(options))
+}
+
+async fn run(options: Options) -> anyhow::Result<()> {
+    let upstream = Server::start(Command::new(options.bin_dir.join("mock-upstream")).env("MOCK_THREADS", "1"))?;
+    let data_dir = tempfile_dir()?.join("data");
+    let gateway = Server::start(
+        Command::new(options.bin_dir.join("burncloud"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data_dir)
+            .env("BURNCLOUD_ADMIN_KEY", "bench-admin")
+            .env("BURNCLOUD_LOG", "warn"),
+    )?;
+    let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build_http();
+    console(&client, "POST", &gateway.base, "/console/api/channels", json!({"name": "mock", "kind": "openai", "base_url": format!("{}/v1", upstream.base), "models": ["gpt-4o-mini"]})).await?;
+    console(
+        &client,
+        "PUT",
+        &gateway.base,
+        "/console/api/prices/gpt-4o-mini",
+        json!({"input_per_mtok": "0.15", "output_per_mtok": "0.6"}),
+    )
+    .await?;
+    let token = console(&client, "POST", &gateway.base, "/console/api/tokens", json!({"name": "bench"})).await?;
+    let key = token["key"].as_str().context("no token key")?.to_string();
+    let direct_url = format!("{}/v1/chat/completions", upstream.base);
+    let gateway_url = format!("{}/v1/chat/completions", gateway.base);
+
+    eprintln!("latency at concurrency 1: {} calls each", options.latency_requests);
+    let lists = latencies(
+        &client,
+        &[(direct_url.clone(), None), (gateway_url.clone(), Some(key.clone()))],
+        options.latency_requests,
+    )
+    .await?;
+    let (direct, through) = (&lists[0], &lists[1]);
+    let row = |name: &str, list: &[Duration]| {
+        format!("| {name} | {:.0} | {:.0} |", micros(percentile(list, 0.5)), micros(percentile(list, 0.99)))
+    };
+    let added_p50 = micros(percentile(through, 0.5)) - micros(percentile(direct, 0.5));
+    let added_p99 = micros(percentile(through, 0.99)) - micros(percentile(direct, 0.99));
+
+    eprintln!("throughput at concurrency 32: {} s each", options.throughput_seconds);
+    let (direct_rps, _) = throughput(&client, &direct_url, None, 32, options.throughput_seconds).await?;
+    let cpu_before = (cpu_seconds(gateway.child.id())?, cpu_seconds(upstream.child.id())?);
+    let (gateway_rps, calls) = throughput(&client, &gateway_url, Some(&key), 32, options.throughput_seconds).await?;
+    let cpu_after = (cpu_seconds(gateway.child.id())?, cpu_seconds(upstream.child.id())?);
+    let gateway_cpu_us = (cpu_after.0 - cpu_before.0) * 1e6 / calls as f64;
+    let upstream_cpu_us = (cpu_after.1 - cpu_before.1) * 1e6 / calls as f64;
+
+    eprintln!("log writer: {} rows", options.log_rows);
+    let rows_per_second = log_writer_rate(options.log_rows).await?;
+    drop(gateway);
+    drop(upstream);
+    let _ = std::fs::remove_dir_all(data_dir.parent().unwrap_or(Path::new("/nonexistent")));
+
+    let date = String::from_utf8(Command::new("date").arg("-u").arg("+%Y-%m-%d %H:%M UTC").output()?.stdout)?;
+    let report = format!(
+        "# Performance\n\n\
+         Measured by `./scripts/bench` (release build) on {date_trimmed}, {machine}. The load generator, \
+         the mock upstream and BurnCloud share the machine's cores, so absolute numbers are modest; the \
+         differences are what BurnCloud adds. Each call is a non-streaming chat completion with a \
+         ~400-byte answer and usage, priced and logged.\n\n\
+         ## Added latency, concurrency 1 ({calls} calls each, interleaved)\n\n\
+         | path | p50 µs | p99 µs |\n|---|---|---|\n{direct_row}\n{gateway_row}\n\n\
+         Added by BurnCloud: **p50 {added_p50:.0} µs**, **p99 {added_p99:.0} µs** (targets: ≤ 100 µs and ≤ 1 ms).\n\n\
+         ## Throughput, concurrency 32 ({seconds} s each)\n\n\
+         | path | requests/s |\n|---|---|\n| direct to the mock upstream | {direct_rps:.0} |\n| through BurnCloud | {gateway_rps:.0} |\n\n\
+         BurnCloud keeps **{share:.0}%** of the direct throughput (target: ≥ 30%).\n\n\
+         CPU per call during the run through BurnCloud: the mock upstream (one plain HTTP server hop) \
+         used **{upstream_cpu_us:.0} µs**, BurnCloud (a server hop and a client hop, plus routing, \
+         pricing and logging) **{gateway_cpu_us:.0} µs**. On this virtual machine most of either is \
+         kernel time in socket syscalls and context switches, which is why one extra hop costs about \
+         as much as the upstream's whole answer.\n\n\
+         ## Log writer\n\n\
+         {log_rows} rows queued and stored in batched transactions: **{rows_per_second:.0} rows/s**.\n",
+        date_trimmed = date.trim(),
+        machine = machine(),
+        calls = options.latency_requests,
+        direct_row = row("direct to the mock upstream", direct),
+        gateway_row = row("through BurnCloud", through),
+        seconds = options.throughput_seconds,
+        share = 100.0 * gateway_rps / direct_rps,
+        log_rows = options.log_rows,
+    );
+    if let Some(parent) = options.out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&options.out, &report)?;
+    println!("{report}");
+    Ok(())
+}
