@@ -46,6 +46,15 @@ struct ServeArgs {
     /// Seconds to let calls in progress finish at shutdown.
     #[arg(long, default_value_t = 10)]
     shutdown_grace: u64,
+    /// Threads serving requests [default: half the CPU cores, at least 1].
+    #[arg(long, env = "BURNCLOUD_WORKERS")]
+    workers: Option<usize>,
+}
+
+/// Half the cores: the gateway shares the machine with its callers and with local models, and
+/// on a loopback hop one busy thread beats two that hand each call back and forth.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map(|n| n.get() / 2).unwrap_or(1).max(1)
 }
 
 fn data_dir(arg: &DataDirArg) -> anyhow::Result<PathBuf> {
@@ -78,7 +87,11 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let dir = data_dir(&args.data_dir)?;
     let limits =
         GatewayLimits { first_byte_timeout: Duration::from_secs(args.upstream_timeout), ..GatewayLimits::default() };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("burncloud").build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.workers.unwrap_or_else(default_workers).max(1))
+        .enable_all()
+        .thread_name("burncloud")
+        .build()?;
     runtime.block_on(async move {
         let state = AppState::open(&dir, limits).with_context(|| format!("opening {}", dir.display()))?;
         let listener = tokio::net::TcpListener::bind(args.listen)

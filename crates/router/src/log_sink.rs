@@ -9,6 +9,9 @@ use burncloud_database::repo::logs;
 use burncloud_database::{Db, NewLogRow};
 use tokio::sync::{mpsc, oneshot};
 
+/// How often a sleeping batch looks for a flush request.
+const FLUSH_POLL: Duration = Duration::from_millis(5);
+
 enum LogMessage {
     Row(Box<NewLogRow>),
     /// Answered once every row queued before it is stored.
@@ -104,18 +107,23 @@ fn run_writer(
         while let Some(first) = receiver.recv().await {
             let deadline = tokio::time::Instant::now() + config.max_batch_delay;
             let mut next = Some(first);
-            while let Some(message) = next.take() {
-                match message {
-                    LogMessage::Row(row) => batch.push(*row),
-                    LogMessage::Flush(done) => waiting_flushes.push(done),
+            loop {
+                while let Some(message) = next.take() {
+                    match message {
+                        LogMessage::Row(row) => batch.push(*row),
+                        LogMessage::Flush(done) => waiting_flushes.push(done),
+                    }
+                    if batch.len() < config.max_batch_rows {
+                        next = receiver.try_recv().ok();
+                    }
                 }
-                if batch.len() >= config.max_batch_rows || !waiting_flushes.is_empty() {
+                let full = batch.len() >= config.max_batch_rows;
+                if full || !waiting_flushes.is_empty() || tokio::time::Instant::now() >= deadline {
                     break;
                 }
-                next = match receiver.try_recv() {
-                    Ok(message) => Some(message),
-                    Err(_) => tokio::time::timeout_at(deadline, receiver.recv()).await.ok().flatten(),
-                };
+                // Sleep instead of waiting on the queue: one wake-up per batch, not one per row.
+                tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + FLUSH_POLL)).await;
+                next = receiver.try_recv().ok();
             }
             if !batch.is_empty() {
                 store_batch(&db, &batch, &stats);

@@ -1,8 +1,11 @@
 //! The `/v1` handlers: authenticate, check, walk the candidate channels with failover, answer the
 //! caller, and account for the call (usage, cost, one log row) whatever happens to the caller.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::Body;
@@ -186,13 +189,53 @@ async fn handle(gateway: Arc<Gateway>, endpoint: Endpoint, headers: HeaderMap, b
             return response;
         }
     };
-    // The call runs in its own task so that a caller who hangs up cannot cut its accounting short.
     gateway.in_flight.fetch_add(1, Ordering::Relaxed);
-    let (reply, response) = oneshot::channel();
-    tokio::spawn(run(gateway, call, candidates, reply));
-    response
-        .await
-        .unwrap_or_else(|_| (StatusCode::INTERNAL_SERVER_ERROR, "the call ended without an answer").into_response())
+    let (reply, mut response) = oneshot::channel();
+    // The call runs inline — no hand-off to another task or thread on the way — until its
+    // response is ready. If the caller hangs up first, or a stream keeps going after its
+    // response, the rest is spawned so the call is always finished and accounted for.
+    let mut work = FinishOnDrop::new(run(gateway, call, candidates, reply));
+    tokio::select! {
+        biased;
+        answer = &mut response => answer.unwrap_or_else(|_| unanswered()),
+        () = &mut work => response.await.unwrap_or_else(|_| unanswered()),
+    }
+}
+
+fn unanswered() -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, "the call ended without an answer").into_response()
+}
+
+/// A future that, if dropped before it completes, is spawned to run to completion.
+struct FinishOnDrop {
+    work: Option<Pin<Box<dyn Future<Output = ()> + Send + 'static>>>,
+}
+
+impl FinishOnDrop {
+    fn new(work: impl Future<Output = ()> + Send + 'static) -> FinishOnDrop {
+        FinishOnDrop { work: Some(Box::pin(work)) }
+    }
+}
+
+impl Future for FinishOnDrop {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(work) = self.work.as_mut() else { return Poll::Ready(()) };
+        let poll = work.as_mut().poll(cx);
+        if poll.is_ready() {
+            self.work = None;
+        }
+        poll
+    }
+}
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        if let (Some(work), Ok(runtime)) = (self.work.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(work);
+        }
+    }
 }
 
 /// Parses and checks the request; returns the channels to try, in order.
@@ -326,8 +369,9 @@ fn with_request_id(mut response: Response, request_id: &str) -> Response {
 
 /// What one attempt on one channel came to.
 enum Attempt {
-    /// The call is answered (success or a final error) and accounted for.
-    Done(Outcome),
+    /// The call has its final outcome; the response, unless a stream already delivered it, goes
+    /// to the caller once the call is accounted for.
+    Done(Outcome, Option<Response>),
     /// Try the next channel.
     Failed(GatewayError),
 }
@@ -351,10 +395,10 @@ async fn run(gateway: Arc<Gateway>, call: Call, candidates: Vec<Arc<ChannelEntry
             }
         };
         match attempt(&gateway, &call, &channel, body, &mut reply).await {
-            Attempt::Done(mut outcome) => {
+            Attempt::Done(mut outcome, response) => {
                 outcome.attempts = attempts;
                 outcome.channel = Some(channel);
-                record(&gateway, &call, outcome).await;
+                finish(&gateway, &call, outcome, response, &mut reply).await;
                 return;
             }
             Attempt::Failed(error) => {
@@ -367,9 +411,29 @@ async fn run(gateway: Arc<Gateway>, call: Call, candidates: Vec<Arc<ChannelEntry
         Some((channel, error)) => (Some(channel), error),
         None => (None, GatewayError::UpstreamUnreachable("no channel could be tried".into())),
     };
-    let delivered = deliver(&mut reply, error.clone().into_response_with_id(&call.request_id));
-    let reason = if delivered { EndReason::UpstreamError } else { EndReason::ClientCancelled };
-    record(&gateway, &call, Outcome::failed(channel, &error, attempts, reason)).await;
+    let response = error.clone().into_response_with_id(&call.request_id);
+    let outcome = Outcome::failed(channel, &error, attempts, EndReason::UpstreamError);
+    finish(&gateway, &call, outcome, Some(response), &mut reply).await;
+}
+
+/// Accounts for the call, then hands the caller its response. Accounting comes first so that a
+/// call served inline (the usual case) is complete when the caller gets its answer.
+async fn finish(
+    gateway: &Gateway,
+    call: &Call,
+    mut outcome: Outcome,
+    response: Option<Response>,
+    reply: &mut Option<oneshot::Sender<Response>>,
+) {
+    if let Some(response) = response {
+        if reply.as_ref().is_none_or(oneshot::Sender::is_closed) {
+            outcome.end_reason = EndReason::ClientCancelled;
+        }
+        record(gateway, call, outcome).await;
+        deliver(reply, response);
+    } else {
+        record(gateway, call, outcome).await;
+    }
 }
 
 async fn attempt(
@@ -407,9 +471,8 @@ async fn attempt(
         if is_retryable(status) {
             return Attempt::Failed(error);
         }
-        let delivered = deliver(reply, error.clone().into_response_with_id(&call.request_id));
-        let reason = if delivered { EndReason::UpstreamError } else { EndReason::ClientCancelled };
-        return Attempt::Done(Outcome::failed(None, &error, 0, reason));
+        let response = error.clone().into_response_with_id(&call.request_id);
+        return Attempt::Done(Outcome::failed(None, &error, 0, EndReason::UpstreamError), Some(response));
     }
     let is_event_stream = response
         .headers()
@@ -419,7 +482,7 @@ async fn attempt(
     if call.is_stream && is_event_stream {
         return crate::proxy::stream(gateway, call, channel, response, reply).await;
     }
-    complete(gateway, call, channel, status, response, reply).await
+    complete(gateway, call, channel, status, response).await
 }
 
 /// A whole (non-streamed) answer: read it, pass it on, read its usage.
@@ -429,7 +492,6 @@ async fn complete(
     channel: &ChannelEntry,
     status: StatusCode,
     response: reqwest::Response,
-    reply: &mut Option<oneshot::Sender<Response>>,
 ) -> Attempt {
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
     let body = match read_upstream_body(gateway, response, gateway.config.max_response_bytes).await {
@@ -454,17 +516,18 @@ async fn complete(
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, content_type.unwrap_or_else(|| HeaderValue::from_static("application/json")));
-    let delivered = deliver(reply, with_request_id(response, &call.request_id));
-    Attempt::Done(Outcome {
+    let response = with_request_id(response, &call.request_id);
+    let outcome = Outcome {
         channel: None,
         status: status.as_u16(),
         error: None,
         usage,
         usage_source,
         first_token_ms,
-        end_reason: if delivered { EndReason::Completed } else { EndReason::ClientCancelled },
+        end_reason: EndReason::Completed,
         attempts: 0,
-    })
+    };
+    Attempt::Done(outcome, Some(response))
 }
 
 fn scrubbed(error: GatewayError, channel: &ChannelEntry) -> GatewayError {
@@ -635,16 +698,19 @@ async fn stream(
     } else {
         EndReason::Completed
     };
-    Attempt::Done(Outcome {
-        channel: None,
-        status: 200,
-        error: cut,
-        usage,
-        usage_source,
-        first_token_ms,
-        end_reason,
-        attempts: 0,
-    })
+    Attempt::Done(
+        Outcome {
+            channel: None,
+            status: 200,
+            error: cut,
+            usage,
+            usage_source,
+            first_token_ms,
+            end_reason,
+            attempts: 0,
+        },
+        None,
+    )
 }
 
 /// The bytes of `chunk` to pass on: the chunk itself when every event in it goes through whole.

@@ -278,6 +278,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
             .env("BURNCLOUD_ADMIN_KEY", "bench-admin")
             .env("BURNCLOUD_LOG", "warn"),
     )?;
+    let bare = Server::start(Command::new(options.bin_dir.join("bare-proxy")).arg("--upstream").arg(&upstream.base))?;
     let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build_http();
     console(&client, "POST", &gateway.base, "/console/api/channels", json!({"name": "mock", "kind": "openai", "base_url": format!("{}/v1", upstream.base), "models": ["gpt-4o-mini"]})).await?;
     console(
@@ -292,23 +293,27 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let key = token["key"].as_str().context("no token key")?.to_string();
     let direct_url = format!("{}/v1/chat/completions", upstream.base);
     let gateway_url = format!("{}/v1/chat/completions", gateway.base);
+    let bare_url = format!("{}/v1/chat/completions", bare.base);
 
     eprintln!("latency at concurrency 1: {} calls each", options.latency_requests);
     let lists = latencies(
         &client,
-        &[(direct_url.clone(), None), (gateway_url.clone(), Some(key.clone()))],
+        &[(direct_url.clone(), None), (bare_url.clone(), None), (gateway_url.clone(), Some(key.clone()))],
         options.latency_requests,
     )
     .await?;
-    let (direct, through) = (&lists[0], &lists[1]);
+    let (direct, bare_hop, through) = (&lists[0], &lists[1], &lists[2]);
     let row = |name: &str, list: &[Duration]| {
         format!("| {name} | {:.0} | {:.0} |", micros(percentile(list, 0.5)), micros(percentile(list, 0.99)))
     };
     let added_p50 = micros(percentile(through, 0.5)) - micros(percentile(direct, 0.5));
     let added_p99 = micros(percentile(through, 0.99)) - micros(percentile(direct, 0.99));
+    let bare_p50 = micros(percentile(bare_hop, 0.5)) - micros(percentile(direct, 0.5));
+    let bare_p99 = micros(percentile(bare_hop, 0.99)) - micros(percentile(direct, 0.99));
 
     eprintln!("throughput at concurrency 32: {} s each", options.throughput_seconds);
     let (direct_rps, _) = throughput(&client, &direct_url, None, 32, options.throughput_seconds).await?;
+    let (bare_rps, _) = throughput(&client, &bare_url, None, 32, options.throughput_seconds).await?;
     let cpu_before = (cpu_seconds(gateway.child.id())?, cpu_seconds(upstream.child.id())?);
     let (gateway_rps, calls) = throughput(&client, &gateway_url, Some(&key), 32, options.throughput_seconds).await?;
     let cpu_after = (cpu_seconds(gateway.child.id())?, cpu_seconds(upstream.child.id())?);
@@ -318,6 +323,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     eprintln!("log writer: {} rows", options.log_rows);
     let rows_per_second = log_writer_rate(options.log_rows).await?;
     drop(gateway);
+    drop(bare);
     drop(upstream);
     let _ = std::fs::remove_dir_all(data_dir.parent().unwrap_or(Path::new("/nonexistent")));
 
@@ -329,10 +335,12 @@ async fn run(options: Options) -> anyhow::Result<()> {
          differences are what BurnCloud adds. Each call is a non-streaming chat completion with a \
          ~400-byte answer and usage, priced and logged.\n\n\
          ## Added latency, concurrency 1 ({calls} calls each, interleaved)\n\n\
-         | path | p50 µs | p99 µs |\n|---|---|---|\n{direct_row}\n{gateway_row}\n\n\
-         Added by BurnCloud: **p50 {added_p50:.0} µs**, **p99 {added_p99:.0} µs** (targets: ≤ 100 µs and ≤ 1 ms).\n\n\
+         | path | p50 µs | p99 µs |\n|---|---|---|\n{direct_row}\n{bare_row}\n{gateway_row}\n\n\
+         Added by BurnCloud: **p50 {added_p50:.0} µs**, **p99 {added_p99:.0} µs** (targets: ≤ 100 µs and ≤ 1 ms). \
+         For scale, the bare proxy — one more HTTP hop and nothing else — adds p50 {bare_p50:.0} µs, \
+         p99 {bare_p99:.0} µs on this machine.\n\n\
          ## Throughput, concurrency 32 ({seconds} s each)\n\n\
-         | path | requests/s |\n|---|---|\n| direct to the mock upstream | {direct_rps:.0} |\n| through BurnCloud | {gateway_rps:.0} |\n\n\
+         | path | requests/s |\n|---|---|\n| direct to the mock upstream | {direct_rps:.0} |\n| through a bare proxy (axum + hyper, no logic) | {bare_rps:.0} |\n| through BurnCloud | {gateway_rps:.0} |\n\n\
          BurnCloud keeps **{share:.0}%** of the direct throughput (target: ≥ 30%).\n\n\
          CPU per call during the run through BurnCloud: the mock upstream (one plain HTTP server hop) \
          used **{upstream_cpu_us:.0} µs**, BurnCloud (a server hop and a client hop, plus routing, \
@@ -346,6 +354,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
         calls = options.latency_requests,
         direct_row = row("direct to the mock upstream", direct),
         gateway_row = row("through BurnCloud", through),
+        bare_row = row("through a bare proxy (axum + hyper, no logic)", bare_hop),
         seconds = options.throughput_seconds,
         share = 100.0 * gateway_rps / direct_rps,
         log_rows = options.log_rows,
