@@ -5,7 +5,10 @@ use rusqlite::Connection;
 use crate::DbResult;
 
 /// Every migration in `migrations/`, in order. Append only: never edit one that has shipped.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("../../../migrations/0001_init.sql")),
+    ("0002_settings", include_str!("../../../migrations/0002_settings.sql")),
+];
 
 pub(crate) fn apply(connection: &mut Connection) -> DbResult<()> {
     let applied: usize = connection.pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0))? as usize;

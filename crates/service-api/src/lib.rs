@@ -52,3 +52,9 @@ pub trait LogService: Send + Sync {
     fn query_logs(&self, query: &LogQuery) -> ServiceResult<LogPage>;
     fn usage(&self, query: &UsageQuery) -> ServiceResult<UsageReport>;
 }
+
+/// Small app settings (language, theme, close-to-tray), stored as text by key.
+pub trait SettingsService: Send + Sync {
+    fn get_setting(&self, key: &str) -> ServiceResult<Option<String>>;
+    fn set_setting(&self, key: &str, value: &str) -> ServiceResult<()>;
+}

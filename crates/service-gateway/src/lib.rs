@@ -3,12 +3,12 @@
 
 use std::sync::{Arc, RwLock};
 
-use burncloud_database::repo::{account, channels, logs, prices, tokens};
+use burncloud_database::repo::{account, channels, logs, prices, settings, tokens};
 use burncloud_database::{now_ms, token_key_hash, ChannelRecord, Db, TokenRecord};
 use burncloud_service_api::{
     Account, AccountPatch, AccountService, Channel, ChannelInput, ChannelPatch, ChannelService, CreatedToken, LogPage,
-    LogQuery, LogService, Money, Price, PriceInput, PriceService, ServiceError, ServiceResult, Token, TokenInput,
-    TokenPatch, TokenService, UsageQuery, UsageReport,
+    LogQuery, LogService, Money, Price, PriceInput, PriceService, ServiceError, ServiceResult, SettingsService, Token,
+    TokenInput, TokenPatch, TokenService, UsageQuery, UsageReport,
 };
 
 /// Called after every change that the router's snapshot depends on.
@@ -365,6 +365,19 @@ impl LogService for GatewayStore {
 
     fn usage(&self, query: &UsageQuery) -> ServiceResult<UsageReport> {
         Ok(self.db.read(|c| logs::usage(c, query))?)
+    }
+}
+
+impl SettingsService for GatewayStore {
+    fn get_setting(&self, key: &str) -> ServiceResult<Option<String>> {
+        Ok(self.db.read(|c| settings::get(c, key))?)
+    }
+
+    fn set_setting(&self, key: &str, value: &str) -> ServiceResult<()> {
+        if key.trim().is_empty() {
+            return Err(ServiceError::invalid("setting key must not be empty"));
+        }
+        Ok(self.db.write(|c| settings::set(c, key, value))?)
     }
 }
 

@@ -5,6 +5,7 @@ pub mod channels;
 pub mod config;
 pub mod logs;
 pub mod prices;
+pub mod settings;
 pub mod tokens;
 
 use crate::{DbError, DbResult};

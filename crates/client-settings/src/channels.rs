@@ -1,0 +1,283 @@
+//! Channels: the upstreams calls go to — list, add with presets, edit, enable, delete.
+
+use burncloud_client::{use_i18n, use_refresh, use_services, Empty, ErrorNotice};
+use burncloud_service_api::{Channel, ChannelInput, ChannelKind, ChannelPatch, Secret};
+use dioxus::prelude::*;
+
+use crate::forms::{mapping_text, parse_list, parse_mapping, Feedback, FeedbackLine};
+
+/// What the form holds while someone types.
+#[derive(Clone, Debug, PartialEq)]
+struct Draft {
+    editing: Option<i64>,
+    kind: ChannelKind,
+    name: String,
+    base_url: String,
+    api_key: String,
+    models: String,
+    mapping: String,
+    priority: String,
+    weight: String,
+}
+
+impl Draft {
+    fn new(kind: ChannelKind) -> Draft {
+        let (name, models) = match kind {
+            ChannelKind::Openai => ("", ""),
+            ChannelKind::Deepseek => ("DeepSeek", "deepseek-chat\ndeepseek-reasoner"),
+            ChannelKind::Qwen => ("Qwen", "qwen-plus\nqwen-max\nqwen-turbo"),
+        };
+        Draft {
+            editing: None,
+            kind,
+            name: name.into(),
+            base_url: String::new(),
+            api_key: String::new(),
+            models: models.into(),
+            mapping: String::new(),
+            priority: "0".into(),
+            weight: "1".into(),
+        }
+    }
+
+    fn from_channel(channel: &Channel) -> Draft {
+        Draft {
+            editing: Some(channel.id),
+            kind: channel.kind,
+            name: channel.name.clone(),
+            base_url: channel.base_url.clone().unwrap_or_default(),
+            api_key: String::new(),
+            models: channel.models.join("\n"),
+            mapping: mapping_text(&channel.model_mapping),
+            priority: channel.priority.to_string(),
+            weight: channel.weight.to_string(),
+        }
+    }
+}
+
+fn kind_key(kind: ChannelKind) -> &'static str {
+    match kind {
+        ChannelKind::Openai => "kind.openai",
+        ChannelKind::Deepseek => "kind.deepseek",
+        ChannelKind::Qwen => "kind.qwen",
+    }
+}
+
+#[component]
+pub fn Channels() -> Element {
+    let services = use_services();
+    let i18n = use_i18n();
+    let refresh = use_refresh();
+    let mut draft = use_signal(|| None::<Draft>);
+    let mut feedback = use_signal(|| Feedback::Idle);
+    let mut confirm_delete = use_signal(|| None::<i64>);
+    let list_services = services.clone();
+    let channels = use_resource(move || {
+        let services = list_services.clone();
+        refresh.track();
+        async move { services.channels.list_channels() }
+    });
+
+    let save_services = services.clone();
+    let save = move |_| {
+        let Some(form) = draft() else { return };
+        feedback.set(Feedback::Busy);
+        let result = (|| -> Result<(), String> {
+            let mapping = parse_mapping(&form.mapping)?;
+            let priority: i64 = form
+                .priority
+                .trim()
+                .parse()
+                .map_err(|_| format!("{}: {}", i18n.t("channels.priority"), form.priority))?;
+            let weight: i64 =
+                form.weight.trim().parse().map_err(|_| format!("{}: {}", i18n.t("channels.weight"), form.weight))?;
+            let base_url = Some(form.base_url.trim().to_string()).filter(|u| !u.is_empty());
+            let channels = &save_services.channels;
+            match form.editing {
+                Some(id) => channels
+                    .update_channel(
+                        id,
+                        ChannelPatch {
+                            name: Some(form.name.clone()),
+                            kind: Some(form.kind),
+                            base_url: Some(base_url),
+                            api_key: Some(Secret::new(form.api_key.trim())).filter(|k| !k.is_empty()),
+                            models: Some(parse_list(&form.models)),
+                            model_mapping: Some(mapping),
+                            priority: Some(priority),
+                            weight: Some(weight),
+                            enabled: None,
+                        },
+                    )
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                None => channels
+                    .create_channel(ChannelInput {
+                        name: form.name.clone(),
+                        kind: form.kind,
+                        base_url,
+                        api_key: Secret::new(form.api_key.trim()),
+                        models: parse_list(&form.models),
+                        model_mapping: mapping,
+                        priority,
+                        weight,
+                        enabled: true,
+                    })
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+            }
+        })();
+        match result {
+            Ok(()) => {
+                feedback.set(Feedback::Done(i18n.t("common.saved").to_string()));
+                draft.set(None);
+                refresh.bump();
+            }
+            Err(message) => feedback.set(Feedback::Failed(message)),
+        }
+    };
+
+    let row_services = services.clone();
+    let toggle = move |channel: Channel| {
+        let patch = ChannelPatch { enabled: Some(!channel.enabled), ..ChannelPatch::default() };
+        match row_services.channels.update_channel(channel.id, patch) {
+            Ok(_) => refresh.bump(),
+            Err(error) => feedback.set(Feedback::Failed(error.to_string())),
+        }
+    };
+    let delete_services = services.clone();
+    let delete = move |id: i64| {
+        if confirm_delete() != Some(id) {
+            confirm_delete.set(Some(id));
+            return;
+        }
+        confirm_delete.set(None);
+        match delete_services.channels.delete_channel(id) {
+            Ok(()) => {
+                feedback.set(Feedback::Done(i18n.t("common.deleted").to_string()));
+                refresh.bump();
+            }
+            Err(error) => feedback.set(Feedback::Failed(error.to_string())),
+        }
+    };
+
+    rsx! {
+        div { class: "page-head",
+            div {
+                h1 { class: "page-title", {i18n.t("channels.title")} }
+                div { class: "page-sub", {i18n.t("channels.subtitle")} }
+            }
+            button { class: "btn primary", id: "add-channel", onclick: move |_| { feedback.set(Feedback::Idle); draft.set(Some(Draft::new(ChannelKind::Openai))) },
+                {i18n.t("channels.add")} }
+        }
+        FeedbackLine { feedback: feedback() }
+        if let Some(form) = draft() {
+            div { class: "card", id: "channel-form",
+                h3 { class: "card-title",
+                    if form.editing.is_some() { {i18n.t("channels.edit")} } else { {i18n.t("channels.add")} }
+                }
+                div { class: "form",
+                    label { {i18n.t("channels.kind")} }
+                    select { name: "kind",
+                        onchange: move |e| {
+                            let kind = ChannelKind::parse(&e.value()).unwrap_or(ChannelKind::Openai);
+                            let editing = draft().and_then(|d| d.editing);
+                            match editing {
+                                // Editing keeps what was typed; only the kind changes.
+                                Some(_) => { if let Some(d) = draft.write().as_mut() { d.kind = kind; } }
+                                None => draft.set(Some(Draft::new(kind))),
+                            }
+                        },
+                        for kind in ChannelKind::ALL {
+                            option { key: "{kind.as_str()}", value: kind.as_str(), selected: kind == form.kind, {i18n.t(kind_key(kind))} }
+                        }
+                    }
+                    label { {i18n.t("common.name")} }
+                    input { name: "name", value: "{form.name}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.name = e.value() } }
+                    label { {i18n.t("channels.base_url")} }
+                    div {
+                        input { name: "base_url", style: "width: 100%", value: "{form.base_url}",
+                            placeholder: form.kind.default_base_url().unwrap_or("http://127.0.0.1:8080/v1"),
+                            oninput: move |e| if let Some(d) = draft.write().as_mut() { d.base_url = e.value() } }
+                        div { class: "hint",
+                            if form.kind.default_base_url().is_some() { {i18n.t("channels.base_url_hint")} } else { {i18n.t("channels.base_url_openai_hint")} }
+                        }
+                    }
+                    label { {i18n.t("channels.api_key")} }
+                    div {
+                        input { name: "api_key", r#type: "password", style: "width: 100%", value: "{form.api_key}",
+                            oninput: move |e| if let Some(d) = draft.write().as_mut() { d.api_key = e.value() } }
+                        if form.editing.is_some() { div { class: "hint", {i18n.t("channels.api_key_keep")} } }
+                    }
+                    label { {i18n.t("common.models")} }
+                    div {
+                        textarea { name: "models", value: "{form.models}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.models = e.value() } }
+                        div { class: "hint", {i18n.t("channels.models_hint")} }
+                    }
+                    label { {i18n.t("channels.mapping")} }
+                    div {
+                        textarea { name: "mapping", value: "{form.mapping}", placeholder: "gpt-4o=deepseek-chat",
+                            oninput: move |e| if let Some(d) = draft.write().as_mut() { d.mapping = e.value() } }
+                        div { class: "hint", {i18n.t("channels.mapping_hint")} }
+                    }
+                    label { {i18n.t("channels.priority")} }
+                    input { name: "priority", r#type: "number", value: "{form.priority}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.priority = e.value() } }
+                    label { {i18n.t("channels.weight")} }
+                    input { name: "weight", r#type: "number", min: "0", value: "{form.weight}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.weight = e.value() } }
+                    div { class: "full row",
+                        button { class: "btn primary", id: "save-channel", disabled: feedback() == Feedback::Busy, onclick: save,
+                            if feedback() == Feedback::Busy { {i18n.t("common.saving")} } else { {i18n.t("common.save")} } }
+                        button { class: "btn", onclick: move |_| draft.set(None), {i18n.t("common.cancel")} }
+                    }
+                }
+            }
+        }
+        div { class: "card",
+            match &*channels.read() {
+                None => rsx! { p { class: "muted", {i18n.t("common.loading")} } },
+                Some(Err(error)) => rsx! { ErrorNotice { message: error.to_string() } },
+                Some(Ok(list)) if list.is_empty() => rsx! {
+                    Empty { title: i18n.t("channels.empty").to_string(), hint: i18n.t("channels.empty_hint").to_string() }
+                },
+                Some(Ok(list)) => rsx! {
+                    table { id: "channel-table",
+                        thead { tr {
+                            th { {i18n.t("common.name")} }
+                            th { {i18n.t("channels.kind")} }
+                            th { {i18n.t("common.models")} }
+                            th { class: "num", {i18n.t("channels.priority")} }
+                            th { class: "num", {i18n.t("channels.weight")} }
+                            th { {i18n.t("channels.key")} }
+                            th { {i18n.t("logs.status")} }
+                            th { {i18n.t("common.actions")} }
+                        } }
+                        tbody {
+                            for channel in list.iter().cloned() {
+                                tr { key: "{channel.id}",
+                                    td { "{channel.name}" }
+                                    td { {i18n.t(kind_key(channel.kind))} }
+                                    td { class: "mono", {channel.models.iter().chain(channel.model_mapping.keys()).cloned().collect::<Vec<_>>().join(", ")} }
+                                    td { class: "num", "{channel.priority}" }
+                                    td { class: "num", "{channel.weight}" }
+                                    td { class: "mono", "{channel.key_hint}" }
+                                    td {
+                                        if channel.enabled { span { class: "badge ok", {i18n.t("common.enabled")} } }
+                                        else { span { class: "badge", {i18n.t("common.disabled")} } }
+                                    }
+                                    td { class: "row",
+                                        button { class: "btn small", onclick: { let c = channel.clone(); move |_| { feedback.set(Feedback::Idle); draft.set(Some(Draft::from_channel(&c))) } },
+                                            {i18n.t("common.edit")} }
+                                        button { class: "btn small", onclick: { let c = channel.clone(); let mut toggle = toggle.clone(); move |_| toggle(c.clone()) },
+                                            if channel.enabled { {i18n.t("common.disable")} } else { {i18n.t("common.enable")} } }
+                                        button { class: "btn small danger", onclick: { let id = channel.id; let mut delete = delete.clone(); move |_| delete(id) },
+                                            if confirm_delete() == Some(channel.id) { {i18n.t("common.confirm_delete")} } else { {i18n.t("common.delete")} } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                },
+            }
+        }
+    }
+}

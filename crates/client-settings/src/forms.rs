@@ -1,0 +1,74 @@
+//! Turning form text into values, and the feedback line every form shows.
+
+use std::collections::BTreeMap;
+
+use dioxus::prelude::*;
+
+/// Model names from a textarea: one per line or comma-separated.
+pub fn parse_list(text: &str) -> Vec<String> {
+    text.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+/// `requested=upstream` lines.
+pub fn parse_mapping(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut mapping = BTreeMap::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (from, to) = line.split_once('=').ok_or_else(|| format!("“{line}”: use requested=upstream"))?;
+        mapping.insert(from.trim().to_string(), to.trim().to_string());
+    }
+    Ok(mapping)
+}
+
+pub fn mapping_text(mapping: &BTreeMap<String, String>) -> String {
+    mapping.iter().map(|(from, to)| format!("{from}={to}")).collect::<Vec<_>>().join("\n")
+}
+
+/// An optional positive integer field: empty means none.
+pub fn parse_optional_int(text: &str, what: &str) -> Result<Option<i64>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| format!("{what}: “{text}” is not a whole number"))
+}
+
+/// The result of the last action, shown above a form or list.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Feedback {
+    Idle,
+    Busy,
+    Done(String),
+    Failed(String),
+}
+
+#[component]
+pub fn FeedbackLine(feedback: Feedback) -> Element {
+    match feedback {
+        Feedback::Done(message) => rsx! { div { class: "notice ok", role: "status", "{message}" } },
+        Feedback::Failed(message) => rsx! { div { class: "notice bad", role: "alert", "{message}" } },
+        Feedback::Idle | Feedback::Busy => rsx! {},
+    }
+}
+
+/// Copies `text` to the clipboard through the webview.
+pub fn copy_to_clipboard(text: &str) {
+    // Rust's debug form of an ASCII string is a valid JavaScript string literal.
+    let literal = format!("{text:?}");
+    document::eval(&format!("navigator.clipboard.writeText({literal})"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_form_text() {
+        assert_eq!(parse_list("a, b\nc\n\n"), vec!["a", "b", "c"]);
+        let mapping = parse_mapping("fast = gpt-4o-mini\n\nsmart=gpt-4o").unwrap();
+        assert_eq!(mapping_text(&mapping), "fast=gpt-4o-mini\nsmart=gpt-4o");
+        assert!(parse_mapping("nonsense").is_err());
+        assert_eq!(parse_optional_int(" 60 ", "rpm"), Ok(Some(60)));
+        assert_eq!(parse_optional_int("", "rpm"), Ok(None));
+        assert!(parse_optional_int("many", "rpm").is_err());
+    }
+}

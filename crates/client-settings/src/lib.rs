@@ -1,0 +1,12 @@
+//! The pages that manage the gateway: channels, tokens, prices, and the app's settings.
+
+mod channels;
+mod forms;
+mod prices;
+mod settings;
+mod tokens;
+
+pub use channels::Channels;
+pub use prices::Prices;
+pub use settings::Settings;
+pub use tokens::Tokens;

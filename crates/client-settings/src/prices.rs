@@ -1,0 +1,101 @@
+//! Prices: what a million input and output tokens cost, per model.
+
+use burncloud_client::{use_i18n, use_refresh, use_services, Empty, ErrorNotice};
+use burncloud_service_api::{Money, PriceInput};
+use dioxus::prelude::*;
+
+use crate::forms::{Feedback, FeedbackLine};
+
+#[component]
+pub fn Prices() -> Element {
+    let services = use_services();
+    let i18n = use_i18n();
+    let refresh = use_refresh();
+    let mut model = use_signal(String::new);
+    let mut input = use_signal(String::new);
+    let mut output = use_signal(String::new);
+    let mut feedback = use_signal(|| Feedback::Idle);
+    let list_services = services.clone();
+    let prices = use_resource(move || {
+        let services = list_services.clone();
+        refresh.track();
+        async move { services.prices.list_prices() }
+    });
+    let save_services = services.clone();
+    let save = move |_| {
+        let parsed = Money::parse(&input()).and_then(|i| Money::parse(&output()).map(|o| (i, o)));
+        let result = parsed.map_err(|e| e.to_string()).and_then(|(input_per_mtok, output_per_mtok)| {
+            save_services
+                .prices
+                .set_price(&model(), PriceInput { input_per_mtok, output_per_mtok })
+                .map_err(|e| e.to_string())
+        });
+        match result {
+            Ok(_) => {
+                feedback.set(Feedback::Done(i18n.t("common.saved").to_string()));
+                model.set(String::new());
+                input.set(String::new());
+                output.set(String::new());
+                refresh.bump();
+            }
+            Err(message) => feedback.set(Feedback::Failed(message)),
+        }
+    };
+    let delete_services = services.clone();
+    rsx! {
+        div { class: "page-head",
+            div {
+                h1 { class: "page-title", {i18n.t("prices.title")} }
+                div { class: "page-sub", {i18n.t("prices.subtitle")} }
+            }
+        }
+        FeedbackLine { feedback: feedback() }
+        div { class: "card", id: "price-form",
+            div { class: "row",
+                input { name: "model", placeholder: i18n.t("prices.model"), value: "{model}", oninput: move |e| model.set(e.value()) }
+                input { name: "input", placeholder: i18n.t("prices.input"), value: "{input}", oninput: move |e| input.set(e.value()) }
+                input { name: "output", placeholder: i18n.t("prices.output"), value: "{output}", oninput: move |e| output.set(e.value()) }
+                button { class: "btn primary", id: "save-price", onclick: save, {i18n.t("prices.set")} }
+            }
+        }
+        div { class: "card",
+            match &*prices.read() {
+                None => rsx! { p { class: "muted", {i18n.t("common.loading")} } },
+                Some(Err(error)) => rsx! { ErrorNotice { message: error.to_string() } },
+                Some(Ok(list)) if list.is_empty() => rsx! {
+                    Empty { title: i18n.t("prices.empty").to_string(), hint: i18n.t("prices.empty_hint").to_string() }
+                },
+                Some(Ok(list)) => rsx! {
+                    table { id: "price-table",
+                        thead { tr {
+                            th { {i18n.t("prices.model")} }
+                            th { class: "num", {i18n.t("prices.input")} }
+                            th { class: "num", {i18n.t("prices.output")} }
+                            th { {i18n.t("common.actions")} }
+                        } }
+                        tbody {
+                            for price in list.iter().cloned() {
+                                tr { key: "{price.model}",
+                                    td { class: "mono", "{price.model}" }
+                                    td { class: "num", "{price.input_per_mtok}" }
+                                    td { class: "num", "{price.output_per_mtok}" }
+                                    td { class: "row",
+                                        button { class: "btn small", onclick: { let p = price.clone(); move |_| {
+                                            model.set(p.model.clone()); input.set(p.input_per_mtok.to_string()); output.set(p.output_per_mtok.to_string());
+                                        } }, {i18n.t("common.edit")} }
+                                        button { class: "btn small danger", onclick: { let services = delete_services.clone(); let name = price.model.clone(); move |_| {
+                                            match services.prices.delete_price(&name) {
+                                                Ok(()) => refresh.bump(),
+                                                Err(error) => feedback.set(Feedback::Failed(error.to_string())),
+                                            }
+                                        } }, {i18n.t("common.delete")} }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                },
+            }
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! App settings: language, theme, currency and balance, and how BurnCloud runs.
+
+use burncloud_client::{money, use_i18n, use_refresh, use_services, ErrorNotice, Lang};
+use burncloud_service_api::{AccountPatch, Currency, Money};
+use dioxus::prelude::*;
+
+use crate::forms::{copy_to_clipboard, Feedback, FeedbackLine};
+
+#[component]
+pub fn Settings() -> Element {
+    let services = use_services();
+    let i18n = use_i18n();
+    let refresh = use_refresh();
+    let mut feedback = use_signal(|| Feedback::Idle);
+    let mut amount = use_signal(String::new);
+    let mut reveal = use_signal(|| false);
+    let account_services = services.clone();
+    let account = use_resource(move || {
+        let services = account_services.clone();
+        refresh.track();
+        async move { services.account.account() }
+    });
+    let lang_services = services.clone();
+    let set_lang = move |code: String| {
+        let lang = Lang::from_code(&code);
+        let mut signal = i18n.lang;
+        signal.set(lang);
+        let _ = lang_services.settings.set_setting("language", lang.code());
+    };
+    let currency_services = services.clone();
+    let mut set_currency = move |code: String| {
+        let patch = AccountPatch { currency: Currency::parse(&code), balance: None };
+        match currency_services.account.update_account(patch) {
+            Ok(_) => refresh.bump(),
+            Err(error) => feedback.set(Feedback::Failed(error.to_string())),
+        }
+    };
+    let top_up_services = services.clone();
+    let top_up = move |_| {
+        let result = Money::parse(&amount())
+            .map_err(|e| e.to_string())
+            .and_then(|value| top_up_services.account.top_up(value).map_err(|e| e.to_string()));
+        match result {
+            Ok(_) => {
+                amount.set(String::new());
+                feedback.set(Feedback::Done(i18n.t("common.saved").to_string()));
+                refresh.bump();
+            }
+            Err(message) => feedback.set(Feedback::Failed(message)),
+        }
+    };
+    let unlimited_services = services.clone();
+    let make_unlimited = move |_| match unlimited_services
+        .account
+        .update_account(AccountPatch { currency: None, balance: Some(None) })
+    {
+        Ok(_) => {
+            feedback.set(Feedback::Done(i18n.t("common.saved").to_string()));
+            refresh.bump();
+        }
+        Err(error) => feedback.set(Feedback::Failed(error.to_string())),
+    };
+    let info = services.info.clone();
+    let admin_key = info.admin_key.clone();
+    rsx! {
+        div { class: "page-head",
+            div {
+                h1 { class: "page-title", {i18n.t("settings.title")} }
+                div { class: "page-sub", {i18n.t("settings.subtitle")} }
+            }
+        }
+        FeedbackLine { feedback: feedback() }
+        div { class: "card",
+            div { class: "form",
+                label { {i18n.t("settings.language")} }
+                select { name: "language", onchange: move |e| set_lang(e.value()),
+                    option { value: "en", selected: i18n.current() == Lang::En, "English" }
+                    option { value: "zh-CN", selected: i18n.current() == Lang::Zh, "简体中文" }
+                }
+                match &*account.read() {
+                    Some(Ok(account)) => {
+                        let currency = account.currency;
+                        rsx! {
+                            label { {i18n.t("settings.currency")} }
+                            select { name: "currency", onchange: move |e| set_currency(e.value()),
+                                option { value: "USD", selected: currency == Currency::Usd, "USD ($)" }
+                                option { value: "CNY", selected: currency == Currency::Cny, "CNY (¥)" }
+                            }
+                            label { {i18n.t("settings.balance")} }
+                            div { class: "row",
+                                strong { id: "settings-balance",
+                                    {account.balance.map(|b| money(currency, b)).unwrap_or_else(|| i18n.t("common.unlimited").to_string())}
+                                }
+                                if account.balance.is_some() {
+                                    button { class: "btn small", onclick: make_unlimited, {i18n.t("settings.make_unlimited")} }
+                                }
+                            }
+                            label { {i18n.t("settings.top_up")} }
+                            div {
+                                div { class: "row",
+                                    input { name: "amount", placeholder: i18n.t("settings.amount"), value: "{amount}", oninput: move |e| amount.set(e.value()) }
+                                    button { class: "btn primary", id: "top-up", onclick: top_up, {i18n.t("settings.top_up")} }
+                                }
+                                div { class: "hint", {i18n.t("settings.top_up_hint")} }
+                            }
+                        }
+                    }
+                    Some(Err(error)) => rsx! { div { class: "full", ErrorNotice { message: error.to_string() } } },
+                    None => rsx! {},
+                }
+            }
+        }
+        div { class: "card",
+            div { class: "form",
+                label { {i18n.t("settings.endpoint")} }
+                div {
+                    div { class: "mono", "http://{info.listen}/v1" }
+                    div { class: "hint", {i18n.t("settings.restart_hint")} }
+                }
+                label { {i18n.t("settings.data_dir")} }
+                div { class: "mono", "{info.data_dir}" }
+                label { {i18n.t("settings.admin_key")} }
+                div { class: "row",
+                    span { class: "key-box", id: "admin-key",
+                        if reveal() { "{info.admin_key}" } else { "••••••••••••••••" }
+                    }
+                    button { class: "btn small", onclick: move |_| reveal.set(!reveal()),
+                        if reveal() { {i18n.t("settings.hide")} } else { {i18n.t("settings.reveal")} } }
+                    button { class: "btn small", onclick: move |_| copy_to_clipboard(&admin_key), {i18n.t("common.copy")} }
+                }
+                label { {i18n.t("settings.version")} }
+                div { class: "mono", "{info.version}" }
+            }
+        }
+    }
+}

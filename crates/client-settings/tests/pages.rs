@@ -1,0 +1,111 @@
+//! The management pages rendered against the real services over a temp SQLite file.
+
+use std::sync::Arc;
+
+use burncloud_client::testing::PageUnderTest;
+use burncloud_client::{AppInfo, Lang, Services};
+use burncloud_client_settings::{Channels, Prices, Settings, Tokens};
+use burncloud_database::Db;
+use burncloud_service_api::{
+    AccountService, ChannelInput, ChannelKind, ChannelService, Money, PriceInput, PriceService, Secret, TokenInput,
+    TokenService,
+};
+use burncloud_service_gateway::GatewayStore;
+
+fn fixture() -> (tempfile::TempDir, Arc<GatewayStore>, Services) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(GatewayStore::new(Arc::new(Db::open(dir.path().join("burncloud.db")).unwrap())));
+    let info = AppInfo {
+        version: "0.1.0".into(),
+        listen: "127.0.0.1:3000".into(),
+        data_dir: "/home/me/.local/share/BurnCloud".into(),
+        admin_key: "bc-admin-topsecret".into(),
+    };
+    let services = Services::from_store(store.clone(), info);
+    (dir, store, services)
+}
+
+#[tokio::test]
+async fn channels_list_shows_hints_never_keys() {
+    let (_dir, store, services) = fixture();
+    let empty = PageUnderTest::open(services.clone(), Lang::En, Channels).await.text();
+    assert!(empty.contains("No channels yet") && empty.contains("Add channel"), "{empty}");
+    store
+        .create_channel(ChannelInput {
+            name: "DeepSeek main".into(),
+            kind: ChannelKind::Deepseek,
+            base_url: None,
+            api_key: Secret::new("sk-deepseek-private-9f3a"),
+            models: vec!["deepseek-chat".into()],
+            model_mapping: [("gpt-4o".to_string(), "deepseek-chat".to_string())].into(),
+            priority: 5,
+            weight: 2,
+            enabled: true,
+        })
+        .unwrap();
+    let page = PageUnderTest::open(services.clone(), Lang::En, Channels).await;
+    let text = page.text();
+    assert!(text.contains("DeepSeek main DeepSeek deepseek-chat, gpt-4o 5 2 sk-…9f3a Enabled"), "{text}");
+    assert!(!page.html().contains("sk-deepseek-private-9f3a"));
+    let chinese = PageUnderTest::open(services, Lang::Zh, Channels).await.text();
+    assert!(
+        chinese.contains("DeepSeek 深度求索") && chinese.contains("已启用") && chinese.contains("添加渠道"),
+        "{chinese}"
+    );
+}
+
+#[tokio::test]
+async fn tokens_show_prefix_limits_and_spend() {
+    let (_dir, store, services) = fixture();
+    let empty = PageUnderTest::open(services.clone(), Lang::En, Tokens).await.text();
+    assert!(empty.contains("No tokens yet"), "{empty}");
+    let created = store
+        .create_token(TokenInput {
+            name: "laptop".into(),
+            group: "default".into(),
+            quota_limit: Some(Money::parse("5").unwrap()),
+            rpm_limit: Some(60),
+            tpm_limit: None,
+            expires_at_ms: None,
+            models: vec!["gpt-4o-mini".into()],
+            enabled: true,
+        })
+        .unwrap();
+    let page = PageUnderTest::open(services, Lang::En, Tokens).await;
+    let text = page.text();
+    assert!(
+        text.contains(&format!("laptop {}… default $0 $5 60 Never gpt-4o-mini Enabled", created.token.key_prefix)),
+        "{text}"
+    );
+    assert!(!page.html().contains(&created.key), "the full key is never shown again");
+}
+
+#[tokio::test]
+async fn prices_are_listed_per_model() {
+    let (_dir, store, services) = fixture();
+    let empty = PageUnderTest::open(services.clone(), Lang::En, Prices).await.text();
+    assert!(empty.contains("No prices yet"), "{empty}");
+    store
+        .set_price(
+            "gpt-4o-mini",
+            PriceInput { input_per_mtok: Money::parse("0.15").unwrap(), output_per_mtok: Money::parse("0.6").unwrap() },
+        )
+        .unwrap();
+    let text = PageUnderTest::open(services, Lang::Zh, Prices).await.text();
+    assert!(text.contains("gpt-4o-mini 0.15 0.6"), "{text}");
+    assert!(text.contains("输入 / 百万 tokens"), "{text}");
+}
+
+#[tokio::test]
+async fn settings_show_money_paths_and_hide_the_admin_key() {
+    let (_dir, store, services) = fixture();
+    let page = PageUnderTest::open(services.clone(), Lang::En, Settings).await;
+    let text = page.text();
+    assert!(text.contains("Balance Unlimited"), "{text}");
+    assert!(text.contains("http://127.0.0.1:3000/v1") && text.contains("/home/me/.local/share/BurnCloud"), "{text}");
+    assert!(!page.html().contains("bc-admin-topsecret"), "the admin key stays hidden until revealed");
+    store.top_up(Money::parse("12.5").unwrap()).unwrap();
+    let text = PageUnderTest::open(services, Lang::Zh, Settings).await.text();
+    assert!(text.contains("余额 $12.5"), "{text}");
+    assert!(text.contains("设为不限额"), "{text}");
+}

@@ -1,0 +1,92 @@
+//! Formatting for people: money, counts, times, durations.
+
+use burncloud_service_api::{Currency, Money};
+
+/// `$12.5` / `¥12.5`, rounded to 4 decimals for display (exact values stay in the data).
+pub fn money(currency: Currency, amount: Money) -> String {
+    let symbol = match currency {
+        Currency::Usd => "$",
+        Currency::Cny => "¥",
+    };
+    let rounded = Money((amount.0 + amount.0.signum() * 50_000) / 100_000 * 100_000);
+    format!("{symbol}{rounded}")
+}
+
+/// `1,234,567`.
+pub fn count(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `1.2K`, `3.4M` for chart labels.
+pub fn compact(value: f64) -> String {
+    if value >= 1e6 {
+        format!("{:.1}M", value / 1e6)
+    } else if value >= 1e3 {
+        format!("{:.1}K", value / 1e3)
+    } else {
+        format!("{value:.0}")
+    }
+}
+
+/// `2026-11-28 09:05:03` (UTC) from epoch milliseconds.
+pub fn timestamp(ms: i64) -> String {
+    let seconds = ms.div_euclid(1000);
+    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+/// `2026-11-28` (UTC) from epoch milliseconds: the key the usage report's days use.
+pub fn day(ms: i64) -> String {
+    timestamp(ms)[..10].to_string()
+}
+
+/// Days since 1970-01-01 to a (year, month, day) civil date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// `850 ms`, `1.2 s`.
+pub fn millis(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_for_people() {
+        assert_eq!(money(Currency::Usd, Money::parse("12.5").unwrap()), "$12.5");
+        assert_eq!(money(Currency::Cny, Money::parse("0.00008").unwrap()), "¥0.0001");
+        assert_eq!(money(Currency::Usd, Money::ZERO), "$0");
+        assert_eq!(count(1_234_567), "1,234,567");
+        assert_eq!(count(12), "12");
+        assert_eq!(timestamp(0), "1970-01-01 00:00:00");
+        assert_eq!(timestamp(1_795_833_550_960), "2026-11-28 02:39:10");
+        assert_eq!(day(951_782_400_000), "2000-02-29");
+        assert_eq!(millis(850), "850 ms");
+        assert_eq!(compact(1_500.0), "1.5K");
+    }
+}

@@ -1,0 +1,288 @@
+//! Every string the window shows, in English and Simplified Chinese, switchable at run time.
+
+use dioxus::prelude::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Zh,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Zh => "zh-CN",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Lang {
+        if code.starts_with("zh") {
+            Lang::Zh
+        } else {
+            Lang::En
+        }
+    }
+}
+
+/// The current language, from context; `t` looks a key up in it.
+#[derive(Clone, Copy, PartialEq)]
+pub struct I18n {
+    pub lang: Signal<Lang>,
+}
+
+impl I18n {
+    pub fn t(&self, key: &'static str) -> &'static str {
+        lookup((self.lang)(), key)
+    }
+
+    pub fn current(&self) -> Lang {
+        (self.lang)()
+    }
+}
+
+pub fn use_i18n() -> I18n {
+    use_context::<I18n>()
+}
+
+fn lookup(lang: Lang, key: &'static str) -> &'static str {
+    match STRINGS.iter().find(|(k, _, _)| *k == key) {
+        Some((_, en, zh)) => match lang {
+            Lang::En => en,
+            Lang::Zh => zh,
+        },
+        // A missing key shows itself, and the test below fails for it.
+        None => key,
+    }
+}
+
+/// (key, English, 简体中文)
+pub const STRINGS: &[(&str, &str, &str)] = &[
+    ("app.tagline", "Local LLM gateway", "本地大模型网关"),
+    ("nav.dashboard", "Dashboard", "仪表盘"),
+    ("nav.logs", "Logs", "调用日志"),
+    ("nav.channels", "Channels", "渠道"),
+    ("nav.tokens", "Tokens", "令牌"),
+    ("nav.prices", "Prices", "模型价格"),
+    ("nav.settings", "Settings", "设置"),
+    ("shell.endpoint", "Endpoint", "接口地址"),
+    ("shell.theme_dark", "Dark theme", "深色主题"),
+    ("shell.theme_light", "Light theme", "浅色主题"),
+    ("common.loading", "Loading…", "加载中…"),
+    ("common.save", "Save", "保存"),
+    ("common.saving", "Saving…", "保存中…"),
+    ("common.cancel", "Cancel", "取消"),
+    ("common.delete", "Delete", "删除"),
+    ("common.edit", "Edit", "编辑"),
+    ("common.copy", "Copy", "复制"),
+    ("common.copied", "Copied", "已复制"),
+    ("common.close", "Close", "关闭"),
+    ("common.enabled", "Enabled", "已启用"),
+    ("common.disabled", "Disabled", "已停用"),
+    ("common.enable", "Enable", "启用"),
+    ("common.disable", "Disable", "停用"),
+    ("common.name", "Name", "名称"),
+    ("common.models", "Models", "模型"),
+    ("common.all", "All", "全部"),
+    ("common.none", "None", "无"),
+    ("common.unlimited", "Unlimited", "不限"),
+    ("common.never", "Never", "永不"),
+    ("common.error", "Something went wrong", "出错了"),
+    ("common.saved", "Saved", "已保存"),
+    ("common.deleted", "Deleted", "已删除"),
+    ("common.confirm_delete", "Click again to delete", "再次点击以确认删除"),
+    ("common.actions", "Actions", "操作"),
+    ("dash.title", "Dashboard", "仪表盘"),
+    ("dash.subtitle", "Spend and traffic through your local endpoint", "本地接口的花费与流量"),
+    ("dash.balance", "Balance", "余额"),
+    ("dash.spent", "Spent in total", "累计花费"),
+    ("dash.today", "Today", "今天"),
+    ("dash.7d", "Last 7 days", "近 7 天"),
+    ("dash.30d", "Last 30 days", "近 30 天"),
+    ("dash.requests", "requests", "次请求"),
+    ("dash.tokens", "tokens", "tokens"),
+    ("dash.by_day", "Requests by day", "每日请求"),
+    ("dash.by_model", "Cost by model, 30 days", "近 30 天各模型花费"),
+    ("dash.recent", "Recent calls", "最近调用"),
+    ("dash.no_calls", "No calls yet", "还没有调用"),
+    (
+        "dash.no_calls_hint",
+        "Add a channel, create a token, and point any OpenAI client at the endpoint.",
+        "添加渠道、创建令牌，然后把任意 OpenAI 客户端指向本地接口。",
+    ),
+    ("logs.title", "Logs", "调用日志"),
+    ("logs.subtitle", "Every call, with its usage, cost and timing", "每次调用的用量、花费与耗时"),
+    ("logs.time", "Time", "时间"),
+    ("logs.model", "Model", "模型"),
+    ("logs.token", "Token", "令牌"),
+    ("logs.channel", "Channel", "渠道"),
+    ("logs.status", "Status", "状态"),
+    ("logs.tokens", "Tokens in / out", "输入 / 输出 tokens"),
+    ("logs.cost", "Cost", "花费"),
+    ("logs.latency", "Latency", "耗时"),
+    ("logs.filter_model", "Model name", "模型名称"),
+    ("logs.status_ok", "Succeeded", "成功"),
+    ("logs.status_error", "Failed", "失败"),
+    ("logs.range", "Time range", "时间范围"),
+    ("logs.range_all", "All time", "全部时间"),
+    ("logs.range_1h", "Last hour", "近 1 小时"),
+    ("logs.range_24h", "Last 24 hours", "近 24 小时"),
+    ("logs.range_7d", "Last 7 days", "近 7 天"),
+    ("logs.older", "Older", "更早"),
+    ("logs.newest", "Newest", "最新"),
+    ("logs.detail", "Call details", "调用详情"),
+    ("logs.request_id", "Request ID", "请求 ID"),
+    ("logs.endpoint", "Endpoint", "接口"),
+    ("logs.upstream_model", "Upstream model", "上游模型"),
+    ("logs.stream", "Streamed", "流式"),
+    ("logs.first_token", "First token", "首字耗时"),
+    ("logs.usage_source", "Usage from", "用量来源"),
+    ("logs.usage_upstream", "the upstream", "上游返回"),
+    ("logs.usage_estimated", "an estimate (tokenizer)", "分词器估算"),
+    ("logs.priced", "Priced", "已定价"),
+    ("logs.unpriced", "no price set for this model", "该模型未设置价格"),
+    ("logs.end_reason", "Ended", "结束原因"),
+    ("logs.attempts", "Attempts", "尝试次数"),
+    ("logs.error", "Error", "错误"),
+    ("logs.empty", "No calls match these filters", "没有符合筛选条件的调用"),
+    ("logs.yes", "yes", "是"),
+    ("logs.no", "no", "否"),
+    ("end.completed", "completed", "完成"),
+    ("end.client_cancelled", "cancelled by the caller", "调用方取消"),
+    ("end.upstream_error", "upstream error", "上游错误"),
+    ("end.upstream_cut", "cut off by the upstream", "上游中断"),
+    ("end.rejected", "rejected", "已拒绝"),
+    ("channels.title", "Channels", "渠道"),
+    ("channels.subtitle", "The upstreams your calls go to", "调用转发到的上游"),
+    ("channels.add", "Add channel", "添加渠道"),
+    ("channels.edit", "Edit channel", "编辑渠道"),
+    ("channels.kind", "Provider", "提供方"),
+    ("channels.base_url", "Base URL", "接口地址"),
+    ("channels.base_url_hint", "Leave empty to use the provider's default.", "留空则使用提供方的默认地址。"),
+    (
+        "channels.base_url_openai_hint",
+        "Include /v1, for example http://127.0.0.1:8080/v1",
+        "需包含 /v1，例如 http://127.0.0.1:8080/v1",
+    ),
+    ("channels.api_key", "API key", "API 密钥"),
+    ("channels.api_key_keep", "Leave empty to keep the current key.", "留空则保留当前密钥。"),
+    ("channels.models_hint", "One model name per line or comma-separated.", "每行一个模型名，或用逗号分隔。"),
+    ("channels.mapping", "Model mapping", "模型映射"),
+    ("channels.mapping_hint", "requested=upstream, one per line", "请求名=上游名，每行一条"),
+    ("channels.priority", "Priority", "优先级"),
+    ("channels.weight", "Weight", "权重"),
+    ("channels.key", "Key", "密钥"),
+    ("channels.empty", "No channels yet", "还没有渠道"),
+    (
+        "channels.empty_hint",
+        "Add OpenAI, DeepSeek, Qwen or any OpenAI-compatible server to start routing calls.",
+        "添加 OpenAI、DeepSeek、通义千问或任意 OpenAI 兼容服务即可开始转发调用。",
+    ),
+    ("kind.openai", "OpenAI-compatible", "OpenAI 兼容"),
+    ("kind.deepseek", "DeepSeek", "DeepSeek 深度求索"),
+    ("kind.qwen", "Qwen (DashScope)", "通义千问（百炼）"),
+    ("tokens.title", "Tokens", "令牌"),
+    ("tokens.subtitle", "Keys your apps use to call the endpoint", "应用调用接口所用的密钥"),
+    ("tokens.add", "Create token", "创建令牌"),
+    ("tokens.group", "Group", "分组"),
+    ("tokens.quota", "Quota", "额度"),
+    ("tokens.used", "Used", "已用"),
+    ("tokens.rpm", "Requests / min", "每分钟请求数"),
+    ("tokens.tpm", "Tokens / min", "每分钟 tokens"),
+    ("tokens.expires", "Expires", "过期时间"),
+    ("tokens.expires_days", "Expires in (days)", "有效期（天）"),
+    ("tokens.models_allowed", "Allowed models", "允许的模型"),
+    ("tokens.models_hint", "Empty means every model.", "留空表示全部模型。"),
+    ("tokens.created", "Your new key — copy it now, it is shown only once", "新密钥——请立即复制，它只显示这一次"),
+    ("tokens.prefix", "Key", "密钥"),
+    ("tokens.empty", "No tokens yet", "还没有令牌"),
+    (
+        "tokens.empty_hint",
+        "Create a token and use it as the API key in any OpenAI client.",
+        "创建令牌后，把它作为任意 OpenAI 客户端的 API Key 使用。",
+    ),
+    ("tokens.limit_hint", "Empty means no limit.", "留空表示不限。"),
+    ("prices.title", "Prices", "模型价格"),
+    ("prices.subtitle", "What a million tokens cost, per model", "各模型每百万 tokens 的价格"),
+    ("prices.model", "Model", "模型"),
+    ("prices.input", "Input / 1M tokens", "输入 / 百万 tokens"),
+    ("prices.output", "Output / 1M tokens", "输出 / 百万 tokens"),
+    ("prices.set", "Set price", "设置价格"),
+    ("prices.empty", "No prices yet", "还没有设置价格"),
+    (
+        "prices.empty_hint",
+        "Calls to unpriced models cost nothing and are marked unpriced in the logs.",
+        "未定价模型的调用不计费，并在日志中标记为未定价。",
+    ),
+    ("settings.title", "Settings", "设置"),
+    ("settings.subtitle", "Language, money and how BurnCloud runs", "语言、货币与运行方式"),
+    ("settings.language", "Language", "语言"),
+    ("settings.theme", "Theme", "主题"),
+    ("settings.theme_light", "Light", "浅色"),
+    ("settings.theme_dark", "Dark", "深色"),
+    ("settings.currency", "Currency", "货币"),
+    ("settings.balance", "Balance", "余额"),
+    ("settings.top_up", "Top up", "充值"),
+    (
+        "settings.top_up_hint",
+        "Topping up an unlimited account starts a balance of that amount.",
+        "为不限额账户充值后，余额即为充值金额。",
+    ),
+    ("settings.make_unlimited", "Make unlimited", "设为不限额"),
+    ("settings.amount", "Amount", "金额"),
+    ("settings.endpoint", "Gateway address", "网关地址"),
+    ("settings.data_dir", "Data folder", "数据目录"),
+    ("settings.admin_key", "Console admin key", "控制台管理密钥"),
+    ("settings.reveal", "Reveal", "显示"),
+    ("settings.hide", "Hide", "隐藏"),
+    ("settings.version", "Version", "版本"),
+    (
+        "settings.restart_hint",
+        "Change the address with --listen or BURNCLOUD_LISTEN.",
+        "可通过 --listen 或 BURNCLOUD_LISTEN 修改地址。",
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `t("key")` in the client crates has both translations, and no key is listed twice.
+    #[test]
+    fn every_used_key_is_translated() {
+        let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let mut used = Vec::new();
+        for name in ["client", "client-dashboard", "client-settings"] {
+            collect_keys(&crates.join(name).join("src"), &mut used);
+        }
+        assert!(used.len() > 20, "found only {} keys: is the scan broken?", used.len());
+        for key in &used {
+            let entry = STRINGS.iter().find(|(k, _, _)| k == key);
+            let (_, en, zh) = entry.unwrap_or_else(|| panic!("no translation for {key:?}"));
+            assert!(!en.is_empty() && !zh.is_empty(), "{key:?} is empty in a language");
+        }
+        for (i, (key, _, _)) in STRINGS.iter().enumerate() {
+            assert!(!STRINGS[..i].iter().any(|(k, _, _)| k == key), "{key:?} is listed twice");
+        }
+    }
+
+    fn collect_keys(dir: &std::path::Path, keys: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                collect_keys(&path, keys);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                // Keys inside rsx format strings are written t(\"key\"); read both forms.
+                let text = std::fs::read_to_string(&path).unwrap().replace("t(\\\"", "t(\"");
+                for piece in text.split("t(\"").skip(1) {
+                    if let Some(end) = piece.find(['"', '\\']) {
+                        let key = &piece[..end];
+                        if key.contains('.') && !key.contains(' ') {
+                            keys.push(key.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

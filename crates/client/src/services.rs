@@ -1,0 +1,69 @@
+//! The service context: every page reaches the services through these hooks, never over HTTP.
+
+use std::sync::Arc;
+
+use burncloud_service_api::{AccountService, ChannelService, LogService, PriceService, SettingsService, TokenService};
+use dioxus::prelude::*;
+
+/// Facts about the running app for the settings page.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppInfo {
+    pub version: String,
+    pub listen: String,
+    pub data_dir: String,
+    pub admin_key: String,
+}
+
+/// The services the window calls. Cloning shares them.
+#[derive(Clone)]
+pub struct Services {
+    pub channels: Arc<dyn ChannelService>,
+    pub tokens: Arc<dyn TokenService>,
+    pub prices: Arc<dyn PriceService>,
+    pub account: Arc<dyn AccountService>,
+    pub logs: Arc<dyn LogService>,
+    pub settings: Arc<dyn SettingsService>,
+    pub info: AppInfo,
+}
+
+impl Services {
+    /// All services from one object that implements every trait (the gateway store).
+    pub fn from_store<S>(store: Arc<S>, info: AppInfo) -> Services
+    where
+        S: ChannelService + TokenService + PriceService + AccountService + LogService + SettingsService + 'static,
+    {
+        Services {
+            channels: store.clone(),
+            tokens: store.clone(),
+            prices: store.clone(),
+            account: store.clone(),
+            logs: store.clone(),
+            settings: store,
+            info,
+        }
+    }
+}
+
+pub fn use_services() -> Services {
+    use_context::<Services>()
+}
+
+/// A counter that pages read in their resources and bump after a change, so every view of the
+/// changed data reloads. It also ticks every few seconds so live data (logs, spend) stays fresh.
+#[derive(Clone, Copy, PartialEq)]
+pub struct Refresh(pub Signal<u64>);
+
+impl Refresh {
+    /// Reads the counter, subscribing the current resource or component to changes.
+    pub fn track(self) -> u64 {
+        (self.0)()
+    }
+
+    pub fn bump(mut self) {
+        *self.0.write() += 1;
+    }
+}
+
+pub fn use_refresh() -> Refresh {
+    use_context::<Refresh>()
+}
