@@ -39,10 +39,17 @@ ensure_rust() {
   fi
 }
 
-# What the build needs from the system: a C compiler for SQLite, pkg-config.
+# What the build needs from the system: a C compiler for SQLite, pkg-config, and the webview and
+# tray libraries the desktop window links against.
 ensure_build_deps() {
-  ensure_apt build-essential pkg-config ca-certificates curl
+  ensure_apt build-essential pkg-config ca-certificates curl \
+    libwebkit2gtk-4.1-dev libgtk-3-dev libxdo-dev libayatana-appindicator3-dev libsoup-3.0-dev
   ensure_rust
+}
+
+# What window tests and screenshots need: a virtual display, X tools, CJK fonts for 中文.
+ensure_window_test_deps() {
+  ensure_apt xvfb xauth xdotool x11-utils imagemagick fonts-noto-cjk fonts-dejavu-core
 }
 
 # A virtualenv in .venv with the end-to-end test clients (official SDKs, pytest).

@@ -1,6 +1,9 @@
 //! The `burncloud` binary: command line, data dir, and the background runtime that serves the
 //! gateway and the console.
 
+#[cfg(feature = "desktop")]
+mod desktop;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -78,12 +81,19 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Serve(args)) => run_serve(args),
-        // The desktop window is not built yet: without a subcommand BurnCloud serves headless.
-        None => run_serve(cli.serve),
+        None => run_app(cli.serve),
     }
 }
 
-fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+/// The gateway, opened and bound but not yet serving.
+struct Started {
+    runtime: tokio::runtime::Runtime,
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    dir: PathBuf,
+}
+
+fn start(args: &ServeArgs) -> anyhow::Result<Started> {
     let dir = data_dir(&args.data_dir)?;
     let limits =
         GatewayLimits { first_byte_timeout: Duration::from_secs(args.upstream_timeout), ..GatewayLimits::default() };
@@ -92,19 +102,70 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .thread_name("burncloud")
         .build()?;
-    runtime.block_on(async move {
+    let (state, listener) = runtime.block_on(async {
         let state = AppState::open(&dir, limits).with_context(|| format!("opening {}", dir.display()))?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {} (is another BurnCloud running?)", args.listen))?;
-        let address = listener.local_addr()?;
-        if !address.ip().is_loopback() {
-            tracing::warn!(%address, "listening beyond this machine: anyone who can reach it may try keys");
+        anyhow::Ok((state, listener))
+    })?;
+    let address = listener.local_addr()?;
+    if !address.ip().is_loopback() {
+        tracing::warn!(%address, "listening beyond this machine: anyone who can reach it may try keys");
+    }
+    tracing::info!(data_dir = %dir.display(), "BurnCloud is serving");
+    // The line tests and scripts read to find the port.
+    println!("listening on http://{address}");
+    Ok(Started { runtime, state, listener, dir })
+}
+
+/// Double-click: the window where there is a display, headless serving where there is none.
+#[cfg(feature = "desktop")]
+fn run_app(args: ServeArgs) -> anyhow::Result<()> {
+    if !desktop::display_available() {
+        tracing::info!("no display: serving headless");
+        return run_serve(args);
+    }
+    let Started { runtime, state, listener, dir } = start(&args)?;
+    let info = burncloud_client::AppInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        listen: listener.local_addr()?.to_string(),
+        data_dir: dir.display().to_string(),
+        admin_key: state.admin_key().to_string(),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (finished, done) = std::sync::mpsc::channel::<()>();
+    let serving = state.clone();
+    let grace = Duration::from_secs(args.shutdown_grace);
+    std::thread::Builder::new().name("burncloud-runtime".into()).spawn(move || {
+        let window_closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let closed = window_closed.clone();
+        let shutdown = async move {
+            tokio::select! {
+                _ = stopped => closed.store(true, std::sync::atomic::Ordering::SeqCst),
+                _ = shutdown_signal() => {},
+            }
+        };
+        if let Err(error) = runtime.block_on(serve(listener, serving, shutdown, grace)) {
+            tracing::error!(%error, "the gateway stopped with an error");
         }
-        tracing::info!(data_dir = %dir.display(), "BurnCloud is serving");
-        // The line tests and scripts read to find the port.
-        println!("listening on http://{address}");
-        serve(listener, state, shutdown_signal(), Duration::from_secs(args.shutdown_grace)).await?;
-        anyhow::Ok(())
-    })
+        let _ = finished.send(());
+        if !window_closed.load(std::sync::atomic::Ordering::SeqCst) {
+            // SIGTERM or Ctrl-C: the gateway has stored its logs; take the window down with it.
+            std::process::exit(0);
+        }
+    })?;
+    desktop::run_window(&state, info, desktop::stopper(stop, done));
+    Ok(())
+}
+
+#[cfg(not(feature = "desktop"))]
+fn run_app(args: ServeArgs) -> anyhow::Result<()> {
+    run_serve(args)
+}
+
+fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let Started { runtime, state, listener, .. } = start(&args)?;
+    runtime.block_on(serve(listener, state, shutdown_signal(), Duration::from_secs(args.shutdown_grace)))?;
+    Ok(())
 }

@@ -39,7 +39,12 @@ pub fn BarChart(bars: Vec<Bar>, label: String) -> Element {
                         title { "{bar.tooltip}" }
                     }
                     if i % 5 == 0 || i + 1 == bars.len() {
-                        text { x: "{AXIS + i as f64 * slot}", y: "{HEIGHT - 4.0}", "{bar.label}" }
+                        text {
+                            x: "{AXIS + (i as f64 + 0.5) * slot}",
+                            y: "{HEIGHT - 4.0}",
+                            "text-anchor": if i + 1 == bars.len() { "end" } else { "middle" },
+                            "{bar.label}"
+                        }
                     }
                 }
             }

@@ -264,7 +264,7 @@ pub fn Channels() -> Element {
                                         if channel.enabled { span { class: "badge ok", {i18n.t("common.enabled")} } }
                                         else { span { class: "badge", {i18n.t("common.disabled")} } }
                                     }
-                                    td { class: "row",
+                                    td { class: "actions",
                                         button { class: "btn small", onclick: { let c = channel.clone(); move |_| { feedback.set(Feedback::Idle); draft.set(Some(Draft::from_channel(&c))) } },
                                             {i18n.t("common.edit")} }
                                         button { class: "btn small", onclick: { let c = channel.clone(); let mut toggle = toggle.clone(); move |_| toggle(c.clone()) },

@@ -79,7 +79,7 @@ pub fn Prices() -> Element {
                                     td { class: "mono", "{price.model}" }
                                     td { class: "num", "{price.input_per_mtok}" }
                                     td { class: "num", "{price.output_per_mtok}" }
-                                    td { class: "row",
+                                    td { class: "actions",
                                         button { class: "btn small", onclick: { let p = price.clone(); move |_| {
                                             model.set(p.model.clone()); input.set(p.input_per_mtok.to_string()); output.set(p.output_per_mtok.to_string());
                                         } }, {i18n.t("common.edit")} }

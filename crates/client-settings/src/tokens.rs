@@ -188,7 +188,7 @@ pub fn Tokens() -> Element {
                                             if token.enabled { span { class: "badge ok", {i18n.t("common.enabled")} } }
                                             else { span { class: "badge", {i18n.t("common.disabled")} } }
                                         }
-                                        td { class: "row",
+                                        td { class: "actions",
                                             button { class: "btn small", onclick: { let mut toggle = toggle.clone(); let state = (token.id, token.enabled); move |_| toggle(state) },
                                                 if token.enabled { {i18n.t("common.disable")} } else { {i18n.t("common.enable")} } }
                                             button { class: "btn small danger", onclick: { let id = token.id; let mut delete = delete.clone(); move |_| delete(id) },

@@ -29,7 +29,8 @@ pub fn Shell(pages: Vec<Page>, initial_page: Option<String>) -> Element {
     let services = use_services();
     let settings = services.settings.clone();
     let lang = use_signal(|| {
-        let stored = settings.get_setting("language").ok().flatten();
+        // BURNCLOUD_LANG overrides the saved choice for one run (screenshots, support).
+        let stored = std::env::var("BURNCLOUD_LANG").ok().or_else(|| settings.get_setting("language").ok().flatten());
         Lang::from_code(stored.as_deref().unwrap_or("en"))
     });
     let i18n = use_context_provider(|| I18n { lang });
