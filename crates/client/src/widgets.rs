@@ -24,7 +24,7 @@ pub fn ErrorNotice(message: String) -> Element {
 pub fn StatusBadge(status: u16) -> Element {
     let class = match status {
         200..=299 => "badge ok",
-        429 | 400..=499 => "badge warn",
+        400..=499 => "badge warn",
         _ => "badge bad",
     };
     rsx! { span { class: "{class}", "{status}" } }
