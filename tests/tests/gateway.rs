@@ -688,3 +688,210 @@ async fn logs_filter_and_page_and_usage_groups() {
     let by_channel = h.get("/console/api/usage?group_by=channel").await;
     assert!(by_channel["rows"].as_array().unwrap().iter().any(|r| r["key"] == "mock"));
 }
+
+#[tokio::test]
+async fn groups_route_their_tokens_by_exact_weights() {
+    let light = OpenAiMock::start(None).await;
+    let heavy = OpenAiMock::start(None).await;
+    let outsider = OpenAiMock::start(None).await;
+    let h = Harness::start().await;
+    let a = h.channel("light", &light.base_url(), json!({})).await;
+    let b = h.channel("heavy", &heavy.base_url(), json!({})).await;
+    h.channel("outsider", &outsider.base_url(), json!({})).await;
+    let group = h
+        .post(
+            "/console/api/groups",
+            json!({"name": "team", "strategy": "weighted", "members": [
+                {"channel_id": a, "weight": 1}, {"channel_id": b, "weight": 3}]}),
+        )
+        .await;
+    assert_eq!(group["strategy"], "weighted");
+    assert_eq!(group["members"].as_array().unwrap().len(), 2);
+    let (_, key) = h.token(json!({"group": "team"})).await;
+    for _ in 0..400 {
+        assert_eq!(h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await.status(), StatusCode::OK);
+    }
+    assert_eq!((light.received().len(), heavy.received().len()), (100, 300), "1:3 exactly");
+    assert!(outsider.received().is_empty(), "channels outside the group are not used");
+
+    let (status, body) =
+        h.console(reqwest::Method::POST, "/console/api/tokens", Some(json!({"name": "x", "group": "nope"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = h.console(reqwest::Method::POST, "/console/api/groups", Some(json!({"name": "team"}))).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = h
+        .console(
+            reqwest::Method::POST,
+            "/console/api/groups",
+            Some(json!({"name": "y", "members": [{"channel_id": 999}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let team = group["id"].as_i64().unwrap();
+    let (status, _) = h.console(reqwest::Method::DELETE, &format!("/console/api/groups/{team}"), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "a group in use stays");
+    let groups = h.get("/console/api/groups").await;
+    let default = groups.as_array().unwrap().iter().find(|g| g["name"] == "default").unwrap()["id"].as_i64().unwrap();
+    let (status, _) = h.console(reqwest::Method::DELETE, &format!("/console/api/groups/{default}"), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "default always exists");
+    let updated = h.put(&format!("/console/api/groups/{team}"), json!({"strategy": "round_robin"})).await;
+    assert_eq!(updated["strategy"], "round_robin");
+    assert_eq!(updated["members"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_failing_channel_trips_its_breaker_and_a_probe_closes_it_again() {
+    let flaky = OpenAiMock::start(None).await;
+    let steady = OpenAiMock::start(None).await;
+    flaky.set_mode(Mode::Error { status: 503 });
+    let h = Harness::with_limits(GatewayLimits {
+        breaker: burncloud_router::BreakerConfig {
+            failure_threshold: 2,
+            cooldown: Duration::from_millis(400),
+            auth_cooldown: Duration::from_secs(600),
+        },
+        ..GatewayLimits::default()
+    })
+    .await;
+    let flaky_id = h.channel("flaky", &flaky.base_url(), json!({"priority": 10})).await;
+    h.channel("steady", &steady.base_url(), json!({})).await;
+    let (_, key) = h.token(json!({})).await;
+    for _ in 0..3 {
+        assert_eq!(h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await.status(), StatusCode::OK);
+    }
+    assert_eq!(flaky.received().len(), 2, "after two failures the breaker keeps calls away");
+    let attempts: Vec<u64> = h.logs().await.iter().map(|r| r["attempts"].as_u64().unwrap()).collect();
+    assert_eq!(attempts, vec![1, 2, 2]);
+    let health = h.get("/console/internal/health").await;
+    let entry = health["channels"].as_array().unwrap().iter().find(|c| c["id"] == flaky_id).unwrap().clone();
+    assert_eq!(entry["breaker"], "open");
+    assert_eq!(entry["consecutive_failures"], 2);
+    assert!(entry["retry_at_ms"].as_i64().unwrap() > 0);
+    assert!(entry["last_error"].as_str().unwrap().contains("server had an error"), "{entry}");
+    assert_eq!(health["redis"], "disabled");
+    assert!(health["log_writer"]["written"].as_u64().unwrap() >= 3);
+
+    flaky.set_mode(Mode::Normal);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await.status(), StatusCode::OK);
+    assert_eq!(flaky.received().len(), 3, "the half-open probe went to the recovered channel");
+    let health = h.get("/console/internal/health").await;
+    let entry = health["channels"].as_array().unwrap().iter().find(|c| c["id"] == flaky_id).unwrap().clone();
+    assert_eq!(entry["breaker"], "closed");
+}
+
+#[tokio::test]
+async fn when_every_channel_rests_the_caller_gets_503_with_retry_after() {
+    let broken = OpenAiMock::start(None).await;
+    broken.set_mode(Mode::Error { status: 500 });
+    let h = Harness::with_limits(GatewayLimits {
+        breaker: burncloud_router::BreakerConfig {
+            failure_threshold: 1,
+            cooldown: Duration::from_secs(30),
+            auth_cooldown: Duration::from_secs(600),
+        },
+        ..GatewayLimits::default()
+    })
+    .await;
+    h.channel("broken", &broken.base_url(), json!({})).await;
+    let (_, key) = h.token(json!({})).await;
+    assert_eq!(
+        h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await.status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    let response = h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((29..=30).contains(&retry_after), "{retry_after}");
+    assert_eq!(error_of(response).await.1["code"], "channels_unavailable");
+    assert_eq!(broken.received().len(), 1);
+}
+
+#[tokio::test]
+async fn exactly_the_rpm_limit_is_admitted_under_64_concurrent_clients() {
+    let mock = OpenAiMock::start(None).await;
+    let h = Harness::start().await;
+    h.channel("mock", &mock.base_url(), json!({})).await;
+    let (_, key) = h.token(json!({"rpm_limit": 100})).await;
+    let base = h.base.clone();
+    let clients: Vec<_> = (0..64)
+        .map(|_| {
+            let (http, base, key) = (reqwest::Client::new(), base.clone(), key.clone());
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for _ in 0..2 {
+                    let response = http
+                        .post(format!("{base}/v1/chat/completions"))
+                        .bearer_auth(&key)
+                        .json(&chat_body("gpt-4o-mini"))
+                        .send()
+                        .await
+                        .unwrap();
+                    if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                        assert_eq!(response.headers()["x-ratelimit-limit-requests"], "100");
+                        assert_eq!(response.headers()["x-ratelimit-remaining-requests"], "0");
+                        assert!(response.headers().contains_key("x-ratelimit-reset-requests"));
+                        assert!(response.headers().contains_key("retry-after"));
+                        let error: Value = response.json().await.unwrap();
+                        assert_eq!(error["error"]["code"], "rate_limit_exceeded");
+                        statuses.push(429);
+                    } else {
+                        statuses.push(response.status().as_u16());
+                    }
+                }
+                statuses
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    let mut limited = 0;
+    for client in clients {
+        for status in client.await.unwrap() {
+            match status {
+                200 => admitted += 1,
+                429 => limited += 1,
+                other => panic!("unexpected status {other}"),
+            }
+        }
+    }
+    assert_eq!((admitted, limited), (100, 28));
+    assert_eq!(mock.received().len(), 100);
+}
+
+#[tokio::test]
+async fn the_tokens_per_minute_limit_follows_real_usage() {
+    let mock = OpenAiMock::start(None).await;
+    let h = Harness::start().await;
+    h.channel("mock", &mock.base_url(), json!({})).await;
+    // Each call reserves its prompt (8 tokens) plus max_tokens 200 = 208, then settles to the 30
+    // tokens it really used. Without settling, the second call would find only 42 left.
+    let (_, key) = h.token(json!({"tpm_limit": 250})).await;
+    let mut body = chat_body("gpt-4o-mini");
+    body["max_tokens"] = json!(200);
+    for _ in 0..2 {
+        assert_eq!(h.v1("/v1/chat/completions", &key, body.clone()).await.status(), StatusCode::OK);
+    }
+    let response = h.v1("/v1/chat/completions", &key, body.clone()).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "2 × 30 used, 190 left: not enough to reserve 208");
+    assert_eq!(response.headers()["x-ratelimit-limit-tokens"], "250");
+}
+
+#[tokio::test]
+async fn the_channel_test_reports_latency_or_the_upstreams_error() {
+    let healthy = OpenAiMock::start(Some("sk-upstream-secret-0123456789")).await;
+    let h = Harness::start().await;
+    let good = h.channel("good", &healthy.base_url(), json!({})).await;
+    let bad = h.channel("bad key", &healthy.base_url(), json!({"api_key": "sk-wrong-key-abcdefghijkl"})).await;
+    let result = h.post(&format!("/console/api/channels/{good}/test"), json!({})).await;
+    assert_eq!((result["ok"].as_bool(), result["status"].as_u64()), (Some(true), Some(200)));
+    assert!(result["latency_ms"].is_u64());
+    assert_eq!(healthy.received().last().unwrap().body["max_tokens"], 1);
+    let result = h.post(&format!("/console/api/channels/{bad}/test"), json!({})).await;
+    assert_eq!((result["ok"].as_bool(), result["status"].as_u64()), (Some(false), Some(401)));
+    assert!(result["error"].as_str().unwrap().contains("Incorrect API key"));
+    let health = h.get("/console/internal/health").await;
+    let entry = health["channels"].as_array().unwrap().iter().find(|c| c["id"] == bad).unwrap().clone();
+    assert_eq!(entry["breaker"], "open", "a refused key takes the channel out at once");
+    let (status, _) = h.console(reqwest::Method::POST, "/console/api/channels/999/test", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -8,6 +8,7 @@ use crate::DbResult;
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("../../../migrations/0001_init.sql")),
     ("0002_settings", include_str!("../../../migrations/0002_settings.sql")),
+    ("0003_groups", include_str!("../../../migrations/0003_groups.sql")),
 ];
 
 pub(crate) fn apply(connection: &mut Connection) -> DbResult<()> {

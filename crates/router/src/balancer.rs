@@ -1,46 +1,97 @@
-//! Orders a request's candidate channels: priority tiers, weight-proportional within a tier.
+//! Orders a request's candidate channels by its group's strategy: the first is the pick, the rest
+//! are the failover order. Rotation state lives per group and model, so each model's traffic is
+//! spread exactly as configured.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use burncloud_service_api::Strategy;
 
 use crate::snapshot::ChannelEntry;
 
-/// Orders `candidates` (already sorted by priority, highest first) for one request: each tier
-/// keeps its place, and inside a tier channels are drawn without replacement in proportion to
-/// their weight, so the first pick follows the weights and the rest are failover order.
-pub fn order_candidates(mut candidates: Vec<Arc<ChannelEntry>>, rng: &mut fastrand::Rng) -> Vec<Arc<ChannelEntry>> {
-    let mut start = 0;
-    while start < candidates.len() {
-        let priority = candidates[start].channel.priority;
-        let end = start + candidates[start..].iter().take_while(|c| c.channel.priority == priority).count();
-        weighted_shuffle(&mut candidates[start..end], rng);
-        start = end;
-    }
-    candidates
+/// A channel as a member of a group, with the group's weight and priority for it.
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub channel: Arc<ChannelEntry>,
+    pub weight: i64,
+    pub priority: i64,
 }
 
-fn weighted_shuffle(tier: &mut [Arc<ChannelEntry>], rng: &mut fastrand::Rng) {
-    for position in 0..tier.len() {
-        let rest = &tier[position..];
-        let total: u64 = rest.iter().map(|c| c.channel.weight.max(0) as u64).sum();
+/// Smooth weighted round-robin and rotation counters, per model.
+#[derive(Debug, Default)]
+pub struct Rotation {
+    by_model: Mutex<HashMap<String, ModelRotation>>,
+}
+
+#[derive(Debug, Default)]
+struct ModelRotation {
+    counter: usize,
+    current: HashMap<i64, i64>,
+}
+
+impl ModelRotation {
+    /// Smooth weighted round-robin (as nginx does it): over any run of picks each member's share
+    /// equals its weight share, spread out rather than in bursts. Returns an index into `members`.
+    fn smooth_weighted(&mut self, members: &[&Member]) -> usize {
+        let total: i64 = members.iter().map(|m| m.weight.max(0)).sum();
         if total == 0 {
-            // Weight-0 channels are kept only as the last resort, in their configured order.
-            return;
+            self.counter = self.counter.wrapping_add(1);
+            return (self.counter - 1) % members.len();
         }
-        let mut pick = rng.u64(0..total);
-        let chosen = rest
-            .iter()
-            .position(|c| {
-                let weight = c.channel.weight.max(0) as u64;
-                if pick < weight {
-                    true
-                } else {
-                    pick -= weight;
-                    false
-                }
-            })
-            .unwrap_or(0);
-        tier.swap(position, position + chosen);
+        let mut best = 0;
+        let mut best_value = i64::MIN;
+        for (index, member) in members.iter().enumerate() {
+            let value = self.current.entry(member.channel.channel.id).or_insert(0);
+            *value += member.weight.max(0);
+            if *value > best_value {
+                best_value = *value;
+                best = index;
+            }
+        }
+        *self.current.entry(members[best].channel.channel.id).or_insert(0) -= total;
+        best
     }
+}
+
+/// `members` (already filtered to those serving the model) in the order to try them.
+pub fn order(strategy: Strategy, rotation: &Rotation, model: &str, members: Vec<&Member>) -> Vec<Arc<ChannelEntry>> {
+    if members.is_empty() {
+        return Vec::new();
+    }
+    let mut rotations = rotation.by_model.lock().unwrap_or_else(|p| p.into_inner());
+    let state = rotations.entry(model.to_string()).or_default();
+    let by_weight = |list: &mut Vec<&Member>| list.sort_by_key(|m| std::cmp::Reverse(m.weight));
+    let ordered: Vec<&Member> = match strategy {
+        Strategy::RoundRobin => {
+            let start = state.counter % members.len();
+            state.counter = state.counter.wrapping_add(1);
+            members[start..].iter().chain(members[..start].iter()).copied().collect()
+        }
+        Strategy::Weighted => {
+            let picked = state.smooth_weighted(&members);
+            let mut rest: Vec<&Member> =
+                members.iter().enumerate().filter(|(i, _)| *i != picked).map(|(_, m)| *m).collect();
+            by_weight(&mut rest);
+            std::iter::once(members[picked]).chain(rest).collect()
+        }
+        Strategy::Priority => {
+            let mut tiers: Vec<i64> = members.iter().map(|m| m.priority).collect();
+            tiers.sort_unstable_by(|a, b| b.cmp(a));
+            tiers.dedup();
+            let mut ordered = Vec::with_capacity(members.len());
+            for (rank, tier) in tiers.into_iter().enumerate() {
+                let mut in_tier: Vec<&Member> = members.iter().filter(|m| m.priority == tier).copied().collect();
+                if rank == 0 {
+                    let picked = state.smooth_weighted(&in_tier);
+                    ordered.push(in_tier.remove(picked));
+                }
+                by_weight(&mut in_tier);
+                ordered.extend(in_tier);
+            }
+            ordered
+        }
+    };
+    ordered.into_iter().map(|m| m.channel.clone()).collect()
 }
 
 #[cfg(test)]
@@ -48,8 +99,8 @@ mod tests {
     use super::*;
     use burncloud_service_api::{Channel, ChannelKind};
 
-    fn entry(id: i64, priority: i64, weight: i64) -> Arc<ChannelEntry> {
-        Arc::new(ChannelEntry {
+    fn member(id: i64, weight: i64, priority: i64) -> Member {
+        let channel = Arc::new(ChannelEntry {
             channel: Channel {
                 id,
                 name: format!("c{id}"),
@@ -68,21 +119,48 @@ mod tests {
             urls: std::array::from_fn(|_| reqwest::Url::parse("http://127.0.0.1/").unwrap()),
             authorization: None,
             api_key: String::new(),
-        })
+        });
+        Member { channel, weight, priority }
+    }
+
+    fn first_picks(strategy: Strategy, members: &[Member], picks: usize) -> HashMap<i64, usize> {
+        let rotation = Rotation::default();
+        let mut counts = HashMap::new();
+        for _ in 0..picks {
+            let ordered = order(strategy, &rotation, "m", members.iter().collect());
+            assert_eq!(ordered.len(), members.len(), "every member stays available for failover");
+            *counts.entry(ordered[0].channel.id).or_insert(0) += 1;
+        }
+        counts
     }
 
     #[test]
-    fn higher_priority_always_comes_first_and_weights_share_the_tier() {
-        let mut rng = fastrand::Rng::with_seed(7);
-        let mut first_picks = [0u32; 4];
-        for _ in 0..10_000 {
-            let ordered =
-                order_candidates(vec![entry(1, 10, 1), entry(2, 5, 1), entry(3, 5, 3), entry(0, 5, 0)], &mut rng);
-            assert_eq!(ordered[0].channel.id, 1);
-            assert_eq!(ordered[3].channel.id, 0, "weight 0 is the last resort");
-            first_picks[ordered[1].channel.id as usize] += 1;
+    fn weighted_shares_are_exact_over_ten_thousand_picks() {
+        let members = [member(1, 1, 0), member(2, 10, 0), member(3, 5, 0), member(4, 0, 0)];
+        let counts = first_picks(Strategy::Weighted, &members, 10_000);
+        for (id, weight) in [(1, 1.0), (2, 10.0), (3, 5.0)] {
+            let share = counts[&id] as f64 / 10_000.0;
+            let expected = weight / 16.0;
+            assert!((share - expected).abs() <= 0.01, "channel {id}: {share} vs {expected}");
         }
-        // Channel 3 has three times channel 2's weight: about 7,500 of 10,000 second places.
-        assert!((7_200..7_800).contains(&first_picks[3]), "{first_picks:?}");
+        assert!(!counts.contains_key(&4), "weight 0 is never picked first");
+    }
+
+    #[test]
+    fn round_robin_rotates_evenly() {
+        let members = [member(1, 1, 0), member(2, 99, 0), member(3, 1, 0)];
+        let counts = first_picks(Strategy::RoundRobin, &members, 9_999);
+        assert!(counts.values().all(|&c| c == 3_333), "{counts:?}");
+    }
+
+    #[test]
+    fn priority_keeps_to_the_top_tier_and_rotates_within_it() {
+        let members = [member(1, 1, 10), member(2, 1, 10), member(3, 5, 1)];
+        let counts = first_picks(Strategy::Priority, &members, 1_000);
+        assert_eq!((counts[&1], counts[&2]), (500, 500));
+        assert!(!counts.contains_key(&3));
+        let rotation = Rotation::default();
+        let ordered = order(Strategy::Priority, &rotation, "m", members.iter().collect());
+        assert_eq!(ordered[2].channel.id, 3, "the lower tier is the last resort");
     }
 }

@@ -27,6 +27,17 @@ pub enum GatewayError {
         status: StatusCode,
         body: Bytes,
     },
+    /// The token's rate limit: OpenAI's rate-limit headers and when to retry.
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+        headers: Vec<(&'static str, String)>,
+    },
+    /// Every channel that could answer is resting after failures.
+    Unavailable {
+        message: String,
+        retry_after_secs: u64,
+    },
 }
 
 impl GatewayError {
@@ -41,6 +52,8 @@ impl GatewayError {
             GatewayError::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
             GatewayError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Upstream { status, .. } => *status,
+            GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -53,7 +66,9 @@ impl GatewayError {
             | GatewayError::InsufficientQuota(m)
             | GatewayError::UpstreamUnreachable(m)
             | GatewayError::UpstreamTimeout(m) => m.clone(),
-            GatewayError::BadRequest { message, .. } => message.clone(),
+            GatewayError::BadRequest { message, .. }
+            | GatewayError::RateLimited { message, .. }
+            | GatewayError::Unavailable { message, .. } => message.clone(),
             GatewayError::PayloadTooLarge(limit) => {
                 format!("request body is larger than {limit} bytes")
             }
@@ -72,6 +87,8 @@ impl GatewayError {
             GatewayError::UpstreamUnreachable(_) => ("server_error", Some("upstream_error")),
             GatewayError::UpstreamTimeout(_) => ("server_error", Some("upstream_timeout")),
             GatewayError::Upstream { .. } => ("upstream_error", None),
+            GatewayError::RateLimited { .. } => ("requests", Some("rate_limit_exceeded")),
+            GatewayError::Unavailable { .. } => ("server_error", Some("channels_unavailable")),
         }
     }
 
@@ -100,6 +117,20 @@ impl GatewayError {
         headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Ok(value) = HeaderValue::from_str(request_id) {
             headers.insert(REQUEST_ID_HEADER, value);
+        }
+        match &self {
+            GatewayError::RateLimited { retry_after_secs, headers: limits, .. } => {
+                headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                for (name, value) in limits {
+                    if let Ok(value) = HeaderValue::from_str(value) {
+                        headers.insert(*name, value);
+                    }
+                }
+            }
+            GatewayError::Unavailable { retry_after_secs, .. } => {
+                headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            _ => {}
         }
         response
     }

@@ -3,7 +3,9 @@
 //! provider wire formats.
 
 mod balancer;
+mod breaker;
 mod error;
+mod limiter;
 mod log_sink;
 mod proxy;
 mod scrub;
@@ -19,10 +21,13 @@ use arc_swap::ArcSwap;
 use axum::routing::{get, post};
 use burncloud_database::{repo, Db, DbError};
 
+pub use breaker::{Admission, BreakerConfig, BreakerState, Breakers, ChannelHealth, Clock, SystemClock, Verdict};
 pub use error::GatewayError;
+pub use limiter::{Limits, RateLimiter};
 pub use log_sink::{LogSink, LogWriterConfig, LogWriterStats};
+pub use proxy::ChannelTest;
 pub use scrub::scrub;
-pub use snapshot::{Snapshot, SpendLedger};
+pub use snapshot::{ChannelEntry, Rotations, Snapshot, SpendLedger};
 pub use usage::{count_tokens, warm_up as warm_up_tokenizer};
 
 /// The header that carries a call's id, which is also its log row's `request_id`.
@@ -42,6 +47,7 @@ pub struct RouterConfig {
     pub cancel_drain_timeout: Duration,
     /// Channels tried per request, counting the first.
     pub max_attempts: usize,
+    pub breaker: BreakerConfig,
 }
 
 impl Default for RouterConfig {
@@ -54,6 +60,7 @@ impl Default for RouterConfig {
             idle_read_timeout: Duration::from_secs(120),
             cancel_drain_timeout: Duration::from_secs(60),
             max_attempts: 3,
+            breaker: BreakerConfig::default(),
         }
     }
 }
@@ -67,6 +74,9 @@ pub struct Gateway {
     logs: LogSink,
     config: RouterConfig,
     in_flight: AtomicUsize,
+    breakers: Breakers,
+    limiter: RateLimiter,
+    rotations: Rotations,
 }
 
 impl Gateway {
@@ -74,7 +84,9 @@ impl Gateway {
     pub fn new(db: Arc<Db>, config: RouterConfig, log_config: LogWriterConfig) -> Result<Arc<Gateway>, DbError> {
         let config_now = db.read(repo::config::load)?;
         let ledger = SpendLedger::new(config_now.account.used);
-        let snapshot = Snapshot::build(config_now, &ledger);
+        let rotations = Rotations::default();
+        let snapshot = Snapshot::build(config_now, &ledger, &rotations);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -89,6 +101,9 @@ impl Gateway {
             ledger,
             http,
             logs,
+            breakers: Breakers::new(config.breaker, clock.clone()),
+            limiter: RateLimiter::new(clock),
+            rotations,
             config,
             in_flight: AtomicUsize::new(0),
         }))
@@ -97,7 +112,7 @@ impl Gateway {
     /// Rebuilds the snapshot from the database; called after every configuration change.
     pub fn reload(&self) -> Result<(), DbError> {
         let config = self.db.read(repo::config::load)?;
-        self.snapshot.store(Arc::new(Snapshot::build(config, &self.ledger)));
+        self.snapshot.store(Arc::new(Snapshot::build(config, &self.ledger, &self.rotations)));
         Ok(())
     }
 
@@ -107,6 +122,10 @@ impl Gateway {
 
     pub fn ledger(&self) -> &SpendLedger {
         &self.ledger
+    }
+
+    pub fn breakers(&self) -> &Breakers {
+        &self.breakers
     }
 
     /// Calls still being served or still being accounted for.

@@ -19,7 +19,10 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::balancer::Member;
+use crate::breaker::{Admission, Verdict};
 use crate::error::GatewayError;
+use crate::limiter::{Limits, Reservation};
 use crate::scrub::{scrub, truncate};
 use crate::snapshot::{ChannelEntry, TokenEntry};
 use crate::sse::{event_data, has_key_with, SseSplitter};
@@ -114,6 +117,7 @@ struct Call {
     model: String,
     is_stream: bool,
     client_wants_usage: bool,
+    reservation: Reservation,
 }
 
 /// How a call ended, for its log row.
@@ -179,6 +183,7 @@ async fn handle(gateway: Arc<Gateway>, endpoint: Endpoint, headers: HeaderMap, b
         model: String::new(),
         is_stream: false,
         client_wants_usage: false,
+        reservation: Reservation::default(),
     };
     let candidates = match admit(&gateway, &mut call, &headers, body).await {
         Ok(candidates) => candidates,
@@ -311,16 +316,45 @@ async fn admit(
             ));
         }
     }
-    let candidates: Vec<Arc<ChannelEntry>> =
-        snapshot.channels_in_group(&token.group).filter(|c| c.channel.serves(&call.model)).cloned().collect();
-    if candidates.is_empty() {
+    let group = snapshot.group(&token.group);
+    let members: Vec<&Member> =
+        group.map(|g| g.members.iter().filter(|m| m.channel.channel.serves(&call.model)).collect()).unwrap_or_default();
+    let Some(group) = group.filter(|_| !members.is_empty()) else {
         return Err(GatewayError::ModelNotFound(format!(
             "The model '{}' does not exist or you do not have access to it (no enabled channel in group '{}' serves it).",
             call.model, token.group
         )));
+    };
+    let limits = Limits { rpm: token.rpm_limit, tpm: token.tpm_limit };
+    if limits.is_limited() {
+        let estimate = if limits.tpm.is_some() { estimated_call_tokens(&call.request) } else { 0 };
+        call.reservation = gateway.limiter.admit(token.id, limits, estimate).map_err(|limited| {
+            let (unit, label) = if limited.requests { ("requests", "RPM") } else { ("tokens", "TPM") };
+            GatewayError::RateLimited {
+                message: format!(
+                    "Rate limit reached for token '{}' on {unit} per min ({label}): Limit {}. Please try again in {:.1}s.",
+                    token.name,
+                    limited.limit,
+                    limited.reset.as_secs_f64()
+                ),
+                retry_after_secs: limited.reset.as_secs_f64().ceil().max(1.0) as u64,
+                headers: limited.headers,
+            }
+        })?;
     }
-    let mut rng = fastrand::Rng::new();
-    Ok(balancer::order_candidates(candidates, &mut rng))
+    Ok(balancer::order(group.strategy, &group.rotation, &call.model, members))
+}
+
+/// Completion tokens assumed when a request sets no `max_tokens`, for the tokens-per-minute reservation.
+const DEFAULT_COMPLETION_RESERVATION: i64 = 1024;
+
+/// What a call may use: its prompt, counted, plus the completion it allows.
+fn estimated_call_tokens(request: &Map<String, Value>) -> i64 {
+    let completion = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|key| request.get(*key).and_then(Value::as_i64))
+        .unwrap_or(DEFAULT_COMPLETION_RESERVATION);
+    estimate_prompt(request) as i64 + completion.max(0)
 }
 
 /// Whether a failure of this kind may be retried on another channel.
@@ -372,8 +406,8 @@ enum Attempt {
     /// The call has its final outcome; the response, unless a stream already delivered it, goes
     /// to the caller once the call is accounted for.
     Done(Outcome, Option<Response>),
-    /// Try the next channel.
-    Failed(GatewayError),
+    /// Try the next channel; the upstream's `Retry-After`, if it sent one.
+    Failed(GatewayError, Option<std::time::Duration>),
 }
 
 async fn run(gateway: Arc<Gateway>, call: Call, candidates: Vec<Arc<ChannelEntry>>, reply: oneshot::Sender<Response>) {
@@ -381,8 +415,18 @@ async fn run(gateway: Arc<Gateway>, call: Call, candidates: Vec<Arc<ChannelEntry
     let mut attempts = 0u32;
     let mut last: Option<(Arc<ChannelEntry>, GatewayError)> = None;
     let mut cached_body: Option<(String, Bytes)> = None;
-    for channel in candidates.into_iter().take(gateway.config.max_attempts.max(1)) {
+    let mut resting_until: Option<std::time::Instant> = None;
+    for channel in candidates {
+        if attempts as usize >= gateway.config.max_attempts.max(1) {
+            break;
+        }
+        let admission = gateway.breakers.admit(channel.channel.id);
+        if let Admission::Rejected { retry_at } = admission {
+            resting_until = Some(resting_until.map_or(retry_at, |t| t.min(retry_at)));
+            continue;
+        }
         attempts += 1;
+        let attempt_started = Instant::now();
         let upstream_model = channel.channel.upstream_model(&call.model).to_string();
         let body = match &cached_body {
             Some((model, body)) if *model == upstream_model => body.clone(),
@@ -396,20 +440,41 @@ async fn run(gateway: Arc<Gateway>, call: Call, candidates: Vec<Arc<ChannelEntry
         };
         match attempt(&gateway, &call, &channel, body, &mut reply).await {
             Attempt::Done(mut outcome, response) => {
+                let verdict = match outcome.status {
+                    401..=403 => Verdict::Refused { error: outcome.error.clone().unwrap_or_default() },
+                    _ if outcome.end_reason == EndReason::UpstreamCut => {
+                        Verdict::Failed { error: outcome.error.clone().unwrap_or_default(), retry_after: None }
+                    }
+                    _ => Verdict::Healthy { latency_ms: attempt_started.elapsed().as_millis() as u64 },
+                };
+                gateway.breakers.record(channel.channel.id, verdict);
                 outcome.attempts = attempts;
                 outcome.channel = Some(channel);
                 finish(&gateway, &call, outcome, response, &mut reply).await;
                 return;
             }
-            Attempt::Failed(error) => {
+            Attempt::Failed(error, retry_after) => {
+                gateway.breakers.record(channel.channel.id, Verdict::Failed { error: error.message(), retry_after });
                 tracing::debug!(request_id = %call.request_id, channel = %channel.channel.name, error = %error.message(), "attempt failed");
                 last = Some((channel, error));
             }
         }
     }
-    let (channel, error) = match last {
-        Some((channel, error)) => (Some(channel), error),
-        None => (None, GatewayError::UpstreamUnreachable("no channel could be tried".into())),
+    let (channel, error) = match (last, resting_until) {
+        (Some((channel, error)), _) => (Some(channel), error),
+        (None, Some(until)) => {
+            let wait = until.saturating_duration_since(gateway.breakers.now());
+            let error = GatewayError::Unavailable {
+                message: format!(
+                    "Every channel serving '{}' is resting after failures; try again in {:.0}s.",
+                    call.model,
+                    wait.as_secs_f64().ceil()
+                ),
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            };
+            (None, error)
+        }
+        (None, None) => (None, GatewayError::UpstreamUnreachable("no channel could be tried".into())),
     };
     let response = error.clone().into_response_with_id(&call.request_id);
     let outcome = Outcome::failed(channel, &error, attempts, EndReason::UpstreamError);
@@ -450,26 +515,34 @@ async fn attempt(
     }
     let response = match tokio::time::timeout(gateway.config.first_byte_timeout, request.send()).await {
         Err(_) => {
-            return Attempt::Failed(GatewayError::UpstreamTimeout(format!(
-                "channel '{}' did not answer within {} s",
-                channel.channel.name,
-                gateway.config.first_byte_timeout.as_secs_f32()
-            )))
+            return Attempt::Failed(
+                GatewayError::UpstreamTimeout(format!(
+                    "channel '{}' did not answer within {} s",
+                    channel.channel.name,
+                    gateway.config.first_byte_timeout.as_secs_f32()
+                )),
+                None,
+            )
         }
         Ok(Err(error)) => {
             let message =
                 scrub(&format!("channel '{}' could not be reached: {error}", channel.channel.name), &channel.api_key);
-            return Attempt::Failed(GatewayError::UpstreamUnreachable(message));
+            return Attempt::Failed(GatewayError::UpstreamUnreachable(message), None);
         }
         Ok(Ok(response)) => response,
     };
     let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     if !status.is_success() {
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+            .map(std::time::Duration::from_secs);
         let body = read_upstream_body(gateway, response, 1024 * 1024).await.unwrap_or_default();
         let body = Bytes::from(scrub(&String::from_utf8_lossy(&body), &channel.api_key));
         let error = GatewayError::Upstream { status, body };
         if is_retryable(status) {
-            return Attempt::Failed(error);
+            return Attempt::Failed(error, retry_after);
         }
         let response = error.clone().into_response_with_id(&call.request_id);
         return Attempt::Done(Outcome::failed(None, &error, 0, EndReason::UpstreamError), Some(response));
@@ -497,7 +570,7 @@ async fn complete(
     let body = match read_upstream_body(gateway, response, gateway.config.max_response_bytes).await {
         Ok(body) => body,
         // Nothing reached the caller yet, so another channel may still answer.
-        Err(error) => return Attempt::Failed(scrubbed(error, channel)),
+        Err(error) => return Attempt::Failed(scrubbed(error, channel), None),
     };
     let first_token_ms = Some(call.started.elapsed().as_millis() as u64);
     let (usage, usage_source) = match usage_in(&body) {
@@ -615,13 +688,15 @@ async fn stream(
     let first = match tokio::time::timeout(gateway.config.first_byte_timeout, upstream.next()).await {
         Ok(Some(Ok(chunk))) => chunk,
         Ok(Some(Err(error))) => {
-            return Attempt::Failed(scrubbed(
-                GatewayError::UpstreamUnreachable(format!("the upstream stream failed before its first byte: {error}")),
-                channel,
-            ))
+            let message = format!("the upstream stream failed before its first byte: {error}");
+            return Attempt::Failed(scrubbed(GatewayError::UpstreamUnreachable(message), channel), None);
         }
-        Ok(None) => return Attempt::Failed(GatewayError::UpstreamUnreachable("the upstream stream was empty".into())),
-        Err(_) => return Attempt::Failed(GatewayError::UpstreamTimeout("the upstream stream sent nothing".into())),
+        Ok(None) => {
+            return Attempt::Failed(GatewayError::UpstreamUnreachable("the upstream stream was empty".into()), None)
+        }
+        Err(_) => {
+            return Attempt::Failed(GatewayError::UpstreamTimeout("the upstream stream sent nothing".into()), None)
+        }
     };
     let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let body = Body::from_stream(futures_util::stream::unfold(receiver, |mut receiver| async move {
@@ -756,6 +831,8 @@ async fn record(gateway: &Gateway, call: &Call, outcome: Outcome) {
         None => Money::ZERO,
     };
     gateway.ledger.charge(&call.token, cost);
+    let used_tokens = (outcome.usage.prompt_tokens + outcome.usage.completion_tokens) as i64;
+    gateway.limiter.settle(call.reservation, used_tokens);
     let row = NewLogRow {
         request_id: call.request_id.clone(),
         created_at_ms: call.created_at_ms,
@@ -792,8 +869,9 @@ pub(crate) async fn list_models(State(gateway): State<Arc<Gateway>>, headers: He
     };
     let snapshot = gateway.snapshot.load();
     let mut models: Vec<(&str, &str)> = Vec::new();
-    for entry in snapshot.channels_in_group(&token.token.group) {
-        let channel = &entry.channel;
+    let members = snapshot.group(&token.token.group).map(|g| g.members.as_slice()).unwrap_or_default();
+    for member in members {
+        let channel = &member.channel.channel;
         for model in channel.models.iter().chain(channel.model_mapping.keys()) {
             let allowed = token.token.models.is_empty() || token.token.models.iter().any(|m| m == model);
             if allowed && !models.iter().any(|(known, _)| known == model) {
@@ -808,4 +886,73 @@ pub(crate) async fn list_models(State(gateway): State<Arc<Gateway>>, headers: He
         .collect();
     let body = serde_json::json!({"object": "list", "data": data});
     with_request_id(axum::Json(body).into_response(), &request_id)
+}
+
+/// The result of testing a channel with a minimal real request.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ChannelTest {
+    pub ok: bool,
+    pub model: Option<String>,
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    pub error: Option<String>,
+}
+
+impl Gateway {
+    /// Sends a one-token chat completion to `entry` for its first model and records the outcome
+    /// in the channel's breaker.
+    pub async fn test_channel(&self, entry: ChannelEntry) -> ChannelTest {
+        let channel = &entry.channel;
+        let model = channel.models.first().cloned().or_else(|| channel.model_mapping.values().next().cloned());
+        let Some(model) = model else {
+            return ChannelTest {
+                ok: false,
+                model: None,
+                status: None,
+                latency_ms: 0,
+                error: Some("the channel lists no models to test with".into()),
+            };
+        };
+        let body =
+            serde_json::json!({"model": model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1});
+        let mut request = self.http.post(entry.urls[Endpoint::ChatCompletions.url_index()].clone()).json_body(&body);
+        if let Some(authorization) = &entry.authorization {
+            request = request.header(header::AUTHORIZATION, authorization.clone());
+        }
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(self.config.first_byte_timeout, request.send()).await;
+        let latency_ms = started.elapsed().as_millis() as u64;
+        let (status, error) = match outcome {
+            Err(_) => (None, Some(format!("no answer within {} s", self.config.first_byte_timeout.as_secs()))),
+            Ok(Err(error)) => (None, Some(scrub(&format!("could not connect: {error}"), &entry.api_key))),
+            Ok(Ok(response)) => {
+                let status = response.status().as_u16();
+                if response.status().is_success() {
+                    (Some(status), None)
+                } else {
+                    let body = read_upstream_body(self, response, 64 * 1024).await.unwrap_or_default();
+                    let body = Bytes::from(scrub(&String::from_utf8_lossy(&body), &entry.api_key));
+                    (Some(status), Some(crate::scrub::error_message(&body)))
+                }
+            }
+        };
+        let verdict = match (status, &error) {
+            (Some(_), None) => Verdict::Healthy { latency_ms },
+            (Some(401..=403), Some(error)) => Verdict::Refused { error: error.clone() },
+            (_, error) => Verdict::Failed { error: error.clone().unwrap_or_default(), retry_after: None },
+        };
+        self.breakers.record(channel.id, verdict);
+        ChannelTest { ok: error.is_none(), model: Some(model), status, latency_ms, error }
+    }
+}
+
+/// A JSON body for a reqwest request without pulling in reqwest's `json` feature.
+trait JsonBody {
+    fn json_body(self, body: &Value) -> Self;
+}
+
+impl JsonBody for reqwest::RequestBuilder {
+    fn json_body(self, body: &Value) -> Self {
+        self.header(header::CONTENT_TYPE, "application/json").body(body.to_string())
+    }
 }

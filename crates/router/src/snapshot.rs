@@ -6,8 +6,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::http::HeaderValue;
-use burncloud_database::GatewayConfig;
-use burncloud_service_api::{Channel, Money, Price, Token};
+use burncloud_database::{ChannelRecord, GatewayConfig};
+use burncloud_service_api::{Channel, Money, Price, Strategy, Token, DEFAULT_GROUP};
+
+use crate::balancer::{Member, Rotation};
 
 /// A token as the router sees it, with its live spend.
 #[derive(Debug)]
@@ -24,6 +26,46 @@ pub struct ChannelEntry {
     pub urls: [reqwest::Url; 3],
     pub authorization: Option<HeaderValue>,
     pub api_key: String,
+}
+
+impl ChannelEntry {
+    /// A routable entry for `record`, or None when its base URL does not parse.
+    pub fn from_record(record: ChannelRecord) -> Option<ChannelEntry> {
+        let base_url = record.channel.effective_base_url()?.trim_end_matches('/').to_string();
+        let url = |path: &str| reqwest::Url::parse(&format!("{base_url}/{path}"));
+        let urls = match (url("chat/completions"), url("completions"), url("embeddings")) {
+            (Ok(chat), Ok(completions), Ok(embeddings)) => [chat, completions, embeddings],
+            _ => {
+                tracing::warn!(channel = %record.channel.name, %base_url, "skipping a channel whose base URL does not parse");
+                return None;
+            }
+        };
+        let key = record.api_key.expose();
+        let mut authorization =
+            if key.is_empty() { None } else { HeaderValue::from_str(&format!("Bearer {key}")).ok() };
+        if let Some(value) = authorization.as_mut() {
+            value.set_sensitive(true);
+        }
+        Some(ChannelEntry { channel: record.channel, base_url, urls, authorization, api_key: key.to_string() })
+    }
+}
+
+/// A group ready for routing: its strategy, its enabled members, and its rotation state.
+#[derive(Debug)]
+pub struct GroupEntry {
+    pub strategy: Strategy,
+    pub members: Vec<Member>,
+    pub rotation: Arc<Rotation>,
+}
+
+/// Rotation state per group, kept across snapshots so weighted shares stay exact through edits.
+#[derive(Default)]
+pub struct Rotations(Mutex<HashMap<String, Arc<Rotation>>>);
+
+impl Rotations {
+    fn for_group(&self, name: &str) -> Arc<Rotation> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_string()).or_default().clone()
+    }
 }
 
 impl std::fmt::Debug for ChannelEntry {
@@ -67,12 +109,13 @@ pub struct Snapshot {
     tokens_by_hash: HashMap<String, Arc<TokenEntry>>,
     /// Enabled channels only, highest priority first.
     channels: Vec<Arc<ChannelEntry>>,
+    groups: HashMap<String, GroupEntry>,
     prices: HashMap<String, Price>,
     pub account_credit: Option<Money>,
 }
 
 impl Snapshot {
-    pub fn build(config: GatewayConfig, ledger: &SpendLedger) -> Snapshot {
+    pub fn build(config: GatewayConfig, ledger: &SpendLedger, rotations: &Rotations) -> Snapshot {
         let tokens_by_hash = config
             .tokens
             .into_iter()
@@ -85,45 +128,49 @@ impl Snapshot {
             .channels
             .into_iter()
             .filter(|record| record.channel.enabled)
-            .filter_map(|record| {
-                let base_url = record.channel.effective_base_url()?.trim_end_matches('/').to_string();
-                let url = |path: &str| reqwest::Url::parse(&format!("{base_url}/{path}"));
-                let urls = match (url("chat/completions"), url("completions"), url("embeddings")) {
-                    (Ok(chat), Ok(completions), Ok(embeddings)) => [chat, completions, embeddings],
-                    _ => {
-                        tracing::warn!(channel = %record.channel.name, %base_url, "skipping a channel whose base URL does not parse");
-                        return None;
-                    }
-                };
-                let key = record.api_key.expose();
-                let mut authorization =
-                    if key.is_empty() { None } else { HeaderValue::from_str(&format!("Bearer {key}")).ok() };
-                if let Some(value) = authorization.as_mut() {
-                    value.set_sensitive(true);
-                }
-                Some(Arc::new(ChannelEntry {
-                    channel: record.channel,
-                    base_url,
-                    urls,
-                    authorization,
-                    api_key: key.to_string(),
-                }))
-            })
+            .filter_map(ChannelEntry::from_record)
+            .map(Arc::new)
             .collect();
         channels.sort_by_key(|entry| std::cmp::Reverse(entry.channel.priority));
         let prices = config.prices.into_iter().map(|price| (price.model.clone(), price)).collect();
-        Snapshot { tokens_by_hash, channels, prices, account_credit: config.account.credit }
+        let groups = config
+            .groups
+            .into_iter()
+            .map(|group| {
+                let members: Vec<Member> = if group.members.is_empty() && group.name == DEFAULT_GROUP {
+                    channels
+                        .iter()
+                        .map(|c| Member { channel: c.clone(), weight: c.channel.weight, priority: c.channel.priority })
+                        .collect()
+                } else {
+                    group
+                        .members
+                        .iter()
+                        .filter_map(|m| {
+                            let channel = channels.iter().find(|c| c.channel.id == m.channel_id)?;
+                            Some(Member { channel: channel.clone(), weight: m.weight, priority: m.priority })
+                        })
+                        .collect()
+                };
+                let entry =
+                    GroupEntry { strategy: group.strategy, members, rotation: rotations.for_group(&group.name) };
+                (group.name, entry)
+            })
+            .collect();
+        Snapshot { tokens_by_hash, channels, groups, prices, account_credit: config.account.credit }
     }
 
     pub fn token_by_hash(&self, hash: &str) -> Option<&Arc<TokenEntry>> {
         self.tokens_by_hash.get(hash)
     }
 
-    /// Channels of `group` that are enabled, highest priority first. The group `default` is
-    /// every channel until groups with members exist.
-    pub fn channels_in_group<'a>(&'a self, group: &str) -> impl Iterator<Item = &'a Arc<ChannelEntry>> + 'a {
-        let everything = group == "default";
-        self.channels.iter().filter(move |_| everything)
+    pub fn group(&self, name: &str) -> Option<&GroupEntry> {
+        self.groups.get(name)
+    }
+
+    /// Every enabled channel, highest priority first.
+    pub fn channels(&self) -> &[Arc<ChannelEntry>] {
+        &self.channels
     }
 
     pub fn price(&self, model: &str) -> Option<&Price> {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode, Uri};
 use axum::middleware::{self, Next};
@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Json;
 use burncloud_service_api::{
-    AccountPatch, AccountService, ChannelInput, ChannelPatch, ChannelService, LogQuery, LogService, Money, PriceInput,
-    PriceService, TokenInput, TokenPatch, TokenService, UsageQuery,
+    AccountPatch, AccountService, ChannelInput, ChannelPatch, ChannelService, GroupInput, GroupPatch, GroupService,
+    LogQuery, LogService, Money, PriceInput, PriceService, TokenInput, TokenPatch, TokenService, UsageQuery,
 };
 use burncloud_service_gateway::GatewayStore;
 use serde::Deserialize;
@@ -25,6 +25,10 @@ pub(crate) fn routes(state: AppState) -> axum::Router {
     axum::Router::new()
         .route("/console/api/channels", get(list_channels).post(create_channel))
         .route("/console/api/channels/{id}", get(get_channel).put(update_channel).delete(delete_channel))
+        .route("/console/api/channels/{id}/test", post(test_channel))
+        .route("/console/api/groups", get(list_groups).post(create_group))
+        .route("/console/api/groups/{id}", get(get_group).put(update_group).delete(delete_group))
+        .route("/console/internal/health", get(health))
         .route("/console/api/tokens", get(list_tokens).post(create_token))
         .route("/console/api/tokens/{id}", get(get_token).put(update_token).delete(delete_token))
         .route("/console/api/prices", get(list_prices))
@@ -88,7 +92,7 @@ fn query<T>(payload: Result<Query<T>, QueryRejection>) -> Result<T, ConsoleError
     payload.map(|Query(value)| value).map_err(|rejection| ConsoleError::BadRequest(rejection.body_text()))
 }
 
-fn id(path: Result<Path<i64>, axum::extract::rejection::PathRejection>) -> Result<i64, ConsoleError> {
+fn id(path: Result<Path<i64>, PathRejection>) -> Result<i64, ConsoleError> {
     path.map(|Path(id)| id).map_err(|_| ConsoleError::BadRequest("the id in the path must be an integer".into()))
 }
 
@@ -104,27 +108,21 @@ async fn create_channel(
     call(&state, StatusCode::CREATED, move |s| s.create_channel(input)).await
 }
 
-async fn get_channel(
-    State(state): State<AppState>,
-    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
-) -> ConsoleResult {
+async fn get_channel(State(state): State<AppState>, path: Result<Path<i64>, PathRejection>) -> ConsoleResult {
     let id = id(path)?;
     call(&state, StatusCode::OK, move |s| s.get_channel(id)).await
 }
 
 async fn update_channel(
     State(state): State<AppState>,
-    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+    path: Result<Path<i64>, PathRejection>,
     payload: Result<Json<ChannelPatch>, JsonRejection>,
 ) -> ConsoleResult {
     let (id, patch) = (id(path)?, body(payload)?);
     call(&state, StatusCode::OK, move |s| s.update_channel(id, patch)).await
 }
 
-async fn delete_channel(
-    State(state): State<AppState>,
-    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
-) -> ConsoleResult {
+async fn delete_channel(State(state): State<AppState>, path: Result<Path<i64>, PathRejection>) -> ConsoleResult {
     let id = id(path)?;
     call(&state, StatusCode::OK, move |s| s.delete_channel(id).map(|()| serde_json::json!({"deleted": id}))).await
 }
@@ -141,27 +139,21 @@ async fn create_token(
     call(&state, StatusCode::CREATED, move |s| s.create_token(input)).await
 }
 
-async fn get_token(
-    State(state): State<AppState>,
-    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
-) -> ConsoleResult {
+async fn get_token(State(state): State<AppState>, path: Result<Path<i64>, PathRejection>) -> ConsoleResult {
     let id = id(path)?;
     call(&state, StatusCode::OK, move |s| s.get_token(id)).await
 }
 
 async fn update_token(
     State(state): State<AppState>,
-    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+    path: Result<Path<i64>, PathRejection>,
     payload: Result<Json<TokenPatch>, JsonRejection>,
 ) -> ConsoleResult {
     let (id, patch) = (id(path)?, body(payload)?);
     call(&state, StatusCode::OK, move |s| s.update_token(id, patch)).await
 }
 
-async fn delete_token(
-    State(state): State<AppState>,
-    path: Result<Path<i64>, axum::extract::rejection::PathRejection>,
-) -> ConsoleResult {
+async fn delete_token(State(state): State<AppState>, path: Result<Path<i64>, PathRejection>) -> ConsoleResult {
     let id = id(path)?;
     call(&state, StatusCode::OK, move |s| s.delete_token(id).map(|()| serde_json::json!({"deleted": id}))).await
 }
@@ -213,4 +205,84 @@ async fn query_logs(State(state): State<AppState>, params: Result<Query<LogQuery
 async fn usage(State(state): State<AppState>, params: Result<Query<UsageQuery>, QueryRejection>) -> ConsoleResult {
     let filter = query(params)?;
     call(&state, StatusCode::OK, move |s| s.usage(&filter)).await
+}
+
+async fn list_groups(State(state): State<AppState>) -> ConsoleResult {
+    call(&state, StatusCode::OK, |s| s.list_groups()).await
+}
+
+async fn create_group(
+    State(state): State<AppState>,
+    payload: Result<Json<GroupInput>, JsonRejection>,
+) -> ConsoleResult {
+    let input = body(payload)?;
+    call(&state, StatusCode::CREATED, move |s| s.create_group(input)).await
+}
+
+async fn get_group(State(state): State<AppState>, path: Result<Path<i64>, PathRejection>) -> ConsoleResult {
+    let id = id(path)?;
+    call(&state, StatusCode::OK, move |s| s.get_group(id)).await
+}
+
+async fn update_group(
+    State(state): State<AppState>,
+    path: Result<Path<i64>, PathRejection>,
+    payload: Result<Json<GroupPatch>, JsonRejection>,
+) -> ConsoleResult {
+    let (id, patch) = (id(path)?, body(payload)?);
+    call(&state, StatusCode::OK, move |s| s.update_group(id, patch)).await
+}
+
+async fn delete_group(State(state): State<AppState>, path: Result<Path<i64>, PathRejection>) -> ConsoleResult {
+    let id = id(path)?;
+    call(&state, StatusCode::OK, move |s| s.delete_group(id).map(|()| serde_json::json!({"deleted": id}))).await
+}
+
+/// Sends a minimal real request through the channel and reports latency or the upstream's error.
+async fn test_channel(State(state): State<AppState>, path: Result<Path<i64>, PathRejection>) -> ConsoleResult {
+    let id = id(path)?;
+    let store = state.store.clone();
+    let record = tokio::task::spawn_blocking(move || store.channel_record(id))
+        .await
+        .map_err(|e| ConsoleError::Internal(format!("service task failed: {e}")))??;
+    let entry = burncloud_router::ChannelEntry::from_record(record)
+        .ok_or_else(|| ConsoleError::BadRequest("the channel's base URL does not parse".into()))?;
+    Ok(Json(state.gateway.test_channel(entry).await).into_response())
+}
+
+/// `GET /console/internal/health`: breakers per channel, the log writer, Redis.
+async fn health(State(state): State<AppState>) -> ConsoleResult {
+    let store = state.store.clone();
+    let channels = tokio::task::spawn_blocking(move || store.list_channels())
+        .await
+        .map_err(|e| ConsoleError::Internal(format!("service task failed: {e}")))??;
+    let breakers = state.gateway.breakers();
+    let now = breakers.now();
+    let now_ms = burncloud_database::now_ms();
+    let channels: Vec<serde_json::Value> = channels
+        .into_iter()
+        .map(|channel| {
+            let health = breakers.health(channel.id);
+            let retry_at_ms = match health.state {
+                burncloud_router::BreakerState::Open { until } => {
+                    Some(now_ms + until.saturating_duration_since(now).as_millis() as i64)
+                }
+                _ => None,
+            };
+            serde_json::json!({
+                "id": channel.id, "name": channel.name, "kind": channel.kind.as_str(),
+                "breaker": health.state.name(), "consecutive_failures": health.consecutive_failures,
+                "last_error": health.last_error, "last_latency_ms": health.last_latency_ms, "retry_at_ms": retry_at_ms,
+            })
+        })
+        .collect();
+    let stats = state.gateway.log_sink().stats();
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    Ok(Json(serde_json::json!({
+        "status": "ok",
+        "channels": channels,
+        "log_writer": {"queued": stats.queued.load(relaxed).saturating_sub(stats.written.load(relaxed)), "written": stats.written.load(relaxed)},
+        "redis": "disabled",
+    }))
+    .into_response())
 }

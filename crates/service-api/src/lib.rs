@@ -58,3 +58,12 @@ pub trait SettingsService: Send + Sync {
     fn get_setting(&self, key: &str) -> ServiceResult<Option<String>>;
     fn set_setting(&self, key: &str, value: &str) -> ServiceResult<()>;
 }
+
+/// Channel groups and their members.
+pub trait GroupService: Send + Sync {
+    fn list_groups(&self) -> ServiceResult<Vec<Group>>;
+    fn get_group(&self, id: i64) -> ServiceResult<Group>;
+    fn create_group(&self, input: GroupInput) -> ServiceResult<Group>;
+    fn update_group(&self, id: i64, patch: GroupPatch) -> ServiceResult<Group>;
+    fn delete_group(&self, id: i64) -> ServiceResult<()>;
+}

@@ -391,3 +391,69 @@ where
 {
     Option::<T>::deserialize(deserializer).map(Some)
 }
+
+/// How a group picks among its channels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Each channel in turn.
+    RoundRobin,
+    /// In exact proportion to the members' weights (smooth weighted round-robin).
+    Weighted,
+    /// The highest priority tier first, rotating by weight within it; lower tiers only on failure.
+    #[default]
+    Priority,
+}
+
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::RoundRobin => "round_robin",
+            Strategy::Weighted => "weighted",
+            Strategy::Priority => "priority",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Strategy> {
+        [Strategy::RoundRobin, Strategy::Weighted, Strategy::Priority].into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// A channel's place in a group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMember {
+    pub channel_id: i64,
+    #[serde(default = "default_weight")]
+    pub weight: i64,
+    #[serde(default)]
+    pub priority: i64,
+}
+
+/// A named set of channels that tokens route within.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub id: i64,
+    pub name: String,
+    pub strategy: Strategy,
+    pub members: Vec<GroupMember>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+pub const DEFAULT_GROUP: &str = "default";
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct GroupInput {
+    pub name: String,
+    #[serde(default)]
+    pub strategy: Strategy,
+    #[serde(default)]
+    pub members: Vec<GroupMember>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct GroupPatch {
+    pub name: Option<String>,
+    pub strategy: Option<Strategy>,
+    pub members: Option<Vec<GroupMember>>,
+}

@@ -3,12 +3,13 @@
 
 use std::sync::{Arc, RwLock};
 
-use burncloud_database::repo::{account, channels, logs, prices, settings, tokens};
+use burncloud_database::repo::{account, channels, groups, logs, prices, settings, tokens};
 use burncloud_database::{now_ms, token_key_hash, ChannelRecord, Db, TokenRecord};
 use burncloud_service_api::{
-    Account, AccountPatch, AccountService, Channel, ChannelInput, ChannelPatch, ChannelService, CreatedToken, LogPage,
-    LogQuery, LogService, Money, Price, PriceInput, PriceService, ServiceError, ServiceResult, SettingsService, Token,
-    TokenInput, TokenPatch, TokenService, UsageQuery, UsageReport,
+    Account, AccountPatch, AccountService, Channel, ChannelInput, ChannelPatch, ChannelService, CreatedToken, Group,
+    GroupInput, GroupPatch, GroupService, LogPage, LogQuery, LogService, Money, Price, PriceInput, PriceService,
+    ServiceError, ServiceResult, SettingsService, Token, TokenInput, TokenPatch, TokenService, UsageQuery, UsageReport,
+    DEFAULT_GROUP,
 };
 
 /// Called after every change that the router's snapshot depends on.
@@ -31,6 +32,11 @@ impl GatewayStore {
 
     pub fn db(&self) -> &Arc<Db> {
         &self.db
+    }
+
+    /// A channel with its key, for the data plane's channel test.
+    pub fn channel_record(&self, id: i64) -> ServiceResult<ChannelRecord> {
+        self.db.read(|c| channels::get(c, id))?.ok_or_else(|| not_found("channel", id))
     }
 
     /// Registers `listener` to run after each configuration change.
@@ -194,11 +200,14 @@ fn generate_token_key() -> ServiceResult<String> {
     Ok(key)
 }
 
-fn validate_token(mut token: Token) -> ServiceResult<Token> {
+fn validate_token(db: &Db, mut token: Token) -> ServiceResult<Token> {
     token.name = required_name(&token.name, "token")?;
     token.group = token.group.trim().to_string();
     if token.group.is_empty() {
         return Err(ServiceError::invalid("group must not be empty"));
+    }
+    if db.read(|c| groups::id_by_name(c, &token.group))?.is_none() {
+        return Err(ServiceError::invalid(format!("group {:?} does not exist; create it first", token.group)));
     }
     if token.quota_limit.is_some_and(|limit| limit < Money::ZERO) {
         return Err(ServiceError::invalid("quota_limit must not be negative"));
@@ -221,21 +230,24 @@ impl TokenService for GatewayStore {
 
     fn create_token(&self, input: TokenInput) -> ServiceResult<CreatedToken> {
         let key = generate_token_key()?;
-        let token = validate_token(Token {
-            id: 0,
-            name: input.name,
-            key_prefix: key[..VISIBLE_PREFIX_LEN].to_string(),
-            group: input.group,
-            quota_limit: input.quota_limit,
-            used_quota: Money::ZERO,
-            rpm_limit: input.rpm_limit,
-            tpm_limit: input.tpm_limit,
-            expires_at_ms: input.expires_at_ms,
-            models: input.models,
-            enabled: input.enabled,
-            created_at_ms: 0,
-            updated_at_ms: 0,
-        })?;
+        let token = validate_token(
+            &self.db,
+            Token {
+                id: 0,
+                name: input.name,
+                key_prefix: key[..VISIBLE_PREFIX_LEN].to_string(),
+                group: input.group,
+                quota_limit: input.quota_limit,
+                used_quota: Money::ZERO,
+                rpm_limit: input.rpm_limit,
+                tpm_limit: input.tpm_limit,
+                expires_at_ms: input.expires_at_ms,
+                models: input.models,
+                enabled: input.enabled,
+                created_at_ms: 0,
+                updated_at_ms: 0,
+            },
+        )?;
         let record = TokenRecord { token, key_hash: token_key_hash(&key) };
         let id = self.db.write(|c| tokens::insert(c, &record, now_ms()))?;
         self.changed();
@@ -268,7 +280,7 @@ impl TokenService for GatewayStore {
         if let Some(enabled) = patch.enabled {
             token.enabled = enabled;
         }
-        let token = validate_token(token)?;
+        let token = validate_token(&self.db, token)?;
         if !self.db.write(|c| tokens::update(c, &token, now_ms()))? {
             return Err(not_found("token", id));
         }
@@ -365,6 +377,99 @@ impl LogService for GatewayStore {
 
     fn usage(&self, query: &UsageQuery) -> ServiceResult<UsageReport> {
         Ok(self.db.read(|c| logs::usage(c, query))?)
+    }
+}
+
+/// Checks a group as it would be saved: a name, known channels once each, weights of 0 or more.
+fn validate_group(db: &Db, mut group: Group) -> ServiceResult<Group> {
+    group.name = required_name(&group.name, "group")?;
+    let known: Vec<i64> = db.read(channels::list)?.iter().map(|record| record.channel.id).collect();
+    for (index, member) in group.members.iter().enumerate() {
+        if !known.contains(&member.channel_id) {
+            return Err(ServiceError::invalid(format!("channel {} does not exist", member.channel_id)));
+        }
+        if group.members[..index].iter().any(|m| m.channel_id == member.channel_id) {
+            return Err(ServiceError::invalid(format!("channel {} is listed twice", member.channel_id)));
+        }
+        if member.weight < 0 {
+            return Err(ServiceError::invalid("member weights must be 0 or more"));
+        }
+    }
+    Ok(group)
+}
+
+fn name_taken(db: &Db, name: &str, except: Option<i64>) -> ServiceResult<()> {
+    match db.read(|c| groups::id_by_name(c, name))? {
+        Some(id) if Some(id) != except => Err(ServiceError::Conflict(format!("a group named {name:?} exists already"))),
+        _ => Ok(()),
+    }
+}
+
+impl GroupService for GatewayStore {
+    fn list_groups(&self) -> ServiceResult<Vec<Group>> {
+        Ok(self.db.read(groups::list)?)
+    }
+
+    fn get_group(&self, id: i64) -> ServiceResult<Group> {
+        self.db.read(|c| groups::get(c, id))?.ok_or_else(|| not_found("group", id))
+    }
+
+    fn create_group(&self, input: GroupInput) -> ServiceResult<Group> {
+        let group = validate_group(
+            &self.db,
+            Group {
+                id: 0,
+                name: input.name,
+                strategy: input.strategy,
+                members: input.members,
+                created_at_ms: 0,
+                updated_at_ms: 0,
+            },
+        )?;
+        name_taken(&self.db, &group.name, None)?;
+        let id = self.db.write(|c| groups::insert(c, &group, now_ms()))?;
+        self.changed();
+        self.get_group(id)
+    }
+
+    fn update_group(&self, id: i64, patch: GroupPatch) -> ServiceResult<Group> {
+        let mut group = self.get_group(id)?;
+        if let Some(name) = patch.name {
+            if group.name == DEFAULT_GROUP && name.trim() != DEFAULT_GROUP {
+                return Err(ServiceError::invalid("the default group cannot be renamed"));
+            }
+            group.name = name;
+        }
+        if let Some(strategy) = patch.strategy {
+            group.strategy = strategy;
+        }
+        if let Some(members) = patch.members {
+            group.members = members;
+        }
+        let group = validate_group(&self.db, group)?;
+        name_taken(&self.db, &group.name, Some(id))?;
+        if !self.db.write(|c| groups::update(c, &group, now_ms()))? {
+            return Err(not_found("group", id));
+        }
+        self.changed();
+        self.get_group(id)
+    }
+
+    fn delete_group(&self, id: i64) -> ServiceResult<()> {
+        let group = self.get_group(id)?;
+        if group.name == DEFAULT_GROUP {
+            return Err(ServiceError::invalid("the default group cannot be deleted"));
+        }
+        let in_use = self.db.read(tokens::list)?.iter().filter(|t| t.token.group == group.name).count();
+        if in_use > 0 {
+            return Err(ServiceError::Conflict(format!(
+                "{in_use} token(s) use group {:?}; move them first",
+                group.name
+            )));
+        }
+        self.db.write(|c| groups::delete(c, id))?;
+        self.changed();
+        Ok(())
     }
 }
 

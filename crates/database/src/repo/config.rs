@@ -1,6 +1,6 @@
 //! Loads everything the router's in-memory snapshot is built from, in one read transaction.
 
-use burncloud_service_api::Price;
+use burncloud_service_api::{Group, Price};
 use rusqlite::Connection;
 
 pub use super::account::AccountRecord;
@@ -14,6 +14,7 @@ pub struct GatewayConfig {
     pub channels: Vec<ChannelRecord>,
     pub tokens: Vec<TokenRecord>,
     pub prices: Vec<Price>,
+    pub groups: Vec<Group>,
     pub account: AccountRecord,
 }
 
@@ -24,6 +25,7 @@ pub fn load(connection: &Connection) -> DbResult<GatewayConfig> {
             channels: super::channels::list(connection)?,
             tokens: super::tokens::list(connection)?,
             prices: super::prices::list(connection)?,
+            groups: super::groups::list(connection)?,
             account: super::account::get(connection)?,
         })
     })();

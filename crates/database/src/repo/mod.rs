@@ -3,6 +3,7 @@
 pub mod account;
 pub mod channels;
 pub mod config;
+pub mod groups;
 pub mod logs;
 pub mod prices;
 pub mod settings;
