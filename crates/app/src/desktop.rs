@@ -1,7 +1,7 @@
 //! The native window: the same services the console API serves, shown through the client pages,
 //! while the gateway runs on a background runtime in the same process.
 
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use burncloud_client::{AppInfo, Page, Services, Shell};
@@ -34,14 +34,14 @@ fn root() -> Element {
 /// loop ends, and waits for the gateway to finish its calls and store its logs.
 pub fn run_window(state: &AppState, info: AppInfo, stop_runtime: impl FnOnce() + 'static) {
     let services = Services::from_store(state.store.clone(), info);
-    let stop = Arc::new(Mutex::new(Some(Box::new(stop_runtime) as Box<dyn FnOnce()>)));
+    let mut stop = Some(stop_runtime);
     let window = WindowBuilder::new()
         .with_title("BurnCloud")
         .with_inner_size(LogicalSize::new(1280.0, 800.0))
         .with_min_inner_size(LogicalSize::new(900.0, 600.0));
     let config = Config::new().with_window(window).with_menu(None).with_custom_event_handler(move |event, _| {
         if let tao::event::Event::LoopDestroyed = event {
-            if let Some(stop) = stop.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            if let Some(stop) = stop.take() {
                 stop();
             }
         }
