@@ -12,7 +12,7 @@ import openai
 from conftest import MOCK_BIN, UPSTREAM_KEY, BurnCloud, start, stop
 from window import VirtualDisplay, Window
 
-PAGES = ["dashboard", "logs", "channels", "tokens", "prices", "settings"]
+PAGES = ["dashboard", "logs", "channels", "groups", "tokens", "prices", "settings"]
 LANGS = {"en": "en", "zh": "zh-CN"}
 
 

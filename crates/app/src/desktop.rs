@@ -15,6 +15,7 @@ pub fn pages() -> Vec<Page> {
         Page { id: "dashboard", title: "nav.dashboard", icon: "◎", render: burncloud_client_dashboard::Dashboard },
         Page { id: "logs", title: "nav.logs", icon: "≡", render: burncloud_client_dashboard::Logs },
         Page { id: "channels", title: "nav.channels", icon: "⇄", render: burncloud_client_settings::Channels },
+        Page { id: "groups", title: "nav.groups", icon: "⊞", render: burncloud_client_settings::Groups },
         Page { id: "tokens", title: "nav.tokens", icon: "✦", render: burncloud_client_settings::Tokens },
         Page { id: "prices", title: "nav.prices", icon: "¤", render: burncloud_client_settings::Prices },
         Page { id: "settings", title: "nav.settings", icon: "⚙", render: burncloud_client_settings::Settings },
@@ -33,7 +34,7 @@ fn root() -> Element {
 /// Runs the window on this thread until it closes; `stop_runtime` is called once, as the event
 /// loop ends, and waits for the gateway to finish its calls and store its logs.
 pub fn run_window(state: &AppState, info: AppInfo, stop_runtime: impl FnOnce() + 'static) {
-    let services = Services::from_store(state.store.clone(), info);
+    let services = Services::from_store(state.store.clone(), state.monitor.clone(), info);
     let mut stop = Some(stop_runtime);
     let window = WindowBuilder::new()
         .with_title("BurnCloud")

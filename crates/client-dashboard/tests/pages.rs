@@ -6,20 +6,22 @@ use burncloud_client::testing::PageUnderTest;
 use burncloud_client::{AppInfo, Lang, Services};
 use burncloud_client_dashboard::{Dashboard, Logs};
 use burncloud_database::repo::logs::insert_batch;
-use burncloud_database::{now_ms, Db, NewLogRow};
+use burncloud_database::{now_ms, NewLogRow};
+use burncloud_server::{AppState, GatewayLimits};
 use burncloud_service_api::{EndReason, Money, TokenInput, TokenService, UsageSource};
 use burncloud_service_gateway::GatewayStore;
 
 struct Fixture {
     _dir: tempfile::TempDir,
+    state: AppState,
     store: Arc<GatewayStore>,
 }
 
 impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(Db::open(dir.path().join("burncloud.db")).unwrap());
-        Fixture { _dir: dir, store: Arc::new(GatewayStore::new(db)) }
+        let state = AppState::open(dir.path(), GatewayLimits::default()).unwrap();
+        Fixture { _dir: dir, store: state.store.clone(), state }
     }
 
     fn services(&self) -> Services {
@@ -29,7 +31,7 @@ impl Fixture {
             data_dir: "/tmp/bc".into(),
             admin_key: "bc-admin-secret".into(),
         };
-        Services::from_store(self.store.clone(), info)
+        Services::from_store(self.store.clone(), self.state.monitor.clone(), info)
     }
 
     /// Stores calls the way the log writer does, charging their cost.

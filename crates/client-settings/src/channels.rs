@@ -1,7 +1,9 @@
 //! Channels: the upstreams calls go to — list, add with presets, edit, enable, delete.
 
 use burncloud_client::{use_i18n, use_refresh, use_services, Empty, ErrorNotice};
-use burncloud_service_api::{Channel, ChannelInput, ChannelKind, ChannelPatch, Secret};
+use std::collections::HashMap;
+
+use burncloud_service_api::{Channel, ChannelInput, ChannelKind, ChannelPatch, ChannelTestReport, Secret};
 use dioxus::prelude::*;
 
 use crate::forms::{mapping_text, parse_list, parse_mapping, Feedback, FeedbackLine};
@@ -75,8 +77,30 @@ pub fn Channels() -> Element {
     let channels = use_resource(move || {
         let services = list_services.clone();
         refresh.track();
-        async move { services.channels.list_channels() }
+        async move {
+            let channels = services.channels.list_channels()?;
+            let health: HashMap<i64, String> =
+                services.monitor.channel_health()?.into_iter().map(|h| (h.id, h.breaker)).collect();
+            Ok::<_, burncloud_service_api::ServiceError>((channels, health))
+        }
     });
+    let mut tests = use_signal(HashMap::<i64, Option<ChannelTestReport>>::new);
+    let test_services = services.clone();
+    let run_test = move |id: i64| {
+        let services = test_services.clone();
+        tests.write().insert(id, None);
+        spawn(async move {
+            let report = services.monitor.test_channel(id).await.unwrap_or_else(|error| ChannelTestReport {
+                ok: false,
+                model: None,
+                status: None,
+                latency_ms: 0,
+                error: Some(error.to_string()),
+            });
+            tests.write().insert(id, Some(report));
+            refresh.bump();
+        });
+    };
 
     let save_services = services.clone();
     let save = move |_| {
@@ -236,10 +260,10 @@ pub fn Channels() -> Element {
             match &*channels.read() {
                 None => rsx! { p { class: "muted", {i18n.t("common.loading")} } },
                 Some(Err(error)) => rsx! { ErrorNotice { message: error.to_string() } },
-                Some(Ok(list)) if list.is_empty() => rsx! {
+                Some(Ok((list, _))) if list.is_empty() => rsx! {
                     Empty { title: i18n.t("channels.empty").to_string(), hint: i18n.t("channels.empty_hint").to_string() }
                 },
-                Some(Ok(list)) => rsx! {
+                Some(Ok((list, health))) => rsx! {
                     table { id: "channel-table",
                         thead { tr {
                             th { {i18n.t("common.name")} }
@@ -249,6 +273,7 @@ pub fn Channels() -> Element {
                             th { class: "num", {i18n.t("channels.weight")} }
                             th { {i18n.t("channels.key")} }
                             th { {i18n.t("logs.status")} }
+                            th { {i18n.t("channels.health")} }
                             th { {i18n.t("common.actions")} }
                         } }
                         tbody {
@@ -256,7 +281,7 @@ pub fn Channels() -> Element {
                                 tr { key: "{channel.id}",
                                     td { "{channel.name}" }
                                     td { {i18n.t(kind_key(channel.kind))} }
-                                    td { class: "mono", {channel.models.iter().chain(channel.model_mapping.keys()).cloned().collect::<Vec<_>>().join(", ")} }
+                                    td { class: "mono wrap", {channel.models.iter().chain(channel.model_mapping.keys()).cloned().collect::<Vec<_>>().join(", ")} }
                                     td { class: "num", "{channel.priority}" }
                                     td { class: "num", "{channel.weight}" }
                                     td { class: "mono", "{channel.key_hint}" }
@@ -264,7 +289,30 @@ pub fn Channels() -> Element {
                                         if channel.enabled { span { class: "badge ok", {i18n.t("common.enabled")} } }
                                         else { span { class: "badge", {i18n.t("common.disabled")} } }
                                     }
+                                    td {
+                                        {
+                                            let breaker = health.get(&channel.id).map(String::as_str).unwrap_or("closed");
+                                            let (class, key) = match breaker {
+                                                "open" => ("badge bad", "breaker.open"),
+                                                "half_open" => ("badge warn", "breaker.half_open"),
+                                                _ => ("badge ok", "breaker.closed"),
+                                            };
+                                            rsx! { span { class: "{class}", {i18n.t(key)} } }
+                                        }
+                                        match tests.read().get(&channel.id) {
+                                            Some(None) => rsx! { div { class: "hint", {i18n.t("channels.testing")} } },
+                                            Some(Some(report)) if report.ok => rsx! {
+                                                div { class: "hint", "{i18n.t(\"channels.test_ok\")} {report.latency_ms} ms" }
+                                            },
+                                            Some(Some(report)) => rsx! {
+                                                div { class: "hint", style: "color: var(--bad)", {report.error.clone().unwrap_or_default()} }
+                                            },
+                                            None => rsx! {},
+                                        }
+                                    }
                                     td { class: "actions",
+                                        button { class: "btn small", onclick: { let id = channel.id; let mut run_test = run_test.clone(); move |_| run_test(id) },
+                                            {i18n.t("channels.test")} }
                                         button { class: "btn small", onclick: { let c = channel.clone(); move |_| { feedback.set(Feedback::Idle); draft.set(Some(Draft::from_channel(&c))) } },
                                             {i18n.t("common.edit")} }
                                         button { class: "btn small", onclick: { let c = channel.clone(); let mut toggle = toggle.clone(); move |_| toggle(c.clone()) },

@@ -2,11 +2,13 @@
 
 mod channels;
 mod forms;
+mod groups;
 mod prices;
 mod settings;
 mod tokens;
 
 pub use channels::Channels;
+pub use groups::Groups;
 pub use prices::Prices;
 pub use settings::Settings;
 pub use tokens::Tokens;

@@ -183,7 +183,7 @@ pub fn Tokens() -> Element {
                                         td { class: "num", {token.quota_limit.map(|q| money(currency, q)).unwrap_or_else(|| i18n.t("common.unlimited").to_string())} }
                                         td { class: "num", {token.rpm_limit.map(|r| r.to_string()).unwrap_or_else(|| "—".into())} }
                                         td { {token.expires_at_ms.map(timestamp).unwrap_or_else(|| i18n.t("common.never").to_string())} }
-                                        td { class: "mono", {if token.models.is_empty() { i18n.t("common.all").to_string() } else { token.models.join(", ") }} }
+                                        td { class: "mono wrap", {if token.models.is_empty() { i18n.t("common.all").to_string() } else { token.models.join(", ") }} }
                                         td {
                                             if token.enabled { span { class: "badge ok", {i18n.t("common.enabled")} } }
                                             else { span { class: "badge", {i18n.t("common.disabled")} } }

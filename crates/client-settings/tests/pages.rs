@@ -4,24 +4,25 @@ use std::sync::Arc;
 
 use burncloud_client::testing::PageUnderTest;
 use burncloud_client::{AppInfo, Lang, Services};
-use burncloud_client_settings::{Channels, Prices, Settings, Tokens};
-use burncloud_database::Db;
+use burncloud_client_settings::{Channels, Groups, Prices, Settings, Tokens};
+use burncloud_server::{AppState, GatewayLimits};
 use burncloud_service_api::{
-    AccountService, ChannelInput, ChannelKind, ChannelService, Money, PriceInput, PriceService, Secret, TokenInput,
-    TokenService,
+    AccountService, ChannelInput, ChannelKind, ChannelService, GroupInput, GroupMember, GroupService, Money,
+    PriceInput, PriceService, Secret, Strategy, TokenInput, TokenService,
 };
 use burncloud_service_gateway::GatewayStore;
 
 fn fixture() -> (tempfile::TempDir, Arc<GatewayStore>, Services) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(GatewayStore::new(Arc::new(Db::open(dir.path().join("burncloud.db")).unwrap())));
+    let state = AppState::open(dir.path(), GatewayLimits::default()).unwrap();
+    let store = state.store.clone();
     let info = AppInfo {
         version: "0.1.0".into(),
         listen: "127.0.0.1:3000".into(),
         data_dir: "/home/me/.local/share/BurnCloud".into(),
         admin_key: "bc-admin-topsecret".into(),
     };
-    let services = Services::from_store(store.clone(), info);
+    let services = Services::from_store(store.clone(), state.monitor.clone(), info);
     (dir, store, services)
 }
 
@@ -108,4 +109,35 @@ async fn settings_show_money_paths_and_hide_the_admin_key() {
     let text = PageUnderTest::open(services, Lang::Zh, Settings).await.text();
     assert!(text.contains("余额 $12.5"), "{text}");
     assert!(text.contains("设为不限额"), "{text}");
+}
+
+#[tokio::test]
+async fn groups_show_their_strategy_and_members() {
+    let (_dir, store, services) = fixture();
+    let page = PageUnderTest::open(services.clone(), Lang::En, Groups).await.text();
+    assert!(page.contains("default Priority with failover Every enabled channel (no members yet)"), "{page}");
+    let channel = store
+        .create_channel(ChannelInput {
+            name: "fast".into(),
+            kind: ChannelKind::Qwen,
+            base_url: None,
+            api_key: Secret::new("sk-qwen-0123456789"),
+            models: vec!["qwen-plus".into()],
+            model_mapping: Default::default(),
+            priority: 0,
+            weight: 1,
+            enabled: true,
+        })
+        .unwrap();
+    store
+        .create_group(GroupInput {
+            name: "team".into(),
+            strategy: Strategy::Weighted,
+            members: vec![GroupMember { channel_id: channel.id, weight: 3, priority: 1 }],
+        })
+        .unwrap();
+    let page = PageUnderTest::open(services.clone(), Lang::Zh, Groups).await.text();
+    assert!(page.contains("team 按权重 fast (w3 p1)"), "{page}");
+    let channels = PageUnderTest::open(services, Lang::En, Channels).await.text();
+    assert!(channels.contains("Enabled healthy"), "breaker state shows beside each channel: {channels}");
 }

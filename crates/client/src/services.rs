@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use burncloud_service_api::{AccountService, ChannelService, LogService, PriceService, SettingsService, TokenService};
+use burncloud_service_api::{
+    AccountService, ChannelService, GatewayMonitor, GroupService, LogService, PriceService, SettingsService,
+    TokenService,
+};
 use dioxus::prelude::*;
 
 /// Facts about the running app for the settings page.
@@ -23,14 +26,24 @@ pub struct Services {
     pub account: Arc<dyn AccountService>,
     pub logs: Arc<dyn LogService>,
     pub settings: Arc<dyn SettingsService>,
+    pub groups: Arc<dyn GroupService>,
+    pub monitor: Arc<dyn GatewayMonitor>,
     pub info: AppInfo,
 }
 
 impl Services {
-    /// All services from one object that implements every trait (the gateway store).
-    pub fn from_store<S>(store: Arc<S>, info: AppInfo) -> Services
+    /// The configuration services from one object that implements them all (the gateway store),
+    /// and the running gateway's monitor.
+    pub fn from_store<S>(store: Arc<S>, monitor: Arc<dyn GatewayMonitor>, info: AppInfo) -> Services
     where
-        S: ChannelService + TokenService + PriceService + AccountService + LogService + SettingsService + 'static,
+        S: ChannelService
+            + TokenService
+            + PriceService
+            + AccountService
+            + LogService
+            + SettingsService
+            + GroupService
+            + 'static,
     {
         Services {
             channels: store.clone(),
@@ -38,7 +51,9 @@ impl Services {
             prices: store.clone(),
             account: store.clone(),
             logs: store.clone(),
-            settings: store,
+            settings: store.clone(),
+            groups: store,
+            monitor,
             info,
         }
     }

@@ -25,7 +25,6 @@ pub use breaker::{Admission, BreakerConfig, BreakerState, Breakers, ChannelHealt
 pub use error::GatewayError;
 pub use limiter::{Limits, RateLimiter};
 pub use log_sink::{LogSink, LogWriterConfig, LogWriterStats};
-pub use proxy::ChannelTest;
 pub use scrub::scrub;
 pub use snapshot::{ChannelEntry, Rotations, Snapshot, SpendLedger};
 pub use usage::{count_tokens, warm_up as warm_up_tokenizer};

@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use burncloud_database::{now_ms, token_key_hash, NewLogRow};
-use burncloud_service_api::{EndReason, Money, UsageSource};
+use burncloud_service_api::{ChannelTestReport, EndReason, Money, UsageSource};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
@@ -888,24 +888,14 @@ pub(crate) async fn list_models(State(gateway): State<Arc<Gateway>>, headers: He
     with_request_id(axum::Json(body).into_response(), &request_id)
 }
 
-/// The result of testing a channel with a minimal real request.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct ChannelTest {
-    pub ok: bool,
-    pub model: Option<String>,
-    pub status: Option<u16>,
-    pub latency_ms: u64,
-    pub error: Option<String>,
-}
-
 impl Gateway {
     /// Sends a one-token chat completion to `entry` for its first model and records the outcome
     /// in the channel's breaker.
-    pub async fn test_channel(&self, entry: ChannelEntry) -> ChannelTest {
+    pub async fn test_channel(&self, entry: ChannelEntry) -> ChannelTestReport {
         let channel = &entry.channel;
         let model = channel.models.first().cloned().or_else(|| channel.model_mapping.values().next().cloned());
         let Some(model) = model else {
-            return ChannelTest {
+            return ChannelTestReport {
                 ok: false,
                 model: None,
                 status: None,
@@ -942,7 +932,7 @@ impl Gateway {
             (_, error) => Verdict::Failed { error: error.clone().unwrap_or_default(), retry_after: None },
         };
         self.breakers.record(channel.id, verdict);
-        ChannelTest { ok: error.is_none(), model: Some(model), status, latency_ms, error }
+        ChannelTestReport { ok: error.is_none(), model: Some(model), status, latency_ms, error }
     }
 }
 

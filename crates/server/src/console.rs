@@ -11,8 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Json;
 use burncloud_service_api::{
-    AccountPatch, AccountService, ChannelInput, ChannelPatch, ChannelService, GroupInput, GroupPatch, GroupService,
-    LogQuery, LogService, Money, PriceInput, PriceService, TokenInput, TokenPatch, TokenService, UsageQuery,
+    AccountPatch, AccountService, ChannelInput, ChannelPatch, ChannelService, GatewayMonitor, GroupInput, GroupPatch,
+    GroupService, LogQuery, LogService, Money, PriceInput, PriceService, TokenInput, TokenPatch, TokenService,
+    UsageQuery,
 };
 use burncloud_service_gateway::GatewayStore;
 use serde::Deserialize;
@@ -241,47 +242,22 @@ async fn delete_group(State(state): State<AppState>, path: Result<Path<i64>, Pat
 /// Sends a minimal real request through the channel and reports latency or the upstream's error.
 async fn test_channel(State(state): State<AppState>, path: Result<Path<i64>, PathRejection>) -> ConsoleResult {
     let id = id(path)?;
-    let store = state.store.clone();
-    let record = tokio::task::spawn_blocking(move || store.channel_record(id))
-        .await
-        .map_err(|e| ConsoleError::Internal(format!("service task failed: {e}")))??;
-    let entry = burncloud_router::ChannelEntry::from_record(record)
-        .ok_or_else(|| ConsoleError::BadRequest("the channel's base URL does not parse".into()))?;
-    Ok(Json(state.gateway.test_channel(entry).await).into_response())
+    Ok(Json(state.monitor.test_channel(id).await?).into_response())
 }
 
 /// `GET /console/internal/health`: breakers per channel, the log writer, Redis.
 async fn health(State(state): State<AppState>) -> ConsoleResult {
-    let store = state.store.clone();
-    let channels = tokio::task::spawn_blocking(move || store.list_channels())
+    let monitor = state.monitor.clone();
+    let channels = tokio::task::spawn_blocking(move || monitor.channel_health())
         .await
         .map_err(|e| ConsoleError::Internal(format!("service task failed: {e}")))??;
-    let breakers = state.gateway.breakers();
-    let now = breakers.now();
-    let now_ms = burncloud_database::now_ms();
-    let channels: Vec<serde_json::Value> = channels
-        .into_iter()
-        .map(|channel| {
-            let health = breakers.health(channel.id);
-            let retry_at_ms = match health.state {
-                burncloud_router::BreakerState::Open { until } => {
-                    Some(now_ms + until.saturating_duration_since(now).as_millis() as i64)
-                }
-                _ => None,
-            };
-            serde_json::json!({
-                "id": channel.id, "name": channel.name, "kind": channel.kind.as_str(),
-                "breaker": health.state.name(), "consecutive_failures": health.consecutive_failures,
-                "last_error": health.last_error, "last_latency_ms": health.last_latency_ms, "retry_at_ms": retry_at_ms,
-            })
-        })
-        .collect();
     let stats = state.gateway.log_sink().stats();
     let relaxed = std::sync::atomic::Ordering::Relaxed;
+    let written = stats.written.load(relaxed);
     Ok(Json(serde_json::json!({
         "status": "ok",
         "channels": channels,
-        "log_writer": {"queued": stats.queued.load(relaxed).saturating_sub(stats.written.load(relaxed)), "written": stats.written.load(relaxed)},
+        "log_writer": {"queued": stats.queued.load(relaxed).saturating_sub(written), "written": written},
         "redis": "disabled",
     }))
     .into_response())

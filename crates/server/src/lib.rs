@@ -4,6 +4,7 @@
 mod admin_key;
 mod console;
 mod error;
+mod monitor;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use burncloud_service_gateway::GatewayStore;
 pub use admin_key::{load_or_create_admin_key, ADMIN_KEY_ENV, ADMIN_KEY_FILE};
 pub use burncloud_router::RouterConfig as GatewayLimits;
 pub use error::ConsoleError;
+pub use monitor::Monitor;
 
 pub const DATABASE_FILE: &str = "burncloud.db";
 
@@ -36,6 +38,7 @@ pub enum StartError {
 pub struct AppState {
     pub store: Arc<GatewayStore>,
     pub gateway: Arc<Gateway>,
+    pub monitor: Arc<Monitor>,
     admin_key: Arc<str>,
 }
 
@@ -54,7 +57,8 @@ impl AppState {
                 tracing::error!(%error, "reloading the gateway configuration failed; serving the previous one");
             }
         }));
-        Ok(AppState { store, gateway, admin_key: admin_key.into() })
+        let monitor = Arc::new(Monitor { store: store.clone(), gateway: gateway.clone() });
+        Ok(AppState { store, gateway, monitor, admin_key: admin_key.into() })
     }
 
     pub fn admin_key(&self) -> &str {

@@ -67,3 +67,13 @@ pub trait GroupService: Send + Sync {
     fn update_group(&self, id: i64, patch: GroupPatch) -> ServiceResult<Group>;
     fn delete_group(&self, id: i64) -> ServiceResult<()>;
 }
+
+/// A future a service returns for work that waits on the network.
+pub type ServiceFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = ServiceResult<T>> + Send>>;
+
+/// What the running gateway knows about its channels: breaker states, and live tests.
+pub trait GatewayMonitor: Send + Sync {
+    fn channel_health(&self) -> ServiceResult<Vec<ChannelHealthReport>>;
+    /// Sends a minimal real request through the channel and records the outcome in its breaker.
+    fn test_channel(&self, id: i64) -> ServiceFuture<ChannelTestReport>;
+}

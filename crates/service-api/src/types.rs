@@ -457,3 +457,27 @@ pub struct GroupPatch {
     pub strategy: Option<Strategy>,
     pub members: Option<Vec<GroupMember>>,
 }
+
+/// A channel's health as its circuit breaker sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChannelHealthReport {
+    pub id: i64,
+    pub name: String,
+    pub kind: ChannelKind,
+    /// `closed`, `open` or `half_open`.
+    pub breaker: String,
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    pub last_latency_ms: Option<u64>,
+    pub retry_at_ms: Option<i64>,
+}
+
+/// The result of testing a channel with a minimal real request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChannelTestReport {
+    pub ok: bool,
+    pub model: Option<String>,
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    pub error: Option<String>,
+}
