@@ -47,6 +47,11 @@ ensure_build_deps() {
   ensure_rust
 }
 
+# Services the end-to-end tests start themselves.
+ensure_test_services() {
+  ensure_apt redis-server
+}
+
 # What window tests and screenshots need: a virtual display, X tools, CJK fonts for 中文.
 ensure_window_test_deps() {
   ensure_apt xvfb xauth xdotool x11-utils imagemagick fonts-noto-cjk fonts-dejavu-core

@@ -49,6 +49,9 @@ struct ServeArgs {
     /// Seconds to let calls in progress finish at shutdown.
     #[arg(long, default_value_t = 10)]
     shutdown_grace: u64,
+    /// Share rate limits with other instances through Redis (`redis://127.0.0.1:6379`).
+    #[arg(long, env = "BURNCLOUD_REDIS_URL")]
+    redis_url: Option<String>,
     /// Threads serving requests [default: half the CPU cores, at least 1].
     #[arg(long, env = "BURNCLOUD_WORKERS")]
     workers: Option<usize>,
@@ -95,8 +98,11 @@ struct Started {
 
 fn start(args: &ServeArgs) -> anyhow::Result<Started> {
     let dir = data_dir(&args.data_dir)?;
-    let limits =
-        GatewayLimits { first_byte_timeout: Duration::from_secs(args.upstream_timeout), ..GatewayLimits::default() };
+    let limits = GatewayLimits {
+        first_byte_timeout: Duration::from_secs(args.upstream_timeout),
+        redis_url: args.redis_url.clone(),
+        ..GatewayLimits::default()
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.workers.unwrap_or_else(default_workers).max(1))
         .enable_all()

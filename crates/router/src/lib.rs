@@ -9,6 +9,7 @@ mod limiter;
 mod log_sink;
 mod proxy;
 mod scrub;
+mod shared_limits;
 mod snapshot;
 mod sse;
 mod usage;
@@ -47,6 +48,8 @@ pub struct RouterConfig {
     /// Channels tried per request, counting the first.
     pub max_attempts: usize,
     pub breaker: BreakerConfig,
+    /// Where rate-limit buckets are shared between instances (`redis://host:port`).
+    pub redis_url: Option<String>,
 }
 
 impl Default for RouterConfig {
@@ -60,8 +63,20 @@ impl Default for RouterConfig {
             cancel_drain_timeout: Duration::from_secs(60),
             max_attempts: 3,
             breaker: BreakerConfig::default(),
+            redis_url: None,
         }
     }
+}
+
+/// Why the data plane could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error("the HTTP client could not start: {0}")]
+    HttpClient(String),
+    #[error("the Redis URL is not valid: {0}")]
+    RedisUrl(String),
 }
 
 /// Shared state of the data plane.
@@ -80,18 +95,20 @@ pub struct Gateway {
 
 impl Gateway {
     /// Builds the gateway over `db`: loads the first snapshot and starts the log writer.
-    pub fn new(db: Arc<Db>, config: RouterConfig, log_config: LogWriterConfig) -> Result<Arc<Gateway>, DbError> {
+    pub fn new(db: Arc<Db>, config: RouterConfig, log_config: LogWriterConfig) -> Result<Arc<Gateway>, StartError> {
         let config_now = db.read(repo::config::load)?;
         let ledger = SpendLedger::new(config_now.account.used);
         let rotations = Rotations::default();
         let snapshot = Snapshot::build(config_now, &ledger, &rotations);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let shared = shared_limits::SharedLimits::new(config.redis_url.as_deref())
+            .map_err(|e| StartError::RedisUrl(e.to_string()))?;
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
             .build()
-            .map_err(|e| DbError::Corrupt(format!("http client: {e}")))?;
+            .map_err(|e| StartError::HttpClient(e.to_string()))?;
         let logs = LogSink::start(db.clone(), log_config);
         usage::warm_up();
         Ok(Arc::new(Gateway {
@@ -101,7 +118,7 @@ impl Gateway {
             http,
             logs,
             breakers: Breakers::new(config.breaker, clock.clone()),
-            limiter: RateLimiter::new(clock),
+            limiter: RateLimiter::new(clock, shared),
             rotations,
             config,
             in_flight: AtomicUsize::new(0),
@@ -125,6 +142,11 @@ impl Gateway {
 
     pub fn breakers(&self) -> &Breakers {
         &self.breakers
+    }
+
+    /// `disabled`, `ok` or `down`.
+    pub fn redis_status(&self) -> &'static str {
+        self.limiter.redis_status()
     }
 
     /// Calls still being served or still being accounted for.

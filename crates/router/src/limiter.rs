@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::breaker::Clock;
+use crate::shared_limits::SharedLimits;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Limits {
@@ -34,6 +35,8 @@ pub struct RateLimited {
 pub struct Reservation {
     pub token_id: i64,
     pub tokens: i64,
+    /// Taken from the buckets in Redis rather than this instance's.
+    pub shared: bool,
 }
 
 #[derive(Debug)]
@@ -66,6 +69,23 @@ struct TokenBuckets {
 pub struct RateLimiter {
     clock: Arc<dyn Clock>,
     buckets: Mutex<HashMap<i64, TokenBuckets>>,
+    shared: SharedLimits,
+}
+
+/// OpenAI's rate-limit headers for what is left after this call.
+fn limit_headers(limits: Limits, requests_left: f64, tokens_left: f64, reset: Duration) -> Vec<(&'static str, String)> {
+    let mut headers = Vec::new();
+    if let Some(rpm) = limits.rpm {
+        headers.push(("x-ratelimit-limit-requests", rpm.to_string()));
+        headers.push(("x-ratelimit-remaining-requests", (requests_left.floor() as i64).max(0).to_string()));
+        headers.push(("x-ratelimit-reset-requests", reset_text(reset)));
+    }
+    if let Some(tpm) = limits.tpm {
+        headers.push(("x-ratelimit-limit-tokens", tpm.to_string()));
+        headers.push(("x-ratelimit-remaining-tokens", (tokens_left.floor() as i64).max(0).to_string()));
+        headers.push(("x-ratelimit-reset-tokens", reset_text(reset)));
+    }
+    headers
 }
 
 /// OpenAI's duration format for reset headers: `1s`, `6m0s`, `250ms`.
@@ -82,15 +102,48 @@ fn reset_text(duration: Duration) -> String {
 }
 
 impl RateLimiter {
-    pub fn new(clock: Arc<dyn Clock>) -> RateLimiter {
-        RateLimiter { clock, buckets: Mutex::new(HashMap::new()) }
+    pub fn new(clock: Arc<dyn Clock>, shared: SharedLimits) -> RateLimiter {
+        RateLimiter { clock, buckets: Mutex::new(HashMap::new()), shared }
+    }
+
+    /// `disabled`, `ok` or `down`: where the buckets live.
+    pub fn redis_status(&self) -> &'static str {
+        self.shared.status()
     }
 
     /// Takes one request and `estimated_tokens` from the token's buckets, or says when to retry.
-    pub fn admit(&self, token_id: i64, limits: Limits, estimated_tokens: i64) -> Result<Reservation, RateLimited> {
+    /// With Redis the buckets are shared by every instance; if Redis fails, this instance's own
+    /// buckets stand in until it is back.
+    pub async fn admit(
+        &self,
+        token_id: i64,
+        limits: Limits,
+        estimated_tokens: i64,
+    ) -> Result<Reservation, RateLimited> {
         if !limits.is_limited() {
-            return Ok(Reservation { token_id, tokens: 0 });
+            return Ok(Reservation { token_id, tokens: 0, shared: false });
         }
+        if self.shared.enabled() {
+            if let Ok(decision) = self.shared.admit(token_id, limits, estimated_tokens.max(0)).await {
+                let headers = limit_headers(
+                    limits,
+                    decision.requests_available - f64::from(u8::from(decision.admitted)),
+                    decision.tokens_available,
+                    decision.reset,
+                );
+                if decision.admitted {
+                    let tokens = if limits.tpm.is_some() { estimated_tokens.max(0) } else { 0 };
+                    return Ok(Reservation { token_id, tokens, shared: true });
+                }
+                let requests = decision.refused_by == "requests";
+                let limit = if requests { limits.rpm } else { limits.tpm }.unwrap_or(0);
+                return Err(RateLimited { requests, limit, reset: decision.reset, headers });
+            }
+        }
+        self.admit_local(token_id, limits, estimated_tokens)
+    }
+
+    fn admit_local(&self, token_id: i64, limits: Limits, estimated_tokens: i64) -> Result<Reservation, RateLimited> {
         let now = self.clock.now();
         let mut all = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let buckets = all.entry(token_id).or_default();
@@ -137,12 +190,17 @@ impl RateLimiter {
         if let Some((_, bucket)) = tokens {
             bucket.available -= reserved as f64;
         }
-        Ok(Reservation { token_id, tokens: if limits.tpm.is_some() { reserved } else { 0 } })
+        Ok(Reservation { token_id, tokens: if limits.tpm.is_some() { reserved } else { 0 }, shared: false })
     }
 
     /// Replaces the reserved estimate with the tokens the call really used.
-    pub fn settle(&self, reservation: Reservation, used_tokens: i64) {
+    pub async fn settle(&self, reservation: Reservation, used_tokens: i64) {
         if reservation.tokens == 0 && used_tokens == 0 {
+            return;
+        }
+        if reservation.shared {
+            // If Redis failed meanwhile, the estimate stands: the bucket errs on the safe side.
+            let _ = self.shared.settle(reservation.token_id, reservation.tokens - used_tokens).await;
             return;
         }
         let mut all = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
@@ -165,35 +223,42 @@ mod tests {
         }
     }
 
-    #[test]
-    fn admits_exactly_the_requests_per_minute() {
-        let limiter = RateLimiter::new(Arc::new(Frozen(Instant::now())));
+    fn local(clock: Arc<dyn Clock>) -> RateLimiter {
+        RateLimiter::new(clock, SharedLimits::new(None).unwrap())
+    }
+
+    #[tokio::test]
+    async fn admits_exactly_the_requests_per_minute() {
+        let limiter = local(Arc::new(Frozen(Instant::now())));
         let limits = Limits { rpm: Some(100), tpm: None };
-        let admitted = (0..250).filter(|_| limiter.admit(7, limits, 0).is_ok()).count();
+        let mut admitted = 0;
+        for _ in 0..250 {
+            admitted += usize::from(limiter.admit(7, limits, 0).await.is_ok());
+        }
         assert_eq!(admitted, 100);
-        let refused = limiter.admit(7, limits, 0).unwrap_err();
+        let refused = limiter.admit(7, limits, 0).await.unwrap_err();
         assert!(refused.requests);
         assert_eq!(refused.reset, Duration::from_millis(600), "one request frees up every 600 ms");
         assert!(refused.headers.contains(&("x-ratelimit-remaining-requests", "0".to_string())));
-        assert!(limiter.admit(8, limits, 0).is_ok(), "each token has its own bucket");
+        assert!(limiter.admit(8, limits, 0).await.is_ok(), "each token has its own bucket");
     }
 
-    #[test]
-    fn tokens_are_reserved_then_settled_to_the_real_usage() {
-        let limiter = RateLimiter::new(Arc::new(Frozen(Instant::now())));
+    #[tokio::test]
+    async fn tokens_are_reserved_then_settled_to_the_real_usage() {
+        let limiter = local(Arc::new(Frozen(Instant::now())));
         let limits = Limits { rpm: None, tpm: Some(1000) };
-        let first = limiter.admit(1, limits, 600).unwrap();
-        assert!(limiter.admit(1, limits, 600).is_err(), "400 left is not enough for 600 more");
-        limiter.settle(first, 100);
-        assert!(limiter.admit(1, limits, 600).is_ok(), "the call used 100, so 900 were free");
+        let first = limiter.admit(1, limits, 600).await.unwrap();
+        assert!(limiter.admit(1, limits, 600).await.is_err(), "400 left is not enough for 600 more");
+        limiter.settle(first, 100).await;
+        assert!(limiter.admit(1, limits, 600).await.is_ok(), "the call used 100, so 900 were free");
     }
 
-    #[test]
-    fn the_reset_header_reads_like_openais() {
+    #[tokio::test]
+    async fn the_reset_header_reads_like_openais() {
         assert_eq!(reset_text(Duration::from_millis(250)), "250ms");
         assert_eq!(reset_text(Duration::from_millis(1500)), "2s");
         assert_eq!(reset_text(Duration::from_secs(360)), "6m0s");
-        let limiter = RateLimiter::new(Arc::new(SystemClock));
-        assert!(limiter.admit(1, Limits::default(), 10).is_ok());
+        let limiter = local(Arc::new(SystemClock));
+        assert!(limiter.admit(1, Limits::default(), 10).await.is_ok());
     }
 }

@@ -328,7 +328,7 @@ async fn admit(
     let limits = Limits { rpm: token.rpm_limit, tpm: token.tpm_limit };
     if limits.is_limited() {
         let estimate = if limits.tpm.is_some() { estimated_call_tokens(&call.request) } else { 0 };
-        call.reservation = gateway.limiter.admit(token.id, limits, estimate).map_err(|limited| {
+        call.reservation = gateway.limiter.admit(token.id, limits, estimate).await.map_err(|limited| {
             let (unit, label) = if limited.requests { ("requests", "RPM") } else { ("tokens", "TPM") };
             GatewayError::RateLimited {
                 message: format!(
@@ -832,7 +832,7 @@ async fn record(gateway: &Gateway, call: &Call, outcome: Outcome) {
     };
     gateway.ledger.charge(&call.token, cost);
     let used_tokens = (outcome.usage.prompt_tokens + outcome.usage.completion_tokens) as i64;
-    gateway.limiter.settle(call.reservation, used_tokens);
+    gateway.limiter.settle(call.reservation, used_tokens).await;
     let row = NewLogRow {
         request_id: call.request_id.clone(),
         created_at_ms: call.created_at_ms,

@@ -258,7 +258,7 @@ async fn health(State(state): State<AppState>) -> ConsoleResult {
         "status": "ok",
         "channels": channels,
         "log_writer": {"queued": stats.queued.load(relaxed).saturating_sub(written), "written": written},
-        "redis": "disabled",
+        "redis": state.gateway.redis_status(),
     }))
     .into_response())
 }

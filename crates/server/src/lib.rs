@@ -29,6 +29,8 @@ pub const DATABASE_FILE: &str = "burncloud.db";
 pub enum StartError {
     #[error("cannot open the database: {0}")]
     Database(#[from] burncloud_database::DbError),
+    #[error(transparent)]
+    Gateway(#[from] burncloud_router::StartError),
     #[error("cannot read or create the admin key {path}: {source}")]
     AdminKey { path: PathBuf, source: std::io::Error },
 }

@@ -1,0 +1,195 @@
+//! Rate-limit buckets in Redis, so several BurnCloud instances enforce one limit together. Each
+//! admission is one atomic Lua script that refills, checks and takes from both buckets, using
+//! Redis's clock so instances with drifting clocks still agree.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use redis::aio::ConnectionManager;
+
+use crate::limiter::Limits;
+
+const ADMIT: &str = r#"
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local rpm = tonumber(ARGV[1])
+local tpm = tonumber(ARGV[2])
+local reserve = tonumber(ARGV[3])
+local function level(key, capacity)
+  local stored = redis.call('HMGET', key, 'a', 't')
+  local available = tonumber(stored[1])
+  local updated = tonumber(stored[2])
+  if available == nil or updated == nil then return capacity end
+  return math.min(capacity, available + math.max(0, now - updated) * capacity / 60000)
+end
+local requests = 0
+local tokens = 0
+if rpm > 0 then requests = level(KEYS[1], rpm) end
+if tpm > 0 then tokens = level(KEYS[2], tpm) end
+if rpm > 0 and requests < 1 then
+  return {0, 'requests', tostring(requests), tostring(tokens), tostring(math.ceil((1 - requests) * 60000 / rpm))}
+end
+local need = math.max(1, math.min(reserve, tpm))
+if tpm > 0 and tokens < need then
+  return {0, 'tokens', tostring(requests), tostring(tokens), tostring(math.ceil((need - tokens) * 60000 / tpm))}
+end
+if rpm > 0 then
+  redis.call('HSET', KEYS[1], 'a', tostring(requests - 1), 't', now)
+  redis.call('PEXPIRE', KEYS[1], 120000)
+end
+if tpm > 0 then
+  redis.call('HSET', KEYS[2], 'a', tostring(tokens - reserve), 't', now)
+  redis.call('PEXPIRE', KEYS[2], 120000)
+end
+return {1, '', tostring(requests), tostring(tokens), '0'}
+"#;
+
+const SETTLE: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBYFLOAT', KEYS[1], 'a', ARGV[1]) end
+return 1
+"#;
+
+/// What the shared buckets said.
+pub struct SharedDecision {
+    pub admitted: bool,
+    /// `requests` or `tokens` when refused.
+    pub refused_by: String,
+    pub requests_available: f64,
+    pub tokens_available: f64,
+    pub reset: Duration,
+}
+
+const DISABLED: u8 = 0;
+const OK: u8 = 1;
+const DOWN: u8 = 2;
+/// How long to serve from local buckets after Redis failed before trying it again.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+const CALL_TIMEOUT: Duration = Duration::from_millis(500);
+
+pub struct SharedLimits {
+    client: Option<redis::Client>,
+    connection: tokio::sync::Mutex<Option<ConnectionManager>>,
+    status: AtomicU8,
+    retry_at: Mutex<Option<Instant>>,
+    admit: redis::Script,
+    settle: redis::Script,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SharedError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("redis is resting after a failure")]
+    Resting,
+    #[error("redis answered something unexpected")]
+    Malformed,
+}
+
+impl SharedLimits {
+    /// Without a URL the limits stay local (`disabled`); a bad URL is an error at start.
+    pub fn new(url: Option<&str>) -> Result<SharedLimits, redis::RedisError> {
+        let client = url.map(redis::Client::open).transpose()?;
+        let status = if client.is_some() { OK } else { DISABLED };
+        Ok(SharedLimits {
+            client,
+            connection: tokio::sync::Mutex::new(None),
+            status: AtomicU8::new(status),
+            retry_at: Mutex::new(None),
+            admit: redis::Script::new(ADMIT),
+            settle: redis::Script::new(SETTLE),
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.client.is_some()
+    }
+
+    /// `disabled`, `ok` or `down`, for the health report.
+    pub fn status(&self) -> &'static str {
+        match self.status.load(Ordering::Relaxed) {
+            DISABLED => "disabled",
+            OK => "ok",
+            _ => "down",
+        }
+    }
+
+    fn resting(&self) -> bool {
+        let retry_at = self.retry_at.lock().unwrap_or_else(|p| p.into_inner());
+        retry_at.is_some_and(|at| Instant::now() < at)
+    }
+
+    fn failed(&self, error: &SharedError) {
+        if self.status.swap(DOWN, Ordering::Relaxed) != DOWN {
+            tracing::warn!(%error, "redis is unreachable; rate limits fall back to this instance alone");
+        }
+        *self.retry_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + RETRY_AFTER_FAILURE);
+    }
+
+    fn recovered(&self) {
+        if self.status.swap(OK, Ordering::Relaxed) == DOWN {
+            tracing::info!("redis is back; rate limits are shared again");
+        }
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, SharedError> {
+        let mut slot = self.connection.lock().await;
+        if let Some(connection) = slot.as_ref() {
+            return Ok(connection.clone());
+        }
+        let client = self.client.as_ref().ok_or(SharedError::Resting)?;
+        let connection = tokio::time::timeout(CALL_TIMEOUT, client.get_connection_manager())
+            .await
+            .map_err(|_| SharedError::Timeout(CALL_TIMEOUT))??;
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, invocation: redis::ScriptInvocation<'_>) -> Result<T, SharedError> {
+        if self.resting() {
+            return Err(SharedError::Resting);
+        }
+        let outcome = async {
+            let mut connection = self.connection().await?;
+            tokio::time::timeout(CALL_TIMEOUT, invocation.invoke_async::<T>(&mut connection))
+                .await
+                .map_err(|_| SharedError::Timeout(CALL_TIMEOUT))?
+                .map_err(SharedError::from)
+        }
+        .await;
+        match &outcome {
+            Ok(_) => self.recovered(),
+            Err(SharedError::Resting) => {}
+            Err(error) => self.failed(error),
+        }
+        outcome
+    }
+
+    pub async fn admit(&self, token_id: i64, limits: Limits, reserve: i64) -> Result<SharedDecision, SharedError> {
+        let mut invocation = self.admit.prepare_invoke();
+        invocation
+            .key(format!("burncloud:ratelimit:{token_id}:requests"))
+            .key(format!("burncloud:ratelimit:{token_id}:tokens"))
+            .arg(limits.rpm.unwrap_or(0))
+            .arg(limits.tpm.unwrap_or(0))
+            .arg(reserve);
+        let (admitted, refused_by, requests, tokens, reset_ms): (i64, String, String, String, String) =
+            self.run(invocation).await?;
+        let number = |text: &str| text.parse::<f64>().map_err(|_| SharedError::Malformed);
+        Ok(SharedDecision {
+            admitted: admitted == 1,
+            refused_by,
+            requests_available: number(&requests)?,
+            tokens_available: number(&tokens)?,
+            reset: Duration::from_millis(number(&reset_ms)?.max(0.0) as u64),
+        })
+    }
+
+    pub async fn settle(&self, token_id: i64, give_back: i64) -> Result<(), SharedError> {
+        let mut invocation = self.settle.prepare_invoke();
+        invocation.key(format!("burncloud:ratelimit:{token_id}:tokens")).arg(give_back);
+        self.run::<i64>(invocation).await.map(|_| ())
+    }
+}
