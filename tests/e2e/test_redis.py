@@ -135,3 +135,43 @@ def test_without_redis_each_instance_limits_alone_and_recovers(setup):
     finally:
         stop(app)
         redis.close()
+
+
+def set_mode(base, mode):
+    request = urllib.request.Request(base + "/_mock/mode", data=json.dumps(mode).encode(),
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=5).close()
+
+
+def test_a_breaker_opened_on_one_instance_rests_the_channel_on_the_other(setup):
+    data, steady_base = setup
+    flaky, flaky_base = start([MOCK_BIN, "--key", UPSTREAM_KEY])
+    set_mode(flaky_base, {"mode": "error", "status": 500})
+    redis = Redis(free_port())
+    first, first_base = serve(data, redis.port)
+    try:
+        for name, base, priority in [("flaky", flaky_base, 10), ("steady", steady_base, 0)]:
+            console(first_base, "POST", "/console/api/channels", {
+                "name": name, "kind": "openai", "base_url": base + "/v1", "api_key": UPSTREAM_KEY,
+                "models": ["gpt-4o-mini"], "priority": priority,
+            })
+        key = console(first_base, "POST", "/console/api/tokens", {"name": "t"})["key"]
+        second, second_base = serve(data, redis.port)
+        try:
+            for _ in range(5):  # five consecutive failures open the breaker on the first instance
+                assert chat(first_base, key) == 200
+            health = console(first_base, "GET", "/console/internal/health")
+            assert [c["breaker"] for c in health["channels"] if c["name"] == "flaky"] == ["open"]
+            time.sleep(1.2)  # the second instance reads shared breakers twice a second
+            assert chat(second_base, key) == 200
+            time.sleep(0.3)  # the log writer stores rows in batches every 50 ms
+            logs = console(second_base, "GET", "/console/api/logs?limit=1")["items"]
+            assert logs[0]["attempts"] == 1 and logs[0]["channel_name"] == "steady", logs[0]
+            health = console(second_base, "GET", "/console/internal/health")
+            assert [c["breaker"] for c in health["channels"] if c["name"] == "flaky"] == ["open"]
+        finally:
+            stop(second)
+    finally:
+        stop(first)
+        stop(flaky)
+        redis.close()

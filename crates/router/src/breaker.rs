@@ -95,25 +95,46 @@ impl ChannelHealth {
     }
 }
 
+/// A change another instance should hear about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transition {
+    Opened { until: Instant },
+    Closed,
+}
+
 pub struct Breakers {
     config: BreakerConfig,
     clock: Arc<dyn Clock>,
     channels: Mutex<HashMap<i64, ChannelHealth>>,
+    /// Channels other instances have opened, and until when.
+    opened_elsewhere: Mutex<HashMap<i64, Instant>>,
 }
 
 impl Breakers {
     pub fn new(config: BreakerConfig, clock: Arc<dyn Clock>) -> Breakers {
-        Breakers { config, clock, channels: Mutex::new(HashMap::new()) }
+        Breakers { config, clock, channels: Mutex::new(HashMap::new()), opened_elsewhere: Mutex::new(HashMap::new()) }
     }
 
     pub fn now(&self) -> Instant {
         self.clock.now()
     }
 
+    /// Replaces what other instances report as open (from the shared store).
+    pub fn set_opened_elsewhere(&self, opened: HashMap<i64, Instant>) {
+        *self.opened_elsewhere.lock().unwrap_or_else(|p| p.into_inner()) = opened;
+    }
+
     pub fn admit(&self, channel_id: i64) -> Admission {
         let now = self.clock.now();
+        let elsewhere = self.opened_elsewhere.lock().unwrap_or_else(|p| p.into_inner()).get(&channel_id).copied();
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         let health = channels.entry(channel_id).or_insert_with(ChannelHealth::new);
+        if let Some(until) = elsewhere.filter(|until| now < *until) {
+            if health.state == BreakerState::Closed {
+                // Another instance saw this channel fail: rest it here too, and probe after.
+                health.state = BreakerState::Open { until };
+            }
+        }
         match health.state {
             BreakerState::Closed => Admission::Allowed,
             BreakerState::Open { until } if now < until => Admission::Rejected { retry_at: until },
@@ -125,10 +146,13 @@ impl Breakers {
         }
     }
 
-    pub fn record(&self, channel_id: i64, verdict: Verdict) {
+    /// Records how an attempt went; returns the transition, if the state changed in a way other
+    /// instances should know.
+    pub fn record(&self, channel_id: i64, verdict: Verdict) -> Option<Transition> {
         let now = self.clock.now();
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         let health = channels.entry(channel_id).or_insert_with(ChannelHealth::new);
+        let before = health.state;
         match verdict {
             Verdict::Healthy { latency_ms } => {
                 health.state = BreakerState::Closed;
@@ -149,6 +173,12 @@ impl Breakers {
                 health.last_error = Some(error);
                 health.state = BreakerState::Open { until: now + self.config.auth_cooldown };
             }
+        }
+        match (before, health.state) {
+            (_, BreakerState::Open { until }) if before != health.state => Some(Transition::Opened { until }),
+            (BreakerState::Closed, BreakerState::Closed) => None,
+            (_, BreakerState::Closed) => Some(Transition::Closed),
+            _ => None,
         }
     }
 
@@ -249,5 +279,23 @@ mod tests {
         clock.advance(Duration::from_secs(1));
         assert_eq!(breakers.admit(1), Admission::Probe);
         assert_eq!(breakers.health(1).last_error.as_deref(), Some("401 invalid key"));
+    }
+
+    #[test]
+    fn transitions_are_reported_and_breakers_opened_elsewhere_are_respected() {
+        let (clock, breakers) = breakers();
+        assert_eq!(breakers.record(1, Verdict::Healthy { latency_ms: 1 }), None);
+        fail(&breakers, None);
+        fail(&breakers, None);
+        let opened = breakers.record(1, Verdict::Failed { error: "x".into(), retry_after: None });
+        assert!(matches!(opened, Some(Transition::Opened { .. })));
+        clock.advance(Duration::from_secs(30));
+        assert_eq!(breakers.admit(1), Admission::Probe);
+        assert_eq!(breakers.record(1, Verdict::Healthy { latency_ms: 1 }), Some(Transition::Closed));
+
+        breakers.set_opened_elsewhere([(2, clock.now() + Duration::from_secs(10))].into());
+        assert!(matches!(breakers.admit(2), Admission::Rejected { .. }), "another instance opened it");
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(breakers.admit(2), Admission::Probe, "and after its cooldown this instance probes");
     }
 }

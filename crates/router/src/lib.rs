@@ -22,7 +22,9 @@ use arc_swap::ArcSwap;
 use axum::routing::{get, post};
 use burncloud_database::{repo, Db, DbError};
 
-pub use breaker::{Admission, BreakerConfig, BreakerState, Breakers, ChannelHealth, Clock, SystemClock, Verdict};
+pub use breaker::{
+    Admission, BreakerConfig, BreakerState, Breakers, ChannelHealth, Clock, SystemClock, Transition, Verdict,
+};
 pub use error::GatewayError;
 pub use limiter::{Limits, RateLimiter};
 pub use log_sink::{LogSink, LogWriterConfig, LogWriterStats};
@@ -91,6 +93,7 @@ pub struct Gateway {
     breakers: Breakers,
     limiter: RateLimiter,
     rotations: Rotations,
+    shared: Arc<shared_limits::SharedLimits>,
 }
 
 impl Gateway {
@@ -101,8 +104,10 @@ impl Gateway {
         let rotations = Rotations::default();
         let snapshot = Snapshot::build(config_now, &ledger, &rotations);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let shared = shared_limits::SharedLimits::new(config.redis_url.as_deref())
-            .map_err(|e| StartError::RedisUrl(e.to_string()))?;
+        let shared = Arc::new(
+            shared_limits::SharedLimits::new(config.redis_url.as_deref())
+                .map_err(|e| StartError::RedisUrl(e.to_string()))?,
+        );
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -111,18 +116,47 @@ impl Gateway {
             .map_err(|e| StartError::HttpClient(e.to_string()))?;
         let logs = LogSink::start(db.clone(), log_config);
         usage::warm_up();
-        Ok(Arc::new(Gateway {
+        let gateway = Arc::new(Gateway {
             db,
             snapshot: ArcSwap::from_pointee(snapshot),
             ledger,
             http,
             logs,
             breakers: Breakers::new(config.breaker, clock.clone()),
-            limiter: RateLimiter::new(clock, shared),
+            limiter: RateLimiter::new(clock, shared.clone()),
+            shared,
             rotations,
             config,
             in_flight: AtomicUsize::new(0),
-        }))
+        });
+        if gateway.shared.enabled() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(follow_shared_breakers(Arc::downgrade(&gateway)));
+            }
+        }
+        Ok(gateway)
+    }
+
+    /// Records an attempt's verdict in the channel's breaker and tells other instances when the
+    /// breaker opens or closes.
+    pub fn judge(&self, channel_id: i64, verdict: Verdict) {
+        let Some(transition) = self.breakers.record(channel_id, verdict) else { return };
+        if !self.shared.enabled() {
+            return;
+        }
+        let shared = self.shared.clone();
+        let until_ms = match transition {
+            Transition::Opened { until } => Some(
+                burncloud_database::now_ms() + until.saturating_duration_since(self.breakers.now()).as_millis() as i64,
+            ),
+            Transition::Closed => None,
+        };
+        tokio::spawn(async move {
+            let _ = match until_ms {
+                Some(until_ms) => shared.publish_open(channel_id, until_ms).await,
+                None => shared.publish_closed(channel_id).await,
+            };
+        });
     }
 
     /// Rebuilds the snapshot from the database; called after every configuration change.
@@ -164,6 +198,25 @@ impl Gateway {
             tracing::warn!(calls = self.in_flight(), "shutting down with calls still in progress");
         }
         self.logs.flush().await;
+    }
+}
+
+/// How often an instance reads the breakers other instances opened.
+const SHARED_BREAKER_POLL: Duration = Duration::from_millis(500);
+
+/// Keeps this instance's view of breakers opened elsewhere current, for as long as it runs.
+async fn follow_shared_breakers(gateway: std::sync::Weak<Gateway>) {
+    loop {
+        tokio::time::sleep(SHARED_BREAKER_POLL).await;
+        let Some(gateway) = gateway.upgrade() else { return };
+        if let Ok(opened) = gateway.shared.opened_breakers().await {
+            let (now, now_ms) = (gateway.breakers.now(), burncloud_database::now_ms());
+            let opened = opened
+                .into_iter()
+                .map(|(id, until_ms)| (id, now + Duration::from_millis((until_ms - now_ms).max(0) as u64)))
+                .collect();
+            gateway.breakers.set_opened_elsewhere(opened);
+        }
     }
 }
 

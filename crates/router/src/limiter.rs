@@ -69,7 +69,7 @@ struct TokenBuckets {
 pub struct RateLimiter {
     clock: Arc<dyn Clock>,
     buckets: Mutex<HashMap<i64, TokenBuckets>>,
-    shared: SharedLimits,
+    shared: Arc<SharedLimits>,
 }
 
 /// OpenAI's rate-limit headers for what is left after this call.
@@ -102,7 +102,7 @@ fn reset_text(duration: Duration) -> String {
 }
 
 impl RateLimiter {
-    pub fn new(clock: Arc<dyn Clock>, shared: SharedLimits) -> RateLimiter {
+    pub fn new(clock: Arc<dyn Clock>, shared: Arc<SharedLimits>) -> RateLimiter {
         RateLimiter { clock, buckets: Mutex::new(HashMap::new()), shared }
     }
 
@@ -224,7 +224,7 @@ mod tests {
     }
 
     fn local(clock: Arc<dyn Clock>) -> RateLimiter {
-        RateLimiter::new(clock, SharedLimits::new(None).unwrap())
+        RateLimiter::new(clock, Arc::new(SharedLimits::new(None).unwrap()))
     }
 
     #[tokio::test]

@@ -447,14 +447,14 @@ async fn run(gateway: Arc<Gateway>, call: Call, candidates: Vec<Arc<ChannelEntry
                     }
                     _ => Verdict::Healthy { latency_ms: attempt_started.elapsed().as_millis() as u64 },
                 };
-                gateway.breakers.record(channel.channel.id, verdict);
+                gateway.judge(channel.channel.id, verdict);
                 outcome.attempts = attempts;
                 outcome.channel = Some(channel);
                 finish(&gateway, &call, outcome, response, &mut reply).await;
                 return;
             }
             Attempt::Failed(error, retry_after) => {
-                gateway.breakers.record(channel.channel.id, Verdict::Failed { error: error.message(), retry_after });
+                gateway.judge(channel.channel.id, Verdict::Failed { error: error.message(), retry_after });
                 tracing::debug!(request_id = %call.request_id, channel = %channel.channel.name, error = %error.message(), "attempt failed");
                 last = Some((channel, error));
             }
@@ -931,7 +931,7 @@ impl Gateway {
             (Some(401..=403), Some(error)) => Verdict::Refused { error: error.clone() },
             (_, error) => Verdict::Failed { error: error.clone().unwrap_or_default(), retry_after: None },
         };
-        self.breakers.record(channel.id, verdict);
+        self.judge(channel.id, verdict);
         ChannelTestReport { ok: error.is_none(), model: Some(model), status, latency_ms, error }
     }
 }

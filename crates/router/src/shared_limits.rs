@@ -45,6 +45,18 @@ end
 return {1, '', tostring(requests), tostring(tokens), '0'}
 "#;
 
+const BREAKERS_KEY: &str = "burncloud:breakers";
+
+const PUBLISH_OPEN: &str = r#"
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"#;
+
+const PUBLISH_CLOSED: &str = r#"
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 1
+"#;
+
 const SETTLE: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBYFLOAT', KEYS[1], 'a', ARGV[1]) end
 return 1
@@ -74,7 +86,27 @@ pub struct SharedLimits {
     retry_at: Mutex<Option<Instant>>,
     admit: redis::Script,
     settle: redis::Script,
+    publish_open: redis::Script,
+    publish_closed: redis::Script,
+    read_breakers: redis::Script,
 }
+
+/// Returns `[id, until_ms, …]` pairs for breakers still open on Redis's clock, dropping stale ones.
+const READ_BREAKERS: &str = r#"
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local all = redis.call('HGETALL', KEYS[1])
+local open = {}
+for i = 1, #all, 2 do
+  local until_ms = tonumber(all[i + 1])
+  if until_ms ~= nil and until_ms > now then
+    table.insert(open, {tonumber(all[i]), until_ms})
+  else
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+return open
+"#;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SharedError {
@@ -100,6 +132,9 @@ impl SharedLimits {
             retry_at: Mutex::new(None),
             admit: redis::Script::new(ADMIT),
             settle: redis::Script::new(SETTLE),
+            publish_open: redis::Script::new(PUBLISH_OPEN),
+            publish_closed: redis::Script::new(PUBLISH_CLOSED),
+            read_breakers: redis::Script::new(READ_BREAKERS),
         })
     }
 
@@ -185,6 +220,26 @@ impl SharedLimits {
             tokens_available: number(&tokens)?,
             reset: Duration::from_millis(number(&reset_ms)?.max(0.0) as u64),
         })
+    }
+
+    /// Tells other instances `channel_id`'s breaker is open until `until_ms` (epoch ms).
+    pub async fn publish_open(&self, channel_id: i64, until_ms: i64) -> Result<(), SharedError> {
+        let mut invocation = self.publish_open.prepare_invoke();
+        invocation.key(BREAKERS_KEY).arg(channel_id).arg(until_ms);
+        self.run::<i64>(invocation).await.map(|_| ())
+    }
+
+    pub async fn publish_closed(&self, channel_id: i64) -> Result<(), SharedError> {
+        let mut invocation = self.publish_closed.prepare_invoke();
+        invocation.key(BREAKERS_KEY).arg(channel_id);
+        self.run::<i64>(invocation).await.map(|_| ())
+    }
+
+    /// Breakers other instances opened: channel id → open until (epoch ms).
+    pub async fn opened_breakers(&self) -> Result<Vec<(i64, i64)>, SharedError> {
+        let mut invocation = self.read_breakers.prepare_invoke();
+        invocation.key(BREAKERS_KEY);
+        self.run::<Vec<(i64, i64)>>(invocation).await
     }
 
     pub async fn settle(&self, token_id: i64, give_back: i64) -> Result<(), SharedError> {
