@@ -693,25 +693,49 @@ async fn logs_filter_and_page_and_usage_groups() {
 async fn groups_route_their_tokens_by_exact_weights() {
     let light = OpenAiMock::start(None).await;
     let heavy = OpenAiMock::start(None).await;
+    let middle = OpenAiMock::start(None).await;
     let outsider = OpenAiMock::start(None).await;
     let h = Harness::start().await;
     let a = h.channel("light", &light.base_url(), json!({})).await;
     let b = h.channel("heavy", &heavy.base_url(), json!({})).await;
+    let c = h.channel("middle", &middle.base_url(), json!({})).await;
     h.channel("outsider", &outsider.base_url(), json!({})).await;
     let group = h
         .post(
             "/console/api/groups",
             json!({"name": "team", "strategy": "weighted", "members": [
-                {"channel_id": a, "weight": 1}, {"channel_id": b, "weight": 3}]}),
+                {"channel_id": a, "weight": 1}, {"channel_id": b, "weight": 10}, {"channel_id": c, "weight": 5}]}),
         )
         .await;
     assert_eq!(group["strategy"], "weighted");
-    assert_eq!(group["members"].as_array().unwrap().len(), 2);
+    assert_eq!(group["members"].as_array().unwrap().len(), 3);
     let (_, key) = h.token(json!({"group": "team"})).await;
-    for _ in 0..400 {
-        assert_eq!(h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await.status(), StatusCode::OK);
+    // 10,000 calls from 16 concurrent clients: each channel's share is within 1% of its weight's.
+    let picks = 10_000;
+    let clients: Vec<_> = (0..16)
+        .map(|client| {
+            let (http, base, key) = (h.http.clone(), h.base.clone(), key.clone());
+            tokio::spawn(async move {
+                for _ in (client..picks).step_by(16) {
+                    let response = http
+                        .post(format!("{base}/v1/chat/completions"))
+                        .bearer_auth(&key)
+                        .json(&chat_body("gpt-4o-mini"))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), StatusCode::OK);
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.unwrap();
     }
-    assert_eq!((light.received().len(), heavy.received().len()), (100, 300), "1:3 exactly");
+    for (mock, weight) in [(&light, 1.0), (&heavy, 10.0), (&middle, 5.0)] {
+        let share = mock.received().len() as f64 / picks as f64;
+        assert!((share - weight / 16.0).abs() <= 0.01, "share {share} for weight {weight}");
+    }
     assert!(outsider.received().is_empty(), "channels outside the group are not used");
 
     let (status, body) =
@@ -736,7 +760,7 @@ async fn groups_route_their_tokens_by_exact_weights() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "default always exists");
     let updated = h.put(&format!("/console/api/groups/{team}"), json!({"strategy": "round_robin"})).await;
     assert_eq!(updated["strategy"], "round_robin");
-    assert_eq!(updated["members"].as_array().unwrap().len(), 2);
+    assert_eq!(updated["members"].as_array().unwrap().len(), 3);
 }
 
 #[tokio::test]

@@ -291,6 +291,15 @@ async fn run(options: Options) -> anyhow::Result<()> {
     .await?;
     let token = console(&client, "POST", &gateway.base, "/console/api/tokens", json!({"name": "bench"})).await?;
     let key = token["key"].as_str().context("no token key")?.to_string();
+    let limited = console(
+        &client,
+        "POST",
+        &gateway.base,
+        "/console/api/tokens",
+        json!({"name": "bench-limited", "rpm_limit": 1_000_000_000i64, "tpm_limit": 1_000_000_000_000i64}),
+    )
+    .await?;
+    let limited_key = limited["key"].as_str().context("no token key")?.to_string();
     let direct_url = format!("{}/v1/chat/completions", upstream.base);
     let gateway_url = format!("{}/v1/chat/completions", gateway.base);
     let bare_url = format!("{}/v1/chat/completions", bare.base);
@@ -298,16 +307,22 @@ async fn run(options: Options) -> anyhow::Result<()> {
     eprintln!("latency at concurrency 1: {} calls each", options.latency_requests);
     let lists = latencies(
         &client,
-        &[(direct_url.clone(), None), (bare_url.clone(), None), (gateway_url.clone(), Some(key.clone()))],
+        &[
+            (direct_url.clone(), None),
+            (bare_url.clone(), None),
+            (gateway_url.clone(), Some(key.clone())),
+            (gateway_url.clone(), Some(limited_key.clone())),
+        ],
         options.latency_requests,
     )
     .await?;
-    let (direct, bare_hop, through) = (&lists[0], &lists[1], &lists[2]);
+    let (direct, bare_hop, through, limited_through) = (&lists[0], &lists[1], &lists[2], &lists[3]);
     let row = |name: &str, list: &[Duration]| {
         format!("| {name} | {:.0} | {:.0} |", micros(percentile(list, 0.5)), micros(percentile(list, 0.99)))
     };
     let added_p50 = micros(percentile(through, 0.5)) - micros(percentile(direct, 0.5));
     let added_p99 = micros(percentile(through, 0.99)) - micros(percentile(direct, 0.99));
+    let limiter_p50 = micros(percentile(limited_through, 0.5)) - micros(percentile(through, 0.5));
     let bare_p50 = micros(percentile(bare_hop, 0.5)) - micros(percentile(direct, 0.5));
     let bare_p99 = micros(percentile(bare_hop, 0.99)) - micros(percentile(direct, 0.99));
 
@@ -335,10 +350,12 @@ async fn run(options: Options) -> anyhow::Result<()> {
          differences are what BurnCloud adds. Each call is a non-streaming chat completion with a \
          ~400-byte answer and usage, priced and logged.\n\n\
          ## Added latency, concurrency 1 ({calls} calls each, interleaved)\n\n\
-         | path | p50 µs | p99 µs |\n|---|---|---|\n{direct_row}\n{bare_row}\n{gateway_row}\n\n\
+         | path | p50 µs | p99 µs |\n|---|---|---|\n{direct_row}\n{bare_row}\n{gateway_row}\n{limited_row}\n\n\
          Added by BurnCloud: **p50 {added_p50:.0} µs**, **p99 {added_p99:.0} µs** (targets: ≤ 100 µs and ≤ 1 ms). \
          For scale, the bare proxy — one more HTTP hop and nothing else — adds p50 {bare_p50:.0} µs, \
-         p99 {bare_p99:.0} µs on this machine.\n\n\
+         p99 {bare_p99:.0} µs on this machine. Every call passes the circuit breaker; the last row's \
+         token also has RPM and TPM limits, so each call takes from both buckets and counts its prompt \
+         with the tokenizer: it costs {limiter_p50:+.0} µs at p50 against the unlimited token.\n\n\
          ## Throughput, concurrency 32 ({seconds} s each)\n\n\
          | path | requests/s |\n|---|---|\n| direct to the mock upstream | {direct_rps:.0} |\n| through a bare proxy (axum + hyper, no logic) | {bare_rps:.0} |\n| through BurnCloud | {gateway_rps:.0} |\n\n\
          BurnCloud keeps **{share:.0}%** of the direct throughput (target: ≥ 30%).\n\n\
@@ -354,6 +371,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
         calls = options.latency_requests,
         direct_row = row("direct to the mock upstream", direct),
         gateway_row = row("through BurnCloud", through),
+        limited_row = row("through BurnCloud, token with RPM and TPM limits", limited_through),
         bare_row = row("through a bare proxy (axum + hyper, no logic)", bare_hop),
         seconds = options.throughput_seconds,
         share = 100.0 * gateway_rps / direct_rps,
