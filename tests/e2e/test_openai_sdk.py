@@ -73,3 +73,40 @@ def test_sigterm_stores_every_log_row_and_exits_cleanly(burncloud):
     assert rows == calls
     assert logged_cost == used == calls * (21 * 2000 + 9 * 4000)
     assert integrity == "ok"
+
+
+WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+                "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}}}
+
+
+def test_the_openai_sdk_reaches_a_claude_channel_with_streams_and_tools(burncloud, upstream):
+    from conftest import UPSTREAM_KEY
+    burncloud.console("POST", "/console/api/channels", {
+        "name": "claude", "kind": "anthropic", "base_url": upstream, "api_key": UPSTREAM_KEY,
+        "models": ["claude-sonnet-4-5"],
+    })
+    sdk = client(burncloud, burncloud.token())
+    answer = sdk.chat.completions.create(model="claude-sonnet-4-5", messages=[{"role": "user", "content": "Hi"}])
+    assert answer.choices[0].message.content == REPLY
+    assert answer.usage.prompt_tokens == 21
+
+    stream = sdk.chat.completions.create(
+        model="claude-sonnet-4-5", messages=[{"role": "user", "content": "Weather in Paris and Tokyo?"}],
+        tools=[WEATHER_TOOL], stream=True,
+    )
+    arguments = {}
+    finish = None
+    for chunk in stream:
+        for call in chunk.choices[0].delta.tool_calls or []:
+            arguments[call.index] = arguments.get(call.index, "") + (call.function.arguments or "")
+        finish = chunk.choices[0].finish_reason or finish
+    assert arguments == {0: '{"location": "Paris"}', 1: '{"location": "Tokyo"}'}
+    assert finish == "tool_calls"
+
+    answer = sdk.chat.completions.create(
+        model="claude-sonnet-4-5", tools=[WEATHER_TOOL],
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+    )
+    calls = answer.choices[0].message.tool_calls
+    assert [c.function.name for c in calls] == ["get_weather", "get_weather"]
+    assert answer.choices[0].finish_reason == "tool_calls"

@@ -49,7 +49,7 @@ pub struct Received {
 }
 
 #[derive(Default)]
-struct Shared {
+pub(crate) struct Shared {
     mode: Mode,
     received: Vec<Received>,
     expected_key: Option<String>,
@@ -95,6 +95,7 @@ impl OpenAiMock {
 
 fn router(shared_state: SharedState) -> axum::Router {
     axum::Router::new()
+        .route("/v1/messages", post(crate::anthropic_mock::messages))
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
@@ -107,7 +108,7 @@ pub fn standalone_router(expected_key: Option<String>) -> axum::Router {
     router(Arc::new(Mutex::new(Shared { expected_key, ..Shared::default() })))
 }
 
-type SharedState = Arc<Mutex<Shared>>;
+pub(crate) type SharedState = Arc<Mutex<Shared>>;
 
 async fn set_mode(State(shared): State<SharedState>, Json(mode): Json<Mode>) -> StatusCode {
     shared.lock().unwrap().mode = mode;
@@ -135,17 +136,32 @@ pub fn error_body(status: u16) -> Value {
 }
 
 /// Records the call and decides, before any body, whether it fails.
-fn admit(shared: &SharedState, path: &str, headers: &HeaderMap, body: &Value) -> Result<Mode, Box<Response>> {
+/// Records a call; returns the mode to answer in, or the error status (401 for a wrong key).
+pub(crate) fn record_call(
+    shared: &SharedState,
+    path: &str,
+    credential: Option<String>,
+    expected: impl Fn(&str) -> String,
+    body: &Value,
+) -> Result<Mode, u16> {
     let mut state = shared.lock().unwrap();
-    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(String::from);
-    state.received.push(Received { path: path.into(), authorization: authorization.clone(), body: body.clone() });
-    if let Some(expected) = &state.expected_key {
-        if authorization.as_deref() != Some(&format!("Bearer {expected}")) {
-            return Err(Box::new((StatusCode::UNAUTHORIZED, Json(error_body(401))).into_response()));
+    state.received.push(Received { path: path.into(), authorization: credential.clone(), body: body.clone() });
+    if let Some(key) = &state.expected_key {
+        if credential.as_deref() != Some(expected(key).as_str()) {
+            return Err(401);
         }
     }
     match state.mode.clone() {
-        Mode::Error { status } => {
+        Mode::Error { status } => Err(status),
+        mode => Ok(mode),
+    }
+}
+
+fn admit(shared: &SharedState, path: &str, headers: &HeaderMap, body: &Value) -> Result<Mode, Box<Response>> {
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(String::from);
+    match record_call(shared, path, authorization, |key| format!("Bearer {key}"), body) {
+        Ok(mode) => Ok(mode),
+        Err(status) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let mut response = (status, Json(error_body(status.as_u16()))).into_response();
             if status == StatusCode::TOO_MANY_REQUESTS {
@@ -153,7 +169,6 @@ fn admit(shared: &SharedState, path: &str, headers: &HeaderMap, body: &Value) ->
             }
             Err(Box::new(response))
         }
-        mode => Ok(mode),
     }
 }
 
@@ -171,7 +186,7 @@ fn model_of(body: &Value) -> String {
     body.get("model").and_then(Value::as_str).unwrap_or("gpt-4o-mini").to_string()
 }
 
-async fn hang() -> Response {
+pub(crate) async fn hang() -> Response {
     tokio::time::sleep(Duration::from_secs(3600)).await;
     StatusCode::GATEWAY_TIMEOUT.into_response()
 }

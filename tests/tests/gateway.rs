@@ -919,3 +919,156 @@ async fn the_channel_test_reports_latency_or_the_upstreams_error() {
     let (status, _) = h.console(reqwest::Method::POST, "/console/api/channels/999/test", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+async fn claude_channel(h: &Harness, mock: &OpenAiMock, extra: Value) -> i64 {
+    let mut body = json!({"name": "claude", "kind": "anthropic", "base_url": format!("http://{}", mock.address),
+        "api_key": "sk-ant-upstream-0123456789", "models": ["claude-sonnet-4-5"]});
+    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    h.post("/console/api/channels", body).await["id"].as_i64().unwrap()
+}
+
+fn weather_tools() -> Value {
+    json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}}])
+}
+
+#[tokio::test]
+async fn claude_channels_answer_in_openai_format() {
+    let mock = OpenAiMock::start(Some("sk-ant-upstream-0123456789")).await;
+    let h = Harness::start().await;
+    claude_channel(&h, &mock, json!({})).await;
+    h.put("/console/api/prices/claude-sonnet-4-5", json!({"input_per_mtok": "3", "output_per_mtok": "15"})).await;
+    let (_, key) = h.token(json!({})).await;
+    let request = json!({"model": "claude-sonnet-4-5", "temperature": 0.2, "stop": "END", "messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hello"},
+        {"role": "user", "content": [{"type": "text", "text": "What is this?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]},
+    ]});
+    let answer: Value = h.v1("/v1/chat/completions", &key, request).await.json().await.unwrap();
+    assert_eq!(answer["object"], "chat.completion");
+    assert_eq!(answer["choices"][0]["message"]["content"], REPLY);
+    assert_eq!(answer["choices"][0]["finish_reason"], "stop");
+    assert_eq!(answer["usage"]["prompt_tokens"], PROMPT_TOKENS);
+    assert_eq!(answer["usage"]["completion_tokens"], COMPLETION_TOKENS);
+
+    let sent = mock.received().pop().unwrap();
+    assert_eq!(sent.path, "/v1/messages");
+    assert_eq!(sent.authorization.as_deref(), Some("sk-ant-upstream-0123456789"), "the key goes in x-api-key");
+    let body = &sent.body;
+    assert_eq!(body["system"], json!([{"type": "text", "text": "Be brief."}]));
+    assert_eq!(body["max_tokens"], 4096, "Anthropic requires max_tokens");
+    assert_eq!(body["stop_sequences"], json!(["END"]));
+    assert_eq!(body["messages"].as_array().unwrap().len(), 1, "consecutive user turns are merged");
+    let blocks = body["messages"][0]["content"].as_array().unwrap();
+    assert_eq!(blocks.len(), 3);
+    assert_eq!(
+        blocks[2],
+        json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}})
+    );
+
+    let row = &h.logs().await[0];
+    assert_eq!((row["usage_source"].as_str(), row["cost"].as_str()), (Some("upstream"), Some("0.000198")));
+}
+
+#[tokio::test]
+async fn claude_tool_calls_round_trip() {
+    let mock = OpenAiMock::start(None).await;
+    let h = Harness::start().await;
+    claude_channel(&h, &mock, json!({})).await;
+    let (_, key) = h.token(json!({})).await;
+    let request = json!({"model": "claude-sonnet-4-5", "tools": weather_tools(), "tool_choice": "required",
+        "parallel_tool_calls": false, "messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "toolu_prev", "type": "function",
+            "function": {"name": "get_weather", "arguments": "{\"location\":\"Oslo\"}"}}]},
+        {"role": "tool", "tool_call_id": "toolu_prev", "content": "cold"},
+    ]});
+    let answer: Value = h.v1("/v1/chat/completions", &key, request).await.json().await.unwrap();
+    let choice = &answer["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    let calls = choice["message"]["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0]["function"]["name"], "get_weather");
+    let arguments: Value = serde_json::from_str(calls[1]["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(arguments, json!({"location": "Tokyo"}));
+
+    let body = mock.received().pop().unwrap().body;
+    assert_eq!(body["tools"][0]["input_schema"]["required"], json!(["location"]));
+    assert_eq!(body["tool_choice"], json!({"type": "any", "disable_parallel_tool_use": true}));
+    let turns = body["messages"].as_array().unwrap();
+    assert_eq!(
+        turns[1]["content"][0],
+        json!({"type": "tool_use", "id": "toolu_prev", "name": "get_weather", "input": {"location": "Oslo"}})
+    );
+    assert_eq!(turns[2]["content"][0], json!({"type": "tool_result", "tool_use_id": "toolu_prev", "content": "cold"}));
+}
+
+#[tokio::test]
+async fn claude_streams_become_openai_chunks_with_tool_call_indexes() {
+    let mock = OpenAiMock::start(None).await;
+    let h = Harness::start().await;
+    claude_channel(&h, &mock, json!({})).await;
+    let (_, key) = h.token(json!({})).await;
+    let mut request = json!({"model": "claude-sonnet-4-5", "stream": true, "stream_options": {"include_usage": true},
+        "tools": weather_tools(), "messages": [{"role": "user", "content": "Weather in Paris and Tokyo?"}]});
+    let text = h.v1("/v1/chat/completions", &key, request.clone()).await.text().await.unwrap();
+    let chunks: Vec<Value> = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(text.ends_with("data: [DONE]\n\n"));
+    let content: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(content, "Let me check.");
+    let mut arguments = [String::new(), String::new()];
+    for chunk in &chunks {
+        for call in chunk["choices"][0]["delta"]["tool_calls"].as_array().into_iter().flatten() {
+            arguments[call["index"].as_u64().unwrap() as usize]
+                .push_str(call["function"]["arguments"].as_str().unwrap());
+        }
+    }
+    assert_eq!(arguments, [r#"{"location": "Paris"}"#.to_string(), r#"{"location": "Tokyo"}"#.to_string()]);
+    let finish: Vec<&str> = chunks.iter().filter_map(|c| c["choices"][0]["finish_reason"].as_str()).collect();
+    assert_eq!(finish, vec!["tool_calls"]);
+    let last = chunks.last().unwrap();
+    assert_eq!(
+        (last["choices"].as_array().map(Vec::len), last["usage"]["completion_tokens"].as_u64()),
+        (Some(0), Some(COMPLETION_TOKENS))
+    );
+
+    request["stream_options"] = json!({"include_usage": false});
+    request.as_object_mut().unwrap().remove("tools");
+    let text = h.v1("/v1/chat/completions", &key, request).await.text().await.unwrap();
+    assert!(!text.contains("\"usage\""), "no usage chunk unless asked for");
+    let row = &h.logs().await[0];
+    assert_eq!(
+        (row["prompt_tokens"].as_u64(), row["completion_tokens"].as_u64()),
+        (Some(PROMPT_TOKENS), Some(COMPLETION_TOKENS))
+    );
+    assert_eq!(row["end_reason"], "completed");
+}
+
+#[tokio::test]
+async fn claude_errors_reach_the_caller_in_openai_shape_and_overload_fails_over() {
+    let mock = OpenAiMock::start(None).await;
+    let backup = OpenAiMock::start(None).await;
+    let h = Harness::start().await;
+    claude_channel(&h, &mock, json!({"priority": 5})).await;
+    let (_, key) = h.token(json!({})).await;
+    mock.set_mode(Mode::Error { status: 400 });
+    let (status, error) = error_of(h.v1("/v1/chat/completions", &key, chat_body("claude-sonnet-4-5")).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["type"], "invalid_request_error");
+    assert!(error["message"].as_str().unwrap().contains("roles must alternate"));
+
+    h.channel("backup", &backup.base_url(), json!({"models": ["claude-sonnet-4-5"]})).await;
+    mock.set_mode(Mode::Error { status: 529 });
+    let response = h.v1("/v1/chat/completions", &key, chat_body("claude-sonnet-4-5")).await;
+    assert_eq!(response.status(), StatusCode::OK, "an overloaded Claude fails over to the next channel");
+    assert_eq!(backup.received().len(), 1);
+    let embeddings = h.v1("/v1/embeddings", &key, json!({"model": "claude-sonnet-4-5", "input": "x"})).await;
+    assert_eq!(embeddings.status(), StatusCode::OK, "embeddings skip the Claude channel");
+    assert_eq!(backup.received().last().unwrap().path, "/v1/embeddings");
+}

@@ -28,6 +28,7 @@ impl Draft {
             ChannelKind::Openai => ("", ""),
             ChannelKind::Deepseek => ("DeepSeek", "deepseek-chat\ndeepseek-reasoner"),
             ChannelKind::Qwen => ("Qwen", "qwen-plus\nqwen-max\nqwen-turbo"),
+            ChannelKind::Anthropic => ("Claude", "claude-sonnet-4-5\nclaude-haiku-4-5\nclaude-opus-4-1"),
         };
         Draft {
             editing: None,
@@ -62,6 +63,7 @@ fn kind_key(kind: ChannelKind) -> &'static str {
         ChannelKind::Openai => "kind.openai",
         ChannelKind::Deepseek => "kind.deepseek",
         ChannelKind::Qwen => "kind.qwen",
+        ChannelKind::Anthropic => "kind.anthropic",
     }
 }
 

@@ -115,9 +115,10 @@ mod tests {
                 created_at_ms: 0,
                 updated_at_ms: 0,
             },
+            wire: crate::adapters::Wire::OpenAi,
             base_url: String::new(),
             urls: std::array::from_fn(|_| reqwest::Url::parse("http://127.0.0.1/").unwrap()),
-            authorization: None,
+            auth_headers: Vec::new(),
             api_key: String::new(),
         });
         Member { channel, weight, priority }

@@ -2,6 +2,7 @@
 //! failover, quota checks, usage accounting and the async log sink. The only crate that knows
 //! provider wire formats.
 
+mod adapters;
 mod balancer;
 mod breaker;
 mod error;

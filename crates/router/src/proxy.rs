@@ -19,6 +19,7 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::adapters::{anthropic, Wire};
 use crate::balancer::Member;
 use crate::breaker::{Admission, Verdict};
 use crate::error::GatewayError;
@@ -428,14 +429,32 @@ async fn run(gateway: Arc<Gateway>, call: Call, candidates: Vec<Arc<ChannelEntry
         attempts += 1;
         let attempt_started = Instant::now();
         let upstream_model = channel.channel.upstream_model(&call.model).to_string();
-        let body = match &cached_body {
-            Some((model, body)) if *model == upstream_model => body.clone(),
-            _ => {
-                let mut request = call.request.clone();
-                request.insert("model".into(), Value::String(upstream_model.clone()));
-                let body = Bytes::from(serde_json::to_vec(&request).unwrap_or_default());
-                cached_body = Some((upstream_model.clone(), body.clone()));
-                body
+        let body = match channel.wire {
+            Wire::OpenAi => match &cached_body {
+                Some((model, body)) if *model == upstream_model => Ok(body.clone()),
+                _ => {
+                    let mut request = call.request.clone();
+                    request.insert("model".into(), Value::String(upstream_model.clone()));
+                    let body = Bytes::from(serde_json::to_vec(&request).unwrap_or_default());
+                    cached_body = Some((upstream_model.clone(), body.clone()));
+                    Ok(body)
+                }
+            },
+            Wire::Anthropic if call.endpoint == Endpoint::ChatCompletions => {
+                anthropic::request(&call.request, &upstream_model, call.is_stream)
+                    .map(|body| Bytes::from(body.to_string()))
+                    .map_err(|anthropic::Unconvertible(message)| message)
+            }
+            Wire::Anthropic => Err(format!("Anthropic channels serve chat completions, not {}", call.endpoint.route())),
+        };
+        let body = match body {
+            Ok(body) => body,
+            Err(message) => {
+                // Not this channel's kind of request; another channel may take it.
+                attempts -= 1;
+                gateway.breakers.release_probe(channel.channel.id);
+                last = Some((channel, GatewayError::BadRequest { message, param: None }));
+                continue;
             }
         };
         match attempt(&gateway, &call, &channel, body, &mut reply).await {
@@ -510,8 +529,8 @@ async fn attempt(
 ) -> Attempt {
     let url = channel.urls[call.endpoint.url_index()].clone();
     let mut request = gateway.http.post(url).header(header::CONTENT_TYPE, "application/json").body(body);
-    if let Some(authorization) = &channel.authorization {
-        request = request.header(header::AUTHORIZATION, authorization.clone());
+    for (name, value) in &channel.auth_headers {
+        request = request.header(name, value.clone());
     }
     let response = match tokio::time::timeout(gateway.config.first_byte_timeout, request.send()).await {
         Err(_) => {
@@ -539,7 +558,10 @@ async fn attempt(
             .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
             .map(std::time::Duration::from_secs);
         let body = read_upstream_body(gateway, response, 1024 * 1024).await.unwrap_or_default();
-        let body = Bytes::from(scrub(&String::from_utf8_lossy(&body), &channel.api_key));
+        let mut body = Bytes::from(scrub(&String::from_utf8_lossy(&body), &channel.api_key));
+        if channel.wire == Wire::Anthropic {
+            body = anthropic::error_body(&body);
+        }
         let error = GatewayError::Upstream { status, body };
         if is_retryable(status) {
             return Attempt::Failed(error, retry_after);
@@ -573,7 +595,16 @@ async fn complete(
         Err(error) => return Attempt::Failed(scrubbed(error, channel), None),
     };
     let first_token_ms = Some(call.started.elapsed().as_millis() as u64);
-    let (usage, usage_source) = match usage_in(&body) {
+    let (body, converted_usage) = match channel.wire {
+        Wire::OpenAi => (body, None),
+        Wire::Anthropic => match anthropic::response(&body, &call.model) {
+            Ok((body, usage)) => (body, Some(usage)),
+            Err(anthropic::Unconvertible(message)) => {
+                return Attempt::Failed(GatewayError::UpstreamUnreachable(message), None);
+            }
+        },
+    };
+    let (usage, usage_source) = match converted_usage.or_else(|| usage_in(&body)) {
         Some(usage) => (usage, UsageSource::Upstream),
         None => {
             let mut text = String::new();
@@ -673,6 +704,67 @@ impl StreamWatch {
     }
 }
 
+/// Turns upstream stream events into what the caller receives.
+enum Translator {
+    /// OpenAI's format: events go through as they are (less the usage chunk nobody asked for).
+    PassThrough(StreamWatch),
+    Anthropic(anthropic::StreamTranslator),
+}
+
+impl Translator {
+    fn forward(&mut self, chunk: &Bytes, events: Vec<Bytes>, client_wants_usage: bool) -> Option<Bytes> {
+        match self {
+            Translator::PassThrough(watch) => forwardable(watch, chunk, events, client_wants_usage),
+            Translator::Anthropic(translator) => {
+                let mut out = bytes::BytesMut::new();
+                for event in events {
+                    if let Some(data) = event_data(&event) {
+                        for converted in translator.on_event(&data) {
+                            out.extend_from_slice(&converted);
+                        }
+                    }
+                }
+                (!out.is_empty()).then(|| out.freeze())
+            }
+        }
+    }
+
+    fn finished(&self) -> bool {
+        match self {
+            Translator::PassThrough(watch) => watch.finished,
+            Translator::Anthropic(translator) => translator.finished(),
+        }
+    }
+
+    fn upstream_error(&self) -> Option<String> {
+        match self {
+            Translator::PassThrough(_) => None,
+            Translator::Anthropic(translator) => translator.error.clone(),
+        }
+    }
+
+    /// What closes a translated stream (usage chunk, `[DONE]`); pass-through streams carry their own.
+    fn tail(&self, client_wants_usage: bool) -> Option<Bytes> {
+        match self {
+            Translator::PassThrough(_) => None,
+            Translator::Anthropic(translator) => Some(translator.finish(client_wants_usage).concat().into()),
+        }
+    }
+
+    fn usage(&self, call: &Call) -> (Usage, UsageSource) {
+        match self {
+            Translator::PassThrough(watch) => watch.usage(call),
+            Translator::Anthropic(translator) => match translator.usage() {
+                Some(usage) => (usage, UsageSource::Upstream),
+                None => (
+                    Usage { prompt_tokens: estimate_prompt(&call.request), completion_tokens: 0 },
+                    UsageSource::Estimated,
+                ),
+            },
+        }
+    }
+}
+
 type ChunkSender = mpsc::Sender<Result<Bytes, std::io::Error>>;
 
 /// A streamed answer: wait for its first chunk (before that, another channel may still answer),
@@ -710,7 +802,10 @@ async fn stream(
     let mut client_gone = !deliver(reply, with_request_id(response, &call.request_id));
 
     let mut splitter = SseSplitter::default();
-    let mut watch = StreamWatch::default();
+    let mut watch = match channel.wire {
+        Wire::OpenAi => Translator::PassThrough(StreamWatch::default()),
+        Wire::Anthropic => Translator::Anthropic(anthropic::StreamTranslator::new(&call.model)),
+    };
     let mut first_token_ms: Option<u64> = None;
     let mut cut: Option<String> = None;
     let mut drain_deadline: Option<tokio::time::Instant> = None;
@@ -740,7 +835,7 @@ async fn stream(
             }
         };
         let events = splitter.push(&chunk);
-        let forward = forwardable(&mut watch, &chunk, events, call.client_wants_usage);
+        let forward = watch.forward(&chunk, events, call.client_wants_usage);
         if let Some(bytes) = forward {
             if first_token_ms.is_none() {
                 first_token_ms = Some(call.started.elapsed().as_millis() as u64);
@@ -754,14 +849,26 @@ async fn stream(
         }
     }
     if let Some(rest) = splitter.finish() {
-        if watch.inspect(&rest, call.client_wants_usage) && !client_gone {
-            client_gone = !send(&sender, rest).await;
+        if let Some(bytes) = watch.forward(&rest.clone(), vec![rest], call.client_wants_usage) {
+            if !client_gone {
+                client_gone = !send(&sender, bytes).await;
+            }
         }
     }
-    if !watch.finished && cut.is_none() && !client_gone {
+    let reported = watch.upstream_error();
+    if let Some(message) = &reported {
+        // The upstream's own error event has gone to the caller already, translated.
+        cut = Some(message.clone());
+    }
+    if !watch.finished() && cut.is_none() && !client_gone {
         cut = Some("the upstream stream ended before it finished".into());
     }
-    if let (Some(message), false) = (&cut, client_gone) {
+    if cut.is_none() && !client_gone {
+        if let Some(tail) = watch.tail(call.client_wants_usage) {
+            client_gone = !send(&sender, tail).await;
+        }
+    }
+    if let (Some(message), false, None) = (&cut, client_gone, &reported) {
         let event = serde_json::json!({"error": {"message": message, "type": "upstream_error", "param": null, "code": "upstream_cut"}});
         send(&sender, Bytes::from(format!("data: {event}\n\n"))).await;
     }
@@ -903,11 +1010,16 @@ impl Gateway {
                 error: Some("the channel lists no models to test with".into()),
             };
         };
-        let body =
+        let mut body =
             serde_json::json!({"model": model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1});
+        if entry.wire == Wire::Anthropic {
+            if let Some(request) = body.as_object().and_then(|b| anthropic::request(b, &model, false).ok()) {
+                body = request;
+            }
+        }
         let mut request = self.http.post(entry.urls[Endpoint::ChatCompletions.url_index()].clone()).json_body(&body);
-        if let Some(authorization) = &entry.authorization {
-            request = request.header(header::AUTHORIZATION, authorization.clone());
+        for (name, value) in &entry.auth_headers {
+            request = request.header(name, value.clone());
         }
         let started = Instant::now();
         let outcome = tokio::time::timeout(self.config.first_byte_timeout, request.send()).await;

@@ -5,10 +5,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::http::HeaderValue;
+use axum::http::{header, HeaderName, HeaderValue};
 use burncloud_database::{ChannelRecord, GatewayConfig};
 use burncloud_service_api::{Channel, Money, Price, Strategy, Token, DEFAULT_GROUP};
 
+use crate::adapters::Wire;
 use crate::balancer::{Member, Rotation};
 
 /// A token as the router sees it, with its live spend.
@@ -18,13 +19,15 @@ pub struct TokenEntry {
     pub used: Arc<AtomicI64>,
 }
 
-/// A routable channel: its parsed endpoint URLs and ready-made auth header.
+/// A routable channel: its wire format, parsed endpoint URLs and ready-made auth headers.
 pub struct ChannelEntry {
     pub channel: Channel,
+    pub wire: Wire,
     pub base_url: String,
-    /// `{base_url}/chat/completions`, `/completions`, `/embeddings`, parsed once per snapshot.
+    /// The URLs for chat completions, completions and embeddings, parsed once per snapshot
+    /// (for OpenAI-format upstreams `{base_url}/chat/completions` and so on; Anthropic has one).
     pub urls: [reqwest::Url; 3],
-    pub authorization: Option<HeaderValue>,
+    pub auth_headers: Vec<(HeaderName, HeaderValue)>,
     pub api_key: String,
 }
 
@@ -32,8 +35,13 @@ impl ChannelEntry {
     /// A routable entry for `record`, or None when its base URL does not parse.
     pub fn from_record(record: ChannelRecord) -> Option<ChannelEntry> {
         let base_url = record.channel.effective_base_url()?.trim_end_matches('/').to_string();
+        let wire = Wire::of(record.channel.kind);
         let url = |path: &str| reqwest::Url::parse(&format!("{base_url}/{path}"));
-        let urls = match (url("chat/completions"), url("completions"), url("embeddings")) {
+        let paths = match wire {
+            Wire::OpenAi => ["chat/completions", "completions", "embeddings"],
+            Wire::Anthropic => ["v1/messages"; 3],
+        };
+        let urls = match (url(paths[0]), url(paths[1]), url(paths[2])) {
             (Ok(chat), Ok(completions), Ok(embeddings)) => [chat, completions, embeddings],
             _ => {
                 tracing::warn!(channel = %record.channel.name, %base_url, "skipping a channel whose base URL does not parse");
@@ -41,12 +49,29 @@ impl ChannelEntry {
             }
         };
         let key = record.api_key.expose();
-        let mut authorization =
-            if key.is_empty() { None } else { HeaderValue::from_str(&format!("Bearer {key}")).ok() };
-        if let Some(value) = authorization.as_mut() {
+        let secret = |value: String| {
+            let mut value = HeaderValue::from_str(&value).ok()?;
             value.set_sensitive(true);
+            Some(value)
+        };
+        let mut auth_headers = Vec::new();
+        match wire {
+            Wire::OpenAi => {
+                if let Some(value) = secret(format!("Bearer {key}")).filter(|_| !key.is_empty()) {
+                    auth_headers.push((header::AUTHORIZATION, value));
+                }
+            }
+            Wire::Anthropic => {
+                if let Some(value) = secret(key.to_string()).filter(|_| !key.is_empty()) {
+                    auth_headers.push((HeaderName::from_static("x-api-key"), value));
+                }
+                auth_headers.push((
+                    HeaderName::from_static("anthropic-version"),
+                    HeaderValue::from_static(crate::adapters::anthropic::API_VERSION),
+                ));
+            }
         }
-        Some(ChannelEntry { channel: record.channel, base_url, urls, authorization, api_key: key.to_string() })
+        Some(ChannelEntry { channel: record.channel, wire, base_url, urls, auth_headers, api_key: key.to_string() })
     }
 }
 

@@ -14,16 +14,20 @@ pub enum ChannelKind {
     Openai,
     Deepseek,
     Qwen,
+    /// Anthropic's Messages API, converted to and from OpenAI's format.
+    Anthropic,
 }
 
 impl ChannelKind {
-    pub const ALL: [ChannelKind; 3] = [ChannelKind::Openai, ChannelKind::Deepseek, ChannelKind::Qwen];
+    pub const ALL: [ChannelKind; 4] =
+        [ChannelKind::Openai, ChannelKind::Deepseek, ChannelKind::Qwen, ChannelKind::Anthropic];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ChannelKind::Openai => "openai",
             ChannelKind::Deepseek => "deepseek",
             ChannelKind::Qwen => "qwen",
+            ChannelKind::Anthropic => "anthropic",
         }
     }
 
@@ -37,6 +41,7 @@ impl ChannelKind {
             ChannelKind::Openai => None,
             ChannelKind::Deepseek => Some("https://api.deepseek.com"),
             ChannelKind::Qwen => Some("https://dashscope.aliyuncs.com/compatible-mode/v1"),
+            ChannelKind::Anthropic => Some("https://api.anthropic.com"),
         }
     }
 }

@@ -1,0 +1,134 @@
+//! Anthropic's Messages API on the mock server (`POST /v1/messages`): answers, tool use, streams
+//! with Anthropic's exact event sequence, and Anthropic's error bodies.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use crate::openai_mock::{hang, record_call, Mode, SharedState, COMPLETION_TOKENS, PROMPT_TOKENS, REPLY};
+
+/// The arguments of the tool calls the mock makes, one per tool call (parallel calls).
+pub const TOOL_INPUTS: [&str; 2] = [r#"{"location": "Paris"}"#, r#"{"location": "Tokyo"}"#];
+
+/// Anthropic's error bodies, as its API reference documents them.
+pub fn error_body(status: u16) -> Value {
+    let (error_type, message) = match status {
+        400 => ("invalid_request_error", "messages: roles must alternate between \"user\" and \"assistant\""),
+        401 => ("authentication_error", "invalid x-api-key"),
+        429 => ("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit"),
+        529 => ("overloaded_error", "Overloaded"),
+        _ => ("api_error", "Internal server error"),
+    };
+    json!({"type": "error", "error": {"type": error_type, "message": message}})
+}
+
+fn tool_name(request: &Value) -> Option<String> {
+    request.get("tools")?.as_array()?.first()?.get("name")?.as_str().map(String::from)
+}
+
+pub(crate) async fn messages(
+    State(shared): State<SharedState>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(String::from);
+    if headers.get("anthropic-version").and_then(|v| v.to_str().ok()) != Some("2023-06-01") {
+        let error = json!({"type": "error", "error": {"type": "invalid_request_error", "message": "anthropic-version header is required"}});
+        return (StatusCode::BAD_REQUEST, Json(error)).into_response();
+    }
+    let mode = match record_call(&shared, "/v1/messages", key, |key| key.to_string(), &body) {
+        Ok(mode) => mode,
+        Err(status) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (status, Json(error_body(status.as_u16()))).into_response();
+        }
+    };
+    if mode == Mode::Hang {
+        return hang().await;
+    }
+    let model = body.get("model").and_then(Value::as_str).unwrap_or("claude-sonnet-4-5").to_string();
+    let tool = tool_name(&body);
+    if body.get("stream") == Some(&Value::Bool(true)) {
+        return stream(model, tool);
+    }
+    let mut content = vec![json!({"type": "text", "text": if tool.is_some() { "Let me check." } else { REPLY }})];
+    if let Some(name) = &tool {
+        for (i, input) in TOOL_INPUTS.iter().enumerate() {
+            let input: Value = serde_json::from_str(input).unwrap();
+            content.push(json!({"type": "tool_use", "id": format!("toolu_0{i}"), "name": name, "input": input}));
+        }
+    }
+    Json(json!({
+        "id": "msg_01mock", "type": "message", "role": "assistant", "model": model, "content": content,
+        "stop_reason": if tool.is_some() { "tool_use" } else { "end_turn" }, "stop_sequence": null,
+        "usage": {"input_tokens": PROMPT_TOKENS, "output_tokens": COMPLETION_TOKENS,
+                  "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    }))
+    .into_response()
+}
+
+fn event(name: &str, data: Value) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
+/// The event sequence Anthropic streams: message_start, content blocks (start, deltas, stop),
+/// message_delta with the stop reason and output tokens, message_stop — with a ping in between.
+fn stream(model: String, tool: Option<String>) -> Response {
+    let mut events = vec![
+        event(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_01mock", "type": "message",
+            "role": "assistant", "content": [], "model": model, "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": PROMPT_TOKENS, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}),
+        ),
+        event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        event("ping", json!({"type": "ping"})),
+    ];
+    let text = if tool.is_some() { "Let me check." } else { REPLY };
+    for word in text.split_inclusive(' ') {
+        events.push(event(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}}),
+        ));
+    }
+    events.push(event("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+    if let Some(name) = &tool {
+        for (i, input) in TOOL_INPUTS.iter().enumerate() {
+            let index = i + 1;
+            events.push(event(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": index,
+                "content_block": {"type": "tool_use", "id": format!("toolu_0{i}"), "name": name, "input": {}}}),
+            ));
+            let (head, tail) = input.split_at(8);
+            for part in [head, tail] {
+                events.push(event(
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": index,
+                    "delta": {"type": "input_json_delta", "partial_json": part}}),
+                ));
+            }
+            events.push(event("content_block_stop", json!({"type": "content_block_stop", "index": index})));
+        }
+    }
+    events.push(event(
+        "message_delta",
+        json!({"type": "message_delta",
+        "delta": {"stop_reason": if tool.is_some() { "tool_use" } else { "end_turn" }, "stop_sequence": null},
+        "usage": {"output_tokens": COMPLETION_TOKENS}}),
+    ));
+    events.push(event("message_stop", json!({"type": "message_stop"})));
+    let stream = futures_util::stream::iter(events.into_iter().map(|e| Ok::<Bytes, std::io::Error>(Bytes::from(e))));
+    Response::builder()
+        .header("content-type", "text/event-stream; charset=utf-8")
+        .header("cache-control", "no-cache")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
