@@ -110,3 +110,18 @@ def test_the_openai_sdk_reaches_a_claude_channel_with_streams_and_tools(burnclou
     calls = answer.choices[0].message.tool_calls
     assert [c.function.name for c in calls] == ["get_weather", "get_weather"]
     assert answer.choices[0].finish_reason == "tool_calls"
+
+
+def test_the_openai_sdk_reaches_a_gemini_channel_with_streams_and_tools(burncloud, upstream):
+    from conftest import UPSTREAM_KEY
+    burncloud.console("POST", "/console/api/channels", {
+        "name": "gemini", "kind": "gemini", "base_url": upstream, "api_key": UPSTREAM_KEY,
+        "models": ["gemini-2.5-flash"],
+    })
+    sdk = client(burncloud, burncloud.token())
+    chunks = list(sdk.chat.completions.create(
+        model="gemini-2.5-flash", messages=[{"role": "user", "content": "Hi"}], stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == REPLY
+    answer = sdk.chat.completions.create(
+        model="gemini-2.5-flash", tools=[WEATHER_TOOL], messages=[{"role": "user", "content": "Weather?"}])
+    assert [c.function.name for c in answer.choices[0].message.tool_calls] == ["get_weather", "get_weather"]

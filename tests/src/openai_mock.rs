@@ -96,6 +96,7 @@ impl OpenAiMock {
 fn router(shared_state: SharedState) -> axum::Router {
     axum::Router::new()
         .route("/v1/messages", post(crate::anthropic_mock::messages))
+        .route("/v1beta/models/{target}", post(crate::gemini_mock::models))
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))

@@ -1072,3 +1072,97 @@ async fn claude_errors_reach_the_caller_in_openai_shape_and_overload_fails_over(
     assert_eq!(embeddings.status(), StatusCode::OK, "embeddings skip the Claude channel");
     assert_eq!(backup.received().last().unwrap().path, "/v1/embeddings");
 }
+
+async fn gemini_channel(h: &Harness, mock: &OpenAiMock) -> i64 {
+    let body = json!({"name": "gemini", "kind": "gemini", "base_url": format!("http://{}", mock.address),
+        "api_key": "AIzaSyMockKey0123456789", "models": ["gemini-2.5-flash", "text-embedding-004"]});
+    h.post("/console/api/channels", body).await["id"].as_i64().unwrap()
+}
+
+fn sse_chunks(text: &str) -> Vec<Value> {
+    text.split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn gemini_channels_answer_stream_call_tools_and_embed_in_openai_format() {
+    let mock = OpenAiMock::start(Some("AIzaSyMockKey0123456789")).await;
+    let h = Harness::start().await;
+    gemini_channel(&h, &mock).await;
+    let (_, key) = h.token(json!({})).await;
+
+    let answer: Value = h.v1("/v1/chat/completions", &key, chat_body("gemini-2.5-flash")).await.json().await.unwrap();
+    assert_eq!(answer["choices"][0]["message"]["content"], REPLY);
+    assert_eq!(answer["choices"][0]["finish_reason"], "stop");
+    assert_eq!(answer["usage"]["prompt_tokens"], PROMPT_TOKENS);
+    let sent = mock.received().pop().unwrap();
+    assert_eq!(sent.path, "/v1beta/models/gemini-2.5-flash:generateContent");
+    assert_eq!(sent.authorization.as_deref(), Some("AIzaSyMockKey0123456789"), "the key rides in x-goog-api-key");
+    assert_eq!(sent.body["contents"][0], json!({"role": "user", "parts": [{"text": "Say hello"}]}));
+
+    let mut tools = json!({"model": "gemini-2.5-flash", "tools": weather_tools(),
+        "messages": [{"role": "user", "content": "Weather in Paris and Tokyo?"}]});
+    let answer: Value = h.v1("/v1/chat/completions", &key, tools.clone()).await.json().await.unwrap();
+    assert_eq!(answer["choices"][0]["finish_reason"], "tool_calls");
+    let calls = answer["choices"][0]["message"]["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(
+        serde_json::from_str::<Value>(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap(),
+        json!({"location": "Paris"})
+    );
+
+    tools["stream"] = json!(true);
+    let chunks = sse_chunks(&h.v1("/v1/chat/completions", &key, tools).await.text().await.unwrap());
+    let indexes: Vec<u64> = chunks
+        .iter()
+        .flat_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array().cloned().unwrap_or_default())
+        .map(|call| call["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indexes, vec![0, 1]);
+    assert_eq!(mock.received().pop().unwrap().path, "/v1beta/models/gemini-2.5-flash:streamGenerateContent");
+
+    let mut streamed = chat_body("gemini-2.5-flash");
+    streamed["stream"] = json!(true);
+    streamed["stream_options"] = json!({"include_usage": true});
+    let text = h.v1("/v1/chat/completions", &key, streamed).await.text().await.unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"));
+    let chunks = sse_chunks(&text);
+    let content: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(content, REPLY);
+    assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], COMPLETION_TOKENS);
+
+    let embedded: Value = h
+        .v1("/v1/embeddings", &key, json!({"model": "text-embedding-004", "input": ["a", "b"]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(embedded["data"].as_array().unwrap().len(), 2);
+    assert_eq!(embedded["data"][1]["index"], 1);
+    let sent = mock.received().pop().unwrap();
+    assert_eq!(sent.path, "/v1beta/models/text-embedding-004:batchEmbedContents");
+    assert_eq!(sent.body["requests"][1]["model"], "models/text-embedding-004");
+
+    let logs = h.logs().await;
+    assert_eq!(logs[0]["usage_source"], "estimated", "Gemini's embeddings carry no usage: it is counted");
+    assert!(logs[1..].iter().all(|r| r["usage_source"] == "upstream" && r["end_reason"] == "completed"), "{logs:?}");
+}
+
+#[tokio::test]
+async fn gemini_errors_reach_the_caller_in_openai_shape() {
+    let mock = OpenAiMock::start(None).await;
+    let h = Harness::start().await;
+    gemini_channel(&h, &mock).await;
+    let (_, key) = h.token(json!({})).await;
+    mock.set_mode(Mode::Error { status: 400 });
+    let (status, error) = error_of(h.v1("/v1/chat/completions", &key, chat_body("gemini-2.5-flash")).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        (error["type"].as_str(), error["code"].as_str()),
+        (Some("invalid_request_error"), Some("INVALID_ARGUMENT"))
+    );
+    assert!(!error.to_string().contains("AIzaSyMockKey"), "no key in the error");
+}

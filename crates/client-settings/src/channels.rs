@@ -29,6 +29,7 @@ impl Draft {
             ChannelKind::Deepseek => ("DeepSeek", "deepseek-chat\ndeepseek-reasoner"),
             ChannelKind::Qwen => ("Qwen", "qwen-plus\nqwen-max\nqwen-turbo"),
             ChannelKind::Anthropic => ("Claude", "claude-sonnet-4-5\nclaude-haiku-4-5\nclaude-opus-4-1"),
+            ChannelKind::Gemini => ("Gemini", "gemini-2.5-flash\ngemini-2.5-pro\ntext-embedding-004"),
         };
         Draft {
             editing: None,
@@ -64,6 +65,7 @@ fn kind_key(kind: ChannelKind) -> &'static str {
         ChannelKind::Deepseek => "kind.deepseek",
         ChannelKind::Qwen => "kind.qwen",
         ChannelKind::Anthropic => "kind.anthropic",
+        ChannelKind::Gemini => "kind.gemini",
     }
 }
 

@@ -19,7 +19,7 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::adapters::{anthropic, Wire};
+use crate::adapters::{anthropic, gemini, EventTranslator, Wire};
 use crate::balancer::Member;
 use crate::breaker::{Admission, Verdict};
 use crate::error::GatewayError;
@@ -446,9 +446,31 @@ async fn run(gateway: Arc<Gateway>, call: Call, candidates: Vec<Arc<ChannelEntry
                     .map_err(|anthropic::Unconvertible(message)| message)
             }
             Wire::Anthropic => Err(format!("Anthropic channels serve chat completions, not {}", call.endpoint.route())),
+            Wire::Gemini => match call.endpoint {
+                Endpoint::ChatCompletions => gemini::request(&call.request),
+                Endpoint::Embeddings => gemini::embeddings_request(&call.request, &upstream_model),
+                Endpoint::Completions => {
+                    Err(anthropic::Unconvertible("Gemini channels do not serve /v1/completions".into()))
+                }
+            }
+            .map(|body| Bytes::from(body.to_string()))
+            .map_err(|anthropic::Unconvertible(message)| message),
         };
-        let body = match body {
-            Ok(body) => body,
+        let url = match channel.wire {
+            Wire::Gemini => {
+                let method = match (call.endpoint, call.is_stream) {
+                    (Endpoint::Embeddings, _) => "batchEmbedContents",
+                    (_, true) => "streamGenerateContent",
+                    (_, false) => "generateContent",
+                };
+                reqwest::Url::parse(&format!("{}/{}", channel.base_url, gemini::path(&upstream_model, method)))
+                    .map_err(|e| format!("the Gemini URL for model {upstream_model:?} does not parse: {e}"))
+            }
+            _ => Ok(channel.urls[call.endpoint.url_index()].clone()),
+        };
+        let body = body.and_then(|body| url.map(|url| (url, body)));
+        let (url, body) = match body {
+            Ok(prepared) => prepared,
             Err(message) => {
                 // Not this channel's kind of request; another channel may take it.
                 attempts -= 1;
@@ -457,7 +479,7 @@ async fn run(gateway: Arc<Gateway>, call: Call, candidates: Vec<Arc<ChannelEntry
                 continue;
             }
         };
-        match attempt(&gateway, &call, &channel, body, &mut reply).await {
+        match attempt(&gateway, &call, &channel, url, body, &mut reply).await {
             Attempt::Done(mut outcome, response) => {
                 let verdict = match outcome.status {
                     401..=403 => Verdict::Refused { error: outcome.error.clone().unwrap_or_default() },
@@ -524,10 +546,10 @@ async fn attempt(
     gateway: &Gateway,
     call: &Call,
     channel: &ChannelEntry,
+    url: reqwest::Url,
     body: Bytes,
     reply: &mut Option<oneshot::Sender<Response>>,
 ) -> Attempt {
-    let url = channel.urls[call.endpoint.url_index()].clone();
     let mut request = gateway.http.post(url).header(header::CONTENT_TYPE, "application/json").body(body);
     for (name, value) in &channel.auth_headers {
         request = request.header(name, value.clone());
@@ -559,9 +581,11 @@ async fn attempt(
             .map(std::time::Duration::from_secs);
         let body = read_upstream_body(gateway, response, 1024 * 1024).await.unwrap_or_default();
         let mut body = Bytes::from(scrub(&String::from_utf8_lossy(&body), &channel.api_key));
-        if channel.wire == Wire::Anthropic {
-            body = anthropic::error_body(&body);
-        }
+        body = match channel.wire {
+            Wire::OpenAi => body,
+            Wire::Anthropic => anthropic::error_body(&body),
+            Wire::Gemini => gemini::error_body(&body),
+        };
         let error = GatewayError::Upstream { status, body };
         if is_retryable(status) {
             return Attempt::Failed(error, retry_after);
@@ -597,12 +621,21 @@ async fn complete(
     let first_token_ms = Some(call.started.elapsed().as_millis() as u64);
     let (body, converted_usage) = match channel.wire {
         Wire::OpenAi => (body, None),
-        Wire::Anthropic => match anthropic::response(&body, &call.model) {
-            Ok((body, usage)) => (body, Some(usage)),
-            Err(anthropic::Unconvertible(message)) => {
-                return Attempt::Failed(GatewayError::UpstreamUnreachable(message), None);
+        wire => {
+            let converted = match (wire, call.endpoint) {
+                (Wire::Gemini, Endpoint::Embeddings) => {
+                    gemini::embeddings_response(&body, &call.model).map(|body| (body, None))
+                }
+                (Wire::Gemini, _) => gemini::response(&body, &call.model).map(|(body, usage)| (body, Some(usage))),
+                _ => anthropic::response(&body, &call.model).map(|(body, usage)| (body, Some(usage))),
+            };
+            match converted {
+                Ok(converted) => converted,
+                Err(anthropic::Unconvertible(message)) => {
+                    return Attempt::Failed(GatewayError::UpstreamUnreachable(message), None);
+                }
             }
-        },
+        }
     };
     let (usage, usage_source) = match converted_usage.or_else(|| usage_in(&body)) {
         Some(usage) => (usage, UsageSource::Upstream),
@@ -708,14 +741,14 @@ impl StreamWatch {
 enum Translator {
     /// OpenAI's format: events go through as they are (less the usage chunk nobody asked for).
     PassThrough(StreamWatch),
-    Anthropic(anthropic::StreamTranslator),
+    Converted(Box<dyn EventTranslator>),
 }
 
 impl Translator {
     fn forward(&mut self, chunk: &Bytes, events: Vec<Bytes>, client_wants_usage: bool) -> Option<Bytes> {
         match self {
             Translator::PassThrough(watch) => forwardable(watch, chunk, events, client_wants_usage),
-            Translator::Anthropic(translator) => {
+            Translator::Converted(translator) => {
                 let mut out = bytes::BytesMut::new();
                 for event in events {
                     if let Some(data) = event_data(&event) {
@@ -732,14 +765,14 @@ impl Translator {
     fn finished(&self) -> bool {
         match self {
             Translator::PassThrough(watch) => watch.finished,
-            Translator::Anthropic(translator) => translator.finished(),
+            Translator::Converted(translator) => translator.finished(),
         }
     }
 
     fn upstream_error(&self) -> Option<String> {
         match self {
             Translator::PassThrough(_) => None,
-            Translator::Anthropic(translator) => translator.error.clone(),
+            Translator::Converted(translator) => translator.error(),
         }
     }
 
@@ -747,14 +780,14 @@ impl Translator {
     fn tail(&self, client_wants_usage: bool) -> Option<Bytes> {
         match self {
             Translator::PassThrough(_) => None,
-            Translator::Anthropic(translator) => Some(translator.finish(client_wants_usage).concat().into()),
+            Translator::Converted(translator) => Some(translator.finish(client_wants_usage).concat().into()),
         }
     }
 
     fn usage(&self, call: &Call) -> (Usage, UsageSource) {
         match self {
             Translator::PassThrough(watch) => watch.usage(call),
-            Translator::Anthropic(translator) => match translator.usage() {
+            Translator::Converted(translator) => match translator.usage() {
                 Some(usage) => (usage, UsageSource::Upstream),
                 None => (
                     Usage { prompt_tokens: estimate_prompt(&call.request), completion_tokens: 0 },
@@ -804,7 +837,8 @@ async fn stream(
     let mut splitter = SseSplitter::default();
     let mut watch = match channel.wire {
         Wire::OpenAi => Translator::PassThrough(StreamWatch::default()),
-        Wire::Anthropic => Translator::Anthropic(anthropic::StreamTranslator::new(&call.model)),
+        Wire::Anthropic => Translator::Converted(Box::new(anthropic::StreamTranslator::new(&call.model))),
+        Wire::Gemini => Translator::Converted(Box::new(gemini::StreamTranslator::new(&call.model))),
     };
     let mut first_token_ms: Option<u64> = None;
     let mut cut: Option<String> = None;
@@ -1012,12 +1046,23 @@ impl Gateway {
         };
         let mut body =
             serde_json::json!({"model": model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1});
-        if entry.wire == Wire::Anthropic {
-            if let Some(request) = body.as_object().and_then(|b| anthropic::request(b, &model, false).ok()) {
-                body = request;
+        let mut url = entry.urls[Endpoint::ChatCompletions.url_index()].clone();
+        let converted = body.as_object().and_then(|openai| match entry.wire {
+            Wire::OpenAi => None,
+            Wire::Anthropic => anthropic::request(openai, &model, false).ok(),
+            Wire::Gemini => gemini::request(openai).ok(),
+        });
+        if let Some(converted) = converted {
+            body = converted;
+        }
+        if entry.wire == Wire::Gemini {
+            if let Ok(gemini_url) =
+                reqwest::Url::parse(&format!("{}/{}", entry.base_url, gemini::path(&model, "generateContent")))
+            {
+                url = gemini_url;
             }
         }
-        let mut request = self.http.post(entry.urls[Endpoint::ChatCompletions.url_index()].clone()).json_body(&body);
+        let mut request = self.http.post(url).json_body(&body);
         for (name, value) in &entry.auth_headers {
             request = request.header(name, value.clone());
         }

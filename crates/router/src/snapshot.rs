@@ -40,6 +40,8 @@ impl ChannelEntry {
         let paths = match wire {
             Wire::OpenAi => ["chat/completions", "completions", "embeddings"],
             Wire::Anthropic => ["v1/messages"; 3],
+            // Gemini puts the model in the path: these are built per request.
+            Wire::Gemini => [""; 3],
         };
         let urls = match (url(paths[0]), url(paths[1]), url(paths[2])) {
             (Ok(chat), Ok(completions), Ok(embeddings)) => [chat, completions, embeddings],
@@ -69,6 +71,12 @@ impl ChannelEntry {
                     HeaderName::from_static("anthropic-version"),
                     HeaderValue::from_static(crate::adapters::anthropic::API_VERSION),
                 ));
+            }
+            Wire::Gemini => {
+                // In a header, never in the URL, where keys leak into logs and errors.
+                if let Some(value) = secret(key.to_string()).filter(|_| !key.is_empty()) {
+                    auth_headers.push((HeaderName::from_static("x-goog-api-key"), value));
+                }
             }
         }
         Some(ChannelEntry { channel: record.channel, wire, base_url, urls, auth_headers, api_key: key.to_string() })

@@ -16,11 +16,13 @@ pub enum ChannelKind {
     Qwen,
     /// Anthropic's Messages API, converted to and from OpenAI's format.
     Anthropic,
+    /// Google's Gemini API, converted to and from OpenAI's format.
+    Gemini,
 }
 
 impl ChannelKind {
-    pub const ALL: [ChannelKind; 4] =
-        [ChannelKind::Openai, ChannelKind::Deepseek, ChannelKind::Qwen, ChannelKind::Anthropic];
+    pub const ALL: [ChannelKind; 5] =
+        [ChannelKind::Openai, ChannelKind::Deepseek, ChannelKind::Qwen, ChannelKind::Anthropic, ChannelKind::Gemini];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -28,6 +30,7 @@ impl ChannelKind {
             ChannelKind::Deepseek => "deepseek",
             ChannelKind::Qwen => "qwen",
             ChannelKind::Anthropic => "anthropic",
+            ChannelKind::Gemini => "gemini",
         }
     }
 
@@ -42,6 +45,7 @@ impl ChannelKind {
             ChannelKind::Deepseek => Some("https://api.deepseek.com"),
             ChannelKind::Qwen => Some("https://dashscope.aliyuncs.com/compatible-mode/v1"),
             ChannelKind::Anthropic => Some("https://api.anthropic.com"),
+            ChannelKind::Gemini => Some("https://generativelanguage.googleapis.com"),
         }
     }
 }

@@ -1,0 +1,101 @@
+//! Google's Gemini API on the mock server: `generateContent`, `streamGenerateContent?alt=sse`,
+//! `batchEmbedContents`, with Gemini's error bodies. The key arrives in `x-goog-api-key`.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use crate::anthropic_mock::TOOL_INPUTS;
+use crate::openai_mock::{hang, record_call, Mode, SharedState, COMPLETION_TOKENS, PROMPT_TOKENS, REPLY};
+
+pub fn error_body(status: u16) -> Value {
+    let (code_name, message) = match status {
+        400 => ("INVALID_ARGUMENT", "Request contains an invalid argument."),
+        401 | 403 => ("PERMISSION_DENIED", "API key not valid. Please pass a valid API key."),
+        429 => ("RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota)."),
+        503 => ("UNAVAILABLE", "The model is overloaded. Please try again later."),
+        _ => ("INTERNAL", "An internal error has occurred."),
+    };
+    json!({"error": {"code": status, "message": message, "status": code_name}})
+}
+
+fn usage() -> Value {
+    json!({"promptTokenCount": PROMPT_TOKENS, "candidatesTokenCount": COMPLETION_TOKENS, "totalTokenCount": PROMPT_TOKENS + COMPLETION_TOKENS})
+}
+
+fn function_name(request: &Value) -> Option<String> {
+    request.pointer("/tools/0/functionDeclarations/0/name")?.as_str().map(String::from)
+}
+
+fn calls(name: &str) -> Vec<Value> {
+    TOOL_INPUTS
+        .iter()
+        .map(|input| json!({"functionCall": {"name": name, "args": serde_json::from_str::<Value>(input).unwrap()}}))
+        .collect()
+}
+
+pub(crate) async fn models(
+    State(shared): State<SharedState>,
+    Path(target): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let key = headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()).map(String::from);
+    let path = format!("/v1beta/models/{target}");
+    let mode = match record_call(&shared, &path, key, |key| key.to_string(), &body) {
+        Ok(mode) => mode,
+        Err(status) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (status, Json(error_body(status.as_u16()))).into_response();
+        }
+    };
+    if mode == Mode::Hang {
+        return hang().await;
+    }
+    let (model, method) = target.split_once(':').unwrap_or((&target, ""));
+    match method {
+        "generateContent" => {
+            let parts = match function_name(&body) {
+                Some(name) => calls(&name),
+                None => vec![json!({"text": REPLY})],
+            };
+            Json(json!({
+                "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": usage(), "modelVersion": model, "responseId": "resp-mock"
+            }))
+            .into_response()
+        }
+        "streamGenerateContent" if uri.query() == Some("alt=sse") => {
+            let mut events: Vec<Value> = Vec::new();
+            match function_name(&body) {
+                Some(name) => events
+                    .push(json!({"candidates": [{"content": {"role": "model", "parts": calls(&name)}, "index": 0}]})),
+                None => {
+                    for word in REPLY.split_inclusive(' ') {
+                        events.push(json!({"candidates": [{"content": {"role": "model", "parts": [{"text": word}]}, "index": 0}]}));
+                    }
+                }
+            }
+            events.push(json!({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": usage(), "modelVersion": model, "responseId": "resp-mock"}));
+            let chunks =
+                events.into_iter().map(|e| Ok::<Bytes, std::io::Error>(Bytes::from(format!("data: {e}\r\n\r\n"))));
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(futures_util::stream::iter(chunks)))
+                .unwrap()
+        }
+        "batchEmbedContents" => {
+            let count = body.get("requests").and_then(Value::as_array).map_or(0, Vec::len);
+            let embeddings: Vec<Value> =
+                (0..count).map(|i| json!({"values": [0.013, -0.008, i as f64 / 10.0]})).collect();
+            Json(json!({"embeddings": embeddings})).into_response()
+        }
+        _ => (StatusCode::NOT_FOUND, Json(error_body(404))).into_response(),
+    }
+}
