@@ -1166,3 +1166,48 @@ async fn gemini_errors_reach_the_caller_in_openai_shape() {
     );
     assert!(!error.to_string().contains("AIzaSyMockKey"), "no key in the error");
 }
+
+#[tokio::test]
+async fn the_messages_endpoint_speaks_anthropic_in_front_of_any_channel() {
+    let mock = OpenAiMock::start(None).await;
+    let h = Harness::start().await;
+    h.channel("mock", &mock.base_url(), json!({})).await;
+    let (_, key) = h.token(json!({})).await;
+    let request = json!({"model": "gpt-4o-mini", "max_tokens": 64, "system": "Be brief.",
+        "messages": [{"role": "user", "content": "Hello"}]});
+    let response =
+        h.http.post(format!("{}/v1/messages", h.base)).header("x-api-key", &key).json(&request).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let message: Value = response.json().await.unwrap();
+    assert_eq!((message["type"].as_str(), message["role"].as_str()), (Some("message"), Some("assistant")));
+    assert_eq!(message["content"], json!([{"type": "text", "text": REPLY}]));
+    assert_eq!(message["stop_reason"], "end_turn");
+    assert_eq!(message["usage"], json!({"input_tokens": PROMPT_TOKENS, "output_tokens": COMPLETION_TOKENS}));
+    let sent = mock.received().pop().unwrap().body;
+    assert_eq!(sent["messages"][0], json!({"role": "system", "content": "Be brief."}));
+    assert_eq!(sent["max_tokens"], 64);
+
+    let unauthorized =
+        h.http.post(format!("{}/v1/messages", h.base)).header("x-api-key", "nope").json(&request).send().await.unwrap();
+    assert_eq!(unauthorized.status(), StatusCode::UNAUTHORIZED);
+    let error: Value = unauthorized.json().await.unwrap();
+    assert_eq!(
+        (error["type"].as_str(), error["error"]["type"].as_str()),
+        (Some("error"), Some("authentication_error"))
+    );
+
+    let counted: Value = h
+        .http
+        .post(format!("{}/v1/messages/count_tokens", h.base))
+        .header("x-api-key", &key)
+        .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello world"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(counted, json!({"input_tokens": 2 + 3 * 2}));
+    let row = &h.logs().await[0];
+    assert_eq!((row["endpoint"].as_str(), row["status"].as_u64()), (Some("/v1/messages"), Some(200)));
+}

@@ -228,5 +228,7 @@ pub fn create_router_app(gateway: Arc<Gateway>) -> axum::Router {
         .route("/v1/completions", post(proxy::completions))
         .route("/v1/embeddings", post(proxy::embeddings))
         .route("/v1/models", get(proxy::list_models))
+        .route("/v1/messages", post(proxy::messages))
+        .route("/v1/messages/count_tokens", post(proxy::messages_count_tokens))
         .with_state(gateway)
 }

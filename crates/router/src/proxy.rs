@@ -19,6 +19,7 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::adapters::anthropic_inbound::{self, AnthropicStreamWriter};
 use crate::adapters::{anthropic, gemini, EventTranslator, Wire};
 use crate::balancer::Member;
 use crate::breaker::{Admission, Verdict};
@@ -72,6 +73,57 @@ pub(crate) async fn embeddings(State(gateway): State<Arc<Gateway>>, headers: Hea
     handle(gateway, Endpoint::Embeddings, headers, body).await
 }
 
+/// `POST /v1/messages`: Anthropic's Messages API in front of every channel.
+pub(crate) async fn messages(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    handle_in(gateway, Endpoint::ChatCompletions, Dialect::Anthropic, headers, body).await
+}
+
+/// `POST /v1/messages/count_tokens`: the prompt's size by the tokenizer, in Anthropic's shape.
+pub(crate) async fn messages_count_tokens(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let request_id = new_request_id();
+    let fail = |error: GatewayError| dialect_error(Dialect::Anthropic, error, &request_id);
+    if let Err(error) = authenticate(&gateway, &headers) {
+        return fail(error);
+    }
+    let bytes = match read_body(body, gateway.config.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(error) => return fail(error),
+    };
+    let request = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => map,
+        _ => return fail(GatewayError::BadRequest { message: "the body must be a JSON object".into(), param: None }),
+    };
+    match anthropic_inbound::to_openai(&request) {
+        Ok(openai) => {
+            let body = serde_json::json!({"input_tokens": estimate_prompt(&openai)});
+            with_request_id(axum::Json(body).into_response(), &request_id)
+        }
+        Err(anthropic::Unconvertible(message)) => fail(GatewayError::BadRequest { message, param: None }),
+    }
+}
+
+/// The protocol a caller speaks: its requests, answers, streams and errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    OpenAi,
+    Anthropic,
+}
+
+/// An error as the caller's protocol shapes it.
+fn dialect_error(dialect: Dialect, error: GatewayError, request_id: &str) -> Response {
+    let message = error.message();
+    let mut response = error.into_response_with_id(request_id);
+    if dialect == Dialect::Anthropic {
+        let status = response.status().as_u16();
+        *response.body_mut() = Body::from(anthropic_inbound::error_body(status, &message));
+    }
+    response
+}
+
 fn new_request_id() -> String {
     format!("req-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
@@ -119,6 +171,15 @@ struct Call {
     is_stream: bool,
     client_wants_usage: bool,
     reservation: Reservation,
+    dialect: Dialect,
+    /// The caller's own request when it is not OpenAI's format (sent as-is to a same-format upstream).
+    native: Option<Map<String, Value>>,
+}
+
+impl Call {
+    fn error_response(&self, error: &GatewayError) -> Response {
+        dialect_error(self.dialect, error.clone(), &self.request_id)
+    }
 }
 
 /// How a call ended, for its log row.
@@ -167,12 +228,22 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> {
 }
 
 async fn handle(gateway: Arc<Gateway>, endpoint: Endpoint, headers: HeaderMap, body: Body) -> Response {
+    handle_in(gateway, endpoint, Dialect::OpenAi, headers, body).await
+}
+
+async fn handle_in(
+    gateway: Arc<Gateway>,
+    endpoint: Endpoint,
+    dialect: Dialect,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
     let created_at_ms = now_ms();
     let request_id = new_request_id();
     let token = match authenticate(&gateway, &headers) {
         Ok(token) => token,
-        Err(error) => return error.into_response_with_id(&request_id),
+        Err(error) => return dialect_error(dialect, error, &request_id),
     };
     let mut call = Call {
         request_id,
@@ -185,11 +256,13 @@ async fn handle(gateway: Arc<Gateway>, endpoint: Endpoint, headers: HeaderMap, b
         is_stream: false,
         client_wants_usage: false,
         reservation: Reservation::default(),
+        dialect,
+        native: None,
     };
     let candidates = match admit(&gateway, &mut call, &headers, body).await {
         Ok(candidates) => candidates,
         Err(error) => {
-            let response = error.clone().into_response_with_id(&call.request_id);
+            let response = call.error_response(&error);
             gateway.in_flight.fetch_add(1, Ordering::Relaxed);
             record(&gateway, &call, Outcome::failed(None, &error, 0, EndReason::Rejected)).await;
             return response;
@@ -272,6 +345,12 @@ async fn admit(
             })
         }
     };
+    if call.dialect == Dialect::Anthropic {
+        let native = std::mem::take(&mut call.request);
+        call.request = anthropic_inbound::to_openai(&native)
+            .map_err(|anthropic::Unconvertible(message)| GatewayError::BadRequest { message, param: None })?;
+        call.native = Some(native);
+    }
     call.model = match call.request.get("model") {
         Some(Value::String(model)) if !model.trim().is_empty() => model.clone(),
         _ => {
@@ -440,6 +519,11 @@ async fn run(gateway: Arc<Gateway>, call: Call, candidates: Vec<Arc<ChannelEntry
                     Ok(body)
                 }
             },
+            Wire::Anthropic if call.native.is_some() => {
+                let mut native = call.native.clone().unwrap_or_default();
+                native.insert("model".into(), Value::String(upstream_model.clone()));
+                Ok(Bytes::from(Value::Object(native).to_string()))
+            }
             Wire::Anthropic if call.endpoint == Endpoint::ChatCompletions => {
                 anthropic::request(&call.request, &upstream_model, call.is_stream)
                     .map(|body| Bytes::from(body.to_string()))
@@ -517,7 +601,7 @@ async fn run(gateway: Arc<Gateway>, call: Call, candidates: Vec<Arc<ChannelEntry
         }
         (None, None) => (None, GatewayError::UpstreamUnreachable("no channel could be tried".into())),
     };
-    let response = error.clone().into_response_with_id(&call.request_id);
+    let response = call.error_response(&error);
     let outcome = Outcome::failed(channel, &error, attempts, EndReason::UpstreamError);
     finish(&gateway, &call, outcome, Some(response), &mut reply).await;
 }
@@ -590,7 +674,7 @@ async fn attempt(
         if is_retryable(status) {
             return Attempt::Failed(error, retry_after);
         }
-        let response = error.clone().into_response_with_id(&call.request_id);
+        let response = call.error_response(&error);
         return Attempt::Done(Outcome::failed(None, &error, 0, EndReason::UpstreamError), Some(response));
     }
     let is_event_stream = response
@@ -619,6 +703,8 @@ async fn complete(
         Err(error) => return Attempt::Failed(scrubbed(error, channel), None),
     };
     let first_token_ms = Some(call.started.elapsed().as_millis() as u64);
+    // The upstream's own bytes, for a caller that speaks the upstream's format.
+    let native_body = (call.dialect == Dialect::Anthropic && channel.wire == Wire::Anthropic).then(|| body.clone());
     let (body, converted_usage) = match channel.wire {
         Wire::OpenAi => (body, None),
         wire => {
@@ -647,6 +733,16 @@ async fn complete(
             let usage = Usage { prompt_tokens: estimate_prompt(&call.request), completion_tokens: count_tokens(&text) };
             (usage, UsageSource::Estimated)
         }
+    };
+    let body = match (call.dialect, native_body) {
+        (Dialect::OpenAi, _) => body,
+        (Dialect::Anthropic, Some(native)) => native,
+        (Dialect::Anthropic, None) => match anthropic_inbound::from_openai_response(&body, &call.model) {
+            Ok(body) => body,
+            Err(anthropic::Unconvertible(message)) => {
+                return Attempt::Failed(GatewayError::UpstreamUnreachable(message), None);
+            }
+        },
     };
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
@@ -798,6 +894,52 @@ impl Translator {
     }
 }
 
+/// What the caller receives, made from the OpenAI-format chunks the translator produces.
+enum Output {
+    OpenAi,
+    /// The caller speaks the upstream's own format: its events go through untouched.
+    Native,
+    Anthropic(AnthropicStreamWriter),
+}
+
+impl Output {
+    fn keeps_raw(&self) -> bool {
+        matches!(self, Output::Native)
+    }
+
+    fn render(&mut self, openai: Option<Bytes>, raw: Option<Vec<Bytes>>) -> Option<Bytes> {
+        match self {
+            Output::OpenAi => openai,
+            Output::Native => {
+                let raw = raw.unwrap_or_default();
+                (!raw.is_empty()).then(|| raw.concat().into())
+            }
+            Output::Anthropic(writer) => {
+                let mut splitter = SseSplitter::default();
+                let mut events = splitter.push(&openai?);
+                events.extend(splitter.finish());
+                let out: Vec<Bytes> = events
+                    .iter()
+                    .filter_map(|event| event_data(event))
+                    .flat_map(|data| writer.on_chunk(&data))
+                    .collect();
+                (!out.is_empty()).then(|| out.concat().into())
+            }
+        }
+    }
+
+    /// The stream's closing bytes: the translator's tail, and the Anthropic message's end.
+    fn finish(&mut self, tail: Option<Bytes>) -> Option<Bytes> {
+        let mut out = self.render(tail, None).map(|b| b.to_vec()).unwrap_or_default();
+        if let Output::Anthropic(writer) = self {
+            for event in writer.end() {
+                out.extend_from_slice(&event);
+            }
+        }
+        (!out.is_empty()).then(|| out.into())
+    }
+}
+
 type ChunkSender = mpsc::Sender<Result<Bytes, std::io::Error>>;
 
 /// A streamed answer: wait for its first chunk (before that, another channel may still answer),
@@ -840,6 +982,11 @@ async fn stream(
         Wire::Anthropic => Translator::Converted(Box::new(anthropic::StreamTranslator::new(&call.model))),
         Wire::Gemini => Translator::Converted(Box::new(gemini::StreamTranslator::new(&call.model))),
     };
+    let mut output = match (call.dialect, channel.wire) {
+        (Dialect::OpenAi, _) => Output::OpenAi,
+        (Dialect::Anthropic, Wire::Anthropic) => Output::Native,
+        (Dialect::Anthropic, _) => Output::Anthropic(AnthropicStreamWriter::new(&call.model)),
+    };
     let mut first_token_ms: Option<u64> = None;
     let mut cut: Option<String> = None;
     let mut drain_deadline: Option<tokio::time::Instant> = None;
@@ -869,7 +1016,8 @@ async fn stream(
             }
         };
         let events = splitter.push(&chunk);
-        let forward = watch.forward(&chunk, events, call.client_wants_usage);
+        let raw = output.keeps_raw().then(|| events.clone());
+        let forward = output.render(watch.forward(&chunk, events, call.client_wants_usage), raw);
         if let Some(bytes) = forward {
             if first_token_ms.is_none() {
                 first_token_ms = Some(call.started.elapsed().as_millis() as u64);
@@ -883,7 +1031,8 @@ async fn stream(
         }
     }
     if let Some(rest) = splitter.finish() {
-        if let Some(bytes) = watch.forward(&rest.clone(), vec![rest], call.client_wants_usage) {
+        let raw = output.keeps_raw().then(|| vec![rest.clone()]);
+        if let Some(bytes) = output.render(watch.forward(&rest.clone(), vec![rest], call.client_wants_usage), raw) {
             if !client_gone {
                 client_gone = !send(&sender, bytes).await;
             }
@@ -898,13 +1047,22 @@ async fn stream(
         cut = Some("the upstream stream ended before it finished".into());
     }
     if cut.is_none() && !client_gone {
-        if let Some(tail) = watch.tail(call.client_wants_usage) {
+        if let Some(tail) = output.finish(watch.tail(call.client_wants_usage)) {
             client_gone = !send(&sender, tail).await;
         }
     }
     if let (Some(message), false, None) = (&cut, client_gone, &reported) {
-        let event = serde_json::json!({"error": {"message": message, "type": "upstream_error", "param": null, "code": "upstream_cut"}});
-        send(&sender, Bytes::from(format!("data: {event}\n\n"))).await;
+        let event = match call.dialect {
+            Dialect::OpenAi => {
+                let event = serde_json::json!({"error": {"message": message, "type": "upstream_error", "param": null, "code": "upstream_cut"}});
+                format!("data: {event}\n\n")
+            }
+            Dialect::Anthropic => {
+                let event = serde_json::json!({"type": "error", "error": {"type": "api_error", "message": message}});
+                format!("event: error\ndata: {event}\n\n")
+            }
+        };
+        send(&sender, Bytes::from(event)).await;
     }
     let (usage, usage_source) = watch.usage(call);
     let end_reason = if client_gone {
@@ -981,7 +1139,10 @@ async fn record(gateway: &Gateway, call: &Call, outcome: Outcome) {
         token_name: Some(call.token.token.name.clone()),
         channel_id: outcome.channel.as_ref().map(|c| c.channel.id),
         channel_name: outcome.channel.as_ref().map(|c| c.channel.name.clone()),
-        endpoint: call.endpoint.route().to_string(),
+        endpoint: match call.dialect {
+            Dialect::OpenAi => call.endpoint.route().to_string(),
+            Dialect::Anthropic => "/v1/messages".to_string(),
+        },
         model: call.model.clone(),
         upstream_model,
         is_stream: call.is_stream,

@@ -3,6 +3,7 @@
 //! stream events and errors, one file per provider, all of the same shape.
 
 pub mod anthropic;
+pub mod anthropic_inbound;
 pub mod gemini;
 
 use burncloud_service_api::ChannelKind;
