@@ -205,12 +205,22 @@ async fn chat(State(shared): State<SharedState>, headers: HeaderMap, Json(body):
     if body.get("stream") == Some(&Value::Bool(true)) {
         let include_usage =
             with_usage && body.get("stream_options").and_then(|o| o.get("include_usage")) == Some(&Value::Bool(true));
-        return chat_stream(model, include_usage, mode);
+        return chat_stream(model, include_usage, mode, tool_name(&body));
     }
+    let (message, finish) = match tool_name(&body) {
+        Some(name) => {
+            let calls: Vec<Value> = crate::anthropic_mock::TOOL_INPUTS
+                .iter()
+                .enumerate()
+                .map(|(i, args)| json!({"id": format!("call_{i}"), "type": "function", "function": {"name": name, "arguments": args}}))
+                .collect();
+            (json!({"role": "assistant", "content": null, "tool_calls": calls, "refusal": null}), "tool_calls")
+        }
+        None => (json!({"role": "assistant", "content": REPLY, "refusal": null}), "stop"),
+    };
     let mut answer = json!({
         "id": "chatcmpl-mock123", "object": "chat.completion", "created": 1_700_000_000, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": REPLY, "refusal": null},
-                     "logprobs": null, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
         "system_fingerprint": "fp_mock"
     });
     if with_usage {
@@ -221,7 +231,11 @@ async fn chat(State(shared): State<SharedState>, headers: HeaderMap, Json(body):
 
 /// A chat completion stream exactly as OpenAI sends it: role chunk, content chunks, a finish
 /// chunk, the usage-only chunk when asked for, then `[DONE]`.
-fn chat_stream(model: String, include_usage: bool, mode: Mode) -> Response {
+fn tool_name(request: &Value) -> Option<String> {
+    request.pointer("/tools/0/function/name")?.as_str().map(String::from)
+}
+
+fn chat_stream(model: String, include_usage: bool, mode: Mode, tool: Option<String>) -> Response {
     let chunk = |delta: Value, finish: Value| {
         let mut chunk = json!({
             "id": "chatcmpl-mock123", "object": "chat.completion.chunk", "created": 1_700_000_000,
@@ -240,8 +254,27 @@ fn chat_stream(model: String, include_usage: bool, mode: Mode) -> Response {
         _ => (Duration::ZERO, REPLY.split_inclusive(' ').map(String::from).collect()),
     };
     let mut events = vec![chunk(json!({"role": "assistant", "content": "", "refusal": null}), Value::Null)];
-    events.extend(words.iter().map(|word| chunk(json!({"content": word}), Value::Null)));
-    events.push(chunk(json!({}), json!("stop")));
+    match &tool {
+        // Parallel tool calls as OpenAI streams them: id and name first, then the arguments in pieces.
+        Some(name) => {
+            for (i, args) in crate::anthropic_mock::TOOL_INPUTS.iter().enumerate() {
+                let opening = json!({"index": i, "id": format!("call_{i}"), "type": "function", "function": {"name": name, "arguments": ""}});
+                events.push(chunk(json!({"tool_calls": [opening]}), Value::Null));
+                let (head, tail) = args.split_at(8);
+                for part in [head, tail] {
+                    events.push(chunk(
+                        json!({"tool_calls": [{"index": i, "function": {"arguments": part}}]}),
+                        Value::Null,
+                    ));
+                }
+            }
+            events.push(chunk(json!({}), json!("tool_calls")));
+        }
+        None => {
+            events.extend(words.iter().map(|word| chunk(json!({"content": word}), Value::Null)));
+            events.push(chunk(json!({}), json!("stop")));
+        }
+    }
     if include_usage {
         let last = json!({
             "id": "chatcmpl-mock123", "object": "chat.completion.chunk", "created": 1_700_000_000,

@@ -1211,3 +1211,110 @@ async fn the_messages_endpoint_speaks_anthropic_in_front_of_any_channel() {
     let row = &h.logs().await[0];
     assert_eq!((row["endpoint"].as_str(), row["status"].as_u64()), (Some("/v1/messages"), Some(200)));
 }
+
+/// The shared adapter matrix: every upstream wire format — OpenAI's (passed through), Anthropic's
+/// and Gemini's (converted) — must look the same to an OpenAI caller, case by case.
+#[tokio::test]
+async fn every_adapter_passes_the_same_matrix() {
+    let mock = OpenAiMock::start(None).await;
+    let h = Harness::start().await;
+    let wires = [
+        ("openai", mock.base_url(), "model-openai"),
+        ("anthropic", format!("http://{}", mock.address), "model-anthropic"),
+        ("gemini", format!("http://{}", mock.address), "model-gemini"),
+    ];
+    for (kind, base_url, model) in &wires {
+        h.post("/console/api/channels", json!({"name": kind, "kind": kind, "base_url": base_url, "models": [model]}))
+            .await;
+    }
+    let (_, key) = h.token(json!({})).await;
+    let image = json!([{"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]);
+    let history = json!([
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_9", "type": "function",
+            "function": {"name": "get_weather", "arguments": "{\"location\":\"Oslo\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_9", "content": "cold"},
+        {"role": "user", "content": image},
+    ]);
+    for (kind, _, model) in &wires {
+        let case = |name: &str| format!("{kind}: {name}");
+        let chat = |messages: Value, extra: Value| {
+            let mut body = json!({"model": model, "messages": messages});
+            body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            h.v1("/v1/chat/completions", &key, body)
+        };
+        // Plain text, usage and the stop reason.
+        let answer: Value = chat(json!([{"role": "user", "content": "Hi"}]), json!({})).await.json().await.unwrap();
+        assert_eq!(answer["choices"][0]["message"]["content"], REPLY, "{}", case("plain text"));
+        assert_eq!(answer["choices"][0]["finish_reason"], "stop", "{}", case("stop reason"));
+        assert_eq!(answer["usage"]["prompt_tokens"], PROMPT_TOKENS, "{}", case("usage"));
+        assert_eq!(answer["usage"]["completion_tokens"], COMPLETION_TOKENS, "{}", case("usage"));
+        // System prompt, multi-turn, tool results and an image in one conversation.
+        let answer: Value = chat(history.clone(), json!({})).await.json().await.unwrap();
+        assert_eq!(answer["choices"][0]["message"]["content"], REPLY, "{}", case("history with tools and image"));
+        // Parallel tool calls.
+        let answer: Value = chat(json!([{"role": "user", "content": "Weather?"}]), json!({"tools": weather_tools()}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let calls = answer["choices"][0]["message"]["tool_calls"].as_array().cloned().unwrap_or_default();
+        let arguments: Vec<Value> =
+            calls.iter().map(|c| serde_json::from_str(c["function"]["arguments"].as_str().unwrap()).unwrap()).collect();
+        assert_eq!(
+            arguments,
+            vec![json!({"location": "Paris"}), json!({"location": "Tokyo"})],
+            "{}",
+            case("parallel tool calls")
+        );
+        assert_eq!(answer["choices"][0]["finish_reason"], "tool_calls", "{}", case("tool stop reason"));
+        // Stream text with the usage chunk.
+        let text = chat(
+            json!([{"role": "user", "content": "Hi"}]),
+            json!({"stream": true, "stream_options": {"include_usage": true}}),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+        let chunks = sse_chunks(&text);
+        let content: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+        assert_eq!(content, REPLY, "{}", case("stream text"));
+        assert!(text.ends_with("data: [DONE]\n\n"), "{}", case("stream end"));
+        assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], COMPLETION_TOKENS, "{}", case("stream usage"));
+        // Stream tool calls, assembled by index.
+        let text =
+            chat(json!([{"role": "user", "content": "Weather?"}]), json!({"stream": true, "tools": weather_tools()}))
+                .await
+                .text()
+                .await
+                .unwrap();
+        let mut assembled = [String::new(), String::new()];
+        for chunk in sse_chunks(&text) {
+            for call in chunk["choices"][0]["delta"]["tool_calls"].as_array().into_iter().flatten() {
+                assembled[call["index"].as_u64().unwrap() as usize]
+                    .push_str(call["function"]["arguments"].as_str().unwrap_or(""));
+            }
+        }
+        let assembled: Vec<Value> = assembled.iter().map(|a| serde_json::from_str(a).unwrap()).collect();
+        assert_eq!(
+            assembled,
+            vec![json!({"location": "Paris"}), json!({"location": "Tokyo"})],
+            "{}",
+            case("stream tool calls")
+        );
+    }
+    // Upstream errors reach the caller with their status, in OpenAI's shape. 401 comes last: it
+    // rests a channel for a long while.
+    for status in [400u16, 429, 500, 401] {
+        mock.set_mode(Mode::Error { status });
+        for (kind, _, model) in &wires {
+            let (got, error) = error_of(h.v1("/v1/chat/completions", &key, chat_body(model)).await).await;
+            assert_eq!(got.as_u16(), status, "{kind}: upstream {status}");
+            assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{kind}: {status}: {error}");
+            assert!(error["type"].is_string(), "{kind}: {status}: {error}");
+        }
+    }
+}
