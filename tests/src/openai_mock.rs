@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use axum::Json;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -74,7 +75,7 @@ impl OpenAiMock {
         let shared = Arc::new(Mutex::new(Shared { expected_key: expected_key.map(String::from), ..Shared::default() }));
         let app = router(shared.clone());
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(listener.tap_io(|s| drop(s.set_nodelay(true))), app).await;
         });
         OpenAiMock { address, shared }
     }

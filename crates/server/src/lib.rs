@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use burncloud_database::Db;
 use burncloud_router::{create_router_app, Gateway, LogWriterConfig, RouterConfig};
 use burncloud_service_gateway::GatewayStore;
@@ -87,6 +88,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let gateway = state.gateway.clone();
     let app = create_app(state).into_make_service_with_connect_info::<SocketAddr>();
+    // Stream chunks are small writes: without TCP_NODELAY, Nagle's algorithm holds each one until
+    // the caller's delayed ACK, about 40 ms later.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY could not be set on a connection");
+        }
+    });
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -36,6 +36,7 @@ fn main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         println!("listening on http://{}", listener.local_addr()?);
         let app = axum::Router::new().fallback(forward).with_state((client, upstream));
+        let listener = axum::serve::ListenerExt::tap_io(listener, |s| drop(s.set_nodelay(true)));
         axum::serve(listener, app).await?;
         anyhow::Ok(())
     })

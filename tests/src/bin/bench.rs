@@ -107,6 +107,67 @@ async fn console(client: &HttpClient, method: &str, base: &str, path: &str, body
     Ok(serde_json::from_slice(&bytes)?)
 }
 
+/// One way to call a streaming endpoint: URL, headers and body.
+#[derive(Clone)]
+struct StreamCall {
+    url: String,
+    headers: Vec<(&'static str, String)>,
+    body: Bytes,
+}
+
+/// Time from sending a streaming request to its first body bytes, and the largest gap between two
+/// body frames after that.
+async fn first_token(client: &HttpClient, call: &StreamCall) -> anyhow::Result<(Duration, Duration)> {
+    let mut request = hyper::Request::post(&call.url).header("content-type", "application/json");
+    for (name, value) in &call.headers {
+        request = request.header(*name, value);
+    }
+    let started = Instant::now();
+    let response = client.request(request.body(Full::new(call.body.clone()))?).await?;
+    if !response.status().is_success() {
+        bail!("{}: {}", call.url, response.status());
+    }
+    let mut body = response.into_body();
+    let mut first = None;
+    let mut last = Instant::now();
+    let mut widest = Duration::ZERO;
+    while let Some(frame) = body.frame().await {
+        let frame = frame?;
+        if frame.data_ref().is_some_and(|d| !d.is_empty()) {
+            let now = Instant::now();
+            match first {
+                None => first = Some(now - started),
+                Some(_) => widest = widest.max(now - last),
+            }
+            last = now;
+        }
+    }
+    Ok((first.context("the stream sent no data")?, widest))
+}
+
+/// Time-to-first-token of `calls` (each measured `count` times, interleaved), sorted per call.
+async fn first_tokens(
+    client: &HttpClient,
+    calls: &[StreamCall],
+    count: usize,
+) -> anyhow::Result<Vec<(Vec<Duration>, Vec<Duration>)>> {
+    let mut results = vec![(Vec::with_capacity(count), Vec::with_capacity(count)); calls.len()];
+    for round in 0..count + count / 10 {
+        for (index, call) in calls.iter().enumerate() {
+            let (ttft, gap) = first_token(client, call).await?;
+            if round >= count / 10 {
+                results[index].0.push(ttft);
+                results[index].1.push(gap);
+            }
+        }
+    }
+    for (ttft, gap) in &mut results {
+        ttft.sort_unstable();
+        gap.sort_unstable();
+    }
+    Ok(results)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -326,6 +387,64 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let bare_p50 = micros(percentile(bare_hop, 0.5)) - micros(percentile(direct, 0.5));
     let bare_p99 = micros(percentile(bare_hop, 0.99)) - micros(percentile(direct, 0.99));
 
+    eprintln!("streaming time to first token: {} streams each", options.latency_requests / 5);
+    for (kind, model) in [("anthropic", "claude-bench"), ("gemini", "gemini-bench")] {
+        console(
+            &client,
+            "POST",
+            &gateway.base,
+            "/console/api/channels",
+            json!({"name": kind, "kind": kind, "base_url": upstream.base, "models": [model]}),
+        )
+        .await?;
+    }
+    let chat_stream = |model: &str| {
+        Bytes::from(
+            json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "Say hello"}]}).to_string(),
+        )
+    };
+    let via_gateway = |model: &str| StreamCall {
+        url: gateway_url.clone(),
+        headers: vec![("authorization", format!("Bearer {key}"))],
+        body: chat_stream(model),
+    };
+    let anthropic_direct = StreamCall {
+        url: format!("{}/v1/messages", upstream.base),
+        headers: vec![("anthropic-version", "2023-06-01".into())],
+        body: Bytes::from(
+            json!({"model": "claude-bench", "max_tokens": 64, "stream": true,
+            "messages": [{"role": "user", "content": "Say hello"}]})
+            .to_string(),
+        ),
+    };
+    let gemini_direct = StreamCall {
+        url: format!("{}/v1beta/models/gemini-bench:streamGenerateContent?alt=sse", upstream.base),
+        headers: Vec::new(),
+        body: Bytes::from(json!({"contents": [{"role": "user", "parts": [{"text": "Say hello"}]}]}).to_string()),
+    };
+    let stream_calls = [
+        StreamCall { url: direct_url.clone(), headers: Vec::new(), body: chat_stream("gpt-4o-mini") },
+        via_gateway("gpt-4o-mini"),
+        anthropic_direct,
+        via_gateway("claude-bench"),
+        gemini_direct,
+        via_gateway("gemini-bench"),
+    ];
+    let streams = first_tokens(&client, &stream_calls, (options.latency_requests / 5).max(50)).await?;
+    let stream_row = |name: &str, direct: usize| {
+        let (direct_ttft, _) = &streams[direct];
+        let (ttft, gap) = &streams[direct + 1];
+        let added = |p: f64| micros(percentile(ttft, p)) - micros(percentile(direct_ttft, p));
+        let added_gap = |p: f64| micros(percentile(gap, p)) - micros(percentile(&streams[direct].1, p));
+        format!("| {name} | {:.0} | {:.0} | {:.0} | {:.0} |", added(0.5), added(0.99), added_gap(0.5), added_gap(0.99))
+    };
+    let stream_table = [
+        stream_row("OpenAI format, passed through", 0),
+        stream_row("Anthropic upstream, converted to OpenAI chunks", 2),
+        stream_row("Gemini upstream, converted to OpenAI chunks", 4),
+    ]
+    .join("\n");
+
     eprintln!("throughput at concurrency 32: {} s each", options.throughput_seconds);
     let (direct_rps, _) = throughput(&client, &direct_url, None, 32, options.throughput_seconds).await?;
     let (bare_rps, _) = throughput(&client, &bare_url, None, 32, options.throughput_seconds).await?;
@@ -356,6 +475,12 @@ async fn run(options: Options) -> anyhow::Result<()> {
          p99 {bare_p99:.0} µs on this machine. Every call passes the circuit breaker; the last row's \
          token also has RPM and TPM limits, so each call takes from both buckets and counts its prompt \
          with the tokenizer: it costs {limiter_p50:+.0} µs at p50 against the unlimited token.\n\n\
+         ## Streaming, concurrency 1\n\n\
+         What BurnCloud adds to a stream's time to first token and to the widest gap between two \
+         chunks, against the same mock upstream called directly in its own format. Each conversion \
+         forwards a chunk as soon as its source event is complete.\n\n\
+         | stream | added TTFT p50 µs | added TTFT p99 µs | added gap p50 µs | added gap p99 µs |\n|---|---|---|---|---|\n\
+         {stream_table}\n\n\
          ## Throughput, concurrency 32 ({seconds} s each)\n\n\
          | path | requests/s |\n|---|---|\n| direct to the mock upstream | {direct_rps:.0} |\n| through a bare proxy (axum + hyper, no logic) | {bare_rps:.0} |\n| through BurnCloud | {gateway_rps:.0} |\n\n\
          BurnCloud keeps **{share:.0}%** of the direct throughput (target: ≥ 30%).\n\n\

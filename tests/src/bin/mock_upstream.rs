@@ -18,6 +18,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen).await?;
         println!("listening on http://{}", listener.local_addr()?);
+        let listener = axum::serve::ListenerExt::tap_io(listener, |s| drop(s.set_nodelay(true)));
         axum::serve(listener, burncloud_tests::openai_mock::standalone_router(key)).await?;
         anyhow::Ok(())
     })
