@@ -39,8 +39,8 @@ def test_messages_answer_and_stream(claude, model):
     assert final.usage.output_tokens == 9
 
 
-@pytest.mark.parametrize("model", ["claude-mock", "gemini-mock"])
-def test_tool_use_streams_natively_from_claude_and_converted_from_gemini(claude, model):
+@pytest.mark.parametrize("model", ["claude-mock", "gemini-mock", "gpt-4o-mini"])
+def test_tool_use_streams_natively_from_claude_and_converted_from_gemini_and_openai(claude, model):
     client = sdk(claude, claude.token())
     with client.messages.stream(model=model, max_tokens=100, tools=[WEATHER],
                                 messages=[{"role": "user", "content": "Weather in Paris and Tokyo?"}]) as stream:
