@@ -56,7 +56,7 @@ def main(out_dir):
                 for page in PAGES:
                     window = Window(display, Path(data), page=page, lang=lang)
                     path = window.screenshot(out / f"{page}-{lang_name}.png")
-                    window.close()
+                    stop(window.process)
                     print(path)
         finally:
             display.close()

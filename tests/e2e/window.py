@@ -35,15 +35,16 @@ class VirtualDisplay:
 class Window:
     """The real `burncloud` binary with no subcommand, in `display`."""
 
-    def __init__(self, display, data_dir, page=None, lang=None):
+    def __init__(self, display, data_dir, page=None, lang=None, listen="127.0.0.1:0"):
         env = dict(os.environ, DISPLAY=display.name, BURNCLOUD_ADMIN_KEY=ADMIN_KEY, BURNCLOUD_LOG="warn")
+        self.env = env
         env.pop("WAYLAND_DISPLAY", None)
         if page:
             env["BURNCLOUD_PAGE"] = page
         if lang:
             env["BURNCLOUD_LANG"] = lang
         self.display = display
-        self.process, self.base = start([BURNCLOUD_BIN, "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)], env=env)
+        self.process, self.base = start([BURNCLOUD_BIN, "--listen", listen, "--data-dir", str(data_dir)], env=env)
         self.id = self.xdotool("search", "--sync", "--onlyvisible", "--name", "^BurnCloud$").split()[0]
 
     def xdotool(self, *args, timeout=20):
@@ -64,8 +65,13 @@ class Window:
         subprocess.run(["import", "-display", self.display.name, "-window", "root", str(path)], check=True, timeout=20)
         return Path(path)
 
-    def close(self):
-        """Asks the window to close, as a window manager's close button does; returns the exit code."""
+    def visible(self):
+        result = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "^BurnCloud$"],
+                                env=dict(os.environ, DISPLAY=self.display.name), capture_output=True, text=True)
+        return bool(result.stdout.strip())
+
+    def request_close(self):
+        """Sends the close request a window manager's close button sends."""
         from Xlib import X, display, protocol
 
         connection = display.Display(self.display.name)
@@ -78,6 +84,10 @@ class Window:
         target.send_event(message, event_mask=X.NoEventMask)
         connection.flush()
         connection.close()
+
+    def close(self):
+        """Closes the window and waits for the app to end; returns the exit code."""
+        self.request_close()
         try:
             return self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:

@@ -4,9 +4,15 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use burncloud_client::{AppInfo, Page, Services, Shell};
+use std::sync::Arc;
+
+use burncloud_client::{use_services, AppInfo, Page, Services, Shell};
 use burncloud_server::AppState;
-use dioxus::desktop::{tao, Config, LogicalSize, WindowBuilder};
+use dioxus::desktop::trayicon::menu::{Menu, MenuItem};
+use dioxus::desktop::trayicon::{Icon as TrayIconImage, TrayIcon, TrayIconBuilder};
+use dioxus::desktop::{
+    tao, use_tray_menu_event_handler, window, Config, LogicalSize, WindowBuilder, WindowCloseBehaviour,
+};
 use dioxus::prelude::*;
 
 /// Every page of the window, in navigation order.
@@ -26,8 +32,108 @@ pub fn pages() -> Vec<Page> {
 #[derive(Clone)]
 struct FirstPage(Option<String>);
 
+/// Requests from elsewhere in the process to bring the window to the front.
+#[derive(Clone)]
+struct ShowRequests(Arc<tokio::sync::Notify>);
+
+const ICON_SIZE: u32 = 64;
+
+/// The app icon, drawn here: an orange rounded square with a white flame-like stroke.
+fn icon_rgba() -> Vec<u8> {
+    let size = ICON_SIZE as f32;
+    let mut rgba = Vec::with_capacity((ICON_SIZE * ICON_SIZE * 4) as usize);
+    for y in 0..ICON_SIZE {
+        for x in 0..ICON_SIZE {
+            let (fx, fy) = (x as f32 + 0.5, y as f32 + 0.5);
+            // Rounded square mask.
+            let radius = size * 0.22;
+            let dx = (fx - size / 2.0).abs() - (size / 2.0 - radius);
+            let dy = (fy - size / 2.0).abs() - (size / 2.0 - radius);
+            let outside = dx.max(0.0).hypot(dy.max(0.0)) - radius;
+            let alpha = (0.5 - outside).clamp(0.0, 1.0);
+            // A flame: a teardrop centred low, white on the gradient.
+            let (cx, cy) = (size * 0.5, size * 0.62);
+            let (nx, ny) = ((fx - cx) / (size * 0.2), (fy - cy) / (size * 0.3));
+            let drop = nx * nx + ny * ny * if ny < 0.0 { 0.35 } else { 1.0 };
+            let flame = (1.0 - drop).clamp(0.0, 1.0).min(1.0) > 0.0;
+            let t = fy / size;
+            let (r, g, b) = if flame { (255.0, 244.0, 230.0) } else { (255.0, 146.0 - 56.0 * t, 43.0 - 31.0 * t) };
+            rgba.extend_from_slice(&[r as u8, g as u8, b as u8, (alpha * 255.0) as u8]);
+        }
+    }
+    rgba
+}
+
+fn show() {
+    let window = window();
+    window.set_visible(true);
+    window.set_minimized(false);
+    window.set_focus();
+}
+
+/// The tray icon with Show / Hide / Quit, when the desktop has a tray; None (logged) otherwise.
+fn build_tray() -> Option<TrayIcon> {
+    let menu = Menu::new();
+    let items = [
+        MenuItem::with_id("show", "Show BurnCloud", true, None),
+        MenuItem::with_id("hide", "Hide", true, None),
+        MenuItem::with_id("quit", "Quit", true, None),
+    ];
+    for item in &items {
+        menu.append(item).ok()?;
+    }
+    let icon = TrayIconImage::from_rgba(icon_rgba(), ICON_SIZE, ICON_SIZE).ok();
+    let mut builder = TrayIconBuilder::new().with_menu(Box::new(menu)).with_tooltip("BurnCloud");
+    if let Some(icon) = icon {
+        builder = builder.with_icon(icon);
+    }
+    match builder.build() {
+        Ok(tray) => Some(tray),
+        Err(error) => {
+            tracing::warn!(%error, "no tray icon on this desktop; closing the window quits");
+            None
+        }
+    }
+}
+
 fn root() -> Element {
     let first = use_context::<FirstPage>();
+    let requests = use_context::<ShowRequests>();
+    let services = use_services();
+    let tray = use_hook(|| Arc::new(build_tray()));
+    let has_tray = tray.is_some();
+    use_tray_menu_event_handler(move |event| match event.id.0.as_str() {
+        "show" => show(),
+        "hide" => window().set_visible(false),
+        "quit" => {
+            window().set_close_behavior(WindowCloseBehaviour::WindowCloses);
+            window().close();
+        }
+        _ => {}
+    });
+    use_future(move || {
+        let requests = requests.0.clone();
+        async move {
+            loop {
+                requests.notified().await;
+                show();
+            }
+        }
+    });
+    // Closing hides to the tray when the setting is on and there is a tray to come back from.
+    let settings = services.settings.clone();
+    use_future(move || {
+        let settings = settings.clone();
+        async move {
+            loop {
+                let hide = has_tray && settings.get_setting("close_to_tray").ok().flatten().as_deref() != Some("false");
+                let behaviour =
+                    if hide { WindowCloseBehaviour::WindowHides } else { WindowCloseBehaviour::WindowCloses };
+                window().set_close_behavior(behaviour);
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    });
     rsx! { Shell { pages: pages(), initial_page: first.0 } }
 }
 
@@ -36,7 +142,9 @@ fn root() -> Element {
 pub fn run_window(state: &AppState, info: AppInfo, stop_runtime: impl FnOnce() + 'static) {
     let services = Services::from_store(state.store.clone(), state.monitor.clone(), info);
     let mut stop = Some(stop_runtime);
+    let icon = tao::window::Icon::from_rgba(icon_rgba(), ICON_SIZE, ICON_SIZE).ok();
     let window = WindowBuilder::new()
+        .with_window_icon(icon)
         .with_title("BurnCloud")
         .with_inner_size(LogicalSize::new(1280.0, 800.0))
         .with_min_inner_size(LogicalSize::new(900.0, 600.0));
@@ -51,6 +159,7 @@ pub fn run_window(state: &AppState, info: AppInfo, stop_runtime: impl FnOnce() +
         .with_cfg(config)
         .with_context(services)
         .with_context(FirstPage(std::env::var("BURNCLOUD_PAGE").ok()))
+        .with_context(ShowRequests(state.show_window.clone()))
         .launch(root);
 }
 

@@ -3,6 +3,8 @@
 
 #[cfg(feature = "desktop")]
 mod desktop;
+#[cfg(feature = "desktop")]
+mod single_instance;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -131,6 +133,12 @@ fn run_app(args: ServeArgs) -> anyhow::Result<()> {
     if !desktop::display_available() {
         tracing::info!("no display: serving headless");
         return run_serve(args);
+    }
+    let dir = data_dir(&args.data_dir)?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    if single_instance::hand_over_to_running(args.listen, &load_or_create_admin_key(&dir)?) {
+        println!("BurnCloud is already running on {}; its window is coming to the front.", args.listen);
+        return Ok(());
     }
     let Started { runtime, state, listener, dir } = start(&args)?;
     let info = burncloud_client::AppInfo {

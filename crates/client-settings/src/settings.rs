@@ -60,6 +60,20 @@ pub fn Settings() -> Element {
         }
         Err(error) => feedback.set(Feedback::Failed(error.to_string())),
     };
+    let tray_services = services.clone();
+    let close_to_tray = use_resource(move || {
+        let services = tray_services.clone();
+        refresh.track();
+        async move { services.settings.get_setting("close_to_tray").ok().flatten().as_deref() != Some("false") }
+    });
+    let toggle_services = services.clone();
+    let toggle_tray = move |on: bool| match toggle_services
+        .settings
+        .set_setting("close_to_tray", if on { "true" } else { "false" })
+    {
+        Ok(()) => refresh.bump(),
+        Err(error) => feedback.set(Feedback::Failed(error.to_string())),
+    };
     let info = services.info.clone();
     let admin_key = info.admin_key.clone();
     rsx! {
@@ -76,6 +90,14 @@ pub fn Settings() -> Element {
                 select { name: "language", onchange: move |e| set_lang(e.value()),
                     option { value: "en", selected: i18n.current() == Lang::En, "English" }
                     option { value: "zh-CN", selected: i18n.current() == Lang::Zh, "简体中文" }
+                }
+                label { {i18n.t("settings.close_to_tray")} }
+                div {
+                    label {
+                        input { r#type: "checkbox", name: "close_to_tray", checked: close_to_tray().unwrap_or(true),
+                            onchange: { let mut toggle_tray = toggle_tray.clone(); move |e: Event<FormData>| toggle_tray(e.checked()) } }
+                        " {i18n.t(\"settings.close_to_tray_hint\")}"
+                    }
                 }
                 match &*account.read() {
                     Some(Ok(account)) => {

@@ -266,6 +266,8 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("settings.reveal", "Reveal", "显示"),
     ("settings.hide", "Hide", "隐藏"),
     ("settings.version", "Version", "版本"),
+    ("settings.close_to_tray", "Closing the window", "关闭窗口时"),
+    ("settings.close_to_tray_hint", "keeps BurnCloud running in the tray", "最小化到托盘，BurnCloud 继续运行"),
     (
         "settings.restart_hint",
         "Change the address with --listen or BURNCLOUD_LISTEN.",

@@ -30,6 +30,7 @@ pub(crate) fn routes(state: AppState) -> axum::Router {
         .route("/console/api/groups", get(list_groups).post(create_group))
         .route("/console/api/groups/{id}", get(get_group).put(update_group).delete(delete_group))
         .route("/console/internal/health", get(health))
+        .route("/console/internal/show", post(show_window))
         .route("/console/api/tokens", get(list_tokens).post(create_token))
         .route("/console/api/tokens/{id}", get(get_token).put(update_token).delete(delete_token))
         .route("/console/api/prices", get(list_prices))
@@ -261,4 +262,10 @@ async fn health(State(state): State<AppState>) -> ConsoleResult {
         "redis": state.gateway.redis_status(),
     }))
     .into_response())
+}
+
+/// `POST /console/internal/show`: a second launch asks the running app to show its window.
+async fn show_window(State(state): State<AppState>) -> ConsoleResult {
+    state.show_window.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({"requested": true}))).into_response())
 }

@@ -42,6 +42,8 @@ pub struct AppState {
     pub store: Arc<GatewayStore>,
     pub gateway: Arc<Gateway>,
     pub monitor: Arc<Monitor>,
+    /// Asks the window, if this process has one, to come to the front (a second launch does).
+    pub show_window: Arc<tokio::sync::Notify>,
     admin_key: Arc<str>,
 }
 
@@ -61,7 +63,8 @@ impl AppState {
             }
         }));
         let monitor = Arc::new(Monitor { store: store.clone(), gateway: gateway.clone() });
-        Ok(AppState { store, gateway, monitor, admin_key: admin_key.into() })
+        let show_window = Arc::new(tokio::sync::Notify::new());
+        Ok(AppState { store, gateway, monitor, show_window, admin_key: admin_key.into() })
     }
 
     pub fn admin_key(&self) -> &str {
