@@ -100,7 +100,7 @@ fn root() -> Element {
     let first = use_context::<FirstPage>();
     let requests = use_context::<ShowRequests>();
     let services = use_services();
-    let tray = use_hook(|| Arc::new(build_tray()));
+    let tray = use_hook(|| std::rc::Rc::new(build_tray()));
     let has_tray = tray.is_some();
     use_tray_menu_event_handler(move |event| match event.id.0.as_str() {
         "show" => show(),
