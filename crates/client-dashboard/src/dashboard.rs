@@ -2,7 +2,8 @@
 //! day and by model; recent calls — refreshed live.
 
 use burncloud_client::{
-    count, day, money, timestamp, use_i18n, use_refresh, use_services, Empty, ErrorNotice, Services, StatusBadge,
+    count, day, money, now_ms, timestamp, use_i18n, use_refresh, use_services, Empty, ErrorNotice, Services,
+    StatusBadge,
 };
 use burncloud_service_api::{
     Account, LogEntry, LogQuery, ServiceResult, UsageGroupBy, UsageQuery, UsageRow, UsageTotals,
@@ -25,10 +26,6 @@ struct Overview {
     by_model: Vec<UsageRow>,
     recent: Vec<LogEntry>,
     now_ms: i64,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn load(services: &Services) -> ServiceResult<Overview> {

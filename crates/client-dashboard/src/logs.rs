@@ -1,16 +1,12 @@
 //! The call log: filters, paging, and the details of one call.
 
 use burncloud_client::{
-    count, millis, money, timestamp, use_i18n, use_refresh, use_services, Empty, ErrorNotice, StatusBadge,
+    count, millis, money, now_ms, timestamp, use_i18n, use_refresh, use_services, Empty, ErrorNotice, StatusBadge,
 };
 use burncloud_service_api::{Currency, EndReason, LogEntry, LogQuery, UsageSource};
 use dioxus::prelude::*;
 
 const PAGE: u32 = 50;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
 
 fn end_reason_key(reason: EndReason) -> &'static str {
     match reason {

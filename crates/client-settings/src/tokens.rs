@@ -1,6 +1,6 @@
 //! Tokens: the keys apps use — create (key shown once, with copy), limits, enable, delete.
 
-use burncloud_client::{money, timestamp, use_i18n, use_refresh, use_services, Empty, ErrorNotice};
+use burncloud_client::{money, now_ms, timestamp, use_i18n, use_refresh, use_services, Empty, ErrorNotice};
 use burncloud_service_api::{Currency, Money, TokenInput, TokenPatch};
 use dioxus::prelude::*;
 
@@ -15,10 +15,6 @@ struct Draft {
     tpm: String,
     expires_days: String,
     models: String,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn to_input(draft: &Draft) -> Result<TokenInput, String> {

@@ -2,6 +2,11 @@
 
 use burncloud_service_api::{Currency, Money};
 
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
 /// `$12.5` / `¥12.5`, rounded to 4 decimals for display (exact values stay in the data).
 pub fn money(currency: Currency, amount: Money) -> String {
     let symbol = match currency {

@@ -9,34 +9,17 @@ pub const API_VERSION: &str = "2023-06-01";
 /// Anthropic requires `max_tokens`; used when the caller sets none.
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
-/// Why a request cannot be expressed for Anthropic.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Unconvertible(pub String);
-
-fn text_of(content: &Value) -> String {
-    match content {
-        Value::String(text) => text.clone(),
-        Value::Array(parts) => {
-            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
-        }
-        _ => String::new(),
-    }
-}
+pub use super::Unconvertible;
+use super::{image_source, now_seconds, push_turn, text_of, ImageSource};
 
 /// An OpenAI `image_url` part as an Anthropic image block: data URLs inline, others by URL.
 fn image_block(part: &Value) -> Result<Value, Unconvertible> {
-    let url = part
-        .get("image_url")
-        .and_then(|i| i.get("url").or(Some(i)))
-        .and_then(Value::as_str)
-        .ok_or_else(|| Unconvertible("an image_url part has no url".into()))?;
-    if let Some(rest) = url.strip_prefix("data:") {
-        let (meta, data) = rest.split_once(',').ok_or_else(|| Unconvertible("a data: URL has no data".into()))?;
-        let media_type =
-            meta.strip_suffix(";base64").ok_or_else(|| Unconvertible("data: URLs must be base64".into()))?;
-        return Ok(json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}));
-    }
-    Ok(json!({"type": "image", "source": {"type": "url", "url": url}}))
+    Ok(match image_source(part)? {
+        ImageSource::Inline { media_type, data } => {
+            json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}})
+        }
+        ImageSource::Url(url) => json!({"type": "image", "source": {"type": "url", "url": url}}),
+    })
 }
 
 /// OpenAI message content as Anthropic content blocks.
@@ -57,23 +40,6 @@ fn content_blocks(content: &Value) -> Result<Vec<Value>, Unconvertible> {
     }
 }
 
-/// Appends a turn, merging it into the previous one when the role repeats (Anthropic requires
-/// alternating roles; tool results arrive as separate OpenAI messages).
-fn push_turn(messages: &mut Vec<Value>, role: &str, blocks: Vec<Value>) {
-    if blocks.is_empty() {
-        return;
-    }
-    if let Some(last) = messages.last_mut() {
-        if last["role"] == role {
-            if let Some(existing) = last["content"].as_array_mut() {
-                existing.extend(blocks);
-                return;
-            }
-        }
-    }
-    messages.push(json!({"role": role, "content": blocks}));
-}
-
 /// An OpenAI chat request as an Anthropic Messages request for `model`.
 pub fn request(openai: &Map<String, Value>, model: &str, stream: bool) -> Result<Value, Unconvertible> {
     let mut system = Vec::new();
@@ -87,7 +53,7 @@ pub fn request(openai: &Map<String, Value>, model: &str, stream: bool) -> Result
                     system.push(json!({"type": "text", "text": text}));
                 }
             }
-            Some("user") => push_turn(&mut messages, "user", content_blocks(content)?),
+            Some("user") => push_turn(&mut messages, "user", "content", content_blocks(content)?),
             Some("assistant") => {
                 let mut blocks = content_blocks(content)?;
                 for call in message.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
@@ -98,12 +64,12 @@ pub fn request(openai: &Map<String, Value>, model: &str, stream: bool) -> Result
                     blocks.push(json!({"type": "tool_use", "id": call.get("id").cloned().unwrap_or(json!("")),
                         "name": function.get("name").cloned().unwrap_or(json!("")), "input": input}));
                 }
-                push_turn(&mut messages, "assistant", blocks);
+                push_turn(&mut messages, "assistant", "content", blocks);
             }
             Some("tool") => {
                 let block = json!({"type": "tool_result", "tool_use_id": message.get("tool_call_id").cloned().unwrap_or(json!("")),
                     "content": text_of(content)});
-                push_turn(&mut messages, "user", vec![block]);
+                push_turn(&mut messages, "user", "content", vec![block]);
             }
             other => return Err(Unconvertible(format!("messages with role {other:?} cannot go to Anthropic"))),
         }
@@ -191,10 +157,6 @@ fn usage_json(usage: Usage, cached: u64) -> Value {
     json!({"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
            "total_tokens": usage.prompt_tokens + usage.completion_tokens,
            "prompt_tokens_details": {"cached_tokens": cached}})
-}
-
-fn now_seconds() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// An Anthropic message as an OpenAI chat completion, with its usage.

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use super::anthropic::Unconvertible;
+use super::Unconvertible;
 use crate::usage::Usage;
 
 fn blocks(content: &Value) -> Vec<Value> {

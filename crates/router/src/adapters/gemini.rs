@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use super::anthropic::Unconvertible;
+use super::{image_source, now_seconds, push_turn, text_of, ImageSource, Unconvertible};
 use crate::usage::Usage;
 
 /// Gemini's path for a model and method, under the channel's base URL.
@@ -15,16 +15,6 @@ pub fn path(model: &str, method: &str) -> String {
     match method {
         "streamGenerateContent" => format!("v1beta/models/{model}:streamGenerateContent?alt=sse"),
         _ => format!("v1beta/models/{model}:{method}"),
-    }
-}
-
-fn text_of(content: &Value) -> String {
-    match content {
-        Value::String(text) => text.clone(),
-        Value::Array(parts) => {
-            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
-        }
-        _ => String::new(),
     }
 }
 
@@ -37,42 +27,17 @@ fn parts_of(content: &Value) -> Result<Vec<Value>, Unconvertible> {
             .iter()
             .map(|part| match part.get("type").and_then(Value::as_str) {
                 Some("text") => Ok(json!({"text": part.get("text").cloned().unwrap_or(json!(""))})),
-                Some("image_url") => {
-                    let url = part
-                        .get("image_url")
-                        .and_then(|i| i.get("url").or(Some(i)))
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| Unconvertible("an image_url part has no url".into()))?;
-                    let rest = url
-                        .strip_prefix("data:")
-                        .ok_or_else(|| Unconvertible("Gemini takes images as data: URLs only".into()))?;
-                    let (meta, data) =
-                        rest.split_once(',').ok_or_else(|| Unconvertible("a data: URL has no data".into()))?;
-                    let mime_type = meta
-                        .strip_suffix(";base64")
-                        .ok_or_else(|| Unconvertible("data: URLs must be base64".into()))?;
-                    Ok(json!({"inline_data": {"mime_type": mime_type, "data": data}}))
-                }
+                Some("image_url") => match image_source(part)? {
+                    ImageSource::Inline { media_type, data } => {
+                        Ok(json!({"inline_data": {"mime_type": media_type, "data": data}}))
+                    }
+                    ImageSource::Url(_) => Err(Unconvertible("Gemini takes images as data: URLs only".into())),
+                },
                 other => Err(Unconvertible(format!("content parts of type {other:?} cannot go to Gemini"))),
             })
             .collect(),
         _ => Err(Unconvertible("message content must be a string or a list of parts".into())),
     }
-}
-
-fn push_turn(contents: &mut Vec<Value>, role: &str, parts: Vec<Value>) {
-    if parts.is_empty() {
-        return;
-    }
-    if let Some(last) = contents.last_mut() {
-        if last["role"] == role {
-            if let Some(existing) = last["parts"].as_array_mut() {
-                existing.extend(parts);
-                return;
-            }
-        }
-    }
-    contents.push(json!({"role": role, "parts": parts}));
 }
 
 /// An OpenAI chat request as a Gemini `generateContent` request.
@@ -90,7 +55,7 @@ pub fn request(openai: &Map<String, Value>) -> Result<Value, Unconvertible> {
                     system.push(json!({"text": text}));
                 }
             }
-            Some("user") => push_turn(&mut contents, "user", parts_of(content)?),
+            Some("user") => push_turn(&mut contents, "user", "parts", parts_of(content)?),
             Some("assistant") => {
                 let mut parts = parts_of(content)?;
                 for call in message.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
@@ -104,7 +69,7 @@ pub fn request(openai: &Map<String, Value>) -> Result<Value, Unconvertible> {
                     }
                     parts.push(json!({"functionCall": {"name": name, "args": args}}));
                 }
-                push_turn(&mut contents, "model", parts);
+                push_turn(&mut contents, "model", "parts", parts);
             }
             Some("tool") => {
                 let id = message.get("tool_call_id").and_then(Value::as_str).unwrap_or("");
@@ -117,6 +82,7 @@ pub fn request(openai: &Map<String, Value>) -> Result<Value, Unconvertible> {
                 push_turn(
                     &mut contents,
                     "user",
+                    "parts",
                     vec![json!({"functionResponse": {"name": name, "response": response}})],
                 );
             }
@@ -204,10 +170,6 @@ fn usage_of(metadata: &Value) -> Usage {
 fn usage_json(usage: Usage) -> Value {
     json!({"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
            "total_tokens": usage.prompt_tokens + usage.completion_tokens})
-}
-
-fn now_seconds() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// The parts of a response's first candidate, split into text, thoughts and function calls.

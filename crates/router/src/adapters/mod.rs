@@ -7,6 +7,63 @@ pub mod anthropic_inbound;
 pub mod gemini;
 
 use burncloud_service_api::ChannelKind;
+use serde_json::{json, Value};
+
+/// Why a request or answer cannot be expressed in the other format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unconvertible(pub String);
+
+/// The text of OpenAI message content: a string, or the `text` of its parts.
+pub(crate) fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(text) => text.clone(),
+        Value::Array(parts) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
+        }
+        _ => String::new(),
+    }
+}
+
+/// Where an OpenAI `image_url` part's image is.
+pub(crate) enum ImageSource<'a> {
+    /// A base64 `data:` URL.
+    Inline {
+        media_type: &'a str,
+        data: &'a str,
+    },
+    Url(&'a str),
+}
+
+pub(crate) fn image_source(part: &Value) -> Result<ImageSource<'_>, Unconvertible> {
+    let url = part
+        .get("image_url")
+        .and_then(|i| i.get("url").or(Some(i)))
+        .and_then(Value::as_str)
+        .ok_or_else(|| Unconvertible("an image_url part has no url".into()))?;
+    let Some(rest) = url.strip_prefix("data:") else { return Ok(ImageSource::Url(url)) };
+    let (meta, data) = rest.split_once(',').ok_or_else(|| Unconvertible("a data: URL has no data".into()))?;
+    let media_type = meta.strip_suffix(";base64").ok_or_else(|| Unconvertible("data: URLs must be base64".into()))?;
+    Ok(ImageSource::Inline { media_type, data })
+}
+
+/// Appends a turn of `items` under `key`, merged into the previous turn when the role repeats:
+/// Anthropic and Gemini want alternating roles, while OpenAI sends tool results one per message.
+pub(crate) fn push_turn(turns: &mut Vec<Value>, role: &str, key: &str, items: Vec<Value>) {
+    if items.is_empty() {
+        return;
+    }
+    if let Some(last) = turns.last_mut().filter(|last| last["role"] == role) {
+        if let Some(existing) = last[key].as_array_mut() {
+            existing.extend(items);
+            return;
+        }
+    }
+    turns.push(json!({"role": role, key: items}));
+}
+
+pub(crate) fn now_seconds() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
 
 /// The format a channel's upstream speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
