@@ -30,7 +30,7 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def wait_for(condition, seconds=10):
+def wait_for(condition, seconds=30):
     deadline = time.time() + seconds
     while time.time() < deadline:
         if condition():
@@ -48,7 +48,10 @@ def test_the_window_opens_hides_to_the_tray_and_a_second_launch_brings_it_back(d
     shot = window.screenshot(tmp_path / "dashboard.png")
     assert pixel_spread(shot) > 0.05, "the window shows something, not a blank screen"
 
+    # A loaded machine can keep the window's event loop busy for a while: ask again if needed.
     window.request_close()
+    if not wait_for(lambda: not window.visible(), seconds=10):
+        window.request_close()
     assert wait_for(lambda: not window.visible()), "closing hides the window to the tray"
     assert window.process.poll() is None, "and the gateway keeps serving"
     with urllib.request.urlopen(window.base + "/health", timeout=5) as response:
