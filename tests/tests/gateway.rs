@@ -1318,3 +1318,77 @@ async fn every_adapter_passes_the_same_matrix() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_console_refuses_pages_from_other_origins() {
+    let h = Harness::start().await;
+    let host = h.base.trim_start_matches("http://").to_string();
+    let foreign = h
+        .http
+        .get(format!("{}/console/api/account", h.base))
+        .bearer_auth(ADMIN)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    let body: Value = foreign.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "forbidden_origin");
+    assert!(foreign_free_of_cors(&h).await, "no permissive CORS headers");
+    let own = h
+        .http
+        .get(format!("{}/console/api/account", h.base))
+        .bearer_auth(ADMIN)
+        .header("origin", format!("http://{host}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), StatusCode::OK);
+}
+
+async fn foreign_free_of_cors(h: &Harness) -> bool {
+    let response = h
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/console/api/account", h.base))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    !response.headers().contains_key("access-control-allow-origin")
+}
+
+#[tokio::test]
+async fn beyond_the_concurrency_cap_callers_get_503_with_retry_after() {
+    let mock = OpenAiMock::start(None).await;
+    mock.set_mode(Mode::Hang);
+    let h = Harness::with_limits(GatewayLimits {
+        max_concurrent_calls: 1,
+        first_byte_timeout: Duration::from_millis(1500),
+        ..GatewayLimits::default()
+    })
+    .await;
+    h.channel("slow", &mock.base_url(), json!({})).await;
+    let (_, key) = h.token(json!({})).await;
+    let first = {
+        let (http, base, key) = (h.http.clone(), h.base.clone(), key.clone());
+        tokio::spawn(async move {
+            http.post(format!("{base}/v1/chat/completions"))
+                .bearer_auth(key)
+                .json(&chat_body("gpt-4o-mini"))
+                .send()
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await;
+    assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(second.headers()["retry-after"], "1");
+    assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::GATEWAY_TIMEOUT);
+    mock.set_mode(Mode::Normal);
+    assert_eq!(
+        h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await.status(),
+        StatusCode::OK,
+        "the slot is free again"
+    );
+}

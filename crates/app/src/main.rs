@@ -54,6 +54,12 @@ struct ServeArgs {
     /// Share rate limits with other instances through Redis (`redis://127.0.0.1:6379`).
     #[arg(long, env = "BURNCLOUD_REDIS_URL")]
     redis_url: Option<String>,
+    /// Largest request body in MiB.
+    #[arg(long, env = "BURNCLOUD_MAX_BODY_MB", default_value_t = 32)]
+    max_body_mb: usize,
+    /// Calls served at once; beyond it callers get 503 with Retry-After.
+    #[arg(long, env = "BURNCLOUD_MAX_CONCURRENT_CALLS", default_value_t = 1024)]
+    max_concurrent_calls: usize,
     /// Threads serving requests [default: half the CPU cores, at least 1].
     #[arg(long, env = "BURNCLOUD_WORKERS")]
     workers: Option<usize>,
@@ -103,6 +109,8 @@ fn start(args: &ServeArgs) -> anyhow::Result<Started> {
     let limits = GatewayLimits {
         first_byte_timeout: Duration::from_secs(args.upstream_timeout),
         redis_url: args.redis_url.clone(),
+        max_body_bytes: args.max_body_mb.max(1) * 1024 * 1024,
+        max_concurrent_calls: args.max_concurrent_calls.max(1),
         ..GatewayLimits::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -53,6 +53,8 @@ pub struct RouterConfig {
     pub breaker: BreakerConfig,
     /// Where rate-limit buckets are shared between instances (`redis://host:port`).
     pub redis_url: Option<String>,
+    /// Calls served at once; beyond it callers get 503 with `Retry-After` instead of a queue.
+    pub max_concurrent_calls: usize,
 }
 
 impl Default for RouterConfig {
@@ -67,6 +69,7 @@ impl Default for RouterConfig {
             max_attempts: 3,
             breaker: BreakerConfig::default(),
             redis_url: None,
+            max_concurrent_calls: 1024,
         }
     }
 }
@@ -95,6 +98,7 @@ pub struct Gateway {
     limiter: RateLimiter,
     rotations: Rotations,
     shared: Arc<shared_limits::SharedLimits>,
+    call_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Gateway {
@@ -127,6 +131,7 @@ impl Gateway {
             limiter: RateLimiter::new(clock, shared.clone()),
             shared,
             rotations,
+            call_slots: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_calls.max(1))),
             config,
             in_flight: AtomicUsize::new(0),
         });

@@ -241,6 +241,14 @@ async fn handle_in(
     let started = Instant::now();
     let created_at_ms = now_ms();
     let request_id = new_request_id();
+    // Held until the answer is handed over; a stream's pump then runs on without a slot.
+    let Ok(_slot) = gateway.call_slots.clone().try_acquire_owned() else {
+        let error = GatewayError::Unavailable {
+            message: "BurnCloud is serving as many calls as it is set to; try again in a moment.".into(),
+            retry_after_secs: 1,
+        };
+        return dialect_error(dialect, error, &request_id);
+    };
     let token = match authenticate(&gateway, &headers) {
         Ok(token) => token,
         Err(error) => return dialect_error(dialect, error, &request_id),

@@ -7,6 +7,7 @@ use burncloud_service_api::ServiceError;
 #[derive(Debug)]
 pub enum ConsoleError {
     Unauthorized,
+    ForeignOrigin,
     BadRequest(String),
     NotFound(String),
     Service(ServiceError),
@@ -23,6 +24,7 @@ impl ConsoleError {
     pub fn status_code(&self) -> StatusCode {
         match self {
             ConsoleError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ConsoleError::ForeignOrigin => StatusCode::FORBIDDEN,
             ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ConsoleError::NotFound(_) => StatusCode::NOT_FOUND,
             ConsoleError::Service(error) => match error {
@@ -38,6 +40,7 @@ impl ConsoleError {
     fn code(&self) -> &'static str {
         match self {
             ConsoleError::Unauthorized => "unauthorized",
+            ConsoleError::ForeignOrigin => "forbidden_origin",
             ConsoleError::BadRequest(_) => "invalid_request",
             ConsoleError::NotFound(_) => "not_found",
             ConsoleError::Service(error) => error.code(),
@@ -50,6 +53,7 @@ impl ConsoleError {
             ConsoleError::Unauthorized => {
                 "missing or wrong admin key: send 'Authorization: Bearer <key>' (see `burncloud admin-key`)".into()
             }
+            ConsoleError::ForeignOrigin => "the console answers only its own origin, not pages from other sites".into(),
             ConsoleError::BadRequest(m) | ConsoleError::NotFound(m) | ConsoleError::Internal(m) => m.clone(),
             ConsoleError::Service(error) => error.to_string(),
         }
