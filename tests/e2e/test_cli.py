@@ -1,9 +1,11 @@
 """The `burncloud` command line: version, admin key, data dir."""
 
+import json
 import os
 import stat
 import subprocess
 import tempfile
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -55,3 +57,37 @@ def test_a_taken_port_is_a_clear_error():
             assert "cannot listen on" in result.stderr
         finally:
             stop(process)
+
+
+def console_status(base, key, method="GET", path="/console/api/account"):
+    request = urllib.request.Request(base + path, method=method, headers={"Authorization": f"Bearer {key}"},
+                                     data=b"" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_the_admin_key_rotates_and_the_old_one_stops_working():
+    env = {k: v for k, v in os.environ.items() if k != "BURNCLOUD_ADMIN_KEY"}
+    with tempfile.TemporaryDirectory() as data_dir:
+        old = run("admin-key", "--data-dir", data_dir, env=env).stdout.strip()
+        process, base = start([BURNCLOUD_BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir], env=env)
+        try:
+            status, body = console_status(base, old, "POST", "/console/api/admin-key/rotate")
+            assert status == 200
+            new = body["admin_key"]
+            assert new.startswith("bc-admin-") and new != old
+            assert console_status(base, old)[0] == 401
+            assert console_status(base, new)[0] == 200
+            assert (Path(data_dir) / "admin.key").read_text().strip() == new
+        finally:
+            stop(process)
+        pinned, pinned_base = start([BURNCLOUD_BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir],
+                                    env={**env, "BURNCLOUD_ADMIN_KEY": "pinned-key"})
+        try:
+            status, body = console_status(pinned_base, "pinned-key", "POST", "/console/api/admin-key/rotate")
+            assert status == 409 and "BURNCLOUD_ADMIN_KEY" in body["error"]["message"]
+        finally:
+            stop(pinned)

@@ -140,7 +140,7 @@ fn root() -> Element {
 /// Runs the window on this thread until it closes; `stop_runtime` is called once, as the event
 /// loop ends, and waits for the gateway to finish its calls and store its logs.
 pub fn run_window(state: &AppState, info: AppInfo, stop_runtime: impl FnOnce() + 'static) {
-    let services = Services::from_store(state.store.clone(), state.monitor.clone(), info);
+    let services = Services::from_store(state.store.clone(), state.monitor.clone(), state.admin_keys.clone(), info);
     let mut stop = Some(stop_runtime);
     let icon = tao::window::Icon::from_rgba(icon_rgba(), ICON_SIZE, ICON_SIZE).ok();
     let window = WindowBuilder::new()

@@ -153,7 +153,6 @@ fn run_app(args: ServeArgs) -> anyhow::Result<()> {
         version: env!("CARGO_PKG_VERSION").to_string(),
         listen: listener.local_addr()?.to_string(),
         data_dir: dir.display().to_string(),
-        admin_key: state.admin_key().to_string(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (finished, done) = std::sync::mpsc::channel::<()>();

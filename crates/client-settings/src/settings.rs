@@ -75,7 +75,25 @@ pub fn Settings() -> Element {
         Err(error) => feedback.set(Feedback::Failed(error.to_string())),
     };
     let info = services.info.clone();
-    let admin_key = info.admin_key.clone();
+    let key_services = services.clone();
+    let mut admin_key = use_signal(move || key_services.admin.admin_key());
+    let mut confirm_rotate = use_signal(|| false);
+    let rotate_services = services.clone();
+    let rotate = move |_| {
+        if !confirm_rotate() {
+            confirm_rotate.set(true);
+            return;
+        }
+        confirm_rotate.set(false);
+        match rotate_services.admin.rotate_admin_key() {
+            Ok(key) => {
+                admin_key.set(key);
+                reveal.set(true);
+                feedback.set(Feedback::Done(i18n.t("settings.rotated").to_string()));
+            }
+            Err(error) => feedback.set(Feedback::Failed(error.to_string())),
+        }
+    };
     rsx! {
         div { class: "page-head",
             div {
@@ -144,11 +162,13 @@ pub fn Settings() -> Element {
                 label { {i18n.t("settings.admin_key")} }
                 div { class: "row",
                     span { class: "key-box", id: "admin-key",
-                        if reveal() { "{info.admin_key}" } else { "••••••••••••••••" }
+                        if reveal() { "{admin_key}" } else { "••••••••••••••••" }
                     }
                     button { class: "btn small", onclick: move |_| reveal.set(!reveal()),
                         if reveal() { {i18n.t("settings.hide")} } else { {i18n.t("settings.reveal")} } }
-                    button { class: "btn small", onclick: move |_| copy_to_clipboard(&admin_key), {i18n.t("common.copy")} }
+                    button { class: "btn small", onclick: move |_| copy_to_clipboard(&admin_key()), {i18n.t("common.copy")} }
+                    button { class: "btn small danger", id: "rotate-admin-key", onclick: rotate,
+                        if confirm_rotate() { {i18n.t("settings.rotate_confirm")} } else { {i18n.t("settings.rotate")} } }
                 }
                 label { {i18n.t("settings.version")} }
                 div { class: "mono", "{info.version}" }

@@ -266,6 +266,9 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("settings.reveal", "Reveal", "显示"),
     ("settings.hide", "Hide", "隐藏"),
     ("settings.version", "Version", "版本"),
+    ("settings.rotate", "Rotate", "更换"),
+    ("settings.rotate_confirm", "Click again: the old key stops working", "再次点击确认：旧密钥将立即失效"),
+    ("settings.rotated", "A new admin key is in place; the old one no longer works", "已更换管理密钥，旧密钥已失效"),
     ("settings.close_to_tray", "Closing the window", "关闭窗口时"),
     ("settings.close_to_tray_hint", "keeps BurnCloud running in the tray", "最小化到托盘，BurnCloud 继续运行"),
     (

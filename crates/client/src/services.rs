@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use burncloud_service_api::{
-    AccountService, ChannelService, GatewayMonitor, GroupService, LogService, PriceService, SettingsService,
-    TokenService,
+    AccountService, AdminKeyService, ChannelService, GatewayMonitor, GroupService, LogService, PriceService,
+    SettingsService, TokenService,
 };
 use dioxus::prelude::*;
 
@@ -14,7 +14,6 @@ pub struct AppInfo {
     pub version: String,
     pub listen: String,
     pub data_dir: String,
-    pub admin_key: String,
 }
 
 /// The services the window calls. Cloning shares them.
@@ -28,13 +27,19 @@ pub struct Services {
     pub settings: Arc<dyn SettingsService>,
     pub groups: Arc<dyn GroupService>,
     pub monitor: Arc<dyn GatewayMonitor>,
+    pub admin: Arc<dyn AdminKeyService>,
     pub info: AppInfo,
 }
 
 impl Services {
     /// The configuration services from one object that implements them all (the gateway store),
     /// and the running gateway's monitor.
-    pub fn from_store<S>(store: Arc<S>, monitor: Arc<dyn GatewayMonitor>, info: AppInfo) -> Services
+    pub fn from_store<S>(
+        store: Arc<S>,
+        monitor: Arc<dyn GatewayMonitor>,
+        admin: Arc<dyn AdminKeyService>,
+        info: AppInfo,
+    ) -> Services
     where
         S: ChannelService
             + TokenService
@@ -54,6 +59,7 @@ impl Services {
             settings: store.clone(),
             groups: store,
             monitor,
+            admin,
             info,
         }
     }

@@ -31,6 +31,7 @@ pub(crate) fn routes(state: AppState) -> axum::Router {
         .route("/console/api/groups/{id}", get(get_group).put(update_group).delete(delete_group))
         .route("/console/internal/health", get(health))
         .route("/console/internal/show", post(show_window))
+        .route("/console/api/admin-key/rotate", post(rotate_admin_key))
         .route("/console/api/tokens", get(list_tokens).post(create_token))
         .route("/console/api/tokens/{id}", get(get_token).put(update_token).delete(delete_token))
         .route("/console/api/prices", get(list_prices))
@@ -280,4 +281,14 @@ async fn health(State(state): State<AppState>) -> ConsoleResult {
 async fn show_window(State(state): State<AppState>) -> ConsoleResult {
     state.show_window.notify_one();
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({"requested": true}))).into_response())
+}
+
+/// `POST /console/api/admin-key/rotate`: a new admin key; the one this request used stops working.
+async fn rotate_admin_key(State(state): State<AppState>) -> ConsoleResult {
+    let keys = state.admin_keys.clone();
+    let key =
+        tokio::task::spawn_blocking(move || burncloud_service_api::AdminKeyService::rotate_admin_key(keys.as_ref()))
+            .await
+            .map_err(|e| ConsoleError::Internal(format!("service task failed: {e}")))??;
+    Ok(Json(serde_json::json!({"admin_key": key})).into_response())
 }

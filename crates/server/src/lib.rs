@@ -18,7 +18,7 @@ use burncloud_database::Db;
 use burncloud_router::{create_router_app, Gateway, LogWriterConfig, RouterConfig};
 use burncloud_service_gateway::GatewayStore;
 
-pub use admin_key::{load_or_create_admin_key, ADMIN_KEY_ENV, ADMIN_KEY_FILE};
+pub use admin_key::{load_or_create_admin_key, AdminKeys, ADMIN_KEY_ENV, ADMIN_KEY_FILE};
 pub use burncloud_router::RouterConfig as GatewayLimits;
 pub use error::ConsoleError;
 pub use monitor::Monitor;
@@ -44,7 +44,7 @@ pub struct AppState {
     pub monitor: Arc<Monitor>,
     /// Asks the window, if this process has one, to come to the front (a second launch does).
     pub show_window: Arc<tokio::sync::Notify>,
-    admin_key: Arc<str>,
+    pub admin_keys: Arc<AdminKeys>,
 }
 
 impl AppState {
@@ -52,7 +52,7 @@ impl AppState {
     pub fn open(data_dir: &Path, router: RouterConfig) -> Result<AppState, StartError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| StartError::AdminKey { path: data_dir.to_path_buf(), source })?;
-        let admin_key = load_or_create_admin_key(data_dir)?;
+        let admin_keys = Arc::new(AdminKeys::open(data_dir)?);
         let db = Arc::new(Db::open(data_dir.join(DATABASE_FILE))?);
         let gateway = Gateway::new(db.clone(), router, LogWriterConfig::default())?;
         let store = Arc::new(GatewayStore::new(db));
@@ -64,11 +64,11 @@ impl AppState {
         }));
         let monitor = Arc::new(Monitor { store: store.clone(), gateway: gateway.clone() });
         let show_window = Arc::new(tokio::sync::Notify::new());
-        Ok(AppState { store, gateway, monitor, show_window, admin_key: admin_key.into() })
+        Ok(AppState { store, gateway, monitor, show_window, admin_keys })
     }
 
-    pub fn admin_key(&self) -> &str {
-        &self.admin_key
+    pub fn admin_key(&self) -> String {
+        burncloud_service_api::AdminKeyService::admin_key(self.admin_keys.as_ref())
     }
 }
 

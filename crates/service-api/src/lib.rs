@@ -77,3 +77,10 @@ pub trait GatewayMonitor: Send + Sync {
     /// Sends a minimal real request through the channel and records the outcome in its breaker.
     fn test_channel(&self, id: i64) -> ServiceFuture<ChannelTestReport>;
 }
+
+/// The console admin key: read it, or replace it with a new one.
+pub trait AdminKeyService: Send + Sync {
+    fn admin_key(&self) -> String;
+    /// Generates and stores a new key; the old one stops working at once.
+    fn rotate_admin_key(&self) -> ServiceResult<String>;
+}
