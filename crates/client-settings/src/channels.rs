@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use burncloud_service_api::{Channel, ChannelInput, ChannelKind, ChannelPatch, ChannelTestReport, Secret};
 use dioxus::prelude::*;
 
-use crate::forms::{mapping_text, parse_list, parse_mapping, Feedback, FeedbackLine};
+use crate::forms::{confirmed, mapping_text, parse_list, parse_mapping, settle, Feedback, FeedbackLine};
 
 /// What the form holds while someone types.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,7 +76,7 @@ pub fn Channels() -> Element {
     let refresh = use_refresh();
     let mut draft = use_signal(|| None::<Draft>);
     let mut feedback = use_signal(|| Feedback::Idle);
-    let mut confirm_delete = use_signal(|| None::<i64>);
+    let confirm_delete = use_signal(|| None::<i64>);
     let list_services = services.clone();
     let channels = use_resource(move || {
         let services = list_services.clone();
@@ -168,24 +168,12 @@ pub fn Channels() -> Element {
     let row_services = services.clone();
     let toggle = move |channel: Channel| {
         let patch = ChannelPatch { enabled: Some(!channel.enabled), ..ChannelPatch::default() };
-        match row_services.channels.update_channel(channel.id, patch) {
-            Ok(_) => refresh.bump(),
-            Err(error) => feedback.set(Feedback::Failed(error.to_string())),
-        }
+        settle(feedback, refresh, row_services.channels.update_channel(channel.id, patch).map(|_| ()), None);
     };
     let delete_services = services.clone();
     let delete = move |id: i64| {
-        if confirm_delete() != Some(id) {
-            confirm_delete.set(Some(id));
-            return;
-        }
-        confirm_delete.set(None);
-        match delete_services.channels.delete_channel(id) {
-            Ok(()) => {
-                feedback.set(Feedback::Done(i18n.t("common.deleted").to_string()));
-                refresh.bump();
-            }
-            Err(error) => feedback.set(Feedback::Failed(error.to_string())),
+        if confirmed(confirm_delete, id) {
+            settle(feedback, refresh, delete_services.channels.delete_channel(id), Some(i18n.t("common.deleted")));
         }
     };
 
@@ -319,9 +307,9 @@ pub fn Channels() -> Element {
                                             {i18n.t("channels.test")} }
                                         button { class: "btn small", onclick: { let c = channel.clone(); move |_| { feedback.set(Feedback::Idle); draft.set(Some(Draft::from_channel(&c))) } },
                                             {i18n.t("common.edit")} }
-                                        button { class: "btn small", onclick: { let c = channel.clone(); let mut toggle = toggle.clone(); move |_| toggle(c.clone()) },
+                                        button { class: "btn small", onclick: { let c = channel.clone(); let toggle = toggle.clone(); move |_| toggle(c.clone()) },
                                             if channel.enabled { {i18n.t("common.disable")} } else { {i18n.t("common.enable")} } }
-                                        button { class: "btn small danger", onclick: { let id = channel.id; let mut delete = delete.clone(); move |_| delete(id) },
+                                        button { class: "btn small danger", onclick: { let id = channel.id; let delete = delete.clone(); move |_| delete(id) },
                                             if confirm_delete() == Some(channel.id) { {i18n.t("common.confirm_delete")} } else { {i18n.t("common.delete")} } }
                                     }
                                 }

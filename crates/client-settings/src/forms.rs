@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use burncloud_client::Refresh;
 use dioxus::prelude::*;
 
 /// Model names from a textarea: one per line or comma-separated.
@@ -47,6 +48,36 @@ pub fn FeedbackLine(feedback: Feedback) -> Element {
         Feedback::Done(message) => rsx! { div { class: "notice ok", role: "status", "{message}" } },
         Feedback::Failed(message) => rsx! { div { class: "notice bad", role: "alert", "{message}" } },
         Feedback::Idle | Feedback::Busy => rsx! {},
+    }
+}
+
+/// Shows how an action went and, when it worked, reloads every view of what it changed; `done`
+/// is the message for success (none keeps the line as it was).
+pub fn settle<E: std::fmt::Display>(
+    mut feedback: Signal<Feedback>,
+    refresh: Refresh,
+    outcome: Result<(), E>,
+    done: Option<&str>,
+) {
+    match outcome {
+        Ok(()) => {
+            if let Some(message) = done {
+                feedback.set(Feedback::Done(message.to_string()));
+            }
+            refresh.bump();
+        }
+        Err(error) => feedback.set(Feedback::Failed(error.to_string())),
+    }
+}
+
+/// The first click on a row's delete button arms it; a second click on the same row confirms.
+pub fn confirmed(mut armed: Signal<Option<i64>>, id: i64) -> bool {
+    if armed() == Some(id) {
+        armed.set(None);
+        true
+    } else {
+        armed.set(Some(id));
+        false
     }
 }
 

@@ -6,7 +6,7 @@ use burncloud_client::{use_i18n, use_refresh, use_services, ErrorNotice};
 use burncloud_service_api::{Group, GroupInput, GroupMember, GroupPatch, Strategy, DEFAULT_GROUP};
 use dioxus::prelude::*;
 
-use crate::forms::{Feedback, FeedbackLine};
+use crate::forms::{settle, Feedback, FeedbackLine};
 
 const STRATEGIES: [Strategy; 3] = [Strategy::Priority, Strategy::Weighted, Strategy::RoundRobin];
 
@@ -204,10 +204,7 @@ pub fn Groups() -> Element {
                                     {i18n.t("common.edit")} }
                                 if group.name != DEFAULT_GROUP {
                                     button { class: "btn small danger", onclick: { let services = delete_services.clone(); let id = group.id; move |_| {
-                                        match services.groups.delete_group(id) {
-                                            Ok(()) => { feedback.set(Feedback::Done(i18n.t("common.deleted").to_string())); refresh.bump(); }
-                                            Err(error) => feedback.set(Feedback::Failed(error.to_string())),
-                                        }
+                                        settle(feedback, refresh, services.groups.delete_group(id), Some(i18n.t("common.deleted")));
                                     } }, {i18n.t("common.delete")} }
                                 }
                             }

@@ -4,7 +4,7 @@ use burncloud_client::{use_i18n, use_refresh, use_services, Empty, ErrorNotice};
 use burncloud_service_api::{Money, PriceInput};
 use dioxus::prelude::*;
 
-use crate::forms::{Feedback, FeedbackLine};
+use crate::forms::{settle, Feedback, FeedbackLine};
 
 #[component]
 pub fn Prices() -> Element {
@@ -84,10 +84,7 @@ pub fn Prices() -> Element {
                                             model.set(p.model.clone()); input.set(p.input_per_mtok.to_string()); output.set(p.output_per_mtok.to_string());
                                         } }, {i18n.t("common.edit")} }
                                         button { class: "btn small danger", onclick: { let services = delete_services.clone(); let name = price.model.clone(); move |_| {
-                                            match services.prices.delete_price(&name) {
-                                                Ok(()) => refresh.bump(),
-                                                Err(error) => feedback.set(Feedback::Failed(error.to_string())),
-                                            }
+                                            settle(feedback, refresh, services.prices.delete_price(&name), None);
                                         } }, {i18n.t("common.delete")} }
                                     }
                                 }

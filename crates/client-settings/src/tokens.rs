@@ -4,7 +4,7 @@ use burncloud_client::{money, now_ms, timestamp, use_i18n, use_refresh, use_serv
 use burncloud_service_api::{Currency, Money, TokenInput, TokenPatch};
 use dioxus::prelude::*;
 
-use crate::forms::{copy_to_clipboard, parse_list, parse_optional_int, Feedback, FeedbackLine};
+use crate::forms::{confirmed, copy_to_clipboard, parse_list, parse_optional_int, settle, Feedback, FeedbackLine};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Draft {
@@ -42,7 +42,7 @@ pub fn Tokens() -> Element {
     let mut feedback = use_signal(|| Feedback::Idle);
     let mut new_key = use_signal(|| None::<String>);
     let mut copied = use_signal(|| false);
-    let mut confirm_delete = use_signal(|| None::<i64>);
+    let confirm_delete = use_signal(|| None::<i64>);
     let list_services = services.clone();
     let tokens = use_resource(move || {
         let services = list_services.clone();
@@ -70,26 +70,14 @@ pub fn Tokens() -> Element {
         }
     };
     let toggle_services = services.clone();
-    let toggle = move |(id, enabled): (i64, bool)| match toggle_services
-        .tokens
-        .update_token(id, TokenPatch { enabled: Some(!enabled), ..TokenPatch::default() })
-    {
-        Ok(_) => refresh.bump(),
-        Err(error) => feedback.set(Feedback::Failed(error.to_string())),
+    let toggle = move |(id, enabled): (i64, bool)| {
+        let patch = TokenPatch { enabled: Some(!enabled), ..TokenPatch::default() };
+        settle(feedback, refresh, toggle_services.tokens.update_token(id, patch).map(|_| ()), None);
     };
     let delete_services = services.clone();
     let delete = move |id: i64| {
-        if confirm_delete() != Some(id) {
-            confirm_delete.set(Some(id));
-            return;
-        }
-        confirm_delete.set(None);
-        match delete_services.tokens.delete_token(id) {
-            Ok(()) => {
-                feedback.set(Feedback::Done(i18n.t("common.deleted").to_string()));
-                refresh.bump();
-            }
-            Err(error) => feedback.set(Feedback::Failed(error.to_string())),
+        if confirmed(confirm_delete, id) {
+            settle(feedback, refresh, delete_services.tokens.delete_token(id), Some(i18n.t("common.deleted")));
         }
     };
 
@@ -185,9 +173,9 @@ pub fn Tokens() -> Element {
                                             else { span { class: "badge", {i18n.t("common.disabled")} } }
                                         }
                                         td { class: "actions",
-                                            button { class: "btn small", onclick: { let mut toggle = toggle.clone(); let state = (token.id, token.enabled); move |_| toggle(state) },
+                                            button { class: "btn small", onclick: { let toggle = toggle.clone(); let state = (token.id, token.enabled); move |_| toggle(state) },
                                                 if token.enabled { {i18n.t("common.disable")} } else { {i18n.t("common.enable")} } }
-                                            button { class: "btn small danger", onclick: { let id = token.id; let mut delete = delete.clone(); move |_| delete(id) },
+                                            button { class: "btn small danger", onclick: { let id = token.id; let delete = delete.clone(); move |_| delete(id) },
                                                 if confirm_delete() == Some(token.id) { {i18n.t("common.confirm_delete")} } else { {i18n.t("common.delete")} } }
                                         }
                                     }

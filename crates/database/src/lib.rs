@@ -58,10 +58,6 @@ impl Db {
         Ok(Db { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Runs `work` on the writer connection, serialised with every other write.
     pub fn write<T>(&self, work: impl FnOnce(&mut Connection) -> DbResult<T>) -> DbResult<T> {
         let mut connection = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -176,10 +176,6 @@ impl Gateway {
         &self.logs
     }
 
-    pub fn ledger(&self) -> &SpendLedger {
-        &self.ledger
-    }
-
     pub fn breakers(&self) -> &Breakers {
         &self.breakers
     }

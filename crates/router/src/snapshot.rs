@@ -140,8 +140,7 @@ impl SpendLedger {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     tokens_by_hash: HashMap<String, Arc<TokenEntry>>,
-    /// Enabled channels only, highest priority first.
-    channels: Vec<Arc<ChannelEntry>>,
+    /// Each group with its enabled member channels.
     groups: HashMap<String, GroupEntry>,
     prices: HashMap<String, Price>,
     pub account_credit: Option<Money>,
@@ -190,7 +189,7 @@ impl Snapshot {
                 (group.name, entry)
             })
             .collect();
-        Snapshot { tokens_by_hash, channels, groups, prices, account_credit: config.account.credit }
+        Snapshot { tokens_by_hash, groups, prices, account_credit: config.account.credit }
     }
 
     pub fn token_by_hash(&self, hash: &str) -> Option<&Arc<TokenEntry>> {
@@ -199,11 +198,6 @@ impl Snapshot {
 
     pub fn group(&self, name: &str) -> Option<&GroupEntry> {
         self.groups.get(name)
-    }
-
-    /// Every enabled channel, highest priority first.
-    pub fn channels(&self) -> &[Arc<ChannelEntry>] {
-        &self.channels
     }
 
     pub fn price(&self, model: &str) -> Option<&Price> {

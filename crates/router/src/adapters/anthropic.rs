@@ -10,7 +10,7 @@ pub const API_VERSION: &str = "2023-06-01";
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
 pub use super::Unconvertible;
-use super::{image_source, now_seconds, push_turn, text_of, ImageSource};
+use super::{image_source, now_seconds, push_turn, text_of, usage_json, ChunkStream, ImageSource};
 
 /// An OpenAI `image_url` part as an Anthropic image block: data URLs inline, others by URL.
 fn image_block(part: &Value) -> Result<Value, Unconvertible> {
@@ -153,12 +153,6 @@ fn usage_of(usage: &Value) -> Usage {
     }
 }
 
-fn usage_json(usage: Usage, cached: u64) -> Value {
-    json!({"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-           "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-           "prompt_tokens_details": {"cached_tokens": cached}})
-}
-
 /// An Anthropic message as an OpenAI chat completion, with its usage.
 pub fn response(body: &[u8], requested_model: &str) -> Result<(Bytes, Usage), Unconvertible> {
     let message: Value =
@@ -219,9 +213,7 @@ pub fn error_body(body: &[u8]) -> Bytes {
 /// Translates an Anthropic event stream into OpenAI chat completion chunks, event by event.
 #[derive(Debug, Default)]
 pub struct StreamTranslator {
-    id: String,
-    model: String,
-    created: u64,
+    stream: ChunkStream,
     usage: Usage,
     cached: u64,
     saw_usage: bool,
@@ -233,13 +225,11 @@ pub struct StreamTranslator {
 
 impl StreamTranslator {
     pub fn new(model: &str) -> StreamTranslator {
-        StreamTranslator { model: model.to_string(), created: now_seconds(), ..StreamTranslator::default() }
+        StreamTranslator { stream: ChunkStream::new("", model), ..StreamTranslator::default() }
     }
 
     fn chunk(&self, delta: Value, finish_reason: Value) -> Bytes {
-        let chunk = json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}]});
-        Bytes::from(format!("data: {chunk}\n\n"))
+        self.stream.chunk(delta, finish_reason)
     }
 
     /// The OpenAI chunks for one Anthropic event's `data`.
@@ -249,10 +239,10 @@ impl StreamTranslator {
             Some("message_start") => {
                 let message = &event["message"];
                 if let Some(id) = message.get("id").and_then(Value::as_str) {
-                    self.id = format!("chatcmpl-{id}");
+                    self.stream.id = format!("chatcmpl-{id}");
                 }
                 if let Some(model) = message.get("model").and_then(Value::as_str) {
-                    self.model = model.to_string();
+                    self.stream.model = model.to_string();
                 }
                 if let Some(usage) = message.get("usage") {
                     self.usage = usage_of(usage);
@@ -316,14 +306,7 @@ impl StreamTranslator {
 
     /// What ends the OpenAI stream: the usage chunk if the caller asked for it, then `[DONE]`.
     pub fn finish(&self, include_usage: bool) -> Vec<Bytes> {
-        let mut out = Vec::new();
-        if include_usage && self.saw_usage {
-            let chunk = json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                "model": self.model, "choices": [], "usage": usage_json(self.usage, self.cached)});
-            out.push(Bytes::from(format!("data: {chunk}\n\n")));
-        }
-        out.push(Bytes::from_static(b"data: [DONE]\n\n"));
-        out
+        self.stream.closing((include_usage && self.saw_usage).then(|| usage_json(self.usage, self.cached)))
     }
 
     pub fn finished(&self) -> bool {

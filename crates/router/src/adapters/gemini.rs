@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use super::{image_source, now_seconds, push_turn, text_of, ImageSource, Unconvertible};
+use super::{image_source, now_seconds, push_turn, text_of, usage_json, ChunkStream, ImageSource, Unconvertible};
 use crate::usage::Usage;
 
 /// Gemini's path for a model and method, under the channel's base URL.
@@ -167,11 +167,6 @@ fn usage_of(metadata: &Value) -> Usage {
     }
 }
 
-fn usage_json(usage: Usage) -> Value {
-    json!({"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-           "total_tokens": usage.prompt_tokens + usage.completion_tokens})
-}
-
 /// The parts of a response's first candidate, split into text, thoughts and function calls.
 struct Parts {
     text: String,
@@ -224,7 +219,7 @@ pub fn response(body: &[u8], model: &str) -> Result<(Bytes, Usage), Unconvertibl
         "model": answer.get("modelVersion").and_then(Value::as_str).unwrap_or(model),
         "choices": [{"index": 0, "message": message, "logprobs": null,
                      "finish_reason": finish_reason(reason.or(Some("STOP")), !parts.calls.is_empty())}],
-        "usage": usage_json(usage),
+        "usage": usage_json(usage, 0),
     });
     Ok((Bytes::from(completion.to_string()), usage))
 }
@@ -282,9 +277,7 @@ pub fn error_body(body: &[u8]) -> Bytes {
 /// OpenAI chat completion chunks.
 #[derive(Debug, Default)]
 pub struct StreamTranslator {
-    id: String,
-    model: String,
-    created: u64,
+    stream: ChunkStream,
     started: bool,
     usage: Option<Usage>,
     tool_calls: usize,
@@ -294,18 +287,11 @@ pub struct StreamTranslator {
 
 impl StreamTranslator {
     pub fn new(model: &str) -> StreamTranslator {
-        StreamTranslator {
-            id: "chatcmpl-gemini".into(),
-            model: model.to_string(),
-            created: now_seconds(),
-            ..StreamTranslator::default()
-        }
+        StreamTranslator { stream: ChunkStream::new("chatcmpl-gemini", model), ..StreamTranslator::default() }
     }
 
     fn chunk(&self, delta: Value, finish_reason: Value) -> Bytes {
-        let chunk = json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}]});
-        Bytes::from(format!("data: {chunk}\n\n"))
+        self.stream.chunk(delta, finish_reason)
     }
 
     pub fn on_event(&mut self, data: &[u8]) -> Vec<Bytes> {
@@ -318,7 +304,7 @@ impl StreamTranslator {
         }
         let mut out = Vec::new();
         if let Some(id) = event.get("responseId").and_then(Value::as_str) {
-            self.id = format!("chatcmpl-{id}");
+            self.stream.id = format!("chatcmpl-{id}");
         }
         if !self.started {
             self.started = true;
@@ -348,14 +334,7 @@ impl StreamTranslator {
     }
 
     pub fn finish(&self, include_usage: bool) -> Vec<Bytes> {
-        let mut out = Vec::new();
-        if let (true, Some(usage)) = (include_usage, self.usage) {
-            let chunk = json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                "model": self.model, "choices": [], "usage": usage_json(usage)});
-            out.push(Bytes::from(format!("data: {chunk}\n\n")));
-        }
-        out.push(Bytes::from_static(b"data: [DONE]\n\n"));
-        out
+        self.stream.closing(self.usage.filter(|_| include_usage).map(|usage| usage_json(usage, 0)))
     }
 
     pub fn finished(&self) -> bool {

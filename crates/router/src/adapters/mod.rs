@@ -61,6 +61,46 @@ pub(crate) fn push_turn(turns: &mut Vec<Value>, role: &str, key: &str, items: Ve
     turns.push(json!({"role": role, key: items}));
 }
 
+/// What every chunk of one OpenAI chat completion stream repeats: id, creation time, model.
+#[derive(Debug, Default)]
+pub(crate) struct ChunkStream {
+    pub id: String,
+    pub model: String,
+    pub created: u64,
+}
+
+impl ChunkStream {
+    pub fn new(id: &str, model: &str) -> ChunkStream {
+        ChunkStream { id: id.to_string(), model: model.to_string(), created: now_seconds() }
+    }
+
+    /// One `chat.completion.chunk` event with this delta and finish reason.
+    pub fn chunk(&self, delta: Value, finish_reason: Value) -> bytes::Bytes {
+        let chunk = json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}]});
+        bytes::Bytes::from(format!("data: {chunk}\n\n"))
+    }
+
+    /// The end of the stream: the usage-only chunk when there is one to send, then `[DONE]`.
+    pub fn closing(&self, usage: Option<Value>) -> Vec<bytes::Bytes> {
+        let mut out = Vec::new();
+        if let Some(usage) = usage {
+            let chunk = json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                "model": self.model, "choices": [], "usage": usage});
+            out.push(bytes::Bytes::from(format!("data: {chunk}\n\n")));
+        }
+        out.push(bytes::Bytes::from_static(b"data: [DONE]\n\n"));
+        out
+    }
+}
+
+/// OpenAI's `usage` object for token counts, with the prompt tokens served from a cache.
+pub(crate) fn usage_json(usage: crate::usage::Usage, cached: u64) -> Value {
+    json!({"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+           "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+           "prompt_tokens_details": {"cached_tokens": cached}})
+}
+
 pub(crate) fn now_seconds() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
