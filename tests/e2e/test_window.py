@@ -45,7 +45,10 @@ def test_the_window_opens_hides_to_the_tray_and_a_second_launch_brings_it_back(d
     assert window.geometry() == (1280, 800)
     with urllib.request.urlopen(window.base + "/health", timeout=5) as response:
         assert json.loads(response.read()) == {"status": "ok"}
+    # The webview paints a moment after the window maps, longer on a busy machine: look again until
+    # the page is there, for up to 30 s.
     shot = window.screenshot(tmp_path / "dashboard.png")
+    wait_for(lambda: pixel_spread(window.screenshot(shot, settle=0.5)) > 0.05)
     assert pixel_spread(shot) > 0.05, "the window shows something, not a blank screen"
 
     # A loaded machine can keep the window's event loop busy for a while: ask again if needed.
