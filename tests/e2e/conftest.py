@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BURNCLOUD_BIN = os.environ.get("BURNCLOUD_BIN", str(ROOT / "target/debug/burncloud"))
 MOCK_BIN = os.environ.get("MOCK_UPSTREAM_BIN", str(ROOT / "target/debug/mock-upstream"))
+MOCK_HUB_BIN = os.environ.get("MOCK_HUB_BIN", str(ROOT / "target/debug/mock-hub"))
 ADMIN_KEY = "e2e-admin-key"
 UPSTREAM_KEY = "sk-upstream-e2e-0123456789"
 REPLY = "Hello! How can I help you today?"
@@ -40,9 +42,9 @@ def stop(process, sig=signal.SIGTERM):
 
 
 class BurnCloud:
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, extra_env=None):
         self.data_dir = data_dir
-        env = dict(os.environ, BURNCLOUD_ADMIN_KEY=ADMIN_KEY, BURNCLOUD_LOG="warn")
+        env = dict(os.environ, BURNCLOUD_ADMIN_KEY=ADMIN_KEY, BURNCLOUD_LOG="warn", **(extra_env or {}))
         self.process, self.base = start(
             [BURNCLOUD_BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)], env=env
         )
@@ -85,3 +87,47 @@ def burncloud(upstream):
         )
         yield app
         stop(app.process)
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory):
+    """The reproducible tiny llama GGUF from tests/fixtures/make_tiny_gguf.py."""
+    path = tmp_path_factory.mktemp("gguf") / "tiny.gguf"
+    subprocess.run([sys.executable, str(ROOT / "tests/fixtures/make_tiny_gguf.py"), str(path)], check=True)
+    return path
+
+
+class MockHub:
+    """The local hub (Hugging Face and ModelScope API shapes plus a CDN host) serving given files."""
+
+    def __init__(self, files):
+        command = [MOCK_HUB_BIN]
+        for remote, local in files.items():
+            command += ["--file", f"{remote}={local}"]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        words = self.process.stdout.readline().split()
+        if len(words) != 4 or words[0] != "hub":
+            self.process.kill()
+            raise RuntimeError(f"mock-hub did not start: {words!r}")
+        self.endpoint, self.cdn = words[1], words[3]
+
+    def env(self):
+        return {
+            "BURNCLOUD_HF_ENDPOINT": self.endpoint,
+            "BURNCLOUD_HF_MIRROR_ENDPOINT": self.endpoint,
+            "BURNCLOUD_MODELSCOPE_ENDPOINT": self.endpoint,
+        }
+
+    def faults(self, **faults):
+        request = urllib.request.Request(
+            self.endpoint + "/_mock/faults", method="POST", data=json.dumps(faults).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(request, timeout=5).read()
+
+    def cdn_requests(self):
+        with urllib.request.urlopen(self.endpoint + "/_mock/cdn-requests", timeout=5) as response:
+            return json.loads(response.read())
+
+    def close(self):
+        stop(self.process, signal.SIGKILL)

@@ -4,4 +4,5 @@
 
 pub mod anthropic_mock;
 pub mod gemini_mock;
+pub mod hub_mock;
 pub mod openai_mock;

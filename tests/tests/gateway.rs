@@ -3,80 +3,16 @@
 
 use std::time::Duration;
 
-use burncloud_server::{serve, AppState, GatewayLimits};
+mod support;
+
+use burncloud_server::GatewayLimits;
 use burncloud_tests::openai_mock::{self, Mode, OpenAiMock, COMPLETION_TOKENS, EMBEDDING_TOKENS, PROMPT_TOKENS, REPLY};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-struct Harness {
-    _dir: tempfile::TempDir,
-    base: String,
-    state: AppState,
-    http: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-const ADMIN: &str = "test-admin-key";
+use support::{Harness, ADMIN};
 
 impl Harness {
-    async fn start() -> Harness {
-        Self::with_limits(GatewayLimits {
-            first_byte_timeout: Duration::from_millis(800),
-            idle_read_timeout: Duration::from_secs(2),
-            cancel_drain_timeout: Duration::from_secs(5),
-            max_body_bytes: 64 * 1024,
-            ..GatewayLimits::default()
-        })
-        .await
-    }
-
-    async fn with_limits(limits: GatewayLimits) -> Harness {
-        std::env::set_var(burncloud_server::ADMIN_KEY_ENV, ADMIN);
-        let dir = tempfile::tempdir().unwrap();
-        let state = AppState::open(dir.path(), limits).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = state.clone();
-        tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.await;
-            };
-            serve(listener, serving, shutdown, Duration::from_secs(5)).await.unwrap();
-        });
-        Harness { _dir: dir, base, state, http: reqwest::Client::new(), stop: Some(stop) }
-    }
-
-    async fn console(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(ADMIN);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text}")))
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        let (status, value) = self.console(reqwest::Method::POST, path, Some(body)).await;
-        assert!(status.is_success(), "{path}: {status} {value}");
-        value
-    }
-
-    async fn put(&self, path: &str, body: Value) -> Value {
-        let (status, value) = self.console(reqwest::Method::PUT, path, Some(body)).await;
-        assert!(status.is_success(), "{path}: {status} {value}");
-        value
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let (status, value) = self.console(reqwest::Method::GET, path, None).await;
-        assert!(status.is_success(), "{path}: {status} {value}");
-        value
-    }
-
     async fn channel(&self, name: &str, base_url: &str, extra: Value) -> i64 {
         let mut body = json!({"name": name, "kind": "openai", "base_url": base_url, "api_key": "sk-upstream-secret-0123456789", "models": ["gpt-4o-mini"]});
         body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
@@ -120,14 +56,6 @@ impl Harness {
         let account = self.get("/console/api/account").await;
         assert_eq!(logged, token_used, "logged costs equal the tokens' used quota");
         assert_eq!(logged, nanos(&account["used"]), "logged costs equal the account's spend");
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 

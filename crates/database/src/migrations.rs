@@ -9,6 +9,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("../../../migrations/0001_init.sql")),
     ("0002_settings", include_str!("../../../migrations/0002_settings.sql")),
     ("0003_groups", include_str!("../../../migrations/0003_groups.sql")),
+    ("0004_models", include_str!("../../../migrations/0004_models.sql")),
 ];
 
 pub(crate) fn apply(connection: &mut Connection) -> DbResult<()> {

@@ -40,6 +40,7 @@ pub(crate) fn routes(state: AppState) -> axum::Router {
         .route("/console/api/account/topup", post(top_up))
         .route("/console/api/logs", get(query_logs))
         .route("/console/api/usage", get(usage))
+        .merge(crate::console_models::routes())
         .route("/console/api/{*rest}", axum::routing::any(not_found))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin_key))
         .with_state(state)
@@ -99,15 +100,15 @@ where
     Ok((status, Json(value)).into_response())
 }
 
-fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ConsoleError> {
+pub(crate) fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ConsoleError> {
     payload.map(|Json(value)| value).map_err(|rejection| ConsoleError::BadRequest(rejection.body_text()))
 }
 
-fn query<T>(payload: Result<Query<T>, QueryRejection>) -> Result<T, ConsoleError> {
+pub(crate) fn query<T>(payload: Result<Query<T>, QueryRejection>) -> Result<T, ConsoleError> {
     payload.map(|Query(value)| value).map_err(|rejection| ConsoleError::BadRequest(rejection.body_text()))
 }
 
-fn id(path: Result<Path<i64>, PathRejection>) -> Result<i64, ConsoleError> {
+pub(crate) fn id(path: Result<Path<i64>, PathRejection>) -> Result<i64, ConsoleError> {
     path.map(|Path(id)| id).map_err(|_| ConsoleError::BadRequest("the id in the path must be an integer".into()))
 }
 

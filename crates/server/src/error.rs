@@ -32,6 +32,9 @@ impl ConsoleError {
                 ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
                 ServiceError::Conflict(_) => StatusCode::CONFLICT,
                 ServiceError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                ServiceError::Remote { code: "hub_token_required" | "hub_gated", .. } => StatusCode::FORBIDDEN,
+                ServiceError::Remote { .. } => StatusCode::BAD_GATEWAY,
+                ServiceError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             },
             ConsoleError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -3,6 +3,7 @@
 
 mod admin_key;
 mod console;
+mod console_models;
 mod error;
 mod monitor;
 
@@ -17,6 +18,7 @@ use axum::serve::ListenerExt;
 use burncloud_database::Db;
 use burncloud_router::{create_router_app, Gateway, LogWriterConfig, RouterConfig};
 use burncloud_service_gateway::GatewayStore;
+use burncloud_service_models::{ModelHub, ModelHubConfig};
 
 pub use admin_key::{load_or_create_admin_key, AdminKeys, ADMIN_KEY_ENV, ADMIN_KEY_FILE};
 pub use burncloud_router::RouterConfig as GatewayLimits;
@@ -32,6 +34,8 @@ pub enum StartError {
     Database(#[from] burncloud_database::DbError),
     #[error(transparent)]
     Gateway(#[from] burncloud_router::StartError),
+    #[error("cannot start the model hub: {0}")]
+    Models(#[from] burncloud_service_api::ServiceError),
     #[error("cannot read or create the admin key {path}: {source}")]
     AdminKey { path: PathBuf, source: std::io::Error },
 }
@@ -45,17 +49,30 @@ pub struct AppState {
     /// Asks the window, if this process has one, to come to the front (a second launch does).
     pub show_window: Arc<tokio::sync::Notify>,
     pub admin_keys: Arc<AdminKeys>,
+    /// The model hub and local model store.
+    pub models: Arc<ModelHub>,
 }
 
 impl AppState {
-    /// Opens `data_dir/burncloud.db` (creating the dir), applies migrations, starts the log writer.
+    /// Opens `data_dir/burncloud.db` (creating the dir), applies migrations, starts the log writer
+    /// and the model hub (whose endpoints and tokens may come from the environment). Call it inside
+    /// a Tokio runtime: unfinished downloads continue at once.
     pub fn open(data_dir: &Path, router: RouterConfig) -> Result<AppState, StartError> {
+        AppState::open_with_models(data_dir, router, ModelHubConfig::from_env(data_dir))
+    }
+
+    pub fn open_with_models(
+        data_dir: &Path,
+        router: RouterConfig,
+        models: ModelHubConfig,
+    ) -> Result<AppState, StartError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| StartError::AdminKey { path: data_dir.to_path_buf(), source })?;
         let admin_keys = Arc::new(AdminKeys::open(data_dir)?);
         let db = Arc::new(Db::open(data_dir.join(DATABASE_FILE))?);
         let gateway = Gateway::new(db.clone(), router, LogWriterConfig::default())?;
-        let store = Arc::new(GatewayStore::new(db));
+        let store = Arc::new(GatewayStore::new(db.clone()));
+        let models = ModelHub::start(db, store.clone(), models)?;
         let reload_target = gateway.clone();
         store.on_change(Box::new(move || {
             if let Err(error) = reload_target.reload() {
@@ -64,7 +81,7 @@ impl AppState {
         }));
         let monitor = Arc::new(Monitor { store: store.clone(), gateway: gateway.clone() });
         let show_window = Arc::new(tokio::sync::Notify::new());
-        Ok(AppState { store, gateway, monitor, show_window, admin_keys })
+        Ok(AppState { store, gateway, monitor, show_window, admin_keys, models })
     }
 
     pub fn admin_key(&self) -> String {
@@ -90,6 +107,7 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let gateway = state.gateway.clone();
+    let models = state.models.clone();
     let app = create_app(state).into_make_service_with_connect_info::<SocketAddr>();
     // Stream chunks are small writes: without TCP_NODELAY, Nagle's algorithm holds each one until
     // the caller's delayed ACK, about 40 ms later.
@@ -115,6 +133,7 @@ pub async fn serve(
         Ok(Err(join_error)) => tracing::error!(%join_error, "the server task failed"),
         Err(_) => tracing::warn!("connections still open after {grace:?}; closing them"),
     }
+    models.shutdown();
     gateway.drain(grace.saturating_sub(started.elapsed()).max(Duration::from_secs(1))).await;
     tracing::info!(
         written = gateway.log_sink().stats().written.load(std::sync::atomic::Ordering::Relaxed),

@@ -11,6 +11,12 @@ pub enum ServiceError {
     Conflict(String),
     #[error("storage error: {0}")]
     Storage(String),
+    /// A remote service (a model hub) refused or failed; `code` says how, for example
+    /// `hub_token_required`, `hub_gated` or `hub_unreachable`.
+    #[error("{message}")]
+    Remote { code: &'static str, message: String },
+    #[error("{0}")]
+    InsufficientStorage(String),
 }
 
 impl ServiceError {
@@ -21,6 +27,8 @@ impl ServiceError {
             ServiceError::Invalid(_) => "invalid_request",
             ServiceError::Conflict(_) => "conflict",
             ServiceError::Storage(_) => "storage_error",
+            ServiceError::Remote { code, .. } => code,
+            ServiceError::InsufficientStorage(_) => "insufficient_storage",
         }
     }
 

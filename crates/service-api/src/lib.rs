@@ -2,11 +2,13 @@
 //! types and the traits that serve them. No IO lives here.
 
 mod error;
+mod models;
 mod money;
 mod secret;
 mod types;
 
 pub use error::ServiceError;
+pub use models::*;
 pub use money::{Money, MoneyParseError};
 pub use secret::Secret;
 pub use types::*;
@@ -83,4 +85,35 @@ pub trait AdminKeyService: Send + Sync {
     fn admin_key(&self) -> String;
     /// Generates and stores a new key; the old one stops working at once.
     fn rotate_admin_key(&self) -> ServiceResult<String>;
+}
+
+/// The model hub: search, repository files and downloads, from Hugging Face, hf-mirror or ModelScope.
+pub trait ModelHubService: Send + Sync {
+    fn search(&self, query: HubSearchQuery) -> ServiceFuture<HubSearchPage>;
+    fn files(&self, source: HubSource, repo: String) -> ServiceFuture<HubFileList>;
+    /// Queues the file (every shard, for a split model) and answers at once.
+    fn start_download(&self, request: DownloadRequest) -> ServiceFuture<Download>;
+    fn list_downloads(&self) -> ServiceResult<Vec<Download>>;
+    fn get_download(&self, id: i64) -> ServiceResult<Download>;
+    fn pause_download(&self, id: i64) -> ServiceResult<Download>;
+    fn resume_download(&self, id: i64) -> ServiceResult<Download>;
+    /// Stops the download and removes its partial files.
+    fn cancel_download(&self, id: i64) -> ServiceResult<()>;
+    /// Every download, republished whenever progress or a state changes (at most a few times a second).
+    fn watch_downloads(&self) -> tokio::sync::watch::Receiver<Vec<Download>>;
+}
+
+/// GGUF models on disk.
+pub trait LocalModelService: Send + Sync {
+    fn list_local_models(&self) -> ServiceResult<Vec<LocalModel>>;
+    fn get_local_model(&self, id: i64) -> ServiceResult<LocalModel>;
+    /// Registers a GGUF already on disk, checked by its header; the file stays where it is.
+    fn import_local_model(&self, request: ImportRequest) -> ServiceFuture<LocalModel>;
+    /// Removes the model and its files; refused while a running instance uses it.
+    fn delete_local_model(&self, id: i64) -> ServiceResult<()>;
+}
+
+/// Tells the model store which models running instances use (the inference supervisor answers).
+pub trait ModelUsage: Send + Sync {
+    fn model_in_use(&self, model_id: i64) -> bool;
 }

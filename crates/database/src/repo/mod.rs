@@ -3,7 +3,9 @@
 pub mod account;
 pub mod channels;
 pub mod config;
+pub mod downloads;
 pub mod groups;
+pub mod local_models;
 pub mod logs;
 pub mod prices;
 pub mod settings;

@@ -1,0 +1,99 @@
+//! The `local_models` table: GGUF models on disk, downloaded or imported.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{from_json, to_json};
+use crate::DbResult;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LocalModelRow {
+    pub id: i64,
+    pub path: String,
+    pub files: Vec<String>,
+    pub size: u64,
+    pub sha256: Option<String>,
+    pub source: String,
+    pub repo: Option<String>,
+    pub quant: Option<String>,
+    pub added_at_ms: i64,
+}
+
+const COLUMNS: &str = "id, path, files, size, sha256, source, repo, quant, added_at_ms";
+
+type RawRow = (i64, String, String, i64, Option<String>, String, Option<String>, Option<String>, i64);
+
+fn read_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+    ))
+}
+
+fn decode(raw: RawRow) -> DbResult<LocalModelRow> {
+    let (id, path, files, size, sha256, source, repo, quant, added_at_ms) = raw;
+    Ok(LocalModelRow {
+        id,
+        path,
+        files: from_json("local_models.files", &files)?,
+        size: size.max(0) as u64,
+        sha256,
+        source,
+        repo,
+        quant,
+        added_at_ms,
+    })
+}
+
+pub fn list(connection: &Connection) -> DbResult<Vec<LocalModelRow>> {
+    let raws: Vec<RawRow> = connection
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM local_models ORDER BY id DESC"))?
+        .query_map([], read_raw)?
+        .collect::<Result<_, _>>()?;
+    raws.into_iter().map(decode).collect()
+}
+
+pub fn get(connection: &Connection, id: i64) -> DbResult<Option<LocalModelRow>> {
+    let raw = connection
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM local_models WHERE id = ?1"))?
+        .query_row([id], read_raw)
+        .optional()?;
+    raw.map(decode).transpose()
+}
+
+pub fn id_by_path(connection: &Connection, path: &str) -> DbResult<Option<i64>> {
+    Ok(connection
+        .prepare_cached("SELECT id FROM local_models WHERE path = ?1")?
+        .query_row([path], |r| r.get(0))
+        .optional()?)
+}
+
+/// Inserts the model, or refreshes the row already registered for the same path; returns its id.
+pub fn upsert(connection: &Connection, row: &LocalModelRow) -> DbResult<i64> {
+    connection.execute(
+        "INSERT INTO local_models (path, files, size, sha256, source, repo, quant, added_at_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (path) DO UPDATE SET files = ?2, size = ?3, \
+         sha256 = ?4, source = ?5, repo = ?6, quant = ?7",
+        params![
+            row.path,
+            to_json(&row.files),
+            row.size as i64,
+            row.sha256,
+            row.source,
+            row.repo,
+            row.quant,
+            row.added_at_ms
+        ],
+    )?;
+    Ok(id_by_path(connection, &row.path)?.unwrap_or_else(|| connection.last_insert_rowid()))
+}
+
+pub fn delete(connection: &Connection, id: i64) -> DbResult<bool> {
+    Ok(connection.execute("DELETE FROM local_models WHERE id = ?1", [id])? > 0)
+}

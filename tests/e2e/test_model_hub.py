@@ -1,0 +1,82 @@
+"""The model hub through the real `burncloud serve`: a real GGUF downloaded from a local hub,
+verified, and still completed after the app is killed with SIGKILL mid-download."""
+
+import hashlib
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import BurnCloud, MockHub, stop
+
+REPO = "burncloud/Tiny-GGUF"
+FILE = "tiny-F32.gguf"
+
+
+@pytest.fixture
+def hub(tiny_gguf):
+    mock = MockHub({f"{REPO}:{FILE}": tiny_gguf})
+    yield mock
+    mock.close()
+
+
+def wait_for(app, download_id, states, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        current = app.console("GET", f"/console/api/downloads/{download_id}")
+        if current["state"] in states:
+            return current
+        time.sleep(0.05)
+    raise AssertionError(f"download {download_id} never reached {states}: {current}")
+
+
+def test_search_list_and_download_a_real_gguf(hub, tiny_gguf):
+    with tempfile.TemporaryDirectory() as data_dir:
+        app = BurnCloud(Path(data_dir), hub.env())
+        try:
+            found = app.console("GET", "/console/api/hub/search?source=hf-mirror&q=tiny")
+            assert [r["repo"] for r in found["data"]] == [REPO]
+            files = app.console("GET", f"/console/api/hub/files?source=modelscope&repo={REPO}")["files"]
+            expected = hashlib.sha256(tiny_gguf.read_bytes()).hexdigest()
+            assert files[0]["path"] == FILE and files[0]["sha256"] == expected and files[0]["quant"] == "F32"
+
+            started = app.console("POST", "/console/api/downloads", {"source": "hf-mirror", "repo": REPO, "path": FILE})
+            done = wait_for(app, started["id"], {"done", "failed"})
+            assert done["state"] == "done", done
+            local = app.console("GET", f"/console/api/models/local/{done['local_model_id']}")
+            assert local["sha256"] == expected
+            path = Path(local["path"])
+            assert path == Path(data_dir) / "models" / "hf-mirror" / "burncloud" / "Tiny-GGUF" / FILE
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == expected
+        finally:
+            stop(app.process)
+
+
+def test_a_download_survives_sigkill_and_resumes_from_its_partial_file(hub, tiny_gguf):
+    size = tiny_gguf.stat().st_size
+    hub.faults(throttle_bps=size // 4)
+    with tempfile.TemporaryDirectory() as data_dir:
+        app = BurnCloud(Path(data_dir), hub.env())
+        started = app.console("POST", "/console/api/downloads", {"source": "huggingface", "repo": REPO, "path": FILE})
+        wait_for(app, started["id"], {"running"})
+        time.sleep(1.5)
+        assert stop(app.process, signal.SIGKILL) == -signal.SIGKILL
+        part = Path(data_dir) / "models" / "huggingface" / "burncloud" / "Tiny-GGUF" / (FILE + ".part")
+        kept = part.stat().st_size
+        assert 0 < kept < size, kept
+        assert part.with_name(FILE + ".part.json").exists()
+
+        hub.faults()
+        app = BurnCloud(Path(data_dir), hub.env())
+        try:
+            done = wait_for(app, started["id"], {"done", "failed"})
+            assert done["state"] == "done", done
+            ranges = [r["range"] for r in hub.cdn_requests()]
+            assert ranges[0] is None and ranges[-1] == f"bytes={kept}-", ranges
+            final = part.with_name(FILE)
+            assert hashlib.sha256(final.read_bytes()).hexdigest() == hashlib.sha256(tiny_gguf.read_bytes()).hexdigest()
+            assert not part.exists()
+        finally:
+            stop(app.process)
