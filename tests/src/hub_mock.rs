@@ -53,6 +53,10 @@ pub struct Faults {
     pub cut_after: Option<u64>,
     #[serde(default)]
     pub cut_times: u32,
+    /// Stop sending (without closing) after this many body bytes, for the next `stall_times` bodies.
+    pub stall_after: Option<u64>,
+    #[serde(default)]
+    pub stall_times: u32,
     /// Flip one byte in the next body.
     #[serde(default)]
     pub corrupt_next: bool,
@@ -463,6 +467,12 @@ async fn cdn_file(State(context): State<SharedState>, headers: HeaderMap, Path(r
             }
         }
         shared.faults.corrupt_next = false;
+        if shared.faults.stall_times > 0 {
+            shared.faults.stall_times -= 1;
+            if shared.faults.stall_times == 0 {
+                shared.faults.stall_after = None;
+            }
+        }
         (bytes, faults)
     };
     context.bodies_started.fetch_add(1, Ordering::SeqCst);
@@ -497,7 +507,8 @@ async fn cdn_file(State(context): State<SharedState>, headers: HeaderMap, Path(r
         response_headers.push((header::CONTENT_RANGE, format!("bytes {first}-{}/{total}", total - 1)));
     }
     let cut_after = if faults.cut_times > 0 { faults.cut_after } else { None };
-    let stream = body_stream(Bytes::from(body), cut_after, faults.throttle_bps);
+    let stall_after = if faults.stall_times > 0 { faults.stall_after } else { None };
+    let stream = body_stream(Bytes::from(body), cut_after, stall_after, faults.throttle_bps);
     let mut response = (status, Body::from_stream(stream)).into_response();
     for (name, value) in response_headers {
         response.headers_mut().insert(name, value.parse().unwrap());
@@ -505,10 +516,12 @@ async fn cdn_file(State(context): State<SharedState>, headers: HeaderMap, Path(r
     response
 }
 
-/// The body in 64 KiB pieces, optionally throttled, optionally cut (an error ends the connection).
+/// The body in 64 KiB pieces, optionally throttled, cut (an error ends the connection) or stalled
+/// (the connection stays open and silent).
 fn body_stream(
     body: Bytes,
     cut_after: Option<u64>,
+    stall_after: Option<u64>,
     throttle_bps: Option<u64>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
     const PIECE: usize = 64 * 1024;
@@ -516,13 +529,16 @@ fn body_stream(
         if sent >= body.len() {
             return None;
         }
+        if stall_after.is_some_and(|limit| sent as u64 >= limit) {
+            std::future::pending::<()>().await;
+        }
         if let Some(limit) = cut_after {
             if sent as u64 >= limit {
                 return Some((Err(std::io::Error::other("mock cut the connection")), (body.clone(), usize::MAX)));
             }
         }
         let mut end = (sent + PIECE).min(body.len());
-        if let Some(limit) = cut_after {
+        for limit in [cut_after, stall_after].into_iter().flatten() {
             end = end.min(limit.max(sent as u64 + 1) as usize);
         }
         if let Some(rate) = throttle_bps.filter(|&r| r > 0) {

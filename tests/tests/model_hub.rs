@@ -223,6 +223,27 @@ async fn dropped_connections_resume_where_they_stopped_on_both_hubs() {
 }
 
 #[tokio::test]
+async fn a_stalled_connection_is_abandoned_and_resumed() {
+    let hub = HubMock::start().await;
+    let model = synthetic_gguf(1 << 20, 10);
+    hub.add_repo("owner/Stall-GGUF", one_file_repo("stall-Q4_0.gguf", model.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_for(dir.path(), &hub);
+    config.policy.stall_timeout = Duration::from_millis(300);
+    let h = Harness::open(dir, GatewayLimits::default(), config).await;
+    hub.set_faults(Faults { stall_after: Some(300_000), stall_times: 1, ..Faults::default() });
+
+    let id = download(&h, "huggingface", "owner/Stall-GGUF", "stall-Q4_0.gguf").await;
+    let done = wait_for_state(&h, id, &["done", "failed"]).await;
+    assert_eq!(done["state"], "done", "{done}");
+    let requests = hub.cdn_requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert!(requests[1].range.as_deref().is_some_and(|r| r.starts_with("bytes=") && r != "bytes=0-"), "{requests:?}");
+    let target = h.data_dir().join("models/huggingface/owner/Stall-GGUF/stall-Q4_0.gguf");
+    assert_eq!(sha256_hex(&std::fs::read(&target).unwrap()), sha256_hex(&model));
+}
+
+#[tokio::test]
 async fn a_corrupted_byte_fails_the_checksum_and_removes_the_file() {
     let hub = HubMock::start().await;
     let model = synthetic_gguf(1 << 20, 11);
