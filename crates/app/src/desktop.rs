@@ -24,6 +24,7 @@ pub fn pages() -> Vec<Page> {
         Page { id: "groups", title: "nav.groups", icon: "⊞", render: burncloud_client_settings::Groups },
         Page { id: "tokens", title: "nav.tokens", icon: "✦", render: burncloud_client_settings::Tokens },
         Page { id: "prices", title: "nav.prices", icon: "¤", render: burncloud_client_settings::Prices },
+        Page { id: "models", title: "nav.models", icon: "▣", render: burncloud_client_models::Models },
         Page { id: "settings", title: "nav.settings", icon: "⚙", render: burncloud_client_settings::Settings },
     ]
 }
@@ -140,7 +141,13 @@ fn root() -> Element {
 /// Runs the window on this thread until it closes; `stop_runtime` is called once, as the event
 /// loop ends, and waits for the gateway to finish its calls and store its logs.
 pub fn run_window(state: &AppState, info: AppInfo, stop_runtime: impl FnOnce() + 'static) {
-    let services = Services::from_store(state.store.clone(), state.monitor.clone(), state.admin_keys.clone(), info);
+    let services = Services::from_store(
+        state.store.clone(),
+        state.monitor.clone(),
+        state.admin_keys.clone(),
+        state.models.clone(),
+        info,
+    );
     let mut stop = Some(stop_runtime);
     let icon = tao::window::Icon::from_rgba(icon_rgba(), ICON_SIZE, ICON_SIZE).ok();
     let window = WindowBuilder::new()

@@ -26,7 +26,13 @@ impl Fixture {
 
     fn services(&self) -> Services {
         let info = AppInfo { version: "0.1.0".into(), listen: "127.0.0.1:3000".into(), data_dir: "/tmp/bc".into() };
-        Services::from_store(self.store.clone(), self.state.monitor.clone(), self.state.admin_keys.clone(), info)
+        Services::from_store(
+            self.store.clone(),
+            self.state.monitor.clone(),
+            self.state.admin_keys.clone(),
+            self.state.models.clone(),
+            info,
+        )
     }
 
     /// Stores calls the way the log writer does, charging their cost.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use burncloud_service_api::{Channel, ChannelInput, ChannelKind, ChannelPatch, ChannelTestReport, Secret};
 use dioxus::prelude::*;
 
-use crate::forms::{confirmed, mapping_text, parse_list, parse_mapping, settle, Feedback, FeedbackLine};
+use burncloud_client::forms::{confirmed, mapping_text, parse_list, parse_mapping, settle, Feedback, FeedbackLine};
 
 /// What the form holds while someone types.
 #[derive(Clone, Debug, PartialEq)]

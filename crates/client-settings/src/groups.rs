@@ -6,7 +6,7 @@ use burncloud_client::{use_i18n, use_refresh, use_services, ErrorNotice};
 use burncloud_service_api::{Group, GroupInput, GroupMember, GroupPatch, Strategy, DEFAULT_GROUP};
 use dioxus::prelude::*;
 
-use crate::forms::{settle, Feedback, FeedbackLine};
+use burncloud_client::forms::{settle, Feedback, FeedbackLine};
 
 const STRATEGIES: [Strategy; 3] = [Strategy::Priority, Strategy::Weighted, Strategy::RoundRobin];
 

@@ -1,7 +1,6 @@
 //! The pages that manage the gateway: channels, tokens, prices, and the app's settings.
 
 mod channels;
-mod forms;
 mod groups;
 mod prices;
 mod settings;

@@ -4,7 +4,7 @@ use burncloud_client::{use_i18n, use_refresh, use_services, Empty, ErrorNotice};
 use burncloud_service_api::{Money, PriceInput};
 use dioxus::prelude::*;
 
-use crate::forms::{settle, Feedback, FeedbackLine};
+use burncloud_client::forms::{settle, Feedback, FeedbackLine};
 
 #[component]
 pub fn Prices() -> Element {

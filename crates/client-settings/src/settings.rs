@@ -1,10 +1,10 @@
 //! App settings: language, theme, currency and balance, and how BurnCloud runs.
 
 use burncloud_client::{money, use_i18n, use_refresh, use_services, ErrorNotice, Lang};
-use burncloud_service_api::{AccountPatch, Currency, Money};
+use burncloud_service_api::{AccountPatch, Currency, HubSource, Money};
 use dioxus::prelude::*;
 
-use crate::forms::{copy_to_clipboard, Feedback, FeedbackLine};
+use burncloud_client::forms::{copy_to_clipboard, Feedback, FeedbackLine};
 
 #[component]
 pub fn Settings() -> Element {
@@ -172,6 +172,75 @@ pub fn Settings() -> Element {
                 }
                 label { {i18n.t("settings.version")} }
                 div { class: "mono", "{info.version}" }
+            }
+        }
+        HubTokens {}
+    }
+}
+
+/// Access tokens for the model hubs: sent to the hub's own host only, needed for gated or private
+/// repositories. The Hugging Face token serves hf-mirror too.
+#[component]
+fn HubTokens() -> Element {
+    let services = use_services();
+    let i18n = use_i18n();
+    let mut feedback = use_signal(|| Feedback::Idle);
+    let mut drafts = use_signal(|| (String::new(), String::new()));
+    let read_services = services.clone();
+    let mut saved = use_signal(move || {
+        let has = |source: HubSource| {
+            read_services.settings.get_setting(&source.token_setting()).ok().flatten().is_some_and(|t| !t.is_empty())
+        };
+        (has(HubSource::Huggingface), has(HubSource::Modelscope))
+    });
+    let save_services = services.clone();
+    let save = move |sources: &'static [HubSource]| {
+        let (hugging_face, modelscope) = drafts();
+        let value = if sources.contains(&HubSource::Modelscope) { modelscope } else { hugging_face };
+        let value = value.trim().to_string();
+        let outcome =
+            sources.iter().try_for_each(|source| save_services.settings.set_setting(&source.token_setting(), &value));
+        match outcome {
+            Ok(()) => {
+                let mut current = saved();
+                if sources.contains(&HubSource::Modelscope) {
+                    current.1 = !value.is_empty()
+                } else {
+                    current.0 = !value.is_empty()
+                }
+                saved.set(current);
+                drafts.set((String::new(), String::new()));
+                feedback.set(Feedback::Done(i18n.t("settings.hub_token_saved").to_string()));
+            }
+            Err(error) => feedback.set(Feedback::Failed(error.to_string())),
+        }
+    };
+    let status =
+        move |set: bool| if set { i18n.t("settings.hub_token_set") } else { i18n.t("settings.hub_token_unset") };
+    rsx! {
+        div { class: "card", id: "hub-tokens",
+            h3 { class: "card-title", {i18n.t("settings.hub_title")} }
+            FeedbackLine { feedback: feedback() }
+            div { class: "form",
+                label { "Hugging Face / hf-mirror" }
+                div {
+                    div { class: "row",
+                        input { r#type: "password", name: "hf_token", placeholder: "hf_…", value: "{drafts().0}",
+                            oninput: move |e| drafts.write().0 = e.value() }
+                        button { class: "btn", onclick: { let mut save = save.clone(); move |_| save(&[HubSource::Huggingface, HubSource::HfMirror]) },
+                            {i18n.t("common.save")} }
+                        span { class: if saved().0 { "badge ok" } else { "badge" }, {status(saved().0)} }
+                    }
+                }
+                label { "ModelScope" }
+                div { class: "row",
+                    input { r#type: "password", name: "modelscope_token", value: "{drafts().1}",
+                        oninput: move |e| drafts.write().1 = e.value() }
+                    button { class: "btn", onclick: { let mut save = save.clone(); move |_| save(&[HubSource::Modelscope]) },
+                        {i18n.t("common.save")} }
+                    span { class: if saved().1 { "badge ok" } else { "badge" }, {status(saved().1)} }
+                }
+                div { class: "full hint", {i18n.t("settings.hub_token_hint")} }
             }
         }
     }

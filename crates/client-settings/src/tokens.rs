@@ -4,7 +4,9 @@ use burncloud_client::{money, now_ms, timestamp, use_i18n, use_refresh, use_serv
 use burncloud_service_api::{Currency, Money, TokenInput, TokenPatch};
 use dioxus::prelude::*;
 
-use crate::forms::{confirmed, copy_to_clipboard, parse_list, parse_optional_int, settle, Feedback, FeedbackLine};
+use burncloud_client::forms::{
+    confirmed, copy_to_clipboard, parse_list, parse_optional_int, settle, Feedback, FeedbackLine,
+};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Draft {

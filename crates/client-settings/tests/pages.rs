@@ -21,7 +21,13 @@ fn fixture() -> (tempfile::TempDir, Arc<GatewayStore>, Services) {
         listen: "127.0.0.1:3000".into(),
         data_dir: "/home/me/.local/share/BurnCloud".into(),
     };
-    let services = Services::from_store(store.clone(), state.monitor.clone(), state.admin_keys.clone(), info);
+    let services = Services::from_store(
+        store.clone(),
+        state.monitor.clone(),
+        state.admin_keys.clone(),
+        state.models.clone(),
+        info,
+    );
     (dir, store, services)
 }
 

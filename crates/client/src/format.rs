@@ -77,9 +77,46 @@ pub fn millis(ms: u64) -> String {
     }
 }
 
+/// `4.68 GB`, `512 KB`: decimal units, as the hubs show sizes.
+pub fn bytes(value: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut scaled = value as f64;
+    let mut unit = 0;
+    while scaled >= 1000.0 && unit + 1 < UNITS.len() {
+        scaled /= 1000.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{value} B"),
+        _ if scaled < 10.0 => format!("{scaled:.2} {}", UNITS[unit]),
+        _ if scaled < 100.0 => format!("{scaled:.1} {}", UNITS[unit]),
+        _ => format!("{scaled:.0} {}", UNITS[unit]),
+    }
+}
+
+/// `1h 02m`, `3m 05s`, `12s`: time left.
+pub fn eta(seconds: u64) -> String {
+    match seconds {
+        s if s >= 3600 => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m {:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_sizes_and_time_left() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(4_683_073_952), "4.68 GB");
+        assert_eq!(bytes(491_400_032), "491 MB");
+        assert_eq!(bytes(12_500_000), "12.5 MB");
+        assert_eq!(eta(12), "12s");
+        assert_eq!(eta(185), "3m 05s");
+        assert_eq!(eta(3725), "1h 02m");
+    }
 
     #[test]
     fn formats_for_people() {

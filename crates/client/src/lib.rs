@@ -3,6 +3,7 @@
 //! the app, so this crate depends on none of them.
 
 mod format;
+pub mod forms;
 mod i18n;
 mod services;
 mod shell;

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use burncloud_service_api::{
-    AccountService, AdminKeyService, ChannelService, GatewayMonitor, GroupService, LogService, PriceService,
-    SettingsService, TokenService,
+    AccountService, AdminKeyService, ChannelService, GatewayMonitor, GroupService, LocalModelService, LogService,
+    ModelHubService, PriceService, SettingsService, TokenService,
 };
 use dioxus::prelude::*;
 
@@ -28,19 +28,23 @@ pub struct Services {
     pub groups: Arc<dyn GroupService>,
     pub monitor: Arc<dyn GatewayMonitor>,
     pub admin: Arc<dyn AdminKeyService>,
+    pub hub: Arc<dyn ModelHubService>,
+    pub local_models: Arc<dyn LocalModelService>,
     pub info: AppInfo,
 }
 
 impl Services {
     /// The configuration services from one object that implements them all (the gateway store),
-    /// and the running gateway's monitor.
-    pub fn from_store<S>(
+    /// the running gateway's monitor, and the model hub with its local store.
+    pub fn from_store<S, M>(
         store: Arc<S>,
         monitor: Arc<dyn GatewayMonitor>,
         admin: Arc<dyn AdminKeyService>,
+        models: Arc<M>,
         info: AppInfo,
     ) -> Services
     where
+        M: ModelHubService + LocalModelService + 'static,
         S: ChannelService
             + TokenService
             + PriceService
@@ -60,6 +64,8 @@ impl Services {
             groups: store,
             monitor,
             admin,
+            hub: models.clone(),
+            local_models: models,
             info,
         }
     }

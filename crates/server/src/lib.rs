@@ -18,10 +18,11 @@ use axum::serve::ListenerExt;
 use burncloud_database::Db;
 use burncloud_router::{create_router_app, Gateway, LogWriterConfig, RouterConfig};
 use burncloud_service_gateway::GatewayStore;
-use burncloud_service_models::{ModelHub, ModelHubConfig};
+use burncloud_service_models::ModelHub;
 
 pub use admin_key::{load_or_create_admin_key, AdminKeys, ADMIN_KEY_ENV, ADMIN_KEY_FILE};
 pub use burncloud_router::RouterConfig as GatewayLimits;
+pub use burncloud_service_models::ModelHubConfig;
 pub use error::ConsoleError;
 pub use monitor::Monitor;
 

@@ -635,24 +635,40 @@ fn human_bytes(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+impl ModelHub {
+    /// Runs `work` on the service's own runtime, so callers on any executor (the window's, a
+    /// test's) get the same network stack.
+    fn on_runtime<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = ServiceResult<T>> + Send + 'static,
+    ) -> ServiceFuture<T> {
+        let task = self.runtime.spawn(work);
+        Box::pin(
+            async move { task.await.map_err(|e| ServiceError::Storage(format!("the model hub task failed: {e}")))? },
+        )
+    }
+}
+
 impl ModelHubService for ModelHub {
     fn search(&self, query: HubSearchQuery) -> ServiceFuture<HubSearchPage> {
         let hub = self.hub(query.source.unwrap_or(HubSource::Huggingface));
         let client = self.client.clone();
-        Box::pin(async move { hub.search(&client, query.q.trim(), query.sort.as_deref(), query.page.as_deref()).await })
+        self.on_runtime(async move {
+            hub.search(&client, query.q.trim(), query.sort.as_deref(), query.page.as_deref()).await
+        })
     }
 
     fn files(&self, source: HubSource, repo: String) -> ServiceFuture<HubFileList> {
         let hub = self.hub(source);
         let client = self.client.clone();
-        Box::pin(async move { hub.files(&client, repo.trim()).await })
+        self.on_runtime(async move { hub.files(&client, repo.trim()).await })
     }
 
     fn start_download(&self, request: DownloadRequest) -> ServiceFuture<Download> {
         let Some(hub) = self.this.upgrade() else {
             return Box::pin(async { Err(ServiceError::Storage("the model hub is shutting down".into())) });
         };
-        Box::pin(async move { hub.queue_download(request).await })
+        self.on_runtime(async move { hub.queue_download(request).await })
     }
 
     fn list_downloads(&self) -> ServiceResult<Vec<Download>> {
@@ -748,7 +764,7 @@ impl LocalModelService for ModelHub {
         let Some(hub) = self.this.upgrade() else {
             return Box::pin(async { Err(ServiceError::Storage("the model hub is shutting down".into())) });
         };
-        Box::pin(async move { hub.import(request).await })
+        self.on_runtime(async move { hub.import(request).await })
     }
 
     fn delete_local_model(&self, id: i64) -> ServiceResult<()> {

@@ -23,6 +23,7 @@ struct Options {
     latency_requests: usize,
     throughput_seconds: u64,
     log_rows: usize,
+    download_mib: usize,
 }
 
 fn parse_options() -> anyhow::Result<Options> {
@@ -32,6 +33,7 @@ fn parse_options() -> anyhow::Result<Options> {
         latency_requests: 5_000,
         throughput_seconds: 10,
         log_rows: 200_000,
+        download_mib: 512,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -42,6 +44,7 @@ fn parse_options() -> anyhow::Result<Options> {
             "--latency-requests" => options.latency_requests = value()?.parse()?,
             "--throughput-seconds" => options.throughput_seconds = value()?.parse()?,
             "--log-rows" => options.log_rows = value()?.parse()?,
+            "--download-mib" => options.download_mib = value()?.parse()?,
             other => bail!("unknown option {other}"),
         }
     }
@@ -300,6 +303,97 @@ async fn log_writer_rate(rows: usize) -> anyhow::Result<f64> {
     Ok(rate)
 }
 
+/// Seconds to fetch one file from a local hub: with curl (following the CDN redirect, writing to
+/// disk), and as a BurnCloud download (resolve, write, SHA-256 while streaming, verify, register).
+/// Returns the median of three runs each: (curl, BurnCloud).
+async fn download_times(client: &HttpClient, bin_dir: &Path, mib: usize) -> anyhow::Result<(f64, f64)> {
+    use std::io::{BufRead, Write};
+    let dir = tempfile_dir()?.join("download");
+    std::fs::create_dir_all(&dir)?;
+    let source = dir.join("source.gguf");
+    {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&source)?);
+        file.write_all(b"GGUF\x03\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0")?;
+        let mut block = vec![0u8; 1 << 20];
+        let mut state = 0x9e37_79b9u32;
+        for _ in 0..mib {
+            for byte in block.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                *byte = state as u8;
+            }
+            file.write_all(&block)?;
+        }
+    }
+    let mut hub = Command::new(bin_dir.join("mock-hub"))
+        .arg("--file")
+        .arg(format!("bench/Big-GGUF:big-Q4_K_M.gguf={}", source.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting mock-hub")?;
+    let mut line = String::new();
+    std::io::BufReader::new(hub.stdout.take().context("no stdout")?).read_line(&mut line)?;
+    let endpoint = line.split_whitespace().nth(1).context("mock-hub did not report its address")?.to_string();
+    let url = format!("{endpoint}/bench/Big-GGUF/resolve/main/big-Q4_K_M.gguf");
+
+    let mut curl_runs = Vec::new();
+    for run in 0..3 {
+        let out = dir.join(format!("curl-{run}.gguf"));
+        let started = Instant::now();
+        let status = Command::new("curl").args(["-sS", "-L", "--fail", "-o"]).arg(&out).arg(&url).status()?;
+        curl_runs.push(started.elapsed().as_secs_f64());
+        if !status.success() {
+            bail!("curl failed: {status}");
+        }
+        std::fs::remove_file(&out)?;
+    }
+
+    let mut ours = Vec::new();
+    for run in 0..3 {
+        let data_dir = dir.join(format!("data-{run}"));
+        let gateway = Server::start(
+            Command::new(bin_dir.join("burncloud"))
+                .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(&data_dir)
+                .env("BURNCLOUD_ADMIN_KEY", "bench-admin")
+                .env("BURNCLOUD_LOG", "warn")
+                .env("BURNCLOUD_HF_ENDPOINT", &endpoint),
+        )?;
+        let started = Instant::now();
+        let created = console(
+            client,
+            "POST",
+            &gateway.base,
+            "/console/api/downloads",
+            json!({"source": "huggingface", "repo": "bench/Big-GGUF", "path": "big-Q4_K_M.gguf"}),
+        )
+        .await?;
+        let id = created["id"].as_i64().context("no download id")?;
+        loop {
+            let current =
+                console(client, "GET", &gateway.base, &format!("/console/api/downloads/{id}"), Value::Null).await?;
+            match current["state"].as_str() {
+                Some("done") => break,
+                Some("failed") => bail!("the download failed: {current}"),
+                _ => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+        ours.push(started.elapsed().as_secs_f64());
+        drop(gateway);
+        std::fs::remove_dir_all(&data_dir)?;
+    }
+    let _ = hub.kill();
+    let _ = hub.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let median = |mut runs: Vec<f64>| {
+        runs.sort_by(f64::total_cmp);
+        runs[runs.len() / 2]
+    };
+    Ok((median(curl_runs), median(ours)))
+}
+
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("burncloud-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -456,6 +550,10 @@ async fn run(options: Options) -> anyhow::Result<()> {
 
     eprintln!("log writer: {} rows", options.log_rows);
     let rows_per_second = log_writer_rate(options.log_rows).await?;
+
+    eprintln!("model download: {} MiB, three runs each", options.download_mib);
+    let (curl_seconds, download_seconds) = download_times(&client, &options.bin_dir, options.download_mib).await?;
+    let mib = options.download_mib as f64;
     drop(gateway);
     drop(bare);
     drop(upstream);
@@ -490,7 +588,14 @@ async fn run(options: Options) -> anyhow::Result<()> {
          kernel time in socket syscalls and context switches, which is why one extra hop costs about \
          as much as the upstream's whole answer.\n\n\
          ## Log writer\n\n\
-         {log_rows} rows queued and stored in batched transactions: **{rows_per_second:.0} rows/s**.\n",
+         {log_rows} rows queued and stored in batched transactions: **{rows_per_second:.0} rows/s**.\n\n\
+         ## Model download, loopback\n\n\
+         One {mib:.0} MiB GGUF from the local hub (Hugging Face API shape, 302 to a CDN host), median of \
+         three runs each, written to disk:\n\n\
+         | client | seconds | MiB/s |\n|---|---|---|\n\
+         | `curl -L -o FILE` | {curl_seconds:.2} | {curl_rate:.0} |\n\
+         | BurnCloud download (SHA-256 while streaming, verified, registered) | {download_seconds:.2} | {download_rate:.0} |\n\n\
+         BurnCloud reaches **{download_share:.0}%** of curl's rate with hashing on (target: ≥ 90%).\n",
         date_trimmed = date.trim(),
         machine = machine(),
         calls = options.latency_requests,
@@ -501,6 +606,9 @@ async fn run(options: Options) -> anyhow::Result<()> {
         seconds = options.throughput_seconds,
         share = 100.0 * gateway_rps / direct_rps,
         log_rows = options.log_rows,
+        curl_rate = mib / curl_seconds,
+        download_rate = mib / download_seconds,
+        download_share = 100.0 * curl_seconds / download_seconds,
     );
     if let Some(parent) = options.out.parent() {
         std::fs::create_dir_all(parent)?;

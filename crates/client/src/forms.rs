@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use burncloud_client::Refresh;
+use crate::Refresh;
 use dioxus::prelude::*;
 
 /// Model names from a textarea: one per line or comma-separated.
