@@ -25,7 +25,7 @@ struct Draft {
 impl Draft {
     fn new(kind: ChannelKind) -> Draft {
         let (name, models) = match kind {
-            ChannelKind::Openai => ("", ""),
+            ChannelKind::Openai | ChannelKind::Local => ("", ""),
             ChannelKind::Deepseek => ("DeepSeek", "deepseek-chat\ndeepseek-reasoner"),
             ChannelKind::Qwen => ("Qwen", "qwen-plus\nqwen-max\nqwen-turbo"),
             ChannelKind::Anthropic => ("Claude", "claude-sonnet-4-5\nclaude-haiku-4-5\nclaude-opus-4-1"),
@@ -66,6 +66,7 @@ fn kind_key(kind: ChannelKind) -> &'static str {
         ChannelKind::Qwen => "kind.qwen",
         ChannelKind::Anthropic => "kind.anthropic",
         ChannelKind::Gemini => "kind.gemini",
+        ChannelKind::Local => "kind.local",
     }
 }
 
@@ -204,7 +205,7 @@ pub fn Channels() -> Element {
                                 None => draft.set(Some(Draft::new(kind))),
                             }
                         },
-                        for kind in ChannelKind::ALL {
+                        for kind in ChannelKind::ALL.into_iter().filter(|k| *k != ChannelKind::Local) {
                             option { key: "{kind.as_str()}", value: kind.as_str(), selected: kind == form.kind, {i18n.t(kind_key(kind))} }
                         }
                     }

@@ -211,6 +211,7 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("kind.qwen", "Qwen (DashScope)", "通义千问（百炼）"),
     ("kind.anthropic", "Anthropic Claude", "Anthropic Claude"),
     ("kind.gemini", "Google Gemini", "Google Gemini"),
+    ("kind.local", "Local model (llama-server)", "本地模型（llama-server）"),
     ("tokens.title", "Tokens", "令牌"),
     ("tokens.subtitle", "Keys your apps use to call the endpoint", "应用调用接口所用的密钥"),
     ("tokens.add", "Create token", "创建令牌"),

@@ -10,6 +10,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_settings", include_str!("../../../migrations/0002_settings.sql")),
     ("0003_groups", include_str!("../../../migrations/0003_groups.sql")),
     ("0004_models", include_str!("../../../migrations/0004_models.sql")),
+    ("0005_instances", include_str!("../../../migrations/0005_instances.sql")),
 ];
 
 pub(crate) fn apply(connection: &mut Connection) -> DbResult<()> {

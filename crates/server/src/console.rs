@@ -41,6 +41,7 @@ pub(crate) fn routes(state: AppState) -> axum::Router {
         .route("/console/api/logs", get(query_logs))
         .route("/console/api/usage", get(usage))
         .merge(crate::console_models::routes())
+        .merge(crate::console_inference::routes())
         .route("/console/api/{*rest}", axum::routing::any(not_found))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin_key))
         .with_state(state)

@@ -33,6 +33,7 @@ impl ConsoleError {
                 ServiceError::Conflict(_) => StatusCode::CONFLICT,
                 ServiceError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 ServiceError::Remote { code: "hub_token_required" | "hub_gated", .. } => StatusCode::FORBIDDEN,
+                ServiceError::Remote { code: "llama_server_missing", .. } => StatusCode::SERVICE_UNAVAILABLE,
                 ServiceError::Remote { .. } => StatusCode::BAD_GATEWAY,
                 ServiceError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             },

@@ -3,6 +3,7 @@
 
 mod admin_key;
 mod console;
+mod console_inference;
 mod console_models;
 mod error;
 mod monitor;
@@ -18,10 +19,12 @@ use axum::serve::ListenerExt;
 use burncloud_database::Db;
 use burncloud_router::{create_router_app, Gateway, LogWriterConfig, RouterConfig};
 use burncloud_service_gateway::GatewayStore;
+use burncloud_service_inference::Inference;
 use burncloud_service_models::ModelHub;
 
 pub use admin_key::{load_or_create_admin_key, AdminKeys, ADMIN_KEY_ENV, ADMIN_KEY_FILE};
 pub use burncloud_router::RouterConfig as GatewayLimits;
+pub use burncloud_service_inference::InferenceConfig;
 pub use burncloud_service_models::ModelHubConfig;
 pub use error::ConsoleError;
 pub use monitor::Monitor;
@@ -52,6 +55,8 @@ pub struct AppState {
     pub admin_keys: Arc<AdminKeys>,
     /// The model hub and local model store.
     pub models: Arc<ModelHub>,
+    /// The llama-server supervisor.
+    pub inference: Arc<Inference>,
 }
 
 impl AppState {
@@ -67,13 +72,24 @@ impl AppState {
         router: RouterConfig,
         models: ModelHubConfig,
     ) -> Result<AppState, StartError> {
+        AppState::open_with_services(data_dir, router, models, InferenceConfig::new(data_dir))
+    }
+
+    pub fn open_with_services(
+        data_dir: &Path,
+        router: RouterConfig,
+        models: ModelHubConfig,
+        inference: InferenceConfig,
+    ) -> Result<AppState, StartError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| StartError::AdminKey { path: data_dir.to_path_buf(), source })?;
         let admin_keys = Arc::new(AdminKeys::open(data_dir)?);
         let db = Arc::new(Db::open(data_dir.join(DATABASE_FILE))?);
         let gateway = Gateway::new(db.clone(), router, LogWriterConfig::default())?;
         let store = Arc::new(GatewayStore::new(db.clone()));
-        let models = ModelHub::start(db, store.clone(), models)?;
+        let models = ModelHub::start(db.clone(), store.clone(), models)?;
+        let inference = Inference::start(db, store.clone(), models.clone(), store.clone(), inference)?;
+        models.set_usage(inference.clone());
         let reload_target = gateway.clone();
         store.on_change(Box::new(move || {
             if let Err(error) = reload_target.reload() {
@@ -82,7 +98,7 @@ impl AppState {
         }));
         let monitor = Arc::new(Monitor { store: store.clone(), gateway: gateway.clone() });
         let show_window = Arc::new(tokio::sync::Notify::new());
-        Ok(AppState { store, gateway, monitor, show_window, admin_keys, models })
+        Ok(AppState { store, gateway, monitor, show_window, admin_keys, models, inference })
     }
 
     pub fn admin_key(&self) -> String {
@@ -109,6 +125,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let gateway = state.gateway.clone();
     let models = state.models.clone();
+    let inference = state.inference.clone();
     let app = create_app(state).into_make_service_with_connect_info::<SocketAddr>();
     // Stream chunks are small writes: without TCP_NODELAY, Nagle's algorithm holds each one until
     // the caller's delayed ACK, about 40 ms later.
@@ -135,6 +152,7 @@ pub async fn serve(
         Err(_) => tracing::warn!("connections still open after {grace:?}; closing them"),
     }
     models.shutdown();
+    inference.shutdown().await;
     gateway.drain(grace.saturating_sub(started.elapsed()).max(Duration::from_secs(1))).await;
     tracing::info!(
         written = gateway.log_sink().stats().written.load(std::sync::atomic::Ordering::Relaxed),

@@ -2,12 +2,14 @@
 //! types and the traits that serve them. No IO lives here.
 
 mod error;
+mod inference;
 mod models;
 mod money;
 mod secret;
 mod types;
 
 pub use error::ServiceError;
+pub use inference::*;
 pub use models::*;
 pub use money::{Money, MoneyParseError};
 pub use secret::Secret;
@@ -116,4 +118,22 @@ pub trait LocalModelService: Send + Sync {
 /// Tells the model store which models running instances use (the inference supervisor answers).
 pub trait ModelUsage: Send + Sync {
     fn model_in_use(&self, model_id: i64) -> bool;
+}
+
+/// Local inference: deploy local models with llama-server and supervise the processes.
+pub trait InferenceService: Send + Sync {
+    /// The llama-server that deployments use, or an error saying how to get one.
+    fn llama_server(&self) -> ServiceResult<LlamaServerInfo>;
+    fn list_instances(&self) -> ServiceResult<Vec<Instance>>;
+    fn get_instance(&self, id: i64) -> ServiceResult<Instance>;
+    /// Creates the instance and starts it; answers at once with state `starting`.
+    fn create_instance(&self, input: InstanceInput) -> ServiceResult<Instance>;
+    /// Removes its channel, then stops the process; resolves once it is gone.
+    fn stop_instance(&self, id: i64) -> ServiceFuture<Instance>;
+    /// Stops it if running, then starts it again.
+    fn restart_instance(&self, id: i64) -> ServiceFuture<Instance>;
+    /// Stops it if running and forgets it.
+    fn delete_instance(&self, id: i64) -> ServiceFuture<()>;
+    /// The last `tail` lines the process printed.
+    fn instance_logs(&self, id: i64, tail: usize) -> ServiceResult<Vec<String>>;
 }

@@ -18,11 +18,19 @@ pub enum ChannelKind {
     Anthropic,
     /// Google's Gemini API, converted to and from OpenAI's format.
     Gemini,
+    /// A llama-server this app runs; registered and removed by the inference supervisor.
+    Local,
 }
 
 impl ChannelKind {
-    pub const ALL: [ChannelKind; 5] =
-        [ChannelKind::Openai, ChannelKind::Deepseek, ChannelKind::Qwen, ChannelKind::Anthropic, ChannelKind::Gemini];
+    pub const ALL: [ChannelKind; 6] = [
+        ChannelKind::Openai,
+        ChannelKind::Deepseek,
+        ChannelKind::Qwen,
+        ChannelKind::Anthropic,
+        ChannelKind::Gemini,
+        ChannelKind::Local,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -31,6 +39,7 @@ impl ChannelKind {
             ChannelKind::Qwen => "qwen",
             ChannelKind::Anthropic => "anthropic",
             ChannelKind::Gemini => "gemini",
+            ChannelKind::Local => "local",
         }
     }
 
@@ -41,7 +50,7 @@ impl ChannelKind {
     /// The base URL used when a channel of this kind leaves `base_url` empty.
     pub fn default_base_url(self) -> Option<&'static str> {
         match self {
-            ChannelKind::Openai => None,
+            ChannelKind::Openai | ChannelKind::Local => None,
             ChannelKind::Deepseek => Some("https://api.deepseek.com"),
             ChannelKind::Qwen => Some("https://dashscope.aliyuncs.com/compatible-mode/v1"),
             ChannelKind::Anthropic => Some("https://api.anthropic.com"),

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use burncloud_server::{serve, AppState, GatewayLimits};
+use burncloud_server::{serve, AppState, GatewayLimits, InferenceConfig};
 use burncloud_service_models::ModelHubConfig;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -40,8 +40,18 @@ impl Harness {
 
     /// Serves the data dir `dir` (a restart reuses it) with the given model hub settings.
     pub async fn open(dir: tempfile::TempDir, limits: GatewayLimits, models: ModelHubConfig) -> Harness {
+        let inference = InferenceConfig::new(dir.path());
+        Self::open_with(dir, limits, models, inference).await
+    }
+
+    pub async fn open_with(
+        dir: tempfile::TempDir,
+        limits: GatewayLimits,
+        models: ModelHubConfig,
+        inference: InferenceConfig,
+    ) -> Harness {
         std::env::set_var(burncloud_server::ADMIN_KEY_ENV, ADMIN);
-        let state = AppState::open_with_models(dir.path(), limits, models).unwrap();
+        let state = AppState::open_with_services(dir.path(), limits, models, inference).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -5,6 +5,7 @@ pub mod channels;
 pub mod config;
 pub mod downloads;
 pub mod groups;
+pub mod instances;
 pub mod local_models;
 pub mod logs;
 pub mod prices;

@@ -117,7 +117,7 @@ pub enum Wire {
 impl Wire {
     pub fn of(kind: ChannelKind) -> Wire {
         match kind {
-            ChannelKind::Openai | ChannelKind::Deepseek | ChannelKind::Qwen => Wire::OpenAi,
+            ChannelKind::Openai | ChannelKind::Deepseek | ChannelKind::Qwen | ChannelKind::Local => Wire::OpenAi,
             ChannelKind::Anthropic => Wire::Anthropic,
             ChannelKind::Gemini => Wire::Gemini,
         }

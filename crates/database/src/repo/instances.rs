@@ -1,0 +1,66 @@
+//! The `instances` table: how each local model deployment is configured.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::DbResult;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstanceRow {
+    pub id: i64,
+    pub model_id: i64,
+    pub alias: String,
+    pub ctx_size: u32,
+    pub n_gpu_layers: i32,
+    pub parallel: u32,
+    pub created_at_ms: i64,
+}
+
+const COLUMNS: &str = "id, model_id, alias, ctx_size, n_gpu_layers, parallel, created_at_ms";
+
+fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
+    Ok(InstanceRow {
+        id: row.get(0)?,
+        model_id: row.get(1)?,
+        alias: row.get(2)?,
+        ctx_size: row.get(3)?,
+        n_gpu_layers: row.get(4)?,
+        parallel: row.get(5)?,
+        created_at_ms: row.get(6)?,
+    })
+}
+
+pub fn list(connection: &Connection) -> DbResult<Vec<InstanceRow>> {
+    let rows = connection
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM instances ORDER BY id"))?
+        .query_map([], read_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+pub fn get(connection: &Connection, id: i64) -> DbResult<Option<InstanceRow>> {
+    Ok(connection
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM instances WHERE id = ?1"))?
+        .query_row([id], read_row)
+        .optional()?)
+}
+
+pub fn id_by_alias(connection: &Connection, alias: &str) -> DbResult<Option<i64>> {
+    Ok(connection
+        .prepare_cached("SELECT id FROM instances WHERE alias = ?1")?
+        .query_row([alias], |r| r.get(0))
+        .optional()?)
+}
+
+/// Inserts `row` (its id is ignored); returns the new id.
+pub fn insert(connection: &Connection, row: &InstanceRow) -> DbResult<i64> {
+    connection.execute(
+        "INSERT INTO instances (model_id, alias, ctx_size, n_gpu_layers, parallel, created_at_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![row.model_id, row.alias, row.ctx_size, row.n_gpu_layers, row.parallel, row.created_at_ms],
+    )?;
+    Ok(connection.last_insert_rowid())
+}
+
+pub fn delete(connection: &Connection, id: i64) -> DbResult<bool> {
+    Ok(connection.execute("DELETE FROM instances WHERE id = ?1", [id])? > 0)
+}

@@ -1,0 +1,92 @@
+//! `/console/api/instances*` and `/console/api/llama-server`: deploying local models.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Json;
+use burncloud_service_api::{InferenceService, InstanceInput, ServiceResult};
+use burncloud_service_inference::Inference;
+use serde::Deserialize;
+
+use crate::console::{body, id, query};
+use crate::{AppState, ConsoleError};
+
+type ConsoleResult = Result<Response, ConsoleError>;
+
+pub(crate) fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/console/api/llama-server", get(llama_server))
+        .route("/console/api/instances", get(list_instances).post(create_instance))
+        .route("/console/api/instances/{id}", get(get_instance).delete(delete_instance))
+        .route("/console/api/instances/{id}/stop", post(stop_instance))
+        .route("/console/api/instances/{id}/restart", post(restart_instance))
+        .route("/console/api/instances/{id}/logs", get(instance_logs))
+}
+
+async fn blocking<T, F>(state: &AppState, status: StatusCode, work: F) -> ConsoleResult
+where
+    T: serde::Serialize + Send + 'static,
+    F: FnOnce(&Inference) -> ServiceResult<T> + Send + 'static,
+{
+    let inference = state.inference.clone();
+    let value = tokio::task::spawn_blocking(move || work(&inference))
+        .await
+        .map_err(|e| ConsoleError::Internal(format!("service task failed: {e}")))??;
+    Ok((status, Json(value)).into_response())
+}
+
+async fn llama_server(State(state): State<AppState>) -> ConsoleResult {
+    blocking(&state, StatusCode::OK, |i| i.llama_server()).await
+}
+
+async fn list_instances(State(state): State<AppState>) -> ConsoleResult {
+    blocking(&state, StatusCode::OK, |i| i.list_instances()).await
+}
+
+async fn create_instance(
+    State(state): State<AppState>,
+    payload: Result<Json<InstanceInput>, JsonRejection>,
+) -> ConsoleResult {
+    let input = body(payload)?;
+    blocking(&state, StatusCode::CREATED, move |i| i.create_instance(input)).await
+}
+
+async fn get_instance(State(state): State<AppState>, path: Result<Path<i64>, PathRejection>) -> ConsoleResult {
+    let id = id(path)?;
+    blocking(&state, StatusCode::OK, move |i| i.get_instance(id)).await
+}
+
+async fn stop_instance(State(state): State<AppState>, path: Result<Path<i64>, PathRejection>) -> ConsoleResult {
+    let id = id(path)?;
+    Ok(Json(state.inference.stop_instance(id).await?).into_response())
+}
+
+async fn restart_instance(State(state): State<AppState>, path: Result<Path<i64>, PathRejection>) -> ConsoleResult {
+    let id = id(path)?;
+    Ok(Json(state.inference.restart_instance(id).await?).into_response())
+}
+
+async fn delete_instance(State(state): State<AppState>, path: Result<Path<i64>, PathRejection>) -> ConsoleResult {
+    let id = id(path)?;
+    state.inference.delete_instance(id).await?;
+    Ok(Json(serde_json::json!({"deleted": id})).into_response())
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    tail: Option<usize>,
+}
+
+async fn instance_logs(
+    State(state): State<AppState>,
+    path: Result<Path<i64>, PathRejection>,
+    params: Result<Query<LogsQuery>, QueryRejection>,
+) -> ConsoleResult {
+    let (id, LogsQuery { tail }) = (id(path)?, query(params)?);
+    blocking(&state, StatusCode::OK, move |i| {
+        i.instance_logs(id, tail.unwrap_or(200)).map(|lines| serde_json::json!({"lines": lines}))
+    })
+    .await
+}

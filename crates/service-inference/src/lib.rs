@@ -1,0 +1,661 @@
+//! Local inference: one supervised llama-server per deployed local model. An instance is ready
+//! only when its `/health` answers 200; then a `local` channel routes the gateway to it, and that
+//! channel is removed before the process is stopped. Crashes restart it with backoff; no process
+//! outlives the app.
+
+mod binary;
+mod process;
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use burncloud_database::repo::instances::{self, InstanceRow};
+use burncloud_database::{now_ms, Db};
+use burncloud_service_api::{
+    ChannelInput, ChannelKind, ChannelService, InferenceService, Instance, InstanceInput, InstanceState,
+    LlamaServerInfo, LocalModel, LocalModelService, ModelUsage, Secret, ServiceError, ServiceFuture, ServiceResult,
+    SettingsService,
+};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::watch;
+
+pub use binary::{candidates, locate, HOW_TO_GET_ONE, LLAMA_SERVER_ENV, LLAMA_SERVER_SETTING};
+pub use process::stop_leftovers;
+
+const LOG_LINES_KEPT: usize = 1000;
+const HEALTH_POLL: Duration = Duration::from_millis(100);
+
+#[derive(Clone, Debug)]
+pub struct InferenceConfig {
+    /// Logs go to `<data_dir>/logs`, pid files to `<data_dir>/run`.
+    pub data_dir: PathBuf,
+    /// How long a start may take: this, plus `ready_wait_per_gb` for each GB of model.
+    pub ready_wait: Duration,
+    pub ready_wait_per_gb: Duration,
+    /// Crash restarts while ready before the instance is marked failed.
+    pub max_restarts: u32,
+    /// The first restart's delay; each next one doubles it.
+    pub restart_backoff: Duration,
+}
+
+impl InferenceConfig {
+    pub fn new(data_dir: &Path) -> InferenceConfig {
+        InferenceConfig {
+            data_dir: data_dir.to_path_buf(),
+            ready_wait: Duration::from_secs(60),
+            ready_wait_per_gb: Duration::from_secs(30),
+            max_restarts: 3,
+            restart_backoff: Duration::from_secs(1),
+        }
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        self.data_dir.join("run")
+    }
+
+    fn log_file(&self, id: i64) -> PathBuf {
+        self.data_dir.join("logs").join(format!("instance-{id}.log"))
+    }
+}
+
+/// What is known about a supervised process right now.
+#[derive(Clone, Debug)]
+struct Status {
+    state: InstanceState,
+    port: Option<u16>,
+    pid: Option<u32>,
+    error: Option<String>,
+    started_at_ms: Option<i64>,
+    restarts: u32,
+    channel_id: Option<i64>,
+}
+
+/// One instance's supervision: its status, its recent output, and the way to stop it.
+struct Supervised {
+    model_id: i64,
+    status: Mutex<Status>,
+    logs: Mutex<VecDeque<String>>,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Supervised {
+    fn update(&self, change: impl FnOnce(&mut Status)) {
+        change(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    fn status(&self) -> Status {
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn last_lines(&self, count: usize) -> Vec<String> {
+        let logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+        logs.iter().skip(logs.len().saturating_sub(count)).cloned().collect()
+    }
+}
+
+/// The inference service.
+pub struct Inference {
+    db: Arc<Db>,
+    channels: Arc<dyn ChannelService>,
+    models: Arc<dyn LocalModelService>,
+    settings: Arc<dyn SettingsService>,
+    config: InferenceConfig,
+    runtime: tokio::runtime::Handle,
+    http: reqwest::Client,
+    live: Mutex<HashMap<i64, Arc<Supervised>>>,
+    this: Weak<Inference>,
+}
+
+impl Inference {
+    /// Starts the service in the current Tokio runtime: stops llama-servers a killed run left
+    /// behind and removes their channels. Every instance starts out stopped.
+    pub fn start(
+        db: Arc<Db>,
+        channels: Arc<dyn ChannelService>,
+        models: Arc<dyn LocalModelService>,
+        settings: Arc<dyn SettingsService>,
+        config: InferenceConfig,
+    ) -> ServiceResult<Arc<Inference>> {
+        let leftovers = process::stop_leftovers(&config.run_dir());
+        if leftovers > 0 {
+            tracing::warn!(leftovers, "stopped llama-server processes left by a previous run");
+        }
+        for channel in channels.list_channels()? {
+            if channel.kind == ChannelKind::Local {
+                channels.delete_channel(channel.id)?;
+            }
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| ServiceError::Storage(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Arc::new_cyclic(|this| Inference {
+            db,
+            channels,
+            models,
+            settings,
+            config,
+            runtime: tokio::runtime::Handle::current(),
+            http,
+            live: Mutex::new(HashMap::new()),
+            this: this.clone(),
+        }))
+    }
+
+    /// Stops every instance (channels first); used when the app exits.
+    pub async fn shutdown(&self) {
+        let ids: Vec<i64> = self.live.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect();
+        for id in ids {
+            self.stop_and_wait(id).await;
+        }
+    }
+
+    fn setting(&self) -> Option<String> {
+        self.settings.get_setting(LLAMA_SERVER_SETTING).ok().flatten()
+    }
+
+    fn row(&self, id: i64) -> ServiceResult<InstanceRow> {
+        self.db.read(|c| instances::get(c, id))?.ok_or_else(|| ServiceError::NotFound(format!("no instance {id}")))
+    }
+
+    fn to_instance(&self, row: InstanceRow) -> Instance {
+        let supervised = self.live.lock().unwrap_or_else(|p| p.into_inner()).get(&row.id).cloned();
+        let status = supervised.map(|s| s.status()).unwrap_or(Status {
+            state: InstanceState::Stopped,
+            port: None,
+            pid: None,
+            error: None,
+            started_at_ms: None,
+            restarts: 0,
+            channel_id: None,
+        });
+        let model_path = self.models.get_local_model(row.model_id).map(|m| m.path).unwrap_or_default();
+        Instance {
+            id: row.id,
+            model_id: row.model_id,
+            alias: row.alias,
+            model_path,
+            port: status.port,
+            pid: status.pid,
+            state: status.state,
+            error: status.error,
+            started_at_ms: status.started_at_ms,
+            ctx_size: row.ctx_size,
+            n_gpu_layers: row.n_gpu_layers,
+            parallel: row.parallel,
+            restarts: status.restarts,
+            channel_id: status.channel_id,
+        }
+    }
+
+    /// Starts supervising `row` (after any earlier supervision of it has ended).
+    fn launch(&self, row: InstanceRow) -> ServiceResult<()> {
+        let model = self.models.get_local_model(row.model_id)?;
+        let (stop, stopped) = watch::channel(false);
+        let supervised = Arc::new(Supervised {
+            model_id: row.model_id,
+            status: Mutex::new(Status {
+                state: InstanceState::Starting,
+                port: None,
+                pid: None,
+                error: None,
+                started_at_ms: Some(now_ms()),
+                restarts: 0,
+                channel_id: None,
+            }),
+            logs: Mutex::new(VecDeque::new()),
+            stop,
+            task: Mutex::new(None),
+        });
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).insert(row.id, supervised.clone());
+        let Some(service) = self.this.upgrade() else { return Ok(()) };
+        let task = self.runtime.spawn({
+            let supervised = supervised.clone();
+            async move { service.supervise(row, model, supervised, stopped).await }
+        });
+        *supervised.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+        Ok(())
+    }
+
+    /// Asks the instance's supervision to stop and waits until the process is gone.
+    async fn stop_and_wait(&self, id: i64) {
+        let supervised = self.live.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned();
+        let Some(supervised) = supervised else { return };
+        let _ = supervised.stop.send(true);
+        let task = supervised.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    async fn supervise(
+        self: Arc<Self>,
+        row: InstanceRow,
+        model: LocalModel,
+        supervised: Arc<Supervised>,
+        mut stopped: watch::Receiver<bool>,
+    ) {
+        let binary = match binary::locate(self.setting()).await {
+            Ok(info) => PathBuf::from(info.path),
+            Err(error) => {
+                supervised.update(|s| {
+                    s.state = InstanceState::Failed;
+                    s.error = Some(error.to_string());
+                });
+                return;
+            }
+        };
+        let ready_wait =
+            self.config.ready_wait + self.config.ready_wait_per_gb.mul_f64(model.size as f64 / 1_000_000_000.0);
+        let mut crashes = 0u32;
+        loop {
+            let outcome = self.run_once(&row, &model, &binary, &supervised, &mut stopped, ready_wait).await;
+            match outcome {
+                RunOutcome::Stopped => {
+                    supervised.update(|s| {
+                        s.state = InstanceState::Stopped;
+                        s.pid = None;
+                        s.port = None;
+                    });
+                    return;
+                }
+                RunOutcome::Failed(message) => {
+                    supervised.update(|s| {
+                        s.state = InstanceState::Failed;
+                        s.error = Some(message);
+                        s.pid = None;
+                    });
+                    return;
+                }
+                RunOutcome::Crashed(message) => {
+                    crashes += 1;
+                    if crashes > self.config.max_restarts {
+                        supervised.update(|s| {
+                            s.state = InstanceState::Failed;
+                            s.error = Some(format!("crashed {crashes} times; giving up. Last: {message}"));
+                            s.pid = None;
+                        });
+                        return;
+                    }
+                    let delay = self.config.restart_backoff * 2u32.saturating_pow(crashes - 1);
+                    tracing::warn!(instance = row.id, %message, ?delay, "llama-server crashed; restarting");
+                    supervised.update(|s| {
+                        s.state = InstanceState::Starting;
+                        s.error = Some(format!("restarting after a crash: {message}"));
+                        s.restarts = crashes;
+                        s.pid = None;
+                    });
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {},
+                        _ = stopped.changed() => {
+                            supervised.update(|s| { s.state = InstanceState::Stopped; s.port = None; });
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One life of the process: start, wait for health, serve until it exits or is stopped.
+    async fn run_once(
+        &self,
+        row: &InstanceRow,
+        model: &LocalModel,
+        binary: &Path,
+        supervised: &Arc<Supervised>,
+        stopped: &mut watch::Receiver<bool>,
+        ready_wait: Duration,
+    ) -> RunOutcome {
+        if *stopped.borrow() {
+            return RunOutcome::Stopped;
+        }
+        let port = match free_port() {
+            Ok(port) => port,
+            Err(error) => return RunOutcome::Failed(format!("no free local port: {error}")),
+        };
+        let key = random_key();
+        let mut command = tokio::process::Command::new(binary);
+        command
+            .arg("-m")
+            .arg(&model.path)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["-c", &row.ctx_size.to_string(), "-ngl", &row.n_gpu_layers.to_string()])
+            .args(["-np", &row.parallel.to_string(), "--alias", &row.alias, "--api-key", &key, "--metrics"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        process::isolate(&mut command);
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(error) => return RunOutcome::Failed(format!("cannot start {}: {error}", binary.display())),
+        };
+        let _guard = match process::guard(&child) {
+            Ok(guard) => guard,
+            Err(error) => {
+                process::terminate(&mut child).await;
+                return RunOutcome::Failed(format!("cannot tie llama-server to the app: {error}"));
+            }
+        };
+        let pid = child.id();
+        if let Some(pid) = pid {
+            process::write_pid_file(&self.config.run_dir(), row.id, pid);
+        }
+        self.pump_output(row.id, &mut child, supervised);
+        supervised.update(|s| {
+            s.state = InstanceState::Starting;
+            s.port = Some(port);
+            s.pid = pid;
+            s.started_at_ms = Some(now_ms());
+            s.channel_id = None;
+        });
+        let pid_file = process::pid_file(&self.config.run_dir(), row.id);
+
+        let health = format!("http://127.0.0.1:{port}/health");
+        let ready = tokio::select! {
+            status = child.wait() => {
+                let _ = std::fs::remove_file(&pid_file);
+                // Give the output pumps a moment to take in the last lines.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let code = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                return RunOutcome::Failed(format!(
+                    "llama-server exited ({code}) before it was ready: {}",
+                    supervised.last_lines(6).join(" | ")
+                ));
+            }
+            ready = self.wait_healthy(&health, ready_wait) => ready,
+            _ = stopped.changed() => false,
+        };
+        if !ready {
+            let stop_requested = *stopped.borrow();
+            supervised.update(|s| s.state = InstanceState::Stopping);
+            process::terminate(&mut child).await;
+            let _ = std::fs::remove_file(&pid_file);
+            return if stop_requested {
+                RunOutcome::Stopped
+            } else {
+                RunOutcome::Failed(format!("llama-server was not ready after {} s", ready_wait.as_secs()))
+            };
+        }
+
+        let channel = self.channels.create_channel(ChannelInput {
+            name: format!("local: {}", row.alias),
+            kind: ChannelKind::Local,
+            base_url: Some(format!("http://127.0.0.1:{port}/v1")),
+            api_key: Secret::new(key),
+            models: vec![row.alias.clone()],
+            model_mapping: Default::default(),
+            priority: 0,
+            weight: 1,
+            enabled: true,
+        });
+        let channel_id = match channel {
+            Ok(channel) => channel.id,
+            Err(error) => {
+                process::terminate(&mut child).await;
+                let _ = std::fs::remove_file(&pid_file);
+                return RunOutcome::Failed(format!("cannot register the instance with the gateway: {error}"));
+            }
+        };
+        supervised.update(|s| {
+            s.state = InstanceState::Ready;
+            s.channel_id = Some(channel_id);
+            s.error = None;
+        });
+        tracing::info!(instance = row.id, alias = %row.alias, port, "local model ready");
+
+        let exit = tokio::select! {
+            status = child.wait() => Some(status),
+            _ = stopped.changed() => None,
+        };
+        // The route goes before the process, so no call is sent to a server that is going away.
+        if let Err(error) = self.channels.delete_channel(channel_id) {
+            tracing::error!(%error, channel_id, "cannot remove the local channel");
+        }
+        supervised.update(|s| s.channel_id = None);
+        match exit {
+            None => {
+                supervised.update(|s| s.state = InstanceState::Stopping);
+                process::terminate(&mut child).await;
+                let _ = std::fs::remove_file(&pid_file);
+                RunOutcome::Stopped
+            }
+            Some(status) => {
+                let _ = std::fs::remove_file(&pid_file);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let code = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                RunOutcome::Crashed(format!("exited ({code}): {}", supervised.last_lines(3).join(" | ")))
+            }
+        }
+    }
+
+    /// True once `/health` answers 200 within `limit`.
+    async fn wait_healthy(&self, url: &str, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(response) = self.http.get(url).send().await {
+                if response.status() == reqwest::StatusCode::OK {
+                    return true;
+                }
+            }
+            tokio::time::sleep(HEALTH_POLL).await;
+        }
+        false
+    }
+
+    /// Copies the child's stdout and stderr, line by line, into the ring buffer and the log file.
+    fn pump_output(&self, id: i64, child: &mut tokio::process::Child, supervised: &Arc<Supervised>) {
+        let log_path = self.config.log_file(id);
+        let file = log_path
+            .parent()
+            .map(std::fs::create_dir_all)
+            .transpose()
+            .and_then(|_| std::fs::OpenOptions::new().create(true).append(true).open(&log_path));
+        let file = match file {
+            Ok(file) => Some(Arc::new(Mutex::new(file))),
+            Err(error) => {
+                tracing::warn!(%error, path = %log_path.display(), "cannot open the instance log file");
+                None
+            }
+        };
+        let stdout = child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>);
+        let stderr = child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>);
+        for stream in [stdout, stderr].into_iter().flatten() {
+            let supervised = supervised.clone();
+            let file = file.clone();
+            self.runtime.spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(file) = &file {
+                        let _ = writeln!(file.lock().unwrap_or_else(|p| p.into_inner()), "{line}");
+                    }
+                    let mut logs = supervised.logs.lock().unwrap_or_else(|p| p.into_inner());
+                    if logs.len() >= LOG_LINES_KEPT {
+                        logs.pop_front();
+                    }
+                    logs.push_back(line);
+                }
+            });
+        }
+    }
+
+    fn check_input(&self, input: &InstanceInput) -> ServiceResult<(LocalModel, InstanceRow)> {
+        let model = self.models.get_local_model(input.model_id)?;
+        let alias = match input.alias.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+            Some(alias) => alias.to_string(),
+            None => default_alias(&model.path),
+        };
+        if alias.len() > 128 || alias.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ServiceError::invalid("alias: up to 128 characters, no spaces"));
+        }
+        let ctx_size = input.ctx_size.unwrap_or(4096);
+        if !(128..=1_048_576).contains(&ctx_size) {
+            return Err(ServiceError::invalid("ctx_size must be between 128 and 1048576"));
+        }
+        let n_gpu_layers = input.n_gpu_layers.unwrap_or(999);
+        if !(0..=999).contains(&n_gpu_layers) {
+            return Err(ServiceError::invalid("n_gpu_layers must be between 0 and 999"));
+        }
+        let parallel = input.parallel.unwrap_or(2);
+        if !(1..=64).contains(&parallel) {
+            return Err(ServiceError::invalid("parallel must be between 1 and 64"));
+        }
+        if self.db.read(|c| instances::id_by_alias(c, &alias))?.is_some() {
+            return Err(ServiceError::Conflict(format!("an instance named '{alias}' exists already")));
+        }
+        let row =
+            InstanceRow { id: 0, model_id: model.id, alias, ctx_size, n_gpu_layers, parallel, created_at_ms: now_ms() };
+        Ok((model, row))
+    }
+}
+
+enum RunOutcome {
+    Stopped,
+    Failed(String),
+    Crashed(String),
+}
+
+/// The model name clients use by default: the file name without `.gguf` and shard suffix.
+pub fn default_alias(path: &str) -> String {
+    let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
+    let stem = name.strip_suffix(".gguf").or_else(|| name.strip_suffix(".GGUF")).unwrap_or(name);
+    let stem = match stem.rsplit_once("-of-") {
+        Some((rest, count)) if count.len() == 5 && count.bytes().all(|b| b.is_ascii_digit()) => {
+            rest.rsplit_once('-').map(|(base, _)| base).unwrap_or(rest)
+        }
+        _ => stem,
+    };
+    stem.to_string()
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn random_key() -> String {
+    let mut bytes = [0u8; 24];
+    if getrandom::fill(&mut bytes).is_err() {
+        // A fallback that is still unique per process and start; the port is loopback-only.
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        bytes[..16].copy_from_slice(&nanos.to_le_bytes());
+    }
+    format!("bc-local-{}", hex::encode(bytes))
+}
+
+impl ModelUsage for Inference {
+    fn model_in_use(&self, model_id: i64) -> bool {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .any(|s| s.model_id == model_id && s.status().state.is_live())
+    }
+}
+
+impl InferenceService for Inference {
+    fn llama_server(&self) -> ServiceResult<LlamaServerInfo> {
+        let setting = self.setting();
+        let runtime = self.runtime.clone();
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| runtime.block_on(binary::locate(setting)))
+                .join()
+                .unwrap_or_else(|_| Err(ServiceError::Storage("looking for llama-server failed".into())))
+        })
+    }
+
+    fn list_instances(&self) -> ServiceResult<Vec<Instance>> {
+        Ok(self.db.read(instances::list)?.into_iter().map(|row| self.to_instance(row)).collect())
+    }
+
+    fn get_instance(&self, id: i64) -> ServiceResult<Instance> {
+        Ok(self.to_instance(self.row(id)?))
+    }
+
+    fn create_instance(&self, input: InstanceInput) -> ServiceResult<Instance> {
+        let (_model, mut row) = self.check_input(&input)?;
+        row.id = self.db.write(|c| instances::insert(c, &row))?;
+        self.launch(row.clone())?;
+        Ok(self.to_instance(row))
+    }
+
+    fn stop_instance(&self, id: i64) -> ServiceFuture<Instance> {
+        let Some(service) = self.this.upgrade() else {
+            return Box::pin(async { Err(ServiceError::Storage("shutting down".into())) });
+        };
+        let work = async move {
+            let row = service.row(id)?;
+            service.stop_and_wait(id).await;
+            Ok(service.to_instance(row))
+        };
+        Box::pin(work)
+    }
+
+    fn restart_instance(&self, id: i64) -> ServiceFuture<Instance> {
+        let Some(service) = self.this.upgrade() else {
+            return Box::pin(async { Err(ServiceError::Storage("shutting down".into())) });
+        };
+        let runtime = self.runtime.clone();
+        let work = async move {
+            let row = service.row(id)?;
+            service.stop_and_wait(id).await;
+            service.launch(row.clone())?;
+            Ok(service.to_instance(row))
+        };
+        Box::pin(async move { runtime.spawn(work).await.map_err(|e| ServiceError::Storage(e.to_string()))? })
+    }
+
+    fn delete_instance(&self, id: i64) -> ServiceFuture<()> {
+        let Some(service) = self.this.upgrade() else {
+            return Box::pin(async { Err(ServiceError::Storage("shutting down".into())) });
+        };
+        let work = async move {
+            service.row(id)?;
+            service.stop_and_wait(id).await;
+            service.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            service.db.write(|c| instances::delete(c, id))?;
+            let _ = std::fs::remove_file(service.config.log_file(id));
+            Ok(())
+        };
+        Box::pin(work)
+    }
+
+    fn instance_logs(&self, id: i64, tail: usize) -> ServiceResult<Vec<String>> {
+        self.row(id)?;
+        let supervised = self.live.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned();
+        match supervised {
+            Some(supervised) => Ok(supervised.last_lines(tail.clamp(1, LOG_LINES_KEPT))),
+            None => {
+                // Not run since the app started: the log file of an earlier run, if any.
+                let text = std::fs::read_to_string(self.config.log_file(id)).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                Ok(lines[lines.len().saturating_sub(tail.clamp(1, LOG_LINES_KEPT))..]
+                    .iter()
+                    .map(|l| l.to_string())
+                    .collect())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_come_from_file_names() {
+        assert_eq!(
+            default_alias("/m/huggingface/o/r/Qwen2.5-0.5B-Instruct-Q4_K_M.gguf"),
+            "Qwen2.5-0.5B-Instruct-Q4_K_M"
+        );
+        assert_eq!(default_alias("C:\\models\\big-Q8_0-00001-of-00003.gguf"), "big-Q8_0");
+        assert_eq!(default_alias("tiny.gguf"), "tiny");
+        assert!(random_key().starts_with("bc-local-") && random_key() != random_key());
+    }
+}
