@@ -3,11 +3,10 @@
 //! it runs in a Job Object that kills it when the app's handle closes.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Grace between the polite stop and the kill.
 #[cfg(unix)]
-pub const STOP_GRACE: Duration = Duration::from_secs(3);
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Puts the child in its own process group and, on Linux, asks the kernel to kill it when the app
 /// dies, however it dies.
