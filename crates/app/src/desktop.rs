@@ -25,6 +25,7 @@ pub fn pages() -> Vec<Page> {
         Page { id: "tokens", title: "nav.tokens", icon: "✦", render: burncloud_client_settings::Tokens },
         Page { id: "prices", title: "nav.prices", icon: "¤", render: burncloud_client_settings::Prices },
         Page { id: "models", title: "nav.models", icon: "▣", render: burncloud_client_models::Models },
+        Page { id: "deployments", title: "nav.deployments", icon: "▶", render: burncloud_client_models::Deployments },
         Page { id: "settings", title: "nav.settings", icon: "⚙", render: burncloud_client_settings::Settings },
     ]
 }
@@ -146,6 +147,7 @@ pub fn run_window(state: &AppState, info: AppInfo, stop_runtime: impl FnOnce() +
         state.monitor.clone(),
         state.admin_keys.clone(),
         state.models.clone(),
+        state.inference.clone(),
         info,
     );
     let mut stop = Some(stop_runtime);

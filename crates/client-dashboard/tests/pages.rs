@@ -31,6 +31,7 @@ impl Fixture {
             self.state.monitor.clone(),
             self.state.admin_keys.clone(),
             self.state.models.clone(),
+            self.state.inference.clone(),
             info,
         )
     }

@@ -1,6 +1,8 @@
-//! The window's pages for local models: search the hubs, download with live progress, and manage
-//! the GGUF models on disk.
+//! The window's pages for local models: search the hubs and download with live progress, manage
+//! the GGUF models on disk, and deploy them on llama-server.
 
+mod deployments;
 mod models;
 
+pub use deployments::Deployments;
 pub use models::Models;

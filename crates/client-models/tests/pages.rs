@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use burncloud_client::testing::PageUnderTest;
 use burncloud_client::{AppInfo, Lang, Services};
-use burncloud_client_models::Models;
+use burncloud_client_models::{Deployments, Models};
 use burncloud_server::{AppState, GatewayLimits, ModelHubConfig};
-use burncloud_service_api::{DownloadRequest, DownloadState, HubSource, ModelHubService};
+use burncloud_service_api::{
+    DownloadRequest, DownloadState, HubSource, ImportRequest, InferenceService, InstanceInput, InstanceState,
+    LocalModelService, ModelHubService,
+};
 use burncloud_tests::hub_mock::{HubMock, MockRepo};
 use bytes::Bytes;
 
@@ -33,6 +36,7 @@ async fn fixture(hub: &HubMock) -> (tempfile::TempDir, AppState, Services) {
         state.monitor.clone(),
         state.admin_keys.clone(),
         state.models.clone(),
+        state.inference.clone(),
         info,
     );
     (dir, state, services)
@@ -78,4 +82,56 @@ async fn a_finished_download_shows_as_done_and_as_a_local_model() {
     assert!(html.contains("data-state=\"done\"") && html.contains("width: 100.0%"), "{html}");
     assert!(text.contains("tiny-Q4_K_M.gguf 2.50 MB Q4_K_M huggingface · team/Tiny-GGUF"), "{text}");
     assert!(text.contains("Idle"), "{text}");
+}
+
+#[tokio::test]
+async fn deployments_explain_the_empty_state_and_show_a_ready_instance_with_its_snippet() {
+    let hub = HubMock::start().await;
+    let (dir, state, services) = fixture(&hub).await;
+    let empty = PageUnderTest::open(services.clone(), Lang::En, Deployments).await.text();
+    assert!(empty.contains("Nothing deployed yet") && empty.contains("Models page"), "{empty}");
+
+    let Some(model) =
+        std::env::var_os("BURNCLOUD_TEST_GGUF").filter(|_| std::env::var_os("BURNCLOUD_LLAMA_SERVER").is_some())
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set BURNCLOUD_LLAMA_SERVER and BURNCLOUD_TEST_GGUF for the deployment page test"
+        );
+        eprintln!("SKIPPED the ready-instance part: BURNCLOUD_LLAMA_SERVER / BURNCLOUD_TEST_GGUF are not set");
+        return;
+    };
+    assert!(empty.contains("llama-server") && empty.contains("version:"), "the binary and its version: {empty}");
+    let copy = dir.path().join("tiny.gguf");
+    std::fs::copy(model, &copy).unwrap();
+    let imported =
+        state.models.import_local_model(ImportRequest { path: copy.to_string_lossy().into_owned() }).await.unwrap();
+    let instance = state
+        .inference
+        .create_instance(InstanceInput {
+            model_id: imported.id,
+            alias: Some("tiny-chat".into()),
+            ctx_size: Some(256),
+            ..InstanceInput::default()
+        })
+        .unwrap();
+    for _ in 0..400 {
+        if state.inference.get_instance(instance.id).unwrap().state == InstanceState::Ready {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let ready = state.inference.get_instance(instance.id).unwrap();
+    assert_eq!(ready.state, InstanceState::Ready);
+    let text = PageUnderTest::open(services.clone(), Lang::En, Deployments).await.text();
+    assert!(text.contains("tiny-chat Ready"), "{text}");
+    assert!(text.contains(&format!("Port {}", ready.port.unwrap())), "{text}");
+    assert!(text.contains("curl http://127.0.0.1:3000/v1/chat/completions"), "{text}");
+    assert!(
+        text.contains("&#34;model&#34;: &#34;tiny-chat&#34;"),
+        "the snippet names the model (HTML-escaped): {text}"
+    );
+    let chinese = PageUnderTest::open(services, Lang::Zh, Deployments).await.text();
+    assert!(chinese.contains("运行中") && chinese.contains("停止"), "{chinese}");
+    state.inference.stop_instance(instance.id).await.unwrap();
 }

@@ -1,7 +1,7 @@
 //! App settings: language, theme, currency and balance, and how BurnCloud runs.
 
 use burncloud_client::{money, use_i18n, use_refresh, use_services, ErrorNotice, Lang};
-use burncloud_service_api::{AccountPatch, Currency, HubSource, Money};
+use burncloud_service_api::{AccountPatch, Currency, HubSource, Money, LLAMA_SERVER_SETTING};
 use dioxus::prelude::*;
 
 use burncloud_client::forms::{copy_to_clipboard, Feedback, FeedbackLine};
@@ -175,6 +175,53 @@ pub fn Settings() -> Element {
             }
         }
         HubTokens {}
+        LlamaServerPath {}
+    }
+}
+
+/// Where llama-server is: a path chosen here wins over the environment, a bundled copy and PATH.
+#[component]
+fn LlamaServerPath() -> Element {
+    let services = use_services();
+    let i18n = use_i18n();
+    let mut feedback = use_signal(|| Feedback::Idle);
+    let read_services = services.clone();
+    let mut path =
+        use_signal(move || read_services.settings.get_setting(LLAMA_SERVER_SETTING).ok().flatten().unwrap_or_default());
+    let mut checked = use_signal(|| 0u64);
+    let check_services = services.clone();
+    let found = use_resource(move || {
+        let services = check_services.clone();
+        checked.read();
+        async move { services.inference.llama_server() }
+    });
+    let save_services = services.clone();
+    let save = move |_| match save_services.settings.set_setting(LLAMA_SERVER_SETTING, path().trim()) {
+        Ok(()) => {
+            feedback.set(Feedback::Done(i18n.t("settings.llama_saved").to_string()));
+            checked += 1;
+        }
+        Err(error) => feedback.set(Feedback::Failed(error.to_string())),
+    };
+    rsx! {
+        div { class: "card", id: "llama-server-setting",
+            h3 { class: "card-title", {i18n.t("settings.llama_title")} }
+            FeedbackLine { feedback: feedback() }
+            div { class: "form",
+                label { {i18n.t("settings.llama_path")} }
+                div { class: "row",
+                    input { class: "spacer", name: "llama_server_path", value: "{path}", placeholder: i18n.t("settings.llama_auto"),
+                        oninput: move |e| path.set(e.value()) }
+                    button { class: "btn", onclick: save, {i18n.t("common.save")} }
+                }
+                label { {i18n.t("settings.llama_found")} }
+                match &*found.read() {
+                    None => rsx! { div { class: "muted", {i18n.t("common.loading")} } },
+                    Some(Ok(info)) => rsx! { div { class: "mono", {format!("{} · {} ({})", info.version, info.path, info.found_in)} } },
+                    Some(Err(error)) => rsx! { div { ErrorNotice { message: error.to_string() } } },
+                }
+            }
+        }
     }
 }
 

@@ -26,6 +26,7 @@ fn fixture() -> (tempfile::TempDir, Arc<GatewayStore>, Services) {
         state.monitor.clone(),
         state.admin_keys.clone(),
         state.models.clone(),
+        state.inference.clone(),
         info,
     );
     (dir, store, services)

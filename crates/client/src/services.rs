@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use burncloud_service_api::{
-    AccountService, AdminKeyService, ChannelService, GatewayMonitor, GroupService, LocalModelService, LogService,
-    ModelHubService, PriceService, SettingsService, TokenService,
+    AccountService, AdminKeyService, ChannelService, GatewayMonitor, GroupService, InferenceService, LocalModelService,
+    LogService, ModelHubService, PriceService, SettingsService, TokenService,
 };
 use dioxus::prelude::*;
 
@@ -30,17 +30,20 @@ pub struct Services {
     pub admin: Arc<dyn AdminKeyService>,
     pub hub: Arc<dyn ModelHubService>,
     pub local_models: Arc<dyn LocalModelService>,
+    pub inference: Arc<dyn InferenceService>,
     pub info: AppInfo,
 }
 
 impl Services {
     /// The configuration services from one object that implements them all (the gateway store),
-    /// the running gateway's monitor, and the model hub with its local store.
+    /// the running gateway's monitor, the model hub with its local store, and the inference
+    /// supervisor.
     pub fn from_store<S, M>(
         store: Arc<S>,
         monitor: Arc<dyn GatewayMonitor>,
         admin: Arc<dyn AdminKeyService>,
         models: Arc<M>,
+        inference: Arc<dyn InferenceService>,
         info: AppInfo,
     ) -> Services
     where
@@ -66,6 +69,7 @@ impl Services {
             admin,
             hub: models.clone(),
             local_models: models,
+            inference,
             info,
         }
     }

@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The settings key holding a llama-server path chosen by the user.
+pub const LLAMA_SERVER_SETTING: &str = "llama_server_path";
+
 /// The llama-server found on this machine.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LlamaServerInfo {

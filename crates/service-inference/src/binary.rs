@@ -7,8 +7,7 @@ use std::time::Duration;
 use burncloud_service_api::{LlamaServerInfo, ServiceError, ServiceResult};
 
 pub const LLAMA_SERVER_ENV: &str = "BURNCLOUD_LLAMA_SERVER";
-/// The settings key holding a path chosen by the user.
-pub const LLAMA_SERVER_SETTING: &str = "llama_server_path";
+pub use burncloud_service_api::LLAMA_SERVER_SETTING;
 
 const EXECUTABLE: &str = if cfg!(windows) { "llama-server.exe" } else { "llama-server" };
 
@@ -37,8 +36,8 @@ pub fn candidates(setting: Option<String>) -> Vec<(PathBuf, &'static str)> {
     found
 }
 
-/// The first candidate that exists and answers `--version`.
-pub async fn locate(setting: Option<String>) -> ServiceResult<LlamaServerInfo> {
+/// The first candidate that exists and answers `--version`. Blocks while it runs them.
+pub fn locate(setting: Option<String>) -> ServiceResult<LlamaServerInfo> {
     let mut rejected = Vec::new();
     for (path, found_in) in candidates(setting) {
         if !path.is_file() {
@@ -47,7 +46,7 @@ pub async fn locate(setting: Option<String>) -> ServiceResult<LlamaServerInfo> {
             }
             continue;
         }
-        match version(&path).await {
+        match version(&path) {
             Ok(version) => {
                 return Ok(LlamaServerInfo {
                     path: path.to_string_lossy().into_owned(),
@@ -62,18 +61,46 @@ pub async fn locate(setting: Option<String>) -> ServiceResult<LlamaServerInfo> {
     Err(ServiceError::Remote { code: "llama_server_missing", message: format!("{HOW_TO_GET_ONE}{tried}") })
 }
 
-/// Runs `llama-server --version` and returns its `version: …` line.
-async fn version(path: &Path) -> Result<String, String> {
-    let mut command = tokio::process::Command::new(path);
-    command.arg("--version").stdin(std::process::Stdio::null()).kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(10), command.output())
-        .await
-        .map_err(|_| "--version did not answer within 10 s".to_string())?
+/// Runs `llama-server --version` (for at most 10 s) and returns its `version: …` line.
+fn version(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let mut child = std::process::Command::new(path)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .map_err(|e| format!("cannot run it: {e}"))?;
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("--version did not answer within 10 s".into());
+            }
+            Err(error) => return Err(format!("cannot wait for it: {error}")),
+        }
+    };
+    let mut text = String::new();
+    for pipe in [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read>),
+        child.stderr.take().map(|p| Box::new(p) as Box<dyn Read>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let mut part = String::new();
+        let mut pipe = pipe;
+        let _ = pipe.read_to_string(&mut part);
+        text.push_str(&part);
+    }
+    let output_status = status;
     text.lines()
         .map(str::trim)
         .find(|line| line.starts_with("version:"))
         .map(str::to_string)
-        .ok_or_else(|| format!("--version printed no version (exit {}): {}", output.status, text.trim()))
+        .ok_or_else(|| format!("--version printed no version (exit {output_status}): {}", text.trim()))
 }

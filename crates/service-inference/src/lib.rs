@@ -239,7 +239,11 @@ impl Inference {
         supervised: Arc<Supervised>,
         mut stopped: watch::Receiver<bool>,
     ) {
-        let binary = match binary::locate(self.setting()).await {
+        let setting = self.setting();
+        let located = tokio::task::spawn_blocking(move || binary::locate(setting))
+            .await
+            .unwrap_or_else(|e| Err(ServiceError::Storage(format!("looking for llama-server failed: {e}"))));
+        let binary = match located {
             Ok(info) => PathBuf::from(info.path),
             Err(error) => {
                 supervised.update(|s| {
@@ -560,14 +564,7 @@ impl ModelUsage for Inference {
 
 impl InferenceService for Inference {
     fn llama_server(&self) -> ServiceResult<LlamaServerInfo> {
-        let setting = self.setting();
-        let runtime = self.runtime.clone();
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| runtime.block_on(binary::locate(setting)))
-                .join()
-                .unwrap_or_else(|_| Err(ServiceError::Storage("looking for llama-server failed".into())))
-        })
+        binary::locate(self.setting())
     }
 
     fn list_instances(&self) -> ServiceResult<Vec<Instance>> {

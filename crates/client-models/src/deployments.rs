@@ -1,0 +1,292 @@
+//! Deployments: run a local model on llama-server (context size, GPU layers, alias), watch its
+//! state, port and log live, stop or restart it, and copy what a client needs to call it.
+
+use burncloud_client::forms::{confirmed, copy_to_clipboard, Feedback, FeedbackLine};
+use burncloud_client::{timestamp, use_i18n, use_refresh, use_services, Empty, ErrorNotice};
+use burncloud_service_api::{Instance, InstanceInput, InstanceState};
+use dioxus::prelude::*;
+
+const LIVE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Draft {
+    model_id: String,
+    alias: String,
+    ctx_size: String,
+    n_gpu_layers: String,
+}
+
+fn parse_number<T: std::str::FromStr>(text: &str, what: &str) -> Result<Option<T>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| format!("{what}: '{text}' is not a whole number"))
+}
+
+fn to_input(draft: &Draft) -> Result<InstanceInput, String> {
+    let model_id = draft.model_id.parse().map_err(|_| "choose a local model".to_string())?;
+    Ok(InstanceInput {
+        model_id,
+        alias: Some(draft.alias.trim().to_string()).filter(|a| !a.is_empty()),
+        ctx_size: parse_number(&draft.ctx_size, "context size")?,
+        n_gpu_layers: parse_number(&draft.n_gpu_layers, "GPU layers")?,
+        parallel: None,
+    })
+}
+
+fn state_class(state: InstanceState) -> &'static str {
+    match state {
+        InstanceState::Ready => "badge ok",
+        InstanceState::Failed => "badge bad",
+        InstanceState::Starting | InstanceState::Stopping => "badge warn",
+        InstanceState::Stopped => "badge",
+    }
+}
+
+fn state_key(state: InstanceState) -> &'static str {
+    match state {
+        InstanceState::Starting => "deploy.state_starting",
+        InstanceState::Ready => "deploy.state_ready",
+        InstanceState::Stopping => "deploy.state_stopping",
+        InstanceState::Stopped => "deploy.state_stopped",
+        InstanceState::Failed => "deploy.state_failed",
+    }
+}
+
+/// What a client needs: the gateway's base URL, the model name, and a ready-to-run curl line.
+fn snippet(listen: &str, alias: &str) -> String {
+    format!(
+        "curl http://{listen}/v1/chat/completions \\\n  -H \"Authorization: Bearer $BURNCLOUD_TOKEN\" \\\n  -H \"Content-Type: application/json\" \\\n  -d '{{\"model\": \"{alias}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'"
+    )
+}
+
+#[component]
+pub fn Deployments() -> Element {
+    let services = use_services();
+    let i18n = use_i18n();
+    let refresh = use_refresh();
+    let mut tick = use_signal(|| 0u64);
+    use_future(move || async move {
+        loop {
+            tokio::time::sleep(LIVE_TICK).await;
+            tick += 1;
+        }
+    });
+    let mut feedback = use_signal(|| Feedback::Idle);
+    let mut draft = use_signal(|| None::<Draft>);
+    let mut open_logs = use_signal(|| None::<i64>);
+    let confirm_delete = use_signal(|| None::<i64>);
+
+    let server_services = services.clone();
+    let llama = use_resource(move || {
+        let services = server_services.clone();
+        refresh.track();
+        async move { services.inference.llama_server() }
+    });
+    let list_services = services.clone();
+    let instances = use_resource(move || {
+        let services = list_services.clone();
+        refresh.track();
+        tick.read();
+        async move { services.inference.list_instances() }
+    });
+    let model_services = services.clone();
+    let local_models = use_resource(move || {
+        let services = model_services.clone();
+        refresh.track();
+        async move { services.local_models.list_local_models() }
+    });
+    let log_services = services.clone();
+    let log_lines = use_resource(move || {
+        let services = log_services.clone();
+        tick.read();
+        let shown = open_logs();
+        async move { shown.map(|id| services.inference.instance_logs(id, 200).unwrap_or_default()) }
+    });
+
+    let deploy_services = services.clone();
+    let deploy = move |_| {
+        let Some(form) = draft() else { return };
+        match to_input(&form)
+            .and_then(|input| deploy_services.inference.create_instance(input).map_err(|e| e.to_string()))
+        {
+            Ok(instance) => {
+                draft.set(None);
+                feedback.set(Feedback::Done(format!("{} {}", i18n.t("deploy.started"), instance.alias)));
+                refresh.bump();
+            }
+            Err(message) => feedback.set(Feedback::Failed(message)),
+        }
+    };
+    let action_services = services.clone();
+    let act = move |(id, action): (i64, &'static str)| {
+        if action == "delete" && !confirmed(confirm_delete, id) {
+            return;
+        }
+        let inference = action_services.inference.clone();
+        feedback.set(Feedback::Busy);
+        spawn(async move {
+            let outcome = match action {
+                "stop" => inference.stop_instance(id).await.map(|_| ()),
+                "restart" => inference.restart_instance(id).await.map(|_| ()),
+                _ => inference.delete_instance(id).await,
+            };
+            match outcome {
+                Ok(()) => feedback.set(Feedback::Idle),
+                Err(error) => feedback.set(Feedback::Failed(error.to_string())),
+            }
+            refresh.bump();
+        });
+    };
+    let listen = services.info.listen.clone();
+
+    rsx! {
+        div { class: "page-head",
+            div {
+                h1 { class: "page-title", {i18n.t("deploy.title")} }
+                div { class: "page-sub", {i18n.t("deploy.subtitle")} }
+            }
+            button { class: "btn primary", id: "new-deployment",
+                onclick: move |_| { feedback.set(Feedback::Idle); draft.set(Some(Draft::default())) },
+                {i18n.t("deploy.new")} }
+        }
+        FeedbackLine { feedback: feedback() }
+        div { class: "card", id: "llama-server",
+            match &*llama.read() {
+                None => rsx! { p { class: "muted", {i18n.t("common.loading")} } },
+                Some(Ok(found)) => rsx! {
+                    div { class: "row",
+                        span { class: "badge ok", "llama-server" }
+                        span { class: "mono", "{found.version}" }
+                        span { class: "mono muted spacer", "{found.path}" }
+                    }
+                },
+                Some(Err(error)) => rsx! { ErrorNotice { message: error.to_string() } },
+            }
+        }
+        if let Some(form) = draft() {
+            div { class: "card", id: "deploy-form",
+                h3 { class: "card-title", {i18n.t("deploy.new")} }
+                div { class: "form",
+                    label { {i18n.t("deploy.model")} }
+                    select { name: "model_id", onchange: move |e| if let Some(d) = draft.write().as_mut() { d.model_id = e.value() },
+                        option { value: "", selected: form.model_id.is_empty(), {i18n.t("deploy.choose_model")} }
+                        if let Some(Ok(models)) = &*local_models.read() {
+                            for model in models.iter().filter(|m| !m.path.to_ascii_lowercase().contains("mmproj")) {
+                                option { key: "{model.id}", value: "{model.id}", selected: form.model_id == model.id.to_string(),
+                                    {model.path.rsplit(['/', '\\']).next().unwrap_or(&model.path).to_string()} }
+                            }
+                        }
+                    }
+                    label { {i18n.t("deploy.alias")} }
+                    div {
+                        input { name: "alias", value: "{form.alias}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.alias = e.value() } }
+                        div { class: "hint", {i18n.t("deploy.alias_hint")} }
+                    }
+                    label { {i18n.t("deploy.ctx_size")} }
+                    input { name: "ctx_size", r#type: "number", placeholder: "4096", value: "{form.ctx_size}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.ctx_size = e.value() } }
+                    label { {i18n.t("deploy.gpu_layers")} }
+                    div {
+                        input { name: "n_gpu_layers", r#type: "number", placeholder: "999", value: "{form.n_gpu_layers}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.n_gpu_layers = e.value() } }
+                        div { class: "hint", {i18n.t("deploy.gpu_hint")} }
+                    }
+                    div { class: "full row",
+                        button { class: "btn primary", id: "deploy", onclick: deploy, {i18n.t("deploy.deploy")} }
+                        button { class: "btn", onclick: move |_| draft.set(None), {i18n.t("common.cancel")} }
+                    }
+                }
+            }
+        }
+        match &*instances.read() {
+            None => rsx! { div { class: "card", p { class: "muted", {i18n.t("common.loading")} } } },
+            Some(Err(error)) => rsx! { div { class: "card", ErrorNotice { message: error.to_string() } } },
+            Some(Ok(list)) if list.is_empty() => rsx! {
+                div { class: "card",
+                    Empty { title: i18n.t("deploy.empty").to_string(), hint: i18n.t("deploy.empty_hint").to_string() }
+                }
+            },
+            Some(Ok(list)) => rsx! {
+                div { class: "grid grid-2", id: "instances",
+                    for instance in list.iter().cloned() {
+                        InstanceCard { key: "{instance.id}", instance: instance.clone(), listen: listen.clone(),
+                            logs_open: open_logs() == Some(instance.id),
+                            confirm_delete: confirm_delete() == Some(instance.id),
+                            on_action: act.clone(),
+                            on_logs: move |id: i64| open_logs.set(if open_logs() == Some(id) { None } else { Some(id) }) }
+                    }
+                }
+            },
+        }
+        if let (Some(id), Some(Some(lines))) = (open_logs(), log_lines.read().clone()) {
+            div { class: "card", id: "instance-log",
+                div { class: "row",
+                    h3 { class: "card-title spacer", {format!("{} #{id}", i18n.t("deploy.log"))} }
+                    button { class: "btn small", onclick: move |_| open_logs.set(None), {i18n.t("common.close")} }
+                }
+                pre { class: "log-view", {lines.join("\n")} }
+            }
+        }
+    }
+}
+
+#[component]
+fn InstanceCard(
+    instance: Instance,
+    listen: String,
+    logs_open: bool,
+    confirm_delete: bool,
+    on_action: EventHandler<(i64, &'static str)>,
+    on_logs: EventHandler<i64>,
+) -> Element {
+    let i18n = use_i18n();
+    let id = instance.id;
+    let code = snippet(&listen, &instance.alias);
+    let copy_code = code.clone();
+    rsx! {
+        div { class: "card instance", "data-state": instance.state.as_str(),
+            div { class: "row",
+                h3 { class: "spacer instance-name", "{instance.alias}" }
+                span { class: state_class(instance.state), {i18n.t(state_key(instance.state))} }
+            }
+            dl { class: "detail",
+                dt { {i18n.t("deploy.model")} }
+                dd { class: "mono", "{instance.model_path}" }
+                dt { {i18n.t("deploy.port")} }
+                dd { class: "mono", {instance.port.map(|p| p.to_string()).unwrap_or_else(|| "—".into())} }
+                dt { {i18n.t("deploy.ctx_size")} }
+                dd { "{instance.ctx_size}" }
+                dt { {i18n.t("deploy.gpu_layers")} }
+                dd { "{instance.n_gpu_layers}" }
+                if let Some(started) = instance.started_at_ms.filter(|_| instance.state.is_live()) {
+                    dt { {i18n.t("deploy.started_at")} }
+                    dd { {timestamp(started)} }
+                }
+                if instance.restarts > 0 {
+                    dt { {i18n.t("deploy.restarts")} }
+                    dd { "{instance.restarts}" }
+                }
+            }
+            if let Some(error) = instance.error.clone() { div { class: "notice bad", "{error}" } }
+            if instance.state == InstanceState::Ready {
+                div { class: "hint", {i18n.t("deploy.snippet_hint")} }
+                pre { class: "log-view snippet", "{code}" }
+            }
+            div { class: "row",
+                if instance.state == InstanceState::Ready {
+                    button { class: "btn small", onclick: move |_| copy_to_clipboard(&copy_code), {i18n.t("common.copy")} }
+                }
+                span { class: "spacer" }
+                button { class: "btn small", onclick: move |_| on_logs.call(id),
+                    if logs_open { {i18n.t("deploy.hide_log")} } else { {i18n.t("deploy.log")} } }
+                if instance.state.is_live() {
+                    button { class: "btn small", onclick: move |_| on_action.call((id, "stop")), {i18n.t("deploy.stop")} }
+                }
+                button { class: "btn small", onclick: move |_| on_action.call((id, "restart")),
+                    if instance.state.is_live() { {i18n.t("deploy.restart")} } else { {i18n.t("deploy.start")} } }
+                button { class: "btn small danger", onclick: move |_| on_action.call((id, "delete")),
+                    if confirm_delete { {i18n.t("common.confirm_delete")} } else { {i18n.t("common.delete")} } }
+            }
+        }
+    }
+}
