@@ -3,24 +3,52 @@
 Usage: screenshots.py OUT_DIR (run by scripts/screenshots).
 """
 
+import os
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import openai
 
-from conftest import MOCK_BIN, UPSTREAM_KEY, BurnCloud, start, stop
+from conftest import MOCK_BIN, ROOT, UPSTREAM_KEY, BurnCloud, MockHub, start, stop
 from window import VirtualDisplay, Window
 
-PAGES = ["dashboard", "logs", "channels", "groups", "tokens", "prices", "settings"]
+PAGES = ["dashboard", "logs", "channels", "groups", "tokens", "prices", "models", "deployments", "settings"]
 LANGS = {"en": "en", "zh": "zh-CN"}
 
 
-def sample_data(data_dir):
-    """Fills the data dir through the real gateway: channels, prices, tokens and calls."""
+def wait(fetch, done, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = fetch()
+        if done(value):
+            return value
+        time.sleep(0.1)
+    raise RuntimeError(f"timed out: {value}")
+
+
+def local_model(app):
+    """A real GGUF downloaded from the local hub, and a deployment of it on llama-server."""
+    download = app.console("POST", "/console/api/downloads",
+                           {"source": "huggingface", "repo": "burncloud/Tiny-GGUF", "path": "tiny-F32.gguf"})
+    done = wait(lambda: app.console("GET", f"/console/api/downloads/{download['id']}"),
+                lambda d: d["state"] in ("done", "failed"))
+    if os.environ.get("BURNCLOUD_LLAMA_SERVER"):
+        instance = app.console("POST", "/console/api/instances",
+                               {"model_id": done["local_model_id"], "alias": "tiny-local", "ctx_size": 512})
+        wait(lambda: app.console("GET", f"/console/api/instances/{instance['id']}"),
+             lambda i: i["state"] in ("ready", "failed"))
+
+
+def sample_data(data_dir, gguf):
+    """Fills the data dir through the real gateway: channels, prices, tokens, calls, a local model."""
     upstream, upstream_base = start([MOCK_BIN, "--key", UPSTREAM_KEY])
-    app = BurnCloud(data_dir)
+    hub = MockHub({"burncloud/Tiny-GGUF:tiny-F32.gguf": gguf})
+    app = BurnCloud(data_dir, hub.env())
     try:
+        local_model(app)
         for name, kind, models in [
             ("OpenAI (local mock)", "openai", ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small"]),
             ("DeepSeek (local mock)", "openai", ["deepseek-chat"]),
@@ -43,18 +71,22 @@ def sample_data(data_dir):
     finally:
         stop(app.process)
         stop(upstream)
+        hub.close()
 
 
 def main(out_dir):
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as data:
-        sample_data(Path(data))
+        gguf = Path(data) / "tiny.gguf"
+        subprocess.run([sys.executable, str(ROOT / "tests/fixtures/make_tiny_gguf.py"), str(gguf)], check=True)
+        sample_data(Path(data) / "app", gguf)
+        data = Path(data) / "app"
         display = VirtualDisplay()
         try:
             for lang_name, lang in LANGS.items():
                 for page in PAGES:
-                    window = Window(display, Path(data), page=page, lang=lang)
+                    window = Window(display, data, page=page, lang=lang)
                     path = window.screenshot(out / f"{page}-{lang_name}.png")
                     stop(window.process)
                     print(path)
