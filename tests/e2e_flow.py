@@ -7,14 +7,13 @@ import hashlib
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 from openai import OpenAI
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "e2e"))
-from conftest import BurnCloud, MockHub, stop, tiny_gguf  # noqa: E402,F401 (tiny_gguf is a fixture)
+from conftest import BurnCloud, MockHub, poll, stop, tiny_gguf  # noqa: E402,F401 (tiny_gguf is a fixture)
 
 REPO = "burncloud/Tiny-GGUF"
 FILE = "tiny-F32.gguf"
@@ -25,16 +24,6 @@ def hub(tiny_gguf):
     mock = MockHub({f"{REPO}:{FILE}": tiny_gguf})
     yield mock
     mock.close()
-
-
-def poll(fetch, done, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = fetch()
-        if done(value):
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out; last: {value}")
 
 
 def test_search_download_deploy_chat_stream_stop_delete(hub, tiny_gguf):

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 
@@ -28,6 +29,18 @@ def start(command, env=None):
         process.kill()
         raise RuntimeError(f"{command[0]} did not start: {line!r}")
     return process, line.removeprefix("listening on ")
+
+
+def poll(fetch, done, timeout=60):
+    """Calls `fetch` until `done` holds for its answer; returns that answer."""
+    deadline = time.time() + timeout
+    value = None
+    while time.time() < deadline:
+        value = fetch()
+        if done(value):
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s; last: {value}")
 
 
 def stop(process, sig=signal.SIGTERM):

@@ -7,38 +7,27 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import openai
 
-from conftest import MOCK_BIN, ROOT, UPSTREAM_KEY, BurnCloud, MockHub, start, stop
+from conftest import MOCK_BIN, ROOT, UPSTREAM_KEY, BurnCloud, MockHub, poll, start, stop
 from window import VirtualDisplay, Window
 
 PAGES = ["dashboard", "logs", "channels", "groups", "tokens", "prices", "models", "deployments", "settings"]
 LANGS = {"en": "en", "zh": "zh-CN"}
 
 
-def wait(fetch, done, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = fetch()
-        if done(value):
-            return value
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out: {value}")
-
-
 def local_model(app):
     """A real GGUF downloaded from the local hub, and a deployment of it on llama-server."""
     download = app.console("POST", "/console/api/downloads",
                            {"source": "huggingface", "repo": "burncloud/Tiny-GGUF", "path": "tiny-F32.gguf"})
-    done = wait(lambda: app.console("GET", f"/console/api/downloads/{download['id']}"),
+    done = poll(lambda: app.console("GET", f"/console/api/downloads/{download['id']}"),
                 lambda d: d["state"] in ("done", "failed"))
     if os.environ.get("BURNCLOUD_LLAMA_SERVER"):
         instance = app.console("POST", "/console/api/instances",
                                {"model_id": done["local_model_id"], "alias": "tiny-local", "ctx_size": 512})
-        wait(lambda: app.console("GET", f"/console/api/instances/{instance['id']}"),
+        poll(lambda: app.console("GET", f"/console/api/instances/{instance['id']}"),
              lambda i: i["state"] in ("ready", "failed"))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BurnCloud, stop
+from conftest import BurnCloud, poll, stop
 
 
 def alive(pid):
@@ -33,12 +33,8 @@ def llama_server():
 def deploy(app, gguf):
     model = app.console("POST", "/console/api/models/local/import", {"path": str(gguf)})
     instance = app.console("POST", "/console/api/instances", {"model_id": model["id"], "ctx_size": 256, "parallel": 1})
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        instance = app.console("GET", f"/console/api/instances/{instance['id']}")
-        if instance["state"] in ("ready", "failed"):
-            break
-        time.sleep(0.05)
+    instance = poll(lambda: app.console("GET", f"/console/api/instances/{instance['id']}"),
+                    lambda i: i["state"] in ("ready", "failed"))
     assert instance["state"] == "ready", instance
     return instance
 

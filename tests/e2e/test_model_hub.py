@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BurnCloud, MockHub, stop
+from conftest import BurnCloud, MockHub, poll, stop
 
 REPO = "burncloud/Tiny-GGUF"
 FILE = "tiny-F32.gguf"
@@ -22,14 +22,8 @@ def hub(tiny_gguf):
     mock.close()
 
 
-def wait_for(app, download_id, states, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        current = app.console("GET", f"/console/api/downloads/{download_id}")
-        if current["state"] in states:
-            return current
-        time.sleep(0.05)
-    raise AssertionError(f"download {download_id} never reached {states}: {current}")
+def wait_for(app, download_id, states):
+    return poll(lambda: app.console("GET", f"/console/api/downloads/{download_id}"), lambda d: d["state"] in states)
 
 
 def test_search_list_and_download_a_real_gguf(hub, tiny_gguf):

@@ -1,6 +1,6 @@
 //! Formatting for people: money, counts, times, durations.
 
-use burncloud_service_api::{Currency, Money};
+use burncloud_service_api::{civil_from_days, Currency, Money};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
@@ -52,20 +52,6 @@ pub fn timestamp(ms: i64) -> String {
 /// `2026-11-28` (UTC) from epoch milliseconds: the key the usage report's days use.
 pub fn day(ms: i64) -> String {
     timestamp(ms)[..10].to_string()
-}
-
-/// Days since 1970-01-01 to a (year, month, day) civil date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// `850 ms`, `1.2 s`.

@@ -88,17 +88,26 @@ pub(crate) async fn not_found(uri: Uri) -> Response {
     ConsoleError::NotFound(format!("no route {}", uri.path())).into_response()
 }
 
-/// Runs a service call on a blocking thread (SQLite is synchronous) and answers its JSON.
+/// Runs a service call on a blocking thread (SQLite and the file system are synchronous) and
+/// answers its JSON with `status`.
+pub(crate) async fn on_blocking_thread<S, T, F>(service: Arc<S>, status: StatusCode, work: F) -> ConsoleResult
+where
+    S: ?Sized + Send + Sync + 'static,
+    T: serde::Serialize + Send + 'static,
+    F: FnOnce(&S) -> Result<T, burncloud_service_api::ServiceError> + Send + 'static,
+{
+    let value = tokio::task::spawn_blocking(move || work(&service))
+        .await
+        .map_err(|e| ConsoleError::Internal(format!("service task failed: {e}")))??;
+    Ok((status, Json(value)).into_response())
+}
+
 async fn call<T, F>(state: &AppState, status: StatusCode, work: F) -> ConsoleResult
 where
     T: serde::Serialize + Send + 'static,
     F: FnOnce(&GatewayStore) -> Result<T, burncloud_service_api::ServiceError> + Send + 'static,
 {
-    let store: Arc<GatewayStore> = state.store.clone();
-    let value = tokio::task::spawn_blocking(move || work(&store))
-        .await
-        .map_err(|e| ConsoleError::Internal(format!("service task failed: {e}")))??;
-    Ok((status, Json(value)).into_response())
+    on_blocking_thread(state.store.clone(), status, work).await
 }
 
 pub(crate) fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ConsoleError> {

@@ -10,7 +10,7 @@ use burncloud_service_api::{InferenceService, InstanceInput, ServiceResult};
 use burncloud_service_inference::Inference;
 use serde::Deserialize;
 
-use crate::console::{body, id, query};
+use crate::console::{body, id, on_blocking_thread, query};
 use crate::{AppState, ConsoleError};
 
 type ConsoleResult = Result<Response, ConsoleError>;
@@ -30,11 +30,7 @@ where
     T: serde::Serialize + Send + 'static,
     F: FnOnce(&Inference) -> ServiceResult<T> + Send + 'static,
 {
-    let inference = state.inference.clone();
-    let value = tokio::task::spawn_blocking(move || work(&inference))
-        .await
-        .map_err(|e| ConsoleError::Internal(format!("service task failed: {e}")))??;
-    Ok((status, Json(value)).into_response())
+    on_blocking_thread(state.inference.clone(), status, work).await
 }
 
 async fn llama_server(State(state): State<AppState>) -> ConsoleResult {

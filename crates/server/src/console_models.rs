@@ -13,7 +13,7 @@ use burncloud_service_api::{
 use burncloud_service_models::ModelHub;
 use serde::Deserialize;
 
-use crate::console::{body, id, query};
+use crate::console::{body, id, on_blocking_thread, query};
 use crate::{AppState, ConsoleError};
 
 type ConsoleResult = Result<Response, ConsoleError>;
@@ -37,11 +37,7 @@ where
     T: serde::Serialize + Send + 'static,
     F: FnOnce(&ModelHub) -> ServiceResult<T> + Send + 'static,
 {
-    let models = state.models.clone();
-    let value = tokio::task::spawn_blocking(move || work(&models))
-        .await
-        .map_err(|e| ConsoleError::Internal(format!("service task failed: {e}")))??;
-    Ok((status, Json(value)).into_response())
+    on_blocking_thread(state.models.clone(), status, work).await
 }
 
 async fn search(State(state): State<AppState>, params: Result<Query<HubSearchQuery>, QueryRejection>) -> ConsoleResult {

@@ -1,6 +1,7 @@
 //! The boundary between BurnCloud's front ends (window, console API) and its services: plain data
 //! types and the traits that serve them. No IO lives here.
 
+mod calendar;
 mod error;
 mod inference;
 mod models;
@@ -8,6 +9,7 @@ mod money;
 mod secret;
 mod types;
 
+pub use calendar::{civil_from_days, rfc3339_from_unix_seconds};
 pub use error::ServiceError;
 pub use inference::*;
 pub use models::*;
