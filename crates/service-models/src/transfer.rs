@@ -194,25 +194,42 @@ impl FileTransfer<'_> {
         }
         let expected_size = if self.file.size > 0 { self.file.size } else { resolved.total_size.unwrap_or(0) };
 
-        let (chunks, receiver) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+        let (batches, receiver) = tokio::sync::mpsc::channel::<Vec<bytes::Bytes>>(8);
         let writer =
             spawn_writer(part.to_path_buf(), resume_from, self.job_bytes.clone(), self.job_bytes_before, receiver);
         let mut response = resolved.response;
         let mut received = 0u64;
+        // Chunks travel to the writer in batches: one wake-up per megabyte instead of one per
+        // network read, which on a busy machine is the difference between keeping up and not.
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0usize;
+        let mut batch_started = tokio::time::Instant::now();
         let transfer_error = loop {
-            match tokio::time::timeout(self.policy.stall_timeout, response.chunk()).await {
-                Err(_) => break Some(format!("no data for {:?}", self.policy.stall_timeout)),
-                Ok(Err(error)) => break Some(format!("connection lost: {error}")),
-                Ok(Ok(None)) => break None,
+            let next = tokio::time::timeout(self.policy.stall_timeout, response.chunk()).await;
+            let (outcome, ended) = match next {
+                Err(_) => (Some(format!("no data for {:?}", self.policy.stall_timeout)), true),
+                Ok(Err(error)) => (Some(format!("connection lost: {error}")), true),
+                Ok(Ok(None)) => (None, true),
                 Ok(Ok(Some(chunk))) => {
                     received += chunk.len() as u64;
-                    if chunks.send(chunk).await.is_err() {
-                        break None;
-                    }
+                    batch_bytes += chunk.len();
+                    batch.push(chunk);
+                    (None, false)
                 }
+            };
+            let due = batch_bytes >= BATCH_BYTES || batch_started.elapsed() >= BATCH_AGE;
+            if !batch.is_empty() && (ended || due) {
+                if batches.send(std::mem::take(&mut batch)).await.is_err() {
+                    break outcome;
+                }
+                batch_bytes = 0;
+                batch_started = tokio::time::Instant::now();
+            }
+            if ended {
+                break outcome;
             }
         };
-        drop(chunks);
+        drop(batches);
         let written = writer
             .await
             .map_err(|e| AttemptError::Fatal(ServiceError::Storage(format!("the writer stopped: {e}"))))?
@@ -264,6 +281,8 @@ struct Written {
 
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
 const WRITEBACK_EVERY: u64 = 32 << 20;
+const BATCH_BYTES: usize = 1 << 20;
+const BATCH_AGE: Duration = Duration::from_millis(100);
 
 /// Starts writing a range to disk without waiting, so the final sync has little left to do.
 #[cfg(target_os = "linux")]
@@ -289,7 +308,7 @@ fn spawn_writer(
     resume_from: u64,
     job_bytes: Arc<AtomicU64>,
     job_bytes_before: u64,
-    mut chunks: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    mut batches: tokio::sync::mpsc::Receiver<Vec<bytes::Bytes>>,
 ) -> tokio::task::JoinHandle<std::io::Result<Written>> {
     tokio::task::spawn_blocking(move || {
         let mut hasher = Sha256::new();
@@ -317,10 +336,12 @@ fn spawn_writer(
         let mut length = resume_from;
         let mut flushed_at = std::time::Instant::now();
         let mut written_back = resume_from;
-        while let Some(chunk) = chunks.blocking_recv() {
-            hasher.update(&chunk);
-            output.write_all(&chunk)?;
-            length += chunk.len() as u64;
+        while let Some(batch) = batches.blocking_recv() {
+            for chunk in &batch {
+                hasher.update(chunk);
+                output.write_all(chunk)?;
+                length += chunk.len() as u64;
+            }
             // What reached the OS survives the app being killed, so a restart resumes from it.
             if flushed_at.elapsed() >= FLUSH_EVERY {
                 output.flush()?;

@@ -377,7 +377,7 @@ async fn download_times(client: &HttpClient, bin_dir: &Path, mib: usize) -> anyh
             match current["state"].as_str() {
                 Some("done") => break,
                 Some("failed") => bail!("the download failed: {current}"),
-                _ => tokio::time::sleep(Duration::from_millis(5)).await,
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }
         ours.push(started.elapsed().as_secs_f64());
