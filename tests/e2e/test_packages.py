@@ -1,7 +1,9 @@
-"""The Linux package: built by scripts/package-linux, installed with dpkg, run, removed."""
+"""The packages: the .deb (built by scripts/package-linux, installed with dpkg, run, removed) and the
+Windows installers (cross-built by scripts/package-windows, checked from their insides)."""
 
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 import urllib.request
@@ -11,11 +13,12 @@ import pytest
 
 from conftest import ROOT, start, stop
 
-pytestmark = pytest.mark.skipif(
+needs_dpkg = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("dpkg") is None, reason="installing a .deb needs root and dpkg"
 )
 
 
+@needs_dpkg
 def test_the_deb_installs_runs_and_uninstalls():
     built = subprocess.run([str(ROOT / "scripts/package-linux"), "--debug"], capture_output=True, text=True,
                            timeout=1800, cwd=ROOT)
@@ -40,3 +43,49 @@ def test_the_deb_installs_runs_and_uninstalls():
     finally:
         subprocess.run(["dpkg", "-r", "burncloud"], capture_output=True, check=True, timeout=300)
     assert not Path("/usr/bin/burncloud").exists()
+
+
+def pe_facts(path):
+    """(machine, subsystem, bytes) from a PE file's headers (Subsystem sits at the same offset in
+    PE32 and PE32+)."""
+    data = Path(path).read_bytes()
+    assert data[:2] == b"MZ", "a DOS header"
+    pe = struct.unpack_from("<I", data, 0x3C)[0]
+    assert data[pe:pe + 4] == b"PE\0\0", "a PE signature"
+    machine = struct.unpack_from("<H", data, pe + 4)[0]
+    optional = pe + 24
+    assert struct.unpack_from("<H", data, optional)[0] in (0x10B, 0x20B), "a PE32 or PE32+ optional header"
+    subsystem = struct.unpack_from("<H", data, optional + 68)[0]
+    return machine, subsystem, data
+
+
+def test_the_windows_installers_hold_the_app():
+    built = subprocess.run([str(ROOT / "scripts/package-windows"), "--debug"], capture_output=True, text=True,
+                           timeout=3600, cwd=ROOT)
+    assert built.returncode == 0, built.stderr[-3000:]
+    setup, msi = (ROOT / line for line in built.stdout.strip().splitlines()[-2:])
+    assert setup.name.endswith("-setup.exe") and msi.suffix == ".msi"
+
+    machine, subsystem, exe = pe_facts(ROOT / "dist/burncloud.exe")
+    assert machine == 0x8664, "x86-64"
+    assert subsystem == 2, "the GUI subsystem: no console window on double-click"
+    assert "BurnCloud - local LLM gateway and model manager".encode("utf-16-le") in exe, "a version resource"
+    assert "ProductVersion".encode("utf-16-le") in exe
+    assert pe_facts(ROOT / "dist/WebView2Loader.dll")[0] == 0x8664
+
+    assert pe_facts(setup)[0] in (0x14C, 0x8664), "the NSIS installer is a Windows program"
+    listing = subprocess.run(["7z", "l", str(setup)], capture_output=True, text=True, check=True).stdout
+    for name in ["burncloud.exe", "WebView2Loader.dll"]:
+        assert name in listing, listing
+    script = subprocess.run(["7z", "x", "-so", str(setup), "[NSIS].nsi"], capture_output=True, text=True).stdout
+    if script:
+        assert "EdgeUpdate" in script and "CreateShortcut" in script, "WebView2 check and shortcuts"
+
+    files = subprocess.run(["msiinfo", "export", str(msi), "File"], capture_output=True, text=True, check=True).stdout
+    assert "burncloud.exe" in files and "WebView2Loader.dll" in files, files
+    shortcuts = subprocess.run(["msiinfo", "export", str(msi), "Shortcut"], capture_output=True, text=True,
+                               check=True).stdout
+    assert shortcuts.count("BurnCloud") >= 2, "Start menu and desktop shortcuts: " + shortcuts
+    properties = subprocess.run(["msiinfo", "export", str(msi), "Property"], capture_output=True, text=True,
+                                check=True).stdout
+    assert "ProductName\tBurnCloud" in properties, properties

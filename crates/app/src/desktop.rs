@@ -40,32 +40,6 @@ struct ShowRequests(Arc<tokio::sync::Notify>);
 
 const ICON_SIZE: u32 = 64;
 
-/// The app icon, drawn here: an orange rounded square with a white flame-like stroke.
-fn icon_rgba() -> Vec<u8> {
-    let size = ICON_SIZE as f32;
-    let mut rgba = Vec::with_capacity((ICON_SIZE * ICON_SIZE * 4) as usize);
-    for y in 0..ICON_SIZE {
-        for x in 0..ICON_SIZE {
-            let (fx, fy) = (x as f32 + 0.5, y as f32 + 0.5);
-            // Rounded square mask.
-            let radius = size * 0.22;
-            let dx = (fx - size / 2.0).abs() - (size / 2.0 - radius);
-            let dy = (fy - size / 2.0).abs() - (size / 2.0 - radius);
-            let outside = dx.max(0.0).hypot(dy.max(0.0)) - radius;
-            let alpha = (0.5 - outside).clamp(0.0, 1.0);
-            // A flame: a teardrop centred low, white on the gradient.
-            let (cx, cy) = (size * 0.5, size * 0.62);
-            let (nx, ny) = ((fx - cx) / (size * 0.2), (fy - cy) / (size * 0.3));
-            let drop = nx * nx + ny * ny * if ny < 0.0 { 0.35 } else { 1.0 };
-            let flame = (1.0 - drop).clamp(0.0, 1.0).min(1.0) > 0.0;
-            let t = fy / size;
-            let (r, g, b) = if flame { (255.0, 244.0, 230.0) } else { (255.0, 146.0 - 56.0 * t, 43.0 - 31.0 * t) };
-            rgba.extend_from_slice(&[r as u8, g as u8, b as u8, (alpha * 255.0) as u8]);
-        }
-    }
-    rgba
-}
-
 fn show() {
     let window = window();
     window.set_visible(true);
@@ -84,7 +58,7 @@ fn build_tray() -> Option<TrayIcon> {
     for item in &items {
         menu.append(item).ok()?;
     }
-    let icon = TrayIconImage::from_rgba(icon_rgba(), ICON_SIZE, ICON_SIZE).ok();
+    let icon = TrayIconImage::from_rgba(crate::icon::icon_rgba(ICON_SIZE), ICON_SIZE, ICON_SIZE).ok();
     let mut builder = TrayIconBuilder::new().with_menu(Box::new(menu)).with_tooltip("BurnCloud");
     if let Some(icon) = icon {
         builder = builder.with_icon(icon);
@@ -151,7 +125,7 @@ pub fn run_window(state: &AppState, info: AppInfo, stop_runtime: impl FnOnce() +
         info,
     );
     let mut stop = Some(stop_runtime);
-    let icon = tao::window::Icon::from_rgba(icon_rgba(), ICON_SIZE, ICON_SIZE).ok();
+    let icon = tao::window::Icon::from_rgba(crate::icon::icon_rgba(ICON_SIZE), ICON_SIZE, ICON_SIZE).ok();
     let window = WindowBuilder::new()
         .with_window_icon(icon)
         .with_title("BurnCloud")

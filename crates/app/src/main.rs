@@ -1,8 +1,14 @@
 //! The `burncloud` binary: command line, data dir, and the background runtime that serves the
 //! gateway and the console.
 
+// A double-clicked app opens no console window on Windows; `burncloud serve` from a terminal
+// attaches to that terminal instead (see `attach_console`).
+#![cfg_attr(windows, windows_subsystem = "windows")]
+
 #[cfg(feature = "desktop")]
 mod desktop;
+#[cfg(feature = "desktop")]
+mod icon;
 #[cfg(feature = "desktop")]
 mod single_instance;
 
@@ -78,7 +84,25 @@ fn data_dir(arg: &DataDirArg) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// A GUI-subsystem program has no console; when started from a terminal with arguments
+/// (`serve`, `admin-key`, `--version`), it writes to that terminal.
+#[cfg(windows)]
+fn attach_console() {
+    if std::env::args_os().len() > 1 {
+        // SAFETY: a plain Win32 call; failure (no parent console) leaves output where it was.
+        unsafe {
+            windows_sys::Win32::System::Console::AttachConsole(
+                windows_sys::Win32::System::Console::ATTACH_PARENT_PROCESS,
+            );
+        }
+    }
+}
+
+#[cfg(not(windows))]
+fn attach_console() {}
+
 fn main() -> anyhow::Result<()> {
+    attach_console();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BURNCLOUD_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
