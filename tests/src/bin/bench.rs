@@ -24,6 +24,7 @@ struct Options {
     throughput_seconds: u64,
     log_rows: usize,
     download_mib: usize,
+    startup_rows: usize,
 }
 
 fn parse_options() -> anyhow::Result<Options> {
@@ -34,6 +35,7 @@ fn parse_options() -> anyhow::Result<Options> {
         throughput_seconds: 10,
         log_rows: 200_000,
         download_mib: 512,
+        startup_rows: 1_000_000,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -45,6 +47,7 @@ fn parse_options() -> anyhow::Result<Options> {
             "--throughput-seconds" => options.throughput_seconds = value()?.parse()?,
             "--log-rows" => options.log_rows = value()?.parse()?,
             "--download-mib" => options.download_mib = value()?.parse()?,
+            "--startup-rows" => options.startup_rows = value()?.parse()?,
             other => bail!("unknown option {other}"),
         }
     }
@@ -251,6 +254,83 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok(ticks / clock_ticks_per_second())
 }
 
+/// Resident memory of a process in MB, from /proc.
+fn rss_mb(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .context("no VmRSS")?
+        .parse()?;
+    Ok(kb / 1024.0)
+}
+
+/// Resident memory of a process and all its descendants (the desktop app's webview processes), MB.
+fn tree_rss_mb(root: u32) -> f64 {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok());
+        if let Some(ppid) = ppid {
+            parents.push((pid, ppid));
+        }
+    }
+    let mut tree = vec![root];
+    let mut index = 0;
+    while index < tree.len() {
+        let parent = tree[index];
+        tree.extend(parents.iter().filter(|(_, ppid)| *ppid == parent).map(|(pid, _)| *pid));
+        index += 1;
+    }
+    tree.iter().filter_map(|pid| rss_mb(*pid).ok()).sum()
+}
+
+/// Seconds from starting `burncloud serve` to `/health` answering 200, over a data dir whose log
+/// already holds `rows` calls; median of three starts.
+async fn startup_with_rows(client: &HttpClient, bin_dir: &Path, rows: usize) -> anyhow::Result<f64> {
+    let data_dir = tempfile_dir()?.join("startup");
+    std::fs::create_dir_all(&data_dir)?;
+    {
+        let db = Arc::new(burncloud_database::Db::open(data_dir.join("burncloud.db"))?);
+        let sink = burncloud_router::LogSink::start(db.clone(), burncloud_router::LogWriterConfig::default());
+        let row = sample_log_row();
+        for _ in 0..rows {
+            sink.record(row.clone()).await;
+        }
+        sink.flush().await;
+    }
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let gateway = Server::start(
+            Command::new(bin_dir.join("burncloud"))
+                .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(&data_dir)
+                .env("BURNCLOUD_ADMIN_KEY", "bench-admin")
+                .env("BURNCLOUD_LOG", "warn"),
+        )?;
+        loop {
+            let request = hyper::Request::get(format!("{}/health", gateway.base)).body(Full::new(Bytes::new()))?;
+            if let Ok(response) = client.request(request).await {
+                if response.status() == 200 {
+                    break;
+                }
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("serve did not answer /health within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        times.push(started.elapsed().as_secs_f64());
+        drop(gateway);
+    }
+    let _ = std::fs::remove_dir_all(&data_dir);
+    times.sort_by(f64::total_cmp);
+    Ok(times[1])
+}
+
 fn clock_ticks_per_second() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -261,11 +341,9 @@ fn clock_ticks_per_second() -> f64 {
 }
 
 /// Rows per second the log writer stores: queue `rows` rows, wait until all are in SQLite.
-async fn log_writer_rate(rows: usize) -> anyhow::Result<f64> {
-    let dir = tempfile_dir()?;
-    let db = Arc::new(burncloud_database::Db::open(dir.join("bench.db"))?);
-    let sink = burncloud_router::LogSink::start(db.clone(), burncloud_router::LogWriterConfig::default());
-    let row = burncloud_database::NewLogRow {
+/// One logged call, as the gateway writes them.
+fn sample_log_row() -> burncloud_database::NewLogRow {
+    burncloud_database::NewLogRow {
         request_id: "req-0123456789abcdef0123456789abcdef".into(),
         created_at_ms: burncloud_database::now_ms(),
         token_id: Some(1),
@@ -287,7 +365,14 @@ async fn log_writer_rate(rows: usize) -> anyhow::Result<f64> {
         first_token_ms: Some(3),
         end_reason: burncloud_service_api::EndReason::Completed,
         attempts: 1,
-    };
+    }
+}
+
+async fn log_writer_rate(rows: usize) -> anyhow::Result<f64> {
+    let dir = tempfile_dir()?;
+    let db = Arc::new(burncloud_database::Db::open(dir.join("bench.db"))?);
+    let sink = burncloud_router::LogSink::start(db.clone(), burncloud_router::LogWriterConfig::default());
+    let row = sample_log_row();
     let started = Instant::now();
     for _ in 0..rows {
         sink.record(row.clone()).await;
@@ -392,6 +477,67 @@ async fn download_times(client: &HttpClient, bin_dir: &Path, mib: usize) -> anyh
         runs[runs.len() / 2]
     };
     Ok((median(curl_runs), median(ours)))
+}
+
+/// Seconds from starting the desktop app to its window being visible, over `runs` launches in a
+/// virtual display; None, with the reason, where Xvfb or xdotool is missing.
+fn window_start_times(bin_dir: &Path, runs: usize) -> anyhow::Result<Result<(Vec<f64>, f64), String>> {
+    use std::io::BufRead;
+    for tool in ["Xvfb", "xdotool"] {
+        if Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output()?.stdout.is_empty() {
+            return Ok(Err(format!("{tool} is not installed")));
+        }
+    }
+    let mut xvfb = Command::new("Xvfb")
+        .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting Xvfb")?;
+    let mut number = String::new();
+    std::io::BufReader::new(xvfb.stdout.take().context("no stdout")?).read_line(&mut number)?;
+    let display = format!(":{}", number.trim());
+    let mut times = Vec::with_capacity(runs);
+    let mut idle_rss = 0.0;
+    for run in 0..runs {
+        let data_dir = tempfile_dir()?.join(format!("window-{run}"));
+        let started = Instant::now();
+        let mut app = Command::new(bin_dir.join("burncloud"))
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data_dir)
+            .env("DISPLAY", &display)
+            .env_remove("WAYLAND_DISPLAY")
+            .env("BURNCLOUD_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting the desktop app")?;
+        let shown = loop {
+            let found = Command::new("xdotool")
+                .args(["search", "--onlyvisible", "--name", "^BurnCloud$"])
+                .env("DISPLAY", &display)
+                .output()?;
+            if found.status.success() && !found.stdout.is_empty() {
+                break Some(started.elapsed().as_secs_f64());
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        if run == 0 && shown.is_some() {
+            // Idle: the window drawn, nothing happening, the webview's processes included.
+            std::thread::sleep(Duration::from_secs(3));
+            idle_rss = tree_rss_mb(app.id());
+        }
+        let _ = Command::new("kill").arg(app.id().to_string()).status();
+        let _ = app.wait();
+        let _ = std::fs::remove_dir_all(&data_dir);
+        times.push(shown.context("the window did not appear within 30 s")?);
+    }
+    let _ = xvfb.kill();
+    let _ = xvfb.wait();
+    Ok(Ok((times, idle_rss)))
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
@@ -539,6 +685,8 @@ async fn run(options: Options) -> anyhow::Result<()> {
     ]
     .join("\n");
 
+    let idle_rss = rss_mb(gateway.child.id())?;
+
     eprintln!("throughput at concurrency 32: {} s each", options.throughput_seconds);
     let (direct_rps, _) = throughput(&client, &direct_url, None, 32, options.throughput_seconds).await?;
     let (bare_rps, _) = throughput(&client, &bare_url, None, 32, options.throughput_seconds).await?;
@@ -548,8 +696,49 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let gateway_cpu_us = (cpu_after.0 - cpu_before.0) * 1e6 / calls as f64;
     let upstream_cpu_us = (cpu_after.1 - cpu_before.1) * 1e6 / calls as f64;
 
+    eprintln!("concurrency 256 through BurnCloud: {} s, sampling memory", options.throughput_seconds);
+    let sampled_pid = gateway.child.id();
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        std::thread::spawn(move || {
+            while sampling.load(Ordering::Relaxed) {
+                if let Ok(mb) = rss_mb(sampled_pid) {
+                    peak.fetch_max((mb * 1024.0) as u64, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let (rps_256, _) = throughput(&client, &gateway_url, Some(&key), 256, options.throughput_seconds).await?;
+    let (direct_256, _) = throughput(&client, &direct_url, None, 256, options.throughput_seconds).await?;
+    sampling.store(false, Ordering::Relaxed);
+    let _ = sampler.join();
+    let peak_rss = peak.load(Ordering::Relaxed) as f64 / 1024.0;
+
+    eprintln!("start-up with {} logged calls", options.startup_rows);
+    let startup_seconds = startup_with_rows(&client, &options.bin_dir, options.startup_rows).await?;
+
     eprintln!("log writer: {} rows", options.log_rows);
     let rows_per_second = log_writer_rate(options.log_rows).await?;
+
+    eprintln!("desktop window start: five launches");
+    let (window_section, desktop_rss) = match window_start_times(&options.bin_dir, 5)? {
+        Ok((mut times, idle_rss)) => {
+            let first = times[0];
+            times.sort_by(f64::total_cmp);
+            let text = format!(
+                "From starting `burncloud` (the desktop app, release build, in Xvfb) to its window being \
+                 visible (`xdotool search --onlyvisible`), five launches on fresh data dirs: \
+                 **median {:.2} s**, slowest {:.2} s, first (coldest) {first:.2} s (target: ≤ 1.5 s).",
+                times[times.len() / 2],
+                times[times.len() - 1]
+            );
+            (text, Some(idle_rss))
+        }
+        Err(reason) => (format!("Not measured on this run: {reason}."), None),
+    };
 
     eprintln!("model download: {} MiB, three runs each", options.download_mib);
     let (curl_seconds, download_seconds) = download_times(&client, &options.bin_dir, options.download_mib).await?;
@@ -581,14 +770,23 @@ async fn run(options: Options) -> anyhow::Result<()> {
          {stream_table}\n\n\
          ## Throughput, concurrency 32 ({seconds} s each)\n\n\
          | path | requests/s |\n|---|---|\n| direct to the mock upstream | {direct_rps:.0} |\n| through a bare proxy (axum + hyper, no logic) | {bare_rps:.0} |\n| through BurnCloud | {gateway_rps:.0} |\n\n\
-         BurnCloud keeps **{share:.0}%** of the direct throughput (target: ≥ 30%).\n\n\
+         BurnCloud keeps **{share:.0}%** of the direct throughput (target: ≥ 30%). At concurrency 256: \
+         {rps_256:.0} requests/s through BurnCloud against {direct_256:.0} direct.\n\n\
          CPU per call during the run through BurnCloud: the mock upstream (one plain HTTP server hop) \
          used **{upstream_cpu_us:.0} µs**, BurnCloud (a server hop and a client hop, plus routing, \
          pricing and logging) **{gateway_cpu_us:.0} µs**. On this virtual machine most of either is \
          kernel time in socket syscalls and context switches, which is why one extra hop costs about \
          as much as the upstream's whole answer.\n\n\
+         ## Memory and start-up\n\n\
+         | measure | value | target |\n|---|---|---|\n\
+         | `burncloud serve` resident memory, idle after setup | {idle_rss:.1} MB | ≤ 30 MB |\n\
+         | `burncloud serve` peak resident memory under concurrency 256 | {peak_rss:.1} MB | ≤ 100 MB |\n\
+         | desktop app idle, with its webview processes | {desktop_rss_text} | ≤ 250 MB |\n\
+         | `burncloud serve` start to `/health` 200, {startup_rows} logged calls in the database (median of 3) | {startup_ms:.0} ms | ≤ 150 ms |\n\n\
          ## Log writer\n\n\
          {log_rows} rows queued and stored in batched transactions: **{rows_per_second:.0} rows/s**.\n\n\
+         ## Desktop window start\n\n\
+         {window_section}\n\n\
          ## Model download, loopback\n\n\
          One {mib:.0} MiB GGUF from the local hub (Hugging Face API shape, 302 to a CDN host), median of \
          three runs each, written to disk:\n\n\
@@ -606,6 +804,9 @@ async fn run(options: Options) -> anyhow::Result<()> {
         seconds = options.throughput_seconds,
         share = 100.0 * gateway_rps / direct_rps,
         log_rows = options.log_rows,
+        startup_rows = options.startup_rows,
+        startup_ms = startup_seconds * 1000.0,
+        desktop_rss_text = desktop_rss.map(|mb| format!("{mb:.0} MB")).unwrap_or_else(|| "not measured".into()),
         curl_rate = mib / curl_seconds,
         download_rate = mib / download_seconds,
         download_share = 100.0 * curl_seconds / download_seconds,
