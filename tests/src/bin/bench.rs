@@ -423,7 +423,9 @@ async fn download_times(client: &HttpClient, bin_dir: &Path, mib: usize) -> anyh
     let endpoint = line.split_whitespace().nth(1).context("mock-hub did not report its address")?.to_string();
     let url = format!("{endpoint}/bench/Big-GGUF/resolve/main/big-Q4_K_M.gguf");
 
+    // Runs alternate between curl and BurnCloud, so the machine's background writeback weighs on both.
     let mut curl_runs = Vec::new();
+    let mut ours = Vec::new();
     for run in 0..3 {
         let out = dir.join(format!("curl-{run}.gguf"));
         let started = Instant::now();
@@ -433,10 +435,7 @@ async fn download_times(client: &HttpClient, bin_dir: &Path, mib: usize) -> anyh
             bail!("curl failed: {status}");
         }
         std::fs::remove_file(&out)?;
-    }
 
-    let mut ours = Vec::new();
-    for run in 0..3 {
         let data_dir = dir.join(format!("data-{run}"));
         let gateway = Server::start(
             Command::new(bin_dir.join("burncloud"))
@@ -789,7 +788,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
          {window_section}\n\n\
          ## Model download, loopback\n\n\
          One {mib:.0} MiB GGUF from the local hub (Hugging Face API shape, 302 to a CDN host), median of \
-         three runs each, written to disk:\n\n\
+         three runs each, alternating, written to disk:\n\n\
          | client | seconds | MiB/s |\n|---|---|---|\n\
          | `curl -L -o FILE` | {curl_seconds:.2} | {curl_rate:.0} |\n\
          | BurnCloud download (SHA-256 while streaming, verified, registered) | {download_seconds:.2} | {download_rate:.0} |\n\n\
