@@ -146,6 +146,28 @@ pub fn run_window(state: &AppState, info: AppInfo, stop_runtime: impl FnOnce() +
         .launch(root);
 }
 
+/// Starts the GTK toolkit the window runs on. GTK now and then refuses to start for a moment (seen
+/// right after another GTK program left the display), so it gets a few tries before this launch
+/// gives up on a window.
+#[cfg(target_os = "linux")]
+pub fn toolkit_ready() -> Result<(), String> {
+    let mut last_error = String::new();
+    for attempt in 1..=5u64 {
+        match gtk::init() {
+            Ok(()) => return Ok(()),
+            Err(error) => last_error = error.to_string(),
+        }
+        tracing::warn!(attempt, error = %last_error, "GTK did not start; trying again");
+        std::thread::sleep(Duration::from_millis(200 * attempt));
+    }
+    Err(last_error)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn toolkit_ready() -> Result<(), String> {
+    Ok(())
+}
+
 /// Whether a window can be shown here: always on Windows and macOS, with X11 or Wayland on Linux.
 pub fn display_available() -> bool {
     if cfg!(any(target_os = "windows", target_os = "macos")) {

@@ -166,6 +166,10 @@ fn run_app(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("no display: serving headless");
         return run_serve(args);
     }
+    if let Err(error) = desktop::toolkit_ready() {
+        tracing::error!(%error, "cannot open a window on this display; serving headless instead");
+        return run_serve(args);
+    }
     let dir = data_dir(&args.data_dir)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     if single_instance::hand_over_to_running(args.listen, &load_or_create_admin_key(&dir)?) {
