@@ -13,27 +13,17 @@ import pytest
 from openai import OpenAI
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "e2e"))
-from conftest import BurnCloud, MockHub, poll, stop, tiny_gguf  # noqa: E402,F401 (tiny_gguf is a fixture)
+from conftest import TINY_FILE as FILE, TINY_REPO as REPO, BurnCloud, poll, stop  # noqa: E402
+from conftest import tiny_gguf, tiny_hub  # noqa: E402,F401 (fixtures)
 
-REPO = "burncloud/Tiny-GGUF"
-FILE = "tiny-F32.gguf"
-
-
-@pytest.fixture
-def hub(tiny_gguf):
-    mock = MockHub({f"{REPO}:{FILE}": tiny_gguf})
-    yield mock
-    mock.close()
-
-
-def test_search_download_deploy_chat_stream_stop_delete(hub, tiny_gguf):
+def test_search_download_deploy_chat_stream_stop_delete(tiny_hub, tiny_gguf):
     if not os.environ.get("BURNCLOUD_LLAMA_SERVER"):
         if os.environ.get("BURNCLOUD_REQUIRE_LLAMA"):
             pytest.fail("BURNCLOUD_REQUIRE_LLAMA is set but BURNCLOUD_LLAMA_SERVER is not")
         pytest.skip("BURNCLOUD_LLAMA_SERVER is not set: ./scripts/test installs llama-server")
     expected_sha = hashlib.sha256(tiny_gguf.read_bytes()).hexdigest()
     with tempfile.TemporaryDirectory() as data_dir:
-        app = BurnCloud(Path(data_dir), hub.env())
+        app = BurnCloud(Path(data_dir), tiny_hub.env())
         try:
             found = app.console("GET", "/console/api/hub/search?source=huggingface&q=tiny")
             assert [r["repo"] for r in found["data"]] == [REPO]

@@ -110,6 +110,18 @@ def tiny_gguf(tmp_path_factory):
     return path
 
 
+TINY_REPO = "burncloud/Tiny-GGUF"
+TINY_FILE = "tiny-F32.gguf"
+
+
+@pytest.fixture
+def tiny_hub(tiny_gguf):
+    """A local hub serving the tiny GGUF as TINY_REPO:TINY_FILE."""
+    mock = MockHub({f"{TINY_REPO}:{TINY_FILE}": tiny_gguf})
+    yield mock
+    mock.close()
+
+
 class MockHub:
     """The local hub (Hugging Face and ModelScope API shapes plus a CDN host) serving given files."""
 

@@ -7,28 +7,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import pytest
 
-from conftest import BurnCloud, MockHub, poll, stop
-
-REPO = "burncloud/Tiny-GGUF"
-FILE = "tiny-F32.gguf"
-
-
-@pytest.fixture
-def hub(tiny_gguf):
-    mock = MockHub({f"{REPO}:{FILE}": tiny_gguf})
-    yield mock
-    mock.close()
-
+from conftest import TINY_FILE as FILE, TINY_REPO as REPO, BurnCloud, poll, stop
 
 def wait_for(app, download_id, states):
     return poll(lambda: app.console("GET", f"/console/api/downloads/{download_id}"), lambda d: d["state"] in states)
 
 
-def test_search_list_and_download_a_real_gguf(hub, tiny_gguf):
+def test_search_list_and_download_a_real_gguf(tiny_hub, tiny_gguf):
     with tempfile.TemporaryDirectory() as data_dir:
-        app = BurnCloud(Path(data_dir), hub.env())
+        app = BurnCloud(Path(data_dir), tiny_hub.env())
         try:
             found = app.console("GET", "/console/api/hub/search?source=hf-mirror&q=tiny")
             assert [r["repo"] for r in found["data"]] == [REPO]
@@ -48,11 +36,11 @@ def test_search_list_and_download_a_real_gguf(hub, tiny_gguf):
             stop(app.process)
 
 
-def test_a_download_survives_sigkill_and_resumes_from_its_partial_file(hub, tiny_gguf):
+def test_a_download_survives_sigkill_and_resumes_from_its_partial_file(tiny_hub, tiny_gguf):
     size = tiny_gguf.stat().st_size
-    hub.faults(throttle_bps=size // 4)
+    tiny_hub.faults(throttle_bps=size // 4)
     with tempfile.TemporaryDirectory() as data_dir:
-        app = BurnCloud(Path(data_dir), hub.env())
+        app = BurnCloud(Path(data_dir), tiny_hub.env())
         started = app.console("POST", "/console/api/downloads", {"source": "huggingface", "repo": REPO, "path": FILE})
         wait_for(app, started["id"], {"running"})
         time.sleep(1.5)
@@ -62,12 +50,12 @@ def test_a_download_survives_sigkill_and_resumes_from_its_partial_file(hub, tiny
         assert 0 < kept < size, kept
         assert part.with_name(FILE + ".part.json").exists()
 
-        hub.faults()
-        app = BurnCloud(Path(data_dir), hub.env())
+        tiny_hub.faults()
+        app = BurnCloud(Path(data_dir), tiny_hub.env())
         try:
             done = wait_for(app, started["id"], {"done", "failed"})
             assert done["state"] == "done", done
-            ranges = [r["range"] for r in hub.cdn_requests()]
+            ranges = [r["range"] for r in tiny_hub.cdn_requests()]
             assert ranges[0] is None and ranges[-1] == f"bytes={kept}-", ranges
             final = part.with_name(FILE)
             assert hashlib.sha256(final.read_bytes()).hexdigest() == hashlib.sha256(tiny_gguf.read_bytes()).hexdigest()

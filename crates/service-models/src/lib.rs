@@ -366,7 +366,7 @@ impl ModelHub {
         let row = self.row(id).map_err(TransferError::Fatal)?;
         let hub = self.hub(row.source);
         let targets: Vec<PathBuf> = row.files.iter().map(|f| self.model_path(row.source, &row.repo, &f.path)).collect();
-        self.check_disk_space(&row, &targets).map_err(TransferError::Fatal)?;
+        self.check_disk_space(&row).map_err(TransferError::Fatal)?;
         let mut revision = row.revision.clone().unwrap_or_else(|| match row.source {
             HubSource::Modelscope => "master".to_string(),
             _ => "main".to_string(),
@@ -415,12 +415,8 @@ impl ModelHub {
         Ok(())
     }
 
-    fn check_disk_space(&self, row: &DownloadRow, targets: &[PathBuf]) -> ServiceResult<()> {
-        let on_disk: u64 = targets
-            .iter()
-            .map(|t| std::fs::metadata(t).or_else(|_| std::fs::metadata(part_path(t))).map(|m| m.len()).unwrap_or(0))
-            .sum();
-        let needed = row.bytes_total.saturating_sub(on_disk);
+    fn check_disk_space(&self, row: &DownloadRow) -> ServiceResult<()> {
+        let needed = row.bytes_total.saturating_sub(self.bytes_on_disk(row));
         std::fs::create_dir_all(&self.config.models_dir)
             .map_err(|e| ServiceError::Storage(format!("cannot create {}: {e}", self.config.models_dir.display())))?;
         match fs4::available_space(&self.config.models_dir) {
