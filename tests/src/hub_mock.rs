@@ -75,6 +75,9 @@ pub struct CdnRequest {
 #[derive(Default)]
 struct Shared {
     repos: BTreeMap<String, MockRepo>,
+    /// SHA-256 of every file by repo and path, computed once when the repo is added, as a hub
+    /// stores them: hashing a large file per request would bill the mock's time to the client.
+    hashes: BTreeMap<(String, String), String>,
     faults: Faults,
     cdn_requests: Vec<CdnRequest>,
     hub_authorizations: Vec<Option<String>>,
@@ -135,7 +138,12 @@ impl HubMock {
     }
 
     pub fn add_repo(&self, repo: &str, mock: MockRepo) {
-        self.context.shared.lock().unwrap().repos.insert(repo.to_string(), mock);
+        let hashes: Vec<_> =
+            mock.files.iter().map(|(path, bytes)| ((repo.to_string(), path.clone()), sha256_hex(bytes))).collect();
+        let mut shared = self.context.shared.lock().unwrap();
+        shared.hashes.retain(|(owner, _), _| owner != repo);
+        shared.hashes.extend(hashes);
+        shared.repos.insert(repo.to_string(), mock);
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -162,6 +170,10 @@ impl HubMock {
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex_string(&sha2::Sha256::digest(bytes))
+}
+
+fn stored_sha256(context: &HubContext, repo: &str, path: &str) -> String {
+    context.shared.lock().unwrap().hashes.get(&(repo.to_string(), path.to_string())).cloned().unwrap_or_default()
 }
 
 fn hex_string(bytes: &[u8]) -> String {
@@ -291,7 +303,8 @@ async fn hf_tree(
         }
         let mut entry = json!({"type": "file", "oid": "1111111111111111111111111111111111111111", "size": bytes.len(), "path": path});
         if path.ends_with(".gguf") {
-            entry["lfs"] = json!({"oid": sha256_hex(bytes), "size": bytes.len(), "pointerSize": 135});
+            let oid = stored_sha256(&context, &format!("{owner}/{name}"), path);
+            entry["lfs"] = json!({"oid": oid, "size": bytes.len(), "pointerSize": 135});
         }
         entries.push(entry);
     }
@@ -334,7 +347,8 @@ async fn hf_resolve(
     let mut response = (StatusCode::FOUND, [(header::LOCATION, location)]).into_response();
     let response_headers = response.headers_mut();
     response_headers.insert("x-repo-commit", repo.commit.parse().unwrap());
-    response_headers.insert("x-linked-etag", format!("\"{}\"", sha256_hex(bytes)).parse().unwrap());
+    response_headers
+        .insert("x-linked-etag", format!("\"{}\"", stored_sha256(&context, &repo_id, &path)).parse().unwrap());
     response_headers.insert("x-linked-size", bytes.len().to_string().parse().unwrap());
     response_headers.insert(header::ETAG, "\"other\"".parse().unwrap());
     response_headers.insert(header::ACCEPT_RANGES, "bytes".parse().unwrap());
@@ -401,7 +415,7 @@ async fn ms_files(
         }
         let file_name = path.rsplit('/').next().unwrap();
         files.push(json!({"Name": file_name, "Path": path, "Type": "blob", "Size": bytes.len(),
-                          "Sha256": sha256_hex(bytes), "IsLFS": true, "Revision": repo.commit,
+                          "Sha256": stored_sha256(&context, &format!("{owner}/{name}"), path), "IsLFS": true, "Revision": repo.commit,
                           "Mode": "33188", "CommittedDate": 1_726_665_606}));
     }
     Json(json!({"Code": 200, "Message": "success", "RequestId": "mock", "Data": {"Files": files}})).into_response()
@@ -489,10 +503,12 @@ async fn cdn_file(State(context): State<SharedState>, headers: HeaderMap, Path(r
         }
     }
     let first = start.unwrap_or(0);
-    let mut body = bytes.slice(first as usize..).to_vec();
+    let mut body = bytes.slice(first as usize..);
     if faults.corrupt_next && !body.is_empty() {
-        let middle = body.len() / 2;
-        body[middle] ^= 0xff;
+        let mut corrupted = body.to_vec();
+        let middle = corrupted.len() / 2;
+        corrupted[middle] ^= 0xff;
+        body = Bytes::from(corrupted);
     }
     let status = match (start, style) {
         (Some(_), "hf") => StatusCode::PARTIAL_CONTENT,
@@ -508,7 +524,7 @@ async fn cdn_file(State(context): State<SharedState>, headers: HeaderMap, Path(r
     }
     let cut_after = if faults.cut_times > 0 { faults.cut_after } else { None };
     let stall_after = if faults.stall_times > 0 { faults.stall_after } else { None };
-    let stream = body_stream(Bytes::from(body), cut_after, stall_after, faults.throttle_bps);
+    let stream = body_stream(body, cut_after, stall_after, faults.throttle_bps);
     let mut response = (status, Body::from_stream(stream)).into_response();
     for (name, value) in response_headers {
         response.headers_mut().insert(name, value.parse().unwrap());
