@@ -302,7 +302,8 @@ fn start_writeback(file: &std::fs::File, offset: u64, length: u64) {
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_file: &std::fs::File, _offset: u64, _length: u64) {}
 
-/// Writes and hashes on a blocking thread so the network side never waits on the disk or the hash.
+/// Writes on a blocking thread so the network side never waits on the disk, and hashes on another
+/// so hashing and writing (each most of a core at full speed) overlap instead of adding up.
 fn spawn_writer(
     part: PathBuf,
     resume_from: u64,
@@ -311,37 +312,30 @@ fn spawn_writer(
     mut batches: tokio::sync::mpsc::Receiver<Vec<bytes::Bytes>>,
 ) -> tokio::task::JoinHandle<std::io::Result<Written>> {
     tokio::task::spawn_blocking(move || {
-        let mut hasher = Sha256::new();
         let mut file = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&part)?;
-        if resume_from > 0 {
-            // The prefix on disk is re-hashed, so the final hash covers every byte of the file.
-            let mut prefix = (&mut file).take(resume_from);
-            let mut buffer = vec![0u8; 1 << 20];
-            let mut hashed = 0u64;
-            loop {
-                let read = prefix.read(&mut buffer)?;
-                if read == 0 {
-                    break;
-                }
-                hasher.update(&buffer[..read]);
-                hashed += read as u64;
-            }
-            if hashed != resume_from {
-                return Err(std::io::Error::other("the partial file shrank while resuming"));
-            }
-        }
+        // Its own open file (not a clone sharing the offset), so reading the prefix and appending the
+        // rest proceed side by side.
+        let prefix = if resume_from > 0 { Some(std::fs::File::open(&part)?) } else { None };
+        let (to_hasher, hasher_batches) = std::sync::mpsc::sync_channel::<Vec<bytes::Bytes>>(8);
+        let hasher = std::thread::Builder::new()
+            .name("download-hash".into())
+            .spawn(move || hash_stream(prefix, resume_from, hasher_batches))?;
         file.set_len(resume_from)?;
         file.seek(SeekFrom::Start(resume_from))?;
         let mut output = std::io::BufWriter::with_capacity(256 << 10, file);
         let mut length = resume_from;
         let mut flushed_at = std::time::Instant::now();
         let mut written_back = resume_from;
+        let mut write_result = Ok(());
         while let Some(batch) = batches.blocking_recv() {
-            for chunk in &batch {
-                hasher.update(chunk);
-                output.write_all(chunk)?;
-                length += chunk.len() as u64;
+            if to_hasher.send(batch.clone()).is_err() {
+                break;
             }
+            write_result = write_batch(&mut output, &batch);
+            if write_result.is_err() {
+                break;
+            }
+            length += batch.iter().map(|chunk| chunk.len() as u64).sum::<u64>();
             // What reached the OS survives the app being killed, so a restart resumes from it.
             if flushed_at.elapsed() >= FLUSH_EVERY {
                 output.flush()?;
@@ -354,11 +348,50 @@ fn spawn_writer(
             }
             job_bytes.store(job_bytes_before + length, Ordering::Relaxed);
         }
+        drop(to_hasher);
+        let sha256 = hasher.join().map_err(|_| std::io::Error::other("the hashing thread panicked"))??;
+        write_result?;
         let file = output.into_inner().map_err(|e| e.into_error())?;
         // The finished file is renamed into place and trusted, so it must be on disk first.
         file.sync_data()?;
-        Ok(Written { length, sha256: hex::encode(hasher.finalize()) })
+        Ok(Written { length, sha256 })
     })
+}
+
+fn write_batch(output: &mut impl Write, batch: &[bytes::Bytes]) -> std::io::Result<()> {
+    batch.iter().try_for_each(|chunk| output.write_all(chunk))
+}
+
+/// SHA-256 of the prefix already on disk (on resume) followed by every batch received.
+fn hash_stream(
+    prefix: Option<std::fs::File>,
+    resume_from: u64,
+    batches: std::sync::mpsc::Receiver<Vec<bytes::Bytes>>,
+) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    if let Some(file) = prefix {
+        // The prefix on disk is re-hashed, so the final hash covers every byte of the file.
+        let mut prefix = file.take(resume_from);
+        let mut buffer = vec![0u8; 1 << 20];
+        let mut hashed = 0u64;
+        loop {
+            let read = prefix.read(&mut buffer)?;
+            if read == 0 {
+                break;
+            }
+            hasher.update(&buffer[..read]);
+            hashed += read as u64;
+        }
+        if hashed != resume_from {
+            return Err(std::io::Error::other("the partial file shrank while resuming"));
+        }
+    }
+    for batch in batches {
+        for chunk in &batch {
+            hasher.update(chunk);
+        }
+    }
+    Ok(hex::encode(hasher.finalize()))
 }
 
 fn read_sidecar(target: &Path) -> Option<Sidecar> {
