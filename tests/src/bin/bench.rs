@@ -390,7 +390,7 @@ async fn log_writer_rate(rows: usize) -> anyhow::Result<f64> {
 
 /// Seconds to fetch one file from a local hub: with curl (following the CDN redirect, writing to
 /// disk), and as a BurnCloud download (resolve, write, SHA-256 while streaming, verify, register).
-/// Returns the median of three runs each: (curl, curl then fsync, BurnCloud).
+/// Returns the median of five runs each: (curl, curl then fsync, BurnCloud).
 async fn download_times(client: &HttpClient, bin_dir: &Path, mib: usize) -> anyhow::Result<(f64, f64, f64)> {
     use std::io::{BufRead, Write};
     let dir = tempfile_dir()?.join("download");
@@ -427,7 +427,7 @@ async fn download_times(client: &HttpClient, bin_dir: &Path, mib: usize) -> anyh
     let mut curl_runs = Vec::new();
     let mut curl_synced_runs = Vec::new();
     let mut ours = Vec::new();
-    for run in 0..3 {
+    for run in 0..5 {
         let out = dir.join(format!("curl-{run}.gguf"));
         let started = Instant::now();
         let status = Command::new("curl").args(["-sS", "-L", "--fail", "-o"]).arg(&out).arg(&url).status()?;
@@ -759,7 +759,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
         Err(reason) => (format!("Not measured on this run: {reason}."), None),
     };
 
-    eprintln!("model download: {} MiB, three runs each", options.download_mib);
+    eprintln!("model download: {} MiB, five runs each", options.download_mib);
     let (curl_seconds, curl_synced_seconds, download_seconds) =
         download_times(&client, &options.bin_dir, options.download_mib).await?;
     let mib = options.download_mib as f64;
@@ -809,7 +809,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
          {window_section}\n\n\
          ## Model download, loopback\n\n\
          One {mib:.0} MiB GGUF from the local hub (Hugging Face API shape, 302 to a CDN host), median of \
-         three runs each, alternating, written to disk:\n\n\
+         five runs each, alternating, written to disk:\n\n\
          | client | seconds | MiB/s |\n|---|---|---|\n\
          | `curl -L -o FILE` | {curl_seconds:.2} | {curl_rate:.0} |\n\
          | `curl -L -o FILE`, then fsync of FILE | {curl_synced_seconds:.2} | {curl_synced_rate:.0} |\n\
