@@ -39,10 +39,10 @@ ensure_rust() {
   fi
 }
 
-# What the build needs from the system: a C compiler for SQLite, pkg-config, and the webview and
+# What the build needs from the system: a C compiler for SQLite, pkg-config, D-Bus (the keyring), the webview and
 # tray libraries the desktop window links against.
 ensure_build_deps() {
-  ensure_apt build-essential pkg-config ca-certificates curl \
+  ensure_apt build-essential pkg-config ca-certificates curl libdbus-1-dev \
     libwebkit2gtk-4.1-dev libgtk-3-dev libxdo-dev libayatana-appindicator3-dev libsoup-3.0-dev
   ensure_rust
 }

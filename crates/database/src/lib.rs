@@ -3,6 +3,7 @@
 
 mod migrations;
 pub mod repo;
+pub mod vault;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -23,6 +24,8 @@ pub enum DbError {
     Corrupt(String),
     #[error("cannot create data dir {path}: {source}")]
     CreateDir { path: PathBuf, source: std::io::Error },
+    #[error("secret store: {0}")]
+    Secret(String),
 }
 
 impl From<DbError> for ServiceError {
@@ -41,6 +44,7 @@ pub struct Db {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    vault: vault::Vault,
 }
 
 impl Db {
@@ -55,7 +59,19 @@ impl Db {
         configure(&writer)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         migrations::apply(&mut writer)?;
-        Ok(Db { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+        let data_dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let vault = vault::Vault::open(data_dir)?;
+        let sealed = repo::channels::seal_plaintext_keys(&writer, &vault)?
+            + repo::settings::seal_plaintext_secrets(&writer, &vault)?;
+        if sealed > 0 {
+            tracing::info!(sealed, "encrypted secrets that were stored in plain text");
+        }
+        Ok(Db { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()), vault })
+    }
+
+    /// Seals and unseals the secrets stored in this database.
+    pub fn vault(&self) -> &vault::Vault {
+        &self.vault
     }
 
     /// Runs `work` on the writer connection, serialised with every other write.

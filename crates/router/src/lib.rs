@@ -104,7 +104,7 @@ pub struct Gateway {
 impl Gateway {
     /// Builds the gateway over `db`: loads the first snapshot and starts the log writer.
     pub fn new(db: Arc<Db>, config: RouterConfig, log_config: LogWriterConfig) -> Result<Arc<Gateway>, StartError> {
-        let config_now = db.read(repo::config::load)?;
+        let config_now = db.read(|c| repo::config::load(c, db.vault()))?;
         let ledger = SpendLedger::new(config_now.account.used);
         let rotations = Rotations::default();
         let snapshot = Snapshot::build(config_now, &ledger, &rotations);
@@ -167,7 +167,7 @@ impl Gateway {
 
     /// Rebuilds the snapshot from the database; called after every configuration change.
     pub fn reload(&self) -> Result<(), DbError> {
-        let config = self.db.read(repo::config::load)?;
+        let config = self.db.read(|c| repo::config::load(c, self.db.vault()))?;
         self.snapshot.store(Arc::new(Snapshot::build(config, &self.ledger, &self.rotations)));
         Ok(())
     }

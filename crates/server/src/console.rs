@@ -284,6 +284,7 @@ async fn health(State(state): State<AppState>) -> ConsoleResult {
         "channels": channels,
         "log_writer": {"queued": stats.queued.load(relaxed).saturating_sub(written), "written": written},
         "redis": state.gateway.redis_status(),
+        "secrets": state.secrets_store,
     }))
     .into_response())
 }

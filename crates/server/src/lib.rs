@@ -57,6 +57,8 @@ pub struct AppState {
     pub models: Arc<ModelHub>,
     /// The llama-server supervisor.
     pub inference: Arc<Inference>,
+    /// Where the key that seals stored secrets lives: `keyring` or `file`.
+    pub secrets_store: &'static str,
 }
 
 impl AppState {
@@ -85,6 +87,7 @@ impl AppState {
             .map_err(|source| StartError::AdminKey { path: data_dir.to_path_buf(), source })?;
         let admin_keys = Arc::new(AdminKeys::open(data_dir)?);
         let db = Arc::new(Db::open(data_dir.join(DATABASE_FILE))?);
+        let secrets_store = db.vault().key_store().as_str();
         let gateway = Gateway::new(db.clone(), router, LogWriterConfig::default())?;
         let store = Arc::new(GatewayStore::new(db.clone()));
         let models = ModelHub::start(db.clone(), store.clone(), models)?;
@@ -98,7 +101,7 @@ impl AppState {
         }));
         let monitor = Arc::new(Monitor { store: store.clone(), gateway: gateway.clone() });
         let show_window = Arc::new(tokio::sync::Notify::new());
-        Ok(AppState { store, gateway, monitor, show_window, admin_keys, models, inference })
+        Ok(AppState { store, gateway, monitor, show_window, admin_keys, models, inference, secrets_store })
     }
 
     pub fn admin_key(&self) -> String {

@@ -36,7 +36,7 @@ impl GatewayStore {
 
     /// A channel with its key, for the data plane's channel test.
     pub fn channel_record(&self, id: i64) -> ServiceResult<ChannelRecord> {
-        self.db.read(|c| channels::get(c, id))?.ok_or_else(|| not_found("channel", id))
+        self.db.read(|c| channels::get(c, self.db.vault(), id))?.ok_or_else(|| not_found("channel", id))
     }
 
     /// Registers `listener` to run after each configuration change.
@@ -106,11 +106,14 @@ fn validate_channel(mut record: ChannelRecord) -> ServiceResult<ChannelRecord> {
 
 impl ChannelService for GatewayStore {
     fn list_channels(&self) -> ServiceResult<Vec<Channel>> {
-        Ok(self.db.read(channels::list)?.into_iter().map(|record| record.channel).collect())
+        Ok(self.db.read(|c| channels::list(c, self.db.vault()))?.into_iter().map(|record| record.channel).collect())
     }
 
     fn get_channel(&self, id: i64) -> ServiceResult<Channel> {
-        self.db.read(|c| channels::get(c, id))?.map(|record| record.channel).ok_or_else(|| not_found("channel", id))
+        self.db
+            .read(|c| channels::get(c, self.db.vault(), id))?
+            .map(|record| record.channel)
+            .ok_or_else(|| not_found("channel", id))
     }
 
     fn create_channel(&self, input: ChannelInput) -> ServiceResult<Channel> {
@@ -131,13 +134,14 @@ impl ChannelService for GatewayStore {
             },
             api_key: input.api_key,
         })?;
-        let id = self.db.write(|c| channels::insert(c, &record, now_ms()))?;
+        let id = self.db.write(|c| channels::insert(c, self.db.vault(), &record, now_ms()))?;
         self.changed();
         self.get_channel(id)
     }
 
     fn update_channel(&self, id: i64, patch: ChannelPatch) -> ServiceResult<Channel> {
-        let mut record = self.db.read(|c| channels::get(c, id))?.ok_or_else(|| not_found("channel", id))?;
+        let mut record =
+            self.db.read(|c| channels::get(c, self.db.vault(), id))?.ok_or_else(|| not_found("channel", id))?;
         let channel = &mut record.channel;
         if let Some(name) = patch.name {
             channel.name = name;
@@ -167,7 +171,7 @@ impl ChannelService for GatewayStore {
             record.api_key = api_key;
         }
         let record = validate_channel(record)?;
-        if !self.db.write(|c| channels::update(c, &record, now_ms()))? {
+        if !self.db.write(|c| channels::update(c, self.db.vault(), &record, now_ms()))? {
             return Err(not_found("channel", id));
         }
         self.changed();
@@ -383,7 +387,7 @@ impl LogService for GatewayStore {
 /// Checks a group as it would be saved: a name, known channels once each, weights of 0 or more.
 fn validate_group(db: &Db, mut group: Group) -> ServiceResult<Group> {
     group.name = required_name(&group.name, "group")?;
-    let known: Vec<i64> = db.read(channels::list)?.iter().map(|record| record.channel.id).collect();
+    let known: Vec<i64> = db.read(|c| channels::list(c, db.vault()))?.iter().map(|record| record.channel.id).collect();
     for (index, member) in group.members.iter().enumerate() {
         if !known.contains(&member.channel_id) {
             return Err(ServiceError::invalid(format!("channel {} does not exist", member.channel_id)));
@@ -475,14 +479,19 @@ impl GroupService for GatewayStore {
 
 impl SettingsService for GatewayStore {
     fn get_setting(&self, key: &str) -> ServiceResult<Option<String>> {
-        Ok(self.db.read(|c| settings::get(c, key))?)
+        let stored = self.db.read(|c| settings::get(c, key))?;
+        match stored {
+            Some(value) if settings::is_secret(key) => Ok(Some(self.db.vault().unseal(&value)?)),
+            other => Ok(other),
+        }
     }
 
     fn set_setting(&self, key: &str, value: &str) -> ServiceResult<()> {
         if key.trim().is_empty() {
             return Err(ServiceError::invalid("setting key must not be empty"));
         }
-        Ok(self.db.write(|c| settings::set(c, key, value))?)
+        let stored = if settings::is_secret(key) { self.db.vault().seal(value)? } else { value.to_string() };
+        Ok(self.db.write(|c| settings::set(c, key, &stored))?)
     }
 }
 

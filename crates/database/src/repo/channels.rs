@@ -4,6 +4,7 @@ use burncloud_service_api::{Channel, ChannelKind, Secret};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{from_json, to_json};
+use crate::vault::Vault;
 use crate::{DbError, DbResult};
 
 /// A channel with its key, for the router and for updates.
@@ -16,9 +17,15 @@ pub struct ChannelRecord {
 const COLUMNS: &str = "id, name, kind, base_url, api_key, models, model_mapping, priority, weight, enabled, \
                        created_at_ms, updated_at_ms";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<ChannelRecord, DbError>> {
+fn from_row(vault: &Vault, row: &Row<'_>) -> rusqlite::Result<Result<ChannelRecord, DbError>> {
     let kind_text: String = row.get(2)?;
-    let api_key = Secret::new(row.get::<_, String>(4)?);
+    let stored_key: String = row.get(4)?;
+    // A key that cannot be decrypted (database moved without its data key) leaves the channel
+    // listed with no key, so the user can enter it again, instead of hiding every channel.
+    let api_key = Secret::new(vault.unseal(&stored_key).unwrap_or_else(|error| {
+        tracing::warn!(%error, "a channel's API key cannot be read");
+        String::new()
+    }));
     let models: String = row.get(5)?;
     let mapping: String = row.get(6)?;
     let build = || -> DbResult<ChannelRecord> {
@@ -45,20 +52,21 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<ChannelRecord, DbError>> {
     Ok(build())
 }
 
-pub fn list(connection: &Connection) -> DbResult<Vec<ChannelRecord>> {
+pub fn list(connection: &Connection, vault: &Vault) -> DbResult<Vec<ChannelRecord>> {
     let mut statement = connection.prepare_cached(&format!("SELECT {COLUMNS} FROM channels ORDER BY id"))?;
-    let rows = statement.query_map([], from_row)?;
+    let rows = statement.query_map([], |row| from_row(vault, row))?;
     rows.map(|row| row?).collect()
 }
 
-pub fn get(connection: &Connection, id: i64) -> DbResult<Option<ChannelRecord>> {
+pub fn get(connection: &Connection, vault: &Vault, id: i64) -> DbResult<Option<ChannelRecord>> {
     let mut statement = connection.prepare_cached(&format!("SELECT {COLUMNS} FROM channels WHERE id = ?1"))?;
-    statement.query_row([id], from_row).optional()?.transpose()
+    statement.query_row([id], |row| from_row(vault, row)).optional()?.transpose()
 }
 
 /// Inserts `record` (its id and timestamps are ignored) and returns the new id.
-pub fn insert(connection: &Connection, record: &ChannelRecord, now_ms: i64) -> DbResult<i64> {
+pub fn insert(connection: &Connection, vault: &Vault, record: &ChannelRecord, now_ms: i64) -> DbResult<i64> {
     let c = &record.channel;
+    let sealed_key = vault.seal(record.api_key.expose())?;
     connection.execute(
         "INSERT INTO channels (name, kind, base_url, api_key, models, model_mapping, priority, weight, enabled, \
          created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
@@ -66,7 +74,7 @@ pub fn insert(connection: &Connection, record: &ChannelRecord, now_ms: i64) -> D
             c.name,
             c.kind.as_str(),
             c.base_url,
-            record.api_key.expose(),
+            sealed_key,
             to_json(&c.models),
             to_json(&c.model_mapping),
             c.priority,
@@ -79,8 +87,9 @@ pub fn insert(connection: &Connection, record: &ChannelRecord, now_ms: i64) -> D
 }
 
 /// Saves every field of `record`; returns false when the row does not exist.
-pub fn update(connection: &Connection, record: &ChannelRecord, now_ms: i64) -> DbResult<bool> {
+pub fn update(connection: &Connection, vault: &Vault, record: &ChannelRecord, now_ms: i64) -> DbResult<bool> {
     let c = &record.channel;
+    let sealed_key = vault.seal(record.api_key.expose())?;
     let changed = connection.execute(
         "UPDATE channels SET name = ?2, kind = ?3, base_url = ?4, api_key = ?5, models = ?6, model_mapping = ?7, \
          priority = ?8, weight = ?9, enabled = ?10, updated_at_ms = ?11 WHERE id = ?1",
@@ -89,7 +98,7 @@ pub fn update(connection: &Connection, record: &ChannelRecord, now_ms: i64) -> D
             c.name,
             c.kind.as_str(),
             c.base_url,
-            record.api_key.expose(),
+            sealed_key,
             to_json(&c.models),
             to_json(&c.model_mapping),
             c.priority,
@@ -103,4 +112,19 @@ pub fn update(connection: &Connection, record: &ChannelRecord, now_ms: i64) -> D
 
 pub fn delete(connection: &Connection, id: i64) -> DbResult<bool> {
     Ok(connection.execute("DELETE FROM channels WHERE id = ?1", [id])? > 0)
+}
+
+/// Seals keys stored before encryption at rest existed; returns how many rows changed.
+pub fn seal_plaintext_keys(connection: &Connection, vault: &Vault) -> DbResult<usize> {
+    let plain: Vec<(i64, String)> = connection
+        .prepare("SELECT id, api_key FROM channels WHERE api_key <> ''")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .filter(|(_, key): &(i64, String)| !Vault::is_sealed(key))
+        .collect();
+    for (id, key) in &plain {
+        connection.execute("UPDATE channels SET api_key = ?2 WHERE id = ?1", params![id, vault.seal(key)?])?;
+    }
+    Ok(plain.len())
 }

@@ -18,11 +18,11 @@ pub struct GatewayConfig {
     pub account: AccountRecord,
 }
 
-pub fn load(connection: &Connection) -> DbResult<GatewayConfig> {
+pub fn load(connection: &Connection, vault: &crate::vault::Vault) -> DbResult<GatewayConfig> {
     connection.execute_batch("BEGIN DEFERRED")?;
     let loaded = (|| {
         Ok(GatewayConfig {
-            channels: super::channels::list(connection)?,
+            channels: super::channels::list(connection, vault)?,
             tokens: super::tokens::list(connection)?,
             prices: super::prices::list(connection)?,
             groups: super::groups::list(connection)?,

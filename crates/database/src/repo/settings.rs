@@ -18,3 +18,25 @@ pub fn set(connection: &Connection, key: &str, value: &str) -> DbResult<()> {
     )?;
     Ok(())
 }
+
+/// Settings that hold credentials (hub access tokens) and are sealed at rest.
+pub fn is_secret(key: &str) -> bool {
+    key.starts_with("hub_token.")
+}
+
+/// Seals secret settings stored before encryption at rest existed; returns how many changed.
+pub fn seal_plaintext_secrets(connection: &Connection, vault: &crate::vault::Vault) -> DbResult<usize> {
+    let plain: Vec<(String, String)> = connection
+        .prepare("SELECT key, value FROM settings")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .filter(|(key, value): &(String, String)| {
+            is_secret(key) && !value.is_empty() && !crate::vault::Vault::is_sealed(value)
+        })
+        .collect();
+    for (key, value) in &plain {
+        set(connection, key, &vault.seal(value)?)?;
+    }
+    Ok(plain.len())
+}
