@@ -59,14 +59,17 @@ impl Vault {
             let key = read_key_file(&file)?;
             return Ok(Vault::with_key(&key, KeyStore::File(file)));
         }
-        let from_keyring = if keyring_allowed { keyring_key(data_dir) } else { Err(format!("{KEYRING_ENV}=off")) };
-        match from_keyring {
-            Ok(key) => return Ok(Vault::with_key(&key, KeyStore::Keyring)),
-            Err(reason) => tracing::warn!(
-                %reason,
-                file = %file.display(),
-                "no OS keyring answered; the key that encrypts stored API keys is kept in a file readable only by this user"
-            ),
+        if keyring_allowed {
+            match keyring_key(data_dir) {
+                Ok(key) => return Ok(Vault::with_key(&key, KeyStore::Keyring)),
+                Err(reason) => tracing::warn!(
+                    %reason,
+                    file = %file.display(),
+                    "no OS keyring answered; the key that encrypts stored API keys is kept in a file readable only by this user"
+                ),
+            }
+        } else {
+            tracing::info!(file = %file.display(), "{KEYRING_ENV}=off: the key that encrypts stored API keys is kept in a file");
         }
         let key = random_key()?;
         write_key_file(&file, &key)?;

@@ -279,7 +279,6 @@ struct Written {
     sha256: String,
 }
 
-const FLUSH_EVERY: Duration = Duration::from_millis(500);
 const WRITEBACK_EVERY: u64 = 32 << 20;
 const BATCH_BYTES: usize = 1 << 20;
 const BATCH_AGE: Duration = Duration::from_millis(100);
@@ -322,28 +321,22 @@ fn spawn_writer(
             .spawn(move || hash_stream(prefix, resume_from, hasher_batches))?;
         file.set_len(resume_from)?;
         file.seek(SeekFrom::Start(resume_from))?;
-        let mut output = std::io::BufWriter::with_capacity(256 << 10, file);
         let mut length = resume_from;
-        let mut flushed_at = std::time::Instant::now();
         let mut written_back = resume_from;
         let mut write_result = Ok(());
         while let Some(batch) = batches.blocking_recv() {
             if to_hasher.send(batch.clone()).is_err() {
                 break;
             }
-            write_result = write_batch(&mut output, &batch);
+            // Each batch goes to the OS at once (what reached it survives the app being killed, so
+            // a restart resumes from it), in one gathering write instead of a copy into a buffer.
+            write_result = write_batch(&mut file, &batch);
             if write_result.is_err() {
                 break;
             }
             length += batch.iter().map(|chunk| chunk.len() as u64).sum::<u64>();
-            // What reached the OS survives the app being killed, so a restart resumes from it.
-            if flushed_at.elapsed() >= FLUSH_EVERY {
-                output.flush()?;
-                flushed_at = std::time::Instant::now();
-            }
             if length - written_back >= WRITEBACK_EVERY {
-                output.flush()?;
-                start_writeback(output.get_ref(), written_back, length - written_back);
+                start_writeback(&file, written_back, length - written_back);
                 written_back = length;
             }
             job_bytes.store(job_bytes_before + length, Ordering::Relaxed);
@@ -351,15 +344,48 @@ fn spawn_writer(
         drop(to_hasher);
         let sha256 = hasher.join().map_err(|_| std::io::Error::other("the hashing thread panicked"))??;
         write_result?;
-        let file = output.into_inner().map_err(|e| e.into_error())?;
         // The finished file is renamed into place and trusted, so it must be on disk first.
         file.sync_data()?;
         Ok(Written { length, sha256 })
     })
 }
 
+/// Writes every chunk of `batch` with as few `writev` calls as the OS allows.
 fn write_batch(output: &mut impl Write, batch: &[bytes::Bytes]) -> std::io::Result<()> {
-    batch.iter().try_for_each(|chunk| output.write_all(chunk))
+    const MAX_SLICES: usize = 1024;
+    let mut index = 0;
+    let mut offset = 0;
+    loop {
+        while index < batch.len() && offset == batch[index].len() {
+            index += 1;
+            offset = 0;
+        }
+        if index == batch.len() {
+            return Ok(());
+        }
+        let slices: Vec<std::io::IoSlice<'_>> = std::iter::once(&batch[index][offset..])
+            .chain(batch[index + 1..].iter().map(|chunk| &chunk[..]))
+            .take(MAX_SLICES)
+            .map(std::io::IoSlice::new)
+            .collect();
+        let mut written = match output.write_vectored(&slices) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(written) => written,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        while written > 0 {
+            let left = batch[index].len() - offset;
+            if written >= left {
+                written -= left;
+                index += 1;
+                offset = 0;
+            } else {
+                offset += written;
+                written = 0;
+            }
+        }
+    }
 }
 
 /// SHA-256 of the prefix already on disk (on resume) followed by every batch received.
@@ -420,4 +446,41 @@ fn fatal_io_error(what: &str, error: std::io::Error) -> ServiceError {
 
 fn fatal_io(what: &str, error: std::io::Error) -> TransferError {
     TransferError::Fatal(fatal_io_error(what, error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Accepts at most `limit` bytes per call, as a short write from the OS does.
+    struct ShortWrites {
+        written: Vec<u8>,
+        limit: usize,
+    }
+
+    impl Write for ShortWrites {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.limit);
+            self.written.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_batch_is_written_whole_through_short_writes_and_empty_chunks() {
+        let batch: Vec<bytes::Bytes> =
+            ["abc", "", "defgh", "", "", "i", "jklmnopq"].iter().map(|s| bytes::Bytes::from(s.to_string())).collect();
+        for limit in [1, 2, 3, 7, 100] {
+            let mut output = ShortWrites { written: Vec::new(), limit };
+            write_batch(&mut output, &batch).unwrap();
+            assert_eq!(output.written, b"abcdefghijklmnopq", "limit {limit}");
+        }
+        let mut output = ShortWrites { written: Vec::new(), limit: 4 };
+        write_batch(&mut output, &[]).unwrap();
+        assert!(output.written.is_empty());
+    }
 }
