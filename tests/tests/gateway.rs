@@ -732,6 +732,59 @@ async fn a_failing_channel_trips_its_breaker_and_a_probe_closes_it_again() {
     assert_eq!(entry["breaker"], "closed");
 }
 
+/// Slowloris: clients that trickle their headers, or connect and say nothing, are cut off after
+/// the header deadline, and everyone else is served meanwhile.
+#[tokio::test]
+async fn slow_and_silent_clients_are_cut_off_while_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = Harness::with_limits(GatewayLimits {
+        client_header_timeout: Duration::from_millis(600),
+        ..GatewayLimits::default()
+    })
+    .await;
+    let address = h.base.trim_start_matches("http://").to_string();
+    let mut attackers = Vec::new();
+    for n in 0..200 {
+        let address = address.clone();
+        attackers.push(tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+            if n % 2 == 0 {
+                stream.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+            }
+            // Trickle a header line every 100 ms (or stay silent) until the server hangs up.
+            let mut buffer = [0u8; 1024];
+            loop {
+                tokio::select! {
+                    read = stream.read(&mut buffer) => {
+                        match read {
+                            Ok(0) | Err(_) => return started.elapsed(),
+                            Ok(_) => {} // a 408 before the close is fine
+                        }
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                        if n % 2 == 0 && stream.write_all(b"X-Slow: 1\r\n").await.is_err() {
+                            return started.elapsed();
+                        }
+                    }
+                }
+                if started.elapsed() > Duration::from_secs(10) {
+                    return started.elapsed();
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, key) = h.token(json!({})).await;
+    let response = h.http.get(format!("{}/v1/models", h.base)).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "served while 200 slow clients hold connections");
+    for attacker in attackers {
+        let held = attacker.await.unwrap();
+        assert!(held < Duration::from_secs(3), "a slow client held its connection for {held:?}");
+        assert!(held >= Duration::from_millis(500), "cut off only after the deadline: {held:?}");
+    }
+}
+
 #[tokio::test]
 async fn when_every_channel_rests_the_caller_gets_503_with_retry_after() {
     let broken = OpenAiMock::start(None).await;

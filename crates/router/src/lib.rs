@@ -55,6 +55,9 @@ pub struct RouterConfig {
     pub redis_url: Option<String>,
     /// Calls served at once; beyond it callers get 503 with `Retry-After` instead of a queue.
     pub max_concurrent_calls: usize,
+    /// How long a client may take to send a request's headers, and an idle keep-alive connection
+    /// may wait for its next request: a slow or silent client cannot hold a connection open.
+    pub client_header_timeout: Duration,
 }
 
 impl Default for RouterConfig {
@@ -70,6 +73,7 @@ impl Default for RouterConfig {
             breaker: BreakerConfig::default(),
             redis_url: None,
             max_concurrent_calls: 1024,
+            client_header_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -183,6 +187,10 @@ impl Gateway {
     /// `disabled`, `ok` or `down`.
     pub fn redis_status(&self) -> &'static str {
         self.limiter.redis_status()
+    }
+
+    pub fn client_header_timeout(&self) -> Duration {
+        self.config.client_header_timeout
     }
 
     /// Calls still being served or still being accounted for.

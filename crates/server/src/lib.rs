@@ -9,13 +9,11 @@ mod error;
 mod monitor;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use burncloud_database::Db;
 use burncloud_router::{create_router_app, Gateway, LogWriterConfig, RouterConfig};
 use burncloud_service_gateway::GatewayStore;
@@ -129,28 +127,16 @@ pub async fn serve(
     let gateway = state.gateway.clone();
     let models = state.models.clone();
     let inference = state.inference.clone();
-    let app = create_app(state).into_make_service_with_connect_info::<SocketAddr>();
-    // Stream chunks are small writes: without TCP_NODELAY, Nagle's algorithm holds each one until
-    // the caller's delayed ACK, about 40 ms later.
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "TCP_NODELAY could not be set on a connection");
-        }
-    });
+    let header_timeout = state.gateway.client_header_timeout();
+    let app = create_app(state);
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let server = tokio::spawn(accept_connections(listener, app, header_timeout, stopped));
     shutdown.await;
     tracing::info!("shutting down: no new connections; finishing calls in progress");
     let _ = stop_accepting.send(());
     let started = tokio::time::Instant::now();
     match tokio::time::timeout(grace, server).await {
-        Ok(Ok(result)) => result?,
+        Ok(Ok(())) => {}
         Ok(Err(join_error)) => tracing::error!(%join_error, "the server task failed"),
         Err(_) => tracing::warn!("connections still open after {grace:?}; closing them"),
     }
@@ -162,6 +148,49 @@ pub async fn serve(
         "log rows stored; bye"
     );
     Ok(())
+}
+
+/// Serves HTTP/1.1 connections until `stopped`, then lets each finish its request in progress.
+/// Unlike `axum::serve`, every connection has a header-read deadline (slowloris: a client that
+/// trickles its headers, or idles between requests, is cut off instead of pinning the server).
+async fn accept_connections(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    header_timeout: Duration,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, _remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(connection) => connection,
+                Err(error) => {
+                    // Out of descriptors or a connection reset while queued: wait, don't spin.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stopped => break,
+        };
+        // Stream chunks are small writes: without TCP_NODELAY, Nagle's algorithm holds each one
+        // until the caller's delayed ACK, about 40 ms later.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY could not be set on a connection");
+        }
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
+        let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::trace!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// Resolves on SIGINT or SIGTERM (Ctrl-C on Windows).
