@@ -11,6 +11,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_groups", include_str!("../../../migrations/0003_groups.sql")),
     ("0004_models", include_str!("../../../migrations/0004_models.sql")),
     ("0005_instances", include_str!("../../../migrations/0005_instances.sql")),
+    ("0006_usage_hourly", include_str!("../../../migrations/0006_usage_hourly.sql")),
 ];
 
 pub(crate) fn apply(connection: &mut Connection) -> DbResult<()> {

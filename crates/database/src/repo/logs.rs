@@ -37,6 +37,33 @@ pub struct NewLogRow {
     pub attempts: u32,
 }
 
+const HOUR_MS: i64 = 3_600_000;
+
+/// The `usage_hourly` row a log row adds to; the token and channel keys match the report's.
+#[derive(PartialEq, Eq, Hash)]
+struct HourKey {
+    hour_ms: i64,
+    model: String,
+    token: String,
+    channel: String,
+}
+
+impl HourKey {
+    fn of(row: &NewLogRow) -> HourKey {
+        let label = |name: &Option<String>, id: Option<i64>| match (name, id) {
+            (Some(name), _) => name.clone(),
+            (None, Some(id)) => format!("#{id}"),
+            (None, None) => "-".to_string(),
+        };
+        HourKey {
+            hour_ms: row.created_at_ms.div_euclid(HOUR_MS) * HOUR_MS,
+            model: row.model.clone(),
+            token: label(&row.token_name, row.token_id),
+            channel: label(&row.channel_name, row.channel_id),
+        }
+    }
+}
+
 /// Inserts `rows` and applies their charges in one transaction: either all land or none do.
 pub fn insert_batch(connection: &mut Connection, rows: &[NewLogRow]) -> DbResult<()> {
     let transaction = connection.transaction()?;
@@ -49,7 +76,13 @@ pub fn insert_batch(connection: &mut Connection, rows: &[NewLogRow]) -> DbResult
         )?;
         let mut charges: HashMap<i64, i64> = HashMap::new();
         let mut account_charge: i64 = 0;
+        let mut hourly: HashMap<HourKey, UsageTotals> = HashMap::new();
         for row in rows {
+            let totals = hourly.entry(HourKey::of(row)).or_default();
+            totals.requests += 1;
+            totals.prompt_tokens += row.prompt_tokens;
+            totals.completion_tokens += row.completion_tokens;
+            totals.cost = totals.cost.saturating_add(row.cost);
             insert.execute(params![
                 row.request_id,
                 row.created_at_ms,
@@ -87,6 +120,26 @@ pub fn insert_batch(connection: &mut Connection, rows: &[NewLogRow]) -> DbResult
         }
         if account_charge != 0 {
             transaction.execute("UPDATE account SET used_nano = used_nano + ?1 WHERE id = 1", [account_charge])?;
+        }
+        let mut add_usage = transaction.prepare_cached(
+            "INSERT INTO usage_hourly (hour_ms, model, token_key, channel_key, requests, prompt_tokens, \
+             completion_tokens, cost_nano) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+             ON CONFLICT (hour_ms, model, token_key, channel_key) DO UPDATE SET \
+             requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
+             completion_tokens = completion_tokens + excluded.completion_tokens, \
+             cost_nano = cost_nano + excluded.cost_nano",
+        )?;
+        for (key, totals) in hourly {
+            add_usage.execute(params![
+                key.hour_ms,
+                key.model,
+                key.token,
+                key.channel,
+                totals.requests as i64,
+                totals.prompt_tokens as i64,
+                totals.completion_tokens as i64,
+                totals.cost.0
+            ])?;
         }
     }
     transaction.commit()?;
@@ -202,33 +255,68 @@ pub fn query(connection: &Connection, query: &LogQuery) -> DbResult<LogPage> {
     Ok(LogPage { items, next_before_id })
 }
 
+/// Totals over `[since, until)` grouped as asked: whole hours come from `usage_hourly`, the partial
+/// hours at either edge from `logs` (through its time index), so the answer is exact and its cost
+/// does not grow with the number of calls in the range.
 pub fn usage(connection: &Connection, query: &UsageQuery) -> DbResult<UsageReport> {
-    let (where_sql, values) =
-        filters(&LogQuery { since_ms: query.since_ms, until_ms: query.until_ms, ..LogQuery::default() })?;
-    let key = match query.group_by {
-        UsageGroupBy::Day => "strftime('%Y-%m-%d', created_at_ms / 1000, 'unixepoch')",
-        UsageGroupBy::Model => "model",
-        UsageGroupBy::Token => "COALESCE(token_name, '#' || token_id, '-')",
-        UsageGroupBy::Channel => "COALESCE(channel_name, '#' || channel_id, '-')",
+    let whole_from = query
+        .since_ms
+        .map(|since| since.div_euclid(HOUR_MS) * HOUR_MS + if since.rem_euclid(HOUR_MS) == 0 { 0 } else { HOUR_MS });
+    let whole_until = query.until_ms.map(|until| until.div_euclid(HOUR_MS) * HOUR_MS);
+    let mut by_key: std::collections::BTreeMap<String, UsageTotals> = std::collections::BTreeMap::new();
+    let mut add = |key: String, totals: UsageTotals| {
+        let entry = by_key.entry(key).or_default();
+        entry.requests += totals.requests;
+        entry.prompt_tokens += totals.prompt_tokens;
+        entry.completion_tokens += totals.completion_tokens;
+        entry.cost = entry.cost.saturating_add(totals.cost);
     };
-    let sql = format!(
-        "SELECT {key} AS k, COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), \
-         COALESCE(SUM(cost_nano), 0) FROM logs {where_sql} GROUP BY k ORDER BY k"
-    );
-    let mut statement = connection.prepare_cached(&sql)?;
-    let rows = statement
-        .query_map(params_from_iter(values), |row| {
-            Ok(UsageRow {
-                key: row.get(0)?,
-                totals: UsageTotals {
-                    requests: row.get::<_, i64>(1)? as u64,
-                    prompt_tokens: row.get::<_, i64>(2)? as u64,
-                    completion_tokens: row.get::<_, i64>(3)? as u64,
-                    cost: Money(row.get(4)?),
-                },
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+    let has_whole_hours = match (whole_from, whole_until) {
+        (Some(from), Some(until)) => from < until,
+        _ => true,
+    };
+    if has_whole_hours {
+        let key = match query.group_by {
+            UsageGroupBy::Day => "strftime('%Y-%m-%d', hour_ms / 1000, 'unixepoch')",
+            UsageGroupBy::Model => "model",
+            UsageGroupBy::Token => "token_key",
+            UsageGroupBy::Channel => "channel_key",
+        };
+        let mut clauses = Vec::new();
+        let mut values: Vec<Value> = Vec::new();
+        if let Some(from) = whole_from {
+            clauses.push("hour_ms >= ?");
+            values.push(from.into());
+        }
+        if let Some(until) = whole_until {
+            clauses.push("hour_ms < ?");
+            values.push(until.into());
+        }
+        let where_sql = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+        let sql = format!(
+            "SELECT {key} AS k, SUM(requests), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_nano) \
+             FROM usage_hourly {where_sql} GROUP BY k"
+        );
+        for (key, totals) in grouped_totals(connection, &sql, values)? {
+            add(key, totals);
+        }
+        // The partial hours at the edges, straight from the log.
+        let edges = [(query.since_ms, whole_from), (whole_until, query.until_ms)];
+        for (from, until) in edges {
+            if let (Some(from), Some(until)) = (from, until) {
+                if from < until {
+                    for (key, totals) in logged_usage(connection, query.group_by, Some(from), Some(until))? {
+                        add(key, totals);
+                    }
+                }
+            }
+        }
+    } else {
+        for (key, totals) in logged_usage(connection, query.group_by, query.since_ms, query.until_ms)? {
+            add(key, totals);
+        }
+    }
+    let rows: Vec<UsageRow> = by_key.into_iter().map(|(key, totals)| UsageRow { key, totals }).collect();
     let mut totals = UsageTotals::default();
     for row in &rows {
         totals.requests += row.totals.requests;
@@ -237,4 +325,157 @@ pub fn usage(connection: &Connection, query: &UsageQuery) -> DbResult<UsageRepor
         totals.cost = totals.cost.saturating_add(row.totals.cost);
     }
     Ok(UsageReport { totals, rows })
+}
+
+/// Usage over `[since, until)` computed from the log rows themselves.
+fn logged_usage(
+    connection: &Connection,
+    group_by: UsageGroupBy,
+    since_ms: Option<i64>,
+    until_ms: Option<i64>,
+) -> DbResult<Vec<(String, UsageTotals)>> {
+    let (where_sql, values) = filters(&LogQuery { since_ms, until_ms, ..LogQuery::default() })?;
+    let key = match group_by {
+        UsageGroupBy::Day => "strftime('%Y-%m-%d', created_at_ms / 1000, 'unixepoch')",
+        UsageGroupBy::Model => "model",
+        UsageGroupBy::Token => "COALESCE(token_name, '#' || token_id, '-')",
+        UsageGroupBy::Channel => "COALESCE(channel_name, '#' || channel_id, '-')",
+    };
+    let sql = format!(
+        "SELECT {key} AS k, COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), \
+         COALESCE(SUM(cost_nano), 0) FROM logs {where_sql} GROUP BY k"
+    );
+    grouped_totals(connection, &sql, values)
+}
+
+fn grouped_totals(connection: &Connection, sql: &str, values: Vec<Value>) -> DbResult<Vec<(String, UsageTotals)>> {
+    let mut statement = connection.prepare_cached(sql)?;
+    let rows = statement
+        .query_map(params_from_iter(values), |row| {
+            Ok((
+                row.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                UsageTotals {
+                    requests: row.get::<_, i64>(1)? as u64,
+                    prompt_tokens: row.get::<_, i64>(2)? as u64,
+                    completion_tokens: row.get::<_, i64>(3)? as u64,
+                    cost: Money(row.get(4)?),
+                },
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use burncloud_service_api::{EndReason, UsageSource};
+
+    use super::*;
+    use crate::Db;
+
+    fn row(created_at_ms: i64, model: &str, token: Option<(i64, &str)>, cost: i64) -> NewLogRow {
+        NewLogRow {
+            request_id: format!("req-{created_at_ms}-{model}"),
+            created_at_ms,
+            token_id: token.map(|(id, _)| id),
+            token_name: token.map(|(_, name)| name.to_string()).filter(|name| !name.is_empty()),
+            channel_id: Some(created_at_ms % 3),
+            channel_name: None,
+            endpoint: "/v1/chat/completions".into(),
+            model: model.into(),
+            upstream_model: None,
+            is_stream: false,
+            status: 200,
+            error: None,
+            prompt_tokens: (created_at_ms % 97) as u64,
+            completion_tokens: (created_at_ms % 13) as u64,
+            usage_source: UsageSource::Upstream,
+            cost: Money(cost),
+            priced: true,
+            latency_ms: 1,
+            first_token_ms: None,
+            end_reason: EndReason::Completed,
+            attempts: 1,
+        }
+    }
+
+    /// Rows over three days at irregular times, several models, named and unnamed tokens.
+    fn filled() -> (tempfile::TempDir, Db, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("burncloud.db")).unwrap();
+        let start = 1_795_000_000_000 - 1_795_000_000_000 % HOUR_MS + 1_234_567;
+        let models = ["gpt-4o-mini", "deepseek-chat", "qwen-plus"];
+        let tokens = [Some((1, "alice")), Some((2, "")), None];
+        let rows: Vec<NewLogRow> = (0..3000i64)
+            .map(|n| {
+                row(start + n * 86_413 + (n * n) % 50_000, models[n as usize % 3], tokens[(n as usize / 3) % 3], n * 7)
+            })
+            .collect();
+        for batch in rows.chunks(128) {
+            db.write(|c| insert_batch(c, batch)).unwrap();
+        }
+        (dir, db, start)
+    }
+
+    fn from_logs_only(db: &Db, query: &UsageQuery) -> Vec<(String, UsageTotals)> {
+        let mut rows = db.read(|c| logged_usage(c, query.group_by, query.since_ms, query.until_ms)).unwrap();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
+    }
+
+    #[test]
+    fn the_hourly_rollup_answers_exactly_what_the_log_rows_add_up_to() {
+        let (_dir, db, start) = filled();
+        let ranges = [
+            (None, None),
+            (Some(start), None),
+            (None, Some(start + 40 * HOUR_MS)),
+            (Some(start + 17), Some(start + 50 * HOUR_MS + 999)),
+            (Some(start - start % HOUR_MS + 5 * HOUR_MS), Some(start - start % HOUR_MS + 29 * HOUR_MS)),
+            (Some(start + 100), Some(start + 100 + HOUR_MS / 2)),
+            (Some(start + 3 * HOUR_MS + 10), Some(start + 4 * HOUR_MS + 10)),
+            (Some(start + 90 * HOUR_MS), Some(start + 10)),
+        ];
+        for (since_ms, until_ms) in ranges {
+            for group_by in [UsageGroupBy::Day, UsageGroupBy::Model, UsageGroupBy::Token, UsageGroupBy::Channel] {
+                let query = UsageQuery { since_ms, until_ms, group_by };
+                let report = db.read(|c| usage(c, &query)).unwrap();
+                let got: Vec<(String, UsageTotals)> = report.rows.into_iter().map(|r| (r.key, r.totals)).collect();
+                assert_eq!(got, from_logs_only(&db, &query), "{since_ms:?}..{until_ms:?} by {group_by:?}");
+            }
+        }
+        let all = db.read(|c| usage(c, &UsageQuery::default())).unwrap();
+        assert_eq!(all.totals.requests, 3000);
+    }
+
+    type RollupRow = (i64, String, String, String, i64, i64);
+
+    fn rollup_rows(db: &Db) -> Vec<RollupRow> {
+        db
+            .read(|c| {
+                let mut statement = c.prepare(
+                    "SELECT hour_ms, model, token_key, channel_key, requests, cost_nano FROM usage_hourly ORDER BY 1, 2, 3, 4",
+                )?;
+                let rows = statement
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn the_migration_builds_the_rollup_from_existing_logs() {
+        let (_dir, db, _) = filled();
+        let before = rollup_rows(&db);
+        db.write(|c| {
+            c.execute_batch("DROP TABLE usage_hourly")?;
+            c.execute_batch(include_str!("../../../../migrations/0006_usage_hourly.sql"))?;
+            Ok(())
+        })
+        .unwrap();
+        let after = rollup_rows(&db);
+        assert!(!before.is_empty());
+        assert_eq!(before, after, "the writer and the backfill agree row for row");
+    }
 }
