@@ -476,7 +476,11 @@ async fn download_times(client: &HttpClient, bin_dir: &Path, mib: usize) -> anyh
     let mut curl_runs = Vec::new();
     let mut curl_synced_runs = Vec::new();
     let mut ours = Vec::new();
+    // Each run starts on a settled disk: otherwise one client's leftover writeback (curl leaves its
+    // whole file dirty) is paid by whichever runs next.
+    let settle_disk = || Command::new("sync").status();
     for run in 0..5 {
+        settle_disk()?;
         let out = dir.join(format!("curl-{run}.gguf"));
         let started = Instant::now();
         let status = Command::new("curl").args(["-sS", "-L", "--fail", "-o"]).arg(&out).arg(&url).status()?;
@@ -489,6 +493,7 @@ async fn download_times(client: &HttpClient, bin_dir: &Path, mib: usize) -> anyh
         std::fs::File::open(&out)?.sync_all()?;
         curl_synced_runs.push(started.elapsed().as_secs_f64());
         std::fs::remove_file(&out)?;
+        settle_disk()?;
 
         let data_dir = dir.join(format!("data-{run}"));
         let gateway = Server::start(

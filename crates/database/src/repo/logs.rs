@@ -277,7 +277,7 @@ pub fn usage(connection: &Connection, query: &UsageQuery) -> DbResult<UsageRepor
     };
     if has_whole_hours {
         let key = match query.group_by {
-            UsageGroupBy::Day => "strftime('%Y-%m-%d', hour_ms / 1000, 'unixepoch')",
+            UsageGroupBy::Day => "hour_ms / 86400000",
             UsageGroupBy::Model => "model",
             UsageGroupBy::Token => "token_key",
             UsageGroupBy::Channel => "channel_key",
@@ -336,7 +336,7 @@ fn logged_usage(
 ) -> DbResult<Vec<(String, UsageTotals)>> {
     let (where_sql, values) = filters(&LogQuery { since_ms, until_ms, ..LogQuery::default() })?;
     let key = match group_by {
-        UsageGroupBy::Day => "strftime('%Y-%m-%d', created_at_ms / 1000, 'unixepoch')",
+        UsageGroupBy::Day => "created_at_ms / 86400000",
         UsageGroupBy::Model => "model",
         UsageGroupBy::Token => "COALESCE(token_name, '#' || token_id, '-')",
         UsageGroupBy::Channel => "COALESCE(channel_name, '#' || channel_id, '-')",
@@ -352,8 +352,18 @@ fn grouped_totals(connection: &Connection, sql: &str, values: Vec<Value>) -> DbR
     let mut statement = connection.prepare_cached(sql)?;
     let rows = statement
         .query_map(params_from_iter(values), |row| {
+            // Days come back as day numbers (cheaper to group than formatted dates) and are
+            // named here, as the UTC date.
+            let key = match row.get::<_, Value>(0)? {
+                Value::Integer(day) => {
+                    let (year, month, day) = burncloud_service_api::civil_from_days(day);
+                    format!("{year:04}-{month:02}-{day:02}")
+                }
+                Value::Text(text) => text,
+                _ => String::new(),
+            };
             Ok((
-                row.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                key,
                 UsageTotals {
                     requests: row.get::<_, i64>(1)? as u64,
                     prompt_tokens: row.get::<_, i64>(2)? as u64,
@@ -446,6 +456,16 @@ mod tests {
         }
         let all = db.read(|c| usage(c, &UsageQuery::default())).unwrap();
         assert_eq!(all.totals.requests, 3000);
+        let first_day: String = db
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT strftime('%Y-%m-%d', MIN(created_at_ms) / 1000, 'unixepoch') FROM logs",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap();
+        assert_eq!(all.rows[0].key, first_day, "days are named by their UTC date");
     }
 
     type RollupRow = (i64, String, String, String, i64, i64);
