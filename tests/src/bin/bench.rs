@@ -651,7 +651,10 @@ async fn run(options: Options) -> anyhow::Result<()> {
     };
     if options.download_only {
         let (curl, curl_synced, ours) = (curl_seconds, curl_synced_seconds, download_seconds);
-        println!("curl {curl:.2} s, curl+fsync {curl_synced:.2} s, BurnCloud {ours:.2} s: {:.0}% of curl", 100.0 * curl / ours);
+        println!(
+            "curl {curl:.2} s, curl+fsync {curl_synced:.2} s, BurnCloud {ours:.2} s: {:.0}% of curl",
+            100.0 * curl / ours
+        );
         return Ok(());
     }
     let upstream = Server::start(Command::new(options.bin_dir.join("mock-upstream")).env("MOCK_THREADS", "1"))?;
