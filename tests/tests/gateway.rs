@@ -562,6 +562,32 @@ async fn completions_embeddings_and_the_model_list() {
 }
 
 #[tokio::test]
+async fn retention_prunes_old_calls_but_keeps_usage_totals() {
+    use burncloud_service_api::SettingsService;
+    let upstream = OpenAiMock::start(None).await;
+    let h = Harness::start().await;
+    h.channel("mock", &upstream.base_url(), json!({})).await;
+    let (_, key) = h.token(json!({})).await;
+    for _ in 0..3 {
+        assert_eq!(h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await.status(), StatusCode::OK);
+    }
+    assert_eq!(h.logs().await.len(), 3);
+    let totals_before = h.get("/console/api/usage?group_by=model").await["totals"].clone();
+
+    assert_eq!(burncloud_server::log_retention_days(h.state.store.as_ref()), None, "keep everything by default");
+    for (value, days) in [("7", Some(7)), ("0", None), ("soon", None), ("30", Some(30))] {
+        h.state.store.set_setting(burncloud_server::LOG_RETENTION_SETTING, value).unwrap();
+        assert_eq!(burncloud_server::log_retention_days(h.state.store.as_ref()), days, "{value}");
+    }
+    let db = std::sync::Arc::new(burncloud_database::Db::open(h.data_dir().join("burncloud.db")).unwrap());
+    let now = burncloud_database::now_ms();
+    assert_eq!(burncloud_server::prune_expired_logs(&db, 30, now).await, 0, "nothing is 30 days old yet");
+    assert_eq!(burncloud_server::prune_expired_logs(&db, 30, now + 31 * 86_400_000).await, 3);
+    assert!(h.logs().await.is_empty());
+    assert_eq!(h.get("/console/api/usage?group_by=model").await["totals"], totals_before, "usage totals remain");
+}
+
+#[tokio::test]
 async fn logs_filter_and_page_and_usage_groups() {
     let mock = OpenAiMock::start(None).await;
     let h = Harness::start().await;

@@ -28,6 +28,10 @@ pub use error::ConsoleError;
 pub use monitor::Monitor;
 
 pub const DATABASE_FILE: &str = "burncloud.db";
+/// Days of call logs to keep (a setting; `BURNCLOUD_LOG_RETENTION_DAYS` where it is unset); 0 or
+/// absent keeps them all. Usage totals are kept regardless.
+pub const LOG_RETENTION_SETTING: &str = "log_retention_days";
+pub const LOG_RETENTION_ENV: &str = "BURNCLOUD_LOG_RETENTION_DAYS";
 
 /// Errors while starting up.
 #[derive(Debug, thiserror::Error)]
@@ -87,10 +91,12 @@ impl AppState {
         let db = Arc::new(Db::open(data_dir.join(DATABASE_FILE))?);
         let secrets_store = db.vault().key_store().as_str();
         let gateway = Gateway::new(db.clone(), router, LogWriterConfig::default())?;
+        let db_for_retention = db.clone();
         let store = Arc::new(GatewayStore::new(db.clone()));
         let models = ModelHub::start(db.clone(), store.clone(), models)?;
         let inference = Inference::start(db, store.clone(), models.clone(), store.clone(), inference)?;
         models.set_usage(inference.clone());
+        tokio::spawn(prune_logs_periodically(db_for_retention, store.clone()));
         let reload_target = gateway.clone();
         store.on_change(Box::new(move || {
             if let Err(error) = reload_target.reload() {
@@ -104,6 +110,56 @@ impl AppState {
 
     pub fn admin_key(&self) -> String {
         burncloud_service_api::AdminKeyService::admin_key(self.admin_keys.as_ref())
+    }
+}
+
+/// How many days of call logs to keep, if any limit is set.
+pub fn log_retention_days(settings: &dyn burncloud_service_api::SettingsService) -> Option<u32> {
+    let configured = settings.get_setting(LOG_RETENTION_SETTING).ok().flatten();
+    let text = configured.or_else(|| std::env::var(LOG_RETENTION_ENV).ok())?;
+    text.trim().parse::<u32>().ok().filter(|days| *days > 0)
+}
+
+/// Removes calls older than the retention, in small batches with pauses between them so logging
+/// goes on unhindered; returns how many rows went.
+pub async fn prune_expired_logs(db: &Arc<Db>, days: u32, now_ms: i64) -> usize {
+    const BATCH: usize = 5_000;
+    let cutoff = now_ms - i64::from(days) * 86_400_000;
+    let mut pruned = 0;
+    loop {
+        let batch_db = db.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            batch_db.write(|c| burncloud_database::repo::logs::prune_before(c, cutoff, BATCH))
+        })
+        .await;
+        match removed {
+            Ok(Ok(0)) => break,
+            Ok(Ok(removed)) => pruned += removed,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "pruning old call logs failed; will try again later");
+                break;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the log pruning task failed");
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pruned
+}
+
+async fn prune_logs_periodically(db: Arc<Db>, settings: Arc<GatewayStore>) {
+    // Not at start-up: the first pass waits until the app has settled.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    loop {
+        if let Some(days) = log_retention_days(settings.as_ref()) {
+            let pruned = prune_expired_logs(&db, days, burncloud_database::now_ms()).await;
+            if pruned > 0 {
+                tracing::info!(pruned, days, "removed call logs older than the retention");
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(3600)).await;
     }
 }
 

@@ -255,6 +255,16 @@ pub fn query(connection: &Connection, query: &LogQuery) -> DbResult<LogPage> {
     Ok(LogPage { items, next_before_id })
 }
 
+/// Deletes up to `limit` log rows older than `cutoff_ms`, oldest first; returns how many went.
+/// Small batches keep each write short, so the log writer never waits long behind a prune. Usage
+/// totals stay: they live in `usage_hourly`.
+pub fn prune_before(connection: &Connection, cutoff_ms: i64, limit: usize) -> DbResult<usize> {
+    Ok(connection.execute(
+        "DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE created_at_ms < ?1 ORDER BY id LIMIT ?2)",
+        params![cutoff_ms, limit as i64],
+    )?)
+}
+
 /// Totals over `[since, until)` grouped as asked: whole hours come from `usage_hourly`, the partial
 /// hours at either edge from `logs` (through its time index), so the answer is exact and its cost
 /// does not grow with the number of calls in the range.
@@ -466,6 +476,38 @@ mod tests {
             })
             .unwrap();
         assert_eq!(all.rows[0].key, first_day, "days are named by their UTC date");
+    }
+
+    #[test]
+    fn pruning_removes_old_calls_in_batches_and_keeps_the_totals() {
+        let (_dir, db, start) = filled();
+        let before = db.read(|c| usage(c, &UsageQuery::default())).unwrap();
+        let cutoff = start + 40 * HOUR_MS;
+        let mut pruned = 0;
+        loop {
+            let removed = db.write(|c| prune_before(c, cutoff, 100)).unwrap();
+            assert!(removed <= 100);
+            if removed == 0 {
+                break;
+            }
+            pruned += removed;
+        }
+        let left: i64 = db.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM logs", [], |r| r.get(0))?)).unwrap();
+        let oldest: i64 =
+            db.read(|c| Ok(c.query_row("SELECT MIN(created_at_ms) FROM logs", [], |r| r.get(0))?)).unwrap();
+        assert!(pruned > 0 && oldest >= cutoff);
+        assert_eq!(pruned as i64 + left, 3000);
+        let after = db
+            .read(|c| {
+                usage(
+                    c,
+                    &UsageQuery { since_ms: None, until_ms: Some(cutoff - cutoff % HOUR_MS), ..UsageQuery::default() },
+                )
+            })
+            .unwrap();
+        let whole = db.read(|c| usage(c, &UsageQuery::default())).unwrap();
+        assert_eq!(whole.totals, before.totals, "usage totals outlive the pruned rows");
+        assert!(after.totals.requests > 0);
     }
 
     type RollupRow = (i64, String, String, String, i64, i64);
