@@ -91,12 +91,11 @@ impl AppState {
         let db = Arc::new(Db::open(data_dir.join(DATABASE_FILE))?);
         let secrets_store = db.vault().key_store().as_str();
         let gateway = Gateway::new(db.clone(), router, LogWriterConfig::default())?;
-        let db_for_retention = db.clone();
         let store = Arc::new(GatewayStore::new(db.clone()));
+        tokio::spawn(prune_logs_periodically(db.clone(), store.clone()));
         let models = ModelHub::start(db.clone(), store.clone(), models)?;
         let inference = Inference::start(db, store.clone(), models.clone(), store.clone(), inference)?;
         models.set_usage(inference.clone());
-        tokio::spawn(prune_logs_periodically(db_for_retention, store.clone()));
         let reload_target = gateway.clone();
         store.on_change(Box::new(move || {
             if let Err(error) = reload_target.reload() {

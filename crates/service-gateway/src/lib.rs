@@ -387,7 +387,7 @@ impl LogService for GatewayStore {
 /// Checks a group as it would be saved: a name, known channels once each, weights of 0 or more.
 fn validate_group(db: &Db, mut group: Group) -> ServiceResult<Group> {
     group.name = required_name(&group.name, "group")?;
-    let known: Vec<i64> = db.read(|c| channels::list(c, db.vault()))?.iter().map(|record| record.channel.id).collect();
+    let known = db.read(channels::ids)?;
     for (index, member) in group.members.iter().enumerate() {
         if !known.contains(&member.channel_id) {
             return Err(ServiceError::invalid(format!("channel {} does not exist", member.channel_id)));
@@ -479,19 +479,14 @@ impl GroupService for GatewayStore {
 
 impl SettingsService for GatewayStore {
     fn get_setting(&self, key: &str) -> ServiceResult<Option<String>> {
-        let stored = self.db.read(|c| settings::get(c, key))?;
-        match stored {
-            Some(value) if settings::is_secret(key) => Ok(Some(self.db.vault().unseal(&value)?)),
-            other => Ok(other),
-        }
+        Ok(self.db.read(|c| settings::get(c, self.db.vault(), key))?)
     }
 
     fn set_setting(&self, key: &str, value: &str) -> ServiceResult<()> {
         if key.trim().is_empty() {
             return Err(ServiceError::invalid("setting key must not be empty"));
         }
-        let stored = if settings::is_secret(key) { self.db.vault().seal(value)? } else { value.to_string() };
-        Ok(self.db.write(|c| settings::set(c, key, &stored))?)
+        Ok(self.db.write(|c| settings::set(c, self.db.vault(), key, value))?)
     }
 }
 

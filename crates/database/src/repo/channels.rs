@@ -116,15 +116,17 @@ pub fn delete(connection: &Connection, id: i64) -> DbResult<bool> {
 
 /// Seals keys stored before encryption at rest existed; returns how many rows changed.
 pub fn seal_plaintext_keys(connection: &Connection, vault: &Vault) -> DbResult<usize> {
-    let plain: Vec<(i64, String)> = connection
-        .prepare("SELECT id, api_key FROM channels WHERE api_key <> ''")?
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?
-        .into_iter()
-        .filter(|(_, key): &(i64, String)| !Vault::is_sealed(key))
-        .collect();
-    for (id, key) in &plain {
-        connection.execute("UPDATE channels SET api_key = ?2 WHERE id = ?1", params![id, vault.seal(key)?])?;
-    }
-    Ok(plain.len())
+    super::seal_plaintext(
+        connection,
+        vault,
+        "SELECT id, api_key FROM channels",
+        "UPDATE channels SET api_key = ?2 WHERE id = ?1",
+    )
+}
+
+/// Every channel's id, without reading (and decrypting) its key.
+pub fn ids(connection: &Connection) -> DbResult<Vec<i64>> {
+    let mut statement = connection.prepare_cached("SELECT id FROM channels ORDER BY id")?;
+    let ids = statement.query_map([], |row| row.get(0))?.collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(ids)
 }

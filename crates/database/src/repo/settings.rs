@@ -2,16 +2,28 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
+use crate::vault::Vault;
 use crate::DbResult;
 
-pub fn get(connection: &Connection, key: &str) -> DbResult<Option<String>> {
-    Ok(connection
+/// The value of `key`; secret settings are unsealed on the way out.
+pub fn get(connection: &Connection, vault: &Vault, key: &str) -> DbResult<Option<String>> {
+    let stored: Option<String> = connection
         .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
         .query_row([key], |row| row.get(0))
-        .optional()?)
+        .optional()?;
+    match stored {
+        Some(value) if is_secret(key) => Ok(Some(vault.unseal(&value)?)),
+        other => Ok(other),
+    }
 }
 
-pub fn set(connection: &Connection, key: &str, value: &str) -> DbResult<()> {
+/// Stores `value` under `key`; secret settings are sealed first.
+pub fn set(connection: &Connection, vault: &Vault, key: &str, value: &str) -> DbResult<()> {
+    let stored = if is_secret(key) { vault.seal(value)? } else { value.to_string() };
+    store(connection, key, &stored)
+}
+
+fn store(connection: &Connection, key: &str, value: &str) -> DbResult<()> {
     connection.execute(
         "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
         [key, value],
@@ -19,24 +31,16 @@ pub fn set(connection: &Connection, key: &str, value: &str) -> DbResult<()> {
     Ok(())
 }
 
-/// Settings that hold credentials (hub access tokens) and are sealed at rest.
+/// Settings under this prefix hold credentials (hub access tokens) and are sealed at rest.
+const SECRET_PREFIX: &str = "hub_token.";
+
 pub fn is_secret(key: &str) -> bool {
-    key.starts_with("hub_token.")
+    key.starts_with(SECRET_PREFIX)
 }
 
 /// Seals secret settings stored before encryption at rest existed; returns how many changed.
-pub fn seal_plaintext_secrets(connection: &Connection, vault: &crate::vault::Vault) -> DbResult<usize> {
-    let plain: Vec<(String, String)> = connection
-        .prepare("SELECT key, value FROM settings")?
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?
-        .into_iter()
-        .filter(|(key, value): &(String, String)| {
-            is_secret(key) && !value.is_empty() && !crate::vault::Vault::is_sealed(value)
-        })
-        .collect();
-    for (key, value) in &plain {
-        set(connection, key, &vault.seal(value)?)?;
-    }
-    Ok(plain.len())
+pub fn seal_plaintext_secrets(connection: &Connection, vault: &Vault) -> DbResult<usize> {
+    let select =
+        format!("SELECT key, value FROM settings WHERE substr(key, 1, {}) = '{SECRET_PREFIX}'", SECRET_PREFIX.len());
+    super::seal_plaintext(connection, vault, &select, "UPDATE settings SET value = ?2 WHERE key = ?1")
 }
