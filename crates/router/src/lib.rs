@@ -13,6 +13,7 @@ mod scrub;
 mod shared_limits;
 mod snapshot;
 mod sse;
+mod tokenizer;
 mod usage;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -5,7 +5,8 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use tiktoken_rs::CoreBPE;
+
+use crate::tokenizer::TokenCounter;
 
 /// Token counts of one call.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -27,12 +28,12 @@ pub fn usage_in(json: &[u8]) -> Option<Usage> {
     serde_json::from_slice::<WithUsage>(json).ok()?.usage
 }
 
-static TOKENIZER: OnceLock<Option<CoreBPE>> = OnceLock::new();
+static TOKENIZER: OnceLock<Option<TokenCounter>> = OnceLock::new();
 
-fn tokenizer() -> Option<&'static CoreBPE> {
+fn tokenizer() -> Option<&'static TokenCounter> {
     TOKENIZER
-        .get_or_init(|| match tiktoken_rs::o200k_base() {
-            Ok(bpe) => Some(bpe),
+        .get_or_init(|| match TokenCounter::o200k_base() {
+            Ok(counter) => Some(counter),
             Err(error) => {
                 tracing::error!(%error, "the o200k_base tokenizer failed to load; estimates will count bytes / 4");
                 None
@@ -53,7 +54,7 @@ pub fn count_tokens(text: &str) -> u64 {
         return 0;
     }
     match tokenizer() {
-        Some(bpe) => bpe.encode_ordinary(text).len() as u64,
+        Some(counter) => counter.count(text),
         None => (text.len() as u64).div_ceil(4),
     }
 }
