@@ -47,6 +47,19 @@ ensure_build_deps() {
   ensure_rust
 }
 
+# The server build: `burncloud` without the window (nothing from GTK or WebKit linked), for machines
+# without a desktop. `build_server_binary [release|debug]` builds it to target/<profile>/server/burncloud
+# and prints that path. Build it before the desktop build: both come out as target/<profile>/burncloud.
+build_server_binary() {
+  local profile="${1:-release}" flags=(--locked -p burncloud --no-default-features)
+  say "building the server build (no window, $profile)"
+  if [ "$profile" = release ]; then flags+=(--release); fi
+  cargo build "${flags[@]}" >&2
+  mkdir -p "$repo_root/target/$profile/server"
+  cp "$repo_root/target/$profile/burncloud" "$repo_root/target/$profile/server/burncloud"
+  printf '%s\n' "$repo_root/target/$profile/server/burncloud"
+}
+
 # Services the end-to-end tests start themselves.
 ensure_test_services() {
   ensure_apt redis-server

@@ -18,12 +18,42 @@ needs_dpkg = pytest.mark.skipif(
 )
 
 
-@needs_dpkg
-def test_the_deb_installs_runs_and_uninstalls():
+@pytest.fixture(scope="module")
+def linux_packages():
+    """(server tarball, .deb) as scripts/package-linux builds them from the debug builds."""
     built = subprocess.run([str(ROOT / "scripts/package-linux"), "--debug"], capture_output=True, text=True,
                            timeout=1800, cwd=ROOT)
     assert built.returncode == 0, built.stderr[-2000:]
-    package = ROOT / built.stdout.strip().splitlines()[-1]
+    paths = [ROOT / line for line in built.stdout.strip().splitlines()]
+    tarball = next(path for path in paths if path.name.endswith("-linux.tar.gz"))
+    deb = next(path for path in paths if path.suffix == ".deb")
+    return tarball, deb
+
+
+def test_the_server_tarball_serves_without_any_desktop_library(linux_packages):
+    tarball, _ = linux_packages
+    with tempfile.TemporaryDirectory() as unpacked, tempfile.TemporaryDirectory() as data:
+        subprocess.run(["tar", "-xzf", str(tarball), "-C", unpacked], check=True)
+        (folder,) = Path(unpacked).iterdir()
+        assert {path.name for path in folder.iterdir()} >= {"burncloud", "README.md", "user-guide.md"}
+        binary = folder / "burncloud"
+        linked = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True).stdout
+        for library in ["libwebkit2gtk", "libgtk-3", "libjavascriptcoregtk", "libayatana"]:
+            assert library not in linked, f"the server build links {library}:\n{linked}"
+        version = subprocess.run([str(binary), "--version"], capture_output=True, text=True, check=True)
+        assert version.stdout.startswith("burncloud ")
+        process, base = start([str(binary), "serve", "--listen", "127.0.0.1:0", "--data-dir", data])
+        try:
+            with urllib.request.urlopen(base + "/health", timeout=5) as response:
+                assert response.status == 200
+        finally:
+            assert stop(process) == 0
+        assert (Path(data) / "burncloud.db").exists()
+
+
+@needs_dpkg
+def test_the_deb_installs_runs_and_uninstalls(linux_packages):
+    _, package = linux_packages
     contents = subprocess.run(["dpkg-deb", "-c", str(package)], capture_output=True, text=True, check=True).stdout
     for path in ["./usr/bin/burncloud", "./usr/share/applications/burncloud.desktop",
                  "./usr/share/icons/hicolor/256x256/apps/burncloud.png"]:

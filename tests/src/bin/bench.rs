@@ -19,6 +19,8 @@ type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Ful
 
 struct Options {
     bin_dir: PathBuf,
+    /// The server build of `burncloud` (no window, no webview linked), which measures `serve`.
+    server_bin: Option<PathBuf>,
     out: PathBuf,
     latency_requests: usize,
     throughput_seconds: u64,
@@ -32,6 +34,7 @@ struct Options {
 fn parse_options() -> anyhow::Result<Options> {
     let mut options = Options {
         bin_dir: std::env::current_exe()?.parent().context("bench binary has no dir")?.to_path_buf(),
+        server_bin: None,
         out: PathBuf::from("docs/performance.md"),
         latency_requests: 5_000,
         throughput_seconds: 10,
@@ -45,6 +48,7 @@ fn parse_options() -> anyhow::Result<Options> {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--bin-dir" => options.bin_dir = PathBuf::from(value()?),
+            "--server-bin" => options.server_bin = Some(PathBuf::from(value()?)),
             "--out" => options.out = PathBuf::from(value()?),
             "--latency-requests" => options.latency_requests = value()?.parse()?,
             "--throughput-seconds" => options.throughput_seconds = value()?.parse()?,
@@ -308,9 +312,26 @@ const DASHBOARD_QUERIES: &[(&str, &str)] = &[
 
 /// Fills a data dir with `rows` logged calls spread over 30 days, then measures (a) `serve` start
 /// to `/health` 200 (median of 3) and (b) every dashboard query in ms.
+/// Resident memory of `serve` from this binary, a second after `/health` answers, on an empty data dir.
+async fn idle_serve_rss(binary: &Path) -> anyhow::Result<f64> {
+    let data_dir = tempfile_dir()?.join("idle");
+    let server = Server::start(
+        Command::new(binary)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data_dir)
+            .env("BURNCLOUD_ADMIN_KEY", "bench-admin")
+            .env("BURNCLOUD_LOG", "warn"),
+    )?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss = rss_mb(server.child.id());
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data_dir);
+    rss
+}
+
 async fn startup_with_rows(
     client: &HttpClient,
-    bin_dir: &Path,
+    server_bin: &Path,
     rows: usize,
 ) -> anyhow::Result<(f64, Vec<(String, f64)>)> {
     let data_dir = tempfile_dir()?.join("startup");
@@ -341,7 +362,7 @@ async fn startup_with_rows(
     for run in 0..3 {
         let started = Instant::now();
         let gateway = Server::start(
-            Command::new(bin_dir.join("burncloud"))
+            Command::new(server_bin)
                 .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
                 .arg(&data_dir)
                 .env("BURNCLOUD_ADMIN_KEY", "bench-admin")
@@ -501,7 +522,7 @@ async fn download_times(client: &HttpClient, bin_dir: &Path, mib: usize) -> anyh
 
         let data_dir = dir.join(format!("data-{run}"));
         let gateway = Server::start(
-            Command::new(bin_dir.join("burncloud"))
+            Command::new(server_bin)
                 .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
                 .arg(&data_dir)
                 .env("BURNCLOUD_ADMIN_KEY", "bench-admin")
@@ -657,10 +678,13 @@ async fn run(options: Options) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    let desktop_build = options.bin_dir.join("burncloud");
+    let server_bin = options.server_bin.clone().unwrap_or_else(|| desktop_build.clone());
+    let desktop_build_serve_rss = idle_serve_rss(&desktop_build).await?;
     let upstream = Server::start(Command::new(options.bin_dir.join("mock-upstream")).env("MOCK_THREADS", "1"))?;
     let data_dir = tempfile_dir()?.join("data");
     let gateway = Server::start(
-        Command::new(options.bin_dir.join("burncloud"))
+        Command::new(&server_bin)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
             .env("BURNCLOUD_ADMIN_KEY", "bench-admin")
@@ -805,8 +829,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let peak_rss = peak.load(Ordering::Relaxed) as f64 / 1024.0;
 
     eprintln!("start-up with {} logged calls", options.startup_rows);
-    let (startup_seconds, dashboard_queries) =
-        startup_with_rows(&client, &options.bin_dir, options.startup_rows).await?;
+    let (startup_seconds, dashboard_queries) = startup_with_rows(&client, &server_bin, options.startup_rows).await?;
 
     eprintln!("log writer: {} rows", options.log_rows);
     let rows_per_second = log_writer_rate(options.log_rows).await?;
@@ -872,8 +895,12 @@ async fn run(options: Options) -> anyhow::Result<()> {
          | measure | value | target |\n|---|---|---|\n\
          | `burncloud serve` resident memory, idle after setup | {idle_rss:.1} MB | ≤ 30 MB |\n\
          | `burncloud serve` peak resident memory under concurrency 256 | {peak_rss:.1} MB | ≤ 100 MB |\n\
+         | `burncloud serve` from the desktop build, idle (for comparison) | {desktop_build_serve_rss:.1} MB | |\n\
          | desktop app idle, with its webview processes | {desktop_rss_text} | ≤ 250 MB |\n\
          | `burncloud serve` start to `/health` 200, {startup_rows} logged calls in the database (median of 3) | {startup_ms:.0} ms | ≤ 150 ms |\n\n\
+         The gateway in every section above is {server_build}; the desktop build maps the GTK and \
+         WebKit libraries into every process it starts, `serve` included, which is the difference \
+         between the first and third rows.\n\n\
          ## Dashboard queries over {startup_rows} logged calls\n\n\
          Calls spread over 30 days (6 models, 20 tokens, 2% errors); each query through the console API \
          on the started server, median of 5 (target: ≤ 50 ms each). Usage totals read the hourly \
@@ -895,6 +922,12 @@ async fn run(options: Options) -> anyhow::Result<()> {
          BurnCloud reaches **{download_share:.0}%** of curl's rate with hashing on (target: ≥ 90%), and \
          **{download_synced_share:.0}%** of curl's when curl's file is also made durable as BurnCloud's is. \
          This disk's writeback speed varies a lot from run to run, which moves both figures.\n",
+        server_build = if options.server_bin.is_some() {
+            "the server build (`cargo build --release -p burncloud --no-default-features`, shipped as \
+             `burncloud-server-<version>-x86_64-linux.tar.gz`): the same code without the window"
+        } else {
+            "the desktop build (no `--server-bin` was given)"
+        },
         date_trimmed = date.trim(),
         machine = machine(),
         calls = options.latency_requests,
