@@ -522,7 +522,7 @@ async fn download_times(client: &HttpClient, bin_dir: &Path, mib: usize) -> anyh
 
         let data_dir = dir.join(format!("data-{run}"));
         let gateway = Server::start(
-            Command::new(server_bin)
+            Command::new(bin_dir.join("burncloud"))
                 .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
                 .arg(&data_dir)
                 .env("BURNCLOUD_ADMIN_KEY", "bench-admin")
