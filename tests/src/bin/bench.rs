@@ -924,7 +924,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
          This disk's writeback speed varies a lot from run to run, which moves both figures.\n",
         server_build = if options.server_bin.is_some() {
             "the server build (`cargo build --release -p burncloud --no-default-features`, shipped as \
-             `burncloud-server-<version>-x86_64-linux.tar.gz`): the same code without the window"
+             `burncloud-server-<version>-amd64-linux.tar.gz`): the same code without the window"
         } else {
             "the desktop build (no `--server-bin` was given)"
         },
