@@ -21,9 +21,9 @@ UPSTREAM_KEY = "sk-upstream-e2e-0123456789"
 REPLY = "Hello! How can I help you today?"
 
 
-def start(command, env=None):
+def start(command, env=None, stderr=subprocess.DEVNULL):
     """Starts a process that prints `listening on http://ADDR`; returns (process, base URL)."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
     line = process.stdout.readline().strip()
     if not line.startswith("listening on "):
         process.kill()
@@ -55,11 +55,11 @@ def stop(process, sig=signal.SIGTERM):
 
 
 class BurnCloud:
-    def __init__(self, data_dir, extra_env=None):
+    def __init__(self, data_dir, extra_env=None, stderr=subprocess.DEVNULL):
         self.data_dir = data_dir
         env = dict(os.environ, BURNCLOUD_ADMIN_KEY=ADMIN_KEY, BURNCLOUD_LOG="warn", **(extra_env or {}))
         self.process, self.base = start(
-            [BURNCLOUD_BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)], env=env
+            [BURNCLOUD_BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)], env=env, stderr=stderr
         )
 
     def console(self, method, path, body=None):

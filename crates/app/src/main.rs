@@ -54,6 +54,12 @@ struct ServeArgs {
     /// Seconds an upstream may take to start answering.
     #[arg(long, env = "BURNCLOUD_UPSTREAM_TIMEOUT", default_value_t = 300)]
     upstream_timeout: u64,
+    /// Seconds an upstream may fall silent in the middle of an answer.
+    #[arg(long, env = "BURNCLOUD_UPSTREAM_IDLE_TIMEOUT", default_value_t = 120)]
+    upstream_idle_timeout: u64,
+    /// Largest whole (non-streamed) upstream answer in MiB; larger ones fail the attempt.
+    #[arg(long, env = "BURNCLOUD_MAX_RESPONSE_MB", default_value_t = 256)]
+    max_response_mb: usize,
     /// Seconds to let calls in progress finish at shutdown.
     #[arg(long, default_value_t = 10)]
     shutdown_grace: u64,
@@ -125,6 +131,7 @@ struct Started {
     runtime: tokio::runtime::Runtime,
     state: AppState,
     listener: tokio::net::TcpListener,
+    #[cfg_attr(not(feature = "desktop"), allow(dead_code))]
     dir: PathBuf,
 }
 
@@ -132,6 +139,8 @@ fn start(args: &ServeArgs) -> anyhow::Result<Started> {
     let dir = data_dir(&args.data_dir)?;
     let limits = GatewayLimits {
         first_byte_timeout: Duration::from_secs(args.upstream_timeout),
+        idle_read_timeout: Duration::from_secs(args.upstream_idle_timeout.max(1)),
+        max_response_bytes: args.max_response_mb.max(1) * 1024 * 1024,
         redis_url: args.redis_url.clone(),
         max_body_bytes: args.max_body_mb.max(1) * 1024 * 1024,
         max_concurrent_calls: args.max_concurrent_calls.max(1),

@@ -27,8 +27,8 @@ use crate::error::GatewayError;
 use crate::limiter::{Limits, Reservation};
 use crate::scrub::{scrub, truncate};
 use crate::snapshot::{ChannelEntry, TokenEntry};
-use crate::sse::{event_data, has_key_with, SseSplitter};
-use crate::usage::{collect_generated_text, count_tokens, estimate_prompt, usage_in, Usage};
+use crate::sse::{event_data, has_key_with, malformed_data, SseSplitter};
+use crate::usage::{checked_usage_in, collect_generated_text, count_tokens, estimate_prompt, usage_in, Usage};
 use crate::{balancer, Gateway, REQUEST_ID_HEADER};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -713,8 +713,17 @@ async fn complete(
     let first_token_ms = Some(call.started.elapsed().as_millis() as u64);
     // The upstream's own bytes, for a caller that speaks the upstream's format.
     let native_body = (call.dialect == Dialect::Anthropic && channel.wire == Wire::Anthropic).then(|| body.clone());
-    let (body, converted_usage) = match channel.wire {
-        Wire::OpenAi => (body, None),
+    let (body, upstream_usage) = match channel.wire {
+        // Passed through as it is, so it is checked here: a caller must never get a 200 it cannot parse.
+        Wire::OpenAi => match checked_usage_in(&body) {
+            Ok(usage) => (body, usage),
+            Err(problem) => {
+                let content_type = content_type.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("none");
+                let message =
+                    format!("channel '{}' answered with {problem}, content type {content_type}", channel.channel.name);
+                return Attempt::Failed(GatewayError::UpstreamUnreachable(scrub(&message, &channel.api_key)), None);
+            }
+        },
         wire => {
             let converted = match (wire, call.endpoint) {
                 (Wire::Gemini, Endpoint::Embeddings) => {
@@ -724,14 +733,17 @@ async fn complete(
                 _ => anthropic::response(&body, &call.model).map(|(body, usage)| (body, Some(usage))),
             };
             match converted {
-                Ok(converted) => converted,
+                Ok((body, usage)) => {
+                    let usage = usage.or_else(|| usage_in(&body));
+                    (body, usage)
+                }
                 Err(anthropic::Unconvertible(message)) => {
                     return Attempt::Failed(GatewayError::UpstreamUnreachable(message), None);
                 }
             }
         }
     };
-    let (usage, usage_source) = match converted_usage.or_else(|| usage_in(&body)) {
+    let (usage, usage_source) = match upstream_usage {
         Some(usage) => (usage, UsageSource::Upstream),
         None => {
             let mut text = String::new();
@@ -754,9 +766,8 @@ async fn complete(
     };
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, content_type.unwrap_or_else(|| HeaderValue::from_static("application/json")));
+    // Whatever the upstream called it, what goes out is JSON (checked or converted above).
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let response = with_request_id(response, &call.request_id);
     let outcome = Outcome {
         channel: None,
@@ -779,6 +790,10 @@ fn scrubbed(error: GatewayError, channel: &ChannelEntry) -> GatewayError {
         other => other,
     }
 }
+
+/// The longest single stream event accepted: far above any real chunk, it bounds what a broken
+/// upstream that never ends an event can make us buffer.
+const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// Bytes of stream events kept for estimating usage when the upstream reports none.
 const MAX_KEPT_FOR_ESTIMATE: usize = 8 * 1024 * 1024;
@@ -997,6 +1012,7 @@ async fn stream(
     };
     let mut first_token_ms: Option<u64> = None;
     let mut cut: Option<String> = None;
+    let mut malformed: Option<String> = None;
     let mut drain_deadline: Option<tokio::time::Instant> = None;
     let mut next_chunk = Some(first);
     loop {
@@ -1023,7 +1039,17 @@ async fn stream(
                 }
             }
         };
-        let events = splitter.push(&chunk);
+        let mut events = splitter.push(&chunk);
+        // A client cannot parse a broken event, and nothing after it can be trusted: the events
+        // before it go out, then the stream ends with an error the caller's SDK understands.
+        if let Some((index, problem)) =
+            events.iter().enumerate().find_map(|(i, event)| Some((i, malformed_data(&event_data(event)?)?)))
+        {
+            events.truncate(index);
+            malformed = Some(problem);
+        } else if splitter.pending() > MAX_EVENT_BYTES {
+            malformed = Some(format!("an event longer than {} MiB", MAX_EVENT_BYTES / (1024 * 1024)));
+        }
         let raw = output.keeps_raw().then(|| events.clone());
         let forward = output.render(watch.forward(&chunk, events, call.client_wants_usage), raw);
         if let Some(bytes) = forward {
@@ -1034,15 +1060,24 @@ async fn stream(
                 client_gone = !send(&sender, bytes).await;
             }
         }
+        if malformed.is_some() {
+            break;
+        }
         if client_gone && drain_deadline.is_none() {
             drain_deadline = Some(tokio::time::Instant::now() + gateway.config.cancel_drain_timeout);
         }
     }
-    if let Some(rest) = splitter.finish() {
-        let raw = output.keeps_raw().then(|| vec![rest.clone()]);
-        if let Some(bytes) = output.render(watch.forward(&rest.clone(), vec![rest], call.client_wants_usage), raw) {
-            if !client_gone {
-                client_gone = !send(&sender, bytes).await;
+    if let Some(problem) = malformed {
+        cut = Some(scrub(&format!("channel '{}' sent {problem}", channel.channel.name), &channel.api_key));
+    } else if let Some(rest) = splitter.finish() {
+        if let Some(problem) = event_data(&rest).and_then(|data| malformed_data(&data)) {
+            cut = Some(scrub(&format!("channel '{}' sent {problem}", channel.channel.name), &channel.api_key));
+        } else {
+            let raw = output.keeps_raw().then(|| vec![rest.clone()]);
+            if let Some(bytes) = output.render(watch.forward(&rest.clone(), vec![rest], call.client_wants_usage), raw) {
+                if !client_gone {
+                    client_gone = !send(&sender, bytes).await;
+                }
             }
         }
     }

@@ -23,12 +23,31 @@ impl SseSplitter {
         events
     }
 
+    /// Bytes received that do not yet end an event.
+    pub fn pending(&self) -> usize {
+        self.buffer.len()
+    }
+
     /// Whatever is left when the stream ends: an event without its final blank line.
     pub fn finish(&mut self) -> Option<Bytes> {
         self.scanned = 0;
         let rest = self.buffer.split().freeze();
         (!rest.iter().all(u8::is_ascii_whitespace)).then_some(rest)
     }
+}
+
+/// Why one event's `data` is not something a client can parse, if it is not: every data payload
+/// of the streams we read is a JSON value, except OpenAI's closing `[DONE]`.
+pub fn malformed_data(data: &[u8]) -> Option<String> {
+    if data == b"[DONE]" || data.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    if let Err(error) = std::str::from_utf8(data) {
+        return Some(format!("an event that is not UTF-8 ({error})"));
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(data)
+        .err()
+        .map(|error| format!("an event that is not JSON ({error})"))
 }
 
 /// The end (exclusive) of the first event in `buffer`: after `\n\n`, `\r\n\r\n` or `\r\r`.
@@ -82,6 +101,16 @@ pub fn has_key_with(json: &[u8], key: &[u8], first: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn malformed_event_data_is_named() {
+        for good in [&b"[DONE]"[..], b"", b"  ", br#"{"choices":[]}"#, b"42", br#""text""#] {
+            assert_eq!(malformed_data(good), None, "{:?}", String::from_utf8_lossy(good));
+        }
+        assert!(malformed_data(br#"{"id": broken"#).unwrap().contains("not JSON"));
+        assert!(malformed_data(br#"{"id": "x""#).unwrap().contains("not JSON"));
+        assert!(malformed_data(b"{\"id\": \"\xff\"}").unwrap().contains("not UTF-8"));
+    }
 
     #[test]
     fn splits_events_at_any_chunk_boundary() {

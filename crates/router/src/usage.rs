@@ -28,6 +28,16 @@ pub fn usage_in(json: &[u8]) -> Option<Usage> {
     serde_json::from_slice::<WithUsage>(json).ok()?.usage
 }
 
+/// Reads a whole upstream answer in one pass: its `usage` if any, or why it is not a JSON object
+/// a client could read (not UTF-8, not JSON, cut short).
+pub fn checked_usage_in(json: &[u8]) -> Result<Option<Usage>, String> {
+    std::str::from_utf8(json).map_err(|error| format!("a body that is not UTF-8 ({error})"))?;
+    serde_json::from_slice::<WithUsage>(json).map(|parsed| parsed.usage).map_err(|error| match error.classify() {
+        serde_json::error::Category::Eof => format!("a body cut short ({error})"),
+        _ => format!("a body that is not a JSON object ({error})"),
+    })
+}
+
 static TOKENIZER: OnceLock<Option<TokenCounter>> = OnceLock::new();
 
 fn tokenizer() -> Option<&'static TokenCounter> {
@@ -147,6 +157,17 @@ mod tests {
         assert_eq!(usage_in(br#"{"usage":null}"#), None);
         assert_eq!(usage_in(br#"{"usage":{"prompt_tokens":3,"total_tokens":3}}"#).unwrap().prompt_tokens, 3);
         assert_eq!(usage_in(b"not json"), None);
+    }
+
+    #[test]
+    fn whole_answers_are_checked_in_the_same_pass_that_reads_usage() {
+        let body = br#"{"id":"x","usage":{"prompt_tokens":2,"completion_tokens":1}}"#;
+        assert_eq!(checked_usage_in(body), Ok(Some(Usage { prompt_tokens: 2, completion_tokens: 1 })));
+        assert_eq!(checked_usage_in(br#"{"id":"x"}"#), Ok(None));
+        assert!(checked_usage_in(br#"{"id":"x","choi"#).unwrap_err().contains("cut short"));
+        assert!(checked_usage_in(b"<html></html>").unwrap_err().contains("not a JSON object"));
+        assert!(checked_usage_in(b"[1, 2]").unwrap_err().contains("not a JSON object"));
+        assert!(checked_usage_in(b"{\"id\":\"\xff\"}").unwrap_err().contains("not UTF-8"));
     }
 
     #[test]
