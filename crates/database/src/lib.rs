@@ -30,6 +30,21 @@ pub enum DbError {
 
 impl From<DbError> for ServiceError {
     fn from(error: DbError) -> Self {
+        if let DbError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) = &error {
+            match failure.code {
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => {
+                    return ServiceError::Busy(format!(
+                        "the database is held by another program; try again in a moment ({error})"
+                    ));
+                }
+                rusqlite::ErrorCode::DiskFull => {
+                    return ServiceError::InsufficientStorage(format!(
+                        "the disk holding the database is full; free some space ({error})"
+                    ));
+                }
+                _ => {}
+            }
+        }
         ServiceError::Storage(error.to_string())
     }
 }

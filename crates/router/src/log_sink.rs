@@ -1,7 +1,7 @@
 //! The async log writer: calls queue their rows on a bounded channel and one writer thread stores
 //! them in batches, each batch with its charges in a single transaction.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +25,8 @@ pub struct LogWriterStats {
     pub written: AtomicU64,
     pub batches: AtomicU64,
     pub write_errors: AtomicU64,
+    /// Whether the latest attempt to store a batch failed (a locked database, a full disk).
+    pub failing: AtomicBool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -142,12 +144,14 @@ fn store_batch(db: &Db, batch: &[NewLogRow], stats: &LogWriterStats) {
     loop {
         match db.write(|connection| logs::insert_batch(connection, batch)) {
             Ok(()) => {
+                stats.failing.store(false, Ordering::Relaxed);
                 stats.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 stats.batches.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             Err(error) => {
                 stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                stats.failing.store(true, Ordering::Relaxed);
                 tracing::warn!(%error, rows = batch.len(), "storing log rows failed; retrying");
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(Duration::from_secs(5));

@@ -282,7 +282,12 @@ async fn health(State(state): State<AppState>) -> ConsoleResult {
     Ok(Json(serde_json::json!({
         "status": "ok",
         "channels": channels,
-        "log_writer": {"queued": stats.queued.load(relaxed).saturating_sub(written), "written": written},
+        "log_writer": {
+            "queued": stats.queued.load(relaxed).saturating_sub(written),
+            "written": written,
+            "write_errors": stats.write_errors.load(relaxed),
+            "failing": stats.failing.load(relaxed),
+        },
         "redis": state.gateway.redis_status(),
         "secrets": state.secrets_store,
     }))

@@ -36,6 +36,7 @@ impl ConsoleError {
                 ServiceError::Remote { code: "llama_server_missing", .. } => StatusCode::SERVICE_UNAVAILABLE,
                 ServiceError::Remote { .. } => StatusCode::BAD_GATEWAY,
                 ServiceError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
+                ServiceError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
             ConsoleError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -70,6 +71,10 @@ impl IntoResponse for ConsoleError {
             tracing::error!(error = %self.message(), "console request failed");
         }
         let body = serde_json::json!({"error": {"message": self.message(), "code": self.code()}});
-        (self.status_code(), axum::Json(body)).into_response()
+        let mut response = (self.status_code(), axum::Json(body)).into_response();
+        if matches!(self, ConsoleError::Service(ServiceError::Busy(_))) {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
+        response
     }
 }

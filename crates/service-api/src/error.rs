@@ -17,6 +17,9 @@ pub enum ServiceError {
     Remote { code: &'static str, message: String },
     #[error("{0}")]
     InsufficientStorage(String),
+    /// Another program holds the database; the same call will work once it lets go.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl ServiceError {
@@ -29,6 +32,7 @@ impl ServiceError {
             ServiceError::Storage(_) => "storage_error",
             ServiceError::Remote { code, .. } => code,
             ServiceError::InsufficientStorage(_) => "insufficient_storage",
+            ServiceError::Busy(_) => "database_busy",
         }
     }
 
