@@ -131,6 +131,10 @@ class FaultHandler(socketserver.BaseRequestHandler):
             self.stream_head()
             self.request.sendall(chunk_event(GOOD_CHUNK)
                                  + chunk_event(GOOD_CHUNK).replace(b"Hello", b"\xc3\x28"))
+        elif fault == "sse-endless-event":
+            self.stream_head()
+            self.request.sendall(chunk_event(GOOD_CHUNK) + b'data: "' + b"x" * (17 * 1024 * 1024))
+            self.server.released.wait(60)
         elif fault == "sse-reset":
             self.stream_head()
             self.request.sendall(chunk_event(GOOD_CHUNK))
@@ -159,6 +163,7 @@ STREAM_FAULTS = {
     "sse-malformed": "not JSON",
     "sse-truncated": "not JSON",
     "sse-invalid-utf8": "not UTF-8",
+    "sse-endless-event": "longer than 16 MiB",
     "sse-reset": "stream broke",
     "sse-stall": "went silent",
 }
