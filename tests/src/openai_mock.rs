@@ -39,7 +39,11 @@ pub enum Mode {
     Slow { delay_ms: u64, chunks: u32 },
     /// Send the first stream chunk, then drop the connection.
     CutStream,
+    /// Answer normally, except that `percent` of the calls, at random, get a 500.
+    Flaky { percent: u32 },
 }
+
+const MAX_RECEIVED: usize = 10_000;
 
 /// One request the mock received.
 #[derive(Clone, Debug)]
@@ -52,7 +56,8 @@ pub struct Received {
 #[derive(Default)]
 pub(crate) struct Shared {
     mode: Mode,
-    received: Vec<Received>,
+    /// The latest calls, at most `MAX_RECEIVED`, so that long benchmark runs stay small.
+    received: std::collections::VecDeque<Received>,
     expected_key: Option<String>,
 }
 
@@ -90,7 +95,7 @@ impl OpenAiMock {
     }
 
     pub fn received(&self) -> Vec<Received> {
-        self.shared.lock().unwrap().received.clone()
+        self.shared.lock().unwrap().received.iter().cloned().collect()
     }
 }
 
@@ -147,7 +152,10 @@ pub(crate) fn record_call(
     body: &Value,
 ) -> Result<Mode, u16> {
     let mut state = shared.lock().unwrap();
-    state.received.push(Received { path: path.into(), authorization: credential.clone(), body: body.clone() });
+    if state.received.len() == MAX_RECEIVED {
+        state.received.pop_front();
+    }
+    state.received.push_back(Received { path: path.into(), authorization: credential.clone(), body: body.clone() });
     if let Some(key) = &state.expected_key {
         if credential.as_deref() != Some(expected(key).as_str()) {
             return Err(401);
@@ -155,6 +163,8 @@ pub(crate) fn record_call(
     }
     match state.mode.clone() {
         Mode::Error { status } => Err(status),
+        Mode::Flaky { percent } if fastrand::u32(..100) < percent => Err(500),
+        Mode::Flaky { .. } => Ok(Mode::Normal),
         mode => Ok(mode),
     }
 }

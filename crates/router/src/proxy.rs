@@ -174,6 +174,9 @@ struct Call {
     dialect: Dialect,
     /// The caller's own request when it is not OpenAI's format (sent as-is to a same-format upstream).
     native: Option<Map<String, Value>>,
+    /// The caller's bytes, when an OpenAI upstream serving the model under the same name can take
+    /// them unchanged: no need to write the parsed request out again.
+    as_received: Option<Bytes>,
 }
 
 impl Call {
@@ -266,6 +269,7 @@ async fn handle_in(
         reservation: Reservation::default(),
         dialect,
         native: None,
+        as_received: None,
     };
     let candidates = match admit(&gateway, &mut call, &headers, body).await {
         Ok(candidates) => candidates,
@@ -372,6 +376,11 @@ async fn admit(
     if call.is_stream {
         call.client_wants_usage =
             call.request.get("stream_options").and_then(|o| o.get("include_usage")) == Some(&Value::Bool(true));
+    }
+    if call.dialect == Dialect::OpenAi && (!call.is_stream || call.client_wants_usage) {
+        call.as_received = Some(bytes);
+    }
+    if call.is_stream {
         // Ask for usage whether or not the caller did: it is what the call is billed by.
         let options = call.request.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
         if !options.is_object() {
@@ -517,8 +526,9 @@ async fn run(gateway: Arc<Gateway>, call: Call, candidates: Vec<Arc<ChannelEntry
         let attempt_started = Instant::now();
         let upstream_model = channel.channel.upstream_model(&call.model).to_string();
         let body = match channel.wire {
-            Wire::OpenAi => match &cached_body {
-                Some((model, body)) if *model == upstream_model => Ok(body.clone()),
+            Wire::OpenAi => match (&call.as_received, &cached_body) {
+                (Some(as_received), _) if upstream_model == call.model => Ok(as_received.clone()),
+                (_, Some((model, body))) if *model == upstream_model => Ok(body.clone()),
                 _ => {
                     let mut request = call.request.clone();
                     request.insert("model".into(), Value::String(upstream_model.clone()));

@@ -1,6 +1,9 @@
 //! `scripts/bench`: measures what BurnCloud adds in front of a local OpenAI-format upstream —
 //! latency at concurrency 1, throughput at concurrency 32 — and the log writer's rows per second,
-//! then writes `docs/performance.md`.
+//! then writes `docs/performance.md`; with `--soak`, the soak in `soak.rs` instead.
+
+mod profile;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -29,6 +32,13 @@ struct Options {
     /// Measure only the model download (prints its figures, leaves the report alone).
     download_only: bool,
     startup_rows: usize,
+    /// Run the soak (and nothing else) for this many seconds.
+    soak: bool,
+    soak_seconds: u64,
+    soak_out: PathBuf,
+    /// Profile the hot path with perf (and nothing else).
+    profile: bool,
+    profile_out: PathBuf,
 }
 
 fn parse_options() -> anyhow::Result<Options> {
@@ -42,6 +52,11 @@ fn parse_options() -> anyhow::Result<Options> {
         download_mib: 512,
         download_only: false,
         startup_rows: 1_000_000,
+        soak: false,
+        soak_seconds: 60,
+        soak_out: PathBuf::from("docs/soak.md"),
+        profile: false,
+        profile_out: PathBuf::from("docs/profile.md"),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -56,6 +71,11 @@ fn parse_options() -> anyhow::Result<Options> {
             "--download-mib" => options.download_mib = value()?.parse()?,
             "--download-only" => options.download_only = true,
             "--startup-rows" => options.startup_rows = value()?.parse()?,
+            "--soak" => options.soak = true,
+            "--soak-seconds" => options.soak_seconds = value()?.parse()?,
+            "--soak-out" => options.soak_out = PathBuf::from(value()?),
+            "--profile" => options.profile = true,
+            "--profile-out" => options.profile_out = PathBuf::from(value()?),
             other => bail!("unknown option {other}"),
         }
     }
@@ -663,6 +683,13 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(options: Options) -> anyhow::Result<()> {
+    let server_bin = options.server_bin.clone().unwrap_or_else(|| options.bin_dir.join("burncloud"));
+    if options.soak {
+        return soak::soak(&options, &server_bin).await;
+    }
+    if options.profile {
+        return profile::profile(&options, &server_bin).await;
+    }
     // Downloads go first, on a quiet machine with no other server of ours running: run after the
     // load sections they measured ~40% slower than alone, from the state those leave behind.
     eprintln!("model download: {} MiB, five runs each", options.download_mib);
@@ -679,7 +706,6 @@ async fn run(options: Options) -> anyhow::Result<()> {
         return Ok(());
     }
     let desktop_build = options.bin_dir.join("burncloud");
-    let server_bin = options.server_bin.clone().unwrap_or_else(|| desktop_build.clone());
     let desktop_build_serve_rss = idle_serve_rss(&desktop_build).await?;
     let upstream = Server::start(Command::new(options.bin_dir.join("mock-upstream")).env("MOCK_THREADS", "1"))?;
     let data_dir = tempfile_dir()?.join("data");
