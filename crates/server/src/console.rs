@@ -39,6 +39,7 @@ pub(crate) fn routes(state: AppState) -> axum::Router {
         .route("/console/api/account", get(get_account).put(update_account))
         .route("/console/api/account/topup", post(top_up))
         .route("/console/api/logs", get(query_logs))
+        .route("/console/api/openapi.json", get(openapi))
         .route("/console/api/usage", get(usage))
         .merge(crate::console_models::routes())
         .merge(crate::console_inference::routes())
@@ -213,8 +214,8 @@ async fn update_account(
     call(&state, StatusCode::OK, move |s| s.update_account(patch)).await
 }
 
-#[derive(Deserialize)]
-struct TopUp {
+#[derive(Deserialize, schemars::JsonSchema)]
+pub(crate) struct TopUp {
     amount: Money,
 }
 
@@ -268,6 +269,13 @@ async fn delete_group(State(state): State<AppState>, path: Result<Path<i64>, Pat
 async fn test_channel(State(state): State<AppState>, path: Result<Path<i64>, PathRejection>) -> ConsoleResult {
     let id = id(path)?;
     Ok(Json(state.monitor.test_channel(id).await?).into_response())
+}
+
+/// `GET /console/api/openapi.json`: this API, described from the types its handlers use.
+async fn openapi() -> Response {
+    static DOCUMENT: std::sync::OnceLock<axum::body::Bytes> = std::sync::OnceLock::new();
+    let document = DOCUMENT.get_or_init(|| axum::body::Bytes::from(crate::openapi::document().to_string())).clone();
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], document).into_response()
 }
 
 /// `GET /console/internal/health`: breakers per channel, the log writer, Redis.

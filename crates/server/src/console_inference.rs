@@ -70,8 +70,8 @@ async fn delete_instance(State(state): State<AppState>, path: Result<Path<i64>, 
     Ok(Json(serde_json::json!({"deleted": id})).into_response())
 }
 
-#[derive(Deserialize)]
-struct LogsQuery {
+#[derive(Deserialize, schemars::JsonSchema)]
+pub(crate) struct LogsQuery {
     tail: Option<usize>,
 }
 

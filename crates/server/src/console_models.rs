@@ -45,8 +45,8 @@ async fn search(State(state): State<AppState>, params: Result<Query<HubSearchQue
     Ok(Json(state.models.search(search).await?).into_response())
 }
 
-#[derive(Deserialize)]
-struct FilesQuery {
+#[derive(Deserialize, schemars::JsonSchema)]
+pub(crate) struct FilesQuery {
     source: Option<HubSource>,
     repo: String,
 }

@@ -7,6 +7,7 @@ mod console_inference;
 mod console_models;
 mod error;
 mod monitor;
+mod openapi;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

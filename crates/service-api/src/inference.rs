@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 pub const LLAMA_SERVER_SETTING: &str = "llama_server_path";
 
 /// The llama-server found on this machine.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LlamaServerInfo {
     pub path: String,
     /// What `llama-server --version` printed, e.g. `version: 11434 (7e4c0a9)`.
@@ -15,7 +15,7 @@ pub struct LlamaServerInfo {
     pub found_in: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InstanceState {
     Starting,
@@ -43,7 +43,7 @@ impl InstanceState {
 }
 
 /// A llama-server serving one local model.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Instance {
     pub id: i64,
     pub model_id: i64,
@@ -65,7 +65,7 @@ pub struct Instance {
 }
 
 /// `POST /console/api/instances`
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InstanceInput {
     pub model_id: i64,

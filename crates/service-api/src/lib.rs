@@ -9,6 +9,21 @@ mod money;
 mod secret;
 mod types;
 
+/// The last millisecond of the year 9999: times in queries must lie between 1970 and this.
+pub const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
+/// Checks that a query's time bounds are milliseconds between 1970 and the year 9999.
+pub fn check_time_range(since_ms: Option<i64>, until_ms: Option<i64>) -> ServiceResult<()> {
+    for (name, value) in [("since_ms", since_ms), ("until_ms", until_ms)] {
+        if value.is_some_and(|ms| !(0..=MAX_TIME_MS).contains(&ms)) {
+            return Err(ServiceError::invalid(format!(
+                "{name} is milliseconds since 1970-01-01 UTC, from 0 to {MAX_TIME_MS}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub use calendar::{civil_from_days, rfc3339_from_unix_seconds};
 pub use error::ServiceError;
 pub use inference::*;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Where models are searched and downloaded from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum HubSource {
     /// `https://huggingface.co`
@@ -45,7 +45,7 @@ impl HubSource {
 }
 
 /// `GET /console/api/hub/search` parameters.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HubSearchQuery {
     pub source: Option<HubSource>,
     #[serde(default)]
@@ -57,7 +57,7 @@ pub struct HubSearchQuery {
 }
 
 /// One GGUF repository found on a hub.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HubRepo {
     pub repo: String,
     pub downloads: u64,
@@ -66,7 +66,7 @@ pub struct HubRepo {
     pub tags: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HubSearchPage {
     pub source: HubSource,
     pub data: Vec<HubRepo>,
@@ -75,14 +75,14 @@ pub struct HubSearchPage {
 }
 
 /// Which part of a split GGUF a file is (`-00001-of-00003`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Shard {
     pub index: u32,
     pub count: u32,
 }
 
 /// One file of a hub repository.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HubFile {
     pub path: String,
     pub size: u64,
@@ -97,7 +97,7 @@ pub struct HubFile {
     pub mmproj: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HubFileList {
     pub source: HubSource,
     pub repo: String,
@@ -105,14 +105,14 @@ pub struct HubFileList {
 }
 
 /// `POST /console/api/downloads`: one file, or every shard of a split model when `path` is a shard.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DownloadRequest {
     pub source: HubSource,
     pub repo: String,
     pub path: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DownloadState {
     Queued,
@@ -155,7 +155,7 @@ impl DownloadState {
 }
 
 /// A download and its progress.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Download {
     pub id: i64,
     pub source: HubSource,
@@ -176,7 +176,7 @@ pub struct Download {
 }
 
 /// A GGUF model on disk, downloaded or imported.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LocalModel {
     pub id: i64,
     /// The file to load (the first shard of a split model).
@@ -194,7 +194,7 @@ pub struct LocalModel {
 }
 
 /// `POST /console/api/models/local/import`
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ImportRequest {
     pub path: String,
 }

@@ -87,6 +87,21 @@ impl serde::Serialize for Money {
     }
 }
 
+impl schemars::JsonSchema for Money {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Money".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "An amount in the account currency as a decimal string, at most 9 decimals.",
+            "pattern": "^-?[0-9]{1,12}(\\.[0-9]{1,9})?$",
+            "examples": ["12.5"]
+        })
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for Money {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         // Accept JSON numbers too: people type `"amount": 10` and mean it.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Money, Secret};
 
 /// What kind of upstream a channel is; decides its wire format and default base URL.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ChannelKind {
     /// Any OpenAI-compatible server; `base_url` includes `/v1`.
@@ -60,7 +60,7 @@ impl ChannelKind {
 }
 
 /// A provider channel as shown to people: the key appears only as a hint.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Channel {
     pub id: i64,
     pub name: String,
@@ -103,7 +103,7 @@ fn default_weight() -> i64 {
 }
 
 /// A new channel.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct ChannelInput {
     pub name: String,
     pub kind: ChannelKind,
@@ -124,7 +124,7 @@ pub struct ChannelInput {
 }
 
 /// A change to a channel: absent fields stay as they are.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct ChannelPatch {
     pub name: Option<String>,
     pub kind: Option<ChannelKind>,
@@ -140,7 +140,7 @@ pub struct ChannelPatch {
 }
 
 /// A gateway token as shown to people: never the key itself.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Token {
     pub id: i64,
     pub name: String,
@@ -162,7 +162,7 @@ fn default_group() -> String {
 }
 
 /// A new token.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct TokenInput {
     pub name: String,
     #[serde(default = "default_group")]
@@ -182,7 +182,7 @@ pub struct TokenInput {
 }
 
 /// A change to a token: absent fields stay; JSON null clears the nullable ones.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct TokenPatch {
     pub name: Option<String>,
     pub group: Option<String>,
@@ -199,7 +199,7 @@ pub struct TokenPatch {
 }
 
 /// The answer to creating a token: the only time the full key is shown.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CreatedToken {
     #[serde(flatten)]
     pub token: Token,
@@ -207,20 +207,20 @@ pub struct CreatedToken {
 }
 
 /// A model's price per million tokens.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Price {
     pub model: String,
     pub input_per_mtok: Money,
     pub output_per_mtok: Money,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PriceInput {
     pub input_per_mtok: Money,
     pub output_per_mtok: Money,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Currency {
     #[serde(rename = "USD")]
     Usd,
@@ -246,7 +246,7 @@ impl Currency {
 }
 
 /// The account's money.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Account {
     pub currency: Currency,
     /// What is left to spend; `None` is unlimited.
@@ -254,7 +254,7 @@ pub struct Account {
     pub used: Money,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct AccountPatch {
     pub currency: Option<Currency>,
     /// JSON null makes the balance unlimited; a value sets what is left to spend.
@@ -263,7 +263,7 @@ pub struct AccountPatch {
 }
 
 /// Why a call ended the way it did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
     Completed,
@@ -298,7 +298,7 @@ impl EndReason {
 }
 
 /// Where a log row's token counts came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UsageSource {
     Upstream,
@@ -315,7 +315,7 @@ impl UsageSource {
 }
 
 /// One call through the gateway.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LogEntry {
     pub id: i64,
     pub request_id: String,
@@ -342,7 +342,7 @@ pub struct LogEntry {
 }
 
 /// Filters for the log list; newest first, paged by `before_id`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct LogQuery {
     pub limit: Option<u32>,
     pub before_id: Option<i64>,
@@ -351,17 +351,19 @@ pub struct LogQuery {
     pub channel_id: Option<i64>,
     /// An HTTP status (`200`) or a class: `ok` (2xx) / `error` (everything else).
     pub status: Option<String>,
+    #[schemars(range(min = 0, max = crate::MAX_TIME_MS))]
     pub since_ms: Option<i64>,
+    #[schemars(range(min = 0, max = crate::MAX_TIME_MS))]
     pub until_ms: Option<i64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LogPage {
     pub items: Vec<LogEntry>,
     pub next_before_id: Option<i64>,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UsageGroupBy {
     #[default]
@@ -371,15 +373,17 @@ pub enum UsageGroupBy {
     Channel,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct UsageQuery {
+    #[schemars(range(min = 0, max = crate::MAX_TIME_MS))]
     pub since_ms: Option<i64>,
+    #[schemars(range(min = 0, max = crate::MAX_TIME_MS))]
     pub until_ms: Option<i64>,
     #[serde(default)]
     pub group_by: UsageGroupBy,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct UsageTotals {
     pub requests: u64,
     pub prompt_tokens: u64,
@@ -387,7 +391,7 @@ pub struct UsageTotals {
     pub cost: Money,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct UsageRow {
     /// The day (`YYYY-MM-DD`, UTC), model, token or channel name.
     pub key: String,
@@ -395,7 +399,7 @@ pub struct UsageRow {
     pub totals: UsageTotals,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct UsageReport {
     pub totals: UsageTotals,
     pub rows: Vec<UsageRow>,
@@ -411,7 +415,7 @@ where
 }
 
 /// How a group picks among its channels.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// Each channel in turn.
@@ -438,7 +442,7 @@ impl Strategy {
 }
 
 /// A channel's place in a group.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GroupMember {
     pub channel_id: i64,
     #[serde(default = "default_weight")]
@@ -448,7 +452,7 @@ pub struct GroupMember {
 }
 
 /// A named set of channels that tokens route within.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Group {
     pub id: i64,
     pub name: String,
@@ -460,7 +464,7 @@ pub struct Group {
 
 pub const DEFAULT_GROUP: &str = "default";
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct GroupInput {
     pub name: String,
     #[serde(default)]
@@ -469,7 +473,7 @@ pub struct GroupInput {
     pub members: Vec<GroupMember>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct GroupPatch {
     pub name: Option<String>,
     pub strategy: Option<Strategy>,
@@ -477,7 +481,7 @@ pub struct GroupPatch {
 }
 
 /// A channel's health as its circuit breaker sees it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChannelHealthReport {
     pub id: i64,
     pub name: String,
@@ -491,7 +495,7 @@ pub struct ChannelHealthReport {
 }
 
 /// The result of testing a channel with a minimal real request.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChannelTestReport {
     pub ok: bool,
     pub model: Option<String>,

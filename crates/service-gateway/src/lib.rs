@@ -371,6 +371,7 @@ impl AccountService for GatewayStore {
 
 impl LogService for GatewayStore {
     fn query_logs(&self, query: &LogQuery) -> ServiceResult<LogPage> {
+        burncloud_service_api::check_time_range(query.since_ms, query.until_ms)?;
         if let Some(status) = query.status.as_deref() {
             if !matches!(status, "ok" | "success" | "error") && status.parse::<u16>().is_err() {
                 return Err(ServiceError::invalid(format!("status {status:?}: use an HTTP code, ok or error")));
@@ -380,6 +381,7 @@ impl LogService for GatewayStore {
     }
 
     fn usage(&self, query: &UsageQuery) -> ServiceResult<UsageReport> {
+        burncloud_service_api::check_time_range(query.since_ms, query.until_ms)?;
         Ok(self.db.read(|c| logs::usage(c, query))?)
     }
 }

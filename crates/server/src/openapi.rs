@@ -1,0 +1,283 @@
+//! The console API as an OpenAPI 3.1 document (`GET /console/api/openapi.json`), built from the
+//! same types the handlers read and write, so the description cannot drift from the code.
+
+use burncloud_service_api::{
+    Account, AccountPatch, Channel, ChannelHealthReport, ChannelInput, ChannelPatch, ChannelTestReport, CreatedToken,
+    Download, DownloadRequest, Group, GroupInput, GroupPatch, HubFileList, HubSearchPage, HubSearchQuery,
+    ImportRequest, Instance, InstanceInput, LlamaServerInfo, LocalModel, LogPage, LogQuery, Price, PriceInput, Token,
+    TokenInput, TokenPatch, UsageQuery, UsageReport,
+};
+use schemars::generate::{SchemaGenerator, SchemaSettings};
+use schemars::JsonSchema;
+use serde_json::{json, Map, Value};
+
+use crate::console::TopUp;
+use crate::console_inference::LogsQuery;
+use crate::console_models::FilesQuery;
+
+/// What one operation takes and gives.
+struct Operation {
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    query: Option<Value>,
+    body: Option<Value>,
+    status: u16,
+    response: Value,
+}
+
+struct Builder {
+    generator: SchemaGenerator,
+    /// The same types inlined, for query strings (OpenAPI lists each query field as a parameter).
+    inline: SchemaGenerator,
+    operations: Vec<Operation>,
+}
+
+impl Builder {
+    fn schema<T: JsonSchema>(&mut self) -> Value {
+        self.generator.subschema_for::<T>().to_value()
+    }
+
+    fn query<T: JsonSchema>(&mut self) -> Option<Value> {
+        Some(self.inline.root_schema_for::<T>().to_value())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        method: &'static str,
+        path: &'static str,
+        summary: &'static str,
+        query: Option<Value>,
+        body: Option<Value>,
+        status: u16,
+        response: Value,
+    ) {
+        self.operations.push(Operation { method, path, summary, query, body, status, response });
+    }
+}
+
+fn object(properties: Value) -> Value {
+    let required: Vec<&String> = properties.as_object().map(|p| p.keys().collect()).unwrap_or_default();
+    json!({"type": "object", "properties": properties, "required": required})
+}
+
+fn deleted() -> Value {
+    object(json!({"deleted": {"type": "integer", "format": "int64"}}))
+}
+
+fn parameters(path: &str, query: Option<&Value>) -> Vec<Value> {
+    let mut parameters = Vec::new();
+    for segment in path.split('/') {
+        if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            // The examples name the first item of each kind, so example-based runs reach real ones.
+            let (schema, example) = if name == "id" {
+                (json!({"type": "integer", "format": "int64"}), json!(1))
+            } else {
+                (json!({"type": "string"}), json!("gpt-4o-mini"))
+            };
+            parameters
+                .push(json!({"name": name, "in": "path", "required": true, "schema": schema, "example": example}));
+        }
+    }
+    if let Some(query) = query {
+        let required: Vec<&str> =
+            query["required"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        for (name, schema) in query["properties"].as_object().into_iter().flatten() {
+            parameters.push(json!({
+                "name": name, "in": "query", "required": required.contains(&name.as_str()), "schema": schema,
+            }));
+        }
+    }
+    parameters
+}
+
+fn error_response(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let settings = SchemaSettings::draft2020_12().with(|s| {
+        s.definitions_path = "/components/schemas".into();
+        s.meta_schema = None;
+    });
+    let inline = settings.clone().with(|s| s.inline_subschemas = true).into_generator();
+    let mut b = Builder { generator: settings.into_generator(), inline, operations: Vec::new() };
+
+    let channel = b.schema::<Channel>();
+    let channels = b.schema::<Vec<Channel>>();
+    let (channel_input, channel_patch) = (b.schema::<ChannelInput>(), b.schema::<ChannelPatch>());
+    b.add("get", "/console/api/channels", "List channels", None, None, 200, channels);
+    b.add("post", "/console/api/channels", "Create a channel", None, Some(channel_input), 201, channel.clone());
+    b.add("get", "/console/api/channels/{id}", "One channel", None, None, 200, channel.clone());
+    b.add("put", "/console/api/channels/{id}", "Change a channel", None, Some(channel_patch), 200, channel);
+    b.add("delete", "/console/api/channels/{id}", "Delete a channel", None, None, 200, deleted());
+    let report = b.schema::<ChannelTestReport>();
+    b.add("post", "/console/api/channels/{id}/test", "Send a test call through a channel", None, None, 200, report);
+
+    let token = b.schema::<Token>();
+    let (tokens, created) = (b.schema::<Vec<Token>>(), b.schema::<CreatedToken>());
+    let (token_input, token_patch) = (b.schema::<TokenInput>(), b.schema::<TokenPatch>());
+    b.add("get", "/console/api/tokens", "List tokens", None, None, 200, tokens);
+    b.add(
+        "post",
+        "/console/api/tokens",
+        "Create a token (the key is shown once)",
+        None,
+        Some(token_input),
+        201,
+        created,
+    );
+    b.add("get", "/console/api/tokens/{id}", "One token", None, None, 200, token.clone());
+    b.add("put", "/console/api/tokens/{id}", "Change a token", None, Some(token_patch), 200, token);
+    b.add("delete", "/console/api/tokens/{id}", "Delete a token", None, None, 200, deleted());
+
+    let (prices, price, price_input) = (b.schema::<Vec<Price>>(), b.schema::<Price>(), b.schema::<PriceInput>());
+    b.add("get", "/console/api/prices", "List model prices", None, None, 200, prices);
+    b.add("put", "/console/api/prices/{model}", "Set a model's price", None, Some(price_input), 200, price);
+    let removed = object(json!({"deleted": {"type": "string"}}));
+    b.add("delete", "/console/api/prices/{model}", "Remove a model's price", None, None, 200, removed);
+
+    let (account, account_patch, top_up) = (b.schema::<Account>(), b.schema::<AccountPatch>(), b.schema::<TopUp>());
+    b.add("get", "/console/api/account", "Balance and spend", None, None, 200, account.clone());
+    b.add("put", "/console/api/account", "Change currency or credit", None, Some(account_patch), 200, account.clone());
+    b.add("post", "/console/api/account/topup", "Add credit", None, Some(top_up), 200, account);
+
+    let (log_query, log_page) = (b.query::<LogQuery>(), b.schema::<LogPage>());
+    b.add("get", "/console/api/logs", "Logged calls, newest first", log_query, None, 200, log_page);
+    let (usage_query, usage) = (b.query::<UsageQuery>(), b.schema::<UsageReport>());
+    b.add("get", "/console/api/usage", "Requests, tokens and cost over a time range", usage_query, None, 200, usage);
+
+    let (group, groups) = (b.schema::<Group>(), b.schema::<Vec<Group>>());
+    let (group_input, group_patch) = (b.schema::<GroupInput>(), b.schema::<GroupPatch>());
+    b.add("get", "/console/api/groups", "List groups", None, None, 200, groups);
+    b.add("post", "/console/api/groups", "Create a group", None, Some(group_input), 201, group.clone());
+    b.add("get", "/console/api/groups/{id}", "One group", None, None, 200, group.clone());
+    b.add("put", "/console/api/groups/{id}", "Change a group", None, Some(group_patch), 200, group);
+    b.add("delete", "/console/api/groups/{id}", "Delete a group", None, None, 200, deleted());
+
+    let rotated = object(json!({"admin_key": {"type": "string"}}));
+    b.add("post", "/console/api/admin-key/rotate", "Replace the admin key", None, None, 200, rotated);
+    let health = b.schema::<Vec<ChannelHealthReport>>();
+    let health = json!({"type": "object", "properties": {
+        "status": {"type": "string"}, "channels": health, "log_writer": {"type": "object"},
+        "redis": {"type": "string"}, "secrets": {"type": "string"}}});
+    b.add("get", "/console/internal/health", "Breakers, log writer, Redis, secret store", None, None, 200, health);
+    let shown = object(json!({"requested": {"type": "boolean"}}));
+    b.add("post", "/console/internal/show", "Ask the running app to show its window", None, None, 202, shown);
+
+    let (search_query, search) = (b.query::<HubSearchQuery>(), b.schema::<HubSearchPage>());
+    b.add("get", "/console/api/hub/search", "Search a model hub for GGUF repos", search_query, None, 200, search);
+    let (files_query, files) = (b.query::<FilesQuery>(), b.schema::<HubFileList>());
+    b.add("get", "/console/api/hub/files", "A repo's files, with quant and shards", files_query, None, 200, files);
+    let (download, downloads, download_request) =
+        (b.schema::<Download>(), b.schema::<Vec<Download>>(), b.schema::<DownloadRequest>());
+    b.add("get", "/console/api/downloads", "List downloads", None, None, 200, downloads);
+    b.add("post", "/console/api/downloads", "Start a download", None, Some(download_request), 201, download.clone());
+    b.add("get", "/console/api/downloads/{id}", "One download's progress", None, None, 200, download.clone());
+    b.add("delete", "/console/api/downloads/{id}", "Cancel a download", None, None, 200, deleted());
+    b.add("post", "/console/api/downloads/{id}/pause", "Pause a download", None, None, 200, download.clone());
+    b.add("post", "/console/api/downloads/{id}/resume", "Resume a download", None, None, 200, download);
+    let (model, models, import) =
+        (b.schema::<LocalModel>(), b.schema::<Vec<LocalModel>>(), b.schema::<ImportRequest>());
+    b.add("get", "/console/api/models/local", "Local models", None, None, 200, models);
+    b.add(
+        "post",
+        "/console/api/models/local/import",
+        "Register a GGUF on disk",
+        None,
+        Some(import),
+        201,
+        model.clone(),
+    );
+    b.add("get", "/console/api/models/local/{id}", "One local model", None, None, 200, model);
+    b.add("delete", "/console/api/models/local/{id}", "Delete a local model and its files", None, None, 200, deleted());
+
+    let llama = b.schema::<LlamaServerInfo>();
+    b.add("get", "/console/api/llama-server", "The llama-server in use and its version", None, None, 200, llama);
+    let (instance, instances, instance_input) =
+        (b.schema::<Instance>(), b.schema::<Vec<Instance>>(), b.schema::<InstanceInput>());
+    b.add("get", "/console/api/instances", "Running and stopped instances", None, None, 200, instances);
+    b.add("post", "/console/api/instances", "Deploy a local model", None, Some(instance_input), 201, instance.clone());
+    b.add("get", "/console/api/instances/{id}", "One instance", None, None, 200, instance.clone());
+    b.add("delete", "/console/api/instances/{id}", "Stop and remove an instance", None, None, 200, deleted());
+    b.add("post", "/console/api/instances/{id}/stop", "Stop an instance", None, None, 200, instance.clone());
+    b.add("post", "/console/api/instances/{id}/restart", "Restart an instance", None, None, 200, instance);
+    let (logs_query, lines) =
+        (b.query::<LogsQuery>(), object(json!({"lines": {"type": "array", "items": {"type": "string"}}})));
+    b.add("get", "/console/api/instances/{id}/logs", "An instance's latest log lines", logs_query, None, 200, lines);
+
+    let mut paths = Map::new();
+    for operation in &b.operations {
+        let mut responses = Map::new();
+        responses.insert(
+            operation.status.to_string(),
+            json!({"description": "Success", "content": {"application/json": {"schema": operation.response}}}),
+        );
+        responses.insert("400".into(), error_response("The request is not valid"));
+        responses.insert("401".into(), error_response("Missing or wrong admin key"));
+        if operation.path.contains('{') || operation.body.is_some() {
+            responses.insert("404".into(), error_response("No such item, or the body names one that does not exist"));
+        }
+        if operation.method != "get" {
+            responses.insert(
+                "409".into(),
+                error_response("Conflicts with the current state (a taken name, an item in use)"),
+            );
+        }
+        let mut entry = json!({
+            "summary": operation.summary,
+            "operationId": format!("{} {}", operation.method, operation.path),
+            "parameters": parameters(operation.path, operation.query.as_ref()),
+            "responses": responses,
+        });
+        if let Some(body) = &operation.body {
+            entry["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": body}}});
+        }
+        let path = paths.entry(operation.path).or_insert_with(|| json!({}));
+        path[operation.method] = entry;
+    }
+    let mut schemas = b.generator.take_definitions(true);
+    schemas.insert(
+        "Error".into(),
+        object(json!({"error": object(json!({"message": {"type": "string"}, "code": {"type": "string"}}))})),
+    );
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "BurnCloud console API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Manages channels, tokens, groups, prices, logs, downloads and local models. Every route needs `Authorization: Bearer <admin key>` (`burncloud admin-key`).",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"adminKey": []}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"adminKey": {"type": "http", "scheme": "bearer"}},
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reference_resolves_and_every_route_is_described() {
+        let document = document();
+        let schemas = document["components"]["schemas"].as_object().unwrap();
+        let text = document.to_string();
+        for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+            let name = &reference[..reference.find('"').unwrap()];
+            assert!(schemas.contains_key(name), "{name} is referenced but not defined");
+        }
+        let paths = document["paths"].as_object().unwrap();
+        assert_eq!(paths.values().map(|p| p.as_object().unwrap().len()).sum::<usize>(), 47);
+        let token_input = &schemas["TokenInput"];
+        assert_eq!(token_input["properties"]["quota_limit"]["anyOf"][0]["$ref"], "#/components/schemas/Money");
+        let logs = &paths["/console/api/logs"]["get"]["parameters"];
+        assert!(logs.as_array().unwrap().iter().any(|p| p["name"] == "model" && p["in"] == "query"));
+    }
+}
