@@ -60,6 +60,37 @@ build_server_binary() {
   printf '%s\n' "$repo_root/target/$profile/server/burncloud"
 }
 
+# cargo-fuzz from crates.io; the targets run on the stable toolchain with `--sanitizer none`.
+ensure_cargo_fuzz() {
+  ensure_rust
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    say "installing cargo-fuzz"
+    cargo install --locked cargo-fuzz >&2
+  fi
+}
+
+# Runs each fuzz target in fuzz/ for SECONDS (libFuzzer, coverage-guided), starting from the
+# committed seeds; new inputs go to a temp dir, a crash fails the run and is kept in fuzz/artifacts.
+run_fuzz_targets() {
+  local seconds="$1" target work log
+  ensure_cargo_fuzz
+  cargo fuzz build --sanitizer none -O
+  for target in sse request response stream_events tokens; do
+    work="$(mktemp -d)"
+    say "fuzzing $target for ${seconds}s"
+    log="$(mktemp)"
+    if ! cargo fuzz run --sanitizer none -O "$target" "$work" "fuzz/corpus/$target" -- \
+      -max_total_time="$seconds" -rss_limit_mb=2048 >"$log" 2>&1; then
+      tail -n 60 "$log" >&2
+      say "fuzz target $target failed; the input is in fuzz/artifacts/$target"
+      return 1
+    fi
+    grep -E '^Done [0-9]+ runs' "$log" >&2 || true
+    rm -f "$log"
+    rm -rf "$work"
+  done
+}
+
 # Services the end-to-end tests start themselves.
 ensure_test_services() {
   ensure_apt redis-server

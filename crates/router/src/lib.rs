@@ -6,6 +6,8 @@ mod adapters;
 mod balancer;
 mod breaker;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod limiter;
 mod log_sink;
 mod proxy;

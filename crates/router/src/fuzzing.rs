@@ -1,0 +1,162 @@
+//! Entry points for the fuzz targets in `fuzz/` (and their corpus replay in the unit tests): each
+//! feeds arbitrary bytes to the parsers and converters that read what callers and upstreams send.
+//! Any panic is a bug; the SSE splitter must also never lose or invent a byte.
+
+use serde_json::{Map, Value};
+
+use crate::adapters::{anthropic, anthropic_inbound, gemini};
+use crate::sse::{event_data, malformed_data, SseSplitter};
+use crate::usage::{checked_usage_in, collect_generated_text, count_tokens, estimate_prompt, usage_in};
+
+/// Splits `data` into chunks at boundaries taken from its own first bytes, so the fuzzer explores
+/// where a network read ends as well as what it carries.
+fn chunks(data: &[u8]) -> Vec<&[u8]> {
+    let (sizes, body) = data.split_at(data.len().min(4));
+    let mut out = Vec::new();
+    let mut rest = body;
+    let mut size_index = 0;
+    while !rest.is_empty() {
+        let size = (sizes.get(size_index % sizes.len().max(1)).copied().unwrap_or(7) as usize % 97) + 1;
+        let (chunk, tail) = rest.split_at(size.min(rest.len()));
+        out.push(chunk);
+        rest = tail;
+        size_index += 1;
+    }
+    out
+}
+
+/// The SSE splitter over arbitrary chunking: every byte comes out exactly once, in order.
+pub fn sse_stream(data: &[u8]) {
+    let pieces = chunks(data);
+    let mut splitter = SseSplitter::default();
+    let mut seen = Vec::new();
+    for piece in &pieces {
+        for event in splitter.push(piece) {
+            if let Some(payload) = event_data(&event) {
+                let _ = malformed_data(&payload);
+            }
+            seen.extend_from_slice(&event);
+        }
+    }
+    let sent: Vec<u8> = pieces.concat();
+    assert_eq!(&sent[..seen.len()], &seen[..], "events are the input, in order");
+    match splitter.finish() {
+        Some(rest) => assert_eq!(&sent[seen.len()..], &rest[..], "the unfinished event is the rest of the input"),
+        None => assert!(sent[seen.len()..].iter().all(u8::is_ascii_whitespace), "only blank bytes may be dropped"),
+    }
+}
+
+fn as_request(data: &[u8]) -> Option<Map<String, Value>> {
+    match serde_json::from_slice::<Value>(data) {
+        Ok(Value::Object(map)) => Some(map),
+        _ => None,
+    }
+}
+
+/// A caller's request body through every conversion a channel might apply.
+pub fn request(data: &[u8]) {
+    let Some(openai) = as_request(data) else { return };
+    let _ = estimate_prompt(&openai);
+    for stream in [false, true] {
+        let _ = anthropic::request(&openai, "claude-fuzz", stream);
+    }
+    let _ = gemini::request(&openai);
+    let _ = gemini::embeddings_request(&openai, "gemini-fuzz");
+    // The same bytes read as an Anthropic Messages request arriving on `/v1/messages`.
+    if let Ok(converted) = anthropic_inbound::to_openai(&openai) {
+        let _ = estimate_prompt(&converted);
+        let _ = anthropic::request(&converted, "claude-fuzz", true);
+        let _ = gemini::request(&converted);
+    }
+}
+
+/// An upstream's whole answer (or error body) read as each provider's format.
+pub fn response(data: &[u8]) {
+    let _ = usage_in(data);
+    let _ = checked_usage_in(data);
+    let _ = anthropic::response(data, "fuzz");
+    let _ = gemini::response(data, "fuzz");
+    let _ = gemini::embeddings_response(data, "fuzz");
+    let _ = anthropic_inbound::from_openai_response(data, "fuzz");
+    let _ = anthropic::error_body(data);
+    let _ = gemini::error_body(data);
+    if let Ok(value) = serde_json::from_slice::<Value>(data) {
+        let mut text = String::new();
+        collect_generated_text(&value, &mut text);
+    }
+}
+
+/// An upstream's event stream through each stream translator, and OpenAI chunks through the
+/// writer that turns them into Anthropic events.
+pub fn stream_events(data: &[u8]) {
+    let mut splitter = SseSplitter::default();
+    let mut events = Vec::new();
+    for piece in chunks(data) {
+        events.extend(splitter.push(piece));
+    }
+    events.extend(splitter.finish());
+    let payloads: Vec<Vec<u8>> = events.iter().filter_map(|event| event_data(event)).collect();
+    let mut claude = anthropic::StreamTranslator::new("fuzz");
+    let mut gemini_stream = gemini::StreamTranslator::new("fuzz");
+    let mut writer = anthropic_inbound::AnthropicStreamWriter::new("fuzz");
+    for payload in &payloads {
+        for chunk in claude.on_event(payload).into_iter().chain(gemini_stream.on_event(payload)) {
+            if let Some(inner) = event_data(&chunk) {
+                let _ = writer.on_chunk(&inner);
+            }
+        }
+        let _ = writer.on_chunk(payload);
+    }
+    for include_usage in [false, true] {
+        let _ = claude.finish(include_usage);
+        let _ = gemini_stream.finish(include_usage);
+    }
+    let _ = (claude.usage(), gemini_stream.usage(), claude.finished(), gemini_stream.finished());
+    let _ = writer.end();
+}
+
+/// The tokenizer over any text.
+pub fn tokens(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let count = count_tokens(text);
+        assert!(count <= text.len() as u64, "a token covers at least one byte");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replays the committed fuzz corpus (`fuzz/corpus/<target>/`), so every input a fuzzer ever
+    /// kept is checked by plain `cargo test` too.
+    #[test]
+    fn the_fuzz_corpus_replays_cleanly() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+        type Target = fn(&[u8]);
+        let targets: [(&str, Target); 5] = [
+            ("sse", sse_stream),
+            ("request", request),
+            ("response", response),
+            ("stream_events", stream_events),
+            ("tokens", tokens),
+        ];
+        let mut replayed = 0;
+        for (name, target) in targets {
+            let dir = root.join(name);
+            for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+                let path = entry.unwrap().path();
+                target(&std::fs::read(&path).unwrap());
+                replayed += 1;
+            }
+        }
+        assert!(replayed >= 10, "the corpus has seeds for every target ({replayed} files)");
+    }
+
+    #[test]
+    fn the_splitter_keeps_every_byte_of_awkward_streams() {
+        // A cut final event, an empty stream, and nothing but blank lines.
+        sse_stream(b"\x03\x05\x01\x02data: {\"a\":1}\n\ndata: [DONE]\n\ndata: tail");
+        sse_stream(b"");
+        sse_stream(b"\x01\r\n\r\n\n\n");
+    }
+}
