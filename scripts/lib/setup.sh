@@ -91,9 +91,9 @@ run_fuzz_targets() {
   done
 }
 
-# Services the end-to-end tests start themselves.
+# Services the end-to-end tests start themselves: Redis, and a D-Bus session with GNOME Keyring.
 ensure_test_services() {
-  ensure_apt redis-server
+  ensure_apt redis-server dbus gnome-keyring
 }
 
 # What window tests and screenshots need: a virtual display, X tools, CJK fonts for 中文.
