@@ -21,6 +21,8 @@ from conftest import UPSTREAM_KEY, BurnCloud, poll, stop
 BIG_REPLY_BYTES = 100 * 1024 * 1024
 # The instance under test refuses whole answers above this, so a 100 MB one must be refused cleanly.
 MAX_RESPONSE_MB = 64
+# Each upstream attempt's total time; a trickling upstream is cut here.
+REQUEST_TIMEOUT_S = 5
 GOOD_CHUNK = {"id": "chatcmpl-f", "object": "chat.completion.chunk", "created": 1, "model": "m",
               "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hello"}, "finish_reason": None}]}
 
@@ -108,6 +110,11 @@ class FaultHandler(socketserver.BaseRequestHandler):
             self.reset()
         elif fault == "stall":
             self.server.released.wait(60)
+        elif fault == "trickle":
+            # One byte every half second: never idle for long, never finished.
+            self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+            while not self.server.released.wait(0.5):
+                self.request.sendall(b" ")
         elif fault == "malformed-json":
             self.answer(b'{"id": "chatcmpl-f", "choices": [{"message": {"content": oops}}]}')
         elif fault == "truncated-json":
@@ -153,6 +160,7 @@ FAULTS = {
     "reset-before": "could not be reached",
     "reset-after-first-byte": "connection failed",
     "stall": "did not answer within",
+    "trickle": f"took longer than {REQUEST_TIMEOUT_S} s in all",
     "malformed-json": "not a JSON object",
     "truncated-json": "cut short",
     "invalid-utf8": "not UTF-8",
@@ -182,6 +190,7 @@ def app(faulty, upstream):
         log_path = Path(data_dir) / "stderr.log"
         with open(log_path, "w") as stderr:
             env = {"BURNCLOUD_UPSTREAM_TIMEOUT": "2", "BURNCLOUD_UPSTREAM_IDLE_TIMEOUT": "2",
+                   "BURNCLOUD_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT_S),
                    "BURNCLOUD_MAX_RESPONSE_MB": str(MAX_RESPONSE_MB)}
             instance = BurnCloud(Path(data_dir), extra_env=env, stderr=stderr)
             # One channel per fault, so that each fault's breaker is its own.

@@ -811,6 +811,61 @@ async fn slow_and_silent_clients_are_cut_off_while_others_are_served() {
     }
 }
 
+/// Sends a raw request head and returns the status line of the answer.
+async fn status_line_for(address: &str, head: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    // The server may answer and close before it has read everything; that is the point.
+    let _ = stream.write_all(head.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).lines().next().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn oversized_request_heads_get_431() {
+    let h = Harness::start().await;
+    let address = h.base.trim_start_matches("http://").to_string();
+    let many: String = (0..burncloud_server::MAX_REQUEST_HEADERS + 1).map(|n| format!("X-H{n}: 1\r\n")).collect();
+    let head = format!("GET /health HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    assert!(status_line_for(&address, head).await.starts_with("HTTP/1.1 431"), "too many headers");
+    // hyper checks the limit between reads, so a head is refused once a read leaves it over the limit.
+    let huge = "a".repeat(4 * burncloud_server::MAX_REQUEST_HEAD_BYTES);
+    let head = format!("GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {huge}\r\n\r\n");
+    let line = status_line_for(&address, head).await;
+    assert!(line.starts_with("HTTP/1.1 431"), "a head larger than the limit: {line:?}");
+    // Just under both limits is served.
+    let fine: String = (0..90).map(|n| format!("X-H{n}: 1\r\n")).collect();
+    let head = format!("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{fine}\r\n");
+    assert_eq!(status_line_for(&address, head).await, "HTTP/1.1 200 OK");
+}
+
+#[tokio::test]
+async fn a_trickling_stream_ends_at_the_total_timeout() {
+    let mock = OpenAiMock::start(None).await;
+    let h = Harness::with_limits(GatewayLimits {
+        idle_read_timeout: Duration::from_secs(2),
+        total_timeout: Duration::from_millis(1500),
+        ..GatewayLimits::default()
+    })
+    .await;
+    h.channel("slow", &mock.base_url(), json!({})).await;
+    let (_, key) = h.token(json!({})).await;
+    // A chunk every 200 ms never trips the idle timeout; 40 of them outlast the total one.
+    mock.set_mode(Mode::Slow { delay_ms: 200, chunks: 40 });
+    let started = std::time::Instant::now();
+    let mut body = chat_body("gpt-4o-mini");
+    body["stream"] = json!(true);
+    let text = h.v1("/v1/chat/completions", &key, body).await.text().await.unwrap();
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(4), "cut at the total timeout, not after 8 s: {elapsed:?}");
+    assert!(text.contains("took longer than 1.5 s in all"), "{text}");
+    assert!(!text.contains("[DONE]"));
+    h.settle().await;
+    let logs = h.logs().await;
+    assert_eq!(logs[0]["end_reason"], "upstream_cut", "{:?}", logs[0]);
+}
+
 #[tokio::test]
 async fn when_every_channel_rests_the_caller_gets_503_with_retry_after() {
     let broken = OpenAiMock::start(None).await;

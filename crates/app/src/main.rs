@@ -57,6 +57,9 @@ struct ServeArgs {
     /// Seconds an upstream may fall silent in the middle of an answer.
     #[arg(long, env = "BURNCLOUD_UPSTREAM_IDLE_TIMEOUT", default_value_t = 120)]
     upstream_idle_timeout: u64,
+    /// Seconds one upstream attempt may take in all, streams included.
+    #[arg(long, env = "BURNCLOUD_REQUEST_TIMEOUT", default_value_t = 900)]
+    request_timeout: u64,
     /// Largest whole (non-streamed) upstream answer in MiB; larger ones fail the attempt.
     #[arg(long, env = "BURNCLOUD_MAX_RESPONSE_MB", default_value_t = 256)]
     max_response_mb: usize,
@@ -140,6 +143,7 @@ fn start(args: &ServeArgs) -> anyhow::Result<Started> {
     let limits = GatewayLimits {
         first_byte_timeout: Duration::from_secs(args.upstream_timeout),
         idle_read_timeout: Duration::from_secs(args.upstream_idle_timeout.max(1)),
+        total_timeout: Duration::from_secs(args.request_timeout.max(1)),
         max_response_bytes: args.max_response_mb.max(1) * 1024 * 1024,
         redis_url: args.redis_url.clone(),
         max_body_bytes: args.max_body_mb.max(1) * 1024 * 1024,

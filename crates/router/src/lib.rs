@@ -49,6 +49,9 @@ pub struct RouterConfig {
     pub first_byte_timeout: Duration,
     /// The longest silence allowed between two chunks of an upstream body.
     pub idle_read_timeout: Duration,
+    /// The longest one upstream attempt may take in all, streams included: an upstream that
+    /// trickles bytes just often enough to stay under the idle timeout still ends.
+    pub total_timeout: Duration,
     /// How long to keep reading an upstream after its client left, to learn the usage to bill.
     pub cancel_drain_timeout: Duration,
     /// Channels tried per request, counting the first.
@@ -71,6 +74,7 @@ impl Default for RouterConfig {
             connect_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(300),
             idle_read_timeout: Duration::from_secs(120),
+            total_timeout: Duration::from_secs(900),
             cancel_drain_timeout: Duration::from_secs(60),
             max_attempts: 3,
             breaker: BreakerConfig::default(),

@@ -459,16 +459,38 @@ fn is_retryable(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
-/// Reads an upstream body to the end within the idle timeout and size limit.
+/// How long to wait for an upstream's next bytes: the idle timeout, cut short by the attempt's
+/// total deadline. The flag says which of the two it is.
+fn next_read_wait(gateway: &Gateway, deadline: tokio::time::Instant) -> (std::time::Duration, bool) {
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    if left < gateway.config.idle_read_timeout {
+        (left, true)
+    } else {
+        (gateway.config.idle_read_timeout, false)
+    }
+}
+
+fn total_timeout_error(gateway: &Gateway) -> GatewayError {
+    GatewayError::UpstreamTimeout(format!(
+        "the upstream took longer than {} s in all",
+        gateway.config.total_timeout.as_secs_f32()
+    ))
+}
+
+/// Reads an upstream body to the end within the idle timeout, the attempt's deadline and the
+/// size limit.
 async fn read_upstream_body(
     gateway: &Gateway,
     response: reqwest::Response,
     limit: usize,
+    deadline: tokio::time::Instant,
 ) -> Result<Bytes, GatewayError> {
     let mut stream = response.bytes_stream();
     let mut body = bytes::BytesMut::new();
     loop {
-        match tokio::time::timeout(gateway.config.idle_read_timeout, stream.next()).await {
+        let (wait, is_deadline) = next_read_wait(gateway, deadline);
+        match tokio::time::timeout(wait, stream.next()).await {
+            Err(_) if is_deadline => return Err(total_timeout_error(gateway)),
             Err(_) => return Err(GatewayError::UpstreamTimeout("the upstream stopped sending its answer".into())),
             Ok(None) => return Ok(body.freeze()),
             Ok(Some(Err(error))) => {
@@ -652,6 +674,7 @@ async fn attempt(
     body: Bytes,
     reply: &mut Option<oneshot::Sender<Response>>,
 ) -> Attempt {
+    let deadline = tokio::time::Instant::now() + gateway.config.total_timeout;
     let mut request = gateway.http.post(url).header(header::CONTENT_TYPE, "application/json").body(body);
     for (name, value) in &channel.auth_headers {
         request = request.header(name, value.clone());
@@ -681,7 +704,7 @@ async fn attempt(
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
             .map(std::time::Duration::from_secs);
-        let body = read_upstream_body(gateway, response, 1024 * 1024).await.unwrap_or_default();
+        let body = read_upstream_body(gateway, response, 1024 * 1024, deadline).await.unwrap_or_default();
         let mut body = Bytes::from(scrub(&String::from_utf8_lossy(&body), &channel.api_key));
         body = match channel.wire {
             Wire::OpenAi => body,
@@ -701,9 +724,9 @@ async fn attempt(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if call.is_stream && is_event_stream {
-        return crate::proxy::stream(gateway, call, channel, response, reply).await;
+        return crate::proxy::stream(gateway, call, channel, response, reply, deadline).await;
     }
-    complete(gateway, call, channel, status, response).await
+    complete(gateway, call, channel, status, response, deadline).await
 }
 
 /// A whole (non-streamed) answer: read it, pass it on, read its usage.
@@ -713,9 +736,10 @@ async fn complete(
     channel: &ChannelEntry,
     status: StatusCode,
     response: reqwest::Response,
+    deadline: tokio::time::Instant,
 ) -> Attempt {
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-    let body = match read_upstream_body(gateway, response, gateway.config.max_response_bytes).await {
+    let body = match read_upstream_body(gateway, response, gateway.config.max_response_bytes, deadline).await {
         Ok(body) => body,
         // Nothing reached the caller yet, so another channel may still answer.
         Err(error) => return Attempt::Failed(scrubbed(error, channel), None),
@@ -983,6 +1007,7 @@ async fn stream(
     channel: &ChannelEntry,
     response: reqwest::Response,
     reply: &mut Option<oneshot::Sender<Response>>,
+    deadline: tokio::time::Instant,
 ) -> Attempt {
     let mut upstream = response.bytes_stream();
     let first = match tokio::time::timeout(gateway.config.first_byte_timeout, upstream.next()).await {
@@ -1029,9 +1054,9 @@ async fn stream(
         let chunk = match next_chunk.take() {
             Some(chunk) => chunk,
             None => {
-                let wait = match drain_deadline {
-                    Some(deadline) => deadline.saturating_duration_since(tokio::time::Instant::now()),
-                    None => gateway.config.idle_read_timeout,
+                let (wait, is_deadline) = match drain_deadline {
+                    Some(drain) => (drain.min(deadline).saturating_duration_since(tokio::time::Instant::now()), false),
+                    None => next_read_wait(gateway, deadline),
                 };
                 match tokio::time::timeout(wait, upstream.next()).await {
                     Ok(Some(Ok(chunk))) => chunk,
@@ -1041,7 +1066,9 @@ async fn stream(
                         break;
                     }
                     Err(_) => {
-                        if drain_deadline.is_none() {
+                        if is_deadline {
+                            cut = Some(total_timeout_error(gateway).message());
+                        } else if drain_deadline.is_none() {
                             cut = Some("the upstream stream went silent".into());
                         }
                         break;
@@ -1291,7 +1318,8 @@ impl Gateway {
                 if response.status().is_success() {
                     (Some(status), None)
                 } else {
-                    let body = read_upstream_body(self, response, 64 * 1024).await.unwrap_or_default();
+                    let deadline = tokio::time::Instant::now() + self.config.total_timeout;
+                    let body = read_upstream_body(self, response, 64 * 1024, deadline).await.unwrap_or_default();
                     let body = Bytes::from(scrub(&String::from_utf8_lossy(&body), &entry.api_key));
                     (Some(status), Some(crate::scrub::error_message(&body)))
                 }

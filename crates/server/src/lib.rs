@@ -23,6 +23,11 @@ use burncloud_service_models::ModelHub;
 
 pub use admin_key::{load_or_create_admin_key, AdminKeys, ADMIN_KEY_ENV, ADMIN_KEY_FILE};
 pub use burncloud_router::RouterConfig as GatewayLimits;
+
+/// At most this many request headers.
+pub const MAX_REQUEST_HEADERS: usize = 100;
+/// At most this many bytes of request line and headers.
+pub const MAX_REQUEST_HEAD_BYTES: usize = 64 * 1024;
 pub use burncloud_service_inference::InferenceConfig;
 pub use burncloud_service_models::ModelHubConfig;
 pub use error::ConsoleError;
@@ -236,7 +241,13 @@ async fn accept_connections(
         }
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
         let mut builder = hyper::server::conn::http1::Builder::new();
-        builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
+        // Header limits: 100 headers, 64 KiB of request line and headers; beyond them hyper answers
+        // 431 and closes, so no caller can make a connection hold more.
+        builder
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .max_headers(MAX_REQUEST_HEADERS)
+            .max_buf_size(MAX_REQUEST_HEAD_BYTES);
         let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
