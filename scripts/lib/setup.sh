@@ -91,6 +91,19 @@ run_fuzz_targets() {
   done
 }
 
+# LiteLLM's proxy, the peer `scripts/bench` compares against, in its own venv under target/.
+# Prints the path of its `litellm` command.
+LITELLM_VERSION=1.108.7
+ensure_litellm() {
+  local venv="$repo_root/target/litellm-venv"
+  if [ ! -x "$venv/bin/litellm" ] || ! "$venv/bin/pip" show litellm 2>/dev/null | grep -qx "Version: $LITELLM_VERSION"; then
+    say "installing LiteLLM $LITELLM_VERSION (the bench's peer) into target/litellm-venv"
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install -q --disable-pip-version-check "litellm[proxy]==$LITELLM_VERSION" >&2
+  fi
+  printf '%s\n' "$venv/bin/litellm"
+}
+
 # Services the end-to-end tests start themselves: Redis, and a D-Bus session with GNOME Keyring.
 ensure_test_services() {
   ensure_apt redis-server dbus gnome-keyring

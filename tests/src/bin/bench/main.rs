@@ -2,6 +2,7 @@
 //! latency at concurrency 1, throughput at concurrency 32 — and the log writer's rows per second,
 //! then writes `docs/performance.md`; with `--soak`, the soak in `soak.rs` instead.
 
+mod litellm;
 mod profile;
 mod soak;
 
@@ -36,6 +37,8 @@ struct Options {
     soak: bool,
     soak_seconds: u64,
     soak_out: PathBuf,
+    /// The LiteLLM proxy to compare against (`scripts/bench` installs it into its own venv).
+    litellm: Option<PathBuf>,
     /// Profile the hot path with perf (and nothing else).
     profile: bool,
     profile_out: PathBuf,
@@ -55,6 +58,7 @@ fn parse_options() -> anyhow::Result<Options> {
         soak: false,
         soak_seconds: 60,
         soak_out: PathBuf::from("docs/soak.md"),
+        litellm: None,
         profile: false,
         profile_out: PathBuf::from("docs/profile.md"),
     };
@@ -74,6 +78,7 @@ fn parse_options() -> anyhow::Result<Options> {
             "--soak" => options.soak = true,
             "--soak-seconds" => options.soak_seconds = value()?.parse()?,
             "--soak-out" => options.soak_out = PathBuf::from(value()?),
+            "--litellm" => options.litellm = Some(PathBuf::from(value()?)),
             "--profile" => options.profile = true,
             "--profile-out" => options.profile_out = PathBuf::from(value()?),
             other => bail!("unknown option {other}"),
@@ -854,6 +859,49 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let _ = sampler.join();
     let peak_rss = peak.load(Ordering::Relaxed) as f64 / 1024.0;
 
+    eprintln!("against LiteLLM: latency and throughput through its proxy");
+    let litellm_section = match &options.litellm {
+        None => "Not measured: no `--litellm` given (`./scripts/bench` installs LiteLLM and passes it).".to_string(),
+        Some(path) => {
+            let calls = (options.latency_requests / 5).max(200);
+            match litellm::compare(&client, path, &upstream.base, &gateway_url, &key, calls, options.throughput_seconds)
+                .await
+            {
+                Err(error) => format!("Not measured: {error:#}."),
+                Ok(peer) => format!(
+                    "LiteLLM {version} (`litellm[proxy]` from PyPI, its own venv) runs as `litellm --config … \
+                     --num_workers 1` in front of the same mock upstream, with a master key (it refuses to \
+                     start without one) and no database — its lightest setup; BurnCloud authenticates a \
+                     token, prices and logs every call. \
+                     Latency: {calls} calls each, interleaved with direct calls and BurnCloud's in this \
+                     section's own run; throughput: {seconds} s each.\n\n\
+                     | measure | BurnCloud | LiteLLM | BurnCloud's advantage |\n|---|---|---|---|\n\
+                     | added latency p50, concurrency 1 | {bp50:.0} µs | {lp50:.0} µs | {r50:.0}× less |\n\
+                     | added latency p99, concurrency 1 | {bp99:.0} µs | {lp99:.0} µs | {r99:.0}× less |\n\
+                     | throughput, concurrency 32 | {b32:.0}/s | {l32:.0}/s ({e32} failed) | {t32:.0}× |\n\
+                     | throughput, concurrency 256 | {b256:.0}/s | {l256:.0}/s ({e256} failed) | {t256:.0}× |\n\n\
+                     Targets: at least 100× LiteLLM's throughput at concurrency 32, at most 1/50 of its added p50.",
+                    version = peer.version,
+                    seconds = options.throughput_seconds,
+                    bp50 = peer.burncloud_added_p50_us,
+                    bp99 = peer.burncloud_added_p99_us,
+                    lp50 = peer.added_p50_us,
+                    lp99 = peer.added_p99_us,
+                    r50 = peer.added_p50_us / peer.burncloud_added_p50_us.max(1.0),
+                    r99 = peer.added_p99_us / peer.burncloud_added_p99_us.max(1.0),
+                    b32 = gateway_rps,
+                    l32 = peer.rps_32,
+                    e32 = peer.errors_32,
+                    t32 = gateway_rps / peer.rps_32.max(0.001),
+                    b256 = rps_256,
+                    l256 = peer.rps_256,
+                    e256 = peer.errors_256,
+                    t256 = rps_256 / peer.rps_256.max(0.001),
+                ),
+            }
+        }
+    };
+
     eprintln!("start-up with {} logged calls", options.startup_rows);
     let (startup_seconds, dashboard_queries) = startup_with_rows(&client, &server_bin, options.startup_rows).await?;
 
@@ -917,6 +965,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
          pricing and logging) **{gateway_cpu_us:.0} µs**. On this virtual machine most of either is \
          kernel time in socket syscalls and context switches, which is why one extra hop costs about \
          as much as the upstream's whole answer.\n\n\
+         ## Against LiteLLM\n\n{litellm_section}\n\n\
          ## Memory and start-up\n\n\
          | measure | value | target |\n|---|---|---|\n\
          | `burncloud serve` resident memory, idle after setup | {idle_rss:.1} MB | ≤ 30 MB |\n\
