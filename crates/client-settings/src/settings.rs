@@ -1,10 +1,13 @@
 //! App settings: language, theme, currency and balance, and how BurnCloud runs.
 
 use burncloud_client::{money, use_i18n, use_refresh, use_services, ErrorNotice, Lang};
-use burncloud_service_api::{AccountPatch, Currency, HubSource, Money, LLAMA_SERVER_SETTING};
+use burncloud_service_api::{AccountPatch, Currency, HubSource, Money, LLAMA_SERVER_SETTING, LOG_RETENTION_SETTING};
 use dioxus::prelude::*;
 
 use burncloud_client::forms::{copy_to_clipboard, Feedback, FeedbackLine};
+
+/// How long call logs may be kept, in days, as offered in Settings (besides forever).
+const RETENTION_CHOICES: [u32; 6] = [7, 30, 90, 180, 365, 730];
 
 #[component]
 pub fn Settings() -> Element {
@@ -74,6 +77,21 @@ pub fn Settings() -> Element {
         Ok(()) => refresh.bump(),
         Err(error) => feedback.set(Feedback::Failed(error.to_string())),
     };
+    let retention_services = services.clone();
+    let retention = use_resource(move || {
+        let services = retention_services.clone();
+        refresh.track();
+        async move { services.settings.get_setting(LOG_RETENTION_SETTING).ok().flatten().unwrap_or_default() }
+    });
+    let set_retention_services = services.clone();
+    let set_retention =
+        move |days: String| match set_retention_services.settings.set_setting(LOG_RETENTION_SETTING, &days) {
+            Ok(()) => {
+                feedback.set(Feedback::Done(i18n.t("common.saved").to_string()));
+                refresh.bump();
+            }
+            Err(error) => feedback.set(Feedback::Failed(error.to_string())),
+        };
     let info = services.info.clone();
     let key_services = services.clone();
     let mut admin_key = use_signal(move || key_services.admin.admin_key());
@@ -116,6 +134,17 @@ pub fn Settings() -> Element {
                             onchange: { let mut toggle_tray = toggle_tray.clone(); move |e: Event<FormData>| toggle_tray(e.checked()) } }
                         " {i18n.t(\"settings.close_to_tray_hint\")}"
                     }
+                }
+                label { {i18n.t("settings.log_retention")} }
+                div {
+                    select { name: "log_retention_days", onchange: { let mut set_retention = set_retention.clone(); move |e: Event<FormData>| set_retention(e.value()) },
+                        option { value: "", selected: retention().unwrap_or_default().is_empty(), {i18n.t("settings.log_retention_forever")} }
+                        for days in RETENTION_CHOICES {
+                            option { value: "{days}", selected: retention().unwrap_or_default() == days.to_string(),
+                                "{days} {i18n.t(\"settings.log_retention_days\")}" }
+                        }
+                    }
+                    " {i18n.t(\"settings.log_retention_hint\")}"
                 }
                 match &*account.read() {
                     Some(Ok(account)) => {

@@ -120,6 +120,20 @@ async fn settings_show_money_paths_and_hide_the_admin_key() {
 }
 
 #[tokio::test]
+async fn settings_show_and_keep_the_log_retention() {
+    let (_dir, _store, services) = fixture();
+    let page = PageUnderTest::open(services.clone(), Lang::En, Settings).await;
+    assert!(page.text().contains("Keep call logs forever"), "{}", page.text());
+    assert!(page.html().contains(r#"<option value="" selected"#), "forever is chosen by default");
+    // The same setting the server's hourly pruning reads.
+    services.settings.set_setting(burncloud_service_api::LOG_RETENTION_SETTING, "90").unwrap();
+    let page = PageUnderTest::open(services.clone(), Lang::Zh, Settings).await;
+    assert!(page.html().contains(r#"<option value="90" selected"#), "{}", page.html());
+    assert!(page.text().contains("调用日志保留"), "{}", page.text());
+    assert_eq!(burncloud_server::log_retention_days(services.settings.as_ref()), Some(90));
+}
+
+#[tokio::test]
 async fn groups_show_their_strategy_and_members() {
     let (_dir, store, services) = fixture();
     let page = PageUnderTest::open(services.clone(), Lang::En, Groups).await.text();

@@ -36,7 +36,7 @@ pub use monitor::Monitor;
 pub const DATABASE_FILE: &str = "burncloud.db";
 /// Days of call logs to keep (a setting; `BURNCLOUD_LOG_RETENTION_DAYS` where it is unset); 0 or
 /// absent keeps them all. Usage totals are kept regardless.
-pub const LOG_RETENTION_SETTING: &str = "log_retention_days";
+pub use burncloud_service_api::LOG_RETENTION_SETTING;
 pub const LOG_RETENTION_ENV: &str = "BURNCLOUD_LOG_RETENTION_DAYS";
 
 /// Errors while starting up.

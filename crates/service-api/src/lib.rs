@@ -9,6 +9,9 @@ mod money;
 mod secret;
 mod types;
 
+/// The setting that keeps call logs for this many days (empty or absent: forever).
+pub const LOG_RETENTION_SETTING: &str = "log_retention_days";
+
 /// The last millisecond of the year 9999: times in queries must lie between 1970 and this.
 pub const MAX_TIME_MS: i64 = 253_402_300_799_999;
 
