@@ -18,6 +18,19 @@ needs_dpkg = pytest.mark.skipif(
 )
 
 
+def assert_runs_and_serves(binary, data):
+    """`binary --version` answers, and `binary serve` on `data` answers /health and stops cleanly."""
+    version = subprocess.run([str(binary), "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("burncloud ")
+    process, base = start([str(binary), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data)])
+    try:
+        with urllib.request.urlopen(base + "/health", timeout=5) as response:
+            assert response.status == 200
+    finally:
+        assert stop(process) == 0
+    assert (Path(data) / "burncloud.db").exists()
+
+
 @pytest.fixture(scope="module")
 def linux_packages():
     """(server tarball, .deb) as scripts/package-linux builds them from the debug builds."""
@@ -40,15 +53,7 @@ def test_the_server_tarball_serves_without_any_desktop_library(linux_packages):
         linked = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True).stdout
         for library in ["libwebkit2gtk", "libgtk-3", "libjavascriptcoregtk", "libayatana"]:
             assert library not in linked, f"the server build links {library}:\n{linked}"
-        version = subprocess.run([str(binary), "--version"], capture_output=True, text=True, check=True)
-        assert version.stdout.startswith("burncloud ")
-        process, base = start([str(binary), "serve", "--listen", "127.0.0.1:0", "--data-dir", data])
-        try:
-            with urllib.request.urlopen(base + "/health", timeout=5) as response:
-                assert response.status == 200
-        finally:
-            assert stop(process) == 0
-        assert (Path(data) / "burncloud.db").exists()
+        assert_runs_and_serves(binary, data)
 
 
 @needs_dpkg
@@ -60,16 +65,8 @@ def test_the_deb_installs_runs_and_uninstalls(linux_packages):
         assert path in contents, path
     subprocess.run(["dpkg", "-i", str(package)], capture_output=True, text=True, check=True, timeout=300)
     try:
-        version = subprocess.run(["/usr/bin/burncloud", "--version"], capture_output=True, text=True, check=True)
-        assert version.stdout.startswith("burncloud ")
         with tempfile.TemporaryDirectory() as data:
-            process, base = start(["/usr/bin/burncloud", "serve", "--listen", "127.0.0.1:0", "--data-dir", data])
-            try:
-                with urllib.request.urlopen(base + "/health", timeout=5) as response:
-                    assert response.status == 200
-            finally:
-                assert stop(process) == 0
-            assert (Path(data) / "burncloud.db").exists()
+            assert_runs_and_serves("/usr/bin/burncloud", data)
     finally:
         subprocess.run(["dpkg", "-r", "burncloud"], capture_output=True, check=True, timeout=300)
     assert not Path("/usr/bin/burncloud").exists()

@@ -19,7 +19,7 @@ use crate::console_models::FilesQuery;
 struct Operation {
     method: &'static str,
     path: &'static str,
-    summary: &'static str,
+    summary: String,
     query: Option<Value>,
     body: Option<Value>,
     status: u16,
@@ -47,13 +47,33 @@ impl Builder {
         &mut self,
         method: &'static str,
         path: &'static str,
-        summary: &'static str,
+        summary: impl Into<String>,
         query: Option<Value>,
         body: Option<Value>,
         status: u16,
         response: Value,
     ) {
+        let summary = summary.into();
         self.operations.push(Operation { method, path, summary, query, body, status, response });
+    }
+
+    /// The five routes of a collection: list, create, read, change, delete. `created` is what a
+    /// create answers (the item itself unless it carries more, as a new token's key).
+    fn collection<Item: JsonSchema, Input: JsonSchema, Patch: JsonSchema>(
+        &mut self,
+        paths: (&'static str, &'static str),
+        noun: &str,
+        created: Option<Value>,
+    ) {
+        let (list_path, item_path) = paths;
+        let (item, items) = (self.schema::<Item>(), self.schema::<Vec<Item>>());
+        let (input, patch) = (self.schema::<Input>(), self.schema::<Patch>());
+        let created = created.unwrap_or_else(|| item.clone());
+        self.add("get", list_path, format!("List {noun}s"), None, None, 200, items);
+        self.add("post", list_path, format!("Create a {noun}"), None, Some(input), 201, created);
+        self.add("get", item_path, format!("One {noun}"), None, None, 200, item.clone());
+        self.add("put", item_path, format!("Change a {noun}"), None, Some(patch), 200, item);
+        self.add("delete", item_path, format!("Delete a {noun}"), None, None, 200, deleted());
     }
 }
 
@@ -105,33 +125,20 @@ pub fn document() -> Value {
     let inline = settings.clone().with(|s| s.inline_subschemas = true).into_generator();
     let mut b = Builder { generator: settings.into_generator(), inline, operations: Vec::new() };
 
-    let channel = b.schema::<Channel>();
-    let channels = b.schema::<Vec<Channel>>();
-    let (channel_input, channel_patch) = (b.schema::<ChannelInput>(), b.schema::<ChannelPatch>());
-    b.add("get", "/console/api/channels", "List channels", None, None, 200, channels);
-    b.add("post", "/console/api/channels", "Create a channel", None, Some(channel_input), 201, channel.clone());
-    b.add("get", "/console/api/channels/{id}", "One channel", None, None, 200, channel.clone());
-    b.add("put", "/console/api/channels/{id}", "Change a channel", None, Some(channel_patch), 200, channel);
-    b.add("delete", "/console/api/channels/{id}", "Delete a channel", None, None, 200, deleted());
+    b.collection::<Channel, ChannelInput, ChannelPatch>(
+        ("/console/api/channels", "/console/api/channels/{id}"),
+        "channel",
+        None,
+    );
     let report = b.schema::<ChannelTestReport>();
     b.add("post", "/console/api/channels/{id}/test", "Send a test call through a channel", None, None, 200, report);
 
-    let token = b.schema::<Token>();
-    let (tokens, created) = (b.schema::<Vec<Token>>(), b.schema::<CreatedToken>());
-    let (token_input, token_patch) = (b.schema::<TokenInput>(), b.schema::<TokenPatch>());
-    b.add("get", "/console/api/tokens", "List tokens", None, None, 200, tokens);
-    b.add(
-        "post",
-        "/console/api/tokens",
-        "Create a token (the key is shown once)",
-        None,
-        Some(token_input),
-        201,
-        created,
+    let created = b.schema::<CreatedToken>();
+    b.collection::<Token, TokenInput, TokenPatch>(
+        ("/console/api/tokens", "/console/api/tokens/{id}"),
+        "token",
+        Some(created),
     );
-    b.add("get", "/console/api/tokens/{id}", "One token", None, None, 200, token.clone());
-    b.add("put", "/console/api/tokens/{id}", "Change a token", None, Some(token_patch), 200, token);
-    b.add("delete", "/console/api/tokens/{id}", "Delete a token", None, None, 200, deleted());
 
     let (prices, price, price_input) = (b.schema::<Vec<Price>>(), b.schema::<Price>(), b.schema::<PriceInput>());
     b.add("get", "/console/api/prices", "List model prices", None, None, 200, prices);
@@ -149,13 +156,7 @@ pub fn document() -> Value {
     let (usage_query, usage) = (b.query::<UsageQuery>(), b.schema::<UsageReport>());
     b.add("get", "/console/api/usage", "Requests, tokens and cost over a time range", usage_query, None, 200, usage);
 
-    let (group, groups) = (b.schema::<Group>(), b.schema::<Vec<Group>>());
-    let (group_input, group_patch) = (b.schema::<GroupInput>(), b.schema::<GroupPatch>());
-    b.add("get", "/console/api/groups", "List groups", None, None, 200, groups);
-    b.add("post", "/console/api/groups", "Create a group", None, Some(group_input), 201, group.clone());
-    b.add("get", "/console/api/groups/{id}", "One group", None, None, 200, group.clone());
-    b.add("put", "/console/api/groups/{id}", "Change a group", None, Some(group_patch), 200, group);
-    b.add("delete", "/console/api/groups/{id}", "Delete a group", None, None, 200, deleted());
+    b.collection::<Group, GroupInput, GroupPatch>(("/console/api/groups", "/console/api/groups/{id}"), "group", None);
 
     let rotated = object(json!({"admin_key": {"type": "string"}}));
     b.add("post", "/console/api/admin-key/rotate", "Replace the admin key", None, None, 200, rotated);

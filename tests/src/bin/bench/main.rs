@@ -335,18 +335,40 @@ const DASHBOARD_QUERIES: &[(&str, &str)] = &[
     ("log page, errors only", "/console/api/logs?limit=50&status=error"),
 ];
 
-/// Fills a data dir with `rows` logged calls spread over 30 days, then measures (a) `serve` start
-/// to `/health` 200 (median of 3) and (b) every dashboard query in ms.
+/// `burncloud serve` from `binary` on `data_dir`, with the bench's admin key, quiet.
+fn start_serve(binary: &Path, data_dir: &Path) -> anyhow::Result<Server> {
+    Server::start(
+        Command::new(binary)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("BURNCLOUD_ADMIN_KEY", "bench-admin")
+            .env("BURNCLOUD_LOG", "warn"),
+    )
+}
+
+/// The usual setup on a started gateway: `channels` channels on the mock upstream serving
+/// gpt-4o-mini, its price, and a token named `token_name`, whose key is returned.
+async fn set_up_gateway(
+    client: &HttpClient,
+    gateway: &Server,
+    upstream: &Server,
+    channels: usize,
+    token_name: &str,
+) -> anyhow::Result<String> {
+    for n in 0..channels {
+        let channel = json!({"name": format!("mock {n}"), "kind": "openai", "base_url": format!("{}/v1", upstream.base), "models": ["gpt-4o-mini"]});
+        console(client, "POST", &gateway.base, "/console/api/channels", channel).await?;
+    }
+    let price = json!({"input_per_mtok": "0.15", "output_per_mtok": "0.6"});
+    console(client, "PUT", &gateway.base, "/console/api/prices/gpt-4o-mini", price).await?;
+    let token = console(client, "POST", &gateway.base, "/console/api/tokens", json!({"name": token_name})).await?;
+    Ok(token["key"].as_str().context("no token key")?.to_string())
+}
+
 /// Resident memory of `serve` from this binary, a second after `/health` answers, on an empty data dir.
 async fn idle_serve_rss(binary: &Path) -> anyhow::Result<f64> {
     let data_dir = tempfile_dir()?.join("idle");
-    let server = Server::start(
-        Command::new(binary)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data_dir)
-            .env("BURNCLOUD_ADMIN_KEY", "bench-admin")
-            .env("BURNCLOUD_LOG", "warn"),
-    )?;
+    let server = start_serve(binary, &data_dir)?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss = rss_mb(server.child.id());
     drop(server);
@@ -354,6 +376,8 @@ async fn idle_serve_rss(binary: &Path) -> anyhow::Result<f64> {
     rss
 }
 
+/// Fills a data dir with `rows` logged calls spread over 30 days, then measures (a) `serve` start
+/// to `/health` 200 (median of 3) and (b) every dashboard query in ms.
 async fn startup_with_rows(
     client: &HttpClient,
     server_bin: &Path,
@@ -386,13 +410,7 @@ async fn startup_with_rows(
     let mut queries = Vec::new();
     for run in 0..3 {
         let started = Instant::now();
-        let gateway = Server::start(
-            Command::new(server_bin)
-                .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-                .arg(&data_dir)
-                .env("BURNCLOUD_ADMIN_KEY", "bench-admin")
-                .env("BURNCLOUD_LOG", "warn"),
-        )?;
+        let gateway = start_serve(server_bin, &data_dir)?;
         loop {
             let request = hyper::Request::get(format!("{}/health", gateway.base)).body(Full::new(Bytes::new()))?;
             if let Ok(response) = client.request(request).await {
@@ -714,26 +732,10 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let desktop_build_serve_rss = idle_serve_rss(&desktop_build).await?;
     let upstream = Server::start(Command::new(options.bin_dir.join("mock-upstream")).env("MOCK_THREADS", "1"))?;
     let data_dir = tempfile_dir()?.join("data");
-    let gateway = Server::start(
-        Command::new(&server_bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data_dir)
-            .env("BURNCLOUD_ADMIN_KEY", "bench-admin")
-            .env("BURNCLOUD_LOG", "warn"),
-    )?;
+    let gateway = start_serve(&server_bin, &data_dir)?;
     let bare = Server::start(Command::new(options.bin_dir.join("bare-proxy")).arg("--upstream").arg(&upstream.base))?;
     let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build_http();
-    console(&client, "POST", &gateway.base, "/console/api/channels", json!({"name": "mock", "kind": "openai", "base_url": format!("{}/v1", upstream.base), "models": ["gpt-4o-mini"]})).await?;
-    console(
-        &client,
-        "PUT",
-        &gateway.base,
-        "/console/api/prices/gpt-4o-mini",
-        json!({"input_per_mtok": "0.15", "output_per_mtok": "0.6"}),
-    )
-    .await?;
-    let token = console(&client, "POST", &gateway.base, "/console/api/tokens", json!({"name": "bench"})).await?;
-    let key = token["key"].as_str().context("no token key")?.to_string();
+    let key = set_up_gateway(&client, &gateway, &upstream, 1, "bench").await?;
     let limited = console(
         &client,
         "POST",

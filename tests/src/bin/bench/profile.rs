@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serde_json::json;
 
-use crate::{chat_request, console, machine, send, tempfile_dir, HttpClient, Options, Server};
+use crate::{chat_request, machine, send, set_up_gateway, start_serve, tempfile_dir, HttpClient, Options, Server};
 
 const SECONDS: u64 = 10;
 
@@ -84,26 +83,9 @@ fn area(sample: &Sample) -> String {
 pub async fn profile(options: &Options, server_bin: &Path) -> anyhow::Result<()> {
     let upstream = Server::start(Command::new(options.bin_dir.join("mock-upstream")).env("MOCK_THREADS", "1"))?;
     let data_dir = tempfile_dir()?.join("profile");
-    let gateway = Server::start(
-        Command::new(server_bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data_dir)
-            .env("BURNCLOUD_ADMIN_KEY", "bench-admin")
-            .env("BURNCLOUD_LOG", "warn"),
-    )?;
+    let gateway = start_serve(server_bin, &data_dir)?;
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-    let channel = json!({"name": "mock", "kind": "openai", "base_url": format!("{}/v1", upstream.base), "models": ["gpt-4o-mini"]});
-    console(&client, "POST", &gateway.base, "/console/api/channels", channel).await?;
-    console(
-        &client,
-        "PUT",
-        &gateway.base,
-        "/console/api/prices/gpt-4o-mini",
-        json!({"input_per_mtok": "0.15", "output_per_mtok": "0.6"}),
-    )
-    .await?;
-    let token = console(&client, "POST", &gateway.base, "/console/api/tokens", json!({"name": "profile"})).await?;
-    let key = token["key"].as_str().context("no token key")?.to_string();
+    let key = set_up_gateway(&client, &gateway, &upstream, 1, "profile").await?;
     let url = format!("{}/v1/chat/completions", gateway.base);
     for _ in 0..2000 {
         send(&client, &url, Some(&key), chat_request()).await?;

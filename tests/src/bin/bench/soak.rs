@@ -16,7 +16,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 
-use crate::{console, machine, rss_mb, tempfile_dir, HttpClient, Options, Server};
+use crate::{machine, rss_mb, set_up_gateway, start_serve, tempfile_dir, HttpClient, Options, Server};
 
 const CONCURRENCY: usize = 256;
 const FAILING_PERCENT: u32 = 10;
@@ -75,28 +75,9 @@ pub async fn soak(options: &Options, server_bin: &Path) -> anyhow::Result<()> {
     let seconds = options.soak_seconds;
     let upstream = Server::start(Command::new(options.bin_dir.join("mock-upstream")).env("MOCK_THREADS", "1"))?;
     let data_dir = tempfile_dir()?.join("soak");
-    let gateway = Server::start(
-        Command::new(server_bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data_dir)
-            .env("BURNCLOUD_ADMIN_KEY", "bench-admin")
-            .env("BURNCLOUD_LOG", "warn"),
-    )?;
+    let gateway = start_serve(server_bin, &data_dir)?;
     let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(CONCURRENCY).build_http();
-    for n in 0..CHANNELS {
-        let channel = json!({"name": format!("mock {n}"), "kind": "openai", "base_url": format!("{}/v1", upstream.base), "models": ["gpt-4o-mini"]});
-        console(&client, "POST", &gateway.base, "/console/api/channels", channel).await?;
-    }
-    console(
-        &client,
-        "PUT",
-        &gateway.base,
-        "/console/api/prices/gpt-4o-mini",
-        json!({"input_per_mtok": "0.15", "output_per_mtok": "0.6"}),
-    )
-    .await?;
-    let token = console(&client, "POST", &gateway.base, "/console/api/tokens", json!({"name": "soak"})).await?;
-    let key = token["key"].as_str().context("no token key")?.to_string();
+    let key = set_up_gateway(&client, &gateway, &upstream, CHANNELS, "soak").await?;
     let mode = hyper::Request::post(format!("{}/_mock/mode", upstream.base))
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(json!({"mode": "flaky", "percent": FAILING_PERCENT}).to_string())))?;
