@@ -866,17 +866,16 @@ async fn run(options: Options) -> anyhow::Result<()> {
         None => "Not measured: no `--litellm` given (`./scripts/bench` installs LiteLLM and passes it).".to_string(),
         Some(path) => {
             let calls = (options.latency_requests / 5).max(200);
-            match litellm::compare(&client, path, &upstream.base, &gateway_url, &key, calls, options.throughput_seconds)
-                .await
-            {
+            match litellm::compare(&client, path, &upstream.base, calls, options.throughput_seconds).await {
                 Err(error) => format!("Not measured: {error:#}."),
                 Ok(peer) => format!(
                     "LiteLLM {version} (`litellm[proxy]` from PyPI, its own venv) runs as `litellm --config … \
                      --num_workers 1` in front of the same mock upstream, with a master key (it refuses to \
                      start without one) and no database — its lightest setup; BurnCloud authenticates a \
                      token, prices and logs every call. \
-                     Latency: {calls} calls each, interleaved with direct calls and BurnCloud's in this \
-                     section's own run; throughput: {seconds} s each.\n\n\
+                     Each proxy's added latency is measured the same way, interleaved with direct calls \
+                     to the mock: LiteLLM's here ({calls} calls), BurnCloud's in the first section; \
+                     throughput: {seconds} s each.\n\n\
                      | measure | BurnCloud | LiteLLM | BurnCloud's advantage |\n|---|---|---|---|\n\
                      | added latency p50, concurrency 1 | {bp50:.0} µs | {lp50:.0} µs | {r50:.0}× less |\n\
                      | added latency p99, concurrency 1 | {bp99:.0} µs | {lp99:.0} µs | {r99:.0}× less |\n\
@@ -885,12 +884,12 @@ async fn run(options: Options) -> anyhow::Result<()> {
                      Targets: at least 100× LiteLLM's throughput at concurrency 32, at most 1/50 of its added p50.",
                     version = peer.version,
                     seconds = options.throughput_seconds,
-                    bp50 = peer.burncloud_added_p50_us,
-                    bp99 = peer.burncloud_added_p99_us,
+                    bp50 = added_p50,
+                    bp99 = added_p99,
                     lp50 = peer.added_p50_us,
                     lp99 = peer.added_p99_us,
-                    r50 = peer.added_p50_us / peer.burncloud_added_p50_us.max(1.0),
-                    r99 = peer.added_p99_us / peer.burncloud_added_p99_us.max(1.0),
+                    r50 = peer.added_p50_us / added_p50.max(1.0),
+                    r99 = peer.added_p99_us / added_p99.max(1.0),
                     b32 = gateway_rps,
                     l32 = peer.rps_32,
                     e32 = peer.errors_32,
