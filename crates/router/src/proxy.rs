@@ -1104,19 +1104,20 @@ async fn stream(
             drain_deadline = Some(tokio::time::Instant::now() + gateway.config.cancel_drain_timeout);
         }
     }
-    if let Some(problem) = malformed {
-        cut = Some(scrub(&format!("channel '{}' sent {problem}", channel.channel.name), &channel.api_key));
-    } else if let Some(rest) = splitter.finish() {
-        if let Some(problem) = event_data(&rest).and_then(|data| malformed_data(&data)) {
-            cut = Some(scrub(&format!("channel '{}' sent {problem}", channel.channel.name), &channel.api_key));
-        } else {
-            let raw = output.keeps_raw().then(|| vec![rest.clone()]);
-            if let Some(bytes) = output.render(watch.forward(&rest.clone(), vec![rest], call.client_wants_usage), raw) {
-                if !client_gone {
-                    client_gone = !send(&sender, bytes).await;
-                }
+    // Whatever is left after a broken event is not read; an unfinished last event is checked too.
+    let rest = if malformed.is_none() { splitter.finish() } else { None };
+    if let Some(rest) = rest {
+        malformed = event_data(&rest).and_then(|data| malformed_data(&data));
+        let raw = output.keeps_raw().then(|| vec![rest.clone()]);
+        let forward = malformed.is_none().then(|| watch.forward(&rest.clone(), vec![rest], call.client_wants_usage));
+        if let Some(bytes) = forward.and_then(|openai| output.render(openai, raw)) {
+            if !client_gone {
+                client_gone = !send(&sender, bytes).await;
             }
         }
+    }
+    if let Some(problem) = malformed {
+        cut = Some(scrub(&format!("channel '{}' sent {problem}", channel.channel.name), &channel.api_key));
     }
     let reported = watch.upstream_error();
     if let Some(message) = &reported {
