@@ -48,10 +48,10 @@ ensure_build_deps() {
 }
 
 # The server build: `burncloud` without the window (nothing from GTK or WebKit linked), for machines
-# without a desktop. `build_server_binary [release|debug]` builds it to target/<profile>/server/burncloud
+# without a desktop; it keeps the browser UI at /ui. `build_server_binary [release|debug]` builds it to target/<profile>/server/burncloud
 # and prints that path. Build it before the desktop build: both come out as target/<profile>/burncloud.
 build_server_binary() {
-  local profile="${1:-release}" flags=(--locked -p burncloud --no-default-features)
+  local profile="${1:-release}" flags=(--locked -p burncloud --no-default-features --features web-ui)
   say "building the server build (no window, $profile)"
   if [ "$profile" = release ]; then flags+=(--release); fi
   cargo build "${flags[@]}" >&2
@@ -112,6 +112,11 @@ ensure_test_services() {
 # What window tests and screenshots need: a virtual display, X tools, CJK fonts for 中文.
 ensure_window_test_deps() {
   ensure_apt xvfb xauth xdotool x11-utils imagemagick fonts-noto-cjk fonts-dejavu-core
+}
+
+# Debian's chromium, which Playwright (from requirements.txt) drives for the browser UI tests.
+ensure_browser_test_deps() {
+  ensure_apt chromium fonts-noto-cjk fonts-dejavu-core
 }
 
 # A virtualenv in .venv with the end-to-end test clients (official SDKs, pytest).

@@ -110,6 +110,17 @@ def tiny_gguf(tmp_path_factory):
     return path
 
 
+@pytest.fixture
+def llama_server():
+    """The llama-server binary the local inference tests run (./scripts/test installs one)."""
+    path = os.environ.get("BURNCLOUD_LLAMA_SERVER")
+    if not path:
+        if os.environ.get("BURNCLOUD_REQUIRE_LLAMA"):
+            pytest.fail("BURNCLOUD_REQUIRE_LLAMA is set but BURNCLOUD_LLAMA_SERVER is not")
+        pytest.skip("BURNCLOUD_LLAMA_SERVER is not set: ./scripts/test installs llama-server")
+    return path
+
+
 TINY_REPO = "burncloud/Tiny-GGUF"
 TINY_FILE = "tiny-F32.gguf"
 

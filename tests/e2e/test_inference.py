@@ -2,7 +2,6 @@
 and the server process dies with it; the next start cleans up what the killed run left."""
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -22,16 +21,6 @@ def alive(pid):
     except (FileNotFoundError, IndexError):
         return False
     return state != "Z"
-
-
-@pytest.fixture
-def llama_server():
-    path = os.environ.get("BURNCLOUD_LLAMA_SERVER")
-    if not path:
-        if os.environ.get("BURNCLOUD_REQUIRE_LLAMA"):
-            pytest.fail("BURNCLOUD_REQUIRE_LLAMA is set but BURNCLOUD_LLAMA_SERVER is not")
-        pytest.skip("BURNCLOUD_LLAMA_SERVER is not set: ./scripts/test installs llama-server")
-    return path
 
 
 def deploy(app, gguf):

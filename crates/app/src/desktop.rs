@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use burncloud_client::{use_services, AppInfo, Page, Services, Shell};
+use burncloud_client::{use_services, AppInfo, Shell};
 use burncloud_server::AppState;
 use dioxus::desktop::trayicon::menu::{Menu, MenuItem};
 use dioxus::desktop::trayicon::{Icon as TrayIconImage, TrayIcon, TrayIconBuilder};
@@ -14,21 +14,6 @@ use dioxus::desktop::{
     tao, use_tray_menu_event_handler, window, Config, LogicalSize, WindowBuilder, WindowCloseBehaviour,
 };
 use dioxus::prelude::*;
-
-/// Every page of the window, in navigation order.
-pub fn pages() -> Vec<Page> {
-    vec![
-        Page { id: "dashboard", title: "nav.dashboard", icon: "◎", render: burncloud_client_dashboard::Dashboard },
-        Page { id: "logs", title: "nav.logs", icon: "≡", render: burncloud_client_dashboard::Logs },
-        Page { id: "channels", title: "nav.channels", icon: "⇄", render: burncloud_client_settings::Channels },
-        Page { id: "groups", title: "nav.groups", icon: "⊞", render: burncloud_client_settings::Groups },
-        Page { id: "tokens", title: "nav.tokens", icon: "✦", render: burncloud_client_settings::Tokens },
-        Page { id: "prices", title: "nav.prices", icon: "¤", render: burncloud_client_settings::Prices },
-        Page { id: "models", title: "nav.models", icon: "▣", render: burncloud_client_models::Models },
-        Page { id: "deployments", title: "nav.deployments", icon: "▶", render: burncloud_client_models::Deployments },
-        Page { id: "settings", title: "nav.settings", icon: "⚙", render: burncloud_client_settings::Settings },
-    ]
-}
 
 /// The page to open first: `BURNCLOUD_PAGE` (used by screenshot scripts), else the dashboard.
 #[derive(Clone)]
@@ -110,20 +95,13 @@ fn root() -> Element {
             }
         }
     });
-    rsx! { Shell { pages: pages(), initial_page: first.0 } }
+    rsx! { Shell { pages: crate::pages::pages(), initial_page: first.0 } }
 }
 
 /// Runs the window on this thread until it closes; `stop_runtime` is called once, as the event
 /// loop ends, and waits for the gateway to finish its calls and store its logs.
 pub fn run_window(state: &AppState, info: AppInfo, stop_runtime: impl FnOnce() + 'static) {
-    let services = Services::from_store(
-        state.store.clone(),
-        state.monitor.clone(),
-        state.admin_keys.clone(),
-        state.models.clone(),
-        state.inference.clone(),
-        info,
-    );
+    let services = crate::pages::services(state, info);
     let mut stop = Some(stop_runtime);
     let icon = tao::window::Icon::from_rgba(crate::icon::icon_rgba(ICON_SIZE), ICON_SIZE, ICON_SIZE).ok();
     let window = WindowBuilder::new()

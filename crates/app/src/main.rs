@@ -9,8 +9,12 @@
 mod desktop;
 #[cfg(feature = "desktop")]
 mod icon;
+#[cfg(feature = "web-ui")]
+mod pages;
 #[cfg(feature = "desktop")]
 mod single_instance;
+#[cfg(feature = "web-ui")]
+mod web_ui;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -134,8 +138,31 @@ struct Started {
     runtime: tokio::runtime::Runtime,
     state: AppState,
     listener: tokio::net::TcpListener,
-    #[cfg_attr(not(feature = "desktop"), allow(dead_code))]
+    #[cfg_attr(not(feature = "web-ui"), allow(dead_code))]
     dir: PathBuf,
+}
+
+impl Started {
+    /// What the settings page shows about this run.
+    #[cfg(feature = "web-ui")]
+    fn info(&self) -> anyhow::Result<burncloud_client::AppInfo> {
+        Ok(burncloud_client::AppInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            listen: self.listener.local_addr()?.to_string(),
+            data_dir: self.dir.display().to_string(),
+        })
+    }
+
+    /// Routes served beside the gateway and the console: the browser UI where it is built in.
+    #[cfg(feature = "web-ui")]
+    fn extra_routes(&self) -> anyhow::Result<axum::Router> {
+        Ok(web_ui::routes(&self.state, self.info()?))
+    }
+
+    #[cfg(not(feature = "web-ui"))]
+    fn extra_routes(&self) -> anyhow::Result<axum::Router> {
+        Ok(axum::Router::new())
+    }
 }
 
 fn start(args: &ServeArgs) -> anyhow::Result<Started> {
@@ -169,6 +196,9 @@ fn start(args: &ServeArgs) -> anyhow::Result<Started> {
     tracing::info!(data_dir = %dir.display(), "BurnCloud is serving");
     // The line tests and scripts read to find the port.
     println!("listening on http://{address}");
+    if cfg!(feature = "web-ui") {
+        tracing::info!("browser UI at http://{address}/ui; sign in with the key `burncloud admin-key` prints");
+    }
     Ok(Started { runtime, state, listener, dir })
 }
 
@@ -189,12 +219,10 @@ fn run_app(args: ServeArgs) -> anyhow::Result<()> {
         println!("BurnCloud is already running on {}; its window is coming to the front.", args.listen);
         return Ok(());
     }
-    let Started { runtime, state, listener, dir } = start(&args)?;
-    let info = burncloud_client::AppInfo {
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        listen: listener.local_addr()?.to_string(),
-        data_dir: dir.display().to_string(),
-    };
+    let started = start(&args)?;
+    let info = started.info()?;
+    let extra = started.extra_routes()?;
+    let Started { runtime, state, listener, .. } = started;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (finished, done) = std::sync::mpsc::channel::<()>();
     let serving = state.clone();
@@ -208,7 +236,7 @@ fn run_app(args: ServeArgs) -> anyhow::Result<()> {
                 _ = shutdown_signal() => {},
             }
         };
-        if let Err(error) = runtime.block_on(serve(listener, serving, shutdown, grace)) {
+        if let Err(error) = runtime.block_on(serve(listener, serving, extra, shutdown, grace)) {
             tracing::error!(%error, "the gateway stopped with an error");
         }
         let _ = finished.send(());
@@ -227,7 +255,10 @@ fn run_app(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
-    let Started { runtime, state, listener, .. } = start(&args)?;
-    runtime.block_on(serve(listener, state, shutdown_signal(), Duration::from_secs(args.shutdown_grace)))?;
+    let started = start(&args)?;
+    let extra = started.extra_routes()?;
+    let Started { runtime, state, listener, .. } = started;
+    let grace = Duration::from_secs(args.shutdown_grace);
+    runtime.block_on(serve(listener, state, extra, shutdown_signal(), grace))?;
     Ok(())
 }

@@ -3,8 +3,13 @@
 
 use burncloud_client::forms::{confirmed, copy_to_clipboard, Feedback, FeedbackLine};
 use burncloud_client::{timestamp, use_i18n, use_refresh, use_services, Empty, ErrorNotice};
-use burncloud_service_api::{Instance, InstanceInput, InstanceState};
+use burncloud_service_api::{Instance, InstanceInput, InstanceState, LocalModel};
 use dioxus::prelude::*;
+
+/// The models llama-server can serve on their own: not the vision projectors that go with them.
+fn deployable(models: &[LocalModel]) -> impl Iterator<Item = &LocalModel> {
+    models.iter().filter(|model| !model.path.to_ascii_lowercase().contains("mmproj"))
+}
 
 const LIVE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -148,7 +153,15 @@ pub fn Deployments() -> Element {
                 div { class: "page-sub", {i18n.t("deploy.subtitle")} }
             }
             button { class: "btn primary", id: "new-deployment",
-                onclick: move |_| { feedback.set(Feedback::Idle); draft.set(Some(Draft::default())) },
+                onclick: move |_| {
+                    feedback.set(Feedback::Idle);
+                    // The model most likely meant is the one downloaded or imported last.
+                    let newest = match &*local_models.read() {
+                        Some(Ok(models)) => deployable(models).map(|m| m.id).max(),
+                        _ => None,
+                    };
+                    draft.set(Some(Draft { model_id: newest.map(|id| id.to_string()).unwrap_or_default(), ..Draft::default() }))
+                },
                 {i18n.t("deploy.new")} }
         }
         FeedbackLine { feedback: feedback() }
@@ -173,7 +186,7 @@ pub fn Deployments() -> Element {
                     select { name: "model_id", onchange: move |e| if let Some(d) = draft.write().as_mut() { d.model_id = e.value() },
                         option { value: "", selected: form.model_id.is_empty(), {i18n.t("deploy.choose_model")} }
                         if let Some(Ok(models)) = &*local_models.read() {
-                            for model in models.iter().filter(|m| !m.path.to_ascii_lowercase().contains("mmproj")) {
+                            for model in deployable(models) {
                                 option { key: "{model.id}", value: "{model.id}", selected: form.model_id == model.id.to_string(),
                                     {model.path.rsplit(['/', '\\']).next().unwrap_or(&model.path).to_string()} }
                             }

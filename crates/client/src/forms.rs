@@ -81,11 +81,46 @@ pub fn confirmed(mut armed: Signal<Option<i64>>, id: i64) -> bool {
     }
 }
 
-/// Copies `text` to the clipboard through the webview.
+/// `text` as a JavaScript string literal: quotes, backslashes, control and non-ASCII characters
+/// escaped as UTF-16 `\uXXXX`, so any text survives.
+pub fn js_string(text: &str) -> String {
+    let mut literal = String::with_capacity(text.len() + 2);
+    literal.push('"');
+    for unit in text.encode_utf16() {
+        match unit {
+            0x22 => literal.push_str("\\\""),
+            0x5c => literal.push_str("\\\\"),
+            0x20..=0x7e => literal.push(char::from(unit as u8)),
+            _ => literal.push_str(&format!("\\u{unit:04x}")),
+        }
+    }
+    literal.push('"');
+    literal
+}
+
+/// Copies `text` to the clipboard, in the window and in a browser. The asynchronous clipboard API
+/// exists only on secure origins (localhost, https); a browser on another machine reaching
+/// `serve` over plain http gets the older selection-and-copy path.
 pub fn copy_to_clipboard(text: &str) {
-    // Rust's debug form of an ASCII string is a valid JavaScript string literal.
-    let literal = format!("{text:?}");
-    document::eval(&format!("navigator.clipboard.writeText({literal})"));
+    let literal = js_string(text);
+    document::eval(&format!(
+        r#"(function (text) {{
+  function select_and_copy() {{
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.appendChild(area);
+    area.select();
+    try {{ document.execCommand("copy"); }} finally {{ area.remove(); }}
+  }}
+  if (navigator.clipboard && window.isSecureContext) {{
+    navigator.clipboard.writeText(text).catch(select_and_copy);
+  }} else {{
+    select_and_copy();
+  }}
+}})({literal});"#
+    ));
 }
 
 #[cfg(test)]
@@ -101,5 +136,13 @@ mod tests {
         assert_eq!(parse_optional_int(" 60 ", "rpm"), Ok(Some(60)));
         assert_eq!(parse_optional_int("", "rpm"), Ok(None));
         assert!(parse_optional_int("many", "rpm").is_err());
+    }
+
+    #[test]
+    fn any_text_becomes_a_javascript_string_literal() {
+        assert_eq!(js_string("sk-bc-abc"), "\"sk-bc-abc\"");
+        assert_eq!(js_string("a\"b\\c\nd"), "\"a\\\"b\\\\c\\u000ad\"");
+        assert_eq!(js_string("模型😀"), "\"\\u6a21\\u578b\\ud83d\\ude00\"");
+        assert_eq!(js_string("é\u{7f}"), "\"\\u00e9\\u007f\"");
     }
 }

@@ -49,21 +49,20 @@ pub(crate) fn routes(state: AppState) -> axum::Router {
 }
 
 /// Compares in time independent of where the first difference is.
-fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+pub(crate) fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     given.len() == expected.len() && given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 /// A browser page from another origin must not drive the console on localhost, even if it could
 /// guess or steal the key: a request whose `Origin` is not this server's own is refused.
-fn foreign_origin(request: &Request) -> bool {
-    let headers = request.headers();
+pub(crate) fn foreign_origin(headers: &axum::http::HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return false };
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     origin != format!("http://{host}")
 }
 
 async fn require_admin_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if foreign_origin(&request) {
+    if foreign_origin(request.headers()) {
         return ConsoleError::ForeignOrigin.into_response();
     }
     let presented = request

@@ -2,6 +2,7 @@
 //! `/v1` data plane as the fallback; plus opening the data dir and serving with graceful shutdown.
 
 mod admin_key;
+mod browser_ui;
 mod console;
 mod console_inference;
 mod console_models;
@@ -22,6 +23,7 @@ use burncloud_service_inference::Inference;
 use burncloud_service_models::ModelHub;
 
 pub use admin_key::{load_or_create_admin_key, AdminKeys, ADMIN_KEY_ENV, ADMIN_KEY_FILE};
+pub use browser_ui::{browser_ui, UI_ICON_LINK, UI_PATH, UI_SESSION_COOKIE};
 pub use burncloud_router::RouterConfig as GatewayLimits;
 
 /// At most this many request headers.
@@ -178,10 +180,12 @@ pub fn create_app(state: AppState) -> axum::Router {
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves; then stops accepting, lets calls in
-/// progress finish (up to `grace`), and stores every queued log row before returning.
+/// progress finish (up to `grace`), and stores every queued log row before returning. `extra`
+/// holds routes the caller adds, such as the browser UI.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    extra: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
@@ -189,7 +193,7 @@ pub async fn serve(
     let models = state.models.clone();
     let inference = state.inference.clone();
     let header_timeout = state.gateway.client_header_timeout();
-    let app = create_app(state);
+    let app = extra.merge(create_app(state));
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(accept_connections(listener, app, header_timeout, stopped));
     shutdown.await;
@@ -214,13 +218,16 @@ pub async fn serve(
 /// Serves HTTP/1.1 connections until `stopped`, then lets each finish its request in progress.
 /// Unlike `axum::serve`, every connection has a header-read deadline (slowloris: a client that
 /// trickles its headers, or idles between requests, is cut off instead of pinning the server).
+/// Connections may be upgraded to WebSockets (the browser UI); an upgraded one is no longer
+/// waited for at shutdown.
 async fn accept_connections(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     header_timeout: Duration,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Each connection holds a receiver; `closed()` resolves once every one of them is gone.
+    let (shutting_down, shutdown_watch) = tokio::sync::watch::channel(false);
     loop {
         let (stream, _remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -248,16 +255,27 @@ async fn accept_connections(
             .header_read_timeout(header_timeout)
             .max_headers(MAX_REQUEST_HEADERS)
             .max_buf_size(MAX_REQUEST_HEAD_BYTES);
-        let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service).with_upgrades();
+        let mut shutdown = shutdown_watch.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let mut connection = std::pin::pin!(connection);
+            let outcome = tokio::select! {
+                outcome = connection.as_mut() => outcome,
+                _ = shutdown.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = outcome {
                 tracing::trace!(%error, "connection ended with an error");
             }
+            drop(shutdown);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    drop(shutdown_watch);
+    let _ = shutting_down.send(true);
+    shutting_down.closed().await;
 }
 
 /// Resolves on SIGINT or SIGTERM (Ctrl-C on Windows).

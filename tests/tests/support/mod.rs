@@ -60,7 +60,7 @@ impl Harness {
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            serve(listener, serving, shutdown, Duration::from_secs(5)).await.unwrap();
+            serve(listener, serving, axum::Router::new(), shutdown, Duration::from_secs(5)).await.unwrap();
         });
         Harness { dir: Some(dir), base, state, http: reqwest::Client::new(), stop: Some(stop) }
     }

@@ -999,7 +999,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
          **{download_synced_share:.0}%** of curl's when curl's file is also made durable as BurnCloud's is. \
          This disk's writeback speed varies a lot from run to run, which moves both figures.\n",
         server_build = if options.server_bin.is_some() {
-            "the server build (`cargo build --release -p burncloud --no-default-features`, shipped as \
+            "the server build (`cargo build --release -p burncloud --no-default-features --features web-ui`, shipped as \
              `burncloud-server-<version>-amd64-linux.tar.gz`): the same code without the window"
         } else {
             "the desktop build (no `--server-bin` was given)"
