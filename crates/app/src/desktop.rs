@@ -19,6 +19,10 @@ use dioxus::prelude::*;
 #[derive(Clone)]
 struct FirstPage(Option<String>);
 
+/// A component mounted beside the pages that drives the window from inside (window tests).
+#[derive(Clone, Copy)]
+struct Driver(Option<fn() -> Element>);
+
 /// Requests from elsewhere in the process to bring the window to the front.
 #[derive(Clone)]
 struct ShowRequests(Arc<tokio::sync::Notify>);
@@ -59,6 +63,7 @@ fn build_tray() -> Option<TrayIcon> {
 
 fn root() -> Element {
     let first = use_context::<FirstPage>();
+    let driver = use_context::<Driver>().0;
     let requests = use_context::<ShowRequests>();
     let services = use_services();
     let tray = use_hook(|| std::rc::Rc::new(build_tray()));
@@ -95,12 +100,23 @@ fn root() -> Element {
             }
         }
     });
-    rsx! { Shell { pages: crate::pages::pages(), initial_page: first.0 } }
+    rsx! {
+        Shell { pages: crate::pages::pages(), initial_page: first.0 }
+        if let Some(driver) = driver {
+            {driver()}
+        }
+    }
 }
 
 /// Runs the window on this thread until it closes; `stop_runtime` is called once, as the event
-/// loop ends, and waits for the gateway to finish its calls and store its logs.
-pub fn run_window(state: &AppState, info: AppInfo, stop_runtime: impl FnOnce() + 'static) {
+/// loop ends, and waits for the gateway to finish its calls and store its logs. `driver`, when
+/// given, is mounted beside the pages (window tests drive the window from inside with it).
+pub fn run_window(
+    state: &AppState,
+    info: AppInfo,
+    stop_runtime: impl FnOnce() + 'static,
+    driver: Option<fn() -> Element>,
+) {
     let services = crate::pages::services(state, info);
     let mut stop = Some(stop_runtime);
     let icon = tao::window::Icon::from_rgba(crate::icon::icon_rgba(ICON_SIZE), ICON_SIZE, ICON_SIZE).ok();
@@ -121,6 +137,7 @@ pub fn run_window(state: &AppState, info: AppInfo, stop_runtime: impl FnOnce() +
         .with_context(services)
         .with_context(FirstPage(std::env::var("BURNCLOUD_PAGE").ok()))
         .with_context(ShowRequests(state.show_window.clone()))
+        .with_context(Driver(driver))
         .launch(root);
 }
 

@@ -5,16 +5,10 @@
 // attaches to that terminal instead (see `attach_console`).
 #![cfg_attr(windows, windows_subsystem = "windows")]
 
-#[cfg(feature = "desktop")]
-mod desktop;
-#[cfg(feature = "desktop")]
-mod icon;
 #[cfg(feature = "web-ui")]
-mod pages;
+use burncloud::web_ui;
 #[cfg(feature = "desktop")]
-mod single_instance;
-#[cfg(feature = "web-ui")]
-mod web_ui;
+use burncloud::{desktop, single_instance};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -245,7 +239,7 @@ fn run_app(args: ServeArgs) -> anyhow::Result<()> {
             std::process::exit(0);
         }
     })?;
-    desktop::run_window(&state, info, desktop::stopper(stop, done));
+    desktop::run_window(&state, info, desktop::stopper(stop, done), None);
     Ok(())
 }
 
