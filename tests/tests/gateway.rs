@@ -1397,15 +1397,24 @@ async fn the_console_refuses_pages_from_other_origins() {
     let body: Value = foreign.json().await.unwrap();
     assert_eq!(body["error"]["code"], "forbidden_origin");
     assert!(foreign_free_of_cors(&h).await, "no permissive CORS headers");
-    let own = h
-        .http
-        .get(format!("{}/console/api/account", h.base))
-        .bearer_auth(ADMIN)
-        .header("origin", format!("http://{host}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(own.status(), StatusCode::OK);
+    // The app's own page, served directly or through a TLS-terminating proxy on the same host.
+    for (origin, status) in [
+        (format!("http://{host}"), StatusCode::OK),
+        (format!("https://{host}"), StatusCode::OK),
+        (format!("http://{host}.evil.example"), StatusCode::FORBIDDEN),
+        (format!("http://evil.example/{host}"), StatusCode::FORBIDDEN),
+        ("null".to_string(), StatusCode::FORBIDDEN),
+    ] {
+        let answer = h
+            .http
+            .get(format!("{}/console/api/account", h.base))
+            .bearer_auth(ADMIN)
+            .header("origin", &origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), status, "Origin: {origin}");
+    }
 }
 
 async fn foreign_free_of_cors(h: &Harness) -> bool {

@@ -141,6 +141,17 @@ pub fn run_window(
         .launch(root);
 }
 
+/// Settles how the webview draws, before any thread starts (it sets environment variables).
+/// The pages are plain documents with no animation, so WebKitGTK's GPU compositing buys nothing
+/// visible here, and it costs about 100 MB: a GL context and its buffers in the web process. A user
+/// who sets `WEBKIT_DISABLE_COMPOSITING_MODE` themselves keeps their choice.
+pub fn prepare_webview_environment() {
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("WEBKIT_DISABLE_COMPOSITING_MODE").is_none() {
+        std::env::set_var("WEBKIT_DISABLE_COMPOSITING_MODE", "1");
+    }
+}
+
 /// Starts the GTK toolkit the window runs on. GTK now and then refuses to start for a moment (seen
 /// right after another GTK program left the display), so it gets a few tries before this launch
 /// gives up on a window.

@@ -203,6 +203,7 @@ fn run_app(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("no display: serving headless");
         return run_serve(args);
     }
+    desktop::prepare_webview_environment();
     if let Err(error) = desktop::toolkit_ready() {
         tracing::error!(%error, "cannot open a window on this display; serving headless instead");
         return run_serve(args);

@@ -33,6 +33,7 @@ fn main() {
         std::thread::sleep(WATCHDOG);
         finish(Err(format!("the window test did not finish within {WATCHDOG:?}")));
     });
+    desktop::prepare_webview_environment();
     if let Err(error) = desktop::toolkit_ready() {
         finish(Err(format!("GTK did not start: {error}")));
     }

@@ -55,10 +55,12 @@ pub(crate) fn same_secret(given: &[u8], expected: &[u8]) -> bool {
 
 /// A browser page from another origin must not drive the console on localhost, even if it could
 /// guess or steal the key: a request whose `Origin` is not this server's own is refused.
+/// Behind a TLS-terminating reverse proxy the page's origin is `https://` on the same host.
 pub(crate) fn foreign_origin(headers: &axum::http::HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return false };
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-    origin != format!("http://{host}")
+    let own = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+    host.is_empty() || own != Some(host)
 }
 
 async fn require_admin_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
