@@ -126,6 +126,12 @@ def test_add_a_channel_create_a_token_call_through_it_and_see_the_call(browser, 
             # The language switches in place, and the page follows.
             page.get_by_role("button", name="简体中文").click()
             expect(page.locator("[data-page=logs]")).to_contain_text("日志")
+
+            # Signing out ends the session: the pages send the browser back to sign in.
+            page.get_by_role("button", name="Sign out · 退出登录").click()
+            expect(page).to_have_url(app.base + "/ui/login")
+            page.goto(app.base + "/ui")
+            expect(page).to_have_url(app.base + "/ui/login")
         finally:
             stop(app.process)
 

@@ -4,13 +4,14 @@
 
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::WebSocketUpgrade;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Html;
 use axum::routing::get;
 use burncloud_client::{AppInfo, Services, Shell};
 use burncloud_server::AppState;
 use dioxus::prelude::*;
-use dioxus_liveview::{axum_socket, interpreter_glue, LiveViewPool};
+use dioxus_liveview::{interpreter_glue, LiveViewError, LiveViewPool, LiveViewSocket};
+use futures_util::{SinkExt, StreamExt};
 
 use crate::pages::{pages, services};
 
@@ -31,7 +32,7 @@ pub fn routes(state: &AppState, info: AppInfo) -> axum::Router {
                 let services = services.clone();
                 std::future::ready(socket.on_upgrade(move |socket| async move {
                     let pool = pool.get_or_init(LiveViewPool::new).clone();
-                    let launched = pool.launch_virtualdom(axum_socket(socket), move || root_with(services)).await;
+                    let launched = pool.launch_virtualdom(liveview_socket(socket), move || root_with(services)).await;
                     if let Err(error) = launched {
                         tracing::debug!(%error, "a browser UI session ended");
                     }
@@ -39,6 +40,23 @@ pub fn routes(state: &AppState, info: AppInfo) -> axum::Router {
             }),
         );
     burncloud_server::browser_ui(state.clone(), pages)
+}
+
+/// The WebSocket as the byte sink and stream LiveView speaks: the page sends text frames (events,
+/// pings), the server sends binary frames (edits). Our own few lines instead of dioxus-liveview's
+/// `axum` feature, which would switch on axum's default features (per-request tracing, matched
+/// path and original URI extensions) for the gateway's every call too.
+fn liveview_socket(socket: WebSocket) -> impl LiveViewSocket {
+    socket
+        .map(|message| match message {
+            Ok(Message::Text(text)) => Ok(text.as_bytes().to_vec()),
+            Ok(Message::Binary(bytes)) => Ok(bytes.to_vec()),
+            Ok(Message::Ping(_) | Message::Pong(_)) => Ok(Vec::new()),
+            Ok(Message::Close(_)) | Err(_) => Err(LiveViewError::SendingFailed),
+        })
+        .filter(|message| std::future::ready(!matches!(message, Ok(bytes) if bytes.is_empty())))
+        .with(|edits: Vec<u8>| std::future::ready(Ok::<_, axum::Error>(Message::Binary(edits.into()))))
+        .sink_map_err(|_| LiveViewError::SendingFailed)
 }
 
 fn root_with(services: Services) -> VirtualDom {
@@ -63,8 +81,12 @@ body {{ margin: 0; }}
 #bc-offline {{ position: fixed; left: 50%; bottom: 24px; transform: translateX(-50%); z-index: 100;
   padding: 10px 16px; border-radius: 8px; background: #1d2330; color: #fff; font: 14px system-ui, sans-serif; }}
 #bc-offline a {{ color: #ffb37a; margin-left: 8px; }}
+#bc-sign-out {{ position: fixed; right: 16px; bottom: 12px; z-index: 100; margin: 0; }}
+#bc-sign-out button {{ border: 0; background: none; color: #8a93a3; font: 12px system-ui, sans-serif; cursor: pointer; }}
+#bc-sign-out button:hover {{ text-decoration: underline; }}
 </style></head>
 <body><div id="main"></div>
+<form id="bc-sign-out" method="post" action="/ui/logout"><button type="submit">Sign out · 退出登录</button></form>
 <div id="bc-offline" role="alert" hidden>Connection to BurnCloud lost · 与 BurnCloud 的连接已断开 <a href="/ui">Reload · 重新加载</a></div>
 {glue}
 <script>

@@ -287,30 +287,28 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok(ticks / clock_ticks_per_second())
 }
 
-/// Resident memory of a process in MB, from /proc.
-fn rss_mb(pid: u32) -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb: f64 = status
+/// A `Name:   123 kB` field of a /proc file, in MB.
+fn proc_kb_field_mb(path: &str, field: &str) -> anyhow::Result<f64> {
+    let text = std::fs::read_to_string(path)?;
+    let kb: f64 = text
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.split_whitespace().next())
-        .context("no VmRSS")?
+        .with_context(|| format!("no {field} in {path}"))?
         .parse()?;
     Ok(kb / 1024.0)
+}
+
+/// Resident memory of a process in MB, from /proc.
+fn rss_mb(pid: u32) -> anyhow::Result<f64> {
+    proc_kb_field_mb(&format!("/proc/{pid}/status"), "VmRSS:")
 }
 
 /// A process's proportional set size in MB: its private pages plus its share of pages it maps
 /// together with other processes (the GTK and WebKit libraries the app and its webview processes
 /// all map count once in total, not once per process).
 fn pss_mb(pid: u32) -> anyhow::Result<f64> {
-    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
-    let kb: f64 = rollup
-        .lines()
-        .find_map(|line| line.strip_prefix("Pss:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .context("no Pss")?
-        .parse()?;
-    Ok(kb / 1024.0)
+    proc_kb_field_mb(&format!("/proc/{pid}/smaps_rollup"), "Pss:")
 }
 
 /// Memory of a process and all its descendants (the desktop app's webview processes), MB:
