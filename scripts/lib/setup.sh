@@ -114,9 +114,14 @@ ensure_window_test_deps() {
   ensure_apt xvfb xauth xdotool x11-utils imagemagick fonts-noto-cjk fonts-dejavu-core
 }
 
-# Debian's chromium, which Playwright (from requirements.txt) drives for the browser UI tests.
+# A Chromium for Playwright (from requirements.txt) to drive in the browser UI tests: Debian's
+# chromium, unless the machine already has one (GitHub's Ubuntu runners ship google-chrome, and
+# Ubuntu's chromium package is only a snap wrapper).
 ensure_browser_test_deps() {
-  ensure_apt chromium fonts-noto-cjk fonts-dejavu-core
+  ensure_apt fonts-noto-cjk fonts-dejavu-core
+  if ! command -v chromium >/dev/null && ! command -v google-chrome >/dev/null; then
+    ensure_apt chromium
+  fi
 }
 
 # A virtualenv in .venv with the end-to-end test clients (official SDKs, pytest).

@@ -6,6 +6,7 @@ model from the (local) hub and deploys it on a real llama-server."""
 import http.client
 import os
 import re
+import shutil
 import tempfile
 import urllib.error
 import urllib.parse
@@ -15,9 +16,12 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
-from conftest import ADMIN_KEY, REPLY, TINY_FILE, TINY_REPO, UPSTREAM_KEY, BurnCloud, poll, stop
+from conftest import ADMIN_KEY, REPLY, TINY_FILE, TINY_REPO, UPSTREAM_KEY, BurnCloud, stop
 
-CHROMIUM = os.environ.get("BURNCLOUD_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("BURNCLOUD_CHROMIUM") or next(
+    (found for name in ("chromium", "google-chrome", "chromium-browser") if (found := shutil.which(name))),
+    "/usr/bin/chromium",
+)
 try:
     from playwright.sync_api import expect, sync_playwright
 except ImportError:
@@ -27,7 +31,7 @@ MISSING = None
 if sync_playwright is None:
     MISSING = "the playwright package is missing (./scripts/test installs it)"
 elif not Path(CHROMIUM).exists():
-    MISSING = f"no chromium at {CHROMIUM} (./scripts/test installs Debian's chromium)"
+    MISSING = "no chromium or google-chrome (./scripts/test installs Debian's chromium)"
 if MISSING and os.environ.get("BURNCLOUD_REQUIRE_BROWSER"):
     raise RuntimeError(f"BURNCLOUD_REQUIRE_BROWSER is set but {MISSING}")
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=MISSING or "")
