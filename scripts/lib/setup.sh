@@ -48,8 +48,8 @@ ensure_build_deps() {
 }
 
 # The server build: `burncloud` without the window (nothing from GTK or WebKit linked), for machines
-# without a desktop; it keeps the browser UI at /ui. `build_server_binary [release|debug]` builds it to target/<profile>/server/burncloud
-# and prints that path. Build it before the desktop build: both come out as target/<profile>/burncloud.
+# without a desktop; it keeps the browser UI at /ui. `build_server_binary [release|debug]` builds it
+# to target/<profile>/server/burncloud and prints that path. Build it before the desktop build: both come out as target/<profile>/burncloud.
 build_server_binary() {
   local profile="${1:-release}" flags=(--locked -p burncloud --no-default-features --features web-ui)
   say "building the server build (no window, $profile)"

@@ -48,13 +48,14 @@ pub fn routes(state: &AppState, info: AppInfo) -> axum::Router {
 /// path and original URI extensions) for the gateway's every call too.
 fn liveview_socket(socket: WebSocket) -> impl LiveViewSocket {
     socket
-        .map(|message| match message {
-            Ok(Message::Text(text)) => Ok(text.as_bytes().to_vec()),
-            Ok(Message::Binary(bytes)) => Ok(bytes.to_vec()),
-            Ok(Message::Ping(_) | Message::Pong(_)) => Ok(Vec::new()),
-            Ok(Message::Close(_)) | Err(_) => Err(LiveViewError::SendingFailed),
+        .filter_map(|message| {
+            std::future::ready(match message {
+                Ok(Message::Text(text)) => Some(Ok(text.as_bytes().to_vec())),
+                Ok(Message::Binary(bytes)) => Some(Ok(bytes.to_vec())),
+                Ok(Message::Ping(_) | Message::Pong(_)) => None,
+                Ok(Message::Close(_)) | Err(_) => Some(Err(LiveViewError::SendingFailed)),
+            })
         })
-        .filter(|message| std::future::ready(!matches!(message, Ok(bytes) if bytes.is_empty())))
         .with(|edits: Vec<u8>| std::future::ready(Ok::<_, axum::Error>(Message::Binary(edits.into()))))
         .sink_map_err(|_| LiveViewError::SendingFailed)
 }

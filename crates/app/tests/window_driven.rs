@@ -96,8 +96,12 @@ fn state() -> &'static AppState {
 }
 
 /// The English and Chinese text of an i18n key.
-fn translations(key: &str) -> (&'static str, &'static str) {
-    STRINGS.iter().find(|(k, _, _)| *k == key).map(|(_, en, zh)| (*en, *zh)).unwrap_or(("", ""))
+fn translations(key: &str) -> Result<(&'static str, &'static str), String> {
+    STRINGS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, en, zh)| (*en, *zh))
+        .ok_or_else(|| format!("no translation for {key}"))
 }
 
 /// Runs `code` (a function body) in the webview and returns what it returns. The script waits for
@@ -166,7 +170,7 @@ async fn visit_every_page(chinese: bool) -> Result<(), String> {
         let entry = format!("[data-page={}]", page.id);
         click(&entry).await?;
         wait_until(&format!("{} to open", page.id), &format!("{}.classList.contains('active')", query(&entry))).await?;
-        let (en, zh) = translations(page.title);
+        let (en, zh) = translations(page.title)?;
         let label = if chinese { zh } else { en };
         page_shows(&entry, label).await?;
         wait_until(

@@ -2,6 +2,7 @@
 //! session cookie, and a layer that lets only a signed-in browser on this server's own origin
 //! reach the pages and their WebSocket.
 
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -11,11 +12,11 @@ use axum::Form;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::console::{foreign_origin, same_secret};
+use crate::console::{bears_admin_key, foreign_origin, same_secret};
 use crate::AppState;
 
 /// The cookie a signed-in browser carries; it holds a digest of the admin key, never the key.
-pub const UI_SESSION_COOKIE: &str = "burncloud_ui";
+const UI_SESSION_COOKIE: &str = "burncloud_ui";
 /// Where the pages live.
 pub const UI_PATH: &str = "/ui";
 const LOGIN_PATH: &str = "/ui/login";
@@ -45,14 +46,8 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn signed_in(headers: &HeaderMap, admin_key: &str) -> bool {
-    let by_cookie =
-        session_cookie(headers).is_some_and(|value| same_secret(value.as_bytes(), session_value(admin_key).as_bytes()));
-    let by_bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .is_some_and(|key| same_secret(key.trim().as_bytes(), admin_key.as_bytes()));
-    by_cookie || by_bearer
+    session_cookie(headers).is_some_and(|value| same_secret(value.as_bytes(), session_value(admin_key).as_bytes()))
+        || bears_admin_key(headers, admin_key)
 }
 
 /// Headers every UI answer carries: no framing by other sites, no caching of pages that show
@@ -68,7 +63,11 @@ async fn harden(mut response: Response) -> Response {
     response
 }
 
-fn foreign_origin_page() -> Response {
+/// Every UI route, sign-in and sign-out included, answers only pages of this server's own origin.
+async fn refuse_foreign_origin(request: Request, next: Next) -> Response {
+    if !foreign_origin(request.headers()) {
+        return next.run(request).await;
+    }
     let page = sign_in_page(Some("This page belongs to BurnCloud and answers only its own address, not other sites."));
     (StatusCode::FORBIDDEN, page).into_response()
 }
@@ -82,13 +81,18 @@ pub fn browser_ui(state: AppState, pages: axum::Router) -> axum::Router {
         .route(LOGOUT_PATH, post(sign_out))
         .with_state(state)
         .merge(gated)
+        .layer(middleware::from_fn(refuse_foreign_origin))
         .layer(middleware::map_response(harden))
 }
 
-async fn require_session(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if foreign_origin(request.headers()) {
-        return foreign_origin_page();
+fn with_cookie(mut response: Response, cookie: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
     }
+    response
+}
+
+async fn require_session(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if signed_in(request.headers(), &state.admin_key()) {
         return next.run(request).await;
     }
@@ -108,14 +112,7 @@ struct SignIn {
     key: String,
 }
 
-async fn sign_in(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    form: Result<Form<SignIn>, axum::extract::rejection::FormRejection>,
-) -> Response {
-    if foreign_origin(&headers) {
-        return foreign_origin_page();
-    }
+async fn sign_in(State(state): State<AppState>, form: Result<Form<SignIn>, FormRejection>) -> Response {
     let key = form.map(|Form(form)| form.key).unwrap_or_default();
     let admin_key = state.admin_key();
     if key.trim().is_empty() || !same_secret(key.trim().as_bytes(), admin_key.as_bytes()) {
@@ -128,23 +125,12 @@ async fn sign_in(
         "{UI_SESSION_COOKIE}={}; Path={UI_PATH}; Max-Age={SESSION_SECONDS}; HttpOnly; SameSite=Strict",
         session_value(&admin_key)
     );
-    let mut response = Redirect::to(UI_PATH).into_response();
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
+    with_cookie(Redirect::to(UI_PATH).into_response(), &cookie)
 }
 
-async fn sign_out(headers: HeaderMap) -> Response {
-    if foreign_origin(&headers) {
-        return foreign_origin_page();
-    }
-    let mut response = Redirect::to(LOGIN_PATH).into_response();
+async fn sign_out() -> Response {
     let expired = format!("{UI_SESSION_COOKIE}=; Path={UI_PATH}; Max-Age=0; HttpOnly; SameSite=Strict");
-    if let Ok(value) = HeaderValue::from_str(&expired) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
+    with_cookie(Redirect::to(LOGIN_PATH).into_response(), &expired)
 }
 
 fn escape_html(text: &str) -> String {

@@ -63,20 +63,23 @@ pub(crate) fn foreign_origin(headers: &axum::http::HeaderMap) -> bool {
     host.is_empty() || own != Some(host)
 }
 
+/// Whether the request carries `Authorization: Bearer <admin key>`.
+pub(crate) fn bears_admin_key(headers: &axum::http::HeaderMap, admin_key: &str) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .is_some_and(|key| same_secret(key.trim().as_bytes(), admin_key.as_bytes()))
+}
+
 async fn require_admin_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if foreign_origin(request.headers()) {
         return ConsoleError::ForeignOrigin.into_response();
     }
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
-        .map(str::trim);
-    match presented {
-        Some(key) if same_secret(key.as_bytes(), state.admin_key().as_bytes()) => next.run(request).await,
-        _ => ConsoleError::Unauthorized.into_response(),
+    if !bears_admin_key(request.headers(), &state.admin_key()) {
+        return ConsoleError::Unauthorized.into_response();
     }
+    next.run(request).await
 }
 
 pub(crate) async fn not_found(uri: Uri) -> Response {

@@ -23,7 +23,7 @@ use burncloud_service_inference::Inference;
 use burncloud_service_models::ModelHub;
 
 pub use admin_key::{load_or_create_admin_key, AdminKeys, ADMIN_KEY_ENV, ADMIN_KEY_FILE};
-pub use browser_ui::{browser_ui, UI_ICON_LINK, UI_PATH, UI_SESSION_COOKIE};
+pub use browser_ui::{browser_ui, UI_ICON_LINK, UI_PATH};
 pub use burncloud_router::RouterConfig as GatewayLimits;
 
 /// At most this many request headers.
