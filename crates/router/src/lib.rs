@@ -16,6 +16,7 @@ mod shared_limits;
 mod snapshot;
 mod sse;
 mod tokenizer;
+mod upstream;
 mod usage;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -101,7 +102,7 @@ pub struct Gateway {
     db: Arc<Db>,
     snapshot: ArcSwap<Snapshot>,
     ledger: SpendLedger,
-    http: reqwest::Client,
+    http: upstream::UpstreamClient,
     logs: LogSink,
     config: RouterConfig,
     in_flight: AtomicUsize,
@@ -124,12 +125,8 @@ impl Gateway {
             shared_limits::SharedLimits::new(config.redis_url.as_deref())
                 .map_err(|e| StartError::RedisUrl(e.to_string()))?,
         );
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| StartError::HttpClient(e.to_string()))?;
+        let http = upstream::UpstreamClient::new(config.connect_timeout, Duration::from_secs(90))
+            .map_err(StartError::HttpClient)?;
         let logs = LogSink::start(db.clone(), log_config);
         usage::warm_up();
         let gateway = Arc::new(Gateway {

@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use burncloud_database::{now_ms, token_key_hash, NewLogRow};
 use burncloud_service_api::{ChannelTestReport, EndReason, Money, UsageSource};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
@@ -28,6 +27,7 @@ use crate::limiter::{Limits, Reservation};
 use crate::scrub::{scrub, truncate};
 use crate::snapshot::{ChannelEntry, TokenEntry};
 use crate::sse::{event_data, has_key_with, malformed_data, SseSplitter};
+use crate::upstream::UpstreamResponse;
 use crate::usage::{checked_usage_in, collect_generated_text, count_tokens, estimate_prompt, usage_in, Usage};
 use crate::{balancer, Gateway, REQUEST_ID_HEADER};
 
@@ -481,28 +481,39 @@ fn total_timeout_error(gateway: &Gateway) -> GatewayError {
 /// size limit.
 async fn read_upstream_body(
     gateway: &Gateway,
-    response: reqwest::Response,
+    mut response: UpstreamResponse,
     limit: usize,
     deadline: tokio::time::Instant,
 ) -> Result<Bytes, GatewayError> {
-    let mut stream = response.bytes_stream();
+    // Most answers arrive in one piece, which is then passed on without a copy.
+    let mut first: Option<Bytes> = None;
     let mut body = bytes::BytesMut::new();
     loop {
         let (wait, is_deadline) = next_read_wait(gateway, deadline);
-        match tokio::time::timeout(wait, stream.next()).await {
+        match tokio::time::timeout(wait, response.chunk()).await {
             Err(_) if is_deadline => return Err(total_timeout_error(gateway)),
             Err(_) => return Err(GatewayError::UpstreamTimeout("the upstream stopped sending its answer".into())),
+            Ok(None) if body.is_empty() => return Ok(first.unwrap_or_default()),
             Ok(None) => return Ok(body.freeze()),
             Ok(Some(Err(error))) => {
                 return Err(GatewayError::UpstreamUnreachable(format!("the upstream connection failed: {error}")))
             }
             Ok(Some(Ok(chunk))) => {
-                if body.len() + chunk.len() > limit {
+                let so_far = first.as_ref().map_or(0, Bytes::len) + body.len();
+                if so_far + chunk.len() > limit {
                     return Err(GatewayError::UpstreamUnreachable(format!(
                         "the upstream answer is larger than {limit} bytes"
                     )));
                 }
-                body.extend_from_slice(&chunk);
+                match first.take() {
+                    None if body.is_empty() => first = Some(chunk),
+                    earlier => {
+                        if let Some(earlier) = earlier {
+                            body.extend_from_slice(&earlier);
+                        }
+                        body.extend_from_slice(&chunk);
+                    }
+                }
             }
         }
     }
@@ -675,11 +686,8 @@ async fn attempt(
     reply: &mut Option<oneshot::Sender<Response>>,
 ) -> Attempt {
     let deadline = tokio::time::Instant::now() + gateway.config.total_timeout;
-    let mut request = gateway.http.post(url).header(header::CONTENT_TYPE, "application/json").body(body);
-    for (name, value) in &channel.auth_headers {
-        request = request.header(name, value.clone());
-    }
-    let response = match tokio::time::timeout(gateway.config.first_byte_timeout, request.send()).await {
+    let request = gateway.http.post_json(&url, &channel.auth_headers, body);
+    let response = match tokio::time::timeout(gateway.config.first_byte_timeout, request).await {
         Err(_) => {
             return Attempt::Failed(
                 GatewayError::UpstreamTimeout(format!(
@@ -697,10 +705,10 @@ async fn attempt(
         }
         Ok(Ok(response)) => response,
     };
-    let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let status = response.status;
     if !status.is_success() {
         let retry_after = response
-            .headers()
+            .headers
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
             .map(std::time::Duration::from_secs);
@@ -719,7 +727,7 @@ async fn attempt(
         return Attempt::Done(Outcome::failed(None, &error, 0, EndReason::UpstreamError), Some(response));
     }
     let is_event_stream = response
-        .headers()
+        .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
@@ -735,10 +743,10 @@ async fn complete(
     call: &Call,
     channel: &ChannelEntry,
     status: StatusCode,
-    response: reqwest::Response,
+    response: UpstreamResponse,
     deadline: tokio::time::Instant,
 ) -> Attempt {
-    let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+    let content_type = response.headers.get(header::CONTENT_TYPE).cloned();
     let body = match read_upstream_body(gateway, response, gateway.config.max_response_bytes, deadline).await {
         Ok(body) => body,
         // Nothing reached the caller yet, so another channel may still answer.
@@ -1005,12 +1013,11 @@ async fn stream(
     gateway: &Gateway,
     call: &Call,
     channel: &ChannelEntry,
-    response: reqwest::Response,
+    mut upstream: UpstreamResponse,
     reply: &mut Option<oneshot::Sender<Response>>,
     deadline: tokio::time::Instant,
 ) -> Attempt {
-    let mut upstream = response.bytes_stream();
-    let first = match tokio::time::timeout(gateway.config.first_byte_timeout, upstream.next()).await {
+    let first = match tokio::time::timeout(gateway.config.first_byte_timeout, upstream.chunk()).await {
         Ok(Some(Ok(chunk))) => chunk,
         Ok(Some(Err(error))) => {
             let message = format!("the upstream stream failed before its first byte: {error}");
@@ -1058,7 +1065,7 @@ async fn stream(
                     Some(drain) => (drain.min(deadline).saturating_duration_since(tokio::time::Instant::now()), false),
                     None => next_read_wait(gateway, deadline),
                 };
-                match tokio::time::timeout(wait, upstream.next()).await {
+                match tokio::time::timeout(wait, upstream.chunk()).await {
                     Ok(Some(Ok(chunk))) => chunk,
                     Ok(None) => break,
                     Ok(Some(Err(error))) => {
@@ -1304,19 +1311,16 @@ impl Gateway {
                 url = gemini_url;
             }
         }
-        let mut request = self.http.post(url).json_body(&body);
-        for (name, value) in &entry.auth_headers {
-            request = request.header(name, value.clone());
-        }
+        let request = self.http.post_json(&url, &entry.auth_headers, Bytes::from(body.to_string()));
         let started = Instant::now();
-        let outcome = tokio::time::timeout(self.config.first_byte_timeout, request.send()).await;
+        let outcome = tokio::time::timeout(self.config.first_byte_timeout, request).await;
         let latency_ms = started.elapsed().as_millis() as u64;
         let (status, error) = match outcome {
             Err(_) => (None, Some(format!("no answer within {} s", self.config.first_byte_timeout.as_secs()))),
             Ok(Err(error)) => (None, Some(scrub(&format!("could not connect: {error}"), &entry.api_key))),
             Ok(Ok(response)) => {
-                let status = response.status().as_u16();
-                if response.status().is_success() {
+                let status = response.status.as_u16();
+                if response.status.is_success() {
                     (Some(status), None)
                 } else {
                     let deadline = tokio::time::Instant::now() + self.config.total_timeout;
@@ -1333,16 +1337,5 @@ impl Gateway {
         };
         self.judge(channel.id, verdict);
         ChannelTestReport { ok: error.is_none(), model: Some(model), status, latency_ms, error }
-    }
-}
-
-/// A JSON body for a reqwest request without pulling in reqwest's `json` feature.
-trait JsonBody {
-    fn json_body(self, body: &Value) -> Self;
-}
-
-impl JsonBody for reqwest::RequestBuilder {
-    fn json_body(self, body: &Value) -> Self {
-        self.header(header::CONTENT_TYPE, "application/json").body(body.to_string())
     }
 }
