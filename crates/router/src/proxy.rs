@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -166,7 +166,11 @@ struct Call {
     created_at_ms: i64,
     endpoint: Endpoint,
     token: Arc<TokenEntry>,
-    request: Map<String, Value>,
+    /// The request as OpenAI's format, parsed on first use: an OpenAI-format call passed through
+    /// unchanged never needs more than its model and stream flags.
+    request: OnceLock<Map<String, Value>>,
+    /// The caller's bytes the request is parsed from.
+    body: Bytes,
     model: String,
     is_stream: bool,
     client_wants_usage: bool,
@@ -183,6 +187,27 @@ impl Call {
     fn error_response(&self, error: &GatewayError) -> Response {
         dialect_error(self.dialect, error.clone(), &self.request_id)
     }
+
+    /// The whole request; `admit` has checked that `body` is a JSON object.
+    fn request(&self) -> &Map<String, Value> {
+        self.request.get_or_init(|| match serde_json::from_slice(&self.body) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        })
+    }
+
+    fn request_mut(&mut self) -> &mut Map<String, Value> {
+        self.request();
+        self.request.get_mut().expect("parsed just above")
+    }
+}
+
+/// The fields of a request every call needs; the rest is skipped over, not built.
+#[derive(serde::Deserialize)]
+struct RequestPeek {
+    model: Option<Value>,
+    stream: Option<Value>,
+    stream_options: Option<Value>,
 }
 
 /// How a call ended, for its log row.
@@ -262,7 +287,8 @@ async fn handle_in(
         created_at_ms,
         endpoint,
         token,
-        request: Map::new(),
+        request: OnceLock::new(),
+        body: Bytes::new(),
         model: String::new(),
         is_stream: false,
         client_wants_usage: false,
@@ -342,29 +368,26 @@ async fn admit(
         return Err(GatewayError::PayloadTooLarge(limit));
     }
     let bytes = read_body(body, limit).await?;
-    call.request = match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(map)) => map,
-        Ok(_) => {
-            return Err(GatewayError::BadRequest {
-                message: "the request body must be a JSON object".into(),
-                param: None,
-            })
-        }
-        Err(error) => {
-            return Err(GatewayError::BadRequest {
-                message: format!("We could not parse the JSON body of your request: {error}"),
-                param: None,
-            })
+    let peek = peek_request(&bytes)?;
+    call.body = bytes;
+    let (model, stream, stream_options) = match call.dialect {
+        Dialect::OpenAi => (peek.model, peek.stream, peek.stream_options),
+        Dialect::Anthropic => {
+            let native = match serde_json::from_slice::<Value>(&call.body) {
+                Ok(Value::Object(native)) => native,
+                _ => Map::new(),
+            };
+            let request = anthropic_inbound::to_openai(&native)
+                .map_err(|anthropic::Unconvertible(message)| GatewayError::BadRequest { message, param: None })?;
+            call.native = Some(native);
+            let field = |name: &str| request.get(name).cloned();
+            let fields = (field("model"), field("stream"), field("stream_options"));
+            let _ = call.request.set(request);
+            fields
         }
     };
-    if call.dialect == Dialect::Anthropic {
-        let native = std::mem::take(&mut call.request);
-        call.request = anthropic_inbound::to_openai(&native)
-            .map_err(|anthropic::Unconvertible(message)| GatewayError::BadRequest { message, param: None })?;
-        call.native = Some(native);
-    }
-    call.model = match call.request.get("model") {
-        Some(Value::String(model)) if !model.trim().is_empty() => model.clone(),
+    call.model = match model {
+        Some(Value::String(model)) if !model.trim().is_empty() => model,
         _ => {
             return Err(GatewayError::BadRequest {
                 message: "you must provide a model parameter".into(),
@@ -372,17 +395,17 @@ async fn admit(
             })
         }
     };
-    call.is_stream = call.endpoint.can_stream() && call.request.get("stream") == Some(&Value::Bool(true));
+    call.is_stream = call.endpoint.can_stream() && stream == Some(Value::Bool(true));
     if call.is_stream {
         call.client_wants_usage =
-            call.request.get("stream_options").and_then(|o| o.get("include_usage")) == Some(&Value::Bool(true));
+            stream_options.as_ref().and_then(|o| o.get("include_usage")) == Some(&Value::Bool(true));
     }
     if call.dialect == Dialect::OpenAi && (!call.is_stream || call.client_wants_usage) {
-        call.as_received = Some(bytes);
+        call.as_received = Some(call.body.clone());
     }
-    if call.is_stream {
+    if call.is_stream && !call.client_wants_usage {
         // Ask for usage whether or not the caller did: it is what the call is billed by.
-        let options = call.request.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
+        let options = call.request_mut().entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
         if !options.is_object() {
             *options = Value::Object(Map::new());
         }
@@ -424,7 +447,7 @@ async fn admit(
     };
     let limits = Limits { rpm: token.rpm_limit, tpm: token.tpm_limit };
     if limits.is_limited() {
-        let estimate = if limits.tpm.is_some() { estimated_call_tokens(&call.request) } else { 0 };
+        let estimate = if limits.tpm.is_some() { estimated_call_tokens(call.request()) } else { 0 };
         call.reservation = gateway.limiter.admit(token.id, limits, estimate).await.map_err(|limited| {
             let (unit, label) = if limited.requests { ("requests", "RPM") } else { ("tokens", "TPM") };
             GatewayError::RateLimited {
@@ -519,6 +542,32 @@ async fn read_upstream_body(
     }
 }
 
+/// Reads the fields every call needs and checks the body is a JSON object a parser accepts,
+/// without building the rest. Anything unusual (not an object, a repeated field) gets the full
+/// parser's verdict and error message.
+fn peek_request(bytes: &[u8]) -> Result<RequestPeek, GatewayError> {
+    let bad = |message: String| GatewayError::BadRequest { message, param: None };
+    let parse_error =
+        |error: serde_json::Error| bad(format!("We could not parse the JSON body of your request: {error}"));
+    // Skipped strings are not checked for UTF-8 by the fast path; the check is one fast pass.
+    if let Err(error) = std::str::from_utf8(bytes) {
+        return Err(bad(format!("We could not parse the JSON body of your request: it is not UTF-8 ({error})")));
+    }
+    let starts_as_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if starts_as_object {
+        if let Ok(peek) = serde_json::from_slice::<RequestPeek>(bytes) {
+            return Ok(peek);
+        }
+    }
+    match serde_json::from_slice::<Value>(bytes).map_err(parse_error)? {
+        Value::Object(map) => {
+            let field = |name: &str| map.get(name).cloned();
+            Ok(RequestPeek { model: field("model"), stream: field("stream"), stream_options: field("stream_options") })
+        }
+        _ => Err(bad("the request body must be a JSON object".into())),
+    }
+}
+
 /// Hands the caller its response; false when the caller is gone (or was already answered).
 fn deliver(reply: &mut Option<oneshot::Sender<Response>>, response: Response) -> bool {
     reply.take().is_some_and(|reply| reply.send(response).is_ok())
@@ -563,7 +612,7 @@ async fn run(gateway: Arc<Gateway>, call: Call, candidates: Vec<Arc<ChannelEntry
                 (Some(as_received), _) if upstream_model == call.model => Ok(as_received.clone()),
                 (_, Some((model, body))) if *model == upstream_model => Ok(body.clone()),
                 _ => {
-                    let mut request = call.request.clone();
+                    let mut request = call.request().clone();
                     request.insert("model".into(), Value::String(upstream_model.clone()));
                     let body = Bytes::from(serde_json::to_vec(&request).unwrap_or_default());
                     cached_body = Some((upstream_model.clone(), body.clone()));
@@ -576,14 +625,14 @@ async fn run(gateway: Arc<Gateway>, call: Call, candidates: Vec<Arc<ChannelEntry
                 Ok(Bytes::from(Value::Object(native).to_string()))
             }
             Wire::Anthropic if call.endpoint == Endpoint::ChatCompletions => {
-                anthropic::request(&call.request, &upstream_model, call.is_stream)
+                anthropic::request(call.request(), &upstream_model, call.is_stream)
                     .map(|body| Bytes::from(body.to_string()))
                     .map_err(|anthropic::Unconvertible(message)| message)
             }
             Wire::Anthropic => Err(format!("Anthropic channels serve chat completions, not {}", call.endpoint.route())),
             Wire::Gemini => match call.endpoint {
-                Endpoint::ChatCompletions => gemini::request(&call.request),
-                Endpoint::Embeddings => gemini::embeddings_request(&call.request, &upstream_model),
+                Endpoint::ChatCompletions => gemini::request(call.request()),
+                Endpoint::Embeddings => gemini::embeddings_request(call.request(), &upstream_model),
                 Endpoint::Completions => {
                     Err(anthropic::Unconvertible("Gemini channels do not serve /v1/completions".into()))
                 }
@@ -792,7 +841,8 @@ async fn complete(
             if let Ok(value) = serde_json::from_slice::<Value>(&body) {
                 collect_generated_text(&value, &mut text);
             }
-            let usage = Usage { prompt_tokens: estimate_prompt(&call.request), completion_tokens: count_tokens(&text) };
+            let usage =
+                Usage { prompt_tokens: estimate_prompt(call.request()), completion_tokens: count_tokens(&text) };
             (usage, UsageSource::Estimated)
         }
     };
@@ -892,7 +942,7 @@ impl StreamWatch {
             }
         }
         (
-            Usage { prompt_tokens: estimate_prompt(&call.request), completion_tokens: count_tokens(&text) },
+            Usage { prompt_tokens: estimate_prompt(call.request()), completion_tokens: count_tokens(&text) },
             UsageSource::Estimated,
         )
     }
@@ -951,7 +1001,7 @@ impl Translator {
             Translator::Converted(translator) => match translator.usage() {
                 Some(usage) => (usage, UsageSource::Upstream),
                 None => (
-                    Usage { prompt_tokens: estimate_prompt(&call.request), completion_tokens: 0 },
+                    Usage { prompt_tokens: estimate_prompt(call.request()), completion_tokens: 0 },
                     UsageSource::Estimated,
                 ),
             },
@@ -1337,5 +1387,40 @@ impl Gateway {
         };
         self.judge(channel.id, verdict);
         ChannelTestReport { ok: error.is_none(), model: Some(model), status, latency_ms, error }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(result: Result<RequestPeek, GatewayError>) -> String {
+        match result {
+            Err(GatewayError::BadRequest { message, .. }) => message,
+            Err(other) => panic!("not a bad request: {other:?}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn the_peek_reads_model_and_stream_flags_and_skips_the_rest() {
+        let body = br#" {"messages":[{"role":"user","content":"hi \u00e9"}],"model":"m","stream":true,
+            "stream_options":{"include_usage":true},"tools":[{"type":"function"}]}"#;
+        let peek = peek_request(body).unwrap();
+        assert_eq!(peek.model, Some(Value::String("m".into())));
+        assert_eq!(peek.stream, Some(Value::Bool(true)));
+        assert_eq!(peek.stream_options, Some(serde_json::json!({"include_usage": true})));
+    }
+
+    #[test]
+    fn the_peek_answers_unusual_bodies_as_the_full_parser_does() {
+        let peek = peek_request(br#"{"model":"first","model":"second"}"#).unwrap();
+        assert_eq!(peek.model, Some(Value::String("second".into())), "the last of repeated keys wins");
+        assert!(message(peek_request(b"[1, 2]")).contains("must be a JSON object"));
+        assert!(message(peek_request(b"\"model\"")).contains("must be a JSON object"));
+        assert!(message(peek_request(br#"{"model":"#)).contains("could not parse"));
+        assert!(message(peek_request(br#"{"model":"m"} trailing"#)).contains("could not parse"));
+        let not_utf8 = b"{\"model\":\"m\",\"messages\":[{\"content\":\"\xff\"}]}";
+        assert!(message(peek_request(not_utf8)).contains("not UTF-8"));
     }
 }
