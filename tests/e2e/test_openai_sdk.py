@@ -1,12 +1,16 @@
 """The official `openai` SDK against the real `burncloud` binary."""
 
+import http.server
 import signal
 import sqlite3
+import threading
+import urllib.parse
+import urllib.request
 
 import openai
 import pytest
 
-from conftest import REPLY, stop
+from conftest import REPLY, UPSTREAM_KEY, BurnCloud, stop
 
 
 def client(app, key):
@@ -125,3 +129,50 @@ def test_the_openai_sdk_reaches_a_gemini_channel_with_streams_and_tools(burnclou
     answer = sdk.chat.completions.create(
         model="gemini-2.5-flash", tools=[WEATHER_TOOL], messages=[{"role": "user", "content": "Weather?"}])
     assert [c.function.name for c in answer.choices[0].message.tool_calls] == ["get_weather", "get_weather"]
+
+
+def test_upstream_calls_follow_the_proxy_settings(upstream, tmp_path):
+    """A provider reachable only through the user's HTTP proxy works; NO_PROXY keeps a local one direct."""
+    seen = []
+
+    class ForwardProxy(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append((self.path, self.headers.get("Authorization")))
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            target = upstream + urllib.parse.urlsplit(self.path).path
+            headers = {name: self.headers[name] for name in ("Authorization", "Content-Type")}
+            with urllib.request.urlopen(urllib.request.Request(target, data=body, headers=headers)) as answer:
+                payload, content_type = answer.read(), answer.headers["Content-Type"]
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ForwardProxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    proxy_url = f"http://127.0.0.1:{proxy.server_port}"
+    settings = {"HTTP_PROXY": proxy_url, "http_proxy": proxy_url, "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+    app = BurnCloud(tmp_path, extra_env=settings)
+    try:
+        for name, base_url, model in [
+            ("behind the proxy", "http://provider.invalid/v1", "gpt-4o-mini"),
+            ("on this machine", upstream + "/v1", "text-embedding-3-small"),
+        ]:
+            app.console(
+                "POST",
+                "/console/api/channels",
+                {"name": name, "kind": "openai", "base_url": base_url, "api_key": UPSTREAM_KEY, "models": [model]},
+            )
+        sdk = client(app, app.token())
+        answer = sdk.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hello"}])
+        assert answer.choices[0].message.content == REPLY
+        assert seen == [("http://provider.invalid/v1/chat/completions", f"Bearer {UPSTREAM_KEY}")]
+        assert sdk.embeddings.create(model="text-embedding-3-small", input="hi").data[0].embedding
+        assert len(seen) == 1, "the upstream NO_PROXY names was called directly"
+    finally:
+        stop(app.process)
+        proxy.shutdown()
