@@ -91,3 +91,12 @@ def test_the_admin_key_rotates_and_the_old_one_stops_working():
             assert status == 409 and "BURNCLOUD_ADMIN_KEY" in body["error"]["message"]
         finally:
             stop(pinned)
+
+
+def test_a_sigterm_right_after_the_port_is_announced_still_shuts_down_cleanly():
+    """The signal handlers are in place before `listening on` is printed, so an early SIGTERM
+    takes the graceful path (exit 0) instead of the default action (killed by the signal)."""
+    for _ in range(5):
+        with tempfile.TemporaryDirectory() as data:
+            process, _ = start([BURNCLOUD_BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", data])
+            assert stop(process) == 0

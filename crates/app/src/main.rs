@@ -132,6 +132,8 @@ struct Started {
     runtime: tokio::runtime::Runtime,
     state: AppState,
     listener: tokio::net::TcpListener,
+    /// SIGINT or SIGTERM, with its handlers in place before the port is announced.
+    shutdown: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
     #[cfg_attr(not(feature = "web-ui"), allow(dead_code))]
     dir: PathBuf,
 }
@@ -187,13 +189,17 @@ fn start(args: &ServeArgs) -> anyhow::Result<Started> {
     if !address.ip().is_loopback() {
         tracing::warn!(%address, "listening beyond this machine: anyone who can reach it may try keys");
     }
+    let shutdown = {
+        let _inside = runtime.enter();
+        Box::pin(shutdown_signal())
+    };
     tracing::info!(data_dir = %dir.display(), "BurnCloud is serving");
     // The line tests and scripts read to find the port.
     println!("listening on http://{address}");
     if cfg!(feature = "web-ui") {
         tracing::info!("browser UI at http://{address}/ui; sign in with the key `burncloud admin-key` prints");
     }
-    Ok(Started { runtime, state, listener, dir })
+    Ok(Started { runtime, state, listener, shutdown, dir })
 }
 
 /// Double-click: the window where there is a display, headless serving where there is none.
@@ -217,7 +223,7 @@ fn run_app(args: ServeArgs) -> anyhow::Result<()> {
     let started = start(&args)?;
     let info = started.info()?;
     let extra = started.extra_routes()?;
-    let Started { runtime, state, listener, .. } = started;
+    let Started { runtime, state, listener, shutdown: signalled, .. } = started;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (finished, done) = std::sync::mpsc::channel::<()>();
     let serving = state.clone();
@@ -228,7 +234,7 @@ fn run_app(args: ServeArgs) -> anyhow::Result<()> {
         let shutdown = async move {
             tokio::select! {
                 _ = stopped => closed.store(true, std::sync::atomic::Ordering::SeqCst),
-                _ = shutdown_signal() => {},
+                _ = signalled => {},
             }
         };
         if let Err(error) = runtime.block_on(serve(listener, serving, extra, shutdown, grace)) {
@@ -252,8 +258,8 @@ fn run_app(args: ServeArgs) -> anyhow::Result<()> {
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let started = start(&args)?;
     let extra = started.extra_routes()?;
-    let Started { runtime, state, listener, .. } = started;
+    let Started { runtime, state, listener, shutdown, .. } = started;
     let grace = Duration::from_secs(args.shutdown_grace);
-    runtime.block_on(serve(listener, state, extra, shutdown_signal(), grace))?;
+    runtime.block_on(serve(listener, state, extra, shutdown, grace))?;
     Ok(())
 }

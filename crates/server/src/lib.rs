@@ -278,24 +278,41 @@ async fn accept_connections(
     shutting_down.closed().await;
 }
 
-/// Resolves on SIGINT or SIGTERM (Ctrl-C on Windows).
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
+/// Resolves on SIGINT or SIGTERM (Ctrl-C on Windows). Call it inside the runtime, before the
+/// port is announced.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    // Registered now, not on first poll: a SIGTERM that arrives as soon as the port is announced
+    // must already find its handler, or the default action kills the process with logs unstored.
+    #[cfg(unix)]
+    let (interrupt, terminate) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (signal(SignalKind::interrupt()).ok(), signal(SignalKind::terminate()).ok())
     };
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    return async move {
+        let wait = |signal: Option<tokio::signal::unix::Signal>| async move {
+            match signal {
+                Some(mut signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            _ = wait(interrupt) => {},
+            _ = wait(terminate) => {},
         }
     };
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {},
-        _ = terminate => {},
+    {
+        let interrupt = tokio::signal::windows::ctrl_c().ok();
+        async move {
+            match interrupt {
+                Some(mut interrupt) => {
+                    interrupt.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
     }
 }
