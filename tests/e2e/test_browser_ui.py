@@ -117,15 +117,27 @@ def test_add_a_channel_create_a_token_call_through_it_and_see_the_call(browser, 
             expect(recent).to_have_count(1, timeout=WAIT_MS)
             expect(recent).to_contain_text("gpt-4o-mini")
 
+            # A second call; its x-request-id finds it among the logged calls.
+            raw = client.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "the call to look up"}]
+            )
+            request_id = raw.headers["x-request-id"]
+            second = raw.parse()
+
             open_page(page, "logs")
             logged = page.locator("#log-table tbody tr")
+            expect(logged).to_have_count(2, timeout=WAIT_MS)
+            expect(logged.first).to_contain_text("from the browser")
+            expect(logged.first).to_contain_text("browser mock")
+            page.get_by_label("Request ID").fill(request_id)
             expect(logged).to_have_count(1)
-            expect(logged).to_contain_text("from the browser")
-            expect(logged).to_contain_text("browser mock")
             logged.click()
             detail = page.locator("#log-detail")
+            expect(detail).to_contain_text(request_id)
             expect(detail).to_contain_text("gpt-4o-mini")
-            expect(detail).to_contain_text(str(answer.usage.prompt_tokens))
+            expect(detail).to_contain_text(str(second.usage.prompt_tokens))
+            page.get_by_label("Request ID").fill("req-00000000000000000000000000000000")
+            expect(logged).to_have_count(0)
 
             # The language switches in place, and the page follows.
             page.get_by_role("button", name="简体中文").click()

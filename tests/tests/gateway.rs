@@ -598,7 +598,8 @@ async fn logs_filter_and_page_and_usage_groups() {
     for _ in 0..3 {
         h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await;
     }
-    h.v1("/v1/chat/completions", &other_key, chat_body("gpt-4o")).await;
+    let priced_call = h.v1("/v1/chat/completions", &other_key, chat_body("gpt-4o")).await;
+    let priced_request_id = priced_call.headers()["x-request-id"].to_str().unwrap().to_string();
     h.v1("/v1/chat/completions", &other_key, chat_body("missing")).await;
     h.settle().await;
 
@@ -622,6 +623,14 @@ async fn logs_filter_and_page_and_usage_groups() {
     check("status=ok", 4).await;
     check("status=error", 1).await;
     check("since_ms=0&until_ms=1", 0).await;
+    let found = h.get(&format!("/console/api/logs?request_id={priced_request_id}")).await;
+    let found = found["items"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "the x-request-id finds its call");
+    assert_eq!(
+        (found[0]["request_id"].as_str(), found[0]["model"].as_str()),
+        (Some(&*priced_request_id), Some("gpt-4o"))
+    );
+    check("request_id=req-00000000000000000000000000000000", 0).await;
     let (status, body) = h.console(reqwest::Method::GET, "/console/api/logs?status=maybe", None).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
     let (status, _) = h.console(reqwest::Method::GET, "/console/api/logs?limit=lots", None).await;

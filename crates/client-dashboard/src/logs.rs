@@ -24,6 +24,7 @@ pub fn Logs() -> Element {
     let i18n = use_i18n();
     let refresh = use_refresh();
     let mut model = use_signal(String::new);
+    let mut request_id = use_signal(String::new);
     let mut token_id = use_signal(|| None::<i64>);
     let mut channel_id = use_signal(|| None::<i64>);
     let mut status = use_signal(String::new);
@@ -53,6 +54,7 @@ pub fn Logs() -> Element {
             status: Some(status()).filter(|s| !s.is_empty()),
             since_ms: (range_hours() > 0).then(|| now_ms() - range_hours() * 3_600_000),
             until_ms: None,
+            request_id: Some(request_id().trim().to_string()).filter(|id| !id.is_empty()),
         };
         // Only the newest page follows new calls live; older pages hold still while you read.
         if pages.read().is_empty() {
@@ -73,6 +75,9 @@ pub fn Logs() -> Element {
             div { class: "row",
                 input { placeholder: i18n.t("logs.filter_model"), value: "{model}", "aria-label": i18n.t("logs.model"),
                     oninput: move |e| { model.set(e.value()); pages.set(Vec::new()); } }
+                input { class: "mono", placeholder: i18n.t("logs.filter_request_id"), value: "{request_id}",
+                    "aria-label": i18n.t("logs.request_id"),
+                    oninput: move |e| { request_id.set(e.value()); pages.set(Vec::new()); } }
                 select { "aria-label": i18n.t("logs.token"),
                     onchange: move |e| { token_id.set(e.value().parse().ok()); pages.set(Vec::new()); },
                     option { value: "", "{i18n.t(\"logs.token\")}: {i18n.t(\"common.all\")}" }

@@ -33,6 +33,7 @@ pub use breaker::{
 pub use error::GatewayError;
 pub use limiter::{Limits, RateLimiter};
 pub use log_sink::{LogSink, LogWriterConfig, LogWriterStats};
+pub use proxy::new_request_id;
 pub use scrub::scrub;
 pub use snapshot::{ChannelEntry, Rotations, Snapshot, SpendLedger};
 pub use usage::{count_tokens, warm_up as warm_up_tokenizer};

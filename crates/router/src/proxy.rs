@@ -124,8 +124,14 @@ fn dialect_error(dialect: Dialect, error: GatewayError, request_id: &str) -> Res
     response
 }
 
-fn new_request_id() -> String {
-    format!("req-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+/// A request ID that sorts by time: 48 bits of Unix milliseconds, then 80 random bits, as 32 hex
+/// digits after `req-`. Time first keeps the log's request-ID index growing at its right edge: a
+/// random ID touched a different index page for every row, which made the log writer ten times
+/// slower once the log held a million calls.
+pub fn new_request_id() -> String {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let random = fastrand::u128(..) & ((1u128 << 80) - 1);
+    format!("req-{:012x}{random:020x}", now_ms & ((1u128 << 48) - 1))
 }
 
 /// The BurnCloud key of a request: `Authorization: Bearer …` or `x-api-key`.
@@ -1393,6 +1399,23 @@ impl Gateway {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_are_unique_and_sort_by_time() {
+        let earlier = new_request_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let ids: Vec<String> = (0..1000).map(|_| new_request_id()).collect();
+        for id in &ids {
+            assert_eq!(id.len(), 36, "{id}");
+            assert!(id.starts_with("req-") && id[4..].bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+            assert!(*id > earlier, "{id} should sort after {earlier}");
+        }
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+        let stamped = u128::from_str_radix(&earlier[4..16], 16).unwrap();
+        assert!(now_ms - stamped < 60_000, "the ID carries the current time: {stamped} vs {now_ms}");
+    }
 
     fn message(result: Result<RequestPeek, GatewayError>) -> String {
         match result {

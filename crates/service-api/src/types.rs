@@ -355,6 +355,8 @@ pub struct LogQuery {
     pub since_ms: Option<i64>,
     #[schemars(range(min = 0, max = crate::MAX_TIME_MS))]
     pub until_ms: Option<i64>,
+    /// One call by its `x-request-id` (the `request_id` of its log row).
+    pub request_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -199,6 +199,10 @@ fn filters(query: &LogQuery) -> DbResult<(String, Vec<Value>)> {
         clauses.push("id < ?");
         values.push(before_id.into());
     }
+    if let Some(request_id) = &query.request_id {
+        clauses.push("request_id = ?");
+        values.push(request_id.clone().into());
+    }
     if let Some(model) = &query.model {
         clauses.push("model = ?");
         values.push(model.clone().into());
