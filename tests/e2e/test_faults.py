@@ -222,7 +222,7 @@ def logs(app, expected):
     """The log rows once `expected` calls are stored (the writer batches), to check nothing more came."""
     poll(lambda: app.console("GET", "/console/api/logs?limit=200")["items"], lambda rows: len(rows) >= expected,
          timeout=10)
-    time.sleep(0.3)
+    time.sleep(0.6)  # longer than one log batch (250 ms), so a stray extra row would be stored by now
     return app.console("GET", "/console/api/logs?limit=200")["items"]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ADMIN_KEY, BURNCLOUD_BIN, MOCK_BIN, UPSTREAM_KEY, start, stop
+from conftest import ADMIN_KEY, BURNCLOUD_BIN, MOCK_BIN, UPSTREAM_KEY, poll, start, stop
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 
@@ -164,8 +164,9 @@ def test_a_breaker_opened_on_one_instance_rests_the_channel_on_the_other(setup):
             assert [c["breaker"] for c in health["channels"] if c["name"] == "flaky"] == ["open"]
             time.sleep(1.2)  # the second instance reads shared breakers twice a second
             assert chat(second_base, key) == 200
-            time.sleep(0.3)  # the log writer stores rows in batches every 50 ms
-            logs = console(second_base, "GET", "/console/api/logs?limit=1")["items"]
+            # Both instances log into the shared data dir: the first's five calls, then this one.
+            logs = poll(lambda: console(second_base, "GET", "/console/api/logs?limit=10")["items"],
+                        lambda rows: len(rows) == 6, timeout=10)
             assert logs[0]["attempts"] == 1 and logs[0]["channel_name"] == "steady", logs[0]
             health = console(second_base, "GET", "/console/internal/health")
             assert [c["breaker"] for c in health["channels"] if c["name"] == "flaky"] == ["open"]

@@ -7,10 +7,7 @@ use std::time::Duration;
 
 use burncloud_database::repo::logs;
 use burncloud_database::{Db, NewLogRow};
-use tokio::sync::{mpsc, oneshot};
-
-/// How often a sleeping batch looks for a flush request.
-const FLUSH_POLL: Duration = Duration::from_millis(5);
+use tokio::sync::{mpsc, oneshot, Notify};
 
 enum LogMessage {
     Row(Box<NewLogRow>),
@@ -41,7 +38,11 @@ pub struct LogWriterConfig {
 
 impl Default for LogWriterConfig {
     fn default() -> Self {
-        LogWriterConfig { queue_capacity: 65_536, max_batch_rows: 2_048, max_batch_delay: Duration::from_millis(50) }
+        // A quarter second keeps the log live to a person watching it. Shorter batches cost more than
+        // their rows: every commit rewrites the same index edges and the hourly rollup, and the WAL
+        // grows to a checkpoint (an fsync) sooner; at 50 ms a stream's added time to first token
+        // was about 50 µs worse at p99 on a 2-core machine.
+        LogWriterConfig { queue_capacity: 65_536, max_batch_rows: 2_048, max_batch_delay: Duration::from_millis(250) }
     }
 }
 
@@ -50,6 +51,8 @@ impl Default for LogWriterConfig {
 pub struct LogSink {
     sender: mpsc::Sender<LogMessage>,
     stats: Arc<LogWriterStats>,
+    /// Cuts a waiting batch short when a flush is queued, so the writer never has to poll for one.
+    flush_wanted: Arc<Notify>,
 }
 
 impl LogSink {
@@ -57,12 +60,13 @@ impl LogSink {
     pub fn start(db: Arc<Db>, config: LogWriterConfig) -> LogSink {
         let (sender, receiver) = mpsc::channel(config.queue_capacity);
         let stats = Arc::new(LogWriterStats::default());
-        let writer_stats = stats.clone();
+        let flush_wanted = Arc::new(Notify::new());
+        let (writer_stats, writer_flush_wanted) = (stats.clone(), flush_wanted.clone());
         std::thread::Builder::new()
             .name("burncloud-log-writer".into())
-            .spawn(move || run_writer(db, receiver, writer_stats, config))
+            .spawn(move || run_writer(db, receiver, writer_stats, writer_flush_wanted, config))
             .expect("spawning the log writer thread");
-        LogSink { sender, stats }
+        LogSink { sender, stats, flush_wanted }
     }
 
     /// Queues one row; waits only when the queue is full, so nothing is ever dropped.
@@ -77,6 +81,7 @@ impl LogSink {
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.sender.send(LogMessage::Flush(done)).await.is_ok() {
+            self.flush_wanted.notify_one();
             let _ = wait.await;
         }
     }
@@ -94,6 +99,7 @@ fn run_writer(
     db: Arc<Db>,
     mut receiver: mpsc::Receiver<LogMessage>,
     stats: Arc<LogWriterStats>,
+    flush_wanted: Arc<Notify>,
     config: LogWriterConfig,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
@@ -123,8 +129,12 @@ fn run_writer(
                 if full || !waiting_flushes.is_empty() || tokio::time::Instant::now() >= deadline {
                     break;
                 }
-                // Sleep instead of waiting on the queue: one wake-up per batch, not one per row.
-                tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + FLUSH_POLL)).await;
+                // Sleep instead of waiting on the queue: one wake-up per batch, not one per row. A
+                // flush left over from an earlier batch only costs one extra look at the queue.
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => {}
+                    _ = flush_wanted.notified() => {}
+                }
                 next = receiver.try_recv().ok();
             }
             if !batch.is_empty() {
