@@ -95,6 +95,24 @@ impl Db {
         work(&mut connection)
     }
 
+    /// For quiet moments: drops the page caches of the connections nobody is using and hands the
+    /// freed heap back to the operating system, so an idle app does not hold on to what a burst of
+    /// calls or a dashboard report needed.
+    pub fn release_idle_memory(&self) {
+        if let Ok(writer) = self.writer.try_lock() {
+            let _ = writer.release_memory();
+        }
+        for reader in self.readers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = reader.release_memory();
+        }
+        // glibc keeps freed memory in each thread's arena; this returns what it can.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only walks the allocator's own free lists; it takes no pointers.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+
     /// Runs `work` on a pooled read-only connection.
     pub fn read<T>(&self, work: impl FnOnce(&Connection) -> DbResult<T>) -> DbResult<T> {
         let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();

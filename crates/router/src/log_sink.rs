@@ -9,6 +9,9 @@ use burncloud_database::repo::logs;
 use burncloud_database::{Db, NewLogRow};
 use tokio::sync::{mpsc, oneshot, Notify};
 
+/// How long the log has to be quiet before the writer hands idle memory back to the system.
+const RELEASE_MEMORY_WHEN_IDLE_FOR: Duration = Duration::from_secs(2);
+
 enum LogMessage {
     Row(Box<NewLogRow>),
     /// Answered once every row queued before it is stored.
@@ -112,7 +115,18 @@ fn run_writer(
     let mut batch: Vec<NewLogRow> = Vec::with_capacity(config.max_batch_rows);
     let mut waiting_flushes: Vec<oneshot::Sender<()>> = Vec::new();
     runtime.block_on(async {
-        while let Some(first) = receiver.recv().await {
+        loop {
+            let first = match tokio::time::timeout(RELEASE_MEMORY_WHEN_IDLE_FOR, receiver.recv()).await {
+                Ok(Some(message)) => message,
+                Ok(None) => break,
+                Err(_idle) => {
+                    db.release_idle_memory();
+                    match receiver.recv().await {
+                        Some(message) => message,
+                        None => break,
+                    }
+                }
+            };
             let deadline = tokio::time::Instant::now() + config.max_batch_delay;
             let mut next = Some(first);
             loop {

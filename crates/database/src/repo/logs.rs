@@ -423,6 +423,45 @@ mod tests {
         }
     }
 
+    fn cached_bytes(connection: &Connection) -> i32 {
+        let (mut current, mut highest) = (0, 0);
+        // SAFETY: the handle is this open connection's; the out-pointers live for the call.
+        let code = unsafe {
+            rusqlite::ffi::sqlite3_db_status(
+                connection.handle(),
+                rusqlite::ffi::SQLITE_DBSTATUS_CACHE_USED,
+                &mut current,
+                &mut highest,
+                0,
+            )
+        };
+        assert_eq!(code, rusqlite::ffi::SQLITE_OK);
+        current
+    }
+
+    #[test]
+    fn idle_memory_is_released_and_the_log_still_reads_and_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("burncloud.db")).unwrap();
+        let rows: Vec<NewLogRow> = (0..5_000).map(|n| row(1_795_000_000_000 + n, "gpt-4o-mini", None, 10)).collect();
+        db.write(|c| insert_batch(c, &rows)).unwrap();
+        let page = db.read(|c| query(c, &LogQuery { limit: Some(1000), ..LogQuery::default() })).unwrap();
+        assert_eq!(page.items.len(), 1000);
+        let (writer_before, reader_before) =
+            (db.write(|c| Ok(cached_bytes(c))).unwrap(), db.read(|c| Ok(cached_bytes(c))).unwrap());
+        assert!(writer_before > 500_000 && reader_before > 100_000, "{writer_before} {reader_before}");
+
+        db.release_idle_memory();
+        let (writer_after, reader_after) =
+            (db.write(|c| Ok(cached_bytes(c))).unwrap(), db.read(|c| Ok(cached_bytes(c))).unwrap());
+        assert!(writer_after < writer_before / 10, "writer cache {writer_before} -> {writer_after}");
+        assert!(reader_after < reader_before / 10, "reader cache {reader_before} -> {reader_after}");
+
+        db.write(|c| insert_batch(c, &rows[..10])).unwrap();
+        let count: i64 = db.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM logs", [], |r| r.get(0))?)).unwrap();
+        assert_eq!(count, 5_010);
+    }
+
     /// Rows over three days at irregular times, several models, named and unnamed tokens.
     fn filled() -> (tempfile::TempDir, Db, i64) {
         let dir = tempfile::tempdir().unwrap();
