@@ -75,7 +75,7 @@ pub fn Logs() -> Element {
             div { class: "row",
                 input { placeholder: i18n.t("logs.filter_model"), value: "{model}", "aria-label": i18n.t("logs.model"),
                     oninput: move |e| { model.set(e.value()); pages.set(Vec::new()); } }
-                input { class: "mono", placeholder: i18n.t("logs.filter_request_id"), value: "{request_id}",
+                input { placeholder: i18n.t("logs.request_id"), value: "{request_id}",
                     "aria-label": i18n.t("logs.request_id"),
                     oninput: move |e| { request_id.set(e.value()); pages.set(Vec::new()); } }
                 select { "aria-label": i18n.t("logs.token"),

@@ -121,7 +121,6 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("logs.cost", "Cost", "花费"),
     ("logs.latency", "Latency", "耗时"),
     ("logs.filter_model", "Model name", "模型名称"),
-    ("logs.filter_request_id", "Request ID (x-request-id)", "请求 ID（x-request-id）"),
     ("logs.status_ok", "Succeeded", "成功"),
     ("logs.status_error", "Failed", "失败"),
     ("logs.range", "Time range", "时间范围"),
