@@ -138,6 +138,7 @@ def test_add_a_channel_create_a_token_call_through_it_and_see_the_call(browser, 
             expect(detail).to_contain_text(str(second.usage.prompt_tokens))
             page.get_by_label("Request ID").fill("req-00000000000000000000000000000000")
             expect(logged).to_have_count(0)
+            expect(page.locator("main")).to_contain_text("Change or clear the filters above")
 
             # The language switches in place, and the page follows.
             page.get_by_role("button", name="简体中文").click()

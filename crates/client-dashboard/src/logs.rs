@@ -114,9 +114,16 @@ pub fn Logs() -> Element {
             match &*page.read() {
                 None => rsx! { p { class: "muted", {i18n.t("common.loading")} } },
                 Some(Err(error)) => rsx! { ErrorNotice { message: error.to_string() } },
-                Some(Ok(result)) if result.items.is_empty() => rsx! {
-                    Empty { title: i18n.t("logs.empty").to_string(), hint: i18n.t("dash.no_calls_hint").to_string() }
-                },
+                Some(Ok(result)) if result.items.is_empty() => {
+                    let filtered = !model().trim().is_empty() || !request_id().trim().is_empty() || token_id().is_some()
+                        || channel_id().is_some() || !status().is_empty() || range_hours() > 0;
+                    let (title, hint) = if filtered {
+                        ("logs.empty", "logs.empty_filtered_hint")
+                    } else {
+                        ("dash.no_calls", "dash.no_calls_hint")
+                    };
+                    rsx! { Empty { title: i18n.t(title).to_string(), hint: i18n.t(hint).to_string() } }
+                }
                 Some(Ok(result)) => {
                     let next = result.next_before_id;
                     rsx! {

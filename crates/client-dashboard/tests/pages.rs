@@ -117,6 +117,14 @@ async fn the_dashboard_sums_spend_and_lists_recent_calls() {
 }
 
 #[tokio::test]
+async fn an_empty_log_says_how_calls_get_there() {
+    let fixture = Fixture::new();
+    let text = PageUnderTest::open(fixture.services(), Lang::En, Logs).await.text();
+    assert!(text.contains("No calls yet") && text.contains("point any OpenAI client at the endpoint"), "{text}");
+    assert!(!text.contains("match these filters"), "no filter is set: {text}");
+}
+
+#[tokio::test]
 async fn the_log_page_pages_through_calls_newest_first() {
     let fixture = Fixture::new();
     let calls: Vec<(&str, u16, &str)> =

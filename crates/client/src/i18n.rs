@@ -145,6 +145,11 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("logs.attempts", "Attempts", "尝试次数"),
     ("logs.error", "Error", "错误"),
     ("logs.empty", "No calls match these filters", "没有符合筛选条件的调用"),
+    (
+        "logs.empty_filtered_hint",
+        "Change or clear the filters above to see more calls.",
+        "修改或清除上方的筛选条件以查看更多调用。",
+    ),
     ("logs.yes", "yes", "是"),
     ("logs.no", "no", "否"),
     ("end.completed", "completed", "完成"),
