@@ -43,19 +43,19 @@ pub fn Logs() -> Element {
             (tokens, channels, currency)
         }
     });
+    // What the filter row asks for, without paging; unset fields are `None`.
+    let filters = move || LogQuery {
+        model: Some(model()).filter(|m| !m.trim().is_empty()),
+        token_id: token_id(),
+        channel_id: channel_id(),
+        status: Some(status()).filter(|s| !s.is_empty()),
+        since_ms: (range_hours() > 0).then(|| now_ms() - range_hours() * 3_600_000),
+        request_id: Some(request_id().trim().to_string()).filter(|id| !id.is_empty()),
+        ..LogQuery::default()
+    };
     let page = use_resource(move || {
         let services = services.clone();
-        let query = LogQuery {
-            limit: Some(PAGE),
-            before_id: pages.read().last().copied(),
-            model: Some(model()).filter(|m| !m.trim().is_empty()),
-            token_id: token_id(),
-            channel_id: channel_id(),
-            status: Some(status()).filter(|s| !s.is_empty()),
-            since_ms: (range_hours() > 0).then(|| now_ms() - range_hours() * 3_600_000),
-            until_ms: None,
-            request_id: Some(request_id().trim().to_string()).filter(|id| !id.is_empty()),
-        };
+        let query = LogQuery { limit: Some(PAGE), before_id: pages.read().last().copied(), ..filters() };
         // Only the newest page follows new calls live; older pages hold still while you read.
         if pages.read().is_empty() {
             refresh.track();
@@ -115,9 +115,7 @@ pub fn Logs() -> Element {
                 None => rsx! { p { class: "muted", {i18n.t("common.loading")} } },
                 Some(Err(error)) => rsx! { ErrorNotice { message: error.to_string() } },
                 Some(Ok(result)) if result.items.is_empty() => {
-                    let filtered = !model().trim().is_empty() || !request_id().trim().is_empty() || token_id().is_some()
-                        || channel_id().is_some() || !status().is_empty() || range_hours() > 0;
-                    let (title, hint) = if filtered {
+                    let (title, hint) = if filters() != LogQuery::default() {
                         ("logs.empty", "logs.empty_filtered_hint")
                     } else {
                         ("dash.no_calls", "dash.no_calls_hint")

@@ -342,7 +342,7 @@ pub struct LogEntry {
 }
 
 /// Filters for the log list; newest first, paged by `before_id`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct LogQuery {
     pub limit: Option<u32>,
     pub before_id: Option<i64>,

@@ -818,6 +818,30 @@ async fn stream_overheads(
     .join("\n"))
 }
 
+/// What the load sections measure: the mock upstream, BurnCloud in front of it with one token
+/// (`key`), the bare proxy in front of it too, and the client that calls them all.
+struct Rig {
+    upstream: Server,
+    gateway: Server,
+    bare: Server,
+    client: HttpClient,
+    key: String,
+    data_dir: PathBuf,
+}
+
+impl Rig {
+    async fn start(options: &Options, server_bin: &Path) -> anyhow::Result<Rig> {
+        let upstream = Server::start(Command::new(options.bin_dir.join("mock-upstream")).env("MOCK_THREADS", "1"))?;
+        let data_dir = tempfile_dir()?.join("data");
+        let gateway = start_serve(server_bin, &data_dir)?;
+        let bare =
+            Server::start(Command::new(options.bin_dir.join("bare-proxy")).arg("--upstream").arg(&upstream.base))?;
+        let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build_http();
+        let key = set_up_gateway(&client, &gateway, &upstream, 1, "bench").await?;
+        Ok(Rig { upstream, gateway, bare, client, key, data_dir })
+    }
+}
+
 async fn run(options: Options) -> anyhow::Result<()> {
     let server_bin = options.server_bin.clone().unwrap_or_else(|| options.bin_dir.join("burncloud"));
     if options.soak {
@@ -841,14 +865,9 @@ async fn run(options: Options) -> anyhow::Result<()> {
         return Ok(());
     }
     if options.streams_only {
-        let upstream = Server::start(Command::new(options.bin_dir.join("mock-upstream")).env("MOCK_THREADS", "1"))?;
-        let gateway = start_serve(&server_bin, &tempfile_dir()?.join("data"))?;
-        let bare =
-            Server::start(Command::new(options.bin_dir.join("bare-proxy")).arg("--upstream").arg(&upstream.base))?;
-        let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-        let key = set_up_gateway(&client, &gateway, &upstream, 1, "bench").await?;
+        let rig = Rig::start(&options, &server_bin).await?;
         let count = options.latency_requests.max(50);
-        println!("{}", stream_overheads(&client, &gateway, &upstream, &bare, &key, count).await?);
+        println!("{}", stream_overheads(&rig.client, &rig.gateway, &rig.upstream, &rig.bare, &rig.key, count).await?);
         return Ok(());
     }
     // Downloads go first, on a quiet machine with no other server of ours running: run after the
@@ -868,12 +887,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     }
     let desktop_build = options.bin_dir.join("burncloud");
     let desktop_build_serve_rss = idle_serve_rss(&desktop_build).await?;
-    let upstream = Server::start(Command::new(options.bin_dir.join("mock-upstream")).env("MOCK_THREADS", "1"))?;
-    let data_dir = tempfile_dir()?.join("data");
-    let gateway = start_serve(&server_bin, &data_dir)?;
-    let bare = Server::start(Command::new(options.bin_dir.join("bare-proxy")).arg("--upstream").arg(&upstream.base))?;
-    let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build_http();
-    let key = set_up_gateway(&client, &gateway, &upstream, 1, "bench").await?;
+    let Rig { upstream, gateway, bare, client, key, data_dir } = Rig::start(&options, &server_bin).await?;
     let limited = console(
         &client,
         "POST",
