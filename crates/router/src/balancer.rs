@@ -59,7 +59,10 @@ pub fn order(strategy: Strategy, rotation: &Rotation, model: &str, members: Vec<
         return Vec::new();
     }
     let mut rotations = rotation.by_model.lock().unwrap_or_else(|p| p.into_inner());
-    let state = rotations.entry(model.to_string()).or_default();
+    if !rotations.contains_key(model) {
+        rotations.insert(model.to_string(), ModelRotation::default());
+    }
+    let Some(state) = rotations.get_mut(model) else { return Vec::new() };
     let by_weight = |list: &mut Vec<&Member>| list.sort_by_key(|m| std::cmp::Reverse(m.weight));
     let ordered: Vec<&Member> = match strategy {
         Strategy::RoundRobin => {
@@ -97,6 +100,7 @@ pub fn order(strategy: Strategy, rotation: &Rotation, model: &str, members: Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upstream::UpstreamUrl;
     use burncloud_service_api::{Channel, ChannelKind};
 
     fn member(id: i64, weight: i64, priority: i64) -> Member {
@@ -117,7 +121,7 @@ mod tests {
             },
             wire: crate::adapters::Wire::OpenAi,
             base_url: String::new(),
-            urls: std::array::from_fn(|_| reqwest::Url::parse("http://127.0.0.1/").unwrap()),
+            urls: std::array::from_fn(|_| UpstreamUrl::new(reqwest::Url::parse("http://127.0.0.1/").unwrap())),
             auth_headers: Vec::new(),
             api_key: String::new(),
         });

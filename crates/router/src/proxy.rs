@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use burncloud_database::{now_ms, token_key_hash, NewLogRow};
+use burncloud_database::{now_ms, token_key_digest, NewLogRow};
 use burncloud_service_api::{ChannelTestReport, EndReason, Money, UsageSource};
 use bytes::Bytes;
 use serde_json::{Map, Value};
@@ -27,7 +27,7 @@ use crate::limiter::{Limits, Reservation};
 use crate::scrub::{scrub, truncate};
 use crate::snapshot::{ChannelEntry, TokenEntry};
 use crate::sse::{event_data, has_key_with, malformed_data, SseSplitter};
-use crate::upstream::UpstreamResponse;
+use crate::upstream::{UpstreamResponse, UpstreamUrl};
 use crate::usage::{checked_usage_in, collect_generated_text, count_tokens, estimate_prompt, usage_in, Usage};
 use crate::{balancer, Gateway, REQUEST_ID_HEADER};
 
@@ -129,8 +129,15 @@ fn dialect_error(dialect: Dialect, error: GatewayError, request_id: &str) -> Res
 /// random ID touched a different index page for every row, which made the log writer ten times
 /// slower once the log held a million calls.
 pub fn new_request_id() -> String {
-    let random = fastrand::u128(..) & ((1u128 << 80) - 1);
-    format!("req-{:012x}{random:020x}", now_ms() as u64 & ((1u64 << 48) - 1))
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let stamped = (u128::from(now_ms() as u64 & ((1u64 << 48) - 1)) << 80) | (fastrand::u128(..) & ((1u128 << 80) - 1));
+    // Spelled out by hand: `format!` with padded hex cost more than the rest of the ID.
+    let mut id = String::with_capacity(36);
+    id.push_str("req-");
+    for shift in (0..32).rev() {
+        id.push(char::from(HEX[((stamped >> (shift * 4)) & 0xf) as usize]));
+    }
+    id
 }
 
 /// The BurnCloud key of a request: `Authorization: Bearer …` or `x-api-key`.
@@ -152,7 +159,7 @@ fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> Result<Arc<TokenEntry
     })?;
     let snapshot = gateway.snapshot.load();
     let entry = snapshot
-        .token_by_hash(&token_key_hash(key))
+        .token_by_digest(&token_key_digest(key))
         .cloned()
         .ok_or_else(|| GatewayError::InvalidApiKey("Incorrect API key provided.".into()))?;
     if !entry.token.enabled {
@@ -653,6 +660,7 @@ async fn run(gateway: Arc<Gateway>, call: Call, candidates: Vec<Arc<ChannelEntry
                     (_, false) => "generateContent",
                 };
                 reqwest::Url::parse(&format!("{}/{}", channel.base_url, gemini::path(&upstream_model, method)))
+                    .map(UpstreamUrl::new)
                     .map_err(|e| format!("the Gemini URL for model {upstream_model:?} does not parse: {e}"))
             }
             _ => Ok(channel.urls[call.endpoint.url_index()].clone()),
@@ -735,7 +743,7 @@ async fn attempt(
     gateway: &Gateway,
     call: &Call,
     channel: &ChannelEntry,
-    url: reqwest::Url,
+    url: UpstreamUrl,
     body: Bytes,
     reply: &mut Option<oneshot::Sender<Response>>,
 ) -> Attempt {
@@ -1363,7 +1371,7 @@ impl Gateway {
             if let Ok(gemini_url) =
                 reqwest::Url::parse(&format!("{}/{}", entry.base_url, gemini::path(&model, "generateContent")))
             {
-                url = gemini_url;
+                url = UpstreamUrl::new(gemini_url);
             }
         }
         let request = self.http.post_json(&url, &entry.auth_headers, Bytes::from(body.to_string()));

@@ -11,6 +11,7 @@ use burncloud_service_api::{Channel, Money, Price, Strategy, Token, DEFAULT_GROU
 
 use crate::adapters::Wire;
 use crate::balancer::{Member, Rotation};
+use crate::upstream::UpstreamUrl;
 
 /// A token as the router sees it, with its live spend.
 #[derive(Debug)]
@@ -26,7 +27,7 @@ pub struct ChannelEntry {
     pub base_url: String,
     /// The URLs for chat completions, completions and embeddings, parsed once per snapshot
     /// (for OpenAI-format upstreams `{base_url}/chat/completions` and so on; Anthropic has one).
-    pub urls: [reqwest::Url; 3],
+    pub(crate) urls: [UpstreamUrl; 3],
     pub auth_headers: Vec<(HeaderName, HeaderValue)>,
     pub api_key: String,
 }
@@ -44,7 +45,7 @@ impl ChannelEntry {
             Wire::Gemini => [""; 3],
         };
         let urls = match (url(paths[0]), url(paths[1]), url(paths[2])) {
-            (Ok(chat), Ok(completions), Ok(embeddings)) => [chat, completions, embeddings],
+            (Ok(chat), Ok(completions), Ok(embeddings)) => [chat, completions, embeddings].map(UpstreamUrl::new),
             _ => {
                 tracing::warn!(channel = %record.channel.name, %base_url, "skipping a channel whose base URL does not parse");
                 return None;
@@ -139,7 +140,8 @@ impl SpendLedger {
 
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    tokens_by_hash: HashMap<String, Arc<TokenEntry>>,
+    /// By the SHA-256 of their key (`token_key_digest`), the stored hex hash decoded once here.
+    tokens_by_digest: HashMap<[u8; 32], Arc<TokenEntry>>,
     /// Each group with its enabled member channels.
     groups: HashMap<String, GroupEntry>,
     prices: HashMap<String, Price>,
@@ -148,12 +150,17 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn build(config: GatewayConfig, ledger: &SpendLedger, rotations: &Rotations) -> Snapshot {
-        let tokens_by_hash = config
+        let tokens_by_digest = config
             .tokens
             .into_iter()
-            .map(|record| {
+            .filter_map(|record| {
+                let mut digest = [0u8; 32];
+                if hex::decode_to_slice(&record.key_hash, &mut digest).is_err() {
+                    tracing::warn!(token = %record.token.name, "skipping a token whose stored key hash is not SHA-256 hex");
+                    return None;
+                }
                 let used = ledger.token_counter(&record.token);
-                (record.key_hash, Arc::new(TokenEntry { token: record.token, used }))
+                Some((digest, Arc::new(TokenEntry { token: record.token, used })))
             })
             .collect();
         let mut channels: Vec<Arc<ChannelEntry>> = config
@@ -189,11 +196,12 @@ impl Snapshot {
                 (group.name, entry)
             })
             .collect();
-        Snapshot { tokens_by_hash, groups, prices, account_credit: config.account.credit }
+        Snapshot { tokens_by_digest, groups, prices, account_credit: config.account.credit }
     }
 
-    pub fn token_by_hash(&self, hash: &str) -> Option<&Arc<TokenEntry>> {
-        self.tokens_by_hash.get(hash)
+    /// The token whose key has this SHA-256 (`burncloud_database::token_key_digest`).
+    pub fn token_by_digest(&self, digest: &[u8; 32]) -> Option<&Arc<TokenEntry>> {
+        self.tokens_by_digest.get(digest)
     }
 
     pub fn group(&self, name: &str) -> Option<&GroupEntry> {

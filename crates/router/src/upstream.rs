@@ -25,6 +25,21 @@ pub(crate) struct UpstreamClient {
     general: reqwest::Client,
 }
 
+/// Where an upstream call goes: the URL, and the same as a URI when the direct client may take
+/// it. Channel endpoints are built once per snapshot, so a call does not re-parse its URL.
+#[derive(Clone, Debug)]
+pub(crate) struct UpstreamUrl {
+    url: reqwest::Url,
+    direct: Option<Uri>,
+}
+
+impl UpstreamUrl {
+    pub(crate) fn new(url: reqwest::Url) -> UpstreamUrl {
+        let direct = direct_uri(&url);
+        UpstreamUrl { url, direct }
+    }
+}
+
 /// An upstream's answer: status and headers, and a body read chunk by chunk.
 pub(crate) struct UpstreamResponse {
     pub status: StatusCode,
@@ -58,14 +73,14 @@ impl UpstreamClient {
     /// POSTs a JSON `body` to `url` with `headers`. The error is a sentence for the log.
     pub(crate) async fn post_json(
         &self,
-        url: &reqwest::Url,
+        target: &UpstreamUrl,
         headers: &[(HeaderName, HeaderValue)],
         body: Bytes,
     ) -> Result<UpstreamResponse, String> {
-        if let Some(uri) = direct_uri(url) {
+        if let Some(uri) = &target.direct {
             let mut request = Request::new(Full::new(body));
             *request.method_mut() = Method::POST;
-            *request.uri_mut() = uri;
+            *request.uri_mut() = uri.clone();
             let request_headers = request.headers_mut();
             request_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             request_headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
@@ -76,7 +91,8 @@ impl UpstreamClient {
             let (parts, body) = response.into_parts();
             return Ok(UpstreamResponse { status: parts.status, headers: parts.headers, body: Body::Direct(body) });
         }
-        let mut request = self.general.post(url.clone()).header(header::CONTENT_TYPE, "application/json").body(body);
+        let mut request =
+            self.general.post(target.url.clone()).header(header::CONTENT_TYPE, "application/json").body(body);
         for (name, value) in headers {
             request = request.header(name, value.clone());
         }
@@ -155,7 +171,11 @@ mod tests {
         drop(listener);
         let client = UpstreamClient::new(Duration::from_secs(2), Duration::from_secs(90)).unwrap();
         let url = reqwest::Url::parse(&format!("http://{address}/v1/chat/completions")).unwrap();
-        let error = client.post_json(&url, &[], Bytes::from_static(b"{}")).await.err().expect("nothing listens there");
+        let error = client
+            .post_json(&UpstreamUrl::new(url), &[], Bytes::from_static(b"{}"))
+            .await
+            .err()
+            .expect("nothing listens there");
         assert!(error.to_lowercase().contains("refused"), "{error}");
     }
 }

@@ -46,6 +46,8 @@ struct Options {
     streams_only: bool,
     /// Measure only the log writer and the dashboard over `startup_rows` (prints, leaves the report).
     logs_only: bool,
+    /// Measure only the added latency at concurrency 1 (prints its table, leaves the report alone).
+    latency_only: bool,
 }
 
 fn parse_options() -> anyhow::Result<Options> {
@@ -67,6 +69,7 @@ fn parse_options() -> anyhow::Result<Options> {
         profile_out: PathBuf::from("docs/profile.md"),
         streams_only: false,
         logs_only: false,
+        latency_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -89,6 +92,7 @@ fn parse_options() -> anyhow::Result<Options> {
             "--profile-out" => options.profile_out = PathBuf::from(value()?),
             "--streams-only" => options.streams_only = true,
             "--logs-only" => options.logs_only = true,
+            "--latency-only" => options.latency_only = true,
             other => bail!("unknown option {other}"),
         }
     }
@@ -243,6 +247,87 @@ async fn latencies(
         list.sort_unstable();
     }
     Ok(results)
+}
+
+/// Round trips of one byte over loopback TCP between two threads, each blocked until the other
+/// writes: the machine's cost of two wake-ups. A proxy hop puts two more wake-ups on a call's path
+/// (the proxy's, on the request and on the answer), so this is about the least any proxy adds here.
+/// With `one_core`, both threads are pinned to the same core, so neither wake-up has to rouse an
+/// idle core: the difference is what rousing one costs on this machine.
+fn tcp_round_trips(count: usize, one_core: bool) -> anyhow::Result<Vec<Duration>> {
+    // Its own threads, so that pinning never touches the runtime's workers.
+    let measuring = std::thread::spawn(move || -> anyhow::Result<Vec<Duration>> {
+        use std::io::{Read, Write};
+        let core = if one_core { pin_to_current_core()? } else { None };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let address = listener.local_addr()?;
+        let echo = std::thread::spawn(move || -> anyhow::Result<()> {
+            if let Some(core) = core {
+                pin_to_core(core)?;
+            }
+            let (mut stream, _) = listener.accept()?;
+            stream.set_nodelay(true)?;
+            let mut byte = [0u8; 1];
+            while stream.read(&mut byte)? == 1 {
+                stream.write_all(&byte)?;
+            }
+            Ok(())
+        });
+        let mut stream = std::net::TcpStream::connect(address)?;
+        stream.set_nodelay(true)?;
+        let mut byte = [0u8; 1];
+        let warm_up = count / 10;
+        let mut times = Vec::with_capacity(count);
+        for index in 0..warm_up + count {
+            let started = Instant::now();
+            stream.write_all(b"x")?;
+            stream.read_exact(&mut byte)?;
+            if index >= warm_up {
+                times.push(started.elapsed());
+            }
+        }
+        drop(stream);
+        echo.join().map_err(|_| anyhow::anyhow!("the echo thread panicked"))??;
+        times.sort_unstable();
+        Ok(times)
+    });
+    measuring.join().map_err(|_| anyhow::anyhow!("the round-trip thread panicked"))?
+}
+
+/// Pins the calling thread to the core it is running on and returns that core.
+#[cfg(target_os = "linux")]
+fn pin_to_current_core() -> anyhow::Result<Option<usize>> {
+    // SAFETY: sched_getcpu takes no arguments and only reads the calling thread's state.
+    let core = unsafe { libc::sched_getcpu() };
+    if core < 0 {
+        bail!("sched_getcpu failed: {}", std::io::Error::last_os_error());
+    }
+    pin_to_core(core as usize)?;
+    Ok(Some(core as usize))
+}
+
+#[cfg(target_os = "linux")]
+fn pin_to_core(core: usize) -> anyhow::Result<()> {
+    // SAFETY: the set is a plain bit mask owned by this frame; pid 0 is the calling thread.
+    let result = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if result != 0 {
+        bail!("pinning to core {core} failed: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pin_to_current_core() -> anyhow::Result<Option<usize>> {
+    bail!("pinning threads is measured on Linux only")
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pin_to_core(_core: usize) -> anyhow::Result<()> {
+    bail!("pinning threads is measured on Linux only")
 }
 
 /// Requests per second with `concurrency` callers for `seconds`, and the total calls made.
@@ -842,6 +927,41 @@ impl Rig {
     }
 }
 
+/// The concurrency-1 comparison alone, with the CPU each proxy spent per call, for quick A/B runs.
+async fn latency_comparison(options: &Options, server_bin: &Path) -> anyhow::Result<()> {
+    let rig = Rig::start(options, server_bin).await?;
+    let direct_url = format!("{}/v1/chat/completions", rig.upstream.base);
+    let targets = [
+        (direct_url, None),
+        (format!("{}/v1/chat/completions", rig.bare.base), None),
+        (format!("{}/v1/chat/completions", rig.gateway.base), Some(rig.key.clone())),
+    ];
+    let pids = [rig.upstream.child.id(), rig.bare.child.id(), rig.gateway.child.id()];
+    let cpu_before = pids.map(|pid| cpu_seconds(pid).unwrap_or(0.0));
+    let lists = latencies(&rig.client, &targets, options.latency_requests).await?;
+    let cpu_after = pids.map(|pid| cpu_seconds(pid).unwrap_or(0.0));
+    let calls = (options.latency_requests + options.latency_requests / 10) as f64;
+    println!("| path | p50 µs | p99 µs | added p50 µs | added p99 µs | process CPU per call µs |");
+    println!("|---|---|---|---|---|---|");
+    for (one_core, name) in [(false, "two threads"), (true, "two threads pinned to one core")] {
+        let round_trips = tcp_round_trips(options.latency_requests, one_core)?;
+        println!(
+            "| for scale: one TCP round trip between {name}, 1 byte each way | {:.0} | {:.0} | | | |",
+            micros(percentile(&round_trips, 0.5)),
+            micros(percentile(&round_trips, 0.99))
+        );
+    }
+    for (index, name) in ["direct", "bare proxy", "BurnCloud"].iter().enumerate() {
+        let (p50, p99) = (micros(percentile(&lists[index], 0.5)), micros(percentile(&lists[index], 0.99)));
+        let (direct_p50, direct_p99) = (micros(percentile(&lists[0], 0.5)), micros(percentile(&lists[0], 0.99)));
+        // The mock answers every path's calls; the proxies only their own.
+        let cpu_calls = if index == 0 { calls * 3.0 } else { calls };
+        let cpu = (cpu_after[index] - cpu_before[index]) * 1e6 / cpu_calls;
+        println!("| {name} | {p50:.0} | {p99:.0} | {:.0} | {:.0} | {cpu:.1} |", p50 - direct_p50, p99 - direct_p99);
+    }
+    Ok(())
+}
+
 async fn run(options: Options) -> anyhow::Result<()> {
     let server_bin = options.server_bin.clone().unwrap_or_else(|| options.bin_dir.join("burncloud"));
     if options.soak {
@@ -869,6 +989,9 @@ async fn run(options: Options) -> anyhow::Result<()> {
         let count = options.latency_requests.max(50);
         println!("{}", stream_overheads(&rig.client, &rig.gateway, &rig.upstream, &rig.bare, &rig.key, count).await?);
         return Ok(());
+    }
+    if options.latency_only {
+        return latency_comparison(&options, &server_bin).await;
     }
     // Downloads go first, on a quiet machine with no other server of ours running: run after the
     // load sections they measured ~40% slower than alone, from the state those leave behind.
@@ -922,6 +1045,10 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let limiter_p50 = micros(percentile(limited_through, 0.5)) - micros(percentile(through, 0.5));
     let bare_p50 = micros(percentile(bare_hop, 0.5)) - micros(percentile(direct, 0.5));
     let bare_p99 = micros(percentile(bare_hop, 0.99)) - micros(percentile(direct, 0.99));
+    let round_trips = tcp_round_trips(options.latency_requests, false)?;
+    let (round_trip_p50, round_trip_p99) =
+        (micros(percentile(&round_trips, 0.5)), micros(percentile(&round_trips, 0.99)));
+    let one_core_round_trip_p50 = micros(percentile(&tcp_round_trips(options.latency_requests, true)?, 0.5));
 
     let stream_count = options.latency_requests.max(50);
     eprintln!("streaming time to first token: {stream_count} streams each");
@@ -1051,7 +1178,11 @@ async fn run(options: Options) -> anyhow::Result<()> {
          | path | p50 µs | p99 µs |\n|---|---|---|\n{direct_row}\n{bare_row}\n{gateway_row}\n{limited_row}\n\n\
          Added by BurnCloud: **p50 {added_p50:.0} µs**, **p99 {added_p99:.0} µs** (targets: ≤ 100 µs and ≤ 1 ms). \
          For scale, the bare proxy — one more HTTP hop and nothing else — adds p50 {bare_p50:.0} µs, \
-         p99 {bare_p99:.0} µs on this machine. Every call passes the circuit breaker; the last row's \
+         p99 {bare_p99:.0} µs on this machine. A hop puts two more wake-ups on every call's path (the \
+         proxy's, for the request and for the answer), the same as one TCP round trip between two \
+         threads that wait for each other: with 1 byte each way that takes p50 {round_trip_p50:.0} µs, \
+         p99 {round_trip_p99:.0} µs here, and p50 {one_core_round_trip_p50:.0} µs with both threads pinned \
+         to one core, where neither wake-up has to rouse an idle core. Every call passes the circuit breaker; the last row's \
          token also has RPM and TPM limits, so each call takes from both buckets and counts its prompt \
          with the tokenizer: it costs {limiter_p50:+.0} µs at p50 against the unlimited token.\n\n\
          ## Streaming, concurrency 1\n\n\
