@@ -2,6 +2,7 @@
 //! latency at concurrency 1, throughput at concurrency 32 — and the log writer's rows per second,
 //! then writes `docs/performance.md`; with `--soak`, the soak in `soak.rs` instead.
 
+mod instructions;
 mod litellm;
 mod profile;
 mod soak;
@@ -48,6 +49,8 @@ struct Options {
     logs_only: bool,
     /// Measure only the added latency at concurrency 1 (prints its table, leaves the report alone).
     latency_only: bool,
+    /// Count only the instructions per call under callgrind (prints them, leaves the report alone).
+    instructions_only: bool,
 }
 
 fn parse_options() -> anyhow::Result<Options> {
@@ -70,6 +73,7 @@ fn parse_options() -> anyhow::Result<Options> {
         streams_only: false,
         logs_only: false,
         latency_only: false,
+        instructions_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -93,6 +97,7 @@ fn parse_options() -> anyhow::Result<Options> {
             "--streams-only" => options.streams_only = true,
             "--logs-only" => options.logs_only = true,
             "--latency-only" => options.latency_only = true,
+            "--instructions-only" => options.instructions_only = true,
             other => bail!("unknown option {other}"),
         }
     }
@@ -454,13 +459,16 @@ const DASHBOARD_QUERIES: &[(&str, &str)] = &[
 
 /// `burncloud serve` from `binary` on `data_dir`, with the bench's admin key, quiet.
 fn start_serve(binary: &Path, data_dir: &Path) -> anyhow::Result<Server> {
-    Server::start(
-        Command::new(binary)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .env("BURNCLOUD_ADMIN_KEY", "bench-admin")
-            .env("BURNCLOUD_LOG", "warn"),
-    )
+    Server::start(serve_command(&mut Command::new(binary), data_dir))
+}
+
+/// `command` with `serve` on a free loopback port over `data_dir`, with the bench's admin key.
+fn serve_command<'a>(command: &'a mut Command, data_dir: &Path) -> &'a mut Command {
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("BURNCLOUD_ADMIN_KEY", "bench-admin")
+        .env("BURNCLOUD_LOG", "warn")
 }
 
 /// The usual setup on a started gateway: `channels` channels on the mock upstream serving
@@ -993,6 +1001,16 @@ async fn run(options: Options) -> anyhow::Result<()> {
     if options.latency_only {
         return latency_comparison(&options, &server_bin).await;
     }
+    if options.instructions_only {
+        match instructions::per_call(&options, &server_bin).await? {
+            Ok(counts) => println!(
+                "instructions per call: BurnCloud {:.0}, bare proxy {:.0}",
+                counts.burncloud, counts.bare_proxy
+            ),
+            Err(reason) => println!("instructions not counted: {reason}"),
+        }
+        return Ok(());
+    }
     // Downloads go first, on a quiet machine with no other server of ours running: run after the
     // load sections they measured ~40% slower than alone, from the state those leave behind.
     eprintln!("model download: {} MiB, five runs each", options.download_mib);
@@ -1167,6 +1185,18 @@ async fn run(options: Options) -> anyhow::Result<()> {
     drop(upstream);
     let _ = std::fs::remove_dir_all(data_dir.parent().unwrap_or(Path::new("/nonexistent")));
 
+    eprintln!("instructions per call under callgrind");
+    let instructions_text = match instructions::per_call(&options, &server_bin).await? {
+        Ok(counts) => format!(
+            "Counted instead of timed (valgrind's callgrind; the difference between a short and a long \
+             series of sequential calls, so start-up is left out): BurnCloud runs **{:.0} instructions \
+             per call**, its log writer included, and the bare proxy {:.0}. Unlike the times above, \
+             these counts repeat from run to run, so they show what a change to the code did.",
+            counts.burncloud, counts.bare_proxy
+        ),
+        Err(reason) => format!("Instructions per call were not counted on this run: {reason}."),
+    };
+
     let date = String::from_utf8(Command::new("date").arg("-u").arg("+%Y-%m-%d %H:%M UTC").output()?.stdout)?;
     let report = format!(
         "# Performance\n\n\
@@ -1185,6 +1215,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
          to one core, where neither wake-up has to rouse an idle core. Every call passes the circuit breaker; the last row's \
          token also has RPM and TPM limits, so each call takes from both buckets and counts its prompt \
          with the tokenizer: it costs {limiter_p50:+.0} µs at p50 against the unlimited token.\n\n\
+         {instructions_text}\n\n\
          ## Streaming, concurrency 1\n\n\
          What BurnCloud adds to a stream's time to first token and to the widest gap between two \
          chunks, against the same mock upstream called directly in its own format. Each conversion \
