@@ -1026,6 +1026,9 @@ async fn run(options: Options) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    // The downloads leave gigabytes of dirty pages, whose writeback could still be taking a core
+    // when the latency section starts: write them out before timing anything else.
+    Command::new("sync").status().context("running sync")?;
     let desktop_build = options.bin_dir.join("burncloud");
     let desktop_build_serve_rss = idle_serve_rss(&desktop_build).await?;
     let Rig { upstream, gateway, bare, client, key, data_dir } = Rig::start(&options, &server_bin).await?;
