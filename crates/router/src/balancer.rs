@@ -62,7 +62,7 @@ pub fn order(strategy: Strategy, rotation: &Rotation, model: &str, members: Vec<
     if !rotations.contains_key(model) {
         rotations.insert(model.to_string(), ModelRotation::default());
     }
-    let Some(state) = rotations.get_mut(model) else { return Vec::new() };
+    let state = rotations.get_mut(model).expect("inserted just above");
     let by_weight = |list: &mut Vec<&Member>| list.sort_by_key(|m| std::cmp::Reverse(m.weight));
     let ordered: Vec<&Member> = match strategy {
         Strategy::RoundRobin => {

@@ -129,14 +129,13 @@ fn dialect_error(dialect: Dialect, error: GatewayError, request_id: &str) -> Res
 /// random ID touched a different index page for every row, which made the log writer ten times
 /// slower once the log held a million calls.
 pub fn new_request_id() -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let stamped = (u128::from(now_ms() as u64 & ((1u64 << 48) - 1)) << 80) | (fastrand::u128(..) & ((1u128 << 80) - 1));
-    // Spelled out by hand: `format!` with padded hex cost more than the rest of the ID.
+    // Not `format!` with padded hex, which cost more than the rest of the ID.
+    let mut digits = [0u8; 32];
+    hex::encode_to_slice(stamped.to_be_bytes(), &mut digits).expect("16 bytes are 32 hex digits");
     let mut id = String::with_capacity(36);
     id.push_str("req-");
-    for shift in (0..32).rev() {
-        id.push(char::from(HEX[((stamped >> (shift * 4)) & 0xf) as usize]));
-    }
+    id.extend(digits.iter().map(|&digit| char::from(digit)));
     id
 }
 
@@ -580,6 +579,14 @@ fn peek_request(bytes: &[u8]) -> Result<RequestPeek, GatewayError> {
     }
 }
 
+/// A Gemini channel's URL for `method` on `model`: Gemini puts the model in the path, so these are
+/// built per call rather than once per snapshot.
+fn gemini_url(channel: &ChannelEntry, model: &str, method: &str) -> Result<UpstreamUrl, String> {
+    reqwest::Url::parse(&format!("{}/{}", channel.base_url, gemini::path(model, method)))
+        .map(UpstreamUrl::new)
+        .map_err(|e| format!("the Gemini URL for model {model:?} does not parse: {e}"))
+}
+
 /// Hands the caller its response; false when the caller is gone (or was already answered).
 fn deliver(reply: &mut Option<oneshot::Sender<Response>>, response: Response) -> bool {
     reply.take().is_some_and(|reply| reply.send(response).is_ok())
@@ -659,9 +666,7 @@ async fn run(gateway: Arc<Gateway>, call: Call, candidates: Vec<Arc<ChannelEntry
                     (_, true) => "streamGenerateContent",
                     (_, false) => "generateContent",
                 };
-                reqwest::Url::parse(&format!("{}/{}", channel.base_url, gemini::path(&upstream_model, method)))
-                    .map(UpstreamUrl::new)
-                    .map_err(|e| format!("the Gemini URL for model {upstream_model:?} does not parse: {e}"))
+                gemini_url(&channel, &upstream_model, method)
             }
             _ => Ok(channel.urls[call.endpoint.url_index()].clone()),
         };
@@ -1368,10 +1373,8 @@ impl Gateway {
             body = converted;
         }
         if entry.wire == Wire::Gemini {
-            if let Ok(gemini_url) =
-                reqwest::Url::parse(&format!("{}/{}", entry.base_url, gemini::path(&model, "generateContent")))
-            {
-                url = UpstreamUrl::new(gemini_url);
+            if let Ok(gemini) = gemini_url(&entry, &model, "generateContent") {
+                url = gemini;
             }
         }
         let request = self.http.post_json(&url, &entry.auth_headers, Bytes::from(body.to_string()));

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use burncloud_service_api::{
     EndReason, LogEntry, LogPage, LogQuery, Money, UsageGroupBy, UsageQuery, UsageReport, UsageRow, UsageSource,
@@ -142,7 +143,8 @@ pub fn insert_batch(connection: &mut Connection, rows: &[NewLogRow]) -> DbResult
         let chunks = rows.chunks_exact(ROWS_PER_INSERT);
         let rest = chunks.remainder();
         if chunks.len() > 0 {
-            let mut insert = transaction.prepare_cached(&insert_sql(ROWS_PER_INSERT))?;
+            static INSERT_MANY: LazyLock<String> = LazyLock::new(|| insert_sql(ROWS_PER_INSERT));
+            let mut insert = transaction.prepare_cached(&INSERT_MANY)?;
             for chunk in chunks {
                 for (position, row) in chunk.iter().enumerate() {
                     bind_log_row(&mut insert, 1 + position * INSERTED_COLUMN_COUNT, row)?;

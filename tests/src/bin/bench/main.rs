@@ -263,7 +263,7 @@ fn tcp_round_trips(count: usize, one_core: bool) -> anyhow::Result<Vec<Duration>
     // Its own threads, so that pinning never touches the runtime's workers.
     let measuring = std::thread::spawn(move || -> anyhow::Result<Vec<Duration>> {
         use std::io::{Read, Write};
-        let core = if one_core { pin_to_current_core()? } else { None };
+        let core = if one_core { Some(pin_to_current_core()?) } else { None };
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let address = listener.local_addr()?;
         let echo = std::thread::spawn(move || -> anyhow::Result<()> {
@@ -301,14 +301,14 @@ fn tcp_round_trips(count: usize, one_core: bool) -> anyhow::Result<Vec<Duration>
 
 /// Pins the calling thread to the core it is running on and returns that core.
 #[cfg(target_os = "linux")]
-fn pin_to_current_core() -> anyhow::Result<Option<usize>> {
+fn pin_to_current_core() -> anyhow::Result<usize> {
     // SAFETY: sched_getcpu takes no arguments and only reads the calling thread's state.
     let core = unsafe { libc::sched_getcpu() };
     if core < 0 {
         bail!("sched_getcpu failed: {}", std::io::Error::last_os_error());
     }
     pin_to_core(core as usize)?;
-    Ok(Some(core as usize))
+    Ok(core as usize)
 }
 
 #[cfg(target_os = "linux")]
@@ -326,7 +326,7 @@ fn pin_to_core(core: usize) -> anyhow::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn pin_to_current_core() -> anyhow::Result<Option<usize>> {
+fn pin_to_current_core() -> anyhow::Result<usize> {
     bail!("pinning threads is measured on Linux only")
 }
 
@@ -945,9 +945,10 @@ async fn latency_comparison(options: &Options, server_bin: &Path) -> anyhow::Res
         (format!("{}/v1/chat/completions", rig.gateway.base), Some(rig.key.clone())),
     ];
     let pids = [rig.upstream.child.id(), rig.bare.child.id(), rig.gateway.child.id()];
-    let cpu_before = pids.map(|pid| cpu_seconds(pid).unwrap_or(0.0));
+    let cpu_of_all = || pids.iter().map(|&pid| cpu_seconds(pid)).collect::<anyhow::Result<Vec<f64>>>();
+    let cpu_before = cpu_of_all()?;
     let lists = latencies(&rig.client, &targets, options.latency_requests).await?;
-    let cpu_after = pids.map(|pid| cpu_seconds(pid).unwrap_or(0.0));
+    let cpu_after = cpu_of_all()?;
     let calls = (options.latency_requests + options.latency_requests / 10) as f64;
     println!("| path | p50 µs | p99 µs | added p50 µs | added p99 µs | process CPU per call µs |");
     println!("|---|---|---|---|---|---|");
@@ -959,9 +960,9 @@ async fn latency_comparison(options: &Options, server_bin: &Path) -> anyhow::Res
             micros(percentile(&round_trips, 0.99))
         );
     }
+    let (direct_p50, direct_p99) = (micros(percentile(&lists[0], 0.5)), micros(percentile(&lists[0], 0.99)));
     for (index, name) in ["direct", "bare proxy", "BurnCloud"].iter().enumerate() {
         let (p50, p99) = (micros(percentile(&lists[index], 0.5)), micros(percentile(&lists[index], 0.99)));
-        let (direct_p50, direct_p99) = (micros(percentile(&lists[0], 0.5)), micros(percentile(&lists[0], 0.99)));
         // The mock answers every path's calls; the proxies only their own.
         let cpu_calls = if index == 0 { calls * 3.0 } else { calls };
         let cpu = (cpu_after[index] - cpu_before[index]) * 1e6 / cpu_calls;
