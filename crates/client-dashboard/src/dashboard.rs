@@ -92,6 +92,9 @@ fn OverviewView(data: Overview) -> Element {
                 h3 { class: "card-title", {i18n.t(title)} }
                 div { class: "stat", {money(currency, totals.cost)} }
                 div { class: "stat-sub", "{count(totals.requests)} {i18n.t(\"dash.requests\")} · {count(tokens)} {i18n.t(\"dash.tokens\")}" }
+                if totals.prompt_tokens > 0 {
+                    div { class: "stat-sub cache-rate", "{cache_hit_rate(totals)} {i18n.t(\"dash.cache_hits\")}" }
+                }
             }
         }
     };
@@ -166,4 +169,10 @@ fn RecentCalls(calls: Vec<LogEntry>, currency: burncloud_service_api::Currency) 
             }
         }
     }
+}
+
+/// The share of prompt tokens served from a provider's prompt cache, as a whole percent.
+fn cache_hit_rate(totals: &UsageTotals) -> String {
+    let rate = totals.cached_tokens as f64 * 100.0 / totals.prompt_tokens.max(1) as f64;
+    format!("{rate:.0}%")
 }

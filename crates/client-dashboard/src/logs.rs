@@ -146,7 +146,12 @@ pub fn Logs() -> Element {
                                         td { {entry.token_name.clone().unwrap_or_default()} }
                                         td { {entry.channel_name.clone().unwrap_or_default()} }
                                         td { StatusBadge { status: entry.status } }
-                                        td { class: "num", "{count(entry.prompt_tokens)} / {count(entry.completion_tokens)}" }
+                                        td { class: "num",
+                                            "{count(entry.prompt_tokens)} / {count(entry.completion_tokens)}"
+                                            if entry.cached_tokens > 0 {
+                                                span { class: "muted", title: i18n.t("logs.cached"), " ({count(entry.cached_tokens)} ⚡)" }
+                                            }
+                                        }
                                         td { class: "num", {money(currency, entry.cost)} }
                                         td { class: "num", {millis(entry.latency_ms)} }
                                     }
@@ -195,6 +200,10 @@ fn LogDetail(entry: LogEntry, currency: Currency, on_close: EventHandler<()>) ->
                 dt { {i18n.t("logs.end_reason")} } dd { {i18n.t(end_reason_key(entry.end_reason))} }
                 dt { {i18n.t("logs.stream")} } dd { {yes_no(entry.is_stream)} }
                 dt { {i18n.t("logs.tokens")} } dd { "{count(entry.prompt_tokens)} / {count(entry.completion_tokens)}" }
+                dt { {i18n.t("logs.cached")} } dd { "{count(entry.cached_tokens)} / {count(entry.cache_write_tokens)}" }
+                if entry.reasoning_tokens > 0 {
+                    dt { {i18n.t("logs.reasoning")} } dd { "{count(entry.reasoning_tokens)}" }
+                }
                 dt { {i18n.t("logs.usage_source")} } dd { "{usage_from}" }
                 dt { {i18n.t("logs.cost")} } dd {
                     {money(currency, entry.cost)}

@@ -70,6 +70,10 @@ impl Fixture {
                 error: (*status != 200).then(|| "upstream said no".to_string()),
                 prompt_tokens: 1000,
                 completion_tokens: 500,
+                cached_tokens: 600,
+                cache_write_tokens: 0,
+                cache_write_1h_tokens: 0,
+                reasoning_tokens: 0,
                 usage_source: UsageSource::Upstream,
                 cost: Money::parse(cost).unwrap(),
                 priced: true,
@@ -105,6 +109,7 @@ async fn the_dashboard_sums_spend_and_lists_recent_calls() {
     assert!(text.contains("Spent in total: $1.75"), "{text}");
     assert!(text.contains("Today $1.75 3 requests · 4,500 tokens"), "{text}");
     assert!(text.contains("Last 30 days $1.75 3 requests"), "{text}");
+    assert!(text.contains("60% of prompt tokens from cache"), "the cache hit rate is shown: {text}");
     // Cost by model ranks the dearest first.
     let deepseek = text.find("deepseek-chat $1.5").expect("deepseek ranked");
     let mini = text.find("gpt-4o-mini $0.25").expect("gpt-4o-mini ranked");
@@ -137,6 +142,7 @@ async fn the_log_page_pages_through_calls_newest_first() {
     let first_row = text.find("newest-model").expect("newest call shown");
     assert!(first_row < text.find("gpt-4o-mini").unwrap(), "newest first: {text}");
     assert!(text.contains("1,000 / 500") && text.contains("420 ms") && text.contains("$0.01"), "{text}");
+    assert!(text.contains("(600 ⚡)"), "cached prompt tokens show in the row: {text}");
     assert!(html.contains(">Older</button>") && !html.contains("disabled=true>Older"), "{html}");
     let chinese = PageUnderTest::open(fixture.services(), Lang::Zh, Logs).await.text();
     assert!(chinese.contains("调用日志") && chinese.contains("更早"), "{chinese}");

@@ -1,4 +1,4 @@
-//! Prices: what a million input and output tokens cost, per model.
+//! Prices: what a million input, output and prompt-cache tokens cost, per model.
 
 use burncloud_client::{use_i18n, use_refresh, use_services, Empty, ErrorNotice};
 use burncloud_service_api::{Money, PriceInput};
@@ -14,6 +14,9 @@ pub fn Prices() -> Element {
     let mut model = use_signal(String::new);
     let mut input = use_signal(String::new);
     let mut output = use_signal(String::new);
+    let mut cache_read = use_signal(String::new);
+    let mut cache_write = use_signal(String::new);
+    let mut cache_write_1h = use_signal(String::new);
     let mut feedback = use_signal(|| Feedback::Idle);
     let list_services = services.clone();
     let prices = use_resource(move || {
@@ -23,19 +26,16 @@ pub fn Prices() -> Element {
     });
     let save_services = services.clone();
     let save = move |_| {
-        let parsed = Money::parse(&input()).and_then(|i| Money::parse(&output()).map(|o| (i, o)));
-        let result = parsed.map_err(|e| e.to_string()).and_then(|(input_per_mtok, output_per_mtok)| {
-            save_services
-                .prices
-                .set_price(&model(), PriceInput { input_per_mtok, output_per_mtok })
-                .map_err(|e| e.to_string())
-        });
+        let result = price_input(&input(), &output(), [&cache_read(), &cache_write(), &cache_write_1h()])
+            .map_err(|e| e.to_string())
+            .and_then(|price| save_services.prices.set_price(&model(), price).map_err(|e| e.to_string()));
         match result {
             Ok(_) => {
                 feedback.set(Feedback::Done(i18n.t("common.saved").to_string()));
                 model.set(String::new());
-                input.set(String::new());
-                output.set(String::new());
+                for mut field in [input, output, cache_read, cache_write, cache_write_1h] {
+                    field.set(String::new());
+                }
                 refresh.bump();
             }
             Err(message) => feedback.set(Feedback::Failed(message)),
@@ -55,6 +55,9 @@ pub fn Prices() -> Element {
                 input { name: "model", placeholder: i18n.t("prices.model"), value: "{model}", oninput: move |e| model.set(e.value()) }
                 input { name: "input", placeholder: i18n.t("prices.input"), value: "{input}", oninput: move |e| input.set(e.value()) }
                 input { name: "output", placeholder: i18n.t("prices.output"), value: "{output}", oninput: move |e| output.set(e.value()) }
+                input { name: "cache_read", placeholder: i18n.t("prices.cache_read"), value: "{cache_read}", oninput: move |e| cache_read.set(e.value()) }
+                input { name: "cache_write", placeholder: i18n.t("prices.cache_write"), value: "{cache_write}", oninput: move |e| cache_write.set(e.value()) }
+                input { name: "cache_write_1h", placeholder: i18n.t("prices.cache_write_1h"), value: "{cache_write_1h}", oninput: move |e| cache_write_1h.set(e.value()) }
                 button { class: "btn primary", id: "save-price", onclick: save, {i18n.t("prices.set")} }
             }
         }
@@ -71,6 +74,8 @@ pub fn Prices() -> Element {
                             th { {i18n.t("prices.model")} }
                             th { class: "num", {i18n.t("prices.input")} }
                             th { class: "num", {i18n.t("prices.output")} }
+                            th { class: "num", {i18n.t("prices.cache_read")} }
+                            th { class: "num", {i18n.t("prices.cache_write")} }
                             th { {i18n.t("common.actions")} }
                         } }
                         tbody {
@@ -79,9 +84,15 @@ pub fn Prices() -> Element {
                                     td { class: "mono", "{price.model}" }
                                     td { class: "num", "{price.input_per_mtok}" }
                                     td { class: "num", "{price.output_per_mtok}" }
+                                    td { class: "num", {optional(price.cache_read_per_mtok, i18n.t("prices.as_input"))} }
+                                    td { class: "num", {optional(price.cache_write_per_mtok, i18n.t("prices.as_input"))} }
                                     td { class: "actions",
                                         button { class: "btn small", onclick: { let p = price.clone(); move |_| {
                                             model.set(p.model.clone()); input.set(p.input_per_mtok.to_string()); output.set(p.output_per_mtok.to_string());
+                                            let shown = |price: Option<Money>| price.map(|m| m.to_string()).unwrap_or_default();
+                                            cache_read.set(shown(p.cache_read_per_mtok));
+                                            cache_write.set(shown(p.cache_write_per_mtok));
+                                            cache_write_1h.set(shown(p.cache_write_1h_per_mtok));
                                         } }, {i18n.t("common.edit")} }
                                         button { class: "btn small danger", onclick: { let services = delete_services.clone(); let name = price.model.clone(); move |_| {
                                             settle(feedback, refresh, services.prices.delete_price(&name), None);
@@ -95,4 +106,24 @@ pub fn Prices() -> Element {
             }
         }
     }
+}
+
+/// The form's fields as a price: input and output are required, a blank cache price is unset.
+fn price_input(
+    input: &str,
+    output: &str,
+    cache: [&str; 3],
+) -> Result<PriceInput, burncloud_service_api::MoneyParseError> {
+    let optional = |text: &str| if text.trim().is_empty() { Ok(None) } else { Money::parse(text).map(Some) };
+    Ok(PriceInput {
+        input_per_mtok: Money::parse(input)?,
+        output_per_mtok: Money::parse(output)?,
+        cache_read_per_mtok: optional(cache[0])?,
+        cache_write_per_mtok: optional(cache[1])?,
+        cache_write_1h_per_mtok: optional(cache[2])?,
+    })
+}
+
+fn optional(price: Option<Money>, unset: &str) -> String {
+    price.map_or_else(|| unset.to_string(), |price| price.to_string())
 }

@@ -95,7 +95,12 @@ async fn prices_are_listed_per_model() {
     store
         .set_price(
             "gpt-4o-mini",
-            PriceInput { input_per_mtok: Money::parse("0.15").unwrap(), output_per_mtok: Money::parse("0.6").unwrap() },
+            PriceInput {
+                input_per_mtok: Money::parse("0.15").unwrap(),
+                output_per_mtok: Money::parse("0.6").unwrap(),
+                cache_read_per_mtok: Some(Money::parse("0.075").unwrap()),
+                ..PriceInput::default()
+            },
         )
         .unwrap();
     let text = PageUnderTest::open(services, Lang::Zh, Prices).await.text();

@@ -859,8 +859,7 @@ async fn complete(
             if let Ok(value) = serde_json::from_slice::<Value>(&body) {
                 collect_generated_text(&value, &mut text);
             }
-            let usage =
-                Usage { prompt_tokens: estimate_prompt(call.request()), completion_tokens: count_tokens(&text) };
+            let usage = Usage::new(estimate_prompt(call.request()), count_tokens(&text));
             (usage, UsageSource::Estimated)
         }
     };
@@ -959,10 +958,7 @@ impl StreamWatch {
                 collect_generated_text(&value, &mut text);
             }
         }
-        (
-            Usage { prompt_tokens: estimate_prompt(call.request()), completion_tokens: count_tokens(&text) },
-            UsageSource::Estimated,
-        )
+        (Usage::new(estimate_prompt(call.request()), count_tokens(&text)), UsageSource::Estimated)
     }
 }
 
@@ -1018,10 +1014,7 @@ impl Translator {
             Translator::PassThrough(watch) => watch.usage(call),
             Translator::Converted(translator) => match translator.usage() {
                 Some(usage) => (usage, UsageSource::Upstream),
-                None => (
-                    Usage { prompt_tokens: estimate_prompt(call.request()), completion_tokens: 0 },
-                    UsageSource::Estimated,
-                ),
+                None => (Usage::new(estimate_prompt(call.request()), 0), UsageSource::Estimated),
             },
         }
     }
@@ -1280,11 +1273,7 @@ async fn record(gateway: &Gateway, call: &Call, outcome: Outcome) {
     let snapshot = gateway.snapshot.load();
     let upstream_model = outcome.channel.as_ref().map(|c| c.channel.upstream_model(&call.model).to_string());
     let price = snapshot.price(&call.model).or_else(|| upstream_model.as_deref().and_then(|m| snapshot.price(m)));
-    let cost = match price {
-        Some(price) => Money::per_million_tokens(price.input_per_mtok, outcome.usage.prompt_tokens)
-            .saturating_add(Money::per_million_tokens(price.output_per_mtok, outcome.usage.completion_tokens)),
-        None => Money::ZERO,
-    };
+    let cost = price.map_or(Money::ZERO, |price| outcome.usage.cost(price));
     gateway.ledger.charge(&call.token, cost);
     let used_tokens = (outcome.usage.prompt_tokens + outcome.usage.completion_tokens) as i64;
     gateway.limiter.settle(call.reservation, used_tokens).await;
@@ -1306,6 +1295,10 @@ async fn record(gateway: &Gateway, call: &Call, outcome: Outcome) {
         error: outcome.error,
         prompt_tokens: outcome.usage.prompt_tokens,
         completion_tokens: outcome.usage.completion_tokens,
+        cached_tokens: outcome.usage.cached_tokens,
+        cache_write_tokens: outcome.usage.cache_write_tokens,
+        cache_write_1h_tokens: outcome.usage.cache_write_1h_tokens,
+        reasoning_tokens: outcome.usage.reasoning_tokens,
         usage_source: outcome.usage_source,
         cost,
         priced: price.is_some(),

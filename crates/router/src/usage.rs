@@ -3,38 +3,137 @@
 
 use std::sync::OnceLock;
 
+use burncloud_service_api::{Money, Price};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::tokenizer::TokenCounter;
 
-/// Token counts of one call.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+/// Token counts of one call. `prompt_tokens` counts every input token, those read from or written
+/// to a prompt cache included; `completion_tokens` counts every output token, reasoning included.
+/// The cache and reasoning counts are the parts of those totals that are billed differently.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
-    #[serde(default)]
     pub prompt_tokens: u64,
-    #[serde(default)]
     pub completion_tokens: u64,
+    /// Input tokens served from the provider's prompt cache.
+    pub cached_tokens: u64,
+    /// Input tokens written to the prompt cache, the 1-hour writes included.
+    pub cache_write_tokens: u64,
+    /// The cache writes kept for an hour (Anthropic's `ttl: "1h"`), billed at their own price.
+    pub cache_write_1h_tokens: u64,
+    pub reasoning_tokens: u64,
+}
+
+impl Usage {
+    pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Usage {
+        Usage { prompt_tokens, completion_tokens, ..Usage::default() }
+    }
+
+    /// Input tokens billed at the plain input price.
+    pub fn uncached_prompt_tokens(&self) -> u64 {
+        self.prompt_tokens.saturating_sub(self.cached_tokens).saturating_sub(self.cache_write_tokens)
+    }
+
+    /// What the call costs at `price`: uncached input, cache reads, cache writes (5-minute and
+    /// 1-hour) and output, each at its own price; a cache price that is not set is the input price.
+    pub fn cost(&self, price: &Price) -> Money {
+        let input = price.input_per_mtok;
+        let read = price.cache_read_per_mtok.unwrap_or(input);
+        let write = price.cache_write_per_mtok.unwrap_or(input);
+        let write_1h = price.cache_write_1h_per_mtok.unwrap_or(write);
+        let writes_1h = self.cache_write_1h_tokens.min(self.cache_write_tokens);
+        [
+            (input, self.uncached_prompt_tokens()),
+            (read, self.cached_tokens),
+            (write, self.cache_write_tokens - writes_1h),
+            (write_1h, writes_1h),
+            (price.output_per_mtok, self.completion_tokens),
+        ]
+        .into_iter()
+        .fold(Money::ZERO, |total, (rate, tokens)| total.saturating_add(Money::per_million_tokens(rate, tokens)))
+    }
+
+    /// OpenAI's `usage` object (chat completions), with the cached and reasoning details.
+    pub fn openai_json(&self) -> Value {
+        serde_json::json!({"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
+            "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens}})
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+/// A `usage` object as OpenAI-format servers write it: chat completions (`prompt_tokens`…), the
+/// Responses API (`input_tokens`…), DeepSeek's `prompt_cache_hit_tokens` and llama-server's
+/// `tokens_cached`.
+#[derive(Deserialize)]
+struct WireUsage {
+    #[serde(default, alias = "input_tokens")]
+    prompt_tokens: u64,
+    #[serde(default, alias = "output_tokens")]
+    completion_tokens: u64,
+    #[serde(default, alias = "input_tokens_details")]
+    prompt_tokens_details: Option<TokenDetails>,
+    #[serde(default, alias = "output_tokens_details")]
+    completion_tokens_details: Option<TokenDetails>,
+    #[serde(default)]
+    prompt_cache_hit_tokens: Option<u64>,
+    #[serde(default)]
+    tokens_cached: Option<u64>,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(wire: WireUsage) -> Usage {
+        let cached = wire
+            .prompt_tokens_details
+            .and_then(|details| details.cached_tokens)
+            .or(wire.prompt_cache_hit_tokens)
+            .or(wire.tokens_cached)
+            .unwrap_or(0);
+        let reasoning = wire.completion_tokens_details.and_then(|details| details.reasoning_tokens).unwrap_or(0);
+        Usage {
+            prompt_tokens: wire.prompt_tokens,
+            completion_tokens: wire.completion_tokens,
+            cached_tokens: cached.min(wire.prompt_tokens),
+            reasoning_tokens: reasoning.min(wire.completion_tokens),
+            ..Usage::default()
+        }
+    }
 }
 
 #[derive(Deserialize)]
 struct WithUsage {
     #[serde(default)]
-    usage: Option<Usage>,
+    usage: Option<WireUsage>,
 }
 
 /// The `usage` object of an OpenAI response body or stream chunk, if it has one.
 pub fn usage_in(json: &[u8]) -> Option<Usage> {
-    serde_json::from_slice::<WithUsage>(json).ok()?.usage
+    serde_json::from_slice::<WithUsage>(json).ok()?.usage.map(Usage::from)
+}
+
+/// The `usage` object itself, as OpenAI-format servers write it.
+pub fn usage_of_value(usage: &Value) -> Option<Usage> {
+    WireUsage::deserialize(usage).ok().map(Usage::from)
 }
 
 /// Reads a whole upstream answer in one pass: its `usage` if any, or why it is not a JSON object
 /// a client could read (not UTF-8, not JSON, cut short).
 pub fn checked_usage_in(json: &[u8]) -> Result<Option<Usage>, String> {
     std::str::from_utf8(json).map_err(|error| format!("a body that is not UTF-8 ({error})"))?;
-    serde_json::from_slice::<WithUsage>(json).map(|parsed| parsed.usage).map_err(|error| match error.classify() {
-        serde_json::error::Category::Eof => format!("a body cut short ({error})"),
-        _ => format!("a body that is not a JSON object ({error})"),
+    serde_json::from_slice::<WithUsage>(json).map(|parsed| parsed.usage.map(Usage::from)).map_err(|error| {
+        match error.classify() {
+            serde_json::error::Category::Eof => format!("a body cut short ({error})"),
+            _ => format!("a body that is not a JSON object ({error})"),
+        }
     })
 }
 
@@ -153,16 +252,76 @@ mod tests {
     #[test]
     fn reads_usage_and_ignores_null() {
         let body = br#"{"id":"x","usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}"#;
-        assert_eq!(usage_in(body), Some(Usage { prompt_tokens: 12, completion_tokens: 5 }));
+        assert_eq!(usage_in(body), Some(Usage::new(12, 5)));
         assert_eq!(usage_in(br#"{"usage":null}"#), None);
         assert_eq!(usage_in(br#"{"usage":{"prompt_tokens":3,"total_tokens":3}}"#).unwrap().prompt_tokens, 3);
         assert_eq!(usage_in(b"not json"), None);
     }
 
+    /// Each provider's way of saying how much of the prompt came from its cache.
+    #[test]
+    fn cached_and_reasoning_tokens_are_read_from_every_openai_format_shape() {
+        let check = |body: &str, expected: (u64, u64, u64, u64)| {
+            let usage = usage_in(body.as_bytes()).unwrap();
+            assert_eq!(
+                (usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, usage.reasoning_tokens),
+                expected,
+                "{body}"
+            );
+        };
+        check(
+            r#"{"usage":{"prompt_tokens":100,"completion_tokens":50,"prompt_tokens_details":{"cached_tokens":80},"completion_tokens_details":{"reasoning_tokens":30}}}"#,
+            (100, 50, 80, 30),
+        );
+        check(
+            r#"{"usage":{"prompt_tokens":100,"completion_tokens":5,"prompt_cache_hit_tokens":64,"prompt_cache_miss_tokens":36}}"#,
+            (100, 5, 64, 0),
+        );
+        check(
+            r#"{"usage":{"input_tokens":90,"output_tokens":9,"input_tokens_details":{"cached_tokens":10},"output_tokens_details":{"reasoning_tokens":4}}}"#,
+            (90, 9, 10, 4),
+        );
+        check(r#"{"usage":{"prompt_tokens":12,"completion_tokens":3,"tokens_cached":8}}"#, (12, 3, 8, 0));
+        check(r#"{"usage":{"prompt_tokens":5,"completion_tokens":3,"prompt_tokens_details":null}}"#, (5, 3, 0, 0));
+        check(
+            r#"{"usage":{"prompt_tokens":5,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":9}}}"#,
+            (5, 3, 5, 0),
+        );
+    }
+
+    /// cost = uncached input × input + reads × read + writes × write (1 h at its own) + output × output.
+    #[test]
+    fn cost_prices_each_kind_of_token_at_its_own_rate() {
+        let money = |text: &str| Money::parse(text).unwrap();
+        let mut price = Price {
+            model: "m".into(),
+            input_per_mtok: money("3"),
+            output_per_mtok: money("15"),
+            cache_read_per_mtok: Some(money("0.3")),
+            cache_write_per_mtok: Some(money("3.75")),
+            cache_write_1h_per_mtok: Some(money("6")),
+        };
+        let usage = Usage {
+            prompt_tokens: 1_310_000,
+            completion_tokens: 20_000,
+            cached_tokens: 1_000_000,
+            cache_write_tokens: 300_000,
+            cache_write_1h_tokens: 200_000,
+            reasoning_tokens: 5_000,
+        };
+        // 10k × 3 + 1M × 0.3 + 100k × 3.75 + 200k × 6 + 20k × 15, per million.
+        assert_eq!(usage.cost(&price), money("2.205"));
+        price.cache_write_1h_per_mtok = None;
+        assert_eq!(usage.cost(&price), money("1.755"), "1-hour writes fall back to the write price");
+        price.cache_read_per_mtok = None;
+        price.cache_write_per_mtok = None;
+        assert_eq!(usage.cost(&price), money("4.23"), "no cache prices: every prompt token at the input price");
+    }
+
     #[test]
     fn whole_answers_are_checked_in_the_same_pass_that_reads_usage() {
         let body = br#"{"id":"x","usage":{"prompt_tokens":2,"completion_tokens":1}}"#;
-        assert_eq!(checked_usage_in(body), Ok(Some(Usage { prompt_tokens: 2, completion_tokens: 1 })));
+        assert_eq!(checked_usage_in(body), Ok(Some(Usage::new(2, 1))));
         assert_eq!(checked_usage_in(br#"{"id":"x"}"#), Ok(None));
         assert!(checked_usage_in(br#"{"id":"x","choi"#).unwrap_err().contains("cut short"));
         assert!(checked_usage_in(b"<html></html>").unwrap_err().contains("not a JSON object"));

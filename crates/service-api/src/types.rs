@@ -206,18 +206,34 @@ pub struct CreatedToken {
     pub key: String,
 }
 
-/// A model's price per million tokens.
+/// A model's price per million tokens. The prompt-cache prices are optional: where one is not set,
+/// those tokens are charged as input (a 1-hour cache write, where that is not set, as a 5-minute one).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Price {
     pub model: String,
     pub input_per_mtok: Money,
     pub output_per_mtok: Money,
+    #[serde(default)]
+    pub cache_read_per_mtok: Option<Money>,
+    #[serde(default)]
+    pub cache_write_per_mtok: Option<Money>,
+    #[serde(default)]
+    pub cache_write_1h_per_mtok: Option<Money>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PriceInput {
     pub input_per_mtok: Money,
     pub output_per_mtok: Money,
+    /// Input tokens read from a prompt cache; null or absent: charged as input.
+    #[serde(default)]
+    pub cache_read_per_mtok: Option<Money>,
+    /// Input tokens written to a prompt cache (Anthropic's 5-minute writes); null or absent: charged as input.
+    #[serde(default)]
+    pub cache_write_per_mtok: Option<Money>,
+    /// Anthropic's 1-hour cache writes; null or absent: charged as other cache writes.
+    #[serde(default)]
+    pub cache_write_1h_per_mtok: Option<Money>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -332,6 +348,13 @@ pub struct LogEntry {
     pub error: Option<String>,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Of the prompt tokens, those read from the provider's prompt cache.
+    pub cached_tokens: u64,
+    /// Of the prompt tokens, those written to the prompt cache (1-hour writes included).
+    pub cache_write_tokens: u64,
+    pub cache_write_1h_tokens: u64,
+    /// Of the completion tokens, those spent reasoning.
+    pub reasoning_tokens: u64,
     pub usage_source: UsageSource,
     pub cost: Money,
     pub priced: bool,
@@ -390,6 +413,9 @@ pub struct UsageTotals {
     pub requests: u64,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Of the prompt tokens, those read from a prompt cache: `cached_tokens / prompt_tokens` is the hit rate.
+    #[serde(default)]
+    pub cached_tokens: u64,
     pub cost: Money,
 }
 

@@ -311,13 +311,20 @@ impl PriceService for GatewayStore {
         if model.is_empty() {
             return Err(ServiceError::invalid("model must not be empty"));
         }
-        if input.input_per_mtok < Money::ZERO || input.output_per_mtok < Money::ZERO {
+        let cache_prices = [input.cache_read_per_mtok, input.cache_write_per_mtok, input.cache_write_1h_per_mtok];
+        if input.input_per_mtok < Money::ZERO
+            || input.output_per_mtok < Money::ZERO
+            || cache_prices.iter().flatten().any(|price| *price < Money::ZERO)
+        {
             return Err(ServiceError::invalid("prices must not be negative"));
         }
         let price = Price {
             model: model.to_string(),
             input_per_mtok: input.input_per_mtok,
             output_per_mtok: input.output_per_mtok,
+            cache_read_per_mtok: input.cache_read_per_mtok,
+            cache_write_per_mtok: input.cache_write_per_mtok,
+            cache_write_1h_per_mtok: input.cache_write_1h_per_mtok,
         };
         self.db.write(|c| prices::upsert(c, &price, now_ms()))?;
         self.changed();

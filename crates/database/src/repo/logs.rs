@@ -30,6 +30,10 @@ pub struct NewLogRow {
     pub error: Option<String>,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    pub cached_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub cache_write_1h_tokens: u64,
+    pub reasoning_tokens: u64,
     pub usage_source: UsageSource,
     pub cost: Money,
     pub priced: bool,
@@ -70,11 +74,12 @@ impl<'a> HourKey<'a> {
 /// The columns a new log row fills, in the order `bind_log_row` binds them.
 const INSERTED_COLUMNS: &str = "request_id, created_at_ms, token_id, token_name, channel_id, channel_name, endpoint, \
      model, upstream_model, is_stream, status, error, prompt_tokens, completion_tokens, usage_source, cost_nano, \
-     priced, latency_ms, first_token_ms, end_reason, attempts";
-const INSERTED_COLUMN_COUNT: usize = 21;
+     priced, latency_ms, first_token_ms, end_reason, attempts, cached_tokens, cache_write_tokens, \
+     cache_write_1h_tokens, reasoning_tokens";
+const INSERTED_COLUMN_COUNT: usize = 25;
 
 /// Rows per INSERT statement. Each statement run has a fixed cost (starting the VM, reading and
-/// writing back the AUTOINCREMENT counter) that many rows then share; 32 rows bind 672 values,
+/// writing back the AUTOINCREMENT counter) that many rows then share; 32 rows bind 800 values,
 /// well under SQLite's limit of 32,766.
 const ROWS_PER_INSERT: usize = 32;
 
@@ -116,6 +121,10 @@ fn bind_log_row(statement: &mut rusqlite::CachedStatement<'_>, first: usize, row
     bind(&row.first_token_ms.map(|ms| ms as i64))?;
     bind(&row.end_reason.as_str())?;
     bind(&row.attempts)?;
+    bind(&(row.cached_tokens as i64))?;
+    bind(&(row.cache_write_tokens as i64))?;
+    bind(&(row.cache_write_1h_tokens as i64))?;
+    bind(&(row.reasoning_tokens as i64))?;
     debug_assert_eq!(index - first, INSERTED_COLUMN_COUNT);
     Ok(())
 }
@@ -132,6 +141,7 @@ pub fn insert_batch(connection: &mut Connection, rows: &[NewLogRow]) -> DbResult
             totals.requests += 1;
             totals.prompt_tokens += row.prompt_tokens;
             totals.completion_tokens += row.completion_tokens;
+            totals.cached_tokens += row.cached_tokens;
             totals.cost = totals.cost.saturating_add(row.cost);
             if row.cost.0 != 0 {
                 account_charge += row.cost.0;
@@ -169,11 +179,11 @@ pub fn insert_batch(connection: &mut Connection, rows: &[NewLogRow]) -> DbResult
         }
         let mut add_usage = transaction.prepare_cached(
             "INSERT INTO usage_hourly (hour_ms, model, token_key, channel_key, requests, prompt_tokens, \
-             completion_tokens, cost_nano) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+             completion_tokens, cost_nano, cached_tokens) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
              ON CONFLICT (hour_ms, model, token_key, channel_key) DO UPDATE SET \
              requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
              completion_tokens = completion_tokens + excluded.completion_tokens, \
-             cost_nano = cost_nano + excluded.cost_nano",
+             cost_nano = cost_nano + excluded.cost_nano, cached_tokens = cached_tokens + excluded.cached_tokens",
         )?;
         for (key, totals) in hourly {
             add_usage.execute(params![
@@ -184,7 +194,8 @@ pub fn insert_batch(connection: &mut Connection, rows: &[NewLogRow]) -> DbResult
                 totals.requests as i64,
                 totals.prompt_tokens as i64,
                 totals.completion_tokens as i64,
-                totals.cost.0
+                totals.cost.0,
+                totals.cached_tokens as i64
             ])?;
         }
     }
@@ -195,7 +206,8 @@ pub fn insert_batch(connection: &mut Connection, rows: &[NewLogRow]) -> DbResult
 const COLUMNS: &str =
     "id, request_id, created_at_ms, token_id, token_name, channel_id, channel_name, endpoint, model, \
                        upstream_model, is_stream, status, error, prompt_tokens, completion_tokens, usage_source, \
-                       cost_nano, priced, latency_ms, first_token_ms, end_reason, attempts";
+                       cost_nano, priced, latency_ms, first_token_ms, end_reason, attempts, cached_tokens, \
+                       cache_write_tokens, cache_write_1h_tokens, reasoning_tokens";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<LogEntry, DbError>> {
     let usage_source: String = row.get(15)?;
@@ -231,6 +243,10 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<LogEntry, DbError>> {
         first_token_ms: row.get::<_, Option<i64>>(19)?.map(|ms| ms as u64),
         end_reason,
         attempts: row.get(21)?,
+        cached_tokens: row.get::<_, i64>(22)? as u64,
+        cache_write_tokens: row.get::<_, i64>(23)? as u64,
+        cache_write_1h_tokens: row.get::<_, i64>(24)? as u64,
+        reasoning_tokens: row.get::<_, i64>(25)? as u64,
     }))
 }
 
@@ -329,6 +345,7 @@ pub fn usage(connection: &Connection, query: &UsageQuery) -> DbResult<UsageRepor
         entry.requests += totals.requests;
         entry.prompt_tokens += totals.prompt_tokens;
         entry.completion_tokens += totals.completion_tokens;
+        entry.cached_tokens += totals.cached_tokens;
         entry.cost = entry.cost.saturating_add(totals.cost);
     };
     let has_whole_hours = match (whole_from, whole_until) {
@@ -354,8 +371,8 @@ pub fn usage(connection: &Connection, query: &UsageQuery) -> DbResult<UsageRepor
         }
         let where_sql = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
         let sql = format!(
-            "SELECT {key} AS k, SUM(requests), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_nano) \
-             FROM usage_hourly {where_sql} GROUP BY k"
+            "SELECT {key} AS k, SUM(requests), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_nano), \
+             SUM(cached_tokens) FROM usage_hourly {where_sql} GROUP BY k"
         );
         for (key, totals) in grouped_totals(connection, &sql, values)? {
             add(key, totals);
@@ -382,6 +399,7 @@ pub fn usage(connection: &Connection, query: &UsageQuery) -> DbResult<UsageRepor
         totals.requests += row.totals.requests;
         totals.prompt_tokens += row.totals.prompt_tokens;
         totals.completion_tokens += row.totals.completion_tokens;
+        totals.cached_tokens += row.totals.cached_tokens;
         totals.cost = totals.cost.saturating_add(row.totals.cost);
     }
     Ok(UsageReport { totals, rows })
@@ -403,7 +421,7 @@ fn logged_usage(
     };
     let sql = format!(
         "SELECT {key} AS k, COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), \
-         COALESCE(SUM(cost_nano), 0) FROM logs {where_sql} GROUP BY k"
+         COALESCE(SUM(cost_nano), 0), COALESCE(SUM(cached_tokens), 0) FROM logs {where_sql} GROUP BY k"
     );
     grouped_totals(connection, &sql, values)
 }
@@ -429,6 +447,7 @@ fn grouped_totals(connection: &Connection, sql: &str, values: Vec<Value>) -> DbR
                     prompt_tokens: row.get::<_, i64>(2)? as u64,
                     completion_tokens: row.get::<_, i64>(3)? as u64,
                     cost: Money(row.get(4)?),
+                    cached_tokens: row.get::<_, i64>(5)? as u64,
                 },
             ))
         })?
@@ -459,6 +478,10 @@ mod tests {
             error: None,
             prompt_tokens: (created_at_ms % 97) as u64,
             completion_tokens: (created_at_ms % 13) as u64,
+            cached_tokens: (created_at_ms % 7) as u64,
+            cache_write_tokens: (created_at_ms % 5) as u64,
+            cache_write_1h_tokens: (created_at_ms % 2) as u64,
+            reasoning_tokens: (created_at_ms % 3) as u64,
             usage_source: UsageSource::Upstream,
             cost: Money(cost),
             priced: true,
@@ -561,6 +584,10 @@ mod tests {
                 error: entry.error.clone(),
                 prompt_tokens: entry.prompt_tokens,
                 completion_tokens: entry.completion_tokens,
+                cached_tokens: entry.cached_tokens,
+                cache_write_tokens: entry.cache_write_tokens,
+                cache_write_1h_tokens: entry.cache_write_1h_tokens,
+                reasoning_tokens: entry.reasoning_tokens,
                 usage_source: entry.usage_source,
                 cost: entry.cost,
                 priced: entry.priced,

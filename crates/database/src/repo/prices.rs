@@ -1,4 +1,4 @@
-//! The `prices` table: per-model prices per million tokens.
+//! The `prices` table: per-model prices per million tokens, prompt-cache prices included.
 
 use burncloud_service_api::{Money, Price};
 use rusqlite::{params, Connection};
@@ -6,19 +6,41 @@ use rusqlite::{params, Connection};
 use crate::DbResult;
 
 pub fn list(connection: &Connection) -> DbResult<Vec<Price>> {
-    let mut statement = connection
-        .prepare_cached("SELECT model, input_nano_per_mtok, output_nano_per_mtok FROM prices ORDER BY model")?;
+    let mut statement = connection.prepare_cached(
+        "SELECT model, input_nano_per_mtok, output_nano_per_mtok, cache_read_nano_per_mtok, \
+         cache_write_nano_per_mtok, cache_write_1h_nano_per_mtok FROM prices ORDER BY model",
+    )?;
     let rows = statement.query_map([], |row| {
-        Ok(Price { model: row.get(0)?, input_per_mtok: Money(row.get(1)?), output_per_mtok: Money(row.get(2)?) })
+        let money = |index: usize| row.get::<_, Option<i64>>(index).map(|nanos| nanos.map(Money));
+        Ok(Price {
+            model: row.get(0)?,
+            input_per_mtok: Money(row.get(1)?),
+            output_per_mtok: Money(row.get(2)?),
+            cache_read_per_mtok: money(3)?,
+            cache_write_per_mtok: money(4)?,
+            cache_write_1h_per_mtok: money(5)?,
+        })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 pub fn upsert(connection: &Connection, price: &Price, now_ms: i64) -> DbResult<()> {
+    let nanos = |money: Option<Money>| money.map(|m| m.0);
     connection.execute(
-        "INSERT INTO prices (model, input_nano_per_mtok, output_nano_per_mtok, updated_at_ms) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT (model) DO UPDATE SET input_nano_per_mtok = ?2, output_nano_per_mtok = ?3, updated_at_ms = ?4",
-        params![price.model, price.input_per_mtok.0, price.output_per_mtok.0, now_ms],
+        "INSERT INTO prices (model, input_nano_per_mtok, output_nano_per_mtok, cache_read_nano_per_mtok, \
+         cache_write_nano_per_mtok, cache_write_1h_nano_per_mtok, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (model) DO UPDATE SET input_nano_per_mtok = ?2, output_nano_per_mtok = ?3, \
+         cache_read_nano_per_mtok = ?4, cache_write_nano_per_mtok = ?5, cache_write_1h_nano_per_mtok = ?6, \
+         updated_at_ms = ?7",
+        params![
+            price.model,
+            price.input_per_mtok.0,
+            price.output_per_mtok.0,
+            nanos(price.cache_read_per_mtok),
+            nanos(price.cache_write_per_mtok),
+            nanos(price.cache_write_1h_per_mtok),
+            now_ms
+        ],
     )?;
     Ok(())
 }

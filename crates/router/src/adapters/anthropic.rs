@@ -10,7 +10,7 @@ pub const API_VERSION: &str = "2023-06-01";
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
 pub use super::Unconvertible;
-use super::{image_source, now_seconds, push_turn, text_of, usage_json, ChunkStream, ImageSource};
+use super::{image_source, now_seconds, push_turn, text_of, ChunkStream, ImageSource};
 
 /// An OpenAI `image_url` part as an Anthropic image block: data URLs inline, others by URL.
 fn image_block(part: &Value) -> Result<Value, Unconvertible> {
@@ -144,12 +144,26 @@ pub fn finish_reason(stop_reason: Option<&str>) -> Value {
     }
 }
 
-/// Anthropic usage as token counts: cache reads and writes are prompt tokens too.
-fn usage_of(usage: &Value) -> Usage {
+/// Anthropic usage as token counts. Anthropic's `input_tokens` leaves out cache reads and writes,
+/// which are prompt tokens too (billed at their own prices); the 1-hour writes are a part of the
+/// writes, given in `cache_creation`.
+pub(crate) fn usage_of(usage: &Value) -> Usage {
     let count = |key: &str| usage.get(key).and_then(Value::as_u64).unwrap_or(0);
+    let read = count("cache_read_input_tokens");
+    let creation = usage.get("cache_creation");
+    let split = |key: &str| creation.and_then(|c| c.get(key)).and_then(Value::as_u64);
+    let write_1h = split("ephemeral_1h_input_tokens").unwrap_or(0);
+    let write = match usage.get("cache_creation_input_tokens").and_then(Value::as_u64) {
+        Some(write) => write,
+        None => write_1h + split("ephemeral_5m_input_tokens").unwrap_or(0),
+    };
     Usage {
-        prompt_tokens: count("input_tokens") + count("cache_creation_input_tokens") + count("cache_read_input_tokens"),
+        prompt_tokens: count("input_tokens") + write + read,
         completion_tokens: count("output_tokens"),
+        cached_tokens: read,
+        cache_write_tokens: write,
+        cache_write_1h_tokens: write_1h.min(write),
+        reasoning_tokens: 0,
     }
 }
 
@@ -182,7 +196,6 @@ pub fn response(body: &[u8], requested_model: &str) -> Result<(Bytes, Usage), Un
     if !reasoning.is_empty() {
         reply["reasoning_content"] = json!(reasoning);
     }
-    let cached = usage_value.get("cache_read_input_tokens").and_then(Value::as_u64).unwrap_or(0);
     let completion = json!({
         "id": message.get("id").and_then(Value::as_str).map(|id| format!("chatcmpl-{id}")).unwrap_or_default(),
         "object": "chat.completion",
@@ -190,7 +203,7 @@ pub fn response(body: &[u8], requested_model: &str) -> Result<(Bytes, Usage), Un
         "model": message.get("model").and_then(Value::as_str).unwrap_or(requested_model),
         "choices": [{"index": 0, "message": reply, "logprobs": null,
                      "finish_reason": finish_reason(message.get("stop_reason").and_then(Value::as_str))}],
-        "usage": usage_json(usage, cached),
+        "usage": usage.openai_json(),
     });
     Ok((Bytes::from(completion.to_string()), usage))
 }
@@ -215,7 +228,6 @@ pub fn error_body(body: &[u8]) -> Bytes {
 pub struct StreamTranslator {
     stream: ChunkStream,
     usage: Usage,
-    cached: u64,
     saw_usage: bool,
     /// Anthropic content block index → OpenAI tool call index, for tool_use blocks.
     tool_indexes: Vec<(u64, usize)>,
@@ -246,7 +258,6 @@ impl StreamTranslator {
                 }
                 if let Some(usage) = message.get("usage") {
                     self.usage = usage_of(usage);
-                    self.cached = usage.get("cache_read_input_tokens").and_then(Value::as_u64).unwrap_or(0);
                     self.saw_usage = true;
                 }
                 vec![self.chunk(json!({"role": "assistant", "content": ""}), Value::Null)]
@@ -281,8 +292,13 @@ impl StreamTranslator {
                 }
             }
             Some("message_delta") => {
-                if let Some(output) = event.get("usage").and_then(|u| u.get("output_tokens")).and_then(Value::as_u64) {
-                    self.usage.completion_tokens = output;
+                // The final usage is cumulative; newer API versions repeat the input counts in it.
+                if let Some(usage) = event.get("usage").filter(|u| u.is_object()) {
+                    if usage.get("input_tokens").is_some_and(Value::is_u64) {
+                        self.usage = usage_of(usage);
+                    } else if let Some(output) = usage.get("output_tokens").and_then(Value::as_u64) {
+                        self.usage.completion_tokens = output;
+                    }
                     self.saw_usage = true;
                 }
                 let reason = finish_reason(event["delta"].get("stop_reason").and_then(Value::as_str));
@@ -306,7 +322,7 @@ impl StreamTranslator {
 
     /// What ends the OpenAI stream: the usage chunk if the caller asked for it, then `[DONE]`.
     pub fn finish(&self, include_usage: bool) -> Vec<Bytes> {
-        self.stream.closing((include_usage && self.saw_usage).then(|| usage_json(self.usage, self.cached)))
+        self.stream.closing((include_usage && self.saw_usage).then(|| self.usage.openai_json()))
     }
 
     pub fn finished(&self) -> bool {
@@ -370,8 +386,43 @@ mod tests {
             assert_eq!(reasoning, "hmm…", "thinking goes to reasoning_content, never content");
             assert_eq!(finish, vec!["length"]);
             assert!(translator.finished());
-            assert_eq!(translator.usage(), Some(Usage { prompt_tokens: 15, completion_tokens: 7 }));
+            assert_eq!(
+                translator.usage(),
+                Some(Usage { prompt_tokens: 15, completion_tokens: 7, cached_tokens: 3, ..Usage::default() })
+            );
         }
+    }
+
+    /// Every cache field of Anthropic's usage lands in its own counter, whichever way it is given.
+    #[test]
+    fn cache_reads_and_writes_are_counted_apart() {
+        let usage = usage_of(&json!({"input_tokens": 10, "cache_read_input_tokens": 1000,
+            "cache_creation_input_tokens": 300, "output_tokens": 20,
+            "cache_creation": {"ephemeral_5m_input_tokens": 100, "ephemeral_1h_input_tokens": 200}}));
+        assert_eq!(
+            usage,
+            Usage {
+                prompt_tokens: 1310,
+                completion_tokens: 20,
+                cached_tokens: 1000,
+                cache_write_tokens: 300,
+                cache_write_1h_tokens: 200,
+                reasoning_tokens: 0
+            }
+        );
+        let only_split = usage_of(&json!({"input_tokens": 1, "output_tokens": 2,
+            "cache_creation": {"ephemeral_5m_input_tokens": 4, "ephemeral_1h_input_tokens": 8}}));
+        assert_eq!(
+            (only_split.prompt_tokens, only_split.cache_write_tokens, only_split.cache_write_1h_tokens),
+            (13, 12, 8)
+        );
+        let mut translator = StreamTranslator::new("m");
+        translator.on_event(br#"{"type":"message_start","message":{"usage":{"input_tokens":5,"output_tokens":1}}}"#);
+        translator.on_event(br#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"input_tokens":5,"cache_read_input_tokens":50,"cache_creation_input_tokens":7,"output_tokens":9}}"#);
+        assert_eq!(
+            translator.usage().map(|u| (u.prompt_tokens, u.cached_tokens, u.cache_write_tokens, u.completion_tokens)),
+            Some((62, 50, 7, 9))
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::Unconvertible;
-use crate::usage::Usage;
+use crate::usage::{usage_of_value, Usage};
 
 fn blocks(content: &Value) -> Vec<Value> {
     match content {
@@ -33,7 +33,21 @@ fn image_part(block: &Value) -> Option<Value> {
     Some(json!({"type": "image_url", "image_url": {"url": url}}))
 }
 
-/// An Anthropic Messages request as an OpenAI chat request.
+/// A document block's text, when it carries plain text (PDFs have no meaning outside Claude).
+fn document_text(block: &Value) -> Option<Value> {
+    let source = block.get("source")?;
+    let text = match source.get("type").and_then(Value::as_str)? {
+        "text" => source.get("data").and_then(Value::as_str)?.to_string(),
+        "content" => text_of_blocks(source.get("content")?),
+        _ => return None,
+    };
+    Some(json!({"type": "text", "text": text}))
+}
+
+/// An Anthropic Messages request as an OpenAI chat request. What only Claude understands —
+/// `thinking`, `output_config`, `context_management`, `cache_control`, thinking blocks, server
+/// tools — is left out rather than refused, so that any request the Anthropic API accepts runs
+/// on any model.
 pub fn to_openai(anthropic: &Map<String, Value>) -> Result<Map<String, Value>, Unconvertible> {
     let mut messages = Vec::new();
     if let Some(system) = anthropic.get("system") {
@@ -54,6 +68,7 @@ pub fn to_openai(anthropic: &Map<String, Value>) -> Result<Map<String, Value>, U
                             parts.push(json!({"type": "text", "text": block.get("text").cloned().unwrap_or(json!(""))}))
                         }
                         Some("image") => parts.extend(image_part(block)),
+                        Some("document") => parts.extend(document_text(block)),
                         Some("tool_result") => messages.push(json!({"role": "tool",
                             "tool_call_id": block.get("tool_use_id").cloned().unwrap_or(json!("")),
                             "content": text_of_blocks(block.get("content").unwrap_or(&Value::Null))})),
@@ -86,7 +101,14 @@ pub fn to_openai(anthropic: &Map<String, Value>) -> Result<Map<String, Value>, U
                 }
                 messages.push(turn);
             }
-            other => return Err(Unconvertible(format!("messages.role: {other:?} is not user or assistant"))),
+            // Current Claude Code sends system reminders as `system` turns between the others.
+            "system" => {
+                let text = text_of_blocks(message.get("content").unwrap_or(&Value::Null));
+                if !text.is_empty() {
+                    messages.push(json!({"role": "system", "content": text}));
+                }
+            }
+            other => return Err(Unconvertible(format!("messages.role: {other:?} is not user, assistant or system"))),
         }
     }
     let mut out = Map::new();
@@ -176,16 +198,21 @@ pub fn from_openai_response(body: &[u8], model: &str) -> Result<Bytes, Unconvert
             "name": call.pointer("/function/name").cloned().unwrap_or(json!("")),
             "input": serde_json::from_str::<Value>(arguments).unwrap_or_else(|_| json!({}))}));
     }
-    let usage = &completion["usage"];
+    let usage = completion.get("usage").and_then(usage_of_value).unwrap_or_default();
     let answer = json!({
         "id": message_id(completion.get("id").and_then(Value::as_str)),
         "type": "message", "role": "assistant", "model": model, "content": content,
         "stop_reason": stop_reason(choice.get("finish_reason").and_then(Value::as_str).or(Some("stop"))),
         "stop_sequence": null,
-        "usage": {"input_tokens": usage.get("prompt_tokens").cloned().unwrap_or(json!(0)),
-                  "output_tokens": usage.get("completion_tokens").cloned().unwrap_or(json!(0))}
+        "usage": anthropic_usage(&usage)
     });
     Ok(Bytes::from(answer.to_string()))
+}
+
+/// Anthropic's `usage` object: its `input_tokens` leaves out the cache reads and writes.
+pub fn anthropic_usage(usage: &Usage) -> Value {
+    json!({"input_tokens": usage.uncached_prompt_tokens(), "cache_creation_input_tokens": usage.cache_write_tokens,
+           "cache_read_input_tokens": usage.cached_tokens, "output_tokens": usage.completion_tokens})
 }
 
 /// Anthropic's error type for an HTTP status.
@@ -274,10 +301,7 @@ impl AnthropicStreamWriter {
             ));
         }
         if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
-            self.usage = Usage {
-                prompt_tokens: usage.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
-                completion_tokens: usage.get("completion_tokens").and_then(Value::as_u64).unwrap_or(0),
-            };
+            self.usage = usage_of_value(usage).unwrap_or_default();
         }
         let Some(choice) = chunk.pointer("/choices/0") else { return out };
         let delta = &choice["delta"];
@@ -345,7 +369,7 @@ impl AnthropicStreamWriter {
             "message_delta",
             json!({"type": "message_delta",
             "delta": {"stop_reason": stop, "stop_sequence": null},
-            "usage": {"input_tokens": self.usage.prompt_tokens, "output_tokens": self.usage.completion_tokens}}),
+            "usage": anthropic_usage(&self.usage)}),
         ));
         out.push(event("message_stop", json!({"type": "message_stop"})));
         out

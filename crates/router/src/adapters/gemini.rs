@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use super::{image_source, now_seconds, push_turn, text_of, usage_json, ChunkStream, ImageSource, Unconvertible};
+use super::{image_source, now_seconds, push_turn, text_of, ChunkStream, ImageSource, Unconvertible};
 use crate::usage::Usage;
 
 /// Gemini's path for a model and method, under the channel's base URL.
@@ -161,9 +161,15 @@ pub fn finish_reason(reason: Option<&str>, called_tools: bool) -> Value {
 
 fn usage_of(metadata: &Value) -> Usage {
     let count = |key: &str| metadata.get(key).and_then(Value::as_u64).unwrap_or(0);
+    // Gemini's prompt count includes the cached part; thoughts are billed as output but counted apart.
+    let prompt = count("promptTokenCount");
+    let thoughts = count("thoughtsTokenCount");
     Usage {
-        prompt_tokens: count("promptTokenCount"),
-        completion_tokens: count("candidatesTokenCount") + count("thoughtsTokenCount"),
+        prompt_tokens: prompt,
+        completion_tokens: count("candidatesTokenCount") + thoughts,
+        cached_tokens: count("cachedContentTokenCount").min(prompt),
+        reasoning_tokens: thoughts,
+        ..Usage::default()
     }
 }
 
@@ -219,7 +225,7 @@ pub fn response(body: &[u8], model: &str) -> Result<(Bytes, Usage), Unconvertibl
         "model": answer.get("modelVersion").and_then(Value::as_str).unwrap_or(model),
         "choices": [{"index": 0, "message": message, "logprobs": null,
                      "finish_reason": finish_reason(reason.or(Some("STOP")), !parts.calls.is_empty())}],
-        "usage": usage_json(usage, 0),
+        "usage": usage.openai_json(),
     });
     Ok((Bytes::from(completion.to_string()), usage))
 }
@@ -334,7 +340,7 @@ impl StreamTranslator {
     }
 
     pub fn finish(&self, include_usage: bool) -> Vec<Bytes> {
-        self.stream.closing(self.usage.filter(|_| include_usage).map(|usage| usage_json(usage, 0)))
+        self.stream.closing(self.usage.filter(|_| include_usage).map(|usage| usage.openai_json()))
     }
 
     pub fn finished(&self) -> bool {

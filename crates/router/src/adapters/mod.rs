@@ -94,13 +94,6 @@ impl ChunkStream {
     }
 }
 
-/// OpenAI's `usage` object for token counts, with the prompt tokens served from a cache.
-pub(crate) fn usage_json(usage: crate::usage::Usage, cached: u64) -> Value {
-    json!({"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-           "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-           "prompt_tokens_details": {"cached_tokens": cached}})
-}
-
 pub(crate) fn now_seconds() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
