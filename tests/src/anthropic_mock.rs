@@ -51,24 +51,69 @@ pub(crate) async fn messages(
         return hang().await;
     }
     let model = body.get("model").and_then(Value::as_str).unwrap_or("claude-sonnet-4-5").to_string();
-    let tool = tool_name(&body);
+    let answer = answer(&mode, &body);
+    let usage = usage(&mode);
     if body.get("stream") == Some(&Value::Bool(true)) {
-        return stream(model, tool);
+        return stream(model, answer, usage);
     }
-    let mut content = vec![json!({"type": "text", "text": if tool.is_some() { "Let me check." } else { REPLY }})];
-    if let Some(name) = &tool {
-        for (i, input) in TOOL_INPUTS.iter().enumerate() {
-            let input: Value = serde_json::from_str(input).unwrap();
-            content.push(json!({"type": "tool_use", "id": format!("toolu_0{i}"), "name": name, "input": input}));
-        }
+    let mut content = vec![json!({"type": "text", "text": answer.text})];
+    for (id, name, input) in &answer.calls {
+        let input: Value = serde_json::from_str(input).unwrap();
+        content.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
     }
+    let mut usage = usage;
+    usage["output_tokens"] = json!(COMPLETION_TOKENS);
     Json(json!({
         "id": "msg_01mock", "type": "message", "role": "assistant", "model": model, "content": content,
-        "stop_reason": if tool.is_some() { "tool_use" } else { "end_turn" }, "stop_sequence": null,
-        "usage": {"input_tokens": PROMPT_TOKENS, "output_tokens": COMPLETION_TOKENS,
-                  "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        "stop_reason": if answer.calls.is_empty() { "end_turn" } else { "tool_use" }, "stop_sequence": null,
+        "usage": usage
     }))
     .into_response()
+}
+
+/// Cache reads and writes the mock reports in `Mode::CachedUsage`, besides `PROMPT_TOKENS` uncached.
+pub const CACHE_READ_TOKENS: u64 = 1000;
+pub const CACHE_WRITE_5M_TOKENS: u64 = 100;
+pub const CACHE_WRITE_1H_TOKENS: u64 = 200;
+
+/// Anthropic's usage at the start of a message: `input_tokens` leaves out cache reads and writes.
+fn usage(mode: &Mode) -> Value {
+    if *mode == Mode::CachedUsage {
+        return json!({"input_tokens": PROMPT_TOKENS, "output_tokens": 1,
+            "cache_read_input_tokens": CACHE_READ_TOKENS,
+            "cache_creation_input_tokens": CACHE_WRITE_5M_TOKENS + CACHE_WRITE_1H_TOKENS,
+            "cache_creation": {"ephemeral_5m_input_tokens": CACHE_WRITE_5M_TOKENS,
+                               "ephemeral_1h_input_tokens": CACHE_WRITE_1H_TOKENS}});
+    }
+    json!({"input_tokens": PROMPT_TOKENS, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0})
+}
+
+/// What the message holds: its text and its tool calls (id, name, JSON input).
+struct Answer {
+    text: String,
+    calls: Vec<(String, String, String)>,
+}
+
+fn answer(mode: &Mode, request: &Value) -> Answer {
+    if *mode == Mode::Agent {
+        return match crate::agent::for_anthropic(request) {
+            crate::agent::AgentStep::Call { name, arguments } => {
+                Answer { text: "Running it.".into(), calls: vec![("toolu_probe".into(), name, arguments)] }
+            }
+            crate::agent::AgentStep::Answer(text) => Answer { text, calls: Vec::new() },
+        };
+    }
+    match tool_name(request) {
+        Some(name) => Answer {
+            text: "Let me check.".into(),
+            calls: TOOL_INPUTS
+                .iter()
+                .enumerate()
+                .map(|(i, input)| (format!("toolu_0{i}"), name.clone(), input.to_string()))
+                .collect(),
+        },
+        None => Answer { text: REPLY.into(), calls: Vec::new() },
+    }
 }
 
 fn event(name: &str, data: Value) -> String {
@@ -77,13 +122,13 @@ fn event(name: &str, data: Value) -> String {
 
 /// The event sequence Anthropic streams: message_start, content blocks (start, deltas, stop),
 /// message_delta with the stop reason and output tokens, message_stop — with a ping in between.
-fn stream(model: String, tool: Option<String>) -> Response {
+fn stream(model: String, answer: Answer, usage: Value) -> Response {
     let mut events = vec![
         event(
             "message_start",
             json!({"type": "message_start", "message": {"id": "msg_01mock", "type": "message",
             "role": "assistant", "content": [], "model": model, "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": PROMPT_TOKENS, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}),
+            "usage": usage}}),
         ),
         event(
             "content_block_start",
@@ -91,23 +136,22 @@ fn stream(model: String, tool: Option<String>) -> Response {
         ),
         event("ping", json!({"type": "ping"})),
     ];
-    let text = if tool.is_some() { "Let me check." } else { REPLY };
-    for word in text.split_inclusive(' ') {
+    for word in answer.text.split_inclusive(' ') {
         events.push(event(
             "content_block_delta",
             json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}}),
         ));
     }
     events.push(event("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
-    if let Some(name) = &tool {
-        for (i, input) in TOOL_INPUTS.iter().enumerate() {
+    {
+        for (i, (id, name, input)) in answer.calls.iter().enumerate() {
             let index = i + 1;
             events.push(event(
                 "content_block_start",
                 json!({"type": "content_block_start", "index": index,
-                "content_block": {"type": "tool_use", "id": format!("toolu_0{i}"), "name": name, "input": {}}}),
+                "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}}),
             ));
-            let (head, tail) = input.split_at(8);
+            let (head, tail) = input.split_at(8.min(input.len()));
             for part in [head, tail] {
                 events.push(event(
                     "content_block_delta",
@@ -121,7 +165,7 @@ fn stream(model: String, tool: Option<String>) -> Response {
     events.push(event(
         "message_delta",
         json!({"type": "message_delta",
-        "delta": {"stop_reason": if tool.is_some() { "tool_use" } else { "end_turn" }, "stop_sequence": null},
+        "delta": {"stop_reason": if answer.calls.is_empty() { "end_turn" } else { "tool_use" }, "stop_sequence": null},
         "usage": {"output_tokens": COMPLETION_TOKENS}}),
     ));
     events.push(event("message_stop", json!({"type": "message_stop"})));

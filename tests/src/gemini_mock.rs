@@ -10,7 +10,9 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::anthropic_mock::TOOL_INPUTS;
-use crate::openai_mock::{hang, record_call, Mode, SharedState, COMPLETION_TOKENS, PROMPT_TOKENS, REPLY};
+use crate::openai_mock::{
+    hang, record_call, Mode, SharedState, CACHED_TOKENS, COMPLETION_TOKENS, PROMPT_TOKENS, REPLY,
+};
 
 pub fn error_body(status: u16) -> Value {
     let (code_name, message) = match status {
@@ -23,8 +25,13 @@ pub fn error_body(status: u16) -> Value {
     json!({"error": {"code": status, "message": message, "status": code_name}})
 }
 
-fn usage() -> Value {
-    json!({"promptTokenCount": PROMPT_TOKENS, "candidatesTokenCount": COMPLETION_TOKENS, "totalTokenCount": PROMPT_TOKENS + COMPLETION_TOKENS})
+fn usage(mode: &Mode) -> Value {
+    let mut usage = json!({"promptTokenCount": PROMPT_TOKENS, "candidatesTokenCount": COMPLETION_TOKENS, "totalTokenCount": PROMPT_TOKENS + COMPLETION_TOKENS});
+    if *mode == Mode::CachedUsage {
+        // Gemini counts the cached part inside promptTokenCount.
+        usage["cachedContentTokenCount"] = json!(CACHED_TOKENS);
+    }
+    usage
 }
 
 fn function_name(request: &Value) -> Option<String> {
@@ -66,7 +73,7 @@ pub(crate) async fn models(
             };
             Json(json!({
                 "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
-                "usageMetadata": usage(), "modelVersion": model, "responseId": "resp-mock"
+                "usageMetadata": usage(&mode), "modelVersion": model, "responseId": "resp-mock"
             }))
             .into_response()
         }
@@ -82,7 +89,7 @@ pub(crate) async fn models(
                 }
             }
             events.push(json!({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP", "index": 0}],
-                "usageMetadata": usage(), "modelVersion": model, "responseId": "resp-mock"}));
+                "usageMetadata": usage(&mode), "modelVersion": model, "responseId": "resp-mock"}));
             let chunks =
                 events.into_iter().map(|e| Ok::<Bytes, std::io::Error>(Bytes::from(format!("data: {e}\r\n\r\n"))));
             Response::builder()

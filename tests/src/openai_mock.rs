@@ -41,7 +41,16 @@ pub enum Mode {
     CutStream,
     /// Answer normally, except that `percent` of the calls, at random, get a 500.
     Flaky { percent: u32 },
+    /// Answer as a coding agent's model would (see `agent`): call the agent's shell tool when
+    /// asked to run the probe, then report what it printed.
+    Agent,
+    /// Answer normally, with usage that says part of the prompt came from (or went to) the
+    /// provider's prompt cache, in each provider's own fields.
+    CachedUsage,
 }
+
+/// Prompt tokens the mock reports as read from its cache in `Mode::CachedUsage` (of `PROMPT_TOKENS`).
+pub const CACHED_TOKENS: u64 = 15;
 
 const MAX_RECEIVED: usize = 10_000;
 
@@ -104,6 +113,7 @@ fn router(shared_state: SharedState) -> axum::Router {
         .route("/v1/messages", post(crate::anthropic_mock::messages))
         .route("/v1beta/models/{target}", post(crate::gemini_mock::models))
         .route("/v1/chat/completions", post(chat))
+        .route("/v1/responses", post(crate::responses_mock::create))
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/_mock/mode", post(set_mode))
@@ -169,7 +179,12 @@ pub(crate) fn record_call(
     }
 }
 
-fn admit(shared: &SharedState, path: &str, headers: &HeaderMap, body: &Value) -> Result<Mode, Box<Response>> {
+pub(crate) fn admit(
+    shared: &SharedState,
+    path: &str,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Result<Mode, Box<Response>> {
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(String::from);
     match record_call(shared, path, authorization, |key| format!("Bearer {key}"), body) {
         Ok(mode) => Ok(mode),
@@ -184,14 +199,50 @@ fn admit(shared: &SharedState, path: &str, headers: &HeaderMap, body: &Value) ->
     }
 }
 
-fn usage() -> Value {
+fn usage(mode: &Mode, model: &str) -> Value {
+    let cached = if *mode == Mode::CachedUsage { CACHED_TOKENS } else { 0 };
+    if cached > 0 && model.starts_with("deepseek") {
+        // DeepSeek's own fields for its context cache.
+        return json!({
+            "prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
+            "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,
+            "prompt_cache_hit_tokens": cached, "prompt_cache_miss_tokens": PROMPT_TOKENS - cached
+        });
+    }
     json!({
         "prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
         "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
             "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
     })
+}
+
+/// What a chat answer holds: text, or tool calls (id, name, arguments).
+enum Plan {
+    Text(String),
+    Calls(Vec<(String, String, String)>),
+}
+
+fn plan(mode: &Mode, request: &Value) -> Plan {
+    if *mode == Mode::Agent {
+        return match crate::agent::for_chat(request) {
+            crate::agent::AgentStep::Call { name, arguments } => {
+                Plan::Calls(vec![("call_probe".into(), name, arguments)])
+            }
+            crate::agent::AgentStep::Answer(text) => Plan::Text(text),
+        };
+    }
+    match tool_name(request) {
+        Some(name) => Plan::Calls(
+            crate::anthropic_mock::TOOL_INPUTS
+                .iter()
+                .enumerate()
+                .map(|(i, args)| (format!("call_{i}"), name.clone(), args.to_string()))
+                .collect(),
+        ),
+        None => Plan::Text(REPLY.to_string()),
+    }
 }
 
 fn model_of(body: &Value) -> String {
@@ -213,21 +264,21 @@ async fn chat(State(shared): State<SharedState>, headers: HeaderMap, Json(body):
     }
     let model = model_of(&body);
     let with_usage = mode != Mode::NoUsage;
+    let plan = plan(&mode, &body);
     if body.get("stream") == Some(&Value::Bool(true)) {
         let include_usage =
             with_usage && body.get("stream_options").and_then(|o| o.get("include_usage")) == Some(&Value::Bool(true));
-        return chat_stream(model, include_usage, mode, tool_name(&body));
+        return chat_stream(model, include_usage, mode, plan);
     }
-    let (message, finish) = match tool_name(&body) {
-        Some(name) => {
-            let calls: Vec<Value> = crate::anthropic_mock::TOOL_INPUTS
-                .iter()
-                .enumerate()
-                .map(|(i, args)| json!({"id": format!("call_{i}"), "type": "function", "function": {"name": name, "arguments": args}}))
+    let (message, finish) = match plan {
+        Plan::Calls(calls) => {
+            let calls: Vec<Value> = calls
+                .into_iter()
+                .map(|(id, name, args)| json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}}))
                 .collect();
             (json!({"role": "assistant", "content": null, "tool_calls": calls, "refusal": null}), "tool_calls")
         }
-        None => (json!({"role": "assistant", "content": REPLY, "refusal": null}), "stop"),
+        Plan::Text(text) => (json!({"role": "assistant", "content": text, "refusal": null}), "stop"),
     };
     let mut answer = json!({
         "id": "chatcmpl-mock123", "object": "chat.completion", "created": 1_700_000_000, "model": model,
@@ -235,7 +286,7 @@ async fn chat(State(shared): State<SharedState>, headers: HeaderMap, Json(body):
         "system_fingerprint": "fp_mock"
     });
     if with_usage {
-        answer["usage"] = usage();
+        answer["usage"] = usage(&mode, &model);
     }
     Json(answer).into_response()
 }
@@ -246,7 +297,7 @@ fn tool_name(request: &Value) -> Option<String> {
     request.pointer("/tools/0/function/name")?.as_str().map(String::from)
 }
 
-fn chat_stream(model: String, include_usage: bool, mode: Mode, tool: Option<String>) -> Response {
+fn chat_stream(model: String, include_usage: bool, mode: Mode, plan: Plan) -> Response {
     let chunk = |delta: Value, finish: Value| {
         let mut chunk = json!({
             "id": "chatcmpl-mock123", "object": "chat.completion.chunk", "created": 1_700_000_000,
@@ -262,16 +313,20 @@ fn chat_stream(model: String, include_usage: bool, mode: Mode, tool: Option<Stri
         Mode::Slow { delay_ms, chunks } => {
             (Duration::from_millis(delay_ms), (0..chunks).map(|i| format!("word{i} ")).collect())
         }
-        _ => (Duration::ZERO, REPLY.split_inclusive(' ').map(String::from).collect()),
+        _ => match &plan {
+            Plan::Text(text) => (Duration::ZERO, text.split_inclusive(' ').map(String::from).collect()),
+            Plan::Calls(_) => (Duration::ZERO, Vec::new()),
+        },
     };
     let mut events = vec![chunk(json!({"role": "assistant", "content": "", "refusal": null}), Value::Null)];
-    match &tool {
+    match &plan {
         // Parallel tool calls as OpenAI streams them: id and name first, then the arguments in pieces.
-        Some(name) => {
-            for (i, args) in crate::anthropic_mock::TOOL_INPUTS.iter().enumerate() {
-                let opening = json!({"index": i, "id": format!("call_{i}"), "type": "function", "function": {"name": name, "arguments": ""}});
+        Plan::Calls(calls) => {
+            for (i, (id, name, args)) in calls.iter().enumerate() {
+                let opening =
+                    json!({"index": i, "id": id, "type": "function", "function": {"name": name, "arguments": ""}});
                 events.push(chunk(json!({"tool_calls": [opening]}), Value::Null));
-                let (head, tail) = args.split_at(8);
+                let (head, tail) = args.split_at(8.min(args.len()));
                 for part in [head, tail] {
                     events.push(chunk(
                         json!({"tool_calls": [{"index": i, "function": {"arguments": part}}]}),
@@ -281,7 +336,7 @@ fn chat_stream(model: String, include_usage: bool, mode: Mode, tool: Option<Stri
             }
             events.push(chunk(json!({}), json!("tool_calls")));
         }
-        None => {
+        Plan::Text(_) => {
             events.extend(words.iter().map(|word| chunk(json!({"content": word}), Value::Null)));
             events.push(chunk(json!({}), json!("stop")));
         }
@@ -289,7 +344,7 @@ fn chat_stream(model: String, include_usage: bool, mode: Mode, tool: Option<Stri
     if include_usage {
         let last = json!({
             "id": "chatcmpl-mock123", "object": "chat.completion.chunk", "created": 1_700_000_000,
-            "model": model, "system_fingerprint": "fp_mock", "choices": [], "usage": usage()
+            "model": model, "system_fingerprint": "fp_mock", "choices": [], "usage": usage(&mode, &model)
         });
         events.push(format!("data: {last}\n\n"));
     }

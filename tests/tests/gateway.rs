@@ -179,7 +179,12 @@ async fn prices_and_account_take_decimal_strings() {
     let h = Harness::start().await;
     let price =
         h.put("/console/api/prices/gpt-4o-mini", json!({"input_per_mtok": "0.15", "output_per_mtok": "0.6"})).await;
-    assert_eq!(price, json!({"model": "gpt-4o-mini", "input_per_mtok": "0.15", "output_per_mtok": "0.6"}));
+    assert_eq!(
+        price,
+        json!({"model": "gpt-4o-mini", "input_per_mtok": "0.15", "output_per_mtok": "0.6",
+               "cache_read_per_mtok": null, "cache_write_per_mtok": null, "cache_write_1h_per_mtok": null}),
+        "cache prices not given are unset: those tokens are charged as input"
+    );
     assert_eq!(h.get("/console/api/prices").await, json!([price]));
     let account = h.get("/console/api/account").await;
     assert_eq!(account, json!({"currency": "USD", "balance": null, "used": "0"}));
@@ -1253,7 +1258,11 @@ async fn the_messages_endpoint_speaks_anthropic_in_front_of_any_channel() {
     assert_eq!((message["type"].as_str(), message["role"].as_str()), (Some("message"), Some("assistant")));
     assert_eq!(message["content"], json!([{"type": "text", "text": REPLY}]));
     assert_eq!(message["stop_reason"], "end_turn");
-    assert_eq!(message["usage"], json!({"input_tokens": PROMPT_TOKENS, "output_tokens": COMPLETION_TOKENS}));
+    assert_eq!(
+        message["usage"],
+        json!({"input_tokens": PROMPT_TOKENS, "output_tokens": COMPLETION_TOKENS,
+               "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0})
+    );
     let sent = mock.received().pop().unwrap().body;
     assert_eq!(sent["messages"][0], json!({"role": "system", "content": "Be brief."}));
     assert_eq!(sent["max_tokens"], 64);
@@ -1285,6 +1294,48 @@ async fn the_messages_endpoint_speaks_anthropic_in_front_of_any_channel() {
 
 /// The shared adapter matrix: every upstream wire format — OpenAI's (passed through), Anthropic's
 /// and Gemini's (converted) — must look the same to an OpenAI caller, case by case.
+/// What current Claude Code sends (found with the real client, 2.1.x): system turns inside
+/// `messages`, adaptive thinking, `output_config`, `context_management`, `cache_control` on
+/// blocks, thinking blocks and server tools. A non-Claude model must take all of it.
+#[tokio::test]
+async fn claude_code_requests_reach_any_model() {
+    let mock = OpenAiMock::start(None).await;
+    let h = Harness::start().await;
+    h.channel("mock", &mock.base_url(), json!({"models": ["deepseek-chat"]})).await;
+    let (_, key) = h.token(json!({})).await;
+    let request = json!({
+        "model": "deepseek-chat", "max_tokens": 32000, "stream": false,
+        "system": [{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Fix the bug", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "system", "content": "<system-reminder>Todo list is empty</system-reminder>"},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "hmm", "signature": "sig"},
+                {"type": "text", "text": "Looking."}]},
+            {"role": "user", "content": [{"type": "text", "text": "Go on"},
+                {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "notes"}}]},
+        ],
+        "thinking": {"type": "adaptive"}, "output_config": {"effort": "high"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "tools": [{"name": "Bash", "description": "Run", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral"}},
+                  {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}],
+        "metadata": {"user_id": "user_abc_account__session_1"},
+        "future_field_nobody_knows": {"x": 1},
+    });
+    let response =
+        h.http.post(format!("{}/v1/messages", h.base)).header("x-api-key", &key).json(&request).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let sent = mock.received().pop().unwrap().body;
+    let roles: Vec<&str> = sent["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["system", "user", "system", "assistant", "user"]);
+    assert_eq!(sent["messages"][2]["content"], "<system-reminder>Todo list is empty</system-reminder>");
+    assert_eq!(sent["messages"][4]["content"][1]["text"], "notes");
+    assert_eq!(sent["tools"].as_array().unwrap().len(), 1, "the server tool has no meaning for this model");
+    for dropped in ["thinking", "output_config", "context_management", "future_field_nobody_knows"] {
+        assert!(sent.get(dropped).is_none(), "{dropped} is Claude's alone: {sent}");
+    }
+    assert!(!sent.to_string().contains("cache_control"));
+}
+
 #[tokio::test]
 async fn every_adapter_passes_the_same_matrix() {
     let mock = OpenAiMock::start(None).await;
@@ -1471,4 +1522,297 @@ async fn beyond_the_concurrency_cap_callers_get_503_with_retry_after() {
         StatusCode::OK,
         "the slot is free again"
     );
+}
+
+/// The data of each event of a Responses API stream (`event: …` / `data: …`), in order.
+fn response_events(text: &str) -> Vec<Value> {
+    text.split("\n\n")
+        .filter_map(|event| event.lines().find_map(|line| line.strip_prefix("data: ")))
+        .map(|data| serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {data}")))
+        .collect()
+}
+
+/// Channels of every wire, each serving one model: OpenAI passed through to its own Responses
+/// API, an OpenAI-compatible server without it, DeepSeek, Claude and Gemini (converted to chat).
+async fn every_wire(h: &Harness, mock: &OpenAiMock) -> [&'static str; 5] {
+    let host = format!("http://{}", mock.address);
+    let channels = [
+        ("openai native", "openai", mock.base_url(), "model-native", true),
+        ("openai-compatible", "openai", mock.base_url(), "model-openai", false),
+        ("deepseek", "deepseek", mock.base_url(), "deepseek-chat", false),
+        ("claude", "anthropic", host.clone(), "model-anthropic", false),
+        ("gemini", "gemini", host, "model-gemini", false),
+    ];
+    for (name, kind, base_url, model, native) in &channels {
+        h.post(
+            "/console/api/channels",
+            json!({"name": name, "kind": kind, "base_url": base_url, "models": [model], "native_responses": native}),
+        )
+        .await;
+    }
+    channels.map(|(_, _, _, model, _)| model)
+}
+
+#[tokio::test]
+async fn the_responses_endpoint_answers_and_streams_through_every_wire() {
+    let mock = OpenAiMock::start(None).await;
+    let h = Harness::start().await;
+    let models = every_wire(&h, &mock).await;
+    let (_, key) = h.token(json!({})).await;
+    for model in models {
+        let response: Value = h
+            .v1("/v1/responses", &key, json!({"model": model, "input": "Hi", "instructions": "Be brief."}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(response["object"], "response", "{model}: {response}");
+        assert_eq!(response["status"], "completed", "{model}");
+        let message = response["output"].as_array().unwrap().iter().find(|i| i["type"] == "message").unwrap().clone();
+        assert_eq!(message["content"][0]["text"], REPLY, "{model}");
+        assert_eq!(response["usage"]["input_tokens"], PROMPT_TOKENS, "{model}");
+        assert_eq!(response["usage"]["output_tokens"], COMPLETION_TOKENS, "{model}");
+
+        let text = h
+            .v1("/v1/responses", &key, json!({"model": model, "input": "Hi", "stream": true}))
+            .await
+            .text()
+            .await
+            .unwrap();
+        let events = response_events(&text);
+        let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(types.first(), Some(&"response.created"), "{model}: {types:?}");
+        assert_eq!(types.last(), Some(&"response.completed"), "{model}: {types:?}");
+        assert!(!text.contains("[DONE]"), "{model}: Responses streams have no [DONE]");
+        let deltas: String = events
+            .iter()
+            .filter(|e| e["type"] == "response.output_text.delta")
+            .filter_map(|e| e["delta"].as_str())
+            .collect();
+        assert_eq!(deltas, REPLY, "{model}");
+        let sequence: Vec<u64> = events.iter().map(|e| e["sequence_number"].as_u64().unwrap()).collect();
+        assert_eq!(sequence, (0..events.len() as u64).collect::<Vec<_>>(), "{model}: sequence numbers");
+        assert_eq!(events.last().unwrap()["response"]["usage"]["output_tokens"], COMPLETION_TOKENS, "{model}");
+    }
+    let native = mock.received().into_iter().filter(|r| r.path == "/v1/responses").count();
+    assert_eq!(native, 2, "only the OpenAI channel's calls went to its own Responses API");
+    let logs = h.logs().await;
+    assert!(logs.iter().all(|row| row["endpoint"] == "/v1/responses" && row["status"] == 200), "{logs:?}");
+    assert_eq!(logs.len(), 10);
+    h.assert_books_balance().await;
+}
+
+#[tokio::test]
+async fn responses_call_tools_and_continue_from_a_stored_response_on_chat_channels() {
+    let mock = OpenAiMock::start(None).await;
+    let h = Harness::start().await;
+    let models = every_wire(&h, &mock).await;
+    let (_, key) = h.token(json!({})).await;
+    let (_, other_key) = h.token(json!({})).await;
+    let tools = json!([{"type": "function", "name": "get_weather", "description": "Weather in a city",
+        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}]);
+    for model in &models[1..] {
+        for stream in [false, true] {
+            let request =
+                json!({"model": model, "input": "Weather in Paris and Tokyo?", "tools": tools, "stream": stream});
+            let response = if stream {
+                let text = h.v1("/v1/responses", &key, request).await.text().await.unwrap();
+                response_events(&text).last().unwrap()["response"].clone()
+            } else {
+                h.v1("/v1/responses", &key, request).await.json().await.unwrap()
+            };
+            let calls: Vec<Value> = response["output"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| i["type"] == "function_call")
+                .map(|i| serde_json::from_str(i["arguments"].as_str().unwrap()).unwrap())
+                .collect();
+            assert_eq!(calls, [json!({"location": "Paris"}), json!({"location": "Tokyo"})], "{model} stream={stream}");
+        }
+        // A JSON schema asked for as text.format reaches the chat upstream as response_format.
+        let format =
+            json!({"format": {"type": "json_schema", "name": "city", "schema": {"type": "object"}, "strict": true}});
+        h.v1("/v1/responses", &key, json!({"model": model, "input": "City?", "text": format})).await;
+
+        // The first turn is stored; the second continues from it by id.
+        let first: Value = h
+            .v1("/v1/responses", &key, json!({"model": model, "input": "Remember: blue."}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let id = first["id"].as_str().unwrap().to_string();
+        assert!(id.starts_with("resp_"), "{id}");
+        let second = h
+            .v1("/v1/responses", &key, json!({"model": model, "input": "What colour?", "previous_response_id": id}))
+            .await;
+        assert_eq!(second.status(), StatusCode::OK, "{model}");
+        let sent = mock.received().last().unwrap().body.to_string();
+        for part in ["Remember: blue.", REPLY, "What colour?"] {
+            assert!(sent.contains(part), "{model}: the upstream got the whole conversation: {sent}");
+        }
+        let stored = h.http.get(format!("{}/v1/responses/{id}", h.base)).bearer_auth(&key).send().await.unwrap();
+        assert_eq!(stored.json::<Value>().await.unwrap()["id"], id.as_str());
+        let foreign = h.http.get(format!("{}/v1/responses/{id}", h.base)).bearer_auth(&other_key).send().await.unwrap();
+        assert_eq!(foreign.status(), StatusCode::NOT_FOUND, "another token cannot read it");
+        let deleted = h.http.delete(format!("{}/v1/responses/{id}", h.base)).bearer_auth(&key).send().await.unwrap();
+        assert_eq!(
+            deleted.json::<Value>().await.unwrap(),
+            json!({"id": id, "object": "response.deleted", "deleted": true})
+        );
+        let (status, error) =
+            error_of(h.http.get(format!("{}/v1/responses/{id}", h.base)).bearer_auth(&key).send().await.unwrap()).await;
+        assert_eq!((status, error["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    }
+    let sent_formats: Vec<Value> =
+        mock.received().iter().filter_map(|r| r.body.get("response_format").cloned()).collect();
+    assert!(sent_formats.iter().any(|f| f["json_schema"]["name"] == "city"), "{sent_formats:?}");
+    // Unstored calls leave nothing to continue from.
+    let unstored: Value = h
+        .v1("/v1/responses", &key, json!({"model": models[1], "input": "x", "store": false}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (status, error) = error_of(
+        h.v1("/v1/responses", &key, json!({"model": models[1], "input": "y", "previous_response_id": unstored["id"]}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error["message"].as_str().unwrap().contains("not found"), "{error}");
+    h.assert_books_balance().await;
+}
+
+#[tokio::test]
+async fn bad_responses_requests_get_clear_openai_errors() {
+    let mock = OpenAiMock::start(None).await;
+    let h = Harness::start().await;
+    let models = every_wire(&h, &mock).await;
+    let (_, key) = h.token(json!({})).await;
+    let cases = [
+        (json!({"model": models[1], "input": "x", "tools": [{"type": "web_search"}]}), "web_search"),
+        (
+            json!({"model": models[2], "input": "x", "tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}),
+            "hosted tool",
+        ),
+        (json!({"model": models[3], "input": [{"type": "mystery_item"}]}), "mystery_item"),
+        (json!({"model": models[4], "input": 42}), "string or a list"),
+        (json!({"model": models[1], "input": "x", "previous_response_id": "resp_nowhere"}), "resp_nowhere"),
+        (json!({"model": models[1], "input": "x", "previous_response_id": 7}), "must be a string"),
+        (json!({"input": "x"}), "model"),
+    ];
+    for (request, expected) in cases {
+        let (status, error) = error_of(h.v1("/v1/responses", &key, request.clone()).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{request}: {error}");
+        assert!(error["message"].as_str().unwrap().contains(expected), "{request}: {error}");
+        assert_eq!(error["type"], "invalid_request_error", "{request}: {error}");
+    }
+    let (status, _) = error_of(h.v1("/v1/responses", &key, json!({"model": "unknown", "input": "x"})).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // A hosted tool reaches an upstream that runs it: the native OpenAI channel.
+    let native =
+        h.v1("/v1/responses", &key, json!({"model": models[0], "input": "x", "tools": [{"type": "web_search"}]})).await;
+    assert_eq!(native.status(), StatusCode::OK);
+    assert_eq!(mock.received().last().unwrap().body["tools"][0]["type"], "web_search");
+}
+
+#[tokio::test]
+async fn cache_reads_and_writes_are_logged_and_billed_from_every_providers_usage() {
+    use burncloud_tests::anthropic_mock::{CACHE_READ_TOKENS, CACHE_WRITE_1H_TOKENS, CACHE_WRITE_5M_TOKENS};
+    use burncloud_tests::openai_mock::CACHED_TOKENS;
+    let mock = OpenAiMock::start(None).await;
+    mock.set_mode(Mode::CachedUsage);
+    let h = Harness::start().await;
+    let models = every_wire(&h, &mock).await;
+    let (_, key) = h.token(json!({})).await;
+    let price = json!({"input_per_mtok": "2", "output_per_mtok": "8", "cache_read_per_mtok": "0.5",
+        "cache_write_per_mtok": "2.5", "cache_write_1h_per_mtok": "4"});
+    for model in models {
+        let stored = h.put(&format!("/console/api/prices/{model}"), price.clone()).await;
+        assert_eq!(stored["cache_write_1h_per_mtok"], "4");
+    }
+    let cost = |uncached: u64, read: u64, write_5m: u64, write_1h: u64| -> i64 {
+        let per = |rate: &str, tokens: u64| {
+            burncloud_service_api::Money::per_million_tokens(burncloud_service_api::Money::parse(rate).unwrap(), tokens)
+                .0
+        };
+        per("2", uncached) + per("0.5", read) + per("2.5", write_5m) + per("4", write_1h) + per("8", COMPLETION_TOKENS)
+    };
+    for (model, path, stream) in [
+        (models[1], "/v1/chat/completions", false),
+        (models[1], "/v1/chat/completions", true),
+        (models[2], "/v1/chat/completions", false),
+        (models[2], "/v1/chat/completions", true),
+        (models[0], "/v1/responses", false),
+        (models[0], "/v1/responses", true),
+        (models[3], "/v1/chat/completions", false),
+        (models[3], "/v1/chat/completions", true),
+        (models[4], "/v1/chat/completions", false),
+        (models[4], "/v1/chat/completions", true),
+    ] {
+        let body = if path == "/v1/responses" {
+            json!({"model": model, "input": "Hi", "stream": stream})
+        } else {
+            json!({"model": model, "messages": [{"role": "user", "content": "Hi"}], "stream": stream})
+        };
+        let response = h.v1(path, &key, body).await;
+        assert_eq!(response.status(), StatusCode::OK, "{model}");
+        let answer = response.text().await.unwrap();
+        let row = h.logs().await[0].clone();
+        let (prompt, cached, writes, writes_1h, expected) = if model == models[3] {
+            let writes = CACHE_WRITE_5M_TOKENS + CACHE_WRITE_1H_TOKENS;
+            let prompt = PROMPT_TOKENS + CACHE_READ_TOKENS + writes;
+            (
+                prompt,
+                CACHE_READ_TOKENS,
+                writes,
+                CACHE_WRITE_1H_TOKENS,
+                cost(PROMPT_TOKENS, CACHE_READ_TOKENS, CACHE_WRITE_5M_TOKENS, CACHE_WRITE_1H_TOKENS),
+            )
+        } else {
+            (PROMPT_TOKENS, CACHED_TOKENS, 0, 0, cost(PROMPT_TOKENS - CACHED_TOKENS, CACHED_TOKENS, 0, 0))
+        };
+        let case = format!("{model} stream={stream}");
+        assert_eq!(row["prompt_tokens"], prompt, "{case}: {row}");
+        assert_eq!(row["cached_tokens"], cached, "{case}: {row}");
+        assert_eq!(row["cache_write_tokens"], writes, "{case}: {row}");
+        assert_eq!(row["cache_write_1h_tokens"], writes_1h, "{case}: {row}");
+        assert_eq!(nanos(&row["cost"]), expected, "{case}: {row}");
+        if !stream && path == "/v1/chat/completions" {
+            let answer: Value = serde_json::from_str(&answer).unwrap();
+            // DeepSeek's answer passes through with DeepSeek's own cache fields.
+            let field = if model == models[2] {
+                "/usage/prompt_cache_hit_tokens"
+            } else {
+                "/usage/prompt_tokens_details/cached_tokens"
+            };
+            assert_eq!(answer.pointer(field), Some(&json!(cached)), "{case}: OpenAI callers see cached_tokens");
+        }
+    }
+    // Anthropic callers see the cache in Anthropic's fields, whichever channel answered.
+    for model in [models[3], models[1]] {
+        let answer: Value = h
+            .http
+            .post(format!("{}/v1/messages", h.base))
+            .header("x-api-key", &key)
+            .json(&json!({"model": model, "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let expected_read = if model == models[3] { CACHE_READ_TOKENS } else { CACHED_TOKENS };
+        assert_eq!(answer["usage"]["cache_read_input_tokens"], expected_read, "{model}: {answer}");
+        assert_eq!(
+            answer["usage"]["input_tokens"],
+            PROMPT_TOKENS - if model == models[3] { 0 } else { CACHED_TOKENS },
+            "{model}"
+        );
+    }
+    let usage = h.get("/console/api/usage?group_by=model").await;
+    assert!(usage["totals"]["cached_tokens"].as_u64().unwrap() > 0, "{usage}");
+    h.assert_books_balance().await;
 }

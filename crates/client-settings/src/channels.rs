@@ -20,6 +20,7 @@ struct Draft {
     mapping: String,
     priority: String,
     weight: String,
+    native_responses: bool,
 }
 
 impl Draft {
@@ -41,6 +42,7 @@ impl Draft {
             mapping: String::new(),
             priority: "0".into(),
             weight: "1".into(),
+            native_responses: true,
         }
     }
 
@@ -55,6 +57,7 @@ impl Draft {
             mapping: mapping_text(&channel.model_mapping),
             priority: channel.priority.to_string(),
             weight: channel.weight.to_string(),
+            native_responses: channel.native_responses,
         }
     }
 }
@@ -136,6 +139,7 @@ pub fn Channels() -> Element {
                             priority: Some(priority),
                             weight: Some(weight),
                             enabled: None,
+                            native_responses: Some(form.native_responses),
                         },
                     )
                     .map(|_| ())
@@ -151,6 +155,7 @@ pub fn Channels() -> Element {
                         priority,
                         weight,
                         enabled: true,
+                        native_responses: form.native_responses,
                     })
                     .map(|_| ())
                     .map_err(|e| e.to_string()),
@@ -241,6 +246,13 @@ pub fn Channels() -> Element {
                     input { name: "priority", r#type: "number", value: "{form.priority}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.priority = e.value() } }
                     label { {i18n.t("channels.weight")} }
                     input { name: "weight", r#type: "number", min: "0", value: "{form.weight}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.weight = e.value() } }
+                    if form.kind == ChannelKind::Openai {
+                        label { class: "full",
+                            input { r#type: "checkbox", name: "native_responses", checked: form.native_responses,
+                                onchange: move |e| if let Some(d) = draft.write().as_mut() { d.native_responses = e.checked() } }
+                            " {i18n.t(\"channels.native_responses\")}"
+                        }
+                    }
                     div { class: "full row",
                         button { class: "btn primary", id: "save-channel", disabled: feedback() == Feedback::Busy, onclick: save,
                             if feedback() == Feedback::Busy { {i18n.t("common.saving")} } else { {i18n.t("common.save")} } }

@@ -48,6 +48,7 @@ async fn channels_list_shows_hints_never_keys() {
             priority: 5,
             weight: 2,
             enabled: true,
+            native_responses: true,
         })
         .unwrap();
     let page = PageUnderTest::open(services.clone(), Lang::En, Channels).await;
@@ -154,6 +155,7 @@ async fn groups_show_their_strategy_and_members() {
             priority: 0,
             weight: 1,
             enabled: true,
+            native_responses: true,
         })
         .unwrap();
     store

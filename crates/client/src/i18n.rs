@@ -241,6 +241,7 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
         "创建令牌后，把它作为任意 OpenAI 客户端的 API Key 使用。",
     ),
     ("tokens.limit_hint", "Empty means no limit.", "留空表示不限。"),
+    ("channels.native_responses", "Send /v1/responses calls to this server's own Responses API (turn off for OpenAI-compatible servers that lack it)", "把 /v1/responses 调用直接交给该服务自己的 Responses API（不支持它的 OpenAI 兼容服务请关闭）"),
     ("prices.title", "Prices", "模型价格"),
     ("prices.subtitle", "What a million tokens cost, per model", "各模型每百万 tokens 的价格"),
     ("prices.model", "Model", "模型"),

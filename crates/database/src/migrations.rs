@@ -13,6 +13,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0005_instances", include_str!("../../../migrations/0005_instances.sql")),
     ("0006_usage_hourly", include_str!("../../../migrations/0006_usage_hourly.sql")),
     ("0007_cache_usage", include_str!("../../../migrations/0007_cache_usage.sql")),
+    ("0008_responses", include_str!("../../../migrations/0008_responses.sql")),
 ];
 
 pub(crate) fn apply(connection: &mut Connection) -> DbResult<()> {

@@ -17,6 +17,10 @@ pub enum GatewayError {
     },
     ModelNotAllowed(String),
     ModelNotFound(String),
+    /// A stored object (a response) that does not exist for this token.
+    NotFound(String),
+    /// BurnCloud's own storage failed.
+    Internal(String),
     PayloadTooLarge(usize),
     InsufficientQuota(String),
     /// Every upstream failed to connect or answered with an error we could not pass through.
@@ -46,7 +50,8 @@ impl GatewayError {
             GatewayError::InvalidApiKey(_) => StatusCode::UNAUTHORIZED,
             GatewayError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             GatewayError::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
-            GatewayError::ModelNotFound(_) => StatusCode::NOT_FOUND,
+            GatewayError::ModelNotFound(_) | GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
+            GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::InsufficientQuota(_) => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
@@ -63,6 +68,8 @@ impl GatewayError {
             GatewayError::InvalidApiKey(m)
             | GatewayError::ModelNotAllowed(m)
             | GatewayError::ModelNotFound(m)
+            | GatewayError::NotFound(m)
+            | GatewayError::Internal(m)
             | GatewayError::InsufficientQuota(m)
             | GatewayError::UpstreamUnreachable(m)
             | GatewayError::UpstreamTimeout(m) => m.clone(),
@@ -82,6 +89,8 @@ impl GatewayError {
             GatewayError::BadRequest { .. } => ("invalid_request_error", None),
             GatewayError::ModelNotAllowed(_) => ("invalid_request_error", Some("model_not_allowed")),
             GatewayError::ModelNotFound(_) => ("invalid_request_error", Some("model_not_found")),
+            GatewayError::NotFound(_) => ("invalid_request_error", Some("not_found")),
+            GatewayError::Internal(_) => ("server_error", Some("internal_error")),
             GatewayError::PayloadTooLarge(_) => ("invalid_request_error", Some("request_too_large")),
             GatewayError::InsufficientQuota(_) => ("insufficient_quota", Some("insufficient_quota")),
             GatewayError::UpstreamUnreachable(_) => ("server_error", Some("upstream_error")),

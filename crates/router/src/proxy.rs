@@ -15,10 +15,11 @@ use axum::response::{IntoResponse, Response};
 use burncloud_database::{now_ms, token_key_digest, NewLogRow};
 use burncloud_service_api::{ChannelTestReport, EndReason, Money, UsageSource};
 use bytes::Bytes;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::adapters::anthropic_inbound::{self, AnthropicStreamWriter};
+use crate::adapters::responses_inbound::{self, ResponsesStreamWriter, ToolNames};
 use crate::adapters::{anthropic, gemini, EventTranslator, Wire};
 use crate::balancer::Member;
 use crate::breaker::{Admission, Verdict};
@@ -73,6 +74,11 @@ pub(crate) async fn embeddings(State(gateway): State<Arc<Gateway>>, headers: Hea
     handle(gateway, Endpoint::Embeddings, headers, body).await
 }
 
+/// `POST /v1/responses`: OpenAI's Responses API in front of every channel.
+pub(crate) async fn responses(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    handle_in(gateway, Endpoint::ChatCompletions, Dialect::Responses, headers, body).await
+}
+
 /// `POST /v1/messages`: Anthropic's Messages API in front of every channel.
 pub(crate) async fn messages(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
     handle_in(gateway, Endpoint::ChatCompletions, Dialect::Anthropic, headers, body).await
@@ -111,15 +117,30 @@ pub(crate) async fn messages_count_tokens(
 pub(crate) enum Dialect {
     OpenAi,
     Anthropic,
+    /// OpenAI's Responses API (`/v1/responses`).
+    Responses,
+}
+
+impl Dialect {
+    fn route(self, endpoint: Endpoint) -> &'static str {
+        match self {
+            Dialect::OpenAi => endpoint.route(),
+            Dialect::Anthropic => "/v1/messages",
+            Dialect::Responses => "/v1/responses",
+        }
+    }
 }
 
 /// An error as the caller's protocol shapes it.
-fn dialect_error(dialect: Dialect, error: GatewayError, request_id: &str) -> Response {
+pub(crate) fn dialect_error(dialect: Dialect, error: GatewayError, request_id: &str) -> Response {
     let message = error.message();
     let mut response = error.into_response_with_id(request_id);
-    if dialect == Dialect::Anthropic {
-        let status = response.status().as_u16();
-        *response.body_mut() = Body::from(anthropic_inbound::error_body(status, &message));
+    match dialect {
+        Dialect::OpenAi | Dialect::Responses => {}
+        Dialect::Anthropic => {
+            let status = response.status().as_u16();
+            *response.body_mut() = Body::from(anthropic_inbound::error_body(status, &message));
+        }
     }
     response
 }
@@ -150,7 +171,7 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
-fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> Result<Arc<TokenEntry>, GatewayError> {
+pub(crate) fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> Result<Arc<TokenEntry>, GatewayError> {
     let key = presented_key(headers).filter(|key| !key.is_empty()).ok_or_else(|| {
         GatewayError::InvalidApiKey(
             "You didn't provide an API key. Send your BurnCloud token as 'Authorization: Bearer sk-bc-…'.".into(),
@@ -192,6 +213,40 @@ struct Call {
     /// The caller's bytes, when an OpenAI upstream serving the model under the same name can take
     /// them unchanged: no need to write the parsed request out again.
     as_received: Option<Bytes>,
+    /// What a `/v1/responses` call carries beside its chat form.
+    responses: Option<Box<ResponsesCall>>,
+}
+
+/// A `/v1/responses` call: sent as it is to channels with their own Responses API, converted to
+/// chat (the call's `request`) for every other channel, and answered as a Responses object.
+struct ResponsesCall {
+    /// The caller's request, with a `previous_response_id` stored here expanded into its items.
+    native: Map<String, Value>,
+    /// Why the request cannot go to a chat channel, if it cannot.
+    unconvertible: Option<String>,
+    tools: ToolNames,
+    /// The response object before any output.
+    skeleton: Value,
+    /// The conversation before this call, and this call's own input items.
+    history: Vec<Value>,
+    input: Vec<Value>,
+    store: bool,
+}
+
+impl ResponsesCall {
+    /// The request for an upstream's own Responses API, with the upstream's model name.
+    fn native_body(&self, upstream_model: &str) -> Bytes {
+        let mut native = self.native.clone();
+        native.insert("model".into(), Value::String(upstream_model.to_string()));
+        Bytes::from(Value::Object(native).to_string())
+    }
+}
+
+impl Call {
+    /// Whether this attempt passes a Responses call through to the channel's own Responses API.
+    fn is_native_responses(&self, channel: &ChannelEntry) -> bool {
+        self.responses.is_some() && channel.responses_url.is_some()
+    }
 }
 
 impl Call {
@@ -307,6 +362,7 @@ async fn handle_in(
         dialect,
         native: None,
         as_received: None,
+        responses: None,
     };
     let candidates = match admit(&gateway, &mut call, &headers, body).await {
         Ok(candidates) => candidates,
@@ -394,6 +450,19 @@ async fn admit(
             let field = |name: &str| request.get(name).cloned();
             let fields = (field("model"), field("stream"), field("stream_options"));
             let _ = call.request.set(request);
+            fields
+        }
+        Dialect::Responses => {
+            let native = match serde_json::from_slice::<Value>(&call.body) {
+                Ok(Value::Object(native)) => native,
+                _ => Map::new(),
+            };
+            let prepared = prepare_responses(gateway, &call.token, native, &call.request_id).await?;
+            let field = |name: &str| prepared.native.get(name).cloned();
+            let stream_options = (field("stream") == Some(Value::Bool(true))).then(|| json!({"include_usage": true}));
+            let fields = (field("model"), field("stream"), stream_options);
+            call.responses = Some(Box::new(prepared.call));
+            let _ = call.request.set(prepared.chat);
             fields
         }
     };
@@ -626,7 +695,12 @@ async fn run(gateway: Arc<Gateway>, call: Call, candidates: Vec<Arc<ChannelEntry
         attempts += 1;
         let attempt_started = Instant::now();
         let upstream_model = channel.channel.upstream_model(&call.model).to_string();
+        let unconvertible = call.responses.as_ref().and_then(|r| r.unconvertible.clone());
         let body = match channel.wire {
+            _ if call.is_native_responses(&channel) => {
+                Ok(call.responses.as_ref().map(|r| r.native_body(&upstream_model)).unwrap_or_default())
+            }
+            _ if unconvertible.is_some() => Err(unconvertible.unwrap_or_default()),
             Wire::OpenAi => match (&call.as_received, &cached_body) {
                 (Some(as_received), _) if upstream_model == call.model => Ok(as_received.clone()),
                 (_, Some((model, body))) if *model == upstream_model => Ok(body.clone()),
@@ -638,7 +712,7 @@ async fn run(gateway: Arc<Gateway>, call: Call, candidates: Vec<Arc<ChannelEntry
                     Ok(body)
                 }
             },
-            Wire::Anthropic if call.native.is_some() => {
+            Wire::Anthropic if call.native.is_some() && call.dialect == Dialect::Anthropic => {
                 let mut native = call.native.clone().unwrap_or_default();
                 native.insert("model".into(), Value::String(upstream_model.clone()));
                 Ok(Bytes::from(Value::Object(native).to_string()))
@@ -659,8 +733,9 @@ async fn run(gateway: Arc<Gateway>, call: Call, candidates: Vec<Arc<ChannelEntry
             .map(|body| Bytes::from(body.to_string()))
             .map_err(|anthropic::Unconvertible(message)| message),
         };
-        let url = match channel.wire {
-            Wire::Gemini => {
+        let url = match (&channel.responses_url, channel.wire) {
+            (Some(url), _) if call.responses.is_some() => Ok(url.clone()),
+            (_, Wire::Gemini) => {
                 let method = match (call.endpoint, call.is_stream) {
                     (Endpoint::Embeddings, _) => "batchEmbedContents",
                     (_, true) => "streamGenerateContent",
@@ -668,7 +743,7 @@ async fn run(gateway: Arc<Gateway>, call: Call, candidates: Vec<Arc<ChannelEntry
                 };
                 gemini_url(&channel, &upstream_model, method)
             }
-            _ => Ok(channel.urls[call.endpoint.url_index()].clone()),
+            (_, Wire::OpenAi | Wire::Anthropic) => Ok(channel.urls[call.endpoint.url_index()].clone()),
         };
         let body = body.and_then(|body| url.map(|url| (url, body)));
         let (url, body) = match body {
@@ -821,7 +896,9 @@ async fn complete(
     };
     let first_token_ms = Some(call.started.elapsed().as_millis() as u64);
     // The upstream's own bytes, for a caller that speaks the upstream's format.
-    let native_body = (call.dialect == Dialect::Anthropic && channel.wire == Wire::Anthropic).then(|| body.clone());
+    let native_body = ((call.dialect == Dialect::Anthropic && channel.wire == Wire::Anthropic)
+        || call.is_native_responses(channel))
+    .then(|| body.clone());
     let (body, upstream_usage) = match channel.wire {
         // Passed through as it is, so it is checked here: a caller must never get a 200 it cannot parse.
         Wire::OpenAi => match checked_usage_in(&body) {
@@ -865,7 +942,19 @@ async fn complete(
     };
     let body = match (call.dialect, native_body) {
         (Dialect::OpenAi, _) => body,
-        (Dialect::Anthropic, Some(native)) => native,
+        (Dialect::Anthropic | Dialect::Responses, Some(native)) => native,
+        (Dialect::Responses, None) => {
+            let Some(responses) = call.responses.as_deref() else { return Attempt::Failed(unanswerable(), None) };
+            match responses_inbound::from_chat_response(&body, responses.skeleton.clone(), &responses.tools) {
+                Ok(response) => {
+                    store_response(gateway, call, &response).await;
+                    Bytes::from(response.to_string())
+                }
+                Err(anthropic::Unconvertible(message)) => {
+                    return Attempt::Failed(GatewayError::UpstreamUnreachable(message), None);
+                }
+            }
+        }
         (Dialect::Anthropic, None) => match anthropic_inbound::from_openai_response(&body, &call.model) {
             Ok(body) => body,
             Err(anthropic::Unconvertible(message)) => {
@@ -962,17 +1051,63 @@ impl StreamWatch {
     }
 }
 
+/// What a pass-through Responses API stream says about itself: whether it reached its terminal
+/// event, the usage in it, and an error event if the upstream sent one.
+#[derive(Default)]
+struct ResponsesWatch {
+    finished: bool,
+    usage: Option<Usage>,
+    error: Option<String>,
+}
+
+impl ResponsesWatch {
+    fn inspect(&mut self, event: &Bytes) {
+        let Some(data) = event_data(event) else { return };
+        let terminal =
+            [&b"\"response.completed\""[..], b"\"response.incomplete\"", b"\"response.failed\"", b"\"error\""];
+        if !terminal.iter().any(|kind| data.windows(kind.len()).any(|window| window == *kind)) {
+            return;
+        }
+        let Ok(event) = serde_json::from_slice::<Value>(&data) else { return };
+        match event.get("type").and_then(Value::as_str) {
+            Some("response.completed" | "response.incomplete") => {
+                self.finished = true;
+                self.usage = event.pointer("/response/usage").and_then(crate::usage::usage_of_value);
+            }
+            Some("response.failed") => {
+                self.finished = true;
+                self.usage = event.pointer("/response/usage").and_then(crate::usage::usage_of_value);
+                let message = event.pointer("/response/error/message").and_then(Value::as_str);
+                self.error.get_or_insert_with(|| message.unwrap_or("the response failed").to_string());
+            }
+            Some("error") => {
+                let message = event.get("message").and_then(Value::as_str).unwrap_or("upstream error");
+                self.error = Some(message.to_string());
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Turns upstream stream events into what the caller receives.
 enum Translator {
     /// OpenAI's format: events go through as they are (less the usage chunk nobody asked for).
     PassThrough(StreamWatch),
     Converted(Box<dyn EventTranslator>),
+    /// A Responses API stream from an upstream's own Responses API: events go through as they are.
+    NativeResponses(ResponsesWatch),
 }
 
 impl Translator {
     fn forward(&mut self, chunk: &Bytes, events: Vec<Bytes>, client_wants_usage: bool) -> Option<Bytes> {
         match self {
             Translator::PassThrough(watch) => forwardable(watch, chunk, events, client_wants_usage),
+            Translator::NativeResponses(watch) => {
+                for event in &events {
+                    watch.inspect(event);
+                }
+                (!events.is_empty()).then(|| chunk.clone())
+            }
             Translator::Converted(translator) => {
                 let mut out = bytes::BytesMut::new();
                 for event in events {
@@ -991,6 +1126,7 @@ impl Translator {
         match self {
             Translator::PassThrough(watch) => watch.finished,
             Translator::Converted(translator) => translator.finished(),
+            Translator::NativeResponses(watch) => watch.finished,
         }
     }
 
@@ -998,13 +1134,14 @@ impl Translator {
         match self {
             Translator::PassThrough(_) => None,
             Translator::Converted(translator) => translator.error(),
+            Translator::NativeResponses(watch) => watch.error.clone(),
         }
     }
 
     /// What closes a translated stream (usage chunk, `[DONE]`); pass-through streams carry their own.
     fn tail(&self, client_wants_usage: bool) -> Option<Bytes> {
         match self {
-            Translator::PassThrough(_) => None,
+            Translator::PassThrough(_) | Translator::NativeResponses(_) => None,
             Translator::Converted(translator) => Some(translator.finish(client_wants_usage).concat().into()),
         }
     }
@@ -1013,6 +1150,10 @@ impl Translator {
         match self {
             Translator::PassThrough(watch) => watch.usage(call),
             Translator::Converted(translator) => match translator.usage() {
+                Some(usage) => (usage, UsageSource::Upstream),
+                None => (Usage::new(estimate_prompt(call.request()), 0), UsageSource::Estimated),
+            },
+            Translator::NativeResponses(watch) => match watch.usage {
                 Some(usage) => (usage, UsageSource::Upstream),
                 None => (Usage::new(estimate_prompt(call.request()), 0), UsageSource::Estimated),
             },
@@ -1026,6 +1167,7 @@ enum Output {
     /// The caller speaks the upstream's own format: its events go through untouched.
     Native,
     Anthropic(AnthropicStreamWriter),
+    Responses(Box<ResponsesStreamWriter>),
 }
 
 impl Output {
@@ -1040,30 +1182,53 @@ impl Output {
                 let raw = raw.unwrap_or_default();
                 (!raw.is_empty()).then(|| raw.concat().into())
             }
-            Output::Anthropic(writer) => {
-                let mut splitter = SseSplitter::default();
-                let mut events = splitter.push(&openai?);
-                events.extend(splitter.finish());
-                let out: Vec<Bytes> = events
-                    .iter()
-                    .filter_map(|event| event_data(event))
-                    .flat_map(|data| writer.on_chunk(&data))
-                    .collect();
-                (!out.is_empty()).then(|| out.concat().into())
-            }
+            Output::Anthropic(writer) => rewrite_chunks(openai?, |data| writer.on_chunk(data)),
+            Output::Responses(writer) => rewrite_chunks(openai?, |data| writer.on_chunk(data)),
         }
     }
 
-    /// The stream's closing bytes: the translator's tail, and the Anthropic message's end.
+    /// The stream's closing bytes: the translator's tail, and the Anthropic message's or the
+    /// response's end.
     fn finish(&mut self, tail: Option<Bytes>) -> Option<Bytes> {
         let mut out = self.render(tail, None).map(|b| b.to_vec()).unwrap_or_default();
-        if let Output::Anthropic(writer) = self {
-            for event in writer.end() {
-                out.extend_from_slice(&event);
-            }
+        let end = match self {
+            Output::OpenAi | Output::Native => Vec::new(),
+            Output::Anthropic(writer) => writer.end(),
+            Output::Responses(writer) => writer.end(),
+        };
+        for event in end {
+            out.extend_from_slice(&event);
         }
         (!out.is_empty()).then(|| out.into())
     }
+
+    /// The event that tells the caller the stream broke, in the caller's protocol.
+    fn cut_event(&mut self, dialect: Dialect, message: &str) -> Bytes {
+        match (self, dialect) {
+            (Output::Responses(writer), _) => writer.fail(message).concat().into(),
+            (_, Dialect::OpenAi) => {
+                let event = serde_json::json!({"error": {"message": message, "type": "upstream_error", "param": null, "code": "upstream_cut"}});
+                Bytes::from(format!("data: {event}\n\n"))
+            }
+            (_, Dialect::Anthropic) => {
+                let event = serde_json::json!({"type": "error", "error": {"type": "api_error", "message": message}});
+                Bytes::from(format!("event: error\ndata: {event}\n\n"))
+            }
+            (_, Dialect::Responses) => {
+                let event = serde_json::json!({"type": "error", "code": "upstream_cut", "message": message, "param": null, "sequence_number": 0});
+                Bytes::from(format!("event: error\ndata: {event}\n\n"))
+            }
+        }
+    }
+}
+
+/// Re-splits OpenAI-format chunks into events and rewrites each with `write`.
+fn rewrite_chunks(openai: Bytes, mut write: impl FnMut(&[u8]) -> Vec<Bytes>) -> Option<Bytes> {
+    let mut splitter = SseSplitter::default();
+    let mut events = splitter.push(&openai);
+    events.extend(splitter.finish());
+    let out: Vec<Bytes> = events.iter().filter_map(|event| event_data(event)).flat_map(|data| write(&data)).collect();
+    (!out.is_empty()).then(|| out.concat().into())
 }
 
 type ChunkSender = mpsc::Sender<Result<Bytes, std::io::Error>>;
@@ -1103,7 +1268,9 @@ async fn stream(
     let mut client_gone = !deliver(reply, with_request_id(response, &call.request_id));
 
     let mut splitter = SseSplitter::default();
+    let native_responses = call.is_native_responses(channel);
     let mut watch = match channel.wire {
+        Wire::OpenAi if native_responses => Translator::NativeResponses(ResponsesWatch::default()),
         Wire::OpenAi => Translator::PassThrough(StreamWatch::default()),
         Wire::Anthropic => Translator::Converted(Box::new(anthropic::StreamTranslator::new(&call.model))),
         Wire::Gemini => Translator::Converted(Box::new(gemini::StreamTranslator::new(&call.model))),
@@ -1112,6 +1279,14 @@ async fn stream(
         (Dialect::OpenAi, _) => Output::OpenAi,
         (Dialect::Anthropic, Wire::Anthropic) => Output::Native,
         (Dialect::Anthropic, _) => Output::Anthropic(AnthropicStreamWriter::new(&call.model)),
+        (Dialect::Responses, _) if native_responses => Output::Native,
+        (Dialect::Responses, _) => match call.responses.as_deref() {
+            Some(responses) => Output::Responses(Box::new(ResponsesStreamWriter::new(
+                responses.skeleton.clone(),
+                responses.tools.clone(),
+            ))),
+            None => return Attempt::Failed(unanswerable(), None),
+        },
     };
     let mut first_token_ms: Option<u64> = None;
     let mut cut: Option<String> = None;
@@ -1196,22 +1371,21 @@ async fn stream(
         cut = Some("the upstream stream ended before it finished".into());
     }
     if cut.is_none() && !client_gone {
-        if let Some(tail) = output.finish(watch.tail(call.client_wants_usage)) {
+        let tail = output.finish(watch.tail(call.client_wants_usage));
+        // A stored response must be findable by the time the caller reads its last event.
+        if let Some(response) = match &output {
+            Output::Responses(writer) => writer.response(),
+            _ => None,
+        } {
+            store_response(gateway, call, response).await;
+        }
+        if let Some(tail) = tail {
             client_gone = !send(&sender, tail).await;
         }
     }
     if let (Some(message), false, None) = (&cut, client_gone, &reported) {
-        let event = match call.dialect {
-            Dialect::OpenAi => {
-                let event = serde_json::json!({"error": {"message": message, "type": "upstream_error", "param": null, "code": "upstream_cut"}});
-                format!("data: {event}\n\n")
-            }
-            Dialect::Anthropic => {
-                let event = serde_json::json!({"type": "error", "error": {"type": "api_error", "message": message}});
-                format!("event: error\ndata: {event}\n\n")
-            }
-        };
-        send(&sender, Bytes::from(event)).await;
+        let event = output.cut_event(call.dialect, message);
+        send(&sender, event).await;
     }
     let (usage, usage_source) = watch.usage(call);
     let end_reason = if client_gone {
@@ -1284,10 +1458,7 @@ async fn record(gateway: &Gateway, call: &Call, outcome: Outcome) {
         token_name: Some(call.token.token.name.clone()),
         channel_id: outcome.channel.as_ref().map(|c| c.channel.id),
         channel_name: outcome.channel.as_ref().map(|c| c.channel.name.clone()),
-        endpoint: match call.dialect {
-            Dialect::OpenAi => call.endpoint.route().to_string(),
-            Dialect::Anthropic => "/v1/messages".to_string(),
-        },
+        endpoint: call.dialect.route(call.endpoint).to_string(),
         model: call.model.clone(),
         upstream_model,
         is_stream: call.is_stream,
@@ -1309,6 +1480,79 @@ async fn record(gateway: &Gateway, call: &Call, outcome: Outcome) {
     };
     gateway.logs.record(row).await;
     gateway.in_flight.fetch_sub(1, Ordering::Relaxed);
+}
+
+fn unanswerable() -> GatewayError {
+    GatewayError::UpstreamUnreachable("the call lost its Responses request".into())
+}
+
+/// A Responses call prepared at admission: its chat form and what answers need.
+struct PreparedResponses {
+    native: Map<String, Value>,
+    chat: Map<String, Value>,
+    call: ResponsesCall,
+}
+
+/// Reads a `/v1/responses` request: expands a `previous_response_id` stored here into the items
+/// it stands for, and converts the request to chat for the channels that need it.
+async fn prepare_responses(
+    gateway: &Gateway,
+    token: &TokenEntry,
+    mut native: Map<String, Value>,
+    request_id: &str,
+) -> Result<PreparedResponses, GatewayError> {
+    let bad = |message: String, param: Option<&'static str>| GatewayError::BadRequest { message, param };
+    let input = responses_inbound::input_items(&native).map_err(|e| bad(e.0, Some("input")))?;
+    let mut history = Vec::new();
+    let mut unconvertible = None;
+    match native.get("previous_response_id") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(previous)) => match crate::responses::conversation(gateway, token, previous).await? {
+            Some(items) => {
+                // Expanded here, so that every channel sees the whole conversation.
+                history = items;
+                let mut expanded = history.clone();
+                expanded.extend(input.iter().cloned());
+                native.insert("input".into(), Value::Array(expanded));
+                native.remove("previous_response_id");
+            }
+            // An upstream with its own Responses API may know it; for the others it is missing.
+            None => unconvertible = Some(format!("Previous response with id '{previous}' not found.")),
+        },
+        Some(_) => return Err(bad("previous_response_id must be a string".into(), Some("previous_response_id"))),
+    }
+    let model = native.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
+    let skeleton = responses_inbound::skeleton(&native, &responses_inbound::response_id(request_id), &model);
+    let store = native.get("store") != Some(&Value::Bool(false));
+    let for_chat = if history.is_empty() { native.clone() } else { without_history(&native, &input) };
+    let (chat, tools) = match responses_inbound::to_chat(&for_chat, &history) {
+        Ok(converted) if unconvertible.is_none() => (converted.chat, converted.tools),
+        Ok(_) => (Map::new(), ToolNames::default()),
+        Err(anthropic::Unconvertible(message)) => {
+            unconvertible = Some(message);
+            (Map::new(), ToolNames::default())
+        }
+    };
+    let mut chat = chat;
+    chat.entry("model").or_insert_with(|| Value::String(model));
+    let call = ResponsesCall { native: native.clone(), unconvertible, tools, skeleton, history, input, store };
+    Ok(PreparedResponses { native, chat, call })
+}
+
+/// The request with only its own input, for converting after the history is given apart.
+fn without_history(native: &Map<String, Value>, input: &[Value]) -> Map<String, Value> {
+    let mut own = native.clone();
+    own.insert("input".into(), Value::Array(input.to_vec()));
+    own
+}
+
+/// Keeps a Responses answer for `previous_response_id` and `GET /v1/responses/{id}`, unless the
+/// caller said `store: false`.
+async fn store_response(gateway: &Gateway, call: &Call, response: &Value) {
+    let Some(responses) = call.responses.as_deref().filter(|r| r.store) else { return };
+    let items =
+        responses_inbound::stored_conversation(&responses.history, responses.input.clone(), &response["output"]);
+    crate::responses::store(gateway, call.token.token.id, response, &items).await;
 }
 
 /// `GET /v1/models`: the models this token may use.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::{header, HeaderName, HeaderValue};
 use burncloud_database::{ChannelRecord, GatewayConfig};
-use burncloud_service_api::{Channel, Money, Price, Strategy, Token, DEFAULT_GROUP};
+use burncloud_service_api::{Channel, ChannelKind, Money, Price, Strategy, Token, DEFAULT_GROUP};
 
 use crate::adapters::Wire;
 use crate::balancer::{Member, Rotation};
@@ -28,6 +28,9 @@ pub struct ChannelEntry {
     /// The URLs for chat completions, completions and embeddings, parsed once per snapshot
     /// (for OpenAI-format upstreams `{base_url}/chat/completions` and so on; Anthropic has one).
     pub(crate) urls: [UpstreamUrl; 3],
+    /// Where `/v1/responses` calls go as they are: an OpenAI channel's own Responses API, unless
+    /// the channel turned that off. Without it they are converted to chat completions.
+    pub(crate) responses_url: Option<UpstreamUrl>,
     pub auth_headers: Vec<(HeaderName, HeaderValue)>,
     pub api_key: String,
 }
@@ -51,6 +54,9 @@ impl ChannelEntry {
                 return None;
             }
         };
+        let responses_url = (record.channel.kind == ChannelKind::Openai && record.channel.native_responses)
+            .then(|| url("responses").ok().map(UpstreamUrl::new))
+            .flatten();
         let key = record.api_key.expose();
         let secret = |value: String| {
             let mut value = HeaderValue::from_str(&value).ok()?;
@@ -80,7 +86,15 @@ impl ChannelEntry {
                 }
             }
         }
-        Some(ChannelEntry { channel: record.channel, wire, base_url, urls, auth_headers, api_key: key.to_string() })
+        Some(ChannelEntry {
+            channel: record.channel,
+            wire,
+            base_url,
+            urls,
+            responses_url,
+            auth_headers,
+            api_key: key.to_string(),
+        })
     }
 }
 

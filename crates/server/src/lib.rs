@@ -127,7 +127,7 @@ pub fn log_retention_days(settings: &dyn burncloud_service_api::SettingsService)
     text.trim().parse::<u32>().ok().filter(|days| *days > 0)
 }
 
-/// Removes calls older than the retention, in small batches with pauses between them so logging
+/// Removes calls (and stored Responses API answers) older than the retention, in small batches with pauses between them so logging
 /// goes on unhindered; returns how many rows went.
 pub async fn prune_expired_logs(db: &Arc<Db>, days: u32, now_ms: i64) -> usize {
     const BATCH: usize = 5_000;
@@ -136,7 +136,11 @@ pub async fn prune_expired_logs(db: &Arc<Db>, days: u32, now_ms: i64) -> usize {
     loop {
         let batch_db = db.clone();
         let removed = tokio::task::spawn_blocking(move || {
-            batch_db.write(|c| burncloud_database::repo::logs::prune_before(c, cutoff, BATCH))
+            batch_db.write(|c| {
+                // Stored Responses API answers follow the call log's retention.
+                let responses = burncloud_database::repo::responses::prune_before(c, cutoff, BATCH)?;
+                Ok(responses + burncloud_database::repo::logs::prune_before(c, cutoff, BATCH)?)
+            })
         })
         .await;
         match removed {

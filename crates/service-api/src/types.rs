@@ -73,6 +73,10 @@ pub struct Channel {
     pub priority: i64,
     pub weight: i64,
     pub enabled: bool,
+    /// For `openai` channels: `/v1/responses` calls go to the upstream's own Responses API. Off for
+    /// OpenAI-compatible servers that lack it: those calls are converted to chat completions.
+    #[serde(default = "default_true")]
+    pub native_responses: bool,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }
@@ -121,6 +125,10 @@ pub struct ChannelInput {
     pub weight: i64,
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// For `openai` channels: send `/v1/responses` calls to the upstream's Responses API (default)
+    /// rather than converting them to chat completions.
+    #[serde(default = "default_true")]
+    pub native_responses: bool,
 }
 
 /// A change to a channel: absent fields stay as they are.
@@ -137,6 +145,7 @@ pub struct ChannelPatch {
     pub priority: Option<i64>,
     pub weight: Option<i64>,
     pub enabled: Option<bool>,
+    pub native_responses: Option<bool>,
 }
 
 /// A gateway token as shown to people: never the key itself.

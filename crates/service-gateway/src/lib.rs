@@ -129,6 +129,7 @@ impl ChannelService for GatewayStore {
                 priority: input.priority,
                 weight: input.weight,
                 enabled: input.enabled,
+                native_responses: input.native_responses,
                 created_at_ms: 0,
                 updated_at_ms: 0,
             },
@@ -166,6 +167,9 @@ impl ChannelService for GatewayStore {
         }
         if let Some(enabled) = patch.enabled {
             channel.enabled = enabled;
+        }
+        if let Some(native) = patch.native_responses {
+            channel.native_responses = native;
         }
         if let Some(api_key) = patch.api_key {
             record.api_key = api_key;
@@ -552,6 +556,7 @@ mod tests {
             priority: 0,
             weight: 1,
             enabled: true,
+            native_responses: true,
         };
         assert!(matches!(store.create_channel(input(ChannelKind::Openai, None)), Err(ServiceError::Invalid(_))));
         assert!(matches!(

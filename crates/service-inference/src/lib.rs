@@ -397,6 +397,7 @@ impl Inference {
             priority: 0,
             weight: 1,
             enabled: true,
+            native_responses: false,
         });
         let channel_id = match channel {
             Ok(channel) => channel.id,

@@ -15,7 +15,7 @@ pub struct ChannelRecord {
 }
 
 const COLUMNS: &str = "id, name, kind, base_url, api_key, models, model_mapping, priority, weight, enabled, \
-                       created_at_ms, updated_at_ms";
+                       created_at_ms, updated_at_ms, native_responses";
 
 fn from_row(vault: &Vault, row: &Row<'_>) -> rusqlite::Result<Result<ChannelRecord, DbError>> {
     let kind_text: String = row.get(2)?;
@@ -45,6 +45,7 @@ fn from_row(vault: &Vault, row: &Row<'_>) -> rusqlite::Result<Result<ChannelReco
                 enabled: row.get(9)?,
                 created_at_ms: row.get(10)?,
                 updated_at_ms: row.get(11)?,
+                native_responses: row.get(12)?,
             },
             api_key: api_key.clone(),
         })
@@ -69,7 +70,7 @@ pub fn insert(connection: &Connection, vault: &Vault, record: &ChannelRecord, no
     let sealed_key = vault.seal(record.api_key.expose())?;
     connection.execute(
         "INSERT INTO channels (name, kind, base_url, api_key, models, model_mapping, priority, weight, enabled, \
-         created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+         created_at_ms, updated_at_ms, native_responses) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)",
         params![
             c.name,
             c.kind.as_str(),
@@ -80,7 +81,8 @@ pub fn insert(connection: &Connection, vault: &Vault, record: &ChannelRecord, no
             c.priority,
             c.weight,
             c.enabled,
-            now_ms
+            now_ms,
+            c.native_responses
         ],
     )?;
     Ok(connection.last_insert_rowid())
@@ -92,7 +94,7 @@ pub fn update(connection: &Connection, vault: &Vault, record: &ChannelRecord, no
     let sealed_key = vault.seal(record.api_key.expose())?;
     let changed = connection.execute(
         "UPDATE channels SET name = ?2, kind = ?3, base_url = ?4, api_key = ?5, models = ?6, model_mapping = ?7, \
-         priority = ?8, weight = ?9, enabled = ?10, updated_at_ms = ?11 WHERE id = ?1",
+         priority = ?8, weight = ?9, enabled = ?10, updated_at_ms = ?11, native_responses = ?12 WHERE id = ?1",
         params![
             c.id,
             c.name,
@@ -104,7 +106,8 @@ pub fn update(connection: &Connection, vault: &Vault, record: &ChannelRecord, no
             c.priority,
             c.weight,
             c.enabled,
-            now_ms
+            now_ms,
+            c.native_responses
         ],
     )?;
     Ok(changed > 0)

@@ -9,6 +9,7 @@ pub mod instances;
 pub mod local_models;
 pub mod logs;
 pub mod prices;
+pub mod responses;
 pub mod settings;
 pub mod tokens;
 

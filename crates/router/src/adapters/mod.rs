@@ -5,6 +5,7 @@
 pub mod anthropic;
 pub mod anthropic_inbound;
 pub mod gemini;
+pub mod responses_inbound;
 
 use burncloud_service_api::ChannelKind;
 use serde_json::{json, Value};

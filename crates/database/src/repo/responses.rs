@@ -1,0 +1,82 @@
+//! The `responses` table: Responses API answers kept for `previous_response_id`, per token.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::DbResult;
+
+/// A stored response: the conversation up to and including it, and the response object itself,
+/// both as JSON text exactly as the router wrote them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredResponse {
+    pub id: String,
+    pub token_id: i64,
+    pub created_at_ms: i64,
+    pub items: String,
+    pub response: String,
+}
+
+pub fn insert(connection: &Connection, stored: &StoredResponse) -> DbResult<()> {
+    connection.execute(
+        "INSERT OR REPLACE INTO responses (id, token_id, created_at_ms, items, response) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![stored.id, stored.token_id, stored.created_at_ms, stored.items, stored.response],
+    )?;
+    Ok(())
+}
+
+/// The response `id` if `token_id` stored it: one token never sees another's conversations.
+pub fn get(connection: &Connection, id: &str, token_id: i64) -> DbResult<Option<StoredResponse>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT id, token_id, created_at_ms, items, response FROM responses WHERE id = ?1 AND token_id = ?2",
+    )?;
+    Ok(statement
+        .query_row(params![id, token_id], |row| {
+            Ok(StoredResponse {
+                id: row.get(0)?,
+                token_id: row.get(1)?,
+                created_at_ms: row.get(2)?,
+                items: row.get(3)?,
+                response: row.get(4)?,
+            })
+        })
+        .optional()?)
+}
+
+pub fn delete(connection: &Connection, id: &str, token_id: i64) -> DbResult<bool> {
+    Ok(connection.execute("DELETE FROM responses WHERE id = ?1 AND token_id = ?2", params![id, token_id])? > 0)
+}
+
+/// Deletes up to `limit` responses older than `cutoff_ms`; returns how many went.
+pub fn prune_before(connection: &Connection, cutoff_ms: i64, limit: usize) -> DbResult<usize> {
+    Ok(connection.execute(
+        "DELETE FROM responses WHERE id IN (SELECT id FROM responses WHERE created_at_ms < ?1 LIMIT ?2)",
+        params![cutoff_ms, limit as i64],
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Db;
+
+    #[test]
+    fn responses_are_kept_per_token_and_pruned_by_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("b.db")).unwrap();
+        let stored = |id: &str, token_id, created_at_ms| StoredResponse {
+            id: id.into(),
+            token_id,
+            created_at_ms,
+            items: "[]".into(),
+            response: format!("{{\"id\":\"{id}\"}}"),
+        };
+        db.write(|c| insert(c, &stored("resp_old", 1, 100))).unwrap();
+        db.write(|c| insert(c, &stored("resp_new", 1, 5_000))).unwrap();
+        assert_eq!(db.read(|c| get(c, "resp_new", 1)).unwrap(), Some(stored("resp_new", 1, 5_000)));
+        assert_eq!(db.read(|c| get(c, "resp_new", 2)).unwrap(), None, "another token does not see it");
+        assert!(!db.write(|c| delete(c, "resp_new", 2)).unwrap());
+        assert_eq!(db.write(|c| prune_before(c, 1_000, 10)).unwrap(), 1);
+        assert_eq!(db.read(|c| get(c, "resp_old", 1)).unwrap(), None);
+        assert!(db.write(|c| delete(c, "resp_new", 1)).unwrap());
+        assert_eq!(db.read(|c| get(c, "resp_new", 1)).unwrap(), None);
+    }
+}

@@ -1,0 +1,118 @@
+//! Stored Responses API answers: what `previous_response_id` continues from, and the
+//! `GET` / `DELETE /v1/responses/{id}` routes. Only answers BurnCloud made itself (through a chat
+//! channel) are stored here; an upstream with its own Responses API keeps its own.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use burncloud_database::now_ms;
+use burncloud_database::repo::responses::{self, StoredResponse};
+use serde_json::{json, Value};
+
+use crate::error::GatewayError;
+use crate::proxy::{authenticate, dialect_error, new_request_id, Dialect};
+use crate::snapshot::TokenEntry;
+use crate::{Gateway, REQUEST_ID_HEADER};
+
+fn storage_error(error: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Internal(format!("stored responses could not be read: {error}"))
+}
+
+/// The conversation `id` stands for (its input items and output, and all before it), if this
+/// token stored it here.
+pub(crate) async fn conversation(
+    gateway: &Gateway,
+    token: &TokenEntry,
+    id: &str,
+) -> Result<Option<Vec<Value>>, GatewayError> {
+    let (db, id, token_id) = (gateway.db.clone(), id.to_string(), token.token.id);
+    let stored = tokio::task::spawn_blocking(move || db.read(|c| responses::get(c, &id, token_id)))
+        .await
+        .map_err(storage_error)?
+        .map_err(storage_error)?;
+    match stored {
+        None => Ok(None),
+        Some(stored) => serde_json::from_str::<Vec<Value>>(&stored.items).map(Some).map_err(storage_error),
+    }
+}
+
+/// Stores `response` and the conversation up to it. A failure is logged, not the caller's
+/// problem: their answer is complete; only a later `previous_response_id` would miss it.
+pub(crate) async fn store(gateway: &Gateway, token_id: i64, response: &Value, items: &[Value]) {
+    let stored = StoredResponse {
+        id: response["id"].as_str().unwrap_or_default().to_string(),
+        token_id,
+        created_at_ms: now_ms(),
+        items: Value::Array(items.to_vec()).to_string(),
+        response: response.to_string(),
+    };
+    let db = gateway.db.clone();
+    let written = tokio::task::spawn_blocking(move || db.write(|c| responses::insert(c, &stored))).await;
+    if !matches!(written, Ok(Ok(()))) {
+        tracing::warn!("a response could not be stored; previous_response_id will not find it");
+    }
+}
+
+fn answer(body: Value, request_id: &str) -> Response {
+    let mut response = axum::Json(body).into_response();
+    if let Ok(value) = axum::http::HeaderValue::from_str(request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+fn not_found(id: &str) -> GatewayError {
+    GatewayError::NotFound(format!("Response with id '{id}' not found."))
+}
+
+/// `GET /v1/responses/{id}`: a response this token stored.
+pub(crate) async fn get_response(
+    State(gateway): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let request_id = new_request_id();
+    let result = async {
+        let token = authenticate(&gateway, &headers)?;
+        let (db, lookup, token_id) = (gateway.db.clone(), id.clone(), token.token.id);
+        let stored = tokio::task::spawn_blocking(move || db.read(|c| responses::get(c, &lookup, token_id)))
+            .await
+            .map_err(storage_error)?
+            .map_err(storage_error)?
+            .ok_or_else(|| not_found(&id))?;
+        serde_json::from_str::<Value>(&stored.response).map_err(storage_error)
+    }
+    .await;
+    match result {
+        Ok(body) => answer(body, &request_id),
+        Err(error) => dialect_error(Dialect::Responses, error, &request_id),
+    }
+}
+
+/// `DELETE /v1/responses/{id}`: forgets a stored response.
+pub(crate) async fn delete_response(
+    State(gateway): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let request_id = new_request_id();
+    let result = async {
+        let token = authenticate(&gateway, &headers)?;
+        let (db, lookup, token_id) = (gateway.db.clone(), id.clone(), token.token.id);
+        let deleted = tokio::task::spawn_blocking(move || db.write(|c| responses::delete(c, &lookup, token_id)))
+            .await
+            .map_err(storage_error)?
+            .map_err(storage_error)?;
+        if !deleted {
+            return Err(not_found(&id));
+        }
+        Ok(json!({"id": id, "object": "response.deleted", "deleted": true}))
+    }
+    .await;
+    match result {
+        Ok(body) => answer(body, &request_id),
+        Err(error) => dialect_error(Dialect::Responses, error, &request_id),
+    }
+}
