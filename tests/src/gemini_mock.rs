@@ -67,9 +67,11 @@ pub(crate) async fn models(
     let (model, method) = target.split_once(':').unwrap_or((&target, ""));
     match method {
         "generateContent" => {
-            let parts = match function_name(&body) {
-                Some(name) => calls(&name),
-                None => vec![json!({"text": REPLY})],
+            let structured = body.pointer("/generationConfig/responseJsonSchema").map(crate::agent::sample_of);
+            let parts = match (function_name(&body), structured) {
+                (Some(name), _) => calls(&name),
+                (None, Some(answer)) => vec![json!({"text": answer.to_string()})],
+                (None, None) => vec![json!({"text": REPLY})],
             };
             Json(json!({
                 "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],

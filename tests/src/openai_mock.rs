@@ -233,6 +233,15 @@ fn plan(mode: &Mode, request: &Value) -> Plan {
             crate::agent::AgentStep::Answer(text) => Plan::Text(text),
         };
     }
+    // Asked for a structured answer: JSON that fits the schema.
+    match request.pointer("/response_format/type").and_then(Value::as_str) {
+        Some("json_schema") => {
+            let schema = request.pointer("/response_format/json_schema/schema").unwrap_or(&Value::Null);
+            return Plan::Text(crate::agent::sample_of(schema).to_string());
+        }
+        Some("json_object") => return Plan::Text(json!({"answer": REPLY}).to_string()),
+        _ => {}
+    }
     match tool_name(request) {
         Some(name) => Plan::Calls(
             crate::anthropic_mock::TOOL_INPUTS

@@ -1505,6 +1505,7 @@ async fn prepare_responses(
     let input = responses_inbound::input_items(&native).map_err(|e| bad(e.0, Some("input")))?;
     let mut history = Vec::new();
     let mut unconvertible = None;
+    let previous = native.get("previous_response_id").and_then(Value::as_str).map(String::from);
     match native.get("previous_response_id") {
         None | Some(Value::Null) => {}
         Some(Value::String(previous)) => match crate::responses::conversation(gateway, token, previous).await? {
@@ -1522,7 +1523,9 @@ async fn prepare_responses(
         Some(_) => return Err(bad("previous_response_id must be a string".into(), Some("previous_response_id"))),
     }
     let model = native.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
-    let skeleton = responses_inbound::skeleton(&native, &responses_inbound::response_id(request_id), &model);
+    let mut skeleton = responses_inbound::skeleton(&native, &responses_inbound::response_id(request_id), &model);
+    // The response says what it continued from, even where the conversation was expanded here.
+    skeleton["previous_response_id"] = previous.map_or(Value::Null, Value::String);
     let store = native.get("store") != Some(&Value::Bool(false));
     let for_chat = if history.is_empty() { native.clone() } else { without_history(&native, &input) };
     let (chat, tools) = match responses_inbound::to_chat(&for_chat, &history) {

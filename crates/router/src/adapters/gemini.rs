@@ -113,6 +113,20 @@ pub fn request(openai: &Map<String, Value>) -> Result<Value, Unconvertible> {
         }
         _ => {}
     }
+    // Structured output: Gemini takes the JSON schema itself.
+    match openai.get("response_format").and_then(|f| f.get("type")).and_then(Value::as_str) {
+        Some("json_object") => {
+            generation.insert("responseMimeType".into(), json!("application/json"));
+        }
+        Some("json_schema") => {
+            generation.insert("responseMimeType".into(), json!("application/json"));
+            let schema = openai.get("response_format").and_then(|f| f.pointer("/json_schema/schema"));
+            if let Some(schema) = schema.filter(|s| s.is_object()) {
+                generation.insert("responseJsonSchema".into(), schema.clone());
+            }
+        }
+        _ => {}
+    }
     if !generation.is_empty() {
         out["generationConfig"] = Value::Object(generation);
     }
@@ -382,6 +396,15 @@ mod tests {
             json!({"functionResponse": {"name": "get_weather", "response": {"temp": -3}}})
         );
         assert_eq!(gemini["generationConfig"], json!({"maxOutputTokens": 50, "stopSequences": ["X"]}));
+        let structured: Map<String, Value> =
+            serde_json::from_value(json!({"messages": [{"role": "user", "content": "x"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "c", "schema": {"type": "object"}}}}))
+            .unwrap();
+        let structured = request(&structured).unwrap();
+        assert_eq!(
+            structured["generationConfig"],
+            json!({"responseMimeType": "application/json", "responseJsonSchema": {"type": "object"}})
+        );
         assert_eq!(
             gemini["toolConfig"],
             json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}})
