@@ -107,26 +107,6 @@ pub fn for_anthropic(request: &Value) -> AgentStep {
     next_step(tool_output.as_deref(), &user, &tools)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_probe_is_called_once_then_answered() {
-        let tools = vec!["write_stdin".to_string(), "exec_command".to_string()];
-        let step = next_step(None, "please run the probe", &tools);
-        assert!(
-            matches!(&step, AgentStep::Call { name, arguments } if name == "exec_command" && arguments.contains("6*7"))
-        );
-        assert_eq!(
-            next_step(Some("burncloud-42\n"), "please run the probe", &tools),
-            AgentStep::Answer("The probe printed: burncloud-42".into())
-        );
-        assert_eq!(next_step(None, "hello", &tools), AgentStep::Answer(REPLY.into()));
-        assert_eq!(next_step(None, "run the probe", &["Read".to_string()]), AgentStep::Answer(REPLY.into()));
-    }
-}
-
 /// A value that fits a JSON schema, for answers asked for in a structured format.
 pub fn sample_of(schema: &Value) -> Value {
     match schema.get("type").and_then(Value::as_str) {
@@ -144,5 +124,25 @@ pub fn sample_of(schema: &Value) -> Value {
         Some("integer" | "number") => json!(1),
         Some("boolean") => json!(true),
         _ => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probe_is_called_once_then_answered() {
+        let tools = vec!["write_stdin".to_string(), "exec_command".to_string()];
+        let step = next_step(None, "please run the probe", &tools);
+        assert!(
+            matches!(&step, AgentStep::Call { name, arguments } if name == "exec_command" && arguments.contains("6*7"))
+        );
+        assert_eq!(
+            next_step(Some("burncloud-42\n"), "please run the probe", &tools),
+            AgentStep::Answer("The probe printed: burncloud-42".into())
+        );
+        assert_eq!(next_step(None, "hello", &tools), AgentStep::Answer(REPLY.into()));
+        assert_eq!(next_step(None, "run the probe", &["Read".to_string()]), AgentStep::Answer(REPLY.into()));
     }
 }
