@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::adapters::{anthropic, anthropic_inbound, gemini};
+use crate::adapters::{anthropic, anthropic_inbound, gemini, responses_inbound};
 use crate::sse::{event_data, malformed_data, SseSplitter};
 use crate::usage::{checked_usage_in, collect_generated_text, count_tokens, estimate_prompt, usage_in};
 
@@ -68,6 +68,16 @@ pub fn request(data: &[u8]) {
         let _ = anthropic::request(&converted, "claude-fuzz", true);
         let _ = gemini::request(&converted);
     }
+    // And as an OpenAI Responses request arriving on `/v1/responses`, with itself as history too.
+    let history = responses_inbound::input_items(&openai).unwrap_or_default();
+    for past in [&[][..], &history[..]] {
+        if let Ok(converted) = responses_inbound::to_chat(&openai, past) {
+            let _ = estimate_prompt(&converted.chat);
+            let _ = anthropic::request(&converted.chat, "claude-fuzz", true);
+            let _ = gemini::request(&converted.chat);
+        }
+    }
+    let _ = responses_inbound::skeleton(&openai, "resp_fuzz", "fuzz");
 }
 
 /// An upstream's whole answer (or error body) read as each provider's format.
@@ -78,6 +88,8 @@ pub fn response(data: &[u8]) {
     let _ = gemini::response(data, "fuzz");
     let _ = gemini::embeddings_response(data, "fuzz");
     let _ = anthropic_inbound::from_openai_response(data, "fuzz");
+    let skeleton = serde_json::json!({"id": "resp_fuzz"});
+    let _ = responses_inbound::from_chat_response(data, skeleton, &responses_inbound::ToolNames::default());
     let _ = anthropic::error_body(data);
     let _ = gemini::error_body(data);
     if let Ok(value) = serde_json::from_slice::<Value>(data) {
@@ -99,14 +111,20 @@ pub fn stream_events(data: &[u8]) {
     let mut claude = anthropic::StreamTranslator::new("fuzz");
     let mut gemini_stream = gemini::StreamTranslator::new("fuzz");
     let mut writer = anthropic_inbound::AnthropicStreamWriter::new("fuzz");
+    let skeleton = serde_json::json!({"id": "resp_fuzz", "output": []});
+    let mut responses = responses_inbound::ResponsesStreamWriter::new(skeleton, Default::default());
     for payload in &payloads {
         for chunk in claude.on_event(payload).into_iter().chain(gemini_stream.on_event(payload)) {
             if let Some(inner) = event_data(&chunk) {
                 let _ = writer.on_chunk(&inner);
+                let _ = responses.on_chunk(&inner);
             }
         }
         let _ = writer.on_chunk(payload);
+        let _ = responses.on_chunk(payload);
     }
+    let _ = responses.end();
+    let _ = responses.response();
     for include_usage in [false, true] {
         let _ = claude.finish(include_usage);
         let _ = gemini_stream.finish(include_usage);

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::http::{header, HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue};
 use burncloud_database::{ChannelRecord, GatewayConfig};
 use burncloud_service_api::{Channel, ChannelKind, Money, Price, Strategy, Token, DEFAULT_GROUP};
 
@@ -41,12 +41,7 @@ impl ChannelEntry {
         let base_url = record.channel.effective_base_url()?.trim_end_matches('/').to_string();
         let wire = Wire::of(record.channel.kind);
         let url = |path: &str| reqwest::Url::parse(&format!("{base_url}/{path}"));
-        let paths = match wire {
-            Wire::OpenAi => ["chat/completions", "completions", "embeddings"],
-            Wire::Anthropic => ["v1/messages"; 3],
-            // Gemini puts the model in the path: these are built per request.
-            Wire::Gemini => [""; 3],
-        };
+        let paths = wire.endpoint_paths();
         let urls = match (url(paths[0]), url(paths[1]), url(paths[2])) {
             (Ok(chat), Ok(completions), Ok(embeddings)) => [chat, completions, embeddings].map(UpstreamUrl::new),
             _ => {
@@ -58,34 +53,7 @@ impl ChannelEntry {
             .then(|| url("responses").ok().map(UpstreamUrl::new))
             .flatten();
         let key = record.api_key.expose();
-        let secret = |value: String| {
-            let mut value = HeaderValue::from_str(&value).ok()?;
-            value.set_sensitive(true);
-            Some(value)
-        };
-        let mut auth_headers = Vec::new();
-        match wire {
-            Wire::OpenAi => {
-                if let Some(value) = secret(format!("Bearer {key}")).filter(|_| !key.is_empty()) {
-                    auth_headers.push((header::AUTHORIZATION, value));
-                }
-            }
-            Wire::Anthropic => {
-                if let Some(value) = secret(key.to_string()).filter(|_| !key.is_empty()) {
-                    auth_headers.push((HeaderName::from_static("x-api-key"), value));
-                }
-                auth_headers.push((
-                    HeaderName::from_static("anthropic-version"),
-                    HeaderValue::from_static(crate::adapters::anthropic::API_VERSION),
-                ));
-            }
-            Wire::Gemini => {
-                // In a header, never in the URL, where keys leak into logs and errors.
-                if let Some(value) = secret(key.to_string()).filter(|_| !key.is_empty()) {
-                    auth_headers.push((HeaderName::from_static("x-goog-api-key"), value));
-                }
-            }
-        }
+        let auth_headers = wire.auth_headers(key);
         Some(ChannelEntry {
             channel: record.channel,
             wire,

@@ -6,8 +6,11 @@ pub mod anthropic;
 pub mod anthropic_inbound;
 pub mod gemini;
 pub mod responses_inbound;
+mod wire;
 
-use burncloud_service_api::ChannelKind;
+pub(crate) use wire::BadAnswer;
+pub use wire::{Endpoint, Wire};
+
 use serde_json::{json, Value};
 
 /// Why a request or answer cannot be expressed in the other format.
@@ -99,25 +102,6 @@ pub(crate) fn now_seconds() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// The format a channel's upstream speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wire {
-    /// OpenAI's own format: requests and answers pass through.
-    OpenAi,
-    Anthropic,
-    Gemini,
-}
-
-impl Wire {
-    pub fn of(kind: ChannelKind) -> Wire {
-        match kind {
-            ChannelKind::Openai | ChannelKind::Deepseek | ChannelKind::Qwen | ChannelKind::Local => Wire::OpenAi,
-            ChannelKind::Anthropic => Wire::Anthropic,
-            ChannelKind::Gemini => Wire::Gemini,
-        }
-    }
-}
-
 /// Converts another provider's stream events into OpenAI chat completion chunks, event by event.
 pub trait EventTranslator: Send {
     /// The OpenAI chunks for one upstream event's `data`.
@@ -163,7 +147,7 @@ mod tests {
     use super::*;
     use crate::sse::{event_data, SseSplitter};
 
-    const KEYS: [&str; 34] = [
+    const KEYS: [&str; 41] = [
         "messages",
         "role",
         "content",
@@ -198,6 +182,13 @@ mod tests {
         "choices",
         "source",
         "input",
+        "function_call",
+        "function_call_output",
+        "call_id",
+        "instructions",
+        "input_text",
+        "namespace",
+        "previous_response_id",
     ];
 
     fn arbitrary(rng: &mut fastrand::Rng, depth: u32) -> Value {
@@ -227,6 +218,8 @@ mod tests {
                 let _ = gemini::request(map);
                 let _ = gemini::embeddings_request(map, "m");
                 let _ = anthropic_inbound::to_openai(map);
+                let _ = responses_inbound::to_chat(map, &[]);
+                let _ = responses_inbound::skeleton(map, "resp_x", "m");
             }
             let _ = anthropic::response(bytes.as_bytes(), "m");
             let _ = anthropic::error_body(bytes.as_bytes());
@@ -234,6 +227,10 @@ mod tests {
             let _ = gemini::embeddings_response(bytes.as_bytes(), "m");
             let _ = gemini::error_body(bytes.as_bytes());
             let _ = anthropic_inbound::from_openai_response(bytes.as_bytes(), "m");
+            let _ =
+                responses_inbound::from_chat_response(bytes.as_bytes(), json!({"id": "resp_x"}), &Default::default());
+            let _ = responses_inbound::ResponsesStreamWriter::new(json!({"id": "resp_x"}), Default::default())
+                .on_chunk(bytes.as_bytes());
             let _ = anthropic::StreamTranslator::new("m").on_event(bytes.as_bytes());
             let _ = gemini::StreamTranslator::new("m").on_event(bytes.as_bytes());
             let _ = anthropic_inbound::AnthropicStreamWriter::new("m").on_chunk(bytes.as_bytes());

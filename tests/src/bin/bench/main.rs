@@ -837,7 +837,8 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run(options))
 }
 
-/// Adds the Anthropic and Gemini channels to `gateway` and measures what it adds to a stream's
+/// Adds the Anthropic and Gemini channels (and a chat-only OpenAI-compatible one for Responses API
+/// callers) to `gateway` and measures what it adds to a stream's
 /// time to first token and widest chunk gap, each format against the mock called directly; the
 /// bare proxy's row is the floor one HTTP hop sets on this machine. Returns the report's table rows.
 async fn stream_overheads(
@@ -858,6 +859,15 @@ async fn stream_overheads(
         )
         .await?;
     }
+    console(
+        client,
+        "POST",
+        &gateway.base,
+        "/console/api/channels",
+        json!({"name": "chat only", "kind": "openai", "base_url": format!("{}/v1", upstream.base),
+               "models": ["responses-bench"], "native_responses": false}),
+    )
+    .await?;
     let chat_stream = |model: &str| {
         Bytes::from(
             json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "Say hello"}]}).to_string(),
@@ -889,6 +899,18 @@ async fn stream_overheads(
         body: chat_stream("gpt-4o-mini"),
     };
     let bare_hop = StreamCall { url: format!("{}/v1/chat/completions", bare.base), ..openai_direct.clone() };
+    let responses_body =
+        |model: &str| Bytes::from(json!({"model": model, "stream": true, "input": "Say hello"}).to_string());
+    let responses_direct = StreamCall {
+        url: format!("{}/v1/responses", upstream.base),
+        headers: Vec::new(),
+        body: responses_body("gpt-4o-mini"),
+    };
+    let via_responses = |model: &str| StreamCall {
+        url: format!("{}/v1/responses", gateway.base),
+        headers: vec![("authorization", format!("Bearer {key}"))],
+        body: responses_body(model),
+    };
     let stream_calls = [
         openai_direct,
         via_gateway("gpt-4o-mini"),
@@ -897,6 +919,9 @@ async fn stream_overheads(
         gemini_direct,
         via_gateway("gemini-bench"),
         bare_hop,
+        responses_direct,
+        via_responses("gpt-4o-mini"),
+        via_responses("responses-bench"),
     ];
     let streams = first_tokens(client, &stream_calls, count).await?;
     let stream_row = |name: &str, direct: usize, through: usize| {
@@ -910,6 +935,8 @@ async fn stream_overheads(
         stream_row("OpenAI format, passed through", 0, 1),
         stream_row("Anthropic upstream, converted to OpenAI chunks", 2, 3),
         stream_row("Gemini upstream, converted to OpenAI chunks", 4, 5),
+        stream_row("Responses API, passed through to an upstream's own", 7, 8),
+        stream_row("Responses API caller, chat upstream, converted to Responses events", 0, 9),
         stream_row("for scale: the bare proxy, OpenAI format (one HTTP hop, no logic)", 0, 6),
     ]
     .join("\n"))
@@ -1228,9 +1255,10 @@ async fn run(options: Options) -> anyhow::Result<()> {
          What BurnCloud adds to a stream's time to first token and to the widest gap between two \
          chunks, against the same mock upstream called directly in its own format. Each conversion \
          forwards a chunk as soon as its source event is complete. Target: ≤ 200 µs added TTFT \
-         p99. The last row is the floor: the bare proxy adds one HTTP hop and nothing else. All seven \
-         kinds of stream take turns, {stream_count} of each; even so, a p99 moves by about 100 µs between \
-         runs on this shared machine.\n\n\
+         p99. A Responses API caller in front of a chat upstream is measured against that chat stream \
+         called directly. The last row is the floor: the bare proxy adds one HTTP hop and nothing else. \
+         All ten kinds of stream take turns, {stream_count} of each; even so, a p99 moves by about 100 µs \
+         between runs on this shared machine.\n\n\
          | stream | added TTFT p50 µs | added TTFT p99 µs | added gap p50 µs | added gap p99 µs |\n|---|---|---|---|---|\n\
          {stream_table}\n\n\
          ## Throughput, concurrency 32 ({seconds} s each)\n\n\

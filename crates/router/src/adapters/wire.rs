@@ -1,0 +1,204 @@
+//! Where every wire's knowledge meets the router: for each format a channel's upstream speaks —
+//! its URLs, auth headers, request, whole answer, error body and stream translator — one method
+//! each, matched over every `Wire` with no wildcard arm, so a new wire is one enum arm that the
+//! compiler then asks for in each of them.
+
+use axum::http::{header, HeaderName, HeaderValue};
+use burncloud_service_api::ChannelKind;
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use super::{anthropic, gemini, EventTranslator, Unconvertible};
+use crate::upstream::UpstreamUrl;
+use crate::usage::{checked_usage_in, Usage};
+
+/// The format a channel's upstream speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wire {
+    /// OpenAI's own format: requests and answers pass through.
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+/// The OpenAI-format operation a call asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    ChatCompletions,
+    Completions,
+    Embeddings,
+}
+
+impl Endpoint {
+    /// Index into a channel's parsed endpoint URLs.
+    pub(crate) fn url_index(self) -> usize {
+        match self {
+            Endpoint::ChatCompletions => 0,
+            Endpoint::Completions => 1,
+            Endpoint::Embeddings => 2,
+        }
+    }
+
+    pub(crate) fn route(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "/v1/chat/completions",
+            Endpoint::Completions => "/v1/completions",
+            Endpoint::Embeddings => "/v1/embeddings",
+        }
+    }
+
+    pub(crate) fn can_stream(self) -> bool {
+        match self {
+            Endpoint::ChatCompletions | Endpoint::Completions => true,
+            Endpoint::Embeddings => false,
+        }
+    }
+}
+
+/// Why a whole answer cannot go to the caller.
+#[derive(Debug)]
+pub(crate) enum BadAnswer {
+    /// An OpenAI-format answer that is not a JSON object (what is wrong with it).
+    Unreadable(String),
+    /// Another format's answer that does not convert.
+    Unconvertible(Unconvertible),
+}
+
+fn secret(value: String) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(&value).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+impl Wire {
+    pub fn of(kind: ChannelKind) -> Wire {
+        match kind {
+            ChannelKind::Openai | ChannelKind::Deepseek | ChannelKind::Qwen | ChannelKind::Local => Wire::OpenAi,
+            ChannelKind::Anthropic => Wire::Anthropic,
+            ChannelKind::Gemini => Wire::Gemini,
+        }
+    }
+
+    /// The paths under the base URL for chat completions, completions and embeddings, parsed once
+    /// per snapshot. Gemini puts the model in the path: its URLs are built per call (`url`).
+    pub(crate) fn endpoint_paths(self) -> [&'static str; 3] {
+        match self {
+            Wire::OpenAi => ["chat/completions", "completions", "embeddings"],
+            Wire::Anthropic => ["v1/messages"; 3],
+            Wire::Gemini => [""; 3],
+        }
+    }
+
+    /// How the upstream takes its key: a bearer token, `x-api-key` (with the API version), or
+    /// Gemini's `x-goog-api-key` — in a header, never in the URL, where keys leak into logs.
+    pub(crate) fn auth_headers(self, key: &str) -> Vec<(HeaderName, HeaderValue)> {
+        let mut headers = Vec::new();
+        let key_header = |value: String| secret(value).filter(|_| !key.is_empty());
+        match self {
+            Wire::OpenAi => headers.extend(key_header(format!("Bearer {key}")).map(|v| (header::AUTHORIZATION, v))),
+            Wire::Anthropic => {
+                headers.extend(key_header(key.to_string()).map(|v| (HeaderName::from_static("x-api-key"), v)));
+                headers.push((
+                    HeaderName::from_static("anthropic-version"),
+                    HeaderValue::from_static(anthropic::API_VERSION),
+                ));
+            }
+            Wire::Gemini => {
+                headers.extend(key_header(key.to_string()).map(|v| (HeaderName::from_static("x-goog-api-key"), v)))
+            }
+        }
+        headers
+    }
+
+    /// The upstream's request for an OpenAI-format one; `None` means the wire is OpenAI's own and
+    /// the request goes as it is (with the upstream's model name).
+    pub(crate) fn request(
+        self,
+        endpoint: Endpoint,
+        openai: &Map<String, Value>,
+        upstream_model: &str,
+        stream: bool,
+    ) -> Result<Option<Value>, Unconvertible> {
+        match (self, endpoint) {
+            (Wire::OpenAi, _) => Ok(None),
+            (Wire::Anthropic, Endpoint::ChatCompletions) => {
+                anthropic::request(openai, upstream_model, stream).map(Some)
+            }
+            (Wire::Anthropic, Endpoint::Completions | Endpoint::Embeddings) => {
+                Err(Unconvertible(format!("Anthropic channels serve chat completions, not {}", endpoint.route())))
+            }
+            (Wire::Gemini, Endpoint::ChatCompletions) => gemini::request(openai).map(Some),
+            (Wire::Gemini, Endpoint::Embeddings) => gemini::embeddings_request(openai, upstream_model).map(Some),
+            (Wire::Gemini, Endpoint::Completions) => {
+                Err(Unconvertible("Gemini channels do not serve /v1/completions".into()))
+            }
+        }
+    }
+
+    /// Where the call goes: the channel's parsed endpoint URL, or for Gemini one built for the
+    /// model and method.
+    pub(crate) fn url(
+        self,
+        base_url: &str,
+        urls: &[UpstreamUrl; 3],
+        endpoint: Endpoint,
+        upstream_model: &str,
+        stream: bool,
+    ) -> Result<UpstreamUrl, String> {
+        match self {
+            Wire::OpenAi | Wire::Anthropic => Ok(urls[endpoint.url_index()].clone()),
+            Wire::Gemini => {
+                let method = match (endpoint, stream) {
+                    (Endpoint::Embeddings, _) => "batchEmbedContents",
+                    (Endpoint::ChatCompletions | Endpoint::Completions, true) => "streamGenerateContent",
+                    (Endpoint::ChatCompletions | Endpoint::Completions, false) => "generateContent",
+                };
+                reqwest::Url::parse(&format!("{base_url}/{}", gemini::path(upstream_model, method)))
+                    .map(UpstreamUrl::new)
+                    .map_err(|e| format!("the Gemini URL for model {upstream_model:?} does not parse: {e}"))
+            }
+        }
+    }
+
+    /// An upstream error body in OpenAI's shape.
+    pub(crate) fn error_body(self, body: Bytes) -> Bytes {
+        match self {
+            Wire::OpenAi => body,
+            Wire::Anthropic => anthropic::error_body(&body),
+            Wire::Gemini => gemini::error_body(&body),
+        }
+    }
+
+    /// A whole answer in OpenAI's format, with the usage it reports. An OpenAI answer passes
+    /// through as it is, so it is checked here: a caller must never get a 200 it cannot parse.
+    pub(crate) fn answer(
+        self,
+        endpoint: Endpoint,
+        body: Bytes,
+        model: &str,
+    ) -> Result<(Bytes, Option<Usage>), BadAnswer> {
+        let converted =
+            |result: Result<(Bytes, Option<Usage>), Unconvertible>| result.map_err(BadAnswer::Unconvertible);
+        match (self, endpoint) {
+            (Wire::OpenAi, _) => checked_usage_in(&body).map(|usage| (body, usage)).map_err(BadAnswer::Unreadable),
+            (Wire::Gemini, Endpoint::Embeddings) => {
+                converted(gemini::embeddings_response(&body, model).map(|body| (body, None)))
+            }
+            (Wire::Gemini, Endpoint::ChatCompletions | Endpoint::Completions) => {
+                converted(gemini::response(&body, model).map(|(body, usage)| (body, Some(usage))))
+            }
+            (Wire::Anthropic, _) => {
+                converted(anthropic::response(&body, model).map(|(body, usage)| (body, Some(usage))))
+            }
+        }
+    }
+
+    /// What turns the upstream's stream events into OpenAI chunks; `None`: they are OpenAI chunks.
+    pub(crate) fn stream_translator(self, model: &str) -> Option<Box<dyn EventTranslator>> {
+        match self {
+            Wire::OpenAi => None,
+            Wire::Anthropic => Some(Box::new(anthropic::StreamTranslator::new(model))),
+            Wire::Gemini => Some(Box::new(gemini::StreamTranslator::new(model))),
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Admission: read and check a request (body, model, quota, balance, rate limits), prepare a
+//! Responses call's chat form, and order the channels that may serve it.
+
+use super::*;
+
+/// Parses and checks the request; returns the channels to try, in order.
+pub(super) async fn admit(
+    gateway: &Gateway,
+    call: &mut Call,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<Arc<ChannelEntry>>, GatewayError> {
+    let limit = gateway.config.max_body_bytes;
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(GatewayError::PayloadTooLarge(limit));
+    }
+    let bytes = read_body(body, limit).await?;
+    let peek = peek_request(&bytes)?;
+    call.body = bytes;
+    let (model, stream, stream_options) = match call.dialect {
+        Dialect::OpenAi => (peek.model, peek.stream, peek.stream_options),
+        Dialect::Anthropic => {
+            let native = match serde_json::from_slice::<Value>(&call.body) {
+                Ok(Value::Object(native)) => native,
+                _ => Map::new(),
+            };
+            let request = anthropic_inbound::to_openai(&native)
+                .map_err(|anthropic::Unconvertible(message)| GatewayError::BadRequest { message, param: None })?;
+            call.native = Some(native);
+            let field = |name: &str| request.get(name).cloned();
+            let fields = (field("model"), field("stream"), field("stream_options"));
+            let _ = call.request.set(request);
+            fields
+        }
+        Dialect::Responses => {
+            let native = match serde_json::from_slice::<Value>(&call.body) {
+                Ok(Value::Object(native)) => native,
+                _ => Map::new(),
+            };
+            let prepared = prepare_responses(gateway, &call.token, native, &call.request_id).await?;
+            let field = |name: &str| prepared.native.get(name).cloned();
+            let stream_options = (field("stream") == Some(Value::Bool(true))).then(|| json!({"include_usage": true}));
+            let fields = (field("model"), field("stream"), stream_options);
+            call.responses = Some(Box::new(prepared.call));
+            let _ = call.request.set(prepared.chat);
+            fields
+        }
+    };
+    call.model = match model {
+        Some(Value::String(model)) if !model.trim().is_empty() => model,
+        _ => {
+            return Err(GatewayError::BadRequest {
+                message: "you must provide a model parameter".into(),
+                param: Some("model"),
+            })
+        }
+    };
+    call.is_stream = call.endpoint.can_stream() && stream == Some(Value::Bool(true));
+    if call.is_stream {
+        call.client_wants_usage =
+            stream_options.as_ref().and_then(|o| o.get("include_usage")) == Some(&Value::Bool(true));
+    }
+    if call.dialect == Dialect::OpenAi && (!call.is_stream || call.client_wants_usage) {
+        call.as_received = Some(call.body.clone());
+    }
+    if call.is_stream && !call.client_wants_usage {
+        // Ask for usage whether or not the caller did: it is what the call is billed by.
+        let options = call.request_mut().entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
+        if !options.is_object() {
+            *options = Value::Object(Map::new());
+        }
+        if let Some(options) = options.as_object_mut() {
+            options.insert("include_usage".into(), Value::Bool(true));
+        }
+    }
+    let token = &call.token.token;
+    if !token.models.is_empty() && !token.models.contains(&call.model) {
+        return Err(GatewayError::ModelNotAllowed(format!(
+            "The token '{}' is not allowed to use the model '{}'.",
+            token.name, call.model
+        )));
+    }
+    let snapshot = gateway.snapshot.load();
+    if let Some(limit) = token.quota_limit {
+        if Money(call.token.used.load(Ordering::Relaxed)) >= limit {
+            return Err(GatewayError::InsufficientQuota(format!(
+                "You exceeded your current quota: the token '{}' has used its {limit} limit.",
+                token.name
+            )));
+        }
+    }
+    if let Some(credit) = snapshot.account_credit {
+        if gateway.ledger.account_used() >= credit {
+            return Err(GatewayError::InsufficientQuota(
+                "You exceeded your current quota: the account balance is spent. Top up in the console.".into(),
+            ));
+        }
+    }
+    let group = snapshot.group(&token.group);
+    let members: Vec<&Member> =
+        group.map(|g| g.members.iter().filter(|m| m.channel.channel.serves(&call.model)).collect()).unwrap_or_default();
+    let Some(group) = group.filter(|_| !members.is_empty()) else {
+        return Err(GatewayError::ModelNotFound(format!(
+            "The model '{}' does not exist or you do not have access to it (no enabled channel in group '{}' serves it).",
+            call.model, token.group
+        )));
+    };
+    let limits = Limits { rpm: token.rpm_limit, tpm: token.tpm_limit };
+    if limits.is_limited() {
+        let estimate = if limits.tpm.is_some() { estimated_call_tokens(call.request()) } else { 0 };
+        call.reservation = gateway.limiter.admit(token.id, limits, estimate).await.map_err(|limited| {
+            let (unit, label) = if limited.requests { ("requests", "RPM") } else { ("tokens", "TPM") };
+            GatewayError::RateLimited {
+                message: format!(
+                    "Rate limit reached for token '{}' on {unit} per min ({label}): Limit {}. Please try again in {:.1}s.",
+                    token.name,
+                    limited.limit,
+                    limited.reset.as_secs_f64()
+                ),
+                retry_after_secs: limited.reset.as_secs_f64().ceil().max(1.0) as u64,
+                headers: limited.headers,
+            }
+        })?;
+    }
+    Ok(balancer::order(group.strategy, &group.rotation, &call.model, members))
+}
+
+/// Completion tokens assumed when a request sets no `max_tokens`, for the tokens-per-minute reservation.
+pub(super) const DEFAULT_COMPLETION_RESERVATION: i64 = 1024;
+
+/// What a call may use: its prompt, counted, plus the completion it allows.
+pub(super) fn estimated_call_tokens(request: &Map<String, Value>) -> i64 {
+    let completion = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|key| request.get(*key).and_then(Value::as_i64))
+        .unwrap_or(DEFAULT_COMPLETION_RESERVATION);
+    estimate_prompt(request) as i64 + completion.max(0)
+}
+
+/// Reads the fields every call needs and checks the body is a JSON object a parser accepts,
+/// without building the rest. Anything unusual (not an object, a repeated field) gets the full
+/// parser's verdict and error message.
+pub(super) fn peek_request(bytes: &[u8]) -> Result<RequestPeek, GatewayError> {
+    let bad = |message: String| GatewayError::BadRequest { message, param: None };
+    let parse_error =
+        |error: serde_json::Error| bad(format!("We could not parse the JSON body of your request: {error}"));
+    // Skipped strings are not checked for UTF-8 by the fast path; the check is one fast pass.
+    if let Err(error) = std::str::from_utf8(bytes) {
+        return Err(bad(format!("We could not parse the JSON body of your request: it is not UTF-8 ({error})")));
+    }
+    let starts_as_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if starts_as_object {
+        if let Ok(peek) = serde_json::from_slice::<RequestPeek>(bytes) {
+            return Ok(peek);
+        }
+    }
+    match serde_json::from_slice::<Value>(bytes).map_err(parse_error)? {
+        Value::Object(map) => {
+            let field = |name: &str| map.get(name).cloned();
+            Ok(RequestPeek { model: field("model"), stream: field("stream"), stream_options: field("stream_options") })
+        }
+        _ => Err(bad("the request body must be a JSON object".into())),
+    }
+}
+
+/// A Responses call prepared at admission: its chat form and what answers need.
+pub(super) struct PreparedResponses {
+    native: Map<String, Value>,
+    chat: Map<String, Value>,
+    call: ResponsesCall,
+}
+
+/// Reads a `/v1/responses` request: expands a `previous_response_id` stored here into the items
+/// it stands for, and converts the request to chat for the channels that need it.
+pub(super) async fn prepare_responses(
+    gateway: &Gateway,
+    token: &TokenEntry,
+    mut native: Map<String, Value>,
+    request_id: &str,
+) -> Result<PreparedResponses, GatewayError> {
+    let bad = |message: String, param: Option<&'static str>| GatewayError::BadRequest { message, param };
+    let input = responses_inbound::input_items(&native).map_err(|e| bad(e.0, Some("input")))?;
+    let mut history = Vec::new();
+    let mut unconvertible = None;
+    let previous = native.get("previous_response_id").and_then(Value::as_str).map(String::from);
+    match native.get("previous_response_id") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(previous)) => match crate::responses::conversation(gateway, token, previous).await? {
+            Some(items) => {
+                // Expanded here, so that every channel sees the whole conversation.
+                history = items;
+                let mut expanded = history.clone();
+                expanded.extend(input.iter().cloned());
+                native.insert("input".into(), Value::Array(expanded));
+                native.remove("previous_response_id");
+            }
+            // An upstream with its own Responses API may know it; for the others it is missing.
+            None => unconvertible = Some(format!("Previous response with id '{previous}' not found.")),
+        },
+        Some(_) => return Err(bad("previous_response_id must be a string".into(), Some("previous_response_id"))),
+    }
+    let model = native.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
+    let mut skeleton = responses_inbound::skeleton(&native, &responses_inbound::response_id(request_id), &model);
+    // The response says what it continued from, even where the conversation was expanded here.
+    skeleton["previous_response_id"] = previous.map_or(Value::Null, Value::String);
+    let store = native.get("store") != Some(&Value::Bool(false));
+    let for_chat = if history.is_empty() { native.clone() } else { without_history(&native, &input) };
+    let (chat, tools) = match responses_inbound::to_chat(&for_chat, &history) {
+        Ok(converted) if unconvertible.is_none() => (converted.chat, converted.tools),
+        Ok(_) => (Map::new(), ToolNames::default()),
+        Err(anthropic::Unconvertible(message)) => {
+            unconvertible = Some(message);
+            (Map::new(), ToolNames::default())
+        }
+    };
+    let mut chat = chat;
+    chat.entry("model").or_insert_with(|| Value::String(model));
+    let call = ResponsesCall { native: native.clone(), unconvertible, tools, skeleton, history, input, store };
+    Ok(PreparedResponses { native, chat, call })
+}
+
+/// The request with only its own input, for converting after the history is given apart.
+pub(super) fn without_history(native: &Map<String, Value>, input: &[Value]) -> Map<String, Value> {
+    let mut own = native.clone();
+    own.insert("input".into(), Value::Array(input.to_vec()));
+    own
+}

@@ -1,0 +1,497 @@
+//! The `/v1` handlers: authenticate, check, walk the candidate channels with failover, answer the
+//! caller, and account for the call (usage, cost, one log row) whatever happens to the caller.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use burncloud_database::{now_ms, token_key_digest, NewLogRow};
+use burncloud_service_api::{ChannelTestReport, EndReason, Money, UsageSource};
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::adapters::anthropic_inbound::{self, AnthropicStreamWriter};
+use crate::adapters::responses_inbound::{self, ResponsesStreamWriter, ToolNames};
+use crate::adapters::{anthropic, BadAnswer, Endpoint, EventTranslator, Wire};
+use crate::balancer::Member;
+use crate::breaker::{Admission, Verdict};
+use crate::error::GatewayError;
+use crate::limiter::{Limits, Reservation};
+use crate::scrub::{scrub, truncate};
+use crate::snapshot::{ChannelEntry, TokenEntry};
+use crate::sse::{event_data, has_key_with, malformed_data, SseSplitter};
+use crate::upstream::{UpstreamResponse, UpstreamUrl};
+use crate::usage::{collect_generated_text, count_tokens, estimate_prompt, usage_in, Usage};
+use crate::{balancer, Gateway, REQUEST_ID_HEADER};
+
+mod accounting;
+mod admission;
+mod failover;
+mod streaming;
+
+use accounting::*;
+use admission::*;
+use failover::*;
+use streaming::*;
+
+pub(crate) async fn chat_completions(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    handle(gateway, Endpoint::ChatCompletions, headers, body).await
+}
+
+pub(crate) async fn completions(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    handle(gateway, Endpoint::Completions, headers, body).await
+}
+
+pub(crate) async fn embeddings(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    handle(gateway, Endpoint::Embeddings, headers, body).await
+}
+
+/// `POST /v1/responses`: OpenAI's Responses API in front of every channel.
+pub(crate) async fn responses(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    handle_in(gateway, Endpoint::ChatCompletions, Dialect::Responses, headers, body).await
+}
+
+/// `POST /v1/messages`: Anthropic's Messages API in front of every channel.
+pub(crate) async fn messages(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    handle_in(gateway, Endpoint::ChatCompletions, Dialect::Anthropic, headers, body).await
+}
+
+/// `POST /v1/messages/count_tokens`: the prompt's size by the tokenizer, in Anthropic's shape.
+pub(crate) async fn messages_count_tokens(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let request_id = new_request_id();
+    let fail = |error: GatewayError| dialect_error(Dialect::Anthropic, error, &request_id);
+    if let Err(error) = authenticate(&gateway, &headers) {
+        return fail(error);
+    }
+    let bytes = match read_body(body, gateway.config.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(error) => return fail(error),
+    };
+    let request = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => map,
+        _ => return fail(GatewayError::BadRequest { message: "the body must be a JSON object".into(), param: None }),
+    };
+    match anthropic_inbound::to_openai(&request) {
+        Ok(openai) => {
+            let body = serde_json::json!({"input_tokens": estimate_prompt(&openai)});
+            with_request_id(axum::Json(body).into_response(), &request_id)
+        }
+        Err(anthropic::Unconvertible(message)) => fail(GatewayError::BadRequest { message, param: None }),
+    }
+}
+
+/// The protocol a caller speaks: its requests, answers, streams and errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    OpenAi,
+    Anthropic,
+    /// OpenAI's Responses API (`/v1/responses`).
+    Responses,
+}
+
+impl Dialect {
+    fn route(self, endpoint: Endpoint) -> &'static str {
+        match self {
+            Dialect::OpenAi => endpoint.route(),
+            Dialect::Anthropic => "/v1/messages",
+            Dialect::Responses => "/v1/responses",
+        }
+    }
+}
+
+/// An error as the caller's protocol shapes it.
+pub(crate) fn dialect_error(dialect: Dialect, error: GatewayError, request_id: &str) -> Response {
+    let message = error.message();
+    let mut response = error.into_response_with_id(request_id);
+    match dialect {
+        Dialect::OpenAi | Dialect::Responses => {}
+        Dialect::Anthropic => {
+            let status = response.status().as_u16();
+            *response.body_mut() = Body::from(anthropic_inbound::error_body(status, &message));
+        }
+    }
+    response
+}
+
+/// A request ID that sorts by time: 48 bits of Unix milliseconds, then 80 random bits, as 32 hex
+/// digits after `req-`. Time first keeps the log's request-ID index growing at its right edge: a
+/// random ID touched a different index page for every row, which made the log writer ten times
+/// slower once the log held a million calls.
+pub fn new_request_id() -> String {
+    let stamped = (u128::from(now_ms() as u64 & ((1u64 << 48) - 1)) << 80) | (fastrand::u128(..) & ((1u128 << 80) - 1));
+    // Not `format!` with padded hex, which cost more than the rest of the ID.
+    let mut digits = [0u8; 32];
+    hex::encode_to_slice(stamped.to_be_bytes(), &mut digits).expect("16 bytes are 32 hex digits");
+    let mut id = String::with_capacity(36);
+    id.push_str("req-");
+    id.extend(digits.iter().map(|&digit| char::from(digit)));
+    id
+}
+
+/// The BurnCloud key of a request: `Authorization: Bearer …` or `x-api-key`.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let value = value.trim();
+        if value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ") {
+            return Some(value[7..].trim());
+        }
+    }
+    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+pub(crate) fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> Result<Arc<TokenEntry>, GatewayError> {
+    let key = presented_key(headers).filter(|key| !key.is_empty()).ok_or_else(|| {
+        GatewayError::InvalidApiKey(
+            "You didn't provide an API key. Send your BurnCloud token as 'Authorization: Bearer sk-bc-…'.".into(),
+        )
+    })?;
+    let snapshot = gateway.snapshot.load();
+    let entry = snapshot
+        .token_by_digest(&token_key_digest(key))
+        .cloned()
+        .ok_or_else(|| GatewayError::InvalidApiKey("Incorrect API key provided.".into()))?;
+    if !entry.token.enabled {
+        return Err(GatewayError::InvalidApiKey(format!("The token '{}' is disabled.", entry.token.name)));
+    }
+    if entry.token.expires_at_ms.is_some_and(|expires| expires <= now_ms()) {
+        return Err(GatewayError::InvalidApiKey(format!("The token '{}' has expired.", entry.token.name)));
+    }
+    Ok(entry)
+}
+
+/// Everything known about a call once it passed the checks.
+struct Call {
+    request_id: String,
+    started: Instant,
+    created_at_ms: i64,
+    endpoint: Endpoint,
+    token: Arc<TokenEntry>,
+    /// The request as OpenAI's format, parsed on first use: an OpenAI-format call passed through
+    /// unchanged never needs more than its model and stream flags.
+    request: OnceLock<Map<String, Value>>,
+    /// The caller's bytes the request is parsed from.
+    body: Bytes,
+    model: String,
+    is_stream: bool,
+    client_wants_usage: bool,
+    reservation: Reservation,
+    dialect: Dialect,
+    /// The caller's own request when it is not OpenAI's format (sent as-is to a same-format upstream).
+    native: Option<Map<String, Value>>,
+    /// The caller's bytes, when an OpenAI upstream serving the model under the same name can take
+    /// them unchanged: no need to write the parsed request out again.
+    as_received: Option<Bytes>,
+    /// What a `/v1/responses` call carries beside its chat form.
+    responses: Option<Box<ResponsesCall>>,
+}
+
+/// A `/v1/responses` call: sent as it is to channels with their own Responses API, converted to
+/// chat (the call's `request`) for every other channel, and answered as a Responses object.
+struct ResponsesCall {
+    /// The caller's request, with a `previous_response_id` stored here expanded into its items.
+    native: Map<String, Value>,
+    /// Why the request cannot go to a chat channel, if it cannot.
+    unconvertible: Option<String>,
+    tools: ToolNames,
+    /// The response object before any output.
+    skeleton: Value,
+    /// The conversation before this call, and this call's own input items.
+    history: Vec<Value>,
+    input: Vec<Value>,
+    store: bool,
+}
+
+impl ResponsesCall {
+    /// The request for an upstream's own Responses API, with the upstream's model name.
+    fn native_body(&self, upstream_model: &str) -> Bytes {
+        let mut native = self.native.clone();
+        native.insert("model".into(), Value::String(upstream_model.to_string()));
+        Bytes::from(Value::Object(native).to_string())
+    }
+}
+
+impl Call {
+    /// Whether this attempt passes a Responses call through to the channel's own Responses API.
+    fn is_native_responses(&self, channel: &ChannelEntry) -> bool {
+        self.responses.is_some() && channel.responses_url.is_some()
+    }
+
+    /// Whether the caller and the channel speak the same protocol, so that the caller's own
+    /// request goes up and the upstream's own answer comes back, untranslated: a Claude caller on
+    /// a Claude channel, or a Responses caller on a channel with its own Responses API.
+    fn passes_natively(&self, channel: &ChannelEntry) -> bool {
+        match self.dialect {
+            Dialect::Anthropic => channel.wire == Wire::Anthropic,
+            Dialect::Responses => self.is_native_responses(channel),
+            Dialect::OpenAi => false,
+        }
+    }
+}
+
+impl Call {
+    fn error_response(&self, error: &GatewayError) -> Response {
+        dialect_error(self.dialect, error.clone(), &self.request_id)
+    }
+
+    /// The whole request; `admit` has checked that `body` is a JSON object.
+    fn request(&self) -> &Map<String, Value> {
+        self.request.get_or_init(|| match serde_json::from_slice(&self.body) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        })
+    }
+
+    fn request_mut(&mut self) -> &mut Map<String, Value> {
+        self.request();
+        self.request.get_mut().expect("parsed just above")
+    }
+}
+
+/// The fields of a request every call needs; the rest is skipped over, not built.
+#[derive(serde::Deserialize)]
+struct RequestPeek {
+    model: Option<Value>,
+    stream: Option<Value>,
+    stream_options: Option<Value>,
+}
+
+/// How a call ended, for its log row.
+struct Outcome {
+    channel: Option<Arc<ChannelEntry>>,
+    status: u16,
+    error: Option<String>,
+    usage: Usage,
+    usage_source: UsageSource,
+    first_token_ms: Option<u64>,
+    end_reason: EndReason,
+    attempts: u32,
+}
+
+impl Outcome {
+    fn failed(channel: Option<Arc<ChannelEntry>>, error: &GatewayError, attempts: u32, reason: EndReason) -> Outcome {
+        Outcome {
+            channel,
+            status: error.status_code().as_u16(),
+            error: Some(truncate(&error.message(), 2000)),
+            usage: Usage::default(),
+            usage_source: UsageSource::Upstream,
+            first_token_ms: None,
+            end_reason: reason,
+            attempts,
+        }
+    }
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> {
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(error) => {
+            let too_large =
+                std::error::Error::source(&error).is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                Err(GatewayError::PayloadTooLarge(limit))
+            } else {
+                Err(GatewayError::BadRequest {
+                    message: format!("could not read the request body: {error}"),
+                    param: None,
+                })
+            }
+        }
+    }
+}
+
+async fn handle(gateway: Arc<Gateway>, endpoint: Endpoint, headers: HeaderMap, body: Body) -> Response {
+    handle_in(gateway, endpoint, Dialect::OpenAi, headers, body).await
+}
+
+async fn handle_in(
+    gateway: Arc<Gateway>,
+    endpoint: Endpoint,
+    dialect: Dialect,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let created_at_ms = now_ms();
+    let request_id = new_request_id();
+    // Held until the answer is handed over; a stream's pump then runs on without a slot.
+    let Ok(_slot) = gateway.call_slots.clone().try_acquire_owned() else {
+        let error = GatewayError::Unavailable {
+            message: "BurnCloud is serving as many calls as it is set to; try again in a moment.".into(),
+            retry_after_secs: 1,
+        };
+        return dialect_error(dialect, error, &request_id);
+    };
+    let token = match authenticate(&gateway, &headers) {
+        Ok(token) => token,
+        Err(error) => return dialect_error(dialect, error, &request_id),
+    };
+    let mut call = Call {
+        request_id,
+        started,
+        created_at_ms,
+        endpoint,
+        token,
+        request: OnceLock::new(),
+        body: Bytes::new(),
+        model: String::new(),
+        is_stream: false,
+        client_wants_usage: false,
+        reservation: Reservation::default(),
+        dialect,
+        native: None,
+        as_received: None,
+        responses: None,
+    };
+    let candidates = match admit(&gateway, &mut call, &headers, body).await {
+        Ok(candidates) => candidates,
+        Err(error) => {
+            let response = call.error_response(&error);
+            gateway.in_flight.fetch_add(1, Ordering::Relaxed);
+            record(&gateway, &call, Outcome::failed(None, &error, 0, EndReason::Rejected)).await;
+            return response;
+        }
+    };
+    gateway.in_flight.fetch_add(1, Ordering::Relaxed);
+    let (reply, mut response) = oneshot::channel();
+    // The call runs inline — no hand-off to another task or thread on the way — until its
+    // response is ready. If the caller hangs up first, or a stream keeps going after its
+    // response, the rest is spawned so the call is always finished and accounted for.
+    let mut work = FinishOnDrop::new(run(gateway, call, candidates, reply));
+    tokio::select! {
+        biased;
+        answer = &mut response => answer.unwrap_or_else(|_| unanswered()),
+        () = &mut work => response.await.unwrap_or_else(|_| unanswered()),
+    }
+}
+
+fn unanswered() -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, "the call ended without an answer").into_response()
+}
+
+/// A future that, if dropped before it completes, is spawned to run to completion.
+struct FinishOnDrop {
+    work: Option<Pin<Box<dyn Future<Output = ()> + Send + 'static>>>,
+}
+
+impl FinishOnDrop {
+    fn new(work: impl Future<Output = ()> + Send + 'static) -> FinishOnDrop {
+        FinishOnDrop { work: Some(Box::pin(work)) }
+    }
+}
+
+impl Future for FinishOnDrop {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(work) = self.work.as_mut() else { return Poll::Ready(()) };
+        let poll = work.as_mut().poll(cx);
+        if poll.is_ready() {
+            self.work = None;
+        }
+        poll
+    }
+}
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        if let (Some(work), Ok(runtime)) = (self.work.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(work);
+        }
+    }
+}
+
+fn unanswerable() -> GatewayError {
+    GatewayError::UpstreamUnreachable("the call lost its Responses request".into())
+}
+
+/// `GET /v1/models`: the models this token may use.
+pub(crate) async fn list_models(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let request_id = new_request_id();
+    let token = match authenticate(&gateway, &headers) {
+        Ok(token) => token,
+        Err(error) => return error.into_response_with_id(&request_id),
+    };
+    let snapshot = gateway.snapshot.load();
+    let mut models: Vec<(&str, &str)> = Vec::new();
+    let members = snapshot.group(&token.token.group).map(|g| g.members.as_slice()).unwrap_or_default();
+    for member in members {
+        let channel = &member.channel.channel;
+        for model in channel.models.iter().chain(channel.model_mapping.keys()) {
+            let allowed = token.token.models.is_empty() || token.token.models.iter().any(|m| m == model);
+            if allowed && !models.iter().any(|(known, _)| known == model) {
+                models.push((model, channel.kind.as_str()));
+            }
+        }
+    }
+    models.sort_unstable();
+    let data: Vec<Value> = models
+        .into_iter()
+        .map(|(id, owner)| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))
+        .collect();
+    let body = serde_json::json!({"object": "list", "data": data});
+    with_request_id(axum::Json(body).into_response(), &request_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_unique_and_sort_by_time() {
+        let earlier = new_request_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let ids: Vec<String> = (0..1000).map(|_| new_request_id()).collect();
+        for id in &ids {
+            assert_eq!(id.len(), 36, "{id}");
+            assert!(id.starts_with("req-") && id[4..].bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+            assert!(*id > earlier, "{id} should sort after {earlier}");
+        }
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        let stamped = i64::from_str_radix(&earlier[4..16], 16).unwrap();
+        assert!((now_ms() - stamped).abs() < 60_000, "the ID carries the current time: {stamped} vs {}", now_ms());
+    }
+
+    fn message(result: Result<RequestPeek, GatewayError>) -> String {
+        match result {
+            Err(GatewayError::BadRequest { message, .. }) => message,
+            Err(other) => panic!("not a bad request: {other:?}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn the_peek_reads_model_and_stream_flags_and_skips_the_rest() {
+        let body = br#" {"messages":[{"role":"user","content":"hi \u00e9"}],"model":"m","stream":true,
+            "stream_options":{"include_usage":true},"tools":[{"type":"function"}]}"#;
+        let peek = peek_request(body).unwrap();
+        assert_eq!(peek.model, Some(Value::String("m".into())));
+        assert_eq!(peek.stream, Some(Value::Bool(true)));
+        assert_eq!(peek.stream_options, Some(serde_json::json!({"include_usage": true})));
+    }
+
+    #[test]
+    fn the_peek_answers_unusual_bodies_as_the_full_parser_does() {
+        let peek = peek_request(br#"{"model":"first","model":"second"}"#).unwrap();
+        assert_eq!(peek.model, Some(Value::String("second".into())), "the last of repeated keys wins");
+        assert!(message(peek_request(b"[1, 2]")).contains("must be a JSON object"));
+        assert!(message(peek_request(b"\"model\"")).contains("must be a JSON object"));
+        assert!(message(peek_request(br#"{"model":"#)).contains("could not parse"));
+        assert!(message(peek_request(br#"{"model":"m"} trailing"#)).contains("could not parse"));
+        let not_utf8 = b"{\"model\":\"m\",\"messages\":[{\"content\":\"\xff\"}]}";
+        assert!(message(peek_request(not_utf8)).contains("not UTF-8"));
+    }
+}
