@@ -118,3 +118,25 @@ def test_cache_usage_reaches_each_sdk_in_its_own_shape(every_kind, upstream):
         assert response.usage.input_tokens_details.cached_tokens == 15, model
     logs = poll(lambda: every_kind.console("GET", "/console/api/logs?limit=3")["items"], lambda rows: len(rows) == 3)
     assert [row["cached_tokens"] for row in logs] == [15, 15, 15]
+
+
+@pytest.mark.parametrize("model", [NATIVE, "deepseek-chat", "claude-sonnet-4-5"])
+def test_compact_shortens_a_conversation_that_then_goes_on(every_kind, model):
+    client = sdk(every_kind, every_kind.token())
+    conversation = [
+        {"role": "user", "content": "Fix the failing test"},
+        {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+        {"role": "assistant", "content": "Done: the test passes."},
+    ]
+    compacted = client.responses.compact(model=model, input=conversation)
+    assert compacted.object == "response.compaction"
+    kinds = [item.type for item in compacted.output]
+    assert kinds[-1] == "compaction" and kinds.count("compaction") == 1, kinds
+    user_turns = [item for item in compacted.output if item.type == "message"]
+    assert [turn.role for turn in user_turns] == ["user"]
+    # The compacted items are the next turn's history.
+    next_input = [item.model_dump(exclude_none=True) for item in compacted.output]
+    next_input.append({"role": "user", "content": "What next?"})
+    answer = client.responses.create(model=model, input=next_input)
+    assert answer.output_text == REPLY

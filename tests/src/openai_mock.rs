@@ -114,6 +114,7 @@ fn router(shared_state: SharedState) -> axum::Router {
         .route("/v1beta/models/{target}", post(crate::gemini_mock::models))
         .route("/v1/chat/completions", post(chat))
         .route("/v1/responses", post(crate::responses_mock::create))
+        .route("/v1/responses/compact", post(crate::responses_mock::compact))
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/_mock/mode", post(set_mode))

@@ -79,3 +79,31 @@ pub(crate) async fn create(State(shared): State<SharedState>, headers: HeaderMap
         .body(Body::from_stream(stream))
         .unwrap()
 }
+
+/// `POST /v1/responses/compact`: the caller's user messages, then one compaction item whose
+/// content only this "provider" can read.
+pub(crate) async fn compact(
+    State(shared): State<SharedState>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let mode = match admit(&shared, "/v1/responses/compact", &headers, &body) {
+        Ok(mode) => mode,
+        Err(response) => return *response,
+    };
+    let mut output: Vec<Value> = match body.get("input") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter(|item| item["role"] == "user")
+            .map(|item| json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": crate::agent::text_of(&item["content"])}]}))
+            .collect(),
+        Some(Value::String(text)) => {
+            vec![json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]})]
+        }
+        _ => Vec::new(),
+    };
+    output.push(json!({"type": "compaction", "id": "cmp_mock0123", "encrypted_content": "gAAAAB-openai-only"}));
+    Json(json!({"id": RESPONSE_ID, "object": "response.compaction", "created_at": 1_741_476_542,
+                "output": output, "usage": usage(&mode)}))
+    .into_response()
+}

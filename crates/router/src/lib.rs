@@ -244,6 +244,7 @@ pub fn create_router_app(gateway: Arc<Gateway>) -> axum::Router {
         .route("/v1/embeddings", post(proxy::embeddings))
         .route("/v1/models", get(proxy::list_models))
         .route("/v1/responses", post(proxy::responses))
+        .route("/v1/responses/compact", post(proxy::responses_compact))
         .route("/v1/responses/{id}", get(responses::get_response).delete(responses::delete_response))
         .route("/v1/messages", post(proxy::messages))
         .route("/v1/messages/count_tokens", post(proxy::messages_count_tokens))

@@ -184,6 +184,12 @@ fn chat_messages(items: &[Value], messages: &mut Vec<Value>) -> Result<(), Uncon
                 "content": tool_output_text(item.get("output"))})),
             // Reasoning belongs to the model that wrote it; chat servers take none back.
             "reasoning" => {}
+            "compaction" => {
+                let summary = compaction_summary(item)?;
+                messages.push(
+                    json!({"role": "assistant", "content": format!("Summary of our conversation so far:\n{summary}")}),
+                );
+            }
             "item_reference" => {
                 return Err(Unconvertible("item_reference items are not supported; send the items themselves".into()))
             }
@@ -696,6 +702,67 @@ impl ResponsesStreamWriter {
     }
 }
 
+/// What marks a compaction item's `encrypted_content` as BurnCloud's own: the summary a chat model
+/// wrote, hex-encoded. OpenAI's own compaction items are encrypted for OpenAI's models alone.
+const COMPACTION_PREFIX: &str = "bc-compaction:v1:";
+
+/// What BurnCloud asks a chat model for when a caller compacts a conversation.
+const COMPACTION_PROMPT: &str = "Summarize the conversation so far for your own later use, in place of it: \
+    the goal, what was done and found (files, commands, results), the decisions made, and what remains \
+    to do. Keep every detail needed to continue; leave out pleasantries.";
+
+fn compaction_summary(item: &Value) -> Result<String, Unconvertible> {
+    let content = item.get("encrypted_content").and_then(Value::as_str).unwrap_or_default();
+    let unreadable = || {
+        Unconvertible("this compaction item was made by another provider's model and only it can read it; compact again through this channel".into())
+    };
+    let hex_text = content.strip_prefix(COMPACTION_PREFIX).ok_or_else(unreadable)?;
+    let bytes = hex::decode(hex_text).map_err(|_| unreadable())?;
+    String::from_utf8(bytes).map_err(|_| unreadable())
+}
+
+/// The request that asks a chat model to summarize a `/v1/responses/compact` call's conversation:
+/// its input, then the request to summarize, with no tools to call.
+pub fn compaction_request(request: &Map<String, Value>) -> Result<Map<String, Value>, Unconvertible> {
+    let mut input = input_items(request)?;
+    input.push(
+        json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": COMPACTION_PROMPT}]}),
+    );
+    let mut summarize = Map::new();
+    for key in ["model", "instructions", "previous_response_id"] {
+        if let Some(value) = request.get(key) {
+            summarize.insert(key.into(), value.clone());
+        }
+    }
+    summarize.insert("input".into(), Value::Array(input));
+    Ok(summarize)
+}
+
+/// The compacted conversation (`response.compaction`): the caller's own user messages, then one
+/// compaction item holding the chat model's summary of everything else.
+pub fn compaction_from_chat(body: &[u8], id: &str, input: &[Value]) -> Result<Value, Unconvertible> {
+    let completion: Value =
+        serde_json::from_slice(body).map_err(|e| Unconvertible(format!("the answer is not JSON: {e}")))?;
+    let summary = completion.pointer("/choices/0/message/content").and_then(Value::as_str).unwrap_or_default();
+    let mut output: Vec<Value> = input
+        .iter()
+        .filter(|item| item.get("role").and_then(Value::as_str) == Some("user"))
+        .map(|item| {
+            let content = match &item["content"] {
+                Value::String(text) => json!([{"type": "input_text", "text": text}]),
+                other => other.clone(),
+            };
+            json!({"type": "message", "role": "user", "content": content})
+        })
+        .collect();
+    let encrypted = format!("{COMPACTION_PREFIX}{}", hex::encode(summary.as_bytes()));
+    let item_id = format!("cmp_{}", id.trim_start_matches("resp_"));
+    output.push(json!({"type": "compaction", "id": item_id, "encrypted_content": encrypted}));
+    let usage = completion.get("usage").and_then(usage_of_value).unwrap_or_default();
+    Ok(json!({"id": id, "object": "response.compaction", "created_at": now_seconds(), "output": output,
+              "usage": responses_usage(&usage)}))
+}
+
 /// The conversation a stored response stands for: what came before it, its input, its output.
 pub fn stored_conversation(items: &[Value], input: Vec<Value>, output: &Value) -> Vec<Value> {
     let mut conversation = items.to_vec();
@@ -840,6 +907,39 @@ mod tests {
         assert_eq!(completed["output"][2]["id"], events[15]["item"]["id"]);
         assert_eq!(completed["usage"]["output_tokens"], 7);
         assert_eq!(events[16]["output_index"], 2);
+    }
+
+    #[test]
+    fn a_compacted_conversation_keeps_the_user_turns_and_reads_back_as_a_summary() {
+        let input = vec![
+            json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Fix the bug"}]}),
+            json!({"type": "function_call", "call_id": "c1", "name": "exec_command", "arguments": "{}"}),
+            json!({"type": "function_call_output", "call_id": "c1", "output": "ok"}),
+        ];
+        let ask =
+            compaction_request(&request(json!({"model": "m", "input": input, "tools": [{"type": "web_search"}]})))
+                .unwrap();
+        assert!(!ask.contains_key("tools"), "the summary needs no tools");
+        assert!(to_chat(&ask, &[]).unwrap().chat["messages"].as_array().unwrap().last().unwrap()["content"]
+            .to_string()
+            .contains("Summarize"));
+        let answer = json!({"choices": [{"message": {"content": "Bug fixed in a.rs"}}], "usage": {"prompt_tokens": 9, "completion_tokens": 4}});
+        let compacted = compaction_from_chat(answer.to_string().as_bytes(), "resp_1", &input).unwrap();
+        assert_eq!(compacted["object"], "response.compaction");
+        let output = compacted["output"].as_array().unwrap();
+        assert_eq!(
+            (output.len(), output[0]["role"].as_str(), output[1]["type"].as_str()),
+            (2, Some("user"), Some("compaction"))
+        );
+        let next = to_chat(
+            &request(json!({"model": "m", "input": [output[0].clone(), output[1].clone(),
+            {"role": "user", "content": "Go on"}]})),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(next.chat["messages"][1]["content"], "Summary of our conversation so far:\nBug fixed in a.rs");
+        let foreign = json!({"model": "m", "input": [{"type": "compaction", "encrypted_content": "gAAAA-openai"}]});
+        assert!(to_chat(&request(foreign), &[]).unwrap_err().0.contains("another provider"));
     }
 
     #[test]

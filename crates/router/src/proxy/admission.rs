@@ -33,15 +33,17 @@ pub(super) async fn admit(
             let _ = call.request.set(request);
             fields
         }
-        Dialect::Responses => {
+        Dialect::Responses | Dialect::ResponsesCompact => {
             let native = match serde_json::from_slice::<Value>(&call.body) {
                 Ok(Value::Object(native)) => native,
                 _ => Map::new(),
             };
-            let prepared = prepare_responses(gateway, &call.token, native, &call.request_id).await?;
+            let compact = call.dialect == Dialect::ResponsesCompact;
+            let prepared = prepare_responses(gateway, &call.token, native, &call.request_id, compact).await?;
             let field = |name: &str| prepared.native.get(name).cloned();
-            let stream_options = (field("stream") == Some(Value::Bool(true))).then(|| json!({"include_usage": true}));
-            let fields = (field("model"), field("stream"), stream_options);
+            let stream = field("stream").filter(|_| !compact);
+            let stream_options = (stream == Some(Value::Bool(true))).then(|| json!({"include_usage": true}));
+            let fields = (field("model"), stream, stream_options);
             call.responses = Some(Box::new(prepared.call));
             let _ = call.request.set(prepared.chat);
             fields
@@ -178,6 +180,7 @@ pub(super) async fn prepare_responses(
     token: &TokenEntry,
     mut native: Map<String, Value>,
     request_id: &str,
+    compact: bool,
 ) -> Result<PreparedResponses, GatewayError> {
     let bad = |message: String, param: Option<&'static str>| GatewayError::BadRequest { message, param };
     let input = responses_inbound::input_items(&native).map_err(|e| bad(e.0, Some("input")))?;
@@ -204,9 +207,11 @@ pub(super) async fn prepare_responses(
     let mut skeleton = responses_inbound::skeleton(&native, &responses_inbound::response_id(request_id), &model);
     // The response says what it continued from, even where the conversation was expanded here.
     skeleton["previous_response_id"] = previous.map_or(Value::Null, Value::String);
-    let store = native.get("store") != Some(&Value::Bool(false));
+    let store = !compact && native.get("store") != Some(&Value::Bool(false));
     let for_chat = if history.is_empty() { native.clone() } else { without_history(&native, &input) };
-    let (chat, tools) = match responses_inbound::to_chat(&for_chat, &history) {
+    let for_chat = if compact { responses_inbound::compaction_request(&for_chat) } else { Ok(for_chat) };
+    let converted = for_chat.and_then(|for_chat| responses_inbound::to_chat(&for_chat, &history));
+    let (chat, tools) = match converted {
         Ok(converted) if unconvertible.is_none() => (converted.chat, converted.tools),
         Ok(_) => (Map::new(), ToolNames::default()),
         Err(anthropic::Unconvertible(message)) => {

@@ -59,6 +59,11 @@ pub(crate) async fn responses(State(gateway): State<Arc<Gateway>>, headers: Head
     handle_in(gateway, Endpoint::ChatCompletions, Dialect::Responses, headers, body).await
 }
 
+/// `POST /v1/responses/compact`: a conversation shortened to its user turns and one compaction item.
+pub(crate) async fn responses_compact(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    handle_in(gateway, Endpoint::ChatCompletions, Dialect::ResponsesCompact, headers, body).await
+}
+
 /// `POST /v1/messages`: Anthropic's Messages API in front of every channel.
 pub(crate) async fn messages(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
     handle_in(gateway, Endpoint::ChatCompletions, Dialect::Anthropic, headers, body).await
@@ -99,6 +104,8 @@ pub(crate) enum Dialect {
     Anthropic,
     /// OpenAI's Responses API (`/v1/responses`).
     Responses,
+    /// Its compaction (`/v1/responses/compact`): a Responses request in, a `response.compaction` out.
+    ResponsesCompact,
 }
 
 impl Dialect {
@@ -107,6 +114,7 @@ impl Dialect {
             Dialect::OpenAi => endpoint.route(),
             Dialect::Anthropic => "/v1/messages",
             Dialect::Responses => "/v1/responses",
+            Dialect::ResponsesCompact => "/v1/responses/compact",
         }
     }
 }
@@ -116,7 +124,7 @@ pub(crate) fn dialect_error(dialect: Dialect, error: GatewayError, request_id: &
     let message = error.message();
     let mut response = error.into_response_with_id(request_id);
     match dialect {
-        Dialect::OpenAi | Dialect::Responses => {}
+        Dialect::OpenAi | Dialect::Responses | Dialect::ResponsesCompact => {}
         Dialect::Anthropic => {
             let status = response.status().as_u16();
             *response.body_mut() = Body::from(anthropic_inbound::error_body(status, &message));
@@ -234,7 +242,7 @@ impl Call {
     fn passes_natively(&self, channel: &ChannelEntry) -> bool {
         match self.dialect {
             Dialect::Anthropic => channel.wire == Wire::Anthropic,
-            Dialect::Responses => self.is_native_responses(channel),
+            Dialect::Responses | Dialect::ResponsesCompact => self.is_native_responses(channel),
             Dialect::OpenAi => false,
         }
     }

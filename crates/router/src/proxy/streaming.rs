@@ -228,7 +228,7 @@ impl Output {
                 let event = serde_json::json!({"type": "error", "error": {"type": "api_error", "message": message}});
                 Bytes::from(format!("event: error\ndata: {event}\n\n"))
             }
-            (_, Dialect::Responses) => {
+            (_, Dialect::Responses | Dialect::ResponsesCompact) => {
                 let event = serde_json::json!({"type": "error", "code": "upstream_cut", "message": message, "param": null, "sequence_number": 0});
                 Bytes::from(format!("event: error\ndata: {event}\n\n"))
             }
@@ -292,7 +292,7 @@ pub(super) async fn stream(
         Dialect::OpenAi => Output::OpenAi,
         _ if call.passes_natively(channel) => Output::Native,
         Dialect::Anthropic => Output::Anthropic(AnthropicStreamWriter::new(&call.model)),
-        Dialect::Responses => match call.responses.as_deref() {
+        Dialect::Responses | Dialect::ResponsesCompact => match call.responses.as_deref() {
             Some(responses) => Output::Responses(Box::new(ResponsesStreamWriter::new(
                 responses.skeleton.clone(),
                 responses.tools.clone(),
