@@ -67,22 +67,25 @@ fn not_found(id: &str) -> GatewayError {
     GatewayError::NotFound(format!("Response with id '{id}' not found."))
 }
 
-/// `GET /v1/responses/{id}`: a response this token stored.
-pub(crate) async fn get_response(
-    State(gateway): State<Arc<Gateway>>,
-    Path(id): Path<String>,
+/// Runs `work` on the stored response `id` of the calling token, on a blocking thread, and answers
+/// with its JSON or the error in OpenAI's shape.
+async fn with_stored<T: Send + 'static>(
+    gateway: Arc<Gateway>,
     headers: HeaderMap,
+    id: String,
+    work: fn(&Gateway, &str, i64) -> Result<Option<T>, burncloud_database::DbError>,
+    answer_with: fn(T, &str) -> Result<Value, GatewayError>,
 ) -> Response {
     let request_id = new_request_id();
     let result = async {
         let token = authenticate(&gateway, &headers)?;
-        let (db, lookup, token_id) = (gateway.db.clone(), id.clone(), token.token.id);
-        let stored = tokio::task::spawn_blocking(move || db.read(|c| responses::get(c, &lookup, token_id)))
+        let (lookup_gateway, lookup, token_id) = (gateway.clone(), id.clone(), token.token.id);
+        let found = tokio::task::spawn_blocking(move || work(&lookup_gateway, &lookup, token_id))
             .await
             .map_err(storage_error)?
             .map_err(storage_error)?
             .ok_or_else(|| not_found(&id))?;
-        serde_json::from_str::<Value>(&stored.response).map_err(storage_error)
+        answer_with(found, &id)
     }
     .await;
     match result {
@@ -91,28 +94,30 @@ pub(crate) async fn get_response(
     }
 }
 
+/// `GET /v1/responses/{id}`: a response this token stored.
+pub(crate) async fn get_response(
+    State(gateway): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let read = |gateway: &Gateway, id: &str, token_id| gateway.db.read(|c| responses::get(c, id, token_id));
+    with_stored(gateway, headers, id, read, |stored, _| {
+        serde_json::from_str::<Value>(&stored.response).map_err(storage_error)
+    })
+    .await
+}
+
 /// `DELETE /v1/responses/{id}`: forgets a stored response.
 pub(crate) async fn delete_response(
     State(gateway): State<Arc<Gateway>>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let request_id = new_request_id();
-    let result = async {
-        let token = authenticate(&gateway, &headers)?;
-        let (db, lookup, token_id) = (gateway.db.clone(), id.clone(), token.token.id);
-        let deleted = tokio::task::spawn_blocking(move || db.write(|c| responses::delete(c, &lookup, token_id)))
-            .await
-            .map_err(storage_error)?
-            .map_err(storage_error)?;
-        if !deleted {
-            return Err(not_found(&id));
-        }
+    let delete = |gateway: &Gateway, id: &str, token_id| {
+        gateway.db.write(|c| responses::delete(c, id, token_id)).map(|deleted| deleted.then_some(()))
+    };
+    with_stored(gateway, headers, id, delete, |(), id| {
         Ok(json!({"id": id, "object": "response.deleted", "deleted": true}))
-    }
-    .await;
-    match result {
-        Ok(body) => answer(body, &request_id),
-        Err(error) => dialect_error(Dialect::Responses, error, &request_id),
-    }
+    })
+    .await
 }
