@@ -432,8 +432,8 @@ pub fn from_chat_response(body: &[u8], mut response: Value, tools: &ToolNames) -
 #[derive(Debug)]
 enum Open {
     None,
-    Reasoning { index: usize, text: String },
-    Message { index: usize, text: String },
+    Reasoning { index: usize, item_id: String, text: String },
+    Message { index: usize, item_id: String, text: String },
 }
 
 #[derive(Debug)]
@@ -496,9 +496,26 @@ impl ResponsesStreamWriter {
             return;
         }
         self.started = true;
-        let response = self.response.clone();
-        out.push(self.event(json!({"type": "response.created", "response": response})));
-        out.push(self.event(json!({"type": "response.in_progress", "response": response})));
+        // The response object is written out once for both events: it echoes the whole request's
+        // settings (tools included), so it is the largest part of a stream's start.
+        let response = self.response.to_string();
+        for kind in ["response.created", "response.in_progress"] {
+            let sequence = self.sequence;
+            self.sequence += 1;
+            out.push(Bytes::from(format!(
+                "event: {kind}\ndata: {{\"type\":\"{kind}\",\"response\":{response},\"sequence_number\":{sequence}}}\n\n"
+            )));
+        }
+    }
+
+    /// A text delta event, written out directly: these are most of a stream's events.
+    fn delta_event(&mut self, kind: &str, fields: &str, delta: &str, extra: &str) -> Bytes {
+        let sequence = self.sequence;
+        self.sequence += 1;
+        let delta = Value::String(delta.to_string());
+        Bytes::from(format!(
+            "event: {kind}\ndata: {{\"type\":\"{kind}\",{fields},\"delta\":{delta}{extra},\"sequence_number\":{sequence}}}\n\n"
+        ))
     }
 
     fn next_index(&mut self) -> usize {
@@ -509,8 +526,7 @@ impl ResponsesStreamWriter {
     fn close(&mut self, out: &mut Vec<Bytes>) {
         match std::mem::replace(&mut self.open, Open::None) {
             Open::None => {}
-            Open::Reasoning { index, text } => {
-                let item_id = format!("rs_{}_{index}", self.id);
+            Open::Reasoning { index, item_id, text } => {
                 let part = json!({"type": "summary_text", "text": text});
                 out.push(self.event(json!({"type": "response.reasoning_summary_text.done", "item_id": item_id,
                     "output_index": index, "summary_index": 0, "text": text})));
@@ -520,8 +536,7 @@ impl ResponsesStreamWriter {
                 out.push(self.event(json!({"type": "response.output_item.done", "output_index": index, "item": item})));
                 self.output.push((index, item));
             }
-            Open::Message { index, text } => {
-                let item_id = format!("msg_{}_{index}", self.id);
+            Open::Message { index, item_id, text } => {
                 let part = json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []});
                 out.push(self.event(json!({"type": "response.output_text.done", "item_id": item_id,
                     "output_index": index, "content_index": 0, "text": text, "logprobs": []})));
@@ -563,13 +578,12 @@ impl ResponsesStreamWriter {
                 "item": {"type": "reasoning", "id": item_id, "summary": []}})));
             out.push(self.event(json!({"type": "response.reasoning_summary_part.added", "item_id": item_id,
                 "output_index": index, "summary_index": 0, "part": {"type": "summary_text", "text": ""}})));
-            self.open = Open::Reasoning { index, text: String::new() };
+            self.open = Open::Reasoning { index, item_id, text: String::new() };
         }
-        if let Open::Reasoning { index, text } = &mut self.open {
+        if let Open::Reasoning { index, item_id, text } = &mut self.open {
             text.push_str(delta);
-            let (index, item_id) = (*index, format!("rs_{}_{index}", self.id));
-            out.push(self.event(json!({"type": "response.reasoning_summary_text.delta", "item_id": item_id,
-                "output_index": index, "summary_index": 0, "delta": delta})));
+            let fields = format!("\"item_id\":\"{item_id}\",\"output_index\":{index},\"summary_index\":0");
+            out.push(self.delta_event("response.reasoning_summary_text.delta", &fields, delta, ""));
         }
     }
 
@@ -584,13 +598,12 @@ impl ResponsesStreamWriter {
             out.push(self.event(json!({"type": "response.content_part.added", "item_id": item_id,
                 "output_index": index, "content_index": 0,
                 "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}})));
-            self.open = Open::Message { index, text: String::new() };
+            self.open = Open::Message { index, item_id, text: String::new() };
         }
-        if let Open::Message { index, text } = &mut self.open {
+        if let Open::Message { index, item_id, text } = &mut self.open {
             text.push_str(delta);
-            let (index, item_id) = (*index, format!("msg_{}_{index}", self.id));
-            out.push(self.event(json!({"type": "response.output_text.delta", "item_id": item_id,
-                "output_index": index, "content_index": 0, "delta": delta, "logprobs": []})));
+            let fields = format!("\"item_id\":\"{item_id}\",\"output_index\":{index},\"content_index\":0");
+            out.push(self.delta_event("response.output_text.delta", &fields, delta, ",\"logprobs\":[]"));
         }
     }
 

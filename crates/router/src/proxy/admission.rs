@@ -208,9 +208,20 @@ pub(super) async fn prepare_responses(
     // The response says what it continued from, even where the conversation was expanded here.
     skeleton["previous_response_id"] = previous.map_or(Value::Null, Value::String);
     let store = !compact && native.get("store") != Some(&Value::Bool(false));
-    let for_chat = if history.is_empty() { native.clone() } else { without_history(&native, &input) };
-    let for_chat = if compact { responses_inbound::compaction_request(&for_chat) } else { Ok(for_chat) };
-    let converted = for_chat.and_then(|for_chat| responses_inbound::to_chat(&for_chat, &history));
+    // Converted from the caller's own request where it can be, without a copy.
+    let own_input;
+    let for_chat = if history.is_empty() {
+        &native
+    } else {
+        own_input = without_history(&native, &input);
+        &own_input
+    };
+    let converted = if compact {
+        responses_inbound::compaction_request(for_chat)
+            .and_then(|summarize| responses_inbound::to_chat(&summarize, &history))
+    } else {
+        responses_inbound::to_chat(for_chat, &history)
+    };
     let (chat, tools) = match converted {
         Ok(converted) if unconvertible.is_none() => (converted.chat, converted.tools),
         Ok(_) => (Map::new(), ToolNames::default()),
