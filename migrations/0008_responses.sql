@@ -1,11 +1,13 @@
 -- Responses stored for `previous_response_id` (OpenAI's Responses API, `store` true) when
--- BurnCloud itself answered them through a chat channel. `items` is the whole conversation up to
--- and including this response's output, as Responses input items; `response` is the object that
+-- BurnCloud itself answered them through a chat channel. `items` is this turn's input and output,
+-- as Responses input items; `previous_id` the response it continued, so a conversation is its
+-- chain of turns and each turn is stored once. `response` is the object that
 -- GET /v1/responses/{id} returns. Rows go with the call log's retention.
 CREATE TABLE responses (
     id            TEXT    PRIMARY KEY,
     token_id      INTEGER NOT NULL,
     created_at_ms INTEGER NOT NULL,
+    previous_id   TEXT,
     items         TEXT    NOT NULL,
     response      TEXT    NOT NULL
 );

@@ -1652,6 +1652,19 @@ async fn responses_call_tools_and_continue_from_a_stored_response_on_chat_channe
         for part in ["Remember: blue.", REPLY, "What colour?"] {
             assert!(sent.contains(part), "{model}: the upstream got the whole conversation: {sent}");
         }
+        // A third turn continues the second: the chain of stored turns is the whole conversation.
+        let second: Value = second.json().await.unwrap();
+        let third = h
+            .v1(
+                "/v1/responses",
+                &key,
+                json!({"model": model, "input": "And now?", "previous_response_id": second["id"]}),
+            )
+            .await;
+        assert_eq!(third.status(), StatusCode::OK, "{model}");
+        let sent = mock.received().last().unwrap().body.to_string();
+        let at = |part: &str| sent.find(part).unwrap_or_else(|| panic!("{model}: {part} missing from {sent}"));
+        assert!(at("Remember: blue.") < at("What colour?") && at("What colour?") < at("And now?"), "{model}: {sent}");
         let stored = h.http.get(format!("{}/v1/responses/{id}", h.base)).bearer_auth(&key).send().await.unwrap();
         assert_eq!(stored.json::<Value>().await.unwrap()["id"], id.as_str());
         let foreign = h.http.get(format!("{}/v1/responses/{id}", h.base)).bearer_auth(&other_key).send().await.unwrap();
@@ -1664,6 +1677,18 @@ async fn responses_call_tools_and_continue_from_a_stored_response_on_chat_channe
         let (status, error) =
             error_of(h.http.get(format!("{}/v1/responses/{id}", h.base)).bearer_auth(&key).send().await.unwrap()).await;
         assert_eq!((status, error["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+        // With its first turn gone, the conversation cannot be continued, and the caller learns why.
+        let (status, error) = error_of(
+            h.v1(
+                "/v1/responses",
+                &key,
+                json!({"model": model, "input": "More?", "previous_response_id": second["id"]}),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{model}");
+        assert!(error["message"].as_str().unwrap().contains("no longer stored"), "{error}");
     }
     let sent_formats: Vec<Value> =
         mock.received().iter().filter_map(|r| r.body.get("response_format").cloned()).collect();

@@ -20,31 +20,65 @@ fn storage_error(error: impl std::fmt::Display) -> GatewayError {
     GatewayError::Internal(format!("stored responses could not be read: {error}"))
 }
 
-/// The conversation `id` stands for (its input items and output, and all before it), if this
-/// token stored it here.
+/// The most turns a conversation is followed back: far beyond any real one, it bounds a lookup.
+const MAX_TURNS: usize = 100_000;
+
+/// The conversation `id` stands for — every turn's items, oldest first, up to and including its
+/// own — if this token stored it here.
 pub(crate) async fn conversation(
     gateway: &Gateway,
     token: &TokenEntry,
     id: &str,
 ) -> Result<Option<Vec<Value>>, GatewayError> {
-    let (db, id, token_id) = (gateway.db.clone(), id.to_string(), token.token.id);
-    let stored = tokio::task::spawn_blocking(move || db.read(|c| responses::get(c, &id, token_id)))
-        .await
-        .map_err(storage_error)?
-        .map_err(storage_error)?;
-    match stored {
-        None => Ok(None),
-        Some(stored) => serde_json::from_str::<Vec<Value>>(&stored.items).map(Some).map_err(storage_error),
+    let (db, first, token_id) = (gateway.db.clone(), id.to_string(), token.token.id);
+    let turns = tokio::task::spawn_blocking(move || {
+        db.read(|c| {
+            let mut turns = Vec::new();
+            let mut next = Some(first);
+            while let Some(id) = next.take().filter(|_| turns.len() < MAX_TURNS) {
+                match responses::get(c, &id, token_id)? {
+                    Some(stored) => {
+                        next = stored.previous_id.clone();
+                        turns.push(stored);
+                    }
+                    None if turns.is_empty() => return Ok(None),
+                    None => return Ok(Some(Err(id))),
+                }
+            }
+            Ok(Some(Ok(turns)))
+        })
+    })
+    .await
+    .map_err(storage_error)?
+    .map_err(storage_error)?;
+    let turns = match turns {
+        None => return Ok(None),
+        Some(Err(gone)) => {
+            return Err(GatewayError::BadRequest {
+                message: format!(
+                    "An earlier response of this conversation ('{gone}') is no longer stored (older than the log retention, or deleted)."
+                ),
+                param: Some("previous_response_id"),
+            })
+        }
+        Some(Ok(turns)) => turns,
+    };
+    let mut items = Vec::new();
+    for turn in turns.iter().rev() {
+        items.extend(serde_json::from_str::<Vec<Value>>(&turn.items).map_err(storage_error)?);
     }
+    Ok(Some(items))
 }
 
-/// Stores `response` and the conversation up to it. A failure is logged, not the caller's
-/// problem: their answer is complete; only a later `previous_response_id` would miss it.
+/// Stores `response` and its turn's items, linked to the response it continued. A failure is
+/// logged, not the caller's problem: their answer is complete; only a later
+/// `previous_response_id` would miss it.
 pub(crate) async fn store(gateway: &Gateway, token_id: i64, response: &Value, items: &[Value]) {
     let stored = StoredResponse {
         id: response["id"].as_str().unwrap_or_default().to_string(),
         token_id,
         created_at_ms: now_ms(),
+        previous_id: response["previous_response_id"].as_str().map(String::from),
         items: Value::Array(items.to_vec()).to_string(),
         response: response.to_string(),
     };

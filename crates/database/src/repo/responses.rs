@@ -4,21 +4,23 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::DbResult;
 
-/// A stored response: the conversation up to and including it, and the response object itself,
-/// both as JSON text exactly as the router wrote them.
+/// A stored response: its turn's items (input and output), the response it continued, and the
+/// response object itself, as JSON text exactly as the router wrote them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredResponse {
     pub id: String,
     pub token_id: i64,
     pub created_at_ms: i64,
+    pub previous_id: Option<String>,
     pub items: String,
     pub response: String,
 }
 
 pub fn insert(connection: &Connection, stored: &StoredResponse) -> DbResult<()> {
     connection.execute(
-        "INSERT OR REPLACE INTO responses (id, token_id, created_at_ms, items, response) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![stored.id, stored.token_id, stored.created_at_ms, stored.items, stored.response],
+        "INSERT OR REPLACE INTO responses (id, token_id, created_at_ms, previous_id, items, response) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![stored.id, stored.token_id, stored.created_at_ms, stored.previous_id, stored.items, stored.response],
     )?;
     Ok(())
 }
@@ -26,7 +28,8 @@ pub fn insert(connection: &Connection, stored: &StoredResponse) -> DbResult<()> 
 /// The response `id` if `token_id` stored it: one token never sees another's conversations.
 pub fn get(connection: &Connection, id: &str, token_id: i64) -> DbResult<Option<StoredResponse>> {
     let mut statement = connection.prepare_cached(
-        "SELECT id, token_id, created_at_ms, items, response FROM responses WHERE id = ?1 AND token_id = ?2",
+        "SELECT id, token_id, created_at_ms, previous_id, items, response FROM responses \
+         WHERE id = ?1 AND token_id = ?2",
     )?;
     Ok(statement
         .query_row(params![id, token_id], |row| {
@@ -34,8 +37,9 @@ pub fn get(connection: &Connection, id: &str, token_id: i64) -> DbResult<Option<
                 id: row.get(0)?,
                 token_id: row.get(1)?,
                 created_at_ms: row.get(2)?,
-                items: row.get(3)?,
-                response: row.get(4)?,
+                previous_id: row.get(3)?,
+                items: row.get(4)?,
+                response: row.get(5)?,
             })
         })
         .optional()?)
@@ -66,6 +70,7 @@ mod tests {
             id: id.into(),
             token_id,
             created_at_ms,
+            previous_id: None,
             items: "[]".into(),
             response: format!("{{\"id\":\"{id}\"}}"),
         };

@@ -776,12 +776,11 @@ pub fn compaction_from_chat(body: &[u8], id: &str, input: &[Value]) -> Result<Va
               "usage": responses_usage(&usage)}))
 }
 
-/// The conversation a stored response stands for: what came before it, its input, its output.
-pub fn stored_conversation(items: &[Value], input: Vec<Value>, output: &Value) -> Vec<Value> {
-    let mut conversation = items.to_vec();
-    conversation.extend(input);
-    conversation.extend(output.as_array().into_iter().flatten().cloned());
-    conversation
+/// One turn of a conversation as input items: its input, then its output.
+pub fn turn_items(input: Vec<Value>, output: &Value) -> Vec<Value> {
+    let mut turn = input;
+    turn.extend(output.as_array().into_iter().flatten().cloned());
+    turn
 }
 
 #[cfg(test)]
