@@ -18,37 +18,7 @@ pub(super) async fn admit(
     let bytes = read_body(body, limit).await?;
     let peek = peek_request(&bytes)?;
     call.body = bytes;
-    let (model, stream, stream_options) = match call.dialect {
-        Dialect::OpenAi => (peek.model, peek.stream, peek.stream_options),
-        Dialect::Anthropic => {
-            let native = match serde_json::from_slice::<Value>(&call.body) {
-                Ok(Value::Object(native)) => native,
-                _ => Map::new(),
-            };
-            let request = anthropic_inbound::to_openai(&native)
-                .map_err(|anthropic::Unconvertible(message)| GatewayError::BadRequest { message, param: None })?;
-            call.native = Some(native);
-            let field = |name: &str| request.get(name).cloned();
-            let fields = (field("model"), field("stream"), field("stream_options"));
-            let _ = call.request.set(request);
-            fields
-        }
-        Dialect::Responses | Dialect::ResponsesCompact => {
-            let native = match serde_json::from_slice::<Value>(&call.body) {
-                Ok(Value::Object(native)) => native,
-                _ => Map::new(),
-            };
-            let compact = call.dialect == Dialect::ResponsesCompact;
-            let prepared = prepare_responses(gateway, &call.token, native, &call.request_id, compact).await?;
-            let field = |name: &str| prepared.native.get(name).cloned();
-            let stream = field("stream").filter(|_| !compact);
-            let stream_options = (stream == Some(Value::Bool(true))).then(|| json!({"include_usage": true}));
-            let fields = (field("model"), stream, stream_options);
-            call.responses = Some(Box::new(prepared.call));
-            let _ = call.request.set(prepared.chat);
-            fields
-        }
-    };
+    let (model, stream, stream_options) = call.dialect.read_request(gateway, call, peek).await?;
     call.model = match model {
         Some(Value::String(model)) if !model.trim().is_empty() => model,
         _ => {
@@ -168,9 +138,9 @@ pub(super) fn peek_request(bytes: &[u8]) -> Result<RequestPeek, GatewayError> {
 
 /// A Responses call prepared at admission: its chat form and what answers need.
 pub(super) struct PreparedResponses {
-    native: Map<String, Value>,
-    chat: Map<String, Value>,
-    call: ResponsesCall,
+    pub(super) native: Map<String, Value>,
+    pub(super) chat: Map<String, Value>,
+    pub(super) call: ResponsesCall,
 }
 
 /// Reads a `/v1/responses` request: expands a `previous_response_id` stored here into the items

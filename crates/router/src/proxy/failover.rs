@@ -140,14 +140,9 @@ pub(super) async fn run(
                 }),
             }
         };
-        let url = match &channel.responses_url {
-            Some(_) if call.dialect == Dialect::ResponsesCompact => {
-                reqwest::Url::parse(&format!("{}/responses/compact", channel.base_url))
-                    .map(UpstreamUrl::new)
-                    .map_err(|e| format!("the compaction URL does not parse: {e}"))
-            }
-            Some(url) if call.responses.is_some() => Ok(url.clone()),
-            _ => wire.url(&channel.base_url, &channel.urls, call.endpoint, &upstream_model, call.is_stream),
+        let url = match call.dialect.native_url(&channel) {
+            Some(native) => native,
+            None => wire.url(&channel.base_url, &channel.urls, call.endpoint, &upstream_model, call.is_stream),
         };
         let body = body.and_then(|body| url.map(|url| (url, body)));
         let (url, body) = match body {
@@ -323,38 +318,11 @@ pub(super) async fn complete(
             (usage, UsageSource::Estimated)
         }
     };
-    let body = match (call.dialect, native_body) {
-        (Dialect::OpenAi, _) => body,
-        (Dialect::Anthropic | Dialect::Responses | Dialect::ResponsesCompact, Some(native)) => native,
-        (Dialect::ResponsesCompact, None) => {
-            let Some(responses) = call.responses.as_deref() else { return Attempt::Failed(unanswerable(), None) };
-            let conversation = [responses.history.as_slice(), responses.input.as_slice()].concat();
-            let id = responses.skeleton["id"].as_str().unwrap_or_default();
-            match responses_inbound::compaction_from_chat(&body, id, &conversation) {
-                Ok(compacted) => Bytes::from(compacted.to_string()),
-                Err(anthropic::Unconvertible(message)) => {
-                    return Attempt::Failed(GatewayError::UpstreamUnreachable(message), None);
-                }
-            }
+    let body = match call.dialect.render_answer(gateway, call, body, native_body).await {
+        Ok(body) => body,
+        Err(anthropic::Unconvertible(message)) => {
+            return Attempt::Failed(GatewayError::UpstreamUnreachable(message), None);
         }
-        (Dialect::Responses, None) => {
-            let Some(responses) = call.responses.as_deref() else { return Attempt::Failed(unanswerable(), None) };
-            match responses_inbound::from_chat_response(&body, responses.skeleton.clone(), &responses.tools) {
-                Ok(response) => {
-                    store_response(gateway, call, &response).await;
-                    Bytes::from(response.to_string())
-                }
-                Err(anthropic::Unconvertible(message)) => {
-                    return Attempt::Failed(GatewayError::UpstreamUnreachable(message), None);
-                }
-            }
-        }
-        (Dialect::Anthropic, None) => match anthropic_inbound::from_openai_response(&body, &call.model) {
-            Ok(body) => body,
-            Err(anthropic::Unconvertible(message)) => {
-                return Attempt::Failed(GatewayError::UpstreamUnreachable(message), None);
-            }
-        },
     };
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;

@@ -34,11 +34,13 @@ use crate::{balancer, Gateway, REQUEST_ID_HEADER};
 
 mod accounting;
 mod admission;
+mod dialects;
 mod failover;
 mod streaming;
 
 use accounting::*;
 use admission::*;
+pub(crate) use dialects::{dialect_error, Dialect};
 use failover::*;
 use streaming::*;
 
@@ -95,42 +97,6 @@ pub(crate) async fn messages_count_tokens(
         }
         Err(anthropic::Unconvertible(message)) => fail(GatewayError::BadRequest { message, param: None }),
     }
-}
-
-/// The protocol a caller speaks: its requests, answers, streams and errors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Dialect {
-    OpenAi,
-    Anthropic,
-    /// OpenAI's Responses API (`/v1/responses`).
-    Responses,
-    /// Its compaction (`/v1/responses/compact`): a Responses request in, a `response.compaction` out.
-    ResponsesCompact,
-}
-
-impl Dialect {
-    fn route(self, endpoint: Endpoint) -> &'static str {
-        match self {
-            Dialect::OpenAi => endpoint.route(),
-            Dialect::Anthropic => "/v1/messages",
-            Dialect::Responses => "/v1/responses",
-            Dialect::ResponsesCompact => "/v1/responses/compact",
-        }
-    }
-}
-
-/// An error as the caller's protocol shapes it.
-pub(crate) fn dialect_error(dialect: Dialect, error: GatewayError, request_id: &str) -> Response {
-    let message = error.message();
-    let mut response = error.into_response_with_id(request_id);
-    match dialect {
-        Dialect::OpenAi | Dialect::Responses | Dialect::ResponsesCompact => {}
-        Dialect::Anthropic => {
-            let status = response.status().as_u16();
-            *response.body_mut() = Body::from(anthropic_inbound::error_body(status, &message));
-        }
-    }
-    response
 }
 
 /// A request ID that sorts by time: 48 bits of Unix milliseconds, then 80 random bits, as 32 hex
@@ -236,15 +202,9 @@ impl Call {
         self.responses.is_some() && channel.responses_url.is_some()
     }
 
-    /// Whether the caller and the channel speak the same protocol, so that the caller's own
-    /// request goes up and the upstream's own answer comes back, untranslated: a Claude caller on
-    /// a Claude channel, or a Responses caller on a channel with its own Responses API.
+    /// Whether the caller and the channel speak the same protocol (see `Dialect::native_on`).
     fn passes_natively(&self, channel: &ChannelEntry) -> bool {
-        match self.dialect {
-            Dialect::Anthropic => channel.wire == Wire::Anthropic,
-            Dialect::Responses | Dialect::ResponsesCompact => self.is_native_responses(channel),
-            Dialect::OpenAi => false,
-        }
+        self.dialect.native_on(channel)
     }
 }
 

@@ -215,25 +215,6 @@ impl Output {
         }
         (!out.is_empty()).then(|| out.into())
     }
-
-    /// The event that tells the caller the stream broke, in the caller's protocol.
-    fn cut_event(&mut self, dialect: Dialect, message: &str) -> Bytes {
-        match (self, dialect) {
-            (Output::Responses(writer), _) => writer.fail(message).concat().into(),
-            (_, Dialect::OpenAi) => {
-                let event = serde_json::json!({"error": {"message": message, "type": "upstream_error", "param": null, "code": "upstream_cut"}});
-                Bytes::from(format!("data: {event}\n\n"))
-            }
-            (_, Dialect::Anthropic) => {
-                let event = serde_json::json!({"type": "error", "error": {"type": "api_error", "message": message}});
-                Bytes::from(format!("event: error\ndata: {event}\n\n"))
-            }
-            (_, Dialect::Responses | Dialect::ResponsesCompact) => {
-                let event = serde_json::json!({"type": "error", "code": "upstream_cut", "message": message, "param": null, "sequence_number": 0});
-                Bytes::from(format!("event: error\ndata: {event}\n\n"))
-            }
-        }
-    }
 }
 
 /// Re-splits OpenAI-format chunks into events and rewrites each with `write`.
@@ -288,17 +269,8 @@ pub(super) async fn stream(
         None if native_responses => Translator::NativeResponses(ResponsesWatch::default()),
         None => Translator::PassThrough(StreamWatch::default()),
     };
-    let mut output = match call.dialect {
-        Dialect::OpenAi => Output::OpenAi,
-        _ if call.passes_natively(channel) => Output::Native,
-        Dialect::Anthropic => Output::Anthropic(AnthropicStreamWriter::new(&call.model)),
-        Dialect::Responses | Dialect::ResponsesCompact => match call.responses.as_deref() {
-            Some(responses) => Output::Responses(Box::new(ResponsesStreamWriter::new(
-                responses.skeleton.clone(),
-                responses.tools.clone(),
-            ))),
-            None => return Attempt::Failed(unanswerable(), None),
-        },
+    let Some(mut output) = call.dialect.stream_output(call, channel) else {
+        return Attempt::Failed(unanswerable(), None);
     };
     let mut first_token_ms: Option<u64> = None;
     let mut cut: Option<String> = None;
@@ -396,7 +368,7 @@ pub(super) async fn stream(
         }
     }
     if let (Some(message), false, None) = (&cut, client_gone, &reported) {
-        let event = output.cut_event(call.dialect, message);
+        let event = call.dialect.cut_event(&mut output, message);
         send(&sender, event).await;
     }
     let (usage, usage_source) = watch.usage(call);
