@@ -899,8 +899,9 @@ async fn stream_overheads(
         body: chat_stream("gpt-4o-mini"),
     };
     let bare_hop = StreamCall { url: format!("{}/v1/chat/completions", bare.base), ..openai_direct.clone() };
-    let responses_body =
-        |model: &str| Bytes::from(json!({"model": model, "stream": true, "store": false, "input": "Say hello"}).to_string());
+    let responses_body = |model: &str| {
+        Bytes::from(json!({"model": model, "stream": true, "store": false, "input": "Say hello"}).to_string())
+    };
     let responses_direct = StreamCall {
         url: format!("{}/v1/responses", upstream.base),
         headers: Vec::new(),
