@@ -20,6 +20,19 @@ pub enum AgentStep {
     Answer(String),
 }
 
+/// A mock model's reply: its text and its tool calls (id, name, JSON arguments).
+pub type Reply = (String, Vec<(String, String, String)>);
+
+impl AgentStep {
+    /// The step as a reply; a tool call gets `call_id`.
+    pub fn into_reply(self, call_id: &str) -> Reply {
+        match self {
+            AgentStep::Call { name, arguments } => ("Running it.".into(), vec![(call_id.into(), name, arguments)]),
+            AgentStep::Answer(text) => (text, Vec::new()),
+        }
+    }
+}
+
 /// The shell tools of the agents we drive (Codex: `exec_command` or `shell`; Claude Code: `Bash`)
 /// and the arguments each takes.
 fn shell_call(tools: &[String]) -> Option<AgentStep> {
@@ -64,20 +77,19 @@ pub fn text_of(content: &Value) -> String {
     }
 }
 
+/// The names of the tools a request offers, each at `name_at` (a JSON pointer) in its tool.
+fn tool_names(request: &Value, name_at: &str) -> Vec<String> {
+    let tools = request.get("tools").and_then(Value::as_array).into_iter().flatten();
+    tools.filter_map(|tool| tool.pointer(name_at).and_then(Value::as_str).map(String::from)).collect()
+}
+
 /// The agent step for an OpenAI chat request.
 pub fn for_chat(request: &Value) -> AgentStep {
     let messages = request.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
     let last = messages.last().cloned().unwrap_or(Value::Null);
     let tool_output = (last["role"] == "tool").then(|| text_of(&last["content"]));
     let user = messages.iter().rev().find(|m| m["role"] == "user").map(|m| text_of(&m["content"])).unwrap_or_default();
-    let tools: Vec<String> = request
-        .get("tools")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t.pointer("/function/name").and_then(Value::as_str).map(String::from))
-        .collect();
-    next_step(tool_output.as_deref(), &user, &tools)
+    next_step(tool_output.as_deref(), &user, &tool_names(request, "/function/name"))
 }
 
 /// The agent step for an Anthropic Messages request.
@@ -97,14 +109,7 @@ pub fn for_anthropic(request: &Value) -> AgentStep {
         .map(|m| text_of(&m["content"]))
         .find(|text| !text.trim().is_empty())
         .unwrap_or_default();
-    let tools: Vec<String> = request
-        .get("tools")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t.get("name").and_then(Value::as_str).map(String::from))
-        .collect();
-    next_step(tool_output.as_deref(), &user, &tools)
+    next_step(tool_output.as_deref(), &user, &tool_names(request, "/name"))
 }
 
 /// A value that fits a JSON schema, for answers asked for in a structured format.

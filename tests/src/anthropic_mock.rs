@@ -14,6 +14,15 @@ use crate::openai_mock::{hang, record_call, Mode, SharedState, COMPLETION_TOKENS
 /// The arguments of the tool calls the mock makes, one per tool call (parallel calls).
 pub const TOOL_INPUTS: [&str; 2] = [r#"{"location": "Paris"}"#, r#"{"location": "Tokyo"}"#];
 
+/// The parallel calls of tool `name` with `TOOL_INPUTS`, their ids `{id_prefix}{i}`.
+pub fn parallel_calls(name: &str, id_prefix: &str) -> Vec<(String, String, String)> {
+    TOOL_INPUTS
+        .iter()
+        .enumerate()
+        .map(|(i, input)| (format!("{id_prefix}{i}"), name.to_string(), input.to_string()))
+        .collect()
+}
+
 /// Anthropic's error bodies, as its API reference documents them.
 pub fn error_body(status: u16) -> Value {
     let (error_type, message) = match status {
@@ -95,25 +104,12 @@ struct Answer {
 }
 
 fn answer(mode: &Mode, request: &Value) -> Answer {
-    if *mode == Mode::Agent {
-        return match crate::agent::for_anthropic(request) {
-            crate::agent::AgentStep::Call { name, arguments } => {
-                Answer { text: "Running it.".into(), calls: vec![("toolu_probe".into(), name, arguments)] }
-            }
-            crate::agent::AgentStep::Answer(text) => Answer { text, calls: Vec::new() },
-        };
-    }
-    match tool_name(request) {
-        Some(name) => Answer {
-            text: "Let me check.".into(),
-            calls: TOOL_INPUTS
-                .iter()
-                .enumerate()
-                .map(|(i, input)| (format!("toolu_0{i}"), name.clone(), input.to_string()))
-                .collect(),
-        },
-        None => Answer { text: REPLY.into(), calls: Vec::new() },
-    }
+    let (text, calls) = match (mode, tool_name(request)) {
+        (Mode::Agent, _) => crate::agent::for_anthropic(request).into_reply("toolu_probe"),
+        (_, Some(name)) => ("Let me check.".into(), parallel_calls(&name, "toolu_0")),
+        (_, None) => (REPLY.into(), Vec::new()),
+    };
+    Answer { text, calls }
 }
 
 fn event(name: &str, data: Value) -> String {
@@ -143,24 +139,22 @@ fn stream(model: String, answer: Answer, usage: Value) -> Response {
         ));
     }
     events.push(event("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
-    {
-        for (i, (id, name, input)) in answer.calls.iter().enumerate() {
-            let index = i + 1;
-            events.push(event(
-                "content_block_start",
-                json!({"type": "content_block_start", "index": index,
+    for (i, (id, name, input)) in answer.calls.iter().enumerate() {
+        let index = i + 1;
+        events.push(event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": index,
                 "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}}),
-            ));
-            let (head, tail) = input.split_at(8.min(input.len()));
-            for part in [head, tail] {
-                events.push(event(
-                    "content_block_delta",
-                    json!({"type": "content_block_delta", "index": index,
+        ));
+        let (head, tail) = input.split_at(8.min(input.len()));
+        for part in [head, tail] {
+            events.push(event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": index,
                     "delta": {"type": "input_json_delta", "partial_json": part}}),
-                ));
-            }
-            events.push(event("content_block_stop", json!({"type": "content_block_stop", "index": index})));
+            ));
         }
+        events.push(event("content_block_stop", json!({"type": "content_block_stop", "index": index})));
     }
     events.push(event(
         "message_delta",

@@ -226,32 +226,22 @@ enum Plan {
 }
 
 fn plan(mode: &Mode, request: &Value) -> Plan {
-    if *mode == Mode::Agent {
-        return match crate::agent::for_chat(request) {
-            crate::agent::AgentStep::Call { name, arguments } => {
-                Plan::Calls(vec![("call_probe".into(), name, arguments)])
-            }
-            crate::agent::AgentStep::Answer(text) => Plan::Text(text),
-        };
-    }
-    // Asked for a structured answer: JSON that fits the schema.
-    match request.pointer("/response_format/type").and_then(Value::as_str) {
-        Some("json_schema") => {
+    let format = request.pointer("/response_format/type").and_then(Value::as_str);
+    let (text, calls) = match (mode, format, tool_name(request)) {
+        (Mode::Agent, _, _) => crate::agent::for_chat(request).into_reply("call_probe"),
+        // Asked for a structured answer: JSON that fits the schema.
+        (_, Some("json_schema"), _) => {
             let schema = request.pointer("/response_format/json_schema/schema").unwrap_or(&Value::Null);
-            return Plan::Text(crate::agent::sample_of(schema).to_string());
+            (crate::agent::sample_of(schema).to_string(), Vec::new())
         }
-        Some("json_object") => return Plan::Text(json!({"answer": REPLY}).to_string()),
-        _ => {}
-    }
-    match tool_name(request) {
-        Some(name) => Plan::Calls(
-            crate::anthropic_mock::TOOL_INPUTS
-                .iter()
-                .enumerate()
-                .map(|(i, args)| (format!("call_{i}"), name.clone(), args.to_string()))
-                .collect(),
-        ),
-        None => Plan::Text(REPLY.to_string()),
+        (_, Some("json_object"), _) => (json!({"answer": REPLY}).to_string(), Vec::new()),
+        (_, _, Some(name)) => (String::new(), crate::anthropic_mock::parallel_calls(&name, "call_")),
+        (_, _, None) => (REPLY.to_string(), Vec::new()),
+    };
+    if calls.is_empty() {
+        Plan::Text(text)
+    } else {
+        Plan::Calls(calls)
     }
 }
 

@@ -84,8 +84,8 @@ pub fn Prices() -> Element {
                                     td { class: "mono", "{price.model}" }
                                     td { class: "num", "{price.input_per_mtok}" }
                                     td { class: "num", "{price.output_per_mtok}" }
-                                    td { class: "num", {optional(price.cache_read_per_mtok, i18n.t("prices.as_input"))} }
-                                    td { class: "num", {optional(price.cache_write_per_mtok, i18n.t("prices.as_input"))} }
+                                    td { class: "num", {price_or(price.cache_read_per_mtok, i18n.t("prices.as_input"))} }
+                                    td { class: "num", {price_or(price.cache_write_per_mtok, i18n.t("prices.as_input"))} }
                                     td { class: "actions",
                                         button { class: "btn small", onclick: { let p = price.clone(); move |_| {
                                             model.set(p.model.clone()); input.set(p.input_per_mtok.to_string()); output.set(p.output_per_mtok.to_string());
@@ -124,6 +124,7 @@ fn price_input(
     })
 }
 
-fn optional(price: Option<Money>, unset: &str) -> String {
+/// A cache price as shown in the list: the amount, or what an unset one means.
+fn price_or(price: Option<Money>, unset: &str) -> String {
     price.map_or_else(|| unset.to_string(), |price| price.to_string())
 }

@@ -68,10 +68,10 @@ pub fn request(data: &[u8]) {
         let _ = anthropic::request(&converted, "claude-fuzz", true);
         let _ = gemini::request(&converted);
     }
-    // And as an OpenAI Responses request arriving on `/v1/responses`, with itself as history too.
-    let history = responses_inbound::input_items(&openai).unwrap_or_default();
-    for past in [&[][..], &history[..]] {
-        if let Ok(converted) = responses_inbound::to_chat(&openai, past) {
+    // And as an OpenAI Responses request arriving on `/v1/responses`, plain and to be compacted.
+    let compaction = responses_inbound::compaction_request(&openai);
+    for request in [Ok(openai.clone()), compaction] {
+        if let Ok(converted) = request.and_then(|request| responses_inbound::to_chat(&request)) {
             let _ = estimate_prompt(&converted.chat);
             let _ = anthropic::request(&converted.chat, "claude-fuzz", true);
             let _ = gemini::request(&converted.chat);

@@ -17,13 +17,15 @@ use serde_json::{json, Value};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unconvertible(pub String);
 
-/// The text of OpenAI message content: a string, or the `text` of its parts.
+/// The text of message content: a string, or the `text` (or `refusal`) of its parts.
 pub(crate) fn text_of(content: &Value) -> String {
     match content {
         Value::String(text) => text.clone(),
-        Value::Array(parts) => {
-            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
-        }
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").or_else(|| p.get("refusal")).and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
         _ => String::new(),
     }
 }
@@ -218,7 +220,7 @@ mod tests {
                 let _ = gemini::request(map);
                 let _ = gemini::embeddings_request(map, "m");
                 let _ = anthropic_inbound::to_openai(map);
-                let _ = responses_inbound::to_chat(map, &[]);
+                let _ = responses_inbound::to_chat(map);
                 let _ = responses_inbound::skeleton(map, "resp_x", "m");
             }
             let _ = anthropic::response(bytes.as_bytes(), "m");

@@ -2,12 +2,13 @@
 //! Responses requests in, converted to chat requests; chat answers and chunks converted back into
 //! a Responses object and its typed stream events (`response.created` … `response.completed`).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use super::{now_seconds, Unconvertible};
+use super::{now_seconds, text_of, Unconvertible};
 use crate::usage::{usage_of_value, Usage};
 
 /// Tools that OpenAI runs on its own side; a chat channel cannot run them.
@@ -60,34 +61,27 @@ pub struct Converted {
     pub tools: ToolNames,
 }
 
-/// The request's `input` as a list of items: a string is one user message.
-pub fn input_items(request: &Map<String, Value>) -> Result<Vec<Value>, Unconvertible> {
+/// The request's `input` as a list of items: a string is one user message; a list is borrowed.
+pub fn input_items(request: &Map<String, Value>) -> Result<Cow<'_, [Value]>, Unconvertible> {
     match request.get("input") {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(text)) => {
-            Ok(vec![json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]})])
-        }
-        Some(Value::Array(items)) => Ok(items.clone()),
+        None | Some(Value::Null) => Ok(Cow::Borrowed(&[])),
+        Some(Value::String(text)) => Ok(Cow::Owned(vec![
+            json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}),
+        ])),
+        Some(Value::Array(items)) => Ok(Cow::Borrowed(items)),
         Some(_) => Err(Unconvertible("input must be a string or a list of items".into())),
     }
 }
 
-fn text_of_parts(content: &Value) -> String {
-    match content {
-        Value::String(text) => text.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p.get("text").or_else(|| p.get("refusal")).and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    }
+/// The part of a response ID its items' IDs are made from (`resp_X` → `X`).
+fn id_suffix(response_id: &str) -> &str {
+    response_id.trim_start_matches("resp_")
 }
 
 /// A message's content as chat content: text parts and images.
 fn chat_content(content: &Value) -> Result<Value, Unconvertible> {
     let Value::Array(parts) = content else {
-        return Ok(json!(text_of_parts(content)));
+        return Ok(json!(text_of(content)));
     };
     let mut out = Vec::new();
     for part in parts {
@@ -135,7 +129,7 @@ fn push_tool_call(messages: &mut Vec<Value>, call: Value) {
 fn tool_output_text(output: Option<&Value>) -> String {
     match output {
         Some(Value::String(text)) => text.clone(),
-        Some(other @ Value::Array(_)) => text_of_parts(other),
+        Some(other @ Value::Array(_)) => text_of(other),
         Some(other) if !other.is_null() => other.to_string(),
         _ => String::new(),
     }
@@ -162,7 +156,7 @@ fn chat_messages(items: &[Value], messages: &mut Vec<Value>) -> Result<(), Uncon
                 let content = chat_content(item.get("content").unwrap_or(&Value::Null))?;
                 let content = match (role, content) {
                     // Chat wants plain text from system and assistant turns.
-                    ("system" | "assistant", content @ Value::Array(_)) => json!(text_of_parts(&content)),
+                    ("system" | "assistant", content @ Value::Array(_)) => json!(text_of(&content)),
                     (_, content) => content,
                 };
                 messages.push(json!({"role": role, "content": content}));
@@ -204,11 +198,8 @@ fn chat_messages(items: &[Value], messages: &mut Vec<Value>) -> Result<(), Uncon
     Ok(())
 }
 
-fn chat_function(tool: &Value, namespace: Option<&str>, names: &mut ToolNames) -> Value {
+fn chat_function(tool: &Value) -> Value {
     let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
-    if let Some(namespace) = namespace {
-        names.namespaces.insert(name.to_string(), namespace.to_string());
-    }
     let mut function = json!({"name": name,
         "parameters": tool.get("parameters").cloned().unwrap_or_else(|| json!({"type": "object", "properties": {}}))});
     if let Some(description) = tool.get("description").filter(|d| d.is_string()) {
@@ -225,18 +216,16 @@ fn chat_tools(tools: &[Value], names: &mut ToolNames) -> Result<Vec<Value>, Unco
     let mut out = Vec::new();
     for tool in tools {
         match tool.get("type").and_then(Value::as_str) {
-            Some("function") => out.push(chat_function(tool, None, names)),
+            Some("function") => out.push(chat_function(tool)),
             Some("namespace") => {
-                let namespace = tool.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-                for inner in tool.get("tools").and_then(Value::as_array).into_iter().flatten() {
-                    out.extend(chat_tools(std::slice::from_ref(inner), names)?.into_iter().map(|mut function| {
-                        if let Some(name) = function.pointer("/function/name").and_then(Value::as_str) {
-                            names.namespaces.insert(name.to_string(), namespace.clone());
-                        }
-                        function.as_object_mut().map(|f| f.remove("namespace"));
-                        function
-                    }));
+                let namespace = tool.get("name").and_then(Value::as_str).unwrap_or_default();
+                let inner = chat_tools(tool.get("tools").and_then(Value::as_array).map_or(&[], Vec::as_slice), names)?;
+                for function in &inner {
+                    if let Some(name) = function.pointer("/function/name").and_then(Value::as_str) {
+                        names.namespaces.insert(name.to_string(), namespace.to_string());
+                    }
                 }
+                out.extend(inner);
             }
             Some("custom") => {
                 let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
@@ -257,9 +246,9 @@ fn chat_tools(tools: &[Value], names: &mut ToolNames) -> Result<Vec<Value>, Unco
     Ok(out)
 }
 
-/// A Responses request as a chat request. `history` is the conversation a `previous_response_id`
-/// stands for, as input items.
-pub fn to_chat(request: &Map<String, Value>, history: &[Value]) -> Result<Converted, Unconvertible> {
+/// A Responses request as a chat request (a stored conversation it continues is already among its
+/// input items).
+pub fn to_chat(request: &Map<String, Value>) -> Result<Converted, Unconvertible> {
     if request.get("background") == Some(&Value::Bool(true)) {
         return Err(Unconvertible("background responses are not supported through this channel".into()));
     }
@@ -267,7 +256,6 @@ pub fn to_chat(request: &Map<String, Value>, history: &[Value]) -> Result<Conver
     if let Some(instructions) = request.get("instructions").and_then(Value::as_str).filter(|i| !i.is_empty()) {
         messages.push(json!({"role": "system", "content": instructions}));
     }
-    chat_messages(history, &mut messages)?;
     chat_messages(&input_items(request)?, &mut messages)?;
     let mut chat = Map::new();
     chat.insert("model".into(), request.get("model").cloned().unwrap_or(Value::Null));
@@ -404,7 +392,7 @@ fn message_item(id: &str, text: &str, status: &str) -> Value {
 pub fn from_chat_response(body: &[u8], mut response: Value, tools: &ToolNames) -> Result<Value, Unconvertible> {
     let completion: Value =
         serde_json::from_slice(body).map_err(|e| Unconvertible(format!("the answer is not JSON: {e}")))?;
-    let id = response["id"].as_str().unwrap_or("resp").trim_start_matches("resp_").to_string();
+    let id = id_suffix(response["id"].as_str().unwrap_or("resp")).to_string();
     let choice = completion.pointer("/choices/0").cloned().unwrap_or(Value::Null);
     let message = &choice["message"];
     let mut output = Vec::new();
@@ -467,7 +455,7 @@ pub struct ResponsesStreamWriter {
 
 impl ResponsesStreamWriter {
     pub fn new(skeleton: Value, tools: ToolNames) -> ResponsesStreamWriter {
-        let id = skeleton["id"].as_str().unwrap_or("resp").trim_start_matches("resp_").to_string();
+        let id = id_suffix(skeleton["id"].as_str().unwrap_or("resp")).to_string();
         ResponsesStreamWriter {
             response: skeleton,
             tools,
@@ -737,7 +725,7 @@ fn compaction_summary(item: &Value) -> Result<String, Unconvertible> {
 /// The request that asks a chat model to summarize a `/v1/responses/compact` call's conversation:
 /// its input, then the request to summarize, with no tools to call.
 pub fn compaction_request(request: &Map<String, Value>) -> Result<Map<String, Value>, Unconvertible> {
-    let mut input = input_items(request)?;
+    let mut input = input_items(request)?.into_owned();
     input.push(
         json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": COMPACTION_PROMPT}]}),
     );
@@ -769,7 +757,7 @@ pub fn compaction_from_chat(body: &[u8], id: &str, input: &[Value]) -> Result<Va
         })
         .collect();
     let encrypted = format!("{COMPACTION_PREFIX}{}", hex::encode(summary.as_bytes()));
-    let item_id = format!("cmp_{}", id.trim_start_matches("resp_"));
+    let item_id = format!("cmp_{}", id_suffix(id));
     output.push(json!({"type": "compaction", "id": item_id, "encrypted_content": encrypted}));
     let usage = completion.get("usage").and_then(usage_of_value).unwrap_or_default();
     Ok(json!({"id": id, "object": "response.compaction", "created_at": now_seconds(), "output": output,
@@ -777,10 +765,8 @@ pub fn compaction_from_chat(body: &[u8], id: &str, input: &[Value]) -> Result<Va
 }
 
 /// One turn of a conversation as input items: its input, then its output.
-pub fn turn_items(input: Vec<Value>, output: &Value) -> Vec<Value> {
-    let mut turn = input;
-    turn.extend(output.as_array().into_iter().flatten().cloned());
-    turn
+pub fn turn_items(input: &[Value], output: &Value) -> Vec<Value> {
+    input.iter().chain(output.as_array().into_iter().flatten()).cloned().collect()
 }
 
 #[cfg(test)]
@@ -811,7 +797,6 @@ mod tests {
                 "tool_choice": "auto", "parallel_tool_calls": false,
                 "text": {"format": {"type": "json_schema", "name": "out", "schema": {"type": "object"}, "strict": true}},
                 "store": false, "include": ["reasoning.encrypted_content"], "prompt_cache_key": "k"})),
-            &[],
         )
         .unwrap();
         let messages = converted.chat["messages"].as_array().unwrap();
@@ -833,7 +818,7 @@ mod tests {
 
     #[test]
     fn what_a_chat_channel_cannot_do_is_refused_with_a_reason() {
-        let refuse = |value: Value| to_chat(&request(value), &[]).unwrap_err().0;
+        let refuse = |value: Value| to_chat(&request(value)).unwrap_err().0;
         assert!(refuse(json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]})).contains("web_search"));
         assert!(refuse(json!({"model": "m", "input": "x", "tools": [{"type": "file_search"}]})).contains("hosted"));
         assert!(
@@ -932,7 +917,7 @@ mod tests {
             compaction_request(&request(json!({"model": "m", "input": input, "tools": [{"type": "web_search"}]})))
                 .unwrap();
         assert!(!ask.contains_key("tools"), "the summary needs no tools");
-        assert!(to_chat(&ask, &[]).unwrap().chat["messages"].as_array().unwrap().last().unwrap()["content"]
+        assert!(to_chat(&ask).unwrap().chat["messages"].as_array().unwrap().last().unwrap()["content"]
             .to_string()
             .contains("Summarize"));
         let answer = json!({"choices": [{"message": {"content": "Bug fixed in a.rs"}}], "usage": {"prompt_tokens": 9, "completion_tokens": 4}});
@@ -943,15 +928,12 @@ mod tests {
             (output.len(), output[0]["role"].as_str(), output[1]["type"].as_str()),
             (2, Some("user"), Some("compaction"))
         );
-        let next = to_chat(
-            &request(json!({"model": "m", "input": [output[0].clone(), output[1].clone(),
-            {"role": "user", "content": "Go on"}]})),
-            &[],
-        )
+        let next = to_chat(&request(json!({"model": "m", "input": [output[0].clone(), output[1].clone(),
+            {"role": "user", "content": "Go on"}]})))
         .unwrap();
         assert_eq!(next.chat["messages"][1]["content"], "Summary of our conversation so far:\nBug fixed in a.rs");
         let foreign = json!({"model": "m", "input": [{"type": "compaction", "encrypted_content": "gAAAA-openai"}]});
-        assert!(to_chat(&request(foreign), &[]).unwrap_err().0.contains("another provider"));
+        assert!(to_chat(&request(foreign)).unwrap_err().0.contains("another provider"));
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub(super) async fn record(gateway: &Gateway, call: &Call, outcome: Outcome) {
 /// caller said `store: false`.
 pub(super) async fn store_response(gateway: &Gateway, call: &Call, response: &Value) {
     let Some(responses) = call.responses.as_deref().filter(|r| r.store) else { return };
-    let items = responses_inbound::turn_items(responses.input.clone(), &response["output"]);
+    let conversation = call.conversation();
+    let own_input = &conversation[conversation.len().saturating_sub(responses.own_input)..];
+    let items = responses_inbound::turn_items(own_input, &response["output"]);
     crate::responses::store(gateway, call.token.token.id, response, &items).await;
 }

@@ -136,7 +136,8 @@ pub(super) fn peek_request(bytes: &[u8]) -> Result<RequestPeek, GatewayError> {
     }
 }
 
-/// A Responses call prepared at admission: its chat form and what answers need.
+/// A Responses call prepared at admission: the caller's request (a stored conversation it
+/// continues expanded into its input), its chat form, and what answers need.
 pub(super) struct PreparedResponses {
     pub(super) native: Map<String, Value>,
     pub(super) chat: Map<String, Value>,
@@ -153,19 +154,20 @@ pub(super) async fn prepare_responses(
     compact: bool,
 ) -> Result<PreparedResponses, GatewayError> {
     let bad = |message: String, param: Option<&'static str>| GatewayError::BadRequest { message, param };
-    let input = responses_inbound::input_items(&native).map_err(|e| bad(e.0, Some("input")))?;
-    let mut history = Vec::new();
+    let own_input = responses_inbound::input_items(&native).map_err(|e| bad(e.0, Some("input")))?.into_owned();
+    let own_len = own_input.len();
+    let model = native.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
+    // Echoes the request as the caller sent it, `previous_response_id` included.
+    let skeleton = responses_inbound::skeleton(&native, &responses_inbound::response_id(request_id), &model);
+    let store = !compact && native.get("store") != Some(&Value::Bool(false));
     let mut unconvertible = None;
-    let previous = native.get("previous_response_id").and_then(Value::as_str).map(String::from);
     match native.get("previous_response_id") {
         None | Some(Value::Null) => {}
         Some(Value::String(previous)) => match crate::responses::conversation(gateway, token, previous).await? {
-            Some(items) => {
+            Some(mut conversation) => {
                 // Expanded here, so that every channel sees the whole conversation.
-                history = items;
-                let mut expanded = history.clone();
-                expanded.extend(input.iter().cloned());
-                native.insert("input".into(), Value::Array(expanded));
+                conversation.extend(own_input);
+                native.insert("input".into(), Value::Array(conversation));
                 native.remove("previous_response_id");
             }
             // An upstream with its own Responses API may know it; for the others it is missing.
@@ -173,42 +175,22 @@ pub(super) async fn prepare_responses(
         },
         Some(_) => return Err(bad("previous_response_id must be a string".into(), Some("previous_response_id"))),
     }
-    let model = native.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
-    let mut skeleton = responses_inbound::skeleton(&native, &responses_inbound::response_id(request_id), &model);
-    // The response says what it continued from, even where the conversation was expanded here.
-    skeleton["previous_response_id"] = previous.map_or(Value::Null, Value::String);
-    let store = !compact && native.get("store") != Some(&Value::Bool(false));
-    // Converted from the caller's own request where it can be, without a copy.
-    let own_input;
-    let for_chat = if history.is_empty() {
-        &native
-    } else {
-        own_input = without_history(&native, &input);
-        &own_input
+    let converted = match (&unconvertible, compact) {
+        (Some(_), _) => None,
+        (None, false) => Some(responses_inbound::to_chat(&native)),
+        (None, true) => {
+            Some(responses_inbound::compaction_request(&native).and_then(|ask| responses_inbound::to_chat(&ask)))
+        }
     };
-    let converted = if compact {
-        responses_inbound::compaction_request(for_chat)
-            .and_then(|summarize| responses_inbound::to_chat(&summarize, &history))
-    } else {
-        responses_inbound::to_chat(for_chat, &history)
-    };
-    let (chat, tools) = match converted {
-        Ok(converted) if unconvertible.is_none() => (converted.chat, converted.tools),
-        Ok(_) => (Map::new(), ToolNames::default()),
-        Err(anthropic::Unconvertible(message)) => {
+    let (mut chat, tools) = match converted {
+        Some(Ok(converted)) => (converted.chat, converted.tools),
+        Some(Err(anthropic::Unconvertible(message))) => {
             unconvertible = Some(message);
             (Map::new(), ToolNames::default())
         }
+        None => (Map::new(), ToolNames::default()),
     };
-    let mut chat = chat;
     chat.entry("model").or_insert_with(|| Value::String(model));
-    let call = ResponsesCall { native: native.clone(), unconvertible, tools, skeleton, history, input, store };
+    let call = ResponsesCall { unconvertible, tools, skeleton, own_input: own_len, store };
     Ok(PreparedResponses { native, chat, call })
-}
-
-/// The request with only its own input, for converting after the history is given apart.
-pub(super) fn without_history(native: &Map<String, Value>, input: &[Value]) -> Map<String, Value> {
-    let mut own = native.clone();
-    own.insert("input".into(), Value::Array(input.to_vec()));
-    own
 }

@@ -91,6 +91,7 @@ impl Dialect {
                 let stream = field("stream").filter(|_| !compact);
                 let stream_options = (stream == Some(Value::Bool(true))).then(|| json!({"include_usage": true}));
                 let fields = (field("model"), stream, stream_options);
+                call.native = Some(prepared.native);
                 call.responses = Some(Box::new(prepared.call));
                 let _ = call.request.set(prepared.chat);
                 Ok(fields)
@@ -136,9 +137,8 @@ impl Dialect {
             }
             (Dialect::ResponsesCompact, None) => {
                 let responses = call.responses.as_deref().ok_or_else(lost)?;
-                let conversation = [responses.history.as_slice(), responses.input.as_slice()].concat();
                 let id = responses.skeleton["id"].as_str().unwrap_or_default();
-                responses_inbound::compaction_from_chat(&body, id, &conversation)
+                responses_inbound::compaction_from_chat(&body, id, &call.conversation())
                     .map(|compacted| Bytes::from(compacted.to_string()))
             }
         }

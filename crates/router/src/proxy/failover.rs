@@ -112,17 +112,16 @@ pub(super) async fn run(
         attempts += 1;
         let attempt_started = Instant::now();
         let upstream_model = channel.channel.upstream_model(&call.model).to_string();
-        let unconvertible = call.responses.as_ref().and_then(|r| r.unconvertible.clone());
+        let unconvertible = call.responses.as_ref().and_then(|r| r.unconvertible.as_ref());
         let wire = channel.wire;
-        let body = if call.is_native_responses(&channel) {
-            Ok(call.responses.as_ref().map(|r| r.native_body(&upstream_model)).unwrap_or_default())
-        } else if let Some(message) = unconvertible {
-            Err(message)
-        } else if call.passes_natively(&channel) {
-            // A Claude caller reaching a Claude channel: its own request, untouched but the model.
+        let body = if call.passes_natively(&channel) {
+            // The caller's own request, untouched but the model: a Claude caller on a Claude
+            // channel, a Responses caller on an upstream with its own Responses API.
             let mut native = call.native.clone().unwrap_or_default();
             native.insert("model".into(), Value::String(upstream_model.clone()));
             Ok(Bytes::from(Value::Object(native).to_string()))
+        } else if let Some(message) = unconvertible {
+            Err(message.clone())
         } else {
             match wire.request(call.endpoint, call.request(), &upstream_model, call.is_stream) {
                 Ok(Some(converted)) => Ok(Bytes::from(converted.to_string())),

@@ -162,7 +162,8 @@ struct Call {
     client_wants_usage: bool,
     reservation: Reservation,
     dialect: Dialect,
-    /// The caller's own request when it is not OpenAI's format (sent as-is to a same-format upstream).
+    /// The caller's own request when it is not OpenAI's chat format (sent as-is to an upstream
+    /// that speaks the caller's protocol; for `/v1/responses`, with a stored conversation expanded).
     native: Option<Map<String, Value>>,
     /// The caller's bytes, when an OpenAI upstream serving the model under the same name can take
     /// them unchanged: no need to write the parsed request out again.
@@ -174,32 +175,23 @@ struct Call {
 /// A `/v1/responses` call: sent as it is to channels with their own Responses API, converted to
 /// chat (the call's `request`) for every other channel, and answered as a Responses object.
 struct ResponsesCall {
-    /// The caller's request, with a `previous_response_id` stored here expanded into its items.
-    native: Map<String, Value>,
     /// Why the request cannot go to a chat channel, if it cannot.
     unconvertible: Option<String>,
     tools: ToolNames,
     /// The response object before any output.
     skeleton: Value,
-    /// The conversation before this call, and this call's own input items.
-    history: Vec<Value>,
-    input: Vec<Value>,
+    /// How many of the conversation's last input items are this call's own (the rest is a stored
+    /// conversation it continues).
+    own_input: usize,
     store: bool,
 }
 
-impl ResponsesCall {
-    /// The request for an upstream's own Responses API, with the upstream's model name.
-    fn native_body(&self, upstream_model: &str) -> Bytes {
-        let mut native = self.native.clone();
-        native.insert("model".into(), Value::String(upstream_model.to_string()));
-        Bytes::from(Value::Object(native).to_string())
-    }
-}
-
 impl Call {
-    /// Whether this attempt passes a Responses call through to the channel's own Responses API.
-    fn is_native_responses(&self, channel: &ChannelEntry) -> bool {
-        self.responses.is_some() && channel.responses_url.is_some()
+    /// The conversation a Responses call carries: its input items, a stored one it continues
+    /// included.
+    fn conversation(&self) -> std::borrow::Cow<'_, [Value]> {
+        let items = self.native.as_ref().map(responses_inbound::input_items);
+        items.and_then(Result::ok).unwrap_or_default()
     }
 
     /// Whether the caller and the channel speak the same protocol (see `Dialect::native_on`).

@@ -161,16 +161,14 @@ impl Translator {
     }
 
     fn usage(&self, call: &Call) -> (Usage, UsageSource) {
-        match self {
-            Translator::PassThrough(watch) => watch.usage(call),
-            Translator::Converted(translator) => match translator.usage() {
-                Some(usage) => (usage, UsageSource::Upstream),
-                None => (Usage::new(estimate_prompt(call.request()), 0), UsageSource::Estimated),
-            },
-            Translator::NativeResponses(watch) => match watch.usage {
-                Some(usage) => (usage, UsageSource::Upstream),
-                None => (Usage::new(estimate_prompt(call.request()), 0), UsageSource::Estimated),
-            },
+        let reported = match self {
+            Translator::PassThrough(watch) => return watch.usage(call),
+            Translator::Converted(translator) => translator.usage(),
+            Translator::NativeResponses(watch) => watch.usage,
+        };
+        match reported {
+            Some(usage) => (usage, UsageSource::Upstream),
+            None => (Usage::new(estimate_prompt(call.request()), 0), UsageSource::Estimated),
         }
     }
 }
@@ -263,10 +261,10 @@ pub(super) async fn stream(
     let mut client_gone = !deliver(reply, with_request_id(response, &call.request_id));
 
     let mut splitter = SseSplitter::default();
-    let native_responses = call.is_native_responses(channel);
     let mut watch = match channel.wire.stream_translator(&call.model) {
         Some(translator) => Translator::Converted(translator),
-        None if native_responses => Translator::NativeResponses(ResponsesWatch::default()),
+        // An OpenAI-format upstream that speaks the caller's protocol: its own Responses API.
+        None if call.passes_natively(channel) => Translator::NativeResponses(ResponsesWatch::default()),
         None => Translator::PassThrough(StreamWatch::default()),
     };
     let Some(mut output) = call.dialect.stream_output(call, channel) else {
