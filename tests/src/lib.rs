@@ -7,4 +7,5 @@ pub mod anthropic_mock;
 pub mod gemini_mock;
 pub mod hub_mock;
 pub mod openai_mock;
+pub mod release_mock;
 pub mod responses_mock;

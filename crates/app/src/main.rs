@@ -10,6 +10,8 @@ use burncloud::web_ui;
 #[cfg(feature = "desktop")]
 use burncloud::{desktop, single_instance};
 
+mod runtime_cli;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -33,6 +35,37 @@ enum Command {
     Serve(ServeArgs),
     /// Print the console admin key.
     AdminKey(DataDirArg),
+    /// Manage the llama.cpp runtimes local models run on.
+    #[command(subcommand)]
+    Runtime(RuntimeCommand),
+}
+
+#[derive(Subcommand)]
+enum RuntimeCommand {
+    /// List installed runtimes (`*` marks the active one) and what this machine should run.
+    List(DataDirArg),
+    /// Download, verify, unpack and activate the llama.cpp build for this machine.
+    Install {
+        /// `cpu`, `vulkan` or `cuda` [default: what the hardware probe recommends]
+        #[arg(long, value_parser = parse_variant)]
+        variant: Option<burncloud_service_api::RuntimeVariant>,
+        /// A llama.cpp release tag such as `b7412` [default: the newest with a build for this machine]
+        #[arg(long)]
+        tag: Option<String>,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
+    /// Make an installed runtime the active one.
+    Use {
+        /// The runtime's id, as `runtime list` shows it (`b7412-vulkan`).
+        id: String,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
+}
+
+fn parse_variant(text: &str) -> Result<burncloud_service_api::RuntimeVariant, String> {
+    burncloud_service_api::RuntimeVariant::parse(text).ok_or_else(|| format!("'{text}' is not cpu, vulkan or cuda"))
 }
 
 #[derive(Args, Clone)]
@@ -123,6 +156,16 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Serve(args)) => run_serve(args),
+        Some(Command::Runtime(command)) => {
+            let (dir, action) = match command {
+                RuntimeCommand::List(arg) => (data_dir(&arg)?, runtime_cli::RuntimeAction::List),
+                RuntimeCommand::Install { variant, tag, data_dir: arg } => {
+                    (data_dir(&arg)?, runtime_cli::RuntimeAction::Install { variant, tag })
+                }
+                RuntimeCommand::Use { id, data_dir: arg } => (data_dir(&arg)?, runtime_cli::RuntimeAction::Use { id }),
+            };
+            runtime_cli::run(&dir, action)
+        }
         None => run_app(cli.serve),
     }
 }

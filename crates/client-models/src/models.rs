@@ -16,6 +16,7 @@ fn source_label(source: HubSource) -> &'static str {
         HubSource::Huggingface => "Hugging Face",
         HubSource::HfMirror => "hf-mirror",
         HubSource::Modelscope => "ModelScope",
+        HubSource::LlamaCpp => "llama.cpp",
     }
 }
 

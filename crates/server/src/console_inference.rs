@@ -1,4 +1,5 @@
-//! `/console/api/instances*` and `/console/api/llama-server`: deploying local models.
+//! `/console/api/instances*`, `/console/api/llama-server`, `/console/api/hardware` and
+//! `/console/api/runtimes*`: deploying local models on a llama.cpp runtime fit for this machine.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -6,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
-use burncloud_service_api::{InferenceService, InstanceInput, ServiceResult};
+use burncloud_service_api::{InferenceService, InstanceInput, RuntimeInstallRequest, ServiceResult};
 use burncloud_service_inference::Inference;
 use serde::Deserialize;
 
@@ -23,6 +24,11 @@ pub(crate) fn routes() -> axum::Router<AppState> {
         .route("/console/api/instances/{id}/stop", post(stop_instance))
         .route("/console/api/instances/{id}/restart", post(restart_instance))
         .route("/console/api/instances/{id}/logs", get(instance_logs))
+        .route("/console/api/hardware", get(hardware))
+        .route("/console/api/runtimes", get(list_runtimes))
+        .route("/console/api/runtimes/install", post(install_runtime))
+        .route("/console/api/runtimes/{id}", axum::routing::delete(delete_runtime))
+        .route("/console/api/runtimes/{id}/activate", post(activate_runtime))
 }
 
 async fn blocking<T, F>(state: &AppState, status: StatusCode, work: F) -> ConsoleResult
@@ -85,4 +91,35 @@ async fn instance_logs(
         i.instance_logs(id, tail.unwrap_or(200)).map(|lines| serde_json::json!({"lines": lines}))
     })
     .await
+}
+
+async fn hardware(State(state): State<AppState>) -> ConsoleResult {
+    Ok(Json(state.inference.hardware().await?).into_response())
+}
+
+async fn list_runtimes(State(state): State<AppState>) -> ConsoleResult {
+    blocking(&state, StatusCode::OK, |i| i.list_runtimes()).await
+}
+
+async fn install_runtime(
+    State(state): State<AppState>,
+    payload: Result<Json<RuntimeInstallRequest>, JsonRejection>,
+) -> ConsoleResult {
+    let request = body(payload)?;
+    let download = state.inference.install_runtime(request).await?;
+    Ok((StatusCode::ACCEPTED, Json(download)).into_response())
+}
+
+async fn activate_runtime(State(state): State<AppState>, path: Result<Path<String>, PathRejection>) -> ConsoleResult {
+    let id = runtime_id(path)?;
+    blocking(&state, StatusCode::OK, move |i| i.activate_runtime(&id)).await
+}
+
+async fn delete_runtime(State(state): State<AppState>, path: Result<Path<String>, PathRejection>) -> ConsoleResult {
+    let id = runtime_id(path)?;
+    blocking(&state, StatusCode::OK, move |i| i.delete_runtime(&id).map(|()| serde_json::json!({"deleted": id}))).await
+}
+
+fn runtime_id(path: Result<Path<String>, PathRejection>) -> Result<String, ConsoleError> {
+    path.map(|Path(id)| id).map_err(|rejection| ConsoleError::BadRequest(rejection.body_text()))
 }

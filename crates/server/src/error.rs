@@ -34,6 +34,7 @@ impl ConsoleError {
                 ServiceError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 ServiceError::Remote { code: "hub_token_required" | "hub_gated", .. } => StatusCode::FORBIDDEN,
                 ServiceError::Remote { code: "llama_server_missing", .. } => StatusCode::SERVICE_UNAVAILABLE,
+                ServiceError::Remote { code: "runtime_not_found", .. } => StatusCode::NOT_FOUND,
                 ServiceError::Remote { .. } => StatusCode::BAD_GATEWAY,
                 ServiceError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
                 ServiceError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,

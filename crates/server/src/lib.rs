@@ -102,8 +102,12 @@ impl AppState {
         let store = Arc::new(GatewayStore::new(db.clone()));
         tokio::spawn(prune_logs_periodically(db.clone(), store.clone()));
         let models = ModelHub::start(db.clone(), store.clone(), models)?;
-        let inference = Inference::start(db, store.clone(), models.clone(), store.clone(), inference)?;
+        let inference = Inference::start(db, store.clone(), models.clone(), models.clone(), store.clone(), inference)?;
         models.set_usage(inference.clone());
+        models.set_finisher(
+            burncloud_service_api::HubSource::LlamaCpp,
+            Arc::new(burncloud_service_inference::RuntimeFinisher(inference.runtimes())),
+        );
         let reload_target = gateway.clone();
         store.on_change(Box::new(move || {
             if let Err(error) = reload_target.reload() {

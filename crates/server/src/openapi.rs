@@ -3,9 +3,9 @@
 
 use burncloud_service_api::{
     Account, AccountPatch, Channel, ChannelHealthReport, ChannelInput, ChannelPatch, ChannelTestReport, CreatedToken,
-    Download, DownloadRequest, Group, GroupInput, GroupPatch, HubFileList, HubSearchPage, HubSearchQuery,
-    ImportRequest, Instance, InstanceInput, LlamaServerInfo, LocalModel, LogPage, LogQuery, Price, PriceInput, Token,
-    TokenInput, TokenPatch, UsageQuery, UsageReport,
+    Download, DownloadRequest, Group, GroupInput, GroupPatch, Hardware, HubFileList, HubSearchPage, HubSearchQuery,
+    ImportRequest, Instance, InstanceInput, LlamaServerInfo, LocalModel, LogPage, LogQuery, Price, PriceInput, Runtime,
+    RuntimeInstallRequest, Token, TokenInput, TokenPatch, UsageQuery, UsageReport,
 };
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::JsonSchema;
@@ -209,6 +209,25 @@ pub fn document() -> Value {
         (b.query::<LogsQuery>(), object(json!({"lines": {"type": "array", "items": {"type": "string"}}})));
     b.add("get", "/console/api/instances/{id}/logs", "An instance's latest log lines", logs_query, None, 200, lines);
 
+    let hardware = b.schema::<Hardware>();
+    b.add("get", "/console/api/hardware", "CPU, memory, GPUs and what the runtime can use", None, None, 200, hardware);
+    let (runtime, runtimes, install) =
+        (b.schema::<Runtime>(), b.schema::<Vec<Runtime>>(), b.schema::<RuntimeInstallRequest>());
+    let download = b.schema::<Download>();
+    b.add("get", "/console/api/runtimes", "Installed llama.cpp runtimes", None, None, 200, runtimes);
+    b.add(
+        "post",
+        "/console/api/runtimes/install",
+        "Download, verify, unpack and activate the llama.cpp build for this machine",
+        None,
+        Some(install),
+        202,
+        download,
+    );
+    b.add("post", "/console/api/runtimes/{id}/activate", "Make a runtime the active one", None, None, 200, runtime);
+    let removed = object(json!({"deleted": {"type": "string"}}));
+    b.add("delete", "/console/api/runtimes/{id}", "Remove an inactive runtime", None, None, 200, removed);
+
     let mut paths = Map::new();
     for operation in &b.operations {
         let mut responses = Map::new();
@@ -275,7 +294,7 @@ mod tests {
             assert!(schemas.contains_key(name), "{name} is referenced but not defined");
         }
         let paths = document["paths"].as_object().unwrap();
-        assert_eq!(paths.values().map(|p| p.as_object().unwrap().len()).sum::<usize>(), 47);
+        assert_eq!(paths.values().map(|p| p.as_object().unwrap().len()).sum::<usize>(), 52);
         let token_input = &schemas["TokenInput"];
         assert_eq!(token_input["properties"]["quota_limit"]["anyOf"][0]["$ref"], "#/components/schemas/Money");
         let logs = &paths["/console/api/logs"]["get"]["parameters"];

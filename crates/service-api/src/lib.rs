@@ -123,6 +123,9 @@ pub trait ModelHubService: Send + Sync {
     fn cancel_download(&self, id: i64) -> ServiceResult<()>;
     /// Every download, republished whenever progress or a state changes (at most a few times a second).
     fn watch_downloads(&self) -> tokio::sync::watch::Receiver<Vec<Download>>;
+    /// Queues files fetched by URL (each verified against its sha256) as one download of a
+    /// non-hub source; the source's finisher turns them into what they are for.
+    fn start_url_download(&self, request: UrlDownloadRequest) -> ServiceResult<Download>;
 }
 
 /// GGUF models on disk.
@@ -156,4 +159,15 @@ pub trait InferenceService: Send + Sync {
     fn delete_instance(&self, id: i64) -> ServiceFuture<()>;
     /// The last `tail` lines the process printed.
     fn instance_logs(&self, id: i64, tail: usize) -> ServiceResult<Vec<String>>;
+    /// CPU, memory and GPUs, and what the active runtime can use; a probe that fails says why.
+    fn hardware(&self) -> ServiceFuture<Hardware>;
+    /// The llama.cpp runtimes installed under the data dir.
+    fn list_runtimes(&self) -> ServiceResult<Vec<Runtime>>;
+    /// Picks the release asset for this machine and queues its download; once verified it is
+    /// unpacked, checked and made active. Answers with the download.
+    fn install_runtime(&self, request: RuntimeInstallRequest) -> ServiceFuture<Download>;
+    /// Makes an installed runtime the one new deployments use (after checking it still runs).
+    fn activate_runtime(&self, id: &str) -> ServiceResult<Runtime>;
+    /// Removes an installed runtime; refused for the active one and while an instance runs on it.
+    fn delete_runtime(&self, id: &str) -> ServiceResult<()>;
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Where models are searched and downloaded from.
+/// Where downloads come from: the three model hubs, and llama.cpp's releases (runtimes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum HubSource {
@@ -13,9 +13,12 @@ pub enum HubSource {
     HfMirror,
     /// `https://www.modelscope.cn`: its own API.
     Modelscope,
+    /// llama.cpp's GitHub releases: a runtime's archives, fetched by URL (not searchable).
+    LlamaCpp,
 }
 
 impl HubSource {
+    /// The model hubs, which can be searched and browsed.
     pub const ALL: [HubSource; 3] = [HubSource::Huggingface, HubSource::HfMirror, HubSource::Modelscope];
 
     pub fn as_str(self) -> &'static str {
@@ -23,11 +26,20 @@ impl HubSource {
             HubSource::Huggingface => "huggingface",
             HubSource::HfMirror => "hf-mirror",
             HubSource::Modelscope => "modelscope",
+            HubSource::LlamaCpp => "llama-cpp",
         }
     }
 
     pub fn parse(text: &str) -> Option<HubSource> {
-        HubSource::ALL.into_iter().find(|source| source.as_str() == text)
+        HubSource::ALL.into_iter().chain([HubSource::LlamaCpp]).find(|source| source.as_str() == text)
+    }
+
+    /// Searchable, with repositories and files: every source but llama.cpp's releases.
+    pub fn is_model_hub(self) -> bool {
+        match self {
+            HubSource::Huggingface | HubSource::HfMirror | HubSource::Modelscope => true,
+            HubSource::LlamaCpp => false,
+        }
     }
 
     pub fn default_endpoint(self) -> &'static str {
@@ -35,6 +47,7 @@ impl HubSource {
             HubSource::Huggingface => "https://huggingface.co",
             HubSource::HfMirror => "https://hf-mirror.com",
             HubSource::Modelscope => "https://www.modelscope.cn",
+            HubSource::LlamaCpp => "https://api.github.com/repos/ggml-org/llama.cpp/releases",
         }
     }
 
@@ -102,6 +115,30 @@ pub struct HubFileList {
     pub source: HubSource,
     pub repo: String,
     pub files: Vec<HubFile>,
+}
+
+/// One file fetched from a plain URL rather than a hub repository (a llama.cpp release asset).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct UrlFile {
+    pub name: String,
+    pub url: String,
+    pub size: u64,
+    /// Required: nothing fetched by URL is used before its checksum matches.
+    pub sha256: String,
+}
+
+/// A download of URL files, shown among the downloads; `label` stands where a repository would.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct UrlDownloadRequest {
+    pub source: HubSource,
+    pub label: String,
+    pub files: Vec<UrlFile>,
+}
+
+/// What a finished download of a source becomes (a runtime unpacked, say). Runs on a blocking
+/// thread once every file is verified; an error fails the download and its files are removed.
+pub trait DownloadFinisher: Send + Sync {
+    fn finish(&self, download: &Download, files: &[std::path::PathBuf]) -> crate::ServiceResult<()>;
 }
 
 /// `POST /console/api/downloads`: one file, or every shard of a split model when `path` is a shard.

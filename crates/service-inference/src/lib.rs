@@ -1,10 +1,14 @@
 //! Local inference: one supervised llama-server per deployed local model. An instance is ready
 //! only when its `/health` answers 200; then a `local` channel routes the gateway to it, and that
 //! channel is removed before the process is stopped. Crashes restart it with backoff; no process
-//! outlives the app.
+//! outlives the app. The llama-server comes from a managed llama.cpp runtime that BurnCloud
+//! installs for the detected hardware, unless the user names one.
 
 mod binary;
+pub mod hardware;
 mod process;
+pub mod runtime;
+mod unpack;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
@@ -15,15 +19,17 @@ use std::time::Duration;
 use burncloud_database::repo::instances::{self, InstanceRow};
 use burncloud_database::{now_ms, Db};
 use burncloud_service_api::{
-    ChannelInput, ChannelKind, ChannelService, InferenceService, Instance, InstanceInput, InstanceState,
-    LlamaServerInfo, LocalModel, LocalModelService, ModelUsage, Secret, ServiceError, ServiceFuture, ServiceResult,
-    SettingsService,
+    ChannelInput, ChannelKind, ChannelService, Download, Hardware, HubSource, InferenceService, Instance,
+    InstanceInput, InstanceState, LlamaServerInfo, LocalModel, LocalModelService, ModelHubService, ModelUsage, Runtime,
+    RuntimeInstallRequest, Secret, ServiceError, ServiceFuture, ServiceResult, SettingsService, UrlDownloadRequest,
+    LLAMACPP_MIRROR_SETTING,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 
-pub use binary::{candidates, locate, HOW_TO_GET_ONE, LLAMA_SERVER_ENV, LLAMA_SERVER_SETTING};
+pub use binary::{candidates, locate, Choices, HOW_TO_GET_ONE, LLAMA_SERVER_ENV, LLAMA_SERVER_SETTING};
 pub use process::stop_leftovers;
+pub use runtime::{RuntimeFinisher, Runtimes, DEFAULT_RELEASES_URL, LLAMACPP_RELEASES_ENV};
 
 const LOG_LINES_KEPT: usize = 1000;
 const HEALTH_POLL: Duration = Duration::from_millis(100);
@@ -39,6 +45,10 @@ pub struct InferenceConfig {
     pub max_restarts: u32,
     /// The first restart's delay; each next one doubles it.
     pub restart_backoff: Duration,
+    /// Where llama.cpp's release list is read (`BURNCLOUD_LLAMACPP_RELEASES`, else GitHub's API).
+    pub releases_url: String,
+    /// `BURNCLOUD_LLAMA_SERVER`: a llama-server that wins over the managed runtime.
+    pub llama_server_env: Option<PathBuf>,
 }
 
 impl InferenceConfig {
@@ -49,7 +59,18 @@ impl InferenceConfig {
             ready_wait_per_gb: Duration::from_secs(30),
             max_restarts: 3,
             restart_backoff: Duration::from_secs(1),
+            releases_url: std::env::var(LLAMACPP_RELEASES_ENV)
+                .ok()
+                .map(|url| url.trim().to_string())
+                .filter(|url| !url.is_empty())
+                .unwrap_or_else(|| DEFAULT_RELEASES_URL.to_string()),
+            llama_server_env: binary::from_env(),
         }
+    }
+
+    /// Installed llama.cpp builds live in `<data_dir>/runtimes/<id>`.
+    pub fn runtimes_dir(&self) -> PathBuf {
+        self.data_dir.join("runtimes")
     }
 
     fn run_dir(&self) -> PathBuf {
@@ -76,6 +97,8 @@ struct Status {
 /// One instance's supervision: its status, its recent output, and the way to stop it.
 struct Supervised {
     model_id: i64,
+    /// The llama-server it runs, once found.
+    binary: Mutex<Option<PathBuf>>,
     status: Mutex<Status>,
     logs: Mutex<VecDeque<String>>,
     stop: watch::Sender<bool>,
@@ -102,10 +125,14 @@ pub struct Inference {
     db: Arc<Db>,
     channels: Arc<dyn ChannelService>,
     models: Arc<dyn LocalModelService>,
+    downloads: Arc<dyn ModelHubService>,
     settings: Arc<dyn SettingsService>,
     config: InferenceConfig,
     runtime: tokio::runtime::Handle,
     http: reqwest::Client,
+    /// For the release list: no overall timeout, a user agent (GitHub's API requires one).
+    releases_http: reqwest::Client,
+    runtimes: Arc<Runtimes>,
     live: Mutex<HashMap<i64, Arc<Supervised>>>,
     this: Weak<Inference>,
 }
@@ -117,6 +144,7 @@ impl Inference {
         db: Arc<Db>,
         channels: Arc<dyn ChannelService>,
         models: Arc<dyn LocalModelService>,
+        downloads: Arc<dyn ModelHubService>,
         settings: Arc<dyn SettingsService>,
         config: InferenceConfig,
     ) -> ServiceResult<Arc<Inference>> {
@@ -133,14 +161,25 @@ impl Inference {
             .timeout(Duration::from_secs(2))
             .build()
             .map_err(|e| ServiceError::Storage(format!("cannot build the HTTP client: {e}")))?;
+        let releases_http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(15))
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("burncloud/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ServiceError::Storage(format!("cannot build the HTTP client: {e}")))?;
+        let runtimes = Arc::new(Runtimes::new(config.runtimes_dir(), settings.clone()));
+        runtimes.remove_leftovers();
         Ok(Arc::new_cyclic(|this| Inference {
             db,
             channels,
             models,
+            downloads,
             settings,
             config,
             runtime: tokio::runtime::Handle::current(),
             http,
+            releases_http,
+            runtimes,
             live: Mutex::new(HashMap::new()),
             this: this.clone(),
         }))
@@ -156,6 +195,70 @@ impl Inference {
 
     fn setting(&self) -> Option<String> {
         self.settings.get_setting(LLAMA_SERVER_SETTING).ok().flatten()
+    }
+
+    /// The installed runtimes; the model hub hands finished runtime downloads to them.
+    pub fn runtimes(&self) -> Arc<Runtimes> {
+        self.runtimes.clone()
+    }
+
+    fn choices(&self) -> Choices {
+        Choices {
+            setting: self.setting(),
+            env: self.config.llama_server_env.clone(),
+            managed: self.runtimes.active_server(),
+        }
+    }
+
+    fn locate(&self) -> ServiceResult<LlamaServerInfo> {
+        binary::locate(self.choices())
+    }
+
+    /// Picks the release asset for this machine and queues its verified download.
+    async fn queue_runtime(&self, request: RuntimeInstallRequest) -> ServiceResult<Download> {
+        let gpus_probe = tokio::task::spawn_blocking(|| hardware::probe(None));
+        let hardware =
+            gpus_probe.await.map_err(|e| ServiceError::Storage(format!("the hardware probe failed: {e}")))?;
+        let variant = request.variant.unwrap_or(hardware.recommended_variant);
+        let cuda_driver = hardware.gpus.iter().find_map(|gpu| gpu.cuda_driver.clone());
+        let tag = request.tag.as_deref().map(str::trim).filter(|t| !t.is_empty());
+        if let Some(tag) = tag {
+            runtime::check_id(tag)?;
+        }
+        let releases = runtime::fetch_releases(&self.releases_http, &self.config.releases_url, tag).await?;
+        let platform = runtime::Platform::current();
+        let mut reasons = Vec::new();
+        let chosen = releases.iter().filter(|r| !r.draft).find_map(|release| {
+            match runtime::pick_assets(release, platform, variant, cuda_driver.as_deref()) {
+                Ok(assets) => Some((release.tag_name.clone(), assets)),
+                Err(reason) => {
+                    reasons.push(reason);
+                    None
+                }
+            }
+        });
+        let Some((tag, assets)) = chosen else {
+            return Err(ServiceError::Remote {
+                code: "runtime_not_found",
+                message: format!(
+                    "no llama.cpp release offers a {} build for this machine: {}",
+                    variant.as_str(),
+                    reasons.first().cloned().unwrap_or_else(|| "the release list is empty".into())
+                ),
+            });
+        };
+        let prefix = self.settings.get_setting(LLAMACPP_MIRROR_SETTING).ok().flatten().unwrap_or_default();
+        let files = runtime::url_files(&assets, &prefix)
+            .map_err(|message| ServiceError::Remote { code: "runtime_unverifiable", message })?;
+        self.downloads.start_url_download(UrlDownloadRequest { source: HubSource::LlamaCpp, label: tag, files })
+    }
+
+    /// Whether a running instance uses a llama-server inside `folder`.
+    fn runs_from(&self, folder: &Path) -> bool {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).values().any(|s| {
+            s.status().state.is_live()
+                && s.binary.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|b| b.starts_with(folder))
+        })
     }
 
     fn row(&self, id: i64) -> ServiceResult<InstanceRow> {
@@ -198,6 +301,7 @@ impl Inference {
         let (stop, stopped) = watch::channel(false);
         let supervised = Arc::new(Supervised {
             model_id: row.model_id,
+            binary: Mutex::new(None),
             status: Mutex::new(Status {
                 state: InstanceState::Starting,
                 port: None,
@@ -239,12 +343,16 @@ impl Inference {
         supervised: Arc<Supervised>,
         mut stopped: watch::Receiver<bool>,
     ) {
-        let setting = self.setting();
-        let located = tokio::task::spawn_blocking(move || binary::locate(setting))
+        let choices = self.choices();
+        let located = tokio::task::spawn_blocking(move || binary::locate(choices))
             .await
             .unwrap_or_else(|e| Err(ServiceError::Storage(format!("looking for llama-server failed: {e}"))));
         let binary = match located {
-            Ok(info) => PathBuf::from(info.path),
+            Ok(info) => {
+                let path = PathBuf::from(info.path);
+                *supervised.binary.lock().unwrap_or_else(|p| p.into_inner()) = Some(path.clone());
+                path
+            }
             Err(error) => {
                 supervised.update(|s| {
                     s.state = InstanceState::Failed;
@@ -565,7 +673,7 @@ impl ModelUsage for Inference {
 
 impl InferenceService for Inference {
     fn llama_server(&self) -> ServiceResult<LlamaServerInfo> {
-        binary::locate(self.setting())
+        self.locate()
     }
 
     fn list_instances(&self) -> ServiceResult<Vec<Instance>> {
@@ -639,6 +747,34 @@ impl InferenceService for Inference {
                     .collect())
             }
         }
+    }
+
+    fn hardware(&self) -> ServiceFuture<Hardware> {
+        let server = self.locate().ok().map(|info| PathBuf::from(info.path));
+        let probe = self.runtime.spawn_blocking(move || hardware::probe(server.as_deref()));
+        Box::pin(
+            async move { probe.await.map_err(|e| ServiceError::Storage(format!("the hardware probe failed: {e}"))) },
+        )
+    }
+
+    fn list_runtimes(&self) -> ServiceResult<Vec<Runtime>> {
+        Ok(self.runtimes.list())
+    }
+
+    fn install_runtime(&self, request: RuntimeInstallRequest) -> ServiceFuture<Download> {
+        let Some(service) = self.this.upgrade() else {
+            return Box::pin(async { Err(ServiceError::Storage("shutting down".into())) });
+        };
+        let task = self.runtime.spawn(async move { service.queue_runtime(request).await });
+        Box::pin(async move { task.await.map_err(|e| ServiceError::Storage(format!("the install task failed: {e}")))? })
+    }
+
+    fn activate_runtime(&self, id: &str) -> ServiceResult<Runtime> {
+        self.runtimes.activate(id)
+    }
+
+    fn delete_runtime(&self, id: &str) -> ServiceResult<()> {
+        self.runtimes.delete(id, |folder| self.runs_from(folder))
     }
 }
 

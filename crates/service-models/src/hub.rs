@@ -52,6 +52,7 @@ impl Hub {
             HubSource::Huggingface => "Hugging Face",
             HubSource::HfMirror => "hf-mirror",
             HubSource::Modelscope => "ModelScope",
+            HubSource::LlamaCpp => "llama.cpp releases",
         }
     }
 
@@ -65,6 +66,7 @@ impl Hub {
             .and_then(|v| v.get("error").or_else(|| v.get("Message")).and_then(Value::as_str).map(str::to_string))
             .unwrap_or_else(|| body.chars().take(200).collect());
         let token_hint = match self.source {
+            HubSource::LlamaCpp => "check the llama.cpp download source (GitHub or a mirror prefix) in Settings",
             HubSource::Modelscope => {
                 "add a ModelScope access token in Settings → Model hub (or BURNCLOUD_MODELSCOPE_TOKEN)"
             }
@@ -328,7 +330,23 @@ impl Hub {
         start: u64,
     ) -> ServiceResult<Resolved> {
         let what = format!("{path} in {repo}");
-        let mut url = Url::parse(&self.download_url(repo, revision, path)).map_err(|e| ServiceError::Remote {
+        self.follow(client, &self.download_url(repo, revision, path), &what, start).await
+    }
+
+    /// Opens a file by its own URL (a release asset), from byte `start` on.
+    pub async fn open_url(&self, client: &reqwest::Client, url: &str, start: u64) -> ServiceResult<Resolved> {
+        let what = url.rsplit('/').next().unwrap_or(url).to_string();
+        self.follow(client, url, &what, start).await
+    }
+
+    async fn follow(
+        &self,
+        client: &reqwest::Client,
+        first_url: &str,
+        what: &str,
+        start: u64,
+    ) -> ServiceResult<Resolved> {
+        let mut url = Url::parse(first_url).map_err(|e| ServiceError::Remote {
             code: "hub_error",
             message: format!("bad download URL for {what}: {e}"),
         })?;
@@ -367,7 +385,7 @@ impl Hub {
                 });
             }
             if !status.is_success() {
-                return Err(self.refusal(&what, response).await);
+                return Err(self.refusal(what, response).await);
             }
             let content_range =
                 response.headers().get(CONTENT_RANGE).and_then(|v| v.to_str().ok()).and_then(parse_content_range);

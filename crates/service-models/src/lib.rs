@@ -16,9 +16,9 @@ use burncloud_database::repo::downloads::{self, DownloadFile, DownloadRow};
 use burncloud_database::repo::local_models::{self, LocalModelRow};
 use burncloud_database::{now_ms, Db};
 use burncloud_service_api::{
-    Download, DownloadRequest, DownloadState, HubFileList, HubSearchPage, HubSearchQuery, HubSource, ImportRequest,
-    LocalModel, LocalModelService, ModelHubService, ModelUsage, ServiceError, ServiceFuture, ServiceResult,
-    SettingsService,
+    Download, DownloadFinisher, DownloadRequest, DownloadState, HubFileList, HubSearchPage, HubSearchQuery, HubSource,
+    ImportRequest, LocalModel, LocalModelService, ModelHubService, ModelUsage, ServiceError, ServiceFuture,
+    ServiceResult, SettingsService, UrlDownloadRequest,
 };
 use sha2::Digest;
 use tokio::sync::{watch, Semaphore};
@@ -44,6 +44,9 @@ const PROGRESS_TICK: Duration = Duration::from_millis(250);
 pub struct ModelHubConfig {
     /// `DATA_DIR/models`: files land in `<source>/<owner>/<repo>/<path>` below it.
     pub models_dir: PathBuf,
+    /// `DATA_DIR/runtimes/.downloads`: runtime archives land in `<label>/<name>` below it until
+    /// they are unpacked.
+    pub archives_dir: PathBuf,
     pub endpoints: HashMap<HubSource, String>,
     /// Tokens from the environment; a token in settings wins.
     pub env_tokens: HashMap<HubSource, String>,
@@ -74,6 +77,7 @@ impl ModelHubConfig {
         }
         ModelHubConfig {
             models_dir: data_dir.join("models"),
+            archives_dir: data_dir.join("runtimes").join(".downloads"),
             endpoints,
             env_tokens,
             policy: TransferPolicy::default(),
@@ -121,6 +125,7 @@ pub struct ModelHub {
     slots: Arc<Semaphore>,
     published: watch::Sender<Vec<Download>>,
     usage: RwLock<Option<Arc<dyn ModelUsage>>>,
+    finishers: RwLock<HashMap<HubSource, Arc<dyn DownloadFinisher>>>,
     this: Weak<ModelHub>,
 }
 
@@ -149,6 +154,7 @@ impl ModelHub {
             jobs: Mutex::new(HashMap::new()),
             published,
             usage: RwLock::new(None),
+            finishers: RwLock::new(HashMap::new()),
             this: this.clone(),
         });
         let unfinished: Vec<DownloadRow> =
@@ -186,6 +192,12 @@ impl ModelHub {
         *self.usage.write().unwrap_or_else(|p| p.into_inner()) = Some(usage);
     }
 
+    /// Says what a finished download of `source` becomes. Set before downloads of it can finish:
+    /// one that finishes without its finisher fails and can be resumed.
+    pub fn set_finisher(&self, source: HubSource, finisher: Arc<dyn DownloadFinisher>) {
+        self.finishers.write().unwrap_or_else(|p| p.into_inner()).insert(source, finisher);
+    }
+
     pub fn models_dir(&self) -> &Path {
         &self.config.models_dir
     }
@@ -204,9 +216,13 @@ impl ModelHub {
         Hub { source, endpoint, token }
     }
 
-    /// Where a hub file lands: `models/<source>/<owner>/<repo>/<path>`.
+    /// Where a hub file lands: `models/<source>/<owner>/<repo>/<path>`; a runtime archive:
+    /// `runtimes/.downloads/<label>/<name>`.
     pub fn model_path(&self, source: HubSource, repo: &str, path: &str) -> PathBuf {
-        let mut target = self.config.models_dir.join(source.as_str());
+        let mut target = match source.is_model_hub() {
+            true => self.config.models_dir.join(source.as_str()),
+            false => self.config.archives_dir.clone(),
+        };
         for part in repo.split('/').chain(path.split('/')) {
             target.push(part);
         }
@@ -404,8 +420,15 @@ impl ModelHub {
             row.bytes_done = bytes_before;
         });
         self.publish();
-        let local_model_id =
-            self.register_download(&row, &targets, hashes.first().cloned().flatten()).map_err(TransferError::Fatal)?;
+        let local_model_id = match row.source.is_model_hub() {
+            true => self
+                .register_download(&row, &targets, hashes.first().cloned().flatten())
+                .map_err(TransferError::Fatal)?,
+            false => {
+                self.finish_with_finisher(&row, &targets).await.map_err(TransferError::Fatal)?;
+                None
+            }
+        };
         self.settle(id, job, |row| {
             row.state = DownloadState::Done;
             row.bytes_done = bytes_before;
@@ -415,14 +438,39 @@ impl ModelHub {
         Ok(())
     }
 
+    /// Hands a non-hub download's verified files to its source's finisher; they are removed
+    /// afterwards whatever it answers, since what they became (or failed to) is all that is kept.
+    async fn finish_with_finisher(&self, row: &DownloadRow, targets: &[PathBuf]) -> ServiceResult<()> {
+        let finisher = self.finishers.read().unwrap_or_else(|p| p.into_inner()).get(&row.source).cloned();
+        let Some(finisher) = finisher else {
+            return Err(ServiceError::Storage(format!(
+                "nothing can unpack {} downloads yet; resume later",
+                row.source.as_str()
+            )));
+        };
+        let download = self.to_download(row.clone());
+        let files = targets.to_vec();
+        let outcome = tokio::task::spawn_blocking(move || finisher.finish(&download, &files))
+            .await
+            .unwrap_or_else(|e| Err(ServiceError::Storage(format!("unpacking stopped: {e}"))));
+        for target in targets {
+            let _ = std::fs::remove_file(target);
+        }
+        if let Some(folder) = targets.first().and_then(|t| t.parent()) {
+            let _ = std::fs::remove_dir(folder);
+        }
+        outcome
+    }
+
     fn check_disk_space(&self, row: &DownloadRow) -> ServiceResult<()> {
         let needed = row.bytes_total.saturating_sub(self.bytes_on_disk(row));
-        std::fs::create_dir_all(&self.config.models_dir)
-            .map_err(|e| ServiceError::Storage(format!("cannot create {}: {e}", self.config.models_dir.display())))?;
-        match fs4::available_space(&self.config.models_dir) {
+        let folder = if row.source.is_model_hub() { &self.config.models_dir } else { &self.config.archives_dir };
+        std::fs::create_dir_all(folder)
+            .map_err(|e| ServiceError::Storage(format!("cannot create {}: {e}", folder.display())))?;
+        match fs4::available_space(folder) {
             Ok(available) if available < needed + DISK_MARGIN => Err(ServiceError::InsufficientStorage(format!(
                 "not enough disk space in {}: {} needed, {} free",
-                self.config.models_dir.display(),
+                folder.display(),
                 human_bytes(needed + DISK_MARGIN),
                 human_bytes(available)
             ))),
@@ -476,6 +524,7 @@ impl ModelHub {
     }
 
     async fn queue_download(&self, request: DownloadRequest) -> ServiceResult<Download> {
+        model_hub_only(request.source)?;
         check_repo_name(&request.repo)?;
         check_file_path(&request.path)?;
         let listing = self.hub(request.source).files(&self.client, &request.repo).await?;
@@ -492,11 +541,21 @@ impl ModelHub {
                         .files
                         .iter()
                         .find(|f| f.path == path)
-                        .map(|f| DownloadFile { path: f.path.clone(), size: f.size, sha256: f.sha256.clone() })
+                        .map(|f| DownloadFile {
+                            path: f.path.clone(),
+                            size: f.size,
+                            sha256: f.sha256.clone(),
+                            url: None,
+                        })
                         .ok_or_else(|| ServiceError::NotFound(format!("{} lacks shard {path}", request.repo)))
                 })
                 .collect::<ServiceResult<_>>()?,
-            None => vec![DownloadFile { path: wanted.path.clone(), size: wanted.size, sha256: wanted.sha256.clone() }],
+            None => vec![DownloadFile {
+                path: wanted.path.clone(),
+                size: wanted.size,
+                sha256: wanted.sha256.clone(),
+                url: None,
+            }],
         };
         let path = files[0].path.clone();
         let target = self.model_path(request.source, &request.repo, &path);
@@ -522,6 +581,69 @@ impl ModelHub {
             id: 0,
             source: request.source,
             repo: request.repo,
+            path,
+            bytes_total: files.iter().map(|f| f.size).sum(),
+            files,
+            revision: None,
+            state: DownloadState::Queued,
+            bytes_done: 0,
+            error: None,
+            local_model_id: None,
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        row.bytes_done = self.bytes_on_disk(&row);
+        row.id = self.db.write(|c| downloads::insert(c, &row))?;
+        self.spawn_job(row.id, row.bytes_done);
+        self.publish();
+        Ok(self.to_download(row))
+    }
+
+    fn queue_url_download(&self, request: UrlDownloadRequest) -> ServiceResult<Download> {
+        if request.source.is_model_hub() {
+            return Err(ServiceError::invalid("hub files are downloaded by repository and path"));
+        }
+        check_label(&request.label)?;
+        if request.files.is_empty() {
+            return Err(ServiceError::invalid("a download needs at least one file"));
+        }
+        for file in &request.files {
+            check_label(&file.name)?;
+            if !(file.url.starts_with("https://") || file.url.starts_with("http://")) {
+                return Err(ServiceError::invalid(format!("{} has no http(s) URL", file.name)));
+            }
+            if file.sha256.len() != 64 || !file.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ServiceError::invalid(format!("{} has no sha256 to verify it by", file.name)));
+            }
+        }
+        let path = request.files[0].name.clone();
+        let same = self.db.read(downloads::list)?.into_iter().find(|row| {
+            row.source == request.source
+                && row.repo == request.label
+                && row.path == path
+                && row.state != DownloadState::Done
+        });
+        if let Some(existing) = same {
+            if matches!(existing.state, DownloadState::Failed | DownloadState::Paused) {
+                return self.resume_download(existing.id);
+            }
+            return Ok(self.to_download(existing));
+        }
+        let now = now_ms();
+        let files: Vec<DownloadFile> = request
+            .files
+            .into_iter()
+            .map(|f| DownloadFile {
+                path: f.name,
+                size: f.size,
+                sha256: Some(f.sha256.to_ascii_lowercase()),
+                url: Some(f.url),
+            })
+            .collect();
+        let mut row = DownloadRow {
+            id: 0,
+            source: request.source,
+            repo: request.label,
             path,
             bytes_total: files.iter().map(|f| f.size).sum(),
             files,
@@ -605,6 +727,26 @@ impl ModelHub {
     }
 }
 
+/// Searching and browsing are for the model hubs; llama.cpp's releases are reached through runtimes.
+fn model_hub_only(source: HubSource) -> ServiceResult<()> {
+    match source.is_model_hub() {
+        true => Ok(()),
+        false => Err(ServiceError::invalid(format!(
+            "{} is not a model hub: install runtimes under /console/api/runtimes",
+            source.as_str()
+        ))),
+    }
+}
+
+/// A label or file name of a URL download: one path segment of plain characters.
+fn check_label(text: &str) -> ServiceResult<()> {
+    let plain = text.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b));
+    if text.is_empty() || text.len() > 200 || !plain || text.starts_with('.') {
+        return Err(ServiceError::invalid(format!("'{text}' is not a plain file name")));
+    }
+    Ok(())
+}
+
 fn sha256_file(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
@@ -647,7 +789,11 @@ impl ModelHub {
 
 impl ModelHubService for ModelHub {
     fn search(&self, query: HubSearchQuery) -> ServiceFuture<HubSearchPage> {
-        let hub = self.hub(query.source.unwrap_or(HubSource::Huggingface));
+        let source = query.source.unwrap_or(HubSource::Huggingface);
+        if let Err(error) = model_hub_only(source) {
+            return Box::pin(async move { Err(error) });
+        }
+        let hub = self.hub(source);
         let client = self.client.clone();
         self.on_runtime(async move {
             hub.search(&client, query.q.trim(), query.sort.as_deref(), query.page.as_deref()).await
@@ -655,6 +801,9 @@ impl ModelHubService for ModelHub {
     }
 
     fn files(&self, source: HubSource, repo: String) -> ServiceFuture<HubFileList> {
+        if let Err(error) = model_hub_only(source) {
+            return Box::pin(async move { Err(error) });
+        }
         let hub = self.hub(source);
         let client = self.client.clone();
         self.on_runtime(async move { hub.files(&client, repo.trim()).await })
@@ -740,6 +889,10 @@ impl ModelHubService for ModelHub {
 
     fn watch_downloads(&self) -> watch::Receiver<Vec<Download>> {
         self.published.subscribe()
+    }
+
+    fn start_url_download(&self, request: UrlDownloadRequest) -> ServiceResult<Download> {
+        self.queue_url_download(request)
     }
 }
 

@@ -159,15 +159,16 @@ impl FileTransfer<'_> {
         already: u64,
         commit: &mut Option<String>,
     ) -> Result<String, AttemptError> {
-        let resolved =
-            self.hub.open(self.client, self.repo, &self.revision, &self.file.path, already).await.map_err(|error| {
-                match error {
-                    ServiceError::Remote { code: "hub_unreachable" | "hub_error" | "hub_range_refused", .. } => {
-                        AttemptError::Retry { reason: error.to_string(), progressed: false }
-                    }
-                    other => AttemptError::Fatal(other),
-                }
-            })?;
+        let opened = match &self.file.url {
+            Some(url) => self.hub.open_url(self.client, url, already).await,
+            None => self.hub.open(self.client, self.repo, &self.revision, &self.file.path, already).await,
+        };
+        let resolved = opened.map_err(|error| match error {
+            ServiceError::Remote { code: "hub_unreachable" | "hub_error" | "hub_range_refused", .. } => {
+                AttemptError::Retry { reason: error.to_string(), progressed: false }
+            }
+            other => AttemptError::Fatal(other),
+        })?;
         if commit.is_none() {
             if let Some(found) = &resolved.commit {
                 *commit = Some(found.clone());

@@ -13,6 +13,9 @@ pub struct DownloadFile {
     pub path: String,
     pub size: u64,
     pub sha256: Option<String>,
+    /// Where a file of a non-hub source (a runtime archive) is fetched from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
