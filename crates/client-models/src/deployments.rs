@@ -83,12 +83,6 @@ pub fn Deployments() -> Element {
     let mut open_logs = use_signal(|| None::<i64>);
     let confirm_delete = use_signal(|| None::<i64>);
 
-    let server_services = services.clone();
-    let llama = use_resource(move || {
-        let services = server_services.clone();
-        refresh.track();
-        async move { services.inference.llama_server() }
-    });
     let list_services = services.clone();
     let instances = use_resource(move || {
         let services = list_services.clone();
@@ -165,19 +159,7 @@ pub fn Deployments() -> Element {
                 {i18n.t("deploy.new")} }
         }
         FeedbackLine { feedback: feedback() }
-        div { class: "card", id: "llama-server",
-            match &*llama.read() {
-                None => rsx! { p { class: "muted", {i18n.t("common.loading")} } },
-                Some(Ok(found)) => rsx! {
-                    div { class: "row",
-                        span { class: "badge ok", "llama-server" }
-                        span { class: "mono", "{found.version}" }
-                        span { class: "mono muted spacer", "{found.path}" }
-                    }
-                },
-                Some(Err(error)) => rsx! { ErrorNotice { message: error.to_string() } },
-            }
-        }
+        crate::RuntimeCard {}
         if let Some(form) = draft() {
             div { class: "card", id: "deploy-form",
                 h3 { class: "card-title", {i18n.t("deploy.new")} }

@@ -3,6 +3,8 @@
 
 mod deployments;
 mod models;
+mod runtimes;
 
 pub use deployments::Deployments;
 pub use models::Models;
+pub use runtimes::RuntimeCard;

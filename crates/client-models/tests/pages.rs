@@ -7,7 +7,7 @@ use std::time::Duration;
 use burncloud_client::testing::PageUnderTest;
 use burncloud_client::{AppInfo, Lang, Services};
 use burncloud_client_models::{Deployments, Models};
-use burncloud_server::{AppState, GatewayLimits, ModelHubConfig};
+use burncloud_server::{AppState, GatewayLimits, InferenceConfig, ModelHubConfig};
 use burncloud_service_api::{
     DownloadRequest, DownloadState, HubSource, ImportRequest, InferenceService, InstanceInput, InstanceState,
     LocalModelService, ModelHubService,
@@ -134,4 +134,45 @@ async fn deployments_explain_the_empty_state_and_show_a_ready_instance_with_its_
     let chinese = PageUnderTest::open(services, Lang::Zh, Deployments).await.text();
     assert!(chinese.contains("运行中") && chinese.contains("停止"), "{chinese}");
     state.inference.stop_instance(instance.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_fresh_install_offers_llama_cpp_for_the_detected_hardware_in_both_languages() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut inference = InferenceConfig::new(dir.path());
+    inference.llama_server_env = None;
+    let models = ModelHubConfig::from_env(dir.path());
+    let state = AppState::open_with_services(dir.path(), GatewayLimits::default(), models, inference).unwrap();
+    let info = AppInfo { version: "0.1.0".into(), listen: "127.0.0.1:3000".into(), data_dir: "/tmp/bc".into() };
+    let services = Services::from_store(
+        state.store.clone(),
+        state.monitor.clone(),
+        state.admin_keys.clone(),
+        state.models.clone(),
+        state.inference.clone(),
+        info,
+    );
+    if state.inference.llama_server().is_ok() {
+        eprintln!("SKIPPED: a llama-server on PATH is found, so this machine never shows the fresh-install state");
+        return;
+    }
+    let hardware = state.inference.hardware().await.unwrap();
+    let english = PageUnderTest::open(services.clone(), Lang::En, Deployments).await.text();
+    assert!(english.contains("No llama.cpp yet"), "{english}");
+    let variant = match hardware.recommended_variant {
+        burncloud_service_api::RuntimeVariant::Cpu => "CPU",
+        burncloud_service_api::RuntimeVariant::Vulkan => "Vulkan",
+        burncloud_service_api::RuntimeVariant::Cuda => "CUDA",
+    };
+    assert!(english.contains(&format!("Install llama.cpp ({variant}, ")), "{english}");
+    assert!(english.contains(&hardware.cpu.model), "the detected CPU: {english}");
+    if hardware.gpus.is_empty() {
+        assert!(english.contains("no GPU detected"), "{english}");
+    }
+    let chinese = PageUnderTest::open(services, Lang::Zh, Deployments).await.text();
+    assert!(
+        chinese.contains("尚未安装 llama.cpp") && chinese.contains(&format!("安装 llama.cpp ({variant}, ")),
+        "{chinese}"
+    );
+    assert!(chinese.contains("内存") && chinese.contains("下载源"), "{chinese}");
 }
