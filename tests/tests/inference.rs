@@ -5,33 +5,13 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use burncloud_server::{GatewayLimits, InferenceConfig, ModelHubConfig};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::Harness;
-
-/// The real llama-server and tiny model, or a printed reason why these tests cannot run here.
-fn prerequisites() -> Option<(PathBuf, PathBuf)> {
-    let server = std::env::var_os("BURNCLOUD_LLAMA_SERVER").map(PathBuf::from).filter(|p| p.is_file());
-    let model = std::env::var_os("BURNCLOUD_TEST_GGUF").map(PathBuf::from).filter(|p| p.is_file());
-    match (server, model) {
-        (Some(server), Some(model)) => Some((server, model)),
-        _ if std::env::var_os("BURNCLOUD_REQUIRE_LLAMA").is_some() => {
-            panic!("BURNCLOUD_REQUIRE_LLAMA is set, but BURNCLOUD_LLAMA_SERVER and BURNCLOUD_TEST_GGUF are not")
-        }
-        _ => {
-            eprintln!(
-                "SKIPPED: set BURNCLOUD_LLAMA_SERVER and BURNCLOUD_TEST_GGUF (./scripts/test installs llama-server \
-                 and writes the tiny model) to run the local inference tests"
-            );
-            None
-        }
-    }
-}
+use support::{prerequisites, wait_for, Harness};
 
 async fn start() -> Harness {
     let dir = tempfile::tempdir().unwrap();
@@ -45,18 +25,6 @@ async fn import(h: &Harness, model: &std::path::Path) -> i64 {
     let copy = h.data_dir().join("tiny-F32.gguf");
     std::fs::copy(model, &copy).unwrap();
     h.post("/console/api/models/local/import", json!({"path": copy})).await["id"].as_i64().unwrap()
-}
-
-async fn wait_for(h: &Harness, id: i64, states: &[&str]) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..600 {
-        last = h.get(&format!("/console/api/instances/{id}")).await;
-        if states.contains(&last["state"].as_str().unwrap_or("")) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("instance {id} never reached {states:?}: {last}");
 }
 
 fn process_exists(pid: u64) -> bool {

@@ -16,23 +16,7 @@ use burncloud_tests::release_mock::{self, Digest, MockAsset, MockRelease};
 use bytes::Bytes;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::Harness;
-
-/// The real llama-server and tiny model, or a printed reason why these tests cannot run here.
-fn prerequisites() -> Option<(PathBuf, PathBuf)> {
-    let server = std::env::var_os("BURNCLOUD_LLAMA_SERVER").map(PathBuf::from).filter(|p| p.is_file());
-    let model = std::env::var_os("BURNCLOUD_TEST_GGUF").map(PathBuf::from).filter(|p| p.is_file());
-    match (server, model) {
-        (Some(server), Some(model)) => Some((server, model)),
-        _ if std::env::var_os("BURNCLOUD_REQUIRE_LLAMA").is_some() => {
-            panic!("BURNCLOUD_REQUIRE_LLAMA is set, but BURNCLOUD_LLAMA_SERVER and BURNCLOUD_TEST_GGUF are not")
-        }
-        _ => {
-            eprintln!("SKIPPED: set BURNCLOUD_LLAMA_SERVER and BURNCLOUD_TEST_GGUF (./scripts/test does) to run the runtime tests");
-            None
-        }
-    }
-}
+use support::{prerequisites, wait_for, Harness};
 
 /// A `llama-<tag>-bin-ubuntu-…-x64.tar.gz` as llama.cpp publishes it: one top folder, the server,
 /// the shared libraries it loads (RPATH `$ORIGIN`), and `libX.so → libX.so.0` links.
@@ -188,18 +172,6 @@ async fn install(h: &Harness, request: Value) -> Value {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("runtime download {id} never settled");
-}
-
-async fn wait_for(h: &Harness, id: i64, states: &[&str]) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..600 {
-        last = h.get(&format!("/console/api/instances/{id}")).await;
-        if states.contains(&last["state"].as_str().unwrap_or("")) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("instance {id} never reached {states:?}: {last}");
 }
 
 fn exe_of(pid: u64) -> PathBuf {

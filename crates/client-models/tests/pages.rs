@@ -21,6 +21,19 @@ fn gguf(size: usize) -> Bytes {
     Bytes::from(bytes)
 }
 
+/// The window's services over a running app's state.
+fn services_of(state: &AppState) -> Services {
+    let info = AppInfo { version: "0.1.0".into(), listen: "127.0.0.1:3000".into(), data_dir: "/tmp/bc".into() };
+    Services::from_store(
+        state.store.clone(),
+        state.monitor.clone(),
+        state.admin_keys.clone(),
+        state.models.clone(),
+        state.inference.clone(),
+        info,
+    )
+}
+
 async fn fixture(hub: &HubMock) -> (tempfile::TempDir, AppState, Services) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = ModelHubConfig::from_env(dir.path());
@@ -30,15 +43,7 @@ async fn fixture(hub: &HubMock) -> (tempfile::TempDir, AppState, Services) {
         (HubSource::Modelscope, hub.endpoint()),
     ]);
     let state = AppState::open_with_models(dir.path(), GatewayLimits::default(), config).unwrap();
-    let info = AppInfo { version: "0.1.0".into(), listen: "127.0.0.1:3000".into(), data_dir: "/tmp/bc".into() };
-    let services = Services::from_store(
-        state.store.clone(),
-        state.monitor.clone(),
-        state.admin_keys.clone(),
-        state.models.clone(),
-        state.inference.clone(),
-        info,
-    );
+    let services = services_of(&state);
     (dir, state, services)
 }
 
@@ -143,15 +148,7 @@ async fn a_fresh_install_offers_llama_cpp_for_the_detected_hardware_in_both_lang
     inference.llama_server_env = None;
     let models = ModelHubConfig::from_env(dir.path());
     let state = AppState::open_with_services(dir.path(), GatewayLimits::default(), models, inference).unwrap();
-    let info = AppInfo { version: "0.1.0".into(), listen: "127.0.0.1:3000".into(), data_dir: "/tmp/bc".into() };
-    let services = Services::from_store(
-        state.store.clone(),
-        state.monitor.clone(),
-        state.admin_keys.clone(),
-        state.models.clone(),
-        state.inference.clone(),
-        info,
-    );
+    let services = services_of(&state);
     if state.inference.llama_server().is_ok() {
         eprintln!("SKIPPED: a llama-server on PATH is found, so this machine never shows the fresh-install state");
         return;

@@ -564,14 +564,18 @@ impl ModelHub {
                 return Err(ServiceError::Conflict(format!("{path} is already downloaded (local model {existing})")));
             }
         }
+        self.enqueue(request.source, request.repo, files)
+    }
+
+    /// Queues `files` as one download, or answers the unfinished download of the same file (resumed
+    /// if it had stopped).
+    fn enqueue(&self, source: HubSource, repo: String, files: Vec<DownloadFile>) -> ServiceResult<Download> {
+        let path = files[0].path.clone();
         let same = self.db.read(downloads::list)?.into_iter().find(|row| {
-            row.source == request.source
-                && row.repo == request.repo
-                && row.path == path
-                && row.state != DownloadState::Done
+            row.source == source && row.repo == repo && row.path == path && row.state != DownloadState::Done
         });
         if let Some(existing) = same {
-            if existing.state == DownloadState::Failed || existing.state == DownloadState::Paused {
+            if matches!(existing.state, DownloadState::Failed | DownloadState::Paused) {
                 return self.resume_download(existing.id);
             }
             return Ok(self.to_download(existing));
@@ -579,8 +583,8 @@ impl ModelHub {
         let now = now_ms();
         let mut row = DownloadRow {
             id: 0,
-            source: request.source,
-            repo: request.repo,
+            source,
+            repo,
             path,
             bytes_total: files.iter().map(|f| f.size).sum(),
             files,
@@ -616,20 +620,6 @@ impl ModelHub {
                 return Err(ServiceError::invalid(format!("{} has no sha256 to verify it by", file.name)));
             }
         }
-        let path = request.files[0].name.clone();
-        let same = self.db.read(downloads::list)?.into_iter().find(|row| {
-            row.source == request.source
-                && row.repo == request.label
-                && row.path == path
-                && row.state != DownloadState::Done
-        });
-        if let Some(existing) = same {
-            if matches!(existing.state, DownloadState::Failed | DownloadState::Paused) {
-                return self.resume_download(existing.id);
-            }
-            return Ok(self.to_download(existing));
-        }
-        let now = now_ms();
         let files: Vec<DownloadFile> = request
             .files
             .into_iter()
@@ -640,26 +630,7 @@ impl ModelHub {
                 url: Some(f.url),
             })
             .collect();
-        let mut row = DownloadRow {
-            id: 0,
-            source: request.source,
-            repo: request.label,
-            path,
-            bytes_total: files.iter().map(|f| f.size).sum(),
-            files,
-            revision: None,
-            state: DownloadState::Queued,
-            bytes_done: 0,
-            error: None,
-            local_model_id: None,
-            created_at_ms: now,
-            updated_at_ms: now,
-        };
-        row.bytes_done = self.bytes_on_disk(&row);
-        row.id = self.db.write(|c| downloads::insert(c, &row))?;
-        self.spawn_job(row.id, row.bytes_done);
-        self.publish();
-        Ok(self.to_download(row))
+        self.enqueue(request.source, request.label, files)
     }
 
     fn bytes_on_disk(&self, row: &DownloadRow) -> u64 {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use burncloud_server::{serve, AppState, GatewayLimits, InferenceConfig};
@@ -120,4 +121,36 @@ impl Drop for Harness {
             let _ = stop.send(());
         }
     }
+}
+
+/// The real llama-server and tiny model, or a printed reason why these tests cannot run here.
+pub fn prerequisites() -> Option<(PathBuf, PathBuf)> {
+    let server = std::env::var_os("BURNCLOUD_LLAMA_SERVER").map(PathBuf::from).filter(|p| p.is_file());
+    let model = std::env::var_os("BURNCLOUD_TEST_GGUF").map(PathBuf::from).filter(|p| p.is_file());
+    match (server, model) {
+        (Some(server), Some(model)) => Some((server, model)),
+        _ if std::env::var_os("BURNCLOUD_REQUIRE_LLAMA").is_some() => {
+            panic!("BURNCLOUD_REQUIRE_LLAMA is set, but BURNCLOUD_LLAMA_SERVER and BURNCLOUD_TEST_GGUF are not")
+        }
+        _ => {
+            eprintln!(
+                "SKIPPED: set BURNCLOUD_LLAMA_SERVER and BURNCLOUD_TEST_GGUF (./scripts/test installs llama-server \
+                 and writes the tiny model) to run the local inference tests"
+            );
+            None
+        }
+    }
+}
+
+/// Polls an instance until it is in one of `states`.
+pub async fn wait_for(h: &Harness, id: i64, states: &[&str]) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..600 {
+        last = h.get(&format!("/console/api/instances/{id}")).await;
+        if states.contains(&last["state"].as_str().unwrap_or("")) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("instance {id} never reached {states:?}: {last}");
 }
