@@ -58,6 +58,8 @@ class BurnCloud:
     def __init__(self, data_dir, extra_env=None, stderr=subprocess.DEVNULL):
         self.data_dir = data_dir
         env = dict(os.environ, BURNCLOUD_ADMIN_KEY=ADMIN_KEY, BURNCLOUD_LOG="warn", **(extra_env or {}))
+        # No test reaches GitHub: a runtime install here fails fast at a closed local port.
+        env.setdefault("BURNCLOUD_LLAMACPP_RELEASES", "http://127.0.0.1:9/repos/ggml-org/llama.cpp/releases")
         self.process, self.base = start(
             [BURNCLOUD_BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)], env=env, stderr=stderr
         )

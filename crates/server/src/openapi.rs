@@ -24,6 +24,8 @@ struct Operation {
     body: Option<Value>,
     status: u16,
     response: Value,
+    /// It calls out (a hub, llama.cpp's releases, a llama-server), which may fail with 502.
+    reaches_out: bool,
 }
 
 struct Builder {
@@ -54,7 +56,14 @@ impl Builder {
         response: Value,
     ) {
         let summary = summary.into();
-        self.operations.push(Operation { method, path, summary, query, body, status, response });
+        self.operations.push(Operation { method, path, summary, query, body, status, response, reaches_out: false });
+    }
+
+    /// Marks the operation added last as one that calls out and may answer 502.
+    fn reaching_out(&mut self) {
+        if let Some(operation) = self.operations.last_mut() {
+            operation.reaches_out = true;
+        }
     }
 
     /// The five routes of a collection: list, create, read, change, delete. `created` is what a
@@ -224,7 +233,9 @@ pub fn document() -> Value {
         202,
         download,
     );
+    b.reaching_out();
     b.add("post", "/console/api/runtimes/{id}/activate", "Make a runtime the active one", None, None, 200, runtime);
+    b.reaching_out();
     let removed = object(json!({"deleted": {"type": "string"}}));
     b.add("delete", "/console/api/runtimes/{id}", "Remove an inactive runtime", None, None, 200, removed);
 
@@ -239,6 +250,12 @@ pub fn document() -> Value {
         responses.insert("401".into(), error_response("Missing or wrong admin key"));
         if operation.path.contains('{') || operation.body.is_some() {
             responses.insert("404".into(), error_response("No such item, or the body names one that does not exist"));
+        }
+        if operation.reaches_out {
+            responses.insert(
+                "502".into(),
+                error_response("What it calls out to failed or refused (the reason is in the message)"),
+            );
         }
         if operation.method != "get" {
             responses.insert(
