@@ -1,11 +1,13 @@
 """Fixtures that start the real `burncloud` binary and a local OpenAI-format upstream."""
 
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -19,6 +21,29 @@ MOCK_HUB_BIN = os.environ.get("MOCK_HUB_BIN", str(ROOT / "target/debug/mock-hub"
 ADMIN_KEY = "e2e-admin-key"
 UPSTREAM_KEY = "sk-upstream-e2e-0123456789"
 REPLY = "Hello! How can I help you today?"
+
+
+class NoReleases(http.server.BaseHTTPRequestHandler):
+    """llama.cpp's releases API with no releases, so no test reaches GitHub: an install answers a
+    plain 404 ("no llama.cpp release offers …")."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        listing = self.path.split("?")[0].endswith("/releases")
+        body = b"[]" if listing else b'{"message": "Not Found"}'
+        self.send_response(200 if listing else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+NO_RELEASES = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NoReleases)
+threading.Thread(target=NO_RELEASES.serve_forever, daemon=True).start()
+os.environ.setdefault(
+    "BURNCLOUD_LLAMACPP_RELEASES", f"http://127.0.0.1:{NO_RELEASES.server_port}/repos/ggml-org/llama.cpp/releases")
 
 
 def start(command, env=None, stderr=subprocess.DEVNULL):
@@ -58,8 +83,6 @@ class BurnCloud:
     def __init__(self, data_dir, extra_env=None, stderr=subprocess.DEVNULL):
         self.data_dir = data_dir
         env = dict(os.environ, BURNCLOUD_ADMIN_KEY=ADMIN_KEY, BURNCLOUD_LOG="warn", **(extra_env or {}))
-        # No test reaches GitHub: a runtime install here fails fast at a closed local port.
-        env.setdefault("BURNCLOUD_LLAMACPP_RELEASES", "http://127.0.0.1:9/repos/ggml-org/llama.cpp/releases")
         self.process, self.base = start(
             [BURNCLOUD_BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)], env=env, stderr=stderr
         )

@@ -100,7 +100,7 @@ def test_a_missing_llama_server_is_explained(tiny_gguf):
             assert refused.value.code == 503
             error = json.loads(refused.value.read())["error"]
             assert error["code"] == "llama_server_missing"
-            assert "github.com/ggml-org/llama.cpp/releases" in error["message"], error
+            assert "Install llama.cpp on the Deployments page" in error["message"], error
             assert "/nonexistent/llama-server (env) does not exist" in error["message"], error
 
             model = app.console("POST", "/console/api/models/local/import", {"path": str(tiny_gguf)})

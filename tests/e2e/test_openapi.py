@@ -3,6 +3,7 @@ schemathesis against the real `burncloud serve`: thousands of generated requests
 find no server error and no answer the document does not describe."""
 
 import os
+import shutil
 import subprocess
 import sys
 import urllib.error
@@ -28,7 +29,10 @@ def seeded(tiny_hub, tiny_gguf, upstream, tmp_path):
         app.console("POST", "/console/api/groups", {
             "name": "seed", "strategy": "priority", "members": [{"channel_id": channel["id"]}]})
         app.console("PUT", "/console/api/prices/gpt-4o-mini", {"input_per_mtok": "1", "output_per_mtok": "2"})
-        app.console("POST", "/console/api/models/local/import", {"path": str(tiny_gguf)})
+        # A copy: the fuzzer may delete the local model, and deleting removes its file.
+        copy = tmp_path / "tiny-copy.gguf"
+        shutil.copyfile(tiny_gguf, copy)
+        app.console("POST", "/console/api/models/local/import", {"path": str(copy)})
         download = app.console("POST", "/console/api/downloads",
                                {"source": "huggingface", "repo": TINY_REPO, "path": TINY_FILE})
         poll(lambda: app.console("GET", f"/console/api/downloads/{download['id']}"),

@@ -130,6 +130,9 @@ async fn search_and_file_lists_speak_both_hub_apis() {
     assert_eq!(by_path("big-IQ3_XXS.gguf")["quant"], "IQ3_XXS");
     assert_eq!(by_path("mmproj-big-f16.gguf")["mmproj"], true);
     assert!(by_path("README.md")["sha256"].is_null());
+    // No metadata in these files: where they would run is unknown, not guessed.
+    assert_eq!(by_path("big-IQ3_XXS.gguf")["fit"], "unknown");
+    assert!(by_path("big-IQ3_XXS.gguf")["estimated_bytes"].is_null());
 
     let modelscope = h.get("/console/api/hub/search?source=modelscope&q=big").await;
     assert_eq!(modelscope["data"][0]["repo"], "team/Big-GGUF", "{modelscope}");
@@ -469,4 +472,49 @@ async fn imports_check_the_header_and_deletes_wait_for_instances() {
     h.delete(&format!("/console/api/models/local/{id}")).await;
     assert!(!model_path.exists(), "delete removes the file");
     assert!(h.get("/console/api/models/local").await.as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn listings_and_local_models_say_how_much_memory_a_model_needs_and_where_it_runs() {
+    let Some(model) = std::env::var_os("BURNCLOUD_TEST_GGUF").map(std::path::PathBuf::from) else {
+        assert!(std::env::var_os("BURNCLOUD_REQUIRE_LLAMA").is_none(), "BURNCLOUD_TEST_GGUF is not set");
+        eprintln!("SKIPPED: BURNCLOUD_TEST_GGUF is not set (./scripts/test makes the tiny model)");
+        return;
+    };
+    let tiny = Bytes::from(std::fs::read(&model).unwrap());
+    let hub = HubMock::start().await;
+    hub.add_repo(
+        "burncloud/Tiny-GGUF",
+        MockRepo::new([
+            ("tiny-F32.gguf".to_string(), tiny.clone()),
+            ("tiny-Q8_0.gguf".to_string(), tiny.slice(..)),
+            ("mmproj-tiny-f16.gguf".to_string(), synthetic_gguf(64, 9)),
+        ]),
+    );
+    let h = start(&hub).await;
+    // A 2 MB model runs wherever there is any memory at all: on the GPU if one is usable, else the CPU.
+    let hardware = h.get("/console/api/hardware").await;
+    let usable_gpu = hardware["gpus"].as_array().unwrap().iter().any(|g| !g["backends"].as_array().unwrap().is_empty());
+    let expected_fit = if usable_gpu { "gpu" } else { "cpu" };
+
+    // The tiny model: 2 layers, 4 KV heads of 16, 64 wide: KV 2 × 4 × (16 + 16) × 2 bytes per token.
+    let kv = 2 * 4 * 32 * 2 * 4096;
+    let compute = 512 * 4 * (5 * 64 + 2 * 4 * 16);
+    let listing = h.get("/console/api/hub/files?source=huggingface&repo=burncloud/Tiny-GGUF").await;
+    for file in listing["files"].as_array().unwrap() {
+        if file["mmproj"] == true {
+            assert_eq!(file["fit"], "unknown", "{file}");
+            continue;
+        }
+        assert_eq!(file["estimated_bytes"], tiny.len() as u64 + kv + compute, "{file}");
+        assert_eq!(file["fit"], expected_fit, "{file}");
+    }
+
+    let copy = h.data_dir().join("tiny-F32.gguf");
+    std::fs::copy(&model, &copy).unwrap();
+    let local = h.post("/console/api/models/local/import", json!({"path": copy})).await;
+    assert_eq!(local["estimate"]["block_count"], 2, "{local}");
+    assert_eq!(local["estimate"]["context_length"], 4096);
+    assert_eq!(local["estimate"]["kv_bytes_per_token"], kv / 4096);
+    assert_eq!(local["fit"], expected_fit);
 }

@@ -174,16 +174,26 @@ pub fn Deployments() -> Element {
                             }
                         }
                     }
+                    if let Some(Ok(models)) = &*local_models.read() {
+                        if let Some(model) = models.iter().find(|m| m.id.to_string() == form.model_id) {
+                            if let Some(estimate) = &model.estimate {
+                                div { class: "full hint", id: "deploy-estimate",
+                                    {format!("{} ≈ {} ({} {}) ", i18n.t("fit.needs"), burncloud_client::bytes(estimate.bytes_at(estimate.default_context())), estimate.default_context(), i18n.t("fit.tokens"))}
+                                    crate::fit::FitBadge { fit: model.fit }
+                                }
+                            }
+                        }
+                    }
                     label { {i18n.t("deploy.alias")} }
                     div {
                         input { name: "alias", value: "{form.alias}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.alias = e.value() } }
                         div { class: "hint", {i18n.t("deploy.alias_hint")} }
                     }
                     label { {i18n.t("deploy.ctx_size")} }
-                    input { name: "ctx_size", r#type: "number", placeholder: "4096", value: "{form.ctx_size}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.ctx_size = e.value() } }
+                    input { name: "ctx_size", r#type: "number", placeholder: i18n.t("fit.auto"), value: "{form.ctx_size}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.ctx_size = e.value() } }
                     label { {i18n.t("deploy.gpu_layers")} }
                     div {
-                        input { name: "n_gpu_layers", r#type: "number", placeholder: "999", value: "{form.n_gpu_layers}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.n_gpu_layers = e.value() } }
+                        input { name: "n_gpu_layers", r#type: "number", placeholder: i18n.t("fit.auto"), value: "{form.n_gpu_layers}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.n_gpu_layers = e.value() } }
                         div { class: "hint", {i18n.t("deploy.gpu_hint")} }
                     }
                     div { class: "full row",
@@ -252,7 +262,7 @@ fn InstanceCard(
                 dt { {i18n.t("deploy.ctx_size")} }
                 dd { "{instance.ctx_size}" }
                 dt { {i18n.t("deploy.gpu_layers")} }
-                dd { "{instance.n_gpu_layers}" }
+                dd { if instance.n_gpu_layers < 0 { {i18n.t("fit.auto")} } else { "{instance.n_gpu_layers}" } }
                 if let Some(started) = instance.started_at_ms.filter(|_| instance.state.is_live()) {
                     dt { {i18n.t("deploy.started_at")} }
                     dd { {timestamp(started)} }

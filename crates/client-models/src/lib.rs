@@ -2,6 +2,7 @@
 //! the GGUF models on disk, and deploy them on llama-server.
 
 mod deployments;
+mod fit;
 mod models;
 mod runtimes;
 

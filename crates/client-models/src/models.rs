@@ -261,6 +261,7 @@ pub fn Models() -> Element {
             Some(Err(message)) => rsx! { div { class: "card", ErrorNotice { message } } },
             Some(Ok(listing)) => {
                 let ggufs: Vec<_> = listing.files.iter().filter(|f| f.path.to_ascii_lowercase().ends_with(".gguf")).cloned().collect();
+                let suggestion = crate::fit::suggested(&ggufs);
                 rsx! {
                     div { class: "card", id: "hub-files",
                         div { class: "row",
@@ -276,6 +277,7 @@ pub fn Models() -> Element {
                                 th { {i18n.t("models.file")} }
                                 th { class: "num", {i18n.t("models.size")} }
                                 th { {i18n.t("models.quant")} }
+                                th { {i18n.t("fit.needs")} }
                                 th { {i18n.t("common.actions")} }
                             } }
                             tbody {
@@ -284,9 +286,14 @@ pub fn Models() -> Element {
                                         td { class: "mono wrap", "{file.path}"
                                             if let Some(shard) = file.shard { " " span { class: "badge", {format!("{} {}", shard.count, i18n.t("models.parts"))} } }
                                             if file.mmproj { " " span { class: "badge warn", "mmproj" } }
+                                            if suggestion.as_ref() == Some(&file.path) { " " span { class: "badge ok", id: "suggested-file", {i18n.t("fit.suggested")} } }
                                         }
                                         td { class: "num", {bytes(shard_total(&listing, &file.group))} }
                                         td { {file.quant.clone().unwrap_or_else(|| "—".into())} }
+                                        td { class: "fit",
+                                            if let Some(needed) = file.estimated_bytes { span { class: "mono", {format!("≈ {} ", bytes(needed))} } }
+                                            if !file.mmproj { crate::fit::FitBadge { fit: file.fit } }
+                                        }
                                         td { class: "actions",
                                             button { class: "btn small primary",
                                                 onclick: { let mut start = start_download.clone(); let target = (listing.source, listing.repo.clone(), file.path.clone()); move |_| start(target.clone()) },
@@ -367,6 +374,8 @@ pub fn Models() -> Element {
                                     td {
                                         if model.in_use { span { class: "badge ok", {i18n.t("models.in_use")} } }
                                         else { span { class: "badge", {i18n.t("models.idle")} } }
+                                        " "
+                                        crate::fit::FitBadge { fit: model.fit }
                                     }
                                     td { class: "actions",
                                         button { class: "btn small danger", disabled: model.in_use,

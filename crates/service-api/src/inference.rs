@@ -62,6 +62,7 @@ pub struct Instance {
     pub error: Option<String>,
     pub started_at_ms: Option<i64>,
     pub ctx_size: u32,
+    /// -1: llama-server's `--fit` chooses.
     pub n_gpu_layers: i32,
     pub parallel: u32,
     /// Crash restarts since the last start.
@@ -76,7 +77,11 @@ pub struct Instance {
 pub struct InstanceInput {
     pub model_id: i64,
     pub alias: Option<String>,
+    /// Default: the largest context that fits where the model runs (at least 4096, at most the
+    /// model's own and 32768).
     pub ctx_size: Option<u32>,
+    /// Default: -1 (llama-server's `--fit` chooses) where the runtime has `--fit`, else what the
+    /// estimate says fits.
     pub n_gpu_layers: Option<i32>,
     pub parallel: Option<u32>,
 }

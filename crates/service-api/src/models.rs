@@ -108,6 +108,109 @@ pub struct HubFile {
     pub group: String,
     /// A multimodal projector, deployed beside a model rather than on its own.
     pub mmproj: bool,
+    /// Memory the model needs at its default context (4096, or less if it has less): weights, KV
+    /// cache and compute buffer. Absent when its metadata could not be read.
+    pub estimated_bytes: Option<u64>,
+    /// Where it would run on this machine.
+    pub fit: Fit,
+}
+
+/// Where a model would run on this machine, from its estimated memory and the free VRAM and RAM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Fit {
+    /// Wholly in GPU memory.
+    Gpu,
+    /// Some layers on the GPU, the rest in RAM.
+    Partial,
+    /// In RAM, on the CPU (no GPU, or one too small to help).
+    Cpu,
+    /// More than GPU and RAM together.
+    TooBig,
+    /// Its metadata could not be read.
+    Unknown,
+}
+
+/// What the memory estimate of a model is made of (from its GGUF metadata and file size).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ModelEstimate {
+    pub weights_bytes: u64,
+    pub block_count: u64,
+    /// The context the model was trained for.
+    pub context_length: u64,
+    /// K and V per token of context, all layers, f16.
+    pub kv_bytes_per_token: u64,
+    /// llama.cpp's compute buffer (batch of 512).
+    pub compute_bytes: u64,
+}
+
+/// The memory local models may use here.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct MemoryBudget {
+    /// Free memory on the largest GPU a runtime can use; absent without one.
+    pub gpu_free_bytes: Option<u64>,
+    pub ram_bytes: u64,
+}
+
+/// Room llama-server keeps free on each device (its `--fit-target` default, 1024 MiB).
+pub const FIT_MARGIN_BYTES: u64 = 1 << 30;
+/// The context a deployment gets unless the model has less or more fits.
+pub const DEFAULT_CONTEXT: u64 = 4096;
+
+impl ModelEstimate {
+    /// Bytes at a context size.
+    pub fn bytes_at(&self, context: u64) -> u64 {
+        self.weights_bytes + self.kv_bytes_per_token * context + self.compute_bytes
+    }
+
+    /// The context a deployment starts with: 4096, or the model's own if smaller.
+    pub fn default_context(&self) -> u64 {
+        if self.context_length == 0 {
+            DEFAULT_CONTEXT
+        } else {
+            self.context_length.min(DEFAULT_CONTEXT)
+        }
+    }
+
+    /// Where it runs at `context` within `budget`.
+    pub fn fit(&self, context: u64, budget: &MemoryBudget) -> Fit {
+        let needed = self.bytes_at(context) + FIT_MARGIN_BYTES;
+        let gpu = budget.gpu_free_bytes.unwrap_or(0);
+        if gpu >= needed {
+            Fit::Gpu
+        } else if needed > gpu.saturating_add(budget.ram_bytes) {
+            Fit::TooBig
+        } else if gpu >= FIT_MARGIN_BYTES + self.bytes_at(context) / 8 {
+            // At least an eighth of the model on the GPU is worth the split.
+            Fit::Partial
+        } else {
+            Fit::Cpu
+        }
+    }
+
+    /// A context and GPU layer count that fit `budget`: on a GPU that holds the whole model, the
+    /// largest power-of-two context up to the model's own (at most 32768) that still fits there;
+    /// elsewhere the default, since a longer context only slows a split or CPU run. All layers on
+    /// the GPU when they fit, the share that fits when partly, none on the CPU.
+    pub fn proposal(&self, budget: &MemoryBudget) -> (u64, u64) {
+        let floor = self.default_context();
+        let ceiling = if self.context_length == 0 { floor } else { self.context_length.min(32768) };
+        let mut context = floor;
+        let where_it_runs = self.fit(floor, budget);
+        while where_it_runs == Fit::Gpu && context * 2 <= ceiling && self.fit(context * 2, budget) == Fit::Gpu {
+            context *= 2;
+        }
+        let layers = match where_it_runs {
+            Fit::Gpu => self.block_count + 1,
+            Fit::Partial => {
+                let room = budget.gpu_free_bytes.unwrap_or(0).saturating_sub(FIT_MARGIN_BYTES + self.compute_bytes);
+                let per_layer = (self.bytes_at(context) - self.compute_bytes) / self.block_count.max(1);
+                (room / per_layer.max(1)).min(self.block_count)
+            }
+            Fit::Cpu | Fit::TooBig | Fit::Unknown => 0,
+        };
+        (context, layers)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -133,6 +236,11 @@ pub struct UrlDownloadRequest {
     pub source: HubSource,
     pub label: String,
     pub files: Vec<UrlFile>,
+}
+
+/// Says how much memory local models may use on this machine (the inference service answers).
+pub trait MemoryProbe: Send + Sync {
+    fn memory_budget(&self) -> MemoryBudget;
 }
 
 /// What a finished download of a source becomes (a runtime unpacked, say). Runs on a blocking
@@ -228,6 +336,10 @@ pub struct LocalModel {
     pub added_at_ms: i64,
     /// A running instance serves it; it cannot be deleted now.
     pub in_use: bool,
+    /// What its memory needs are made of, from its metadata; absent if unreadable.
+    pub estimate: Option<ModelEstimate>,
+    /// Where it runs here at its default context.
+    pub fit: Fit,
 }
 
 /// `POST /console/api/models/local/import`

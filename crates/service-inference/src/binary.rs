@@ -132,3 +132,8 @@ pub fn run(path: &Path, args: &[&str], limit: Duration) -> Result<(String, Strin
     let text: String = readers.into_iter().filter_map(|reader| reader.join().ok()).collect();
     Ok((status.to_string(), text))
 }
+
+/// Whether this llama-server offers `--fit` (fitting unset sizes to device memory).
+pub fn supports_fit(path: &Path) -> bool {
+    run(path, &["--help"], Duration::from_secs(20)).is_ok_and(|(_, help)| help.contains("--fit"))
+}

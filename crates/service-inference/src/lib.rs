@@ -20,9 +20,9 @@ use burncloud_database::repo::instances::{self, InstanceRow};
 use burncloud_database::{now_ms, Db};
 use burncloud_service_api::{
     ChannelInput, ChannelKind, ChannelService, Download, Hardware, HubSource, InferenceService, Instance,
-    InstanceInput, InstanceState, LlamaServerInfo, LocalModel, LocalModelService, ModelHubService, ModelUsage, Runtime,
-    RuntimeInstallRequest, Secret, ServiceError, ServiceFuture, ServiceResult, SettingsService, UrlDownloadRequest,
-    LLAMACPP_MIRROR_SETTING,
+    InstanceInput, InstanceState, LlamaServerInfo, LocalModel, LocalModelService, MemoryBudget, MemoryProbe,
+    ModelHubService, ModelUsage, Runtime, RuntimeInstallRequest, Secret, ServiceError, ServiceFuture, ServiceResult,
+    SettingsService, UrlDownloadRequest, LLAMACPP_MIRROR_SETTING,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
@@ -32,6 +32,10 @@ pub use process::stop_leftovers;
 pub use runtime::{RuntimeFinisher, Runtimes, DEFAULT_RELEASES_URL, LLAMACPP_RELEASES_ENV};
 
 const LOG_LINES_KEPT: usize = 1000;
+/// `n_gpu_layers` that leaves the choice to llama-server's `--fit`.
+pub const AUTO_GPU_LAYERS: i32 = -1;
+/// How long a probed memory budget is reused.
+const BUDGET_FRESH: Duration = Duration::from_secs(5);
 const HEALTH_POLL: Duration = Duration::from_millis(100);
 
 #[derive(Clone, Debug)]
@@ -133,6 +137,8 @@ pub struct Inference {
     /// For the release list: no overall timeout, a user agent (GitHub's API requires one).
     releases_http: reqwest::Client,
     runtimes: Arc<Runtimes>,
+    /// The last memory budget and when it was probed.
+    budget: Mutex<Option<(std::time::Instant, MemoryBudget)>>,
     live: Mutex<HashMap<i64, Arc<Supervised>>>,
     this: Weak<Inference>,
 }
@@ -180,6 +186,7 @@ impl Inference {
             http,
             releases_http,
             runtimes,
+            budget: Mutex::new(None),
             live: Mutex::new(HashMap::new()),
             this: this.clone(),
         }))
@@ -436,12 +443,15 @@ impl Inference {
             .arg("-m")
             .arg(&model.path)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["-c", &row.ctx_size.to_string(), "-ngl", &row.n_gpu_layers.to_string()])
+            .args(["-c", &row.ctx_size.to_string()])
             .args(["-np", &row.parallel.to_string(), "--alias", &row.alias, "--api-key", &key, "--metrics"])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
+        if row.n_gpu_layers != AUTO_GPU_LAYERS {
+            command.args(["-ngl", &row.n_gpu_layers.to_string()]);
+        }
         process::isolate(&mut command);
         let mut child = match command.spawn() {
             Ok(child) => child,
@@ -606,13 +616,23 @@ impl Inference {
         if alias.len() > 128 || alias.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(ServiceError::invalid("alias: up to 128 characters, no spaces"));
         }
-        let ctx_size = input.ctx_size.unwrap_or(4096);
+        // Unset sizes come from the model's estimate and this machine's memory; GPU layers are
+        // left to llama-server's own `--fit` where the runtime has it.
+        let budget = self.memory_budget();
+        let proposal = model.estimate.as_ref().map(|estimate| estimate.proposal(&budget));
+        let ctx_size = input.ctx_size.unwrap_or_else(|| proposal.map_or(4096, |(context, _)| context as u32));
         if !(128..=1_048_576).contains(&ctx_size) {
             return Err(ServiceError::invalid("ctx_size must be between 128 and 1048576"));
         }
-        let n_gpu_layers = input.n_gpu_layers.unwrap_or(999);
-        if !(0..=999).contains(&n_gpu_layers) {
-            return Err(ServiceError::invalid("n_gpu_layers must be between 0 and 999"));
+        let n_gpu_layers = match input.n_gpu_layers {
+            Some(layers) => layers,
+            None if self.locate().is_ok_and(|found| binary::supports_fit(Path::new(&found.path))) => AUTO_GPU_LAYERS,
+            None => proposal.map_or(999, |(_, layers)| layers.min(999) as i32),
+        };
+        if !(AUTO_GPU_LAYERS..=999).contains(&n_gpu_layers) {
+            return Err(ServiceError::invalid(
+                "n_gpu_layers must be between 0 and 999, or -1 to let llama-server fit them",
+            ));
         }
         let parallel = input.parallel.unwrap_or(2);
         if !(1..=64).contains(&parallel) {
@@ -659,6 +679,29 @@ fn random_key() -> String {
         bytes[..16].copy_from_slice(&nanos.to_le_bytes());
     }
     format!("bc-local-{}", hex::encode(bytes))
+}
+
+impl MemoryProbe for Inference {
+    /// Free memory of the largest GPU a build can use, and the machine's RAM; probed at most every
+    /// few seconds.
+    fn memory_budget(&self) -> MemoryBudget {
+        let mut cached = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((when, budget)) = *cached {
+            if when.elapsed() < BUDGET_FRESH {
+                return budget;
+            }
+        }
+        let hardware = hardware::probe(None);
+        let gpu_free_bytes = hardware
+            .gpus
+            .iter()
+            .filter(|gpu| !gpu.backends.is_empty())
+            .filter_map(|gpu| gpu.free_vram_bytes.or(gpu.total_vram_bytes))
+            .max();
+        let budget = MemoryBudget { gpu_free_bytes, ram_bytes: hardware.memory.total_bytes };
+        *cached = Some((std::time::Instant::now(), budget));
+        budget
+    }
 }
 
 impl ModelUsage for Inference {

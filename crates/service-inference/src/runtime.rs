@@ -318,8 +318,7 @@ impl Runtimes {
         let version = crate::binary::version(&server)
             .map_err(|reason| failed(format!("its {EXECUTABLE} does not run on this machine: {reason}")))?;
         let devices = crate::hardware::list_devices(&server).unwrap_or_default();
-        let supports_fit = crate::binary::run(&server, &["--help"], std::time::Duration::from_secs(20))
-            .is_ok_and(|(_, help)| help.contains("--fit"));
+        let supports_fit = crate::binary::supports_fit(&server);
         let relative = server.strip_prefix(&staging).unwrap_or(&server).to_string_lossy().replace('\\', "/");
         let manifest = Manifest {
             tag: tag.to_string(),

@@ -297,6 +297,8 @@ impl Hub {
                 shard: names::shard(&path),
                 group: names::group(&path),
                 mmproj: names::is_mmproj(&path),
+                estimated_bytes: None,
+                fit: burncloud_service_api::Fit::Unknown,
                 path,
                 size,
                 sha256,
@@ -331,6 +333,40 @@ impl Hub {
     ) -> ServiceResult<Resolved> {
         let what = format!("{path} in {repo}");
         self.follow(client, &self.download_url(repo, revision, path), &what, start).await
+    }
+
+    /// The model shape in a GGUF's metadata, from as much of its start as that takes (at most
+    /// 16 MB, on the default branch).
+    pub async fn read_shape(
+        &self,
+        client: &reqwest::Client,
+        repo: &str,
+        path: &str,
+    ) -> Result<crate::ModelShape, String> {
+        const LIMIT: usize = 16 << 20;
+        let revision = match self.source {
+            HubSource::Modelscope => "master",
+            _ => "main",
+        };
+        let mut response = self.open(client, repo, revision, path, 0).await.map_err(|e| e.to_string())?.response;
+        let mut bytes = Vec::new();
+        // Parsed at 256 KB, then each time the bytes double: a vocabulary of a few MB is read once or twice.
+        let mut next_try = 256 << 10;
+        loop {
+            match response.chunk().await.map_err(|e| e.to_string())? {
+                Some(chunk) => bytes.extend_from_slice(&chunk),
+                None => return crate::parse_shape(&bytes).map_err(|e| format!("{e:?}")),
+            }
+            if bytes.len() < next_try {
+                continue;
+            }
+            next_try = bytes.len() * 2;
+            match crate::parse_shape(&bytes) {
+                Ok(shape) => return Ok(shape),
+                Err(crate::MetadataError::NeedMore) if bytes.len() < LIMIT => {}
+                Err(error) => return Err(format!("{error:?}")),
+            }
+        }
     }
 
     /// Opens a file by its own URL (a release asset), from byte `start` on.

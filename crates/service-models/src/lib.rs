@@ -1,6 +1,7 @@
 //! The model hub and the local model store: search Hugging Face, hf-mirror and ModelScope for GGUF
 //! models, download them resumably with verified checksums, and keep the models on disk.
 
+pub mod fit;
 mod gguf;
 mod hub;
 pub mod names;
@@ -16,14 +17,14 @@ use burncloud_database::repo::downloads::{self, DownloadFile, DownloadRow};
 use burncloud_database::repo::local_models::{self, LocalModelRow};
 use burncloud_database::{now_ms, Db};
 use burncloud_service_api::{
-    Download, DownloadFinisher, DownloadRequest, DownloadState, HubFileList, HubSearchPage, HubSearchQuery, HubSource,
-    ImportRequest, LocalModel, LocalModelService, ModelHubService, ModelUsage, ServiceError, ServiceFuture,
-    ServiceResult, SettingsService, UrlDownloadRequest,
+    Download, DownloadFinisher, DownloadRequest, DownloadState, Fit, HubFileList, HubSearchPage, HubSearchQuery,
+    HubSource, ImportRequest, LocalModel, LocalModelService, MemoryBudget, MemoryProbe, ModelHubService, ModelUsage,
+    ServiceError, ServiceFuture, ServiceResult, SettingsService, UrlDownloadRequest,
 };
 use sha2::Digest;
 use tokio::sync::{watch, Semaphore};
 
-pub use gguf::{read_header, GgufHeader};
+pub use gguf::{parse_shape, read_header, read_shape, GgufHeader, MetadataError, ModelShape};
 pub use hub::{check_file_path, check_repo_name, Hub};
 pub use transfer::{part_path, sidecar_path, Sidecar, TransferPolicy};
 
@@ -126,6 +127,8 @@ pub struct ModelHub {
     published: watch::Sender<Vec<Download>>,
     usage: RwLock<Option<Arc<dyn ModelUsage>>>,
     finishers: RwLock<HashMap<HubSource, Arc<dyn DownloadFinisher>>>,
+    memory: RwLock<Option<Arc<dyn MemoryProbe>>>,
+    shapes: fit::ShapeCache,
     this: Weak<ModelHub>,
 }
 
@@ -155,6 +158,8 @@ impl ModelHub {
             published,
             usage: RwLock::new(None),
             finishers: RwLock::new(HashMap::new()),
+            memory: RwLock::new(None),
+            shapes: fit::ShapeCache::default(),
             this: this.clone(),
         });
         let unfinished: Vec<DownloadRow> =
@@ -190,6 +195,47 @@ impl ModelHub {
     /// Lets the store ask which models running instances use.
     pub fn set_usage(&self, usage: Arc<dyn ModelUsage>) {
         *self.usage.write().unwrap_or_else(|p| p.into_inner()) = Some(usage);
+    }
+
+    /// Lets the store ask how much memory models may use here, to say where each would run.
+    pub fn set_memory(&self, memory: Arc<dyn MemoryProbe>) {
+        *self.memory.write().unwrap_or_else(|p| p.into_inner()) = Some(memory);
+    }
+
+    fn budget(&self) -> Option<MemoryBudget> {
+        self.memory.read().unwrap_or_else(|p| p.into_inner()).as_ref().map(|m| m.memory_budget())
+    }
+
+    /// Marks each GGUF of a listing with its estimate and fit, from the shape of one of them (the
+    /// quantisations of a repository share it) read with a ranged request.
+    async fn annotate(&self, hub: &Hub, mut listing: HubFileList) -> HubFileList {
+        let Some(budget) = self.budget() else { return listing };
+        let sample = listing
+            .files
+            .iter()
+            .filter(|f| names::is_gguf(&f.path) && !f.mmproj && f.shard.is_none_or(|s| s.index == 1))
+            .min_by_key(|f| f.size)
+            .map(|f| f.path.clone());
+        let Some(sample) = sample else { return listing };
+        let shape = match hub.read_shape(&self.client, &listing.repo, &sample).await {
+            Ok(shape) => shape,
+            Err(reason) => {
+                tracing::debug!(%reason, repo = %listing.repo, "cannot read the model's metadata; its fit stays unknown");
+                return listing;
+            }
+        };
+        let group_sizes: HashMap<String, u64> = listing.files.iter().fold(HashMap::new(), |mut sizes, f| {
+            *sizes.entry(f.group.clone()).or_default() += f.size;
+            sizes
+        });
+        for file in listing.files.iter_mut().filter(|f| names::is_gguf(&f.path) && !f.mmproj) {
+            let weights = group_sizes.get(&file.group).copied().unwrap_or(file.size);
+            let estimate = fit::estimate(&shape, weights);
+            let context = estimate.default_context();
+            file.estimated_bytes = Some(estimate.bytes_at(context));
+            file.fit = estimate.fit(context, &budget);
+        }
+        listing
     }
 
     /// Says what a finished download of `source` becomes. Set before downloads of it can finish:
@@ -509,7 +555,14 @@ impl ModelHub {
     }
 
     fn to_local_model(&self, row: LocalModelRow) -> LocalModel {
+        let estimate = self.shapes.shape(&row.path).map(|shape| fit::estimate(&shape, row.size));
+        let fit = match (&estimate, self.budget()) {
+            (Some(estimate), Some(budget)) => estimate.fit(estimate.default_context(), &budget),
+            _ => Fit::Unknown,
+        };
         LocalModel {
+            estimate,
+            fit,
             in_use: self.in_use(row.id),
             id: row.id,
             path: row.path,
@@ -777,7 +830,13 @@ impl ModelHubService for ModelHub {
         }
         let hub = self.hub(source);
         let client = self.client.clone();
-        self.on_runtime(async move { hub.files(&client, repo.trim()).await })
+        let Some(service) = self.this.upgrade() else {
+            return Box::pin(async { Err(ServiceError::Storage("the model hub is shutting down".into())) });
+        };
+        self.on_runtime(async move {
+            let listing = hub.files(&client, repo.trim()).await?;
+            Ok(service.annotate(&hub, listing).await)
+        })
     }
 
     fn start_download(&self, request: DownloadRequest) -> ServiceFuture<Download> {
