@@ -16,12 +16,10 @@ const UBATCH: u64 = 512;
 /// llama.cpp's compute buffer: activations of one micro-batch, about five rows of the embedding
 /// width and two of the K/V width per token, in f32. Checked against what llama-server b10434
 /// reports (`sched_reserve: … compute buffer size`) for one-layer models of each shape in
-/// `tests/tests/fit.rs`; within 8% of each.
+/// the table in this file's tests; within 8% of each.
 pub fn compute_bytes(shape: &ModelShape) -> u64 {
-    let kv_heads = if shape.head_count_kv == 0 { shape.head_count } else { shape.head_count_kv };
-    let head_dim =
-        shape.key_length.unwrap_or(if shape.head_count == 0 { 0 } else { shape.embedding_length / shape.head_count });
-    UBATCH * 4 * (5 * shape.embedding_length + 2 * kv_heads * head_dim)
+    let head_dim = shape.key_length.unwrap_or_else(|| shape.head_dim());
+    UBATCH * 4 * (5 * shape.embedding_length + 2 * shape.kv_heads() * head_dim)
 }
 
 /// The estimate for a model of `shape` whose files hold `weights_bytes`.
@@ -35,10 +33,13 @@ pub fn estimate(shape: &ModelShape, weights_bytes: u64) -> ModelEstimate {
     }
 }
 
+/// A file's shape as read at its modification time (none if unreadable).
+type ReadShape = (Option<SystemTime>, Option<ModelShape>);
+
 /// Shapes of local files, read once per file version.
 #[derive(Default)]
 pub struct ShapeCache {
-    read: Mutex<HashMap<String, (Option<SystemTime>, Option<ModelShape>)>>,
+    read: Mutex<HashMap<String, ReadShape>>,
 }
 
 impl ShapeCache {

@@ -55,20 +55,25 @@ pub struct ModelShape {
 }
 
 impl ModelShape {
-    fn head_dim(&self) -> u64 {
-        if self.head_count == 0 {
-            0
+    /// The width of one attention head.
+    pub fn head_dim(&self) -> u64 {
+        self.embedding_length.checked_div(self.head_count).unwrap_or(0)
+    }
+
+    /// KV heads (all heads where the model does not group them).
+    pub fn kv_heads(&self) -> u64 {
+        if self.head_count_kv == 0 {
+            self.head_count
         } else {
-            self.embedding_length / self.head_count
+            self.head_count_kv
         }
     }
 
     /// Bytes of K and V per token across all layers, in f16 (llama-server's default cache type).
     pub fn kv_bytes_per_token(&self) -> u64 {
-        let kv_heads = if self.head_count_kv == 0 { self.head_count } else { self.head_count_kv };
         let key = self.key_length.unwrap_or_else(|| self.head_dim());
         let value = self.value_length.unwrap_or_else(|| self.head_dim());
-        self.block_count * kv_heads * (key + value) * 2
+        self.block_count * self.kv_heads() * (key + value) * 2
     }
 }
 
