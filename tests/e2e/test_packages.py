@@ -1,12 +1,14 @@
 """The packages: the .deb (built by scripts/package-linux, installed with dpkg, run, removed) and the
 Windows installers (cross-built by scripts/package-windows, checked from their insides)."""
 
+import hashlib
 import os
 import shutil
 import struct
 import subprocess
 import tempfile
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -86,9 +88,17 @@ def pe_facts(path):
     return machine, subsystem, data
 
 
-def test_the_windows_installers_hold_the_app():
-    built = subprocess.run([str(ROOT / "scripts/package-windows"), "--debug"], capture_output=True, text=True,
-                           timeout=3600, cwd=ROOT)
+def test_the_windows_installers_hold_the_app_and_a_bundled_llama_cpp(tmp_path):
+    # A llama.cpp Windows archive as the release has them (flat: llama-server.exe and its DLLs).
+    bundled = tmp_path / "llama-b9999-bin-win-vulkan-x64.zip"
+    with zipfile.ZipFile(bundled, "w") as archive:
+        archive.writestr("llama-server.exe", b"MZ stand-in")
+        archive.writestr("ggml-vulkan.dll", b"MZ stand-in")
+    wrong = subprocess.run([str(ROOT / "scripts/package-windows"), "--debug", "--llama-cpp-zip", str(tmp_path / "x.zip")],
+                           capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert wrong.returncode == 2 and "not a llama.cpp Windows release archive" in wrong.stderr + wrong.stdout
+    built = subprocess.run([str(ROOT / "scripts/package-windows"), "--debug", "--llama-cpp-zip", str(bundled)],
+                           capture_output=True, text=True, timeout=3600, cwd=ROOT)
     assert built.returncode == 0, built.stderr[-3000:]
     setup, msi = (ROOT / line for line in built.stdout.strip().splitlines()[-2:])
     assert setup.name.endswith("-setup.exe") and msi.suffix == ".msi"
@@ -102,14 +112,19 @@ def test_the_windows_installers_hold_the_app():
 
     assert pe_facts(setup)[0] in (0x14C, 0x8664), "the NSIS installer is a Windows program"
     listing = subprocess.run(["7z", "l", str(setup)], capture_output=True, text=True, check=True).stdout
-    for name in ["burncloud.exe", "WebView2Loader.dll"]:
+    for name in ["burncloud.exe", "WebView2Loader.dll", bundled.name, bundled.name + ".sha256"]:
         assert name in listing, listing
+    digest = hashlib.sha256(bundled.read_bytes()).hexdigest()
+    sidecar = subprocess.run(["7z", "x", "-so", str(setup), f"llama-cpp/{bundled.name}.sha256"],
+                             capture_output=True, text=True).stdout
+    assert sidecar.startswith(digest), "the installer carries the archive's checksum: " + sidecar
     script = subprocess.run(["7z", "x", "-so", str(setup), "[NSIS].nsi"], capture_output=True, text=True).stdout
     if script:
         assert "EdgeUpdate" in script and "CreateShortcut" in script, "WebView2 check and shortcuts"
 
     files = subprocess.run(["msiinfo", "export", str(msi), "File"], capture_output=True, text=True, check=True).stdout
     assert "burncloud.exe" in files and "WebView2Loader.dll" in files, files
+    assert bundled.name in files and bundled.name + ".sha256" in files, files
     shortcuts = subprocess.run(["msiinfo", "export", str(msi), "Shortcut"], capture_output=True, text=True,
                                check=True).stdout
     assert shortcuts.count("BurnCloud") >= 2, "Start menu and desktop shortcuts: " + shortcuts

@@ -16,6 +16,7 @@ use burncloud_tests::release_mock::{self, Digest, MockAsset, MockRelease};
 use bytes::Bytes;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use sha2::Digest as _;
 use support::{prerequisites, wait_for, Harness};
 
 /// A `llama-<tag>-bin-ubuntu-…-x64.tar.gz` as llama.cpp publishes it: one top folder, the server,
@@ -155,6 +156,17 @@ async fn start(releases_url: &str) -> Harness {
     let mut inference = InferenceConfig::new(dir.path());
     inference.releases_url = releases_url.to_string();
     inference.llama_server_env = None;
+    inference.bundled_runtimes = None;
+    Harness::open_with(dir, GatewayLimits::default(), models, inference).await
+}
+
+/// A harness over `dir` whose program folder ships `bundle` (as the Windows installers do).
+async fn start_with_bundle(dir: tempfile::TempDir, bundle: &Path) -> Harness {
+    let models = ModelHubConfig::from_env(dir.path());
+    let mut inference = InferenceConfig::new(dir.path());
+    inference.releases_url = "http://127.0.0.1:9/unused".into();
+    inference.llama_server_env = None;
+    inference.bundled_runtimes = Some(bundle.to_path_buf());
     Harness::open_with(dir, GatewayLimits::default(), models, inference).await
 }
 
@@ -335,4 +347,43 @@ async fn faults_leave_the_active_runtime_in_place_and_nothing_half_unpacked() {
     assert!(!h.data_dir().join("escaped-by-archive").exists());
     assert!(!h.data_dir().join("runtimes").join("escaped-by-archive").exists());
     assert_eq!(h.get("/console/api/llama-server").await["found_in"], "managed");
+}
+
+#[tokio::test]
+async fn an_archive_shipped_beside_the_program_becomes_the_first_runtime_once() {
+    let Some((server, _model)) = prerequisites() else { return };
+    let bundle = tempfile::tempdir().unwrap();
+    let good = bundle.path().join(cpu("b9001"));
+    let archive = release_archive(&server, "b9001");
+    std::fs::write(&good, &archive).unwrap();
+    let digest: String = sha2::Sha256::digest(&archive).iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(bundle.path().join(format!("{}.sha256", cpu("b9001"))), format!("{digest}  {}\n", cpu("b9001")))
+        .unwrap();
+    // A second archive whose checksum file does not match: never unpacked, never run.
+    std::fs::write(bundle.path().join(vulkan("b9001")), &archive).unwrap();
+    std::fs::write(bundle.path().join(format!("{}.sha256", vulkan("b9001"))), "0".repeat(64)).unwrap();
+
+    let h = start_with_bundle(tempfile::tempdir().unwrap(), bundle.path()).await;
+    let mut runtimes = Value::Null;
+    for _ in 0..600 {
+        runtimes = h.get("/console/api/runtimes").await;
+        if runtimes.as_array().unwrap().iter().any(|r| r["active"] == true) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let list = runtimes.as_array().unwrap();
+    assert_eq!(list.len(), 1, "only the verified archive: {runtimes}");
+    assert_eq!((list[0]["id"].as_str(), list[0]["active"].as_bool()), (Some("b9001-cpu"), Some(true)), "{runtimes}");
+    assert_eq!(h.get("/console/api/llama-server").await["found_in"], "managed");
+    assert!(good.exists(), "the shipped archive stays where the installer put it");
+    let installed_at = list[0]["installed_at_ms"].clone();
+
+    // The next start finds it installed and leaves it alone.
+    let dir = h.stop();
+    let h = start_with_bundle(dir, bundle.path()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let again = h.get("/console/api/runtimes").await;
+    assert_eq!(again.as_array().unwrap().len(), 1, "{again}");
+    assert_eq!(again[0]["installed_at_ms"], installed_at);
 }

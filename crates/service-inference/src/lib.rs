@@ -32,6 +32,8 @@ pub use process::stop_leftovers;
 pub use runtime::{RuntimeFinisher, Runtimes, DEFAULT_RELEASES_URL, LLAMACPP_RELEASES_ENV};
 
 const LOG_LINES_KEPT: usize = 1000;
+/// The folder beside the executable where installers put llama.cpp archives.
+pub const BUNDLED_RUNTIMES_DIR: &str = "llama-cpp";
 /// `n_gpu_layers` that leaves the choice to llama-server's `--fit`.
 pub const AUTO_GPU_LAYERS: i32 = -1;
 /// How long a probed memory budget is reused.
@@ -53,6 +55,9 @@ pub struct InferenceConfig {
     pub releases_url: String,
     /// `BURNCLOUD_LLAMA_SERVER`: a llama-server that wins over the managed runtime.
     pub llama_server_env: Option<PathBuf>,
+    /// Where an installer put llama.cpp archives to install as runtimes at first start:
+    /// `llama-cpp` beside the executable.
+    pub bundled_runtimes: Option<PathBuf>,
 }
 
 impl InferenceConfig {
@@ -69,6 +74,9 @@ impl InferenceConfig {
                 .filter(|url| !url.is_empty())
                 .unwrap_or_else(|| DEFAULT_RELEASES_URL.to_string()),
             llama_server_env: binary::from_env(),
+            bundled_runtimes: std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().map(|dir| dir.join(BUNDLED_RUNTIMES_DIR))),
         }
     }
 
@@ -175,6 +183,20 @@ impl Inference {
             .map_err(|e| ServiceError::Storage(format!("cannot build the HTTP client: {e}")))?;
         let runtimes = Arc::new(Runtimes::new(config.runtimes_dir(), settings.clone()));
         runtimes.remove_leftovers();
+        if let Some(folder) = config.bundled_runtimes.clone().filter(|folder| folder.is_dir()) {
+            // Unpacking takes a few seconds: the app starts meanwhile.
+            let importer = runtimes.clone();
+            tokio::task::spawn_blocking(move || {
+                for outcome in importer.import_bundled(&folder) {
+                    match outcome {
+                        Ok(runtime) => {
+                            tracing::info!(runtime = %runtime.id, active = runtime.active, "installed the bundled llama.cpp runtime")
+                        }
+                        Err(reason) => tracing::warn!(%reason, "a bundled llama.cpp runtime was not installed"),
+                    }
+                }
+            });
+        }
         Ok(Arc::new_cyclic(|this| Inference {
             db,
             channels,

@@ -294,6 +294,11 @@ impl Runtimes {
     /// Unpacks verified archives into a new runtime, checks that its llama-server runs, and makes it
     /// active. On any failure nothing is left behind and the active runtime stays as it was.
     pub fn install(&self, tag: &str, archives: &[PathBuf]) -> ServiceResult<Runtime> {
+        self.install_as(tag, archives, true)
+    }
+
+    /// `install`, making the new runtime active only when `activate` holds.
+    fn install_as(&self, tag: &str, archives: &[PathBuf], activate: bool) -> ServiceResult<Runtime> {
         check_id(tag)?;
         if archives.is_empty() {
             return Err(ServiceError::invalid("no archive to install"));
@@ -346,7 +351,56 @@ impl Runtimes {
             std::fs::rename(&staging, &target)
                 .map_err(|e| failed(format!("cannot move the runtime into place: {e}")))?;
         }
-        self.activate(&id)
+        if activate {
+            self.activate(&id)
+        } else {
+            self.get(&id)
+        }
+    }
+
+    /// Installs the llama.cpp archives shipped beside the program (the Windows installers carry
+    /// one, `llama-<tag>-bin-<os>-<variant>-x64.zip` with a `.sha256` beside it) that are not
+    /// installed yet, each only once its checksum matches; the first becomes active when none is.
+    pub fn import_bundled(&self, folder: &Path) -> Vec<Result<Runtime, String>> {
+        let mut archives: Vec<PathBuf> = std::fs::read_dir(folder)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| {
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                name.starts_with("llama-") && (name.ends_with(".zip") || name.ends_with(".tar.gz"))
+            })
+            .collect();
+        archives.sort();
+        archives
+            .into_iter()
+            .filter_map(|archive| {
+                let name = archive.file_name()?.to_string_lossy().into_owned();
+                let tag = name.strip_prefix("llama-")?.split_once("-bin-")?.0.to_string();
+                let id = format!("{tag}-{}", variant_of_asset(&name).as_str());
+                if self.dir.join(&id).join(MANIFEST).is_file() {
+                    return None;
+                }
+                Some(self.import_one(&archive, &name, &tag))
+            })
+            .collect()
+    }
+
+    fn import_one(&self, archive: &Path, name: &str, tag: &str) -> Result<Runtime, String> {
+        let mut sidecar = archive.as_os_str().to_owned();
+        sidecar.push(".sha256");
+        let expected = std::fs::read_to_string(&sidecar)
+            .map_err(|e| format!("{name} has no readable .sha256 beside it ({e}); not installed"))?;
+        let expected = expected.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+        let actual = sha256_of(archive).map_err(|e| format!("cannot read {name}: {e}"))?;
+        if expected != actual {
+            return Err(format!(
+                "{name} does not match its .sha256 (expected {expected}, got {actual}); not installed"
+            ));
+        }
+        let activate = self.active_id().is_none();
+        self.install_as(tag, &[archive.to_path_buf()], activate).map_err(|e| e.to_string())
     }
 
     /// Leftovers of installs that were interrupted (the app killed while unpacking).
@@ -358,6 +412,22 @@ impl Runtimes {
             }
         }
     }
+}
+
+fn sha256_of(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Runtime ids and release tags: one plain path segment.
