@@ -219,6 +219,19 @@ async fn create_a_token() -> Result<(), String> {
     }
 }
 
+/// The Deployments page probes this machine in the real window: the CPU the service detected is
+/// what the page shows, and GPUs (or the lack of one) are stated.
+async fn deployments_show_the_detected_hardware() -> Result<(), String> {
+    use burncloud_service_api::InferenceService;
+    click("[data-page=deployments]").await?;
+    let hardware = state().inference.hardware().await.map_err(|e| e.to_string())?;
+    page_shows("#hardware", &hardware.cpu.model).await?;
+    if hardware.gpus.is_empty() {
+        page_shows("#hardware", "no GPU detected").await?;
+    }
+    Ok(())
+}
+
 fn setting(key: &str) -> Option<String> {
     state().store.get_setting(key).ok().flatten()
 }
@@ -228,6 +241,7 @@ async fn drive() -> Result<(), String> {
     visit_every_page(false).await?;
     add_a_channel().await?;
     create_a_token().await?;
+    deployments_show_the_detected_hardware().await?;
 
     click(".sidebar-foot .btn.small").await?;
     wait_until("the dark theme", &query(".app.theme-dark")).await?;
