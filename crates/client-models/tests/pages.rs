@@ -87,6 +87,7 @@ async fn a_finished_download_shows_as_done_and_as_a_local_model() {
     assert!(html.contains("data-state=\"done\"") && html.contains("width: 100.0%"), "{html}");
     assert!(text.contains("tiny-Q4_K_M.gguf 2.50 MB Q4_K_M huggingface · team/Tiny-GGUF"), "{text}");
     assert!(text.contains("Idle"), "{text}");
+    assert!(text.contains("Fit unknown"), "a file without metadata is not guessed at: {text}");
 }
 
 #[tokio::test]
@@ -136,8 +137,11 @@ async fn deployments_explain_the_empty_state_and_show_a_ready_instance_with_its_
         text.contains("&#34;model&#34;: &#34;tiny-chat&#34;"),
         "the snippet names the model (HTML-escaped): {text}"
     );
-    let chinese = PageUnderTest::open(services, Lang::Zh, Deployments).await.text();
+    let chinese = PageUnderTest::open(services.clone(), Lang::Zh, Deployments).await.text();
     assert!(chinese.contains("运行中") && chinese.contains("停止"), "{chinese}");
+    // The real tiny model's metadata is read: it runs here, on the GPU if there is one.
+    let models = PageUnderTest::open(services, Lang::Zh, Models).await.text();
+    assert!(models.contains("仅 CPU") || models.contains("可完全放入显存"), "{models}");
     state.inference.stop_instance(instance.id).await.unwrap();
 }
 
