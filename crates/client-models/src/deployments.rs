@@ -71,13 +71,7 @@ pub fn Deployments() -> Element {
     let services = use_services();
     let i18n = use_i18n();
     let refresh = use_refresh();
-    let mut tick = use_signal(|| 0u64);
-    use_future(move || async move {
-        loop {
-            tokio::time::sleep(LIVE_TICK).await;
-            tick += 1;
-        }
-    });
+    let tick = burncloud_client::use_ticker(LIVE_TICK);
     let mut feedback = use_signal(|| Feedback::Idle);
     let mut draft = use_signal(|| None::<Draft>);
     let mut open_logs = use_signal(|| None::<i64>);

@@ -14,7 +14,7 @@ pub mod testing;
 
 pub use format::*;
 pub use i18n::{use_i18n, I18n, Lang, STRINGS};
-pub use services::{use_refresh, use_services, AppInfo, Refresh, Services};
+pub use services::{use_refresh, use_services, use_ticker, AppInfo, Refresh, Services};
 pub use shell::{Page, Shell, ShellProps};
 pub use widgets::{Empty, ErrorNotice, StatusBadge};
 

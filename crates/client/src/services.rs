@@ -98,3 +98,16 @@ impl Refresh {
 pub fn use_refresh() -> Refresh {
     use_context::<Refresh>()
 }
+
+/// A counter that goes up every `period` while the component lives: read it in a resource to
+/// re-run that resource on that beat (live states, progress).
+pub fn use_ticker(period: std::time::Duration) -> Signal<u64> {
+    let mut tick = use_signal(|| 0u64);
+    use_future(move || async move {
+        loop {
+            tokio::time::sleep(period).await;
+            tick += 1;
+        }
+    });
+    tick
+}
