@@ -63,6 +63,20 @@ def sample_data(data_dir, gguf):
         hub.close()
 
 
+def fresh_install(display, out):
+    """The Deployments page of a new install: no llama.cpp yet, and the one button that installs it."""
+    saved = os.environ.pop("BURNCLOUD_LLAMA_SERVER", None)
+    try:
+        for lang_name, lang in LANGS.items():
+            with tempfile.TemporaryDirectory() as fresh:
+                window = Window(display, Path(fresh), page="deployments", lang=lang)
+                print(window.screenshot(out / f"deployments-fresh-{lang_name}.png"))
+                stop(window.process)
+    finally:
+        if saved:
+            os.environ["BURNCLOUD_LLAMA_SERVER"] = saved
+
+
 def main(out_dir):
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -79,6 +93,7 @@ def main(out_dir):
                     path = window.screenshot(out / f"{page}-{lang_name}.png")
                     stop(window.process)
                     print(path)
+            fresh_install(display, out)
         finally:
             display.close()
 

@@ -245,7 +245,7 @@ fn HardwareSummary(hardware: Hardware) -> Element {
         })
         .collect();
     rsx! {
-        dl { class: "facts", id: "hardware",
+        dl { class: "detail", id: "hardware",
             dt { "CPU" }
             dd { {format!("{} · {} {} {}", cpu.model, cpu.logical_cores, i18n.t("runtime.threads"), units)} }
             dt { {i18n.t("runtime.memory")} }
