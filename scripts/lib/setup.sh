@@ -234,15 +234,21 @@ llama_server_works() {
   return "$ok"
 }
 
-# The tiny reproducible GGUF the tests deploy (written by tests/fixtures/make_tiny_gguf.py with the
-# `gguf` package from the test venv). Prints its path.
+# The tiny reproducible GGUFs the tests deploy (written by tests/fixtures/make_tiny_gguf.py with the
+# `gguf` package from the test venv): the chat model, and beside it tiny-embedding.gguf and
+# tiny-rerank.gguf. Prints the chat model's path.
 ensure_tiny_gguf() {
   local model="$repo_root/target/test-fixtures/tiny.gguf"
   local script="$repo_root/tests/fixtures/make_tiny_gguf.py"
-  if [ ! -f "$model" ] || [ "$script" -nt "$model" ]; then
-    ensure_python_venv
-    mkdir -p "$(dirname "$model")"
-    "$repo_root/.venv/bin/python" "$script" "$model"
-  fi
+  local kind
+  for kind in chat embedding rerank; do
+    local file="$model"
+    [ "$kind" = chat ] || file="${model%.gguf}-$kind.gguf"
+    if [ ! -f "$file" ] || [ "$script" -nt "$file" ]; then
+      ensure_python_venv
+      mkdir -p "$(dirname "$file")"
+      "$repo_root/.venv/bin/python" "$script" "$file" "$kind"
+    fi
+  done
   echo "$model"
 }

@@ -1,9 +1,10 @@
-//! Deployments: run a local model on llama-server (context size, GPU layers, alias), watch its
-//! state, port and log live, stop or restart it, and copy what a client needs to call it.
+//! Deployments: run a local model on llama-server (what it serves, context size, GPU layers,
+//! alias, idle unload, pin), watch its state, memory, use and log live, stop, start or restart it,
+//! and copy what a client needs to call it. A deployment loads on the first call that names it.
 
 use burncloud_client::forms::{confirmed, copy_to_clipboard, Feedback, FeedbackLine};
 use burncloud_client::{timestamp, use_i18n, use_refresh, use_services, Empty, ErrorNotice};
-use burncloud_service_api::{Instance, InstanceInput, InstanceState, LocalModel};
+use burncloud_service_api::{Instance, InstanceInput, InstanceKind, InstancePatch, InstanceState, LocalModel};
 use dioxus::prelude::*;
 
 /// The models llama-server can serve on their own: not the vision projectors that go with them.
@@ -19,6 +20,11 @@ struct Draft {
     alias: String,
     ctx_size: String,
     n_gpu_layers: String,
+    /// Empty: what the model's metadata says.
+    kind: String,
+    idle_ttl_s: String,
+    pinned: bool,
+    start_now: bool,
 }
 
 fn parse_number<T: std::str::FromStr>(text: &str, what: &str) -> Result<Option<T>, String> {
@@ -37,14 +43,27 @@ fn to_input(draft: &Draft) -> Result<InstanceInput, String> {
         ctx_size: parse_number(&draft.ctx_size, "context size")?,
         n_gpu_layers: parse_number(&draft.n_gpu_layers, "GPU layers")?,
         parallel: None,
+        kind: InstanceKind::parse(&draft.kind),
+        mmproj_path: None,
+        idle_ttl_s: parse_number(&draft.idle_ttl_s, "idle time")?,
+        pinned: Some(draft.pinned),
+        start: Some(draft.start_now),
     })
+}
+
+fn kind_key(kind: InstanceKind) -> &'static str {
+    match kind {
+        InstanceKind::Chat => "deploy.kind_chat",
+        InstanceKind::Embedding => "deploy.kind_embedding",
+        InstanceKind::Rerank => "deploy.kind_rerank",
+    }
 }
 
 fn state_class(state: InstanceState) -> &'static str {
     match state {
         InstanceState::Ready => "badge ok",
         InstanceState::Failed => "badge bad",
-        InstanceState::Starting | InstanceState::Stopping => "badge warn",
+        InstanceState::Starting | InstanceState::Loading | InstanceState::Stopping => "badge warn",
         InstanceState::Stopped => "badge",
     }
 }
@@ -52,6 +71,7 @@ fn state_class(state: InstanceState) -> &'static str {
 fn state_key(state: InstanceState) -> &'static str {
     match state {
         InstanceState::Starting => "deploy.state_starting",
+        InstanceState::Loading => "deploy.state_loading",
         InstanceState::Ready => "deploy.state_ready",
         InstanceState::Stopping => "deploy.state_stopping",
         InstanceState::Stopped => "deploy.state_stopped",
@@ -59,10 +79,21 @@ fn state_key(state: InstanceState) -> &'static str {
     }
 }
 
-/// What a client needs: the gateway's base URL, the model name, and a ready-to-run curl line.
-fn snippet(listen: &str, alias: &str) -> String {
+/// What a client needs: the gateway's base URL, the model name, and a ready-to-run curl line for
+/// what the deployment serves.
+fn snippet(listen: &str, alias: &str, kind: InstanceKind) -> String {
+    let (path, body) = match kind {
+        InstanceKind::Chat => (
+            "chat/completions",
+            format!(r#"{{"model": "{alias}", "messages": [{{"role": "user", "content": "Hello"}}]}}"#),
+        ),
+        InstanceKind::Embedding => ("embeddings", format!(r#"{{"model": "{alias}", "input": ["Hello"]}}"#)),
+        InstanceKind::Rerank => {
+            ("rerank", format!(r#"{{"model": "{alias}", "query": "Hello", "documents": ["Hello there", "Goodbye"]}}"#))
+        }
+    };
     format!(
-        "curl http://{listen}/v1/chat/completions \\\n  -H \"Authorization: Bearer $BURNCLOUD_TOKEN\" \\\n  -H \"Content-Type: application/json\" \\\n  -d '{{\"model\": \"{alias}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'"
+        "curl http://{listen}/v1/{path} \\\n  -H \"Authorization: Bearer $BURNCLOUD_TOKEN\" \\\n  -H \"Content-Type: application/json\" \\\n  -d '{body}'"
     )
 }
 
@@ -123,6 +154,9 @@ pub fn Deployments() -> Element {
             let outcome = match action {
                 "stop" => inference.stop_instance(id).await.map(|_| ()),
                 "restart" => inference.restart_instance(id).await.map(|_| ()),
+                "pin" | "unpin" => inference
+                    .update_instance(id, InstancePatch { pinned: Some(action == "pin"), idle_ttl_s: None })
+                    .map(|_| ()),
                 _ => inference.delete_instance(id).await,
             };
             match outcome {
@@ -148,7 +182,7 @@ pub fn Deployments() -> Element {
                         Some(Ok(models)) => deployable(models).map(|m| m.id).max(),
                         _ => None,
                     };
-                    draft.set(Some(Draft { model_id: newest.map(|id| id.to_string()).unwrap_or_default(), ..Draft::default() }))
+                    draft.set(Some(Draft { model_id: newest.map(|id| id.to_string()).unwrap_or_default(), start_now: true, ..Draft::default() }))
                 },
                 {i18n.t("deploy.new")} }
         }
@@ -178,6 +212,13 @@ pub fn Deployments() -> Element {
                             }
                         }
                     }
+                    label { {i18n.t("deploy.kind")} }
+                    select { name: "kind", onchange: move |e| if let Some(d) = draft.write().as_mut() { d.kind = e.value() },
+                        option { value: "", selected: form.kind.is_empty(), {i18n.t("deploy.kind_auto")} }
+                        for kind in InstanceKind::ALL {
+                            option { key: "{kind.as_str()}", value: kind.as_str(), selected: form.kind == kind.as_str(), {i18n.t(kind_key(kind))} }
+                        }
+                    }
                     label { {i18n.t("deploy.alias")} }
                     div {
                         input { name: "alias", value: "{form.alias}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.alias = e.value() } }
@@ -189,6 +230,19 @@ pub fn Deployments() -> Element {
                     div {
                         input { name: "n_gpu_layers", r#type: "number", placeholder: i18n.t("fit.auto"), value: "{form.n_gpu_layers}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.n_gpu_layers = e.value() } }
                         div { class: "hint", {i18n.t("deploy.gpu_hint")} }
+                    }
+                    label { {i18n.t("deploy.idle_ttl")} }
+                    div {
+                        input { name: "idle_ttl_s", r#type: "number", placeholder: "600", value: "{form.idle_ttl_s}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.idle_ttl_s = e.value() } }
+                        div { class: "hint", {i18n.t("deploy.idle_ttl_hint")} }
+                    }
+                    label { class: "full",
+                        input { r#type: "checkbox", name: "pinned", checked: form.pinned, onchange: move |e| if let Some(d) = draft.write().as_mut() { d.pinned = e.checked() } }
+                        {i18n.t("deploy.pinned")}
+                    }
+                    label { class: "full",
+                        input { r#type: "checkbox", name: "start_now", checked: form.start_now, onchange: move |e| if let Some(d) = draft.write().as_mut() { d.start_now = e.checked() } }
+                        {i18n.t("deploy.start_now")}
                     }
                     div { class: "full row",
                         button { class: "btn primary", id: "deploy", onclick: deploy, {i18n.t("deploy.deploy")} }
@@ -240,12 +294,15 @@ fn InstanceCard(
 ) -> Element {
     let i18n = use_i18n();
     let id = instance.id;
-    let code = snippet(&listen, &instance.alias);
+    let code = snippet(&listen, &instance.alias, instance.kind);
     let copy_code = code.clone();
     rsx! {
         div { class: "card instance", "data-state": instance.state.as_str(),
             div { class: "row",
                 h3 { class: "spacer instance-name", "{instance.alias}" }
+                span { class: "badge instance-kind", {i18n.t(kind_key(instance.kind))} }
+                if instance.mmproj_path.is_some() { span { class: "badge", {i18n.t("deploy.vision")} } }
+                if instance.pinned { span { class: "badge instance-pinned", {i18n.t("deploy.pinned")} } }
                 span { class: state_class(instance.state), {i18n.t(state_key(instance.state))} }
             }
             dl { class: "detail",
@@ -265,17 +322,39 @@ fn InstanceCard(
                     dt { {i18n.t("deploy.restarts")} }
                     dd { "{instance.restarts}" }
                 }
+                if let Some(bytes) = instance.estimated_bytes {
+                    dt { {i18n.t("deploy.memory")} }
+                    dd { {burncloud_client::bytes(bytes)} }
+                }
+                dt { {i18n.t("deploy.idle_ttl")} }
+                dd { class: "instance-ttl",
+                    if instance.pinned || instance.idle_ttl_s == 0 { {i18n.t("deploy.never")} }
+                    else { {format!("{} {}", instance.idle_ttl_s, i18n.t("deploy.seconds"))} }
+                }
+                if let Some(used) = instance.last_used_at {
+                    dt { {i18n.t("deploy.last_used")} }
+                    dd { {timestamp(used)} }
+                }
+                if instance.in_flight > 0 {
+                    dt { {i18n.t("deploy.in_flight")} }
+                    dd { class: "instance-in-flight", "{instance.in_flight}" }
+                }
+            }
+            if instance.state == InstanceState::Stopped && instance.error.is_none() {
+                div { class: "hint", {i18n.t("deploy.loads_on_call")} }
             }
             if let Some(error) = instance.error.clone() { div { class: "notice bad", "{error}" } }
-            if instance.state == InstanceState::Ready {
+            if instance.state != InstanceState::Failed {
                 div { class: "hint", {i18n.t("deploy.snippet_hint")} }
                 pre { class: "log-view snippet", "{code}" }
             }
             div { class: "row",
-                if instance.state == InstanceState::Ready {
+                if instance.state != InstanceState::Failed {
                     button { class: "btn small", onclick: move |_| copy_to_clipboard(&copy_code), {i18n.t("common.copy")} }
                 }
                 span { class: "spacer" }
+                button { class: "btn small instance-pin", onclick: move |_| on_action.call((id, if instance.pinned { "unpin" } else { "pin" })),
+                    if instance.pinned { {i18n.t("deploy.unpin")} } else { {i18n.t("deploy.pin")} } }
                 button { class: "btn small", onclick: move |_| on_logs.call(id),
                     if logs_open { {i18n.t("deploy.hide_log")} } else { {i18n.t("deploy.log")} } }
                 if instance.state.is_live() {

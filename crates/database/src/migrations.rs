@@ -14,6 +14,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0006_usage_hourly", include_str!("../../../migrations/0006_usage_hourly.sql")),
     ("0007_cache_usage", include_str!("../../../migrations/0007_cache_usage.sql")),
     ("0008_responses", include_str!("../../../migrations/0008_responses.sql")),
+    ("0009_on_demand", include_str!("../../../migrations/0009_on_demand.sql")),
 ];
 
 pub(crate) fn apply(connection: &mut Connection) -> DbResult<()> {

@@ -42,6 +42,26 @@ pub enum GatewayError {
         message: String,
         retry_after_secs: u64,
     },
+    /// A local model could not be made ready for the call: still loading, waiting for memory,
+    /// or unable to start (then without a retry time).
+    LocalModel {
+        message: String,
+        code: &'static str,
+        retry_after_secs: Option<u64>,
+    },
+}
+
+impl From<burncloud_service_api::WakeError> for GatewayError {
+    fn from(error: burncloud_service_api::WakeError) -> GatewayError {
+        use burncloud_service_api::WakeError;
+        let message = error.to_string();
+        let (code, retry_after_secs) = match error {
+            WakeError::StillLoading { .. } => ("model_loading", Some(5)),
+            WakeError::NoRoom { .. } => ("model_waiting_for_memory", Some(5)),
+            WakeError::Failed { .. } => ("model_load_failed", None),
+        };
+        GatewayError::LocalModel { message, code, retry_after_secs }
+    }
 }
 
 impl GatewayError {
@@ -58,7 +78,7 @@ impl GatewayError {
             GatewayError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Upstream { status, .. } => *status,
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            GatewayError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Unavailable { .. } | GatewayError::LocalModel { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -75,7 +95,8 @@ impl GatewayError {
             | GatewayError::UpstreamTimeout(m) => m.clone(),
             GatewayError::BadRequest { message, .. }
             | GatewayError::RateLimited { message, .. }
-            | GatewayError::Unavailable { message, .. } => message.clone(),
+            | GatewayError::Unavailable { message, .. }
+            | GatewayError::LocalModel { message, .. } => message.clone(),
             GatewayError::PayloadTooLarge(limit) => {
                 format!("request body is larger than {limit} bytes")
             }
@@ -98,6 +119,7 @@ impl GatewayError {
             GatewayError::Upstream { .. } => ("upstream_error", None),
             GatewayError::RateLimited { .. } => ("requests", Some("rate_limit_exceeded")),
             GatewayError::Unavailable { .. } => ("server_error", Some("channels_unavailable")),
+            GatewayError::LocalModel { code, .. } => ("server_error", Some(code)),
         }
     }
 
@@ -136,7 +158,8 @@ impl GatewayError {
                     }
                 }
             }
-            GatewayError::Unavailable { retry_after_secs, .. } => {
+            GatewayError::Unavailable { retry_after_secs, .. }
+            | GatewayError::LocalModel { retry_after_secs: Some(retry_after_secs), .. } => {
                 headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             _ => {}

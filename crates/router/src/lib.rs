@@ -21,12 +21,13 @@ mod upstream;
 mod usage;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use axum::routing::{get, post};
 use burncloud_database::{repo, Db, DbError};
+use burncloud_service_api::LocalServing;
 
 pub use breaker::{
     Admission, BreakerConfig, BreakerState, Breakers, ChannelHealth, Clock, SystemClock, Transition, Verdict,
@@ -113,6 +114,8 @@ pub struct Gateway {
     rotations: Rotations,
     shared: Arc<shared_limits::SharedLimits>,
     call_slots: Arc<tokio::sync::Semaphore>,
+    /// Wakes local models that calls name (the inference service), once the app wires it.
+    local: OnceLock<Arc<dyn LocalServing>>,
 }
 
 impl Gateway {
@@ -144,6 +147,7 @@ impl Gateway {
             call_slots: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_calls.max(1))),
             config,
             in_flight: AtomicUsize::new(0),
+            local: OnceLock::new(),
         });
         if gateway.shared.enabled() {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -180,6 +184,13 @@ impl Gateway {
         let config = self.db.read(|c| repo::config::load(c, self.db.vault()))?;
         self.snapshot.store(Arc::new(Snapshot::build(config, &self.ledger, &self.rotations)));
         Ok(())
+    }
+
+    /// Lets calls that name a local deployment start it (and hold it while they run).
+    pub fn set_local(&self, local: Arc<dyn LocalServing>) {
+        if self.local.set(local).is_err() {
+            tracing::warn!("the local model service was set twice; keeping the first");
+        }
     }
 
     pub fn log_sink(&self) -> &LogSink {
@@ -242,6 +253,7 @@ pub fn create_router_app(gateway: Arc<Gateway>) -> axum::Router {
         .route("/v1/chat/completions", post(proxy::chat_completions))
         .route("/v1/completions", post(proxy::completions))
         .route("/v1/embeddings", post(proxy::embeddings))
+        .route("/v1/rerank", post(proxy::rerank))
         .route("/v1/models", get(proxy::list_models))
         .route("/v1/responses", post(proxy::responses))
         .route("/v1/responses/compact", post(proxy::responses_compact))

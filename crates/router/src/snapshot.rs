@@ -27,7 +27,7 @@ pub struct ChannelEntry {
     pub base_url: String,
     /// The URLs for chat completions, completions and embeddings, parsed once per snapshot
     /// (for OpenAI-format upstreams `{base_url}/chat/completions` and so on; Anthropic has one).
-    pub(crate) urls: [UpstreamUrl; 3],
+    pub(crate) urls: [UpstreamUrl; crate::adapters::ENDPOINTS],
     /// Where `/v1/responses` calls go as they are: an OpenAI channel's own Responses API, unless
     /// the channel turned that off. Without it they are converted to chat completions.
     pub(crate) responses_url: Option<UpstreamUrl>,
@@ -42,8 +42,10 @@ impl ChannelEntry {
         let wire = Wire::of(record.channel.kind);
         let url = |path: &str| reqwest::Url::parse(&format!("{base_url}/{path}"));
         let paths = wire.endpoint_paths();
-        let urls = match (url(paths[0]), url(paths[1]), url(paths[2])) {
-            (Ok(chat), Ok(completions), Ok(embeddings)) => [chat, completions, embeddings].map(UpstreamUrl::new),
+        let urls = match (url(paths[0]), url(paths[1]), url(paths[2]), url(paths[3])) {
+            (Ok(chat), Ok(completions), Ok(embeddings), Ok(rerank)) => {
+                [chat, completions, embeddings, rerank].map(UpstreamUrl::new)
+            }
             _ => {
                 tracing::warn!(channel = %record.channel.name, %base_url, "skipping a channel whose base URL does not parse");
                 return None;
@@ -70,6 +72,9 @@ impl ChannelEntry {
 #[derive(Debug)]
 pub struct GroupEntry {
     pub strategy: Strategy,
+    /// The default group without listed members: every channel, local deployments included,
+    /// even those not loaded now.
+    pub all_channels: bool,
     pub members: Vec<Member>,
     pub rotation: Arc<Rotation>,
 }
@@ -158,7 +163,8 @@ impl Snapshot {
             .groups
             .into_iter()
             .map(|group| {
-                let members: Vec<Member> = if group.members.is_empty() && group.name == DEFAULT_GROUP {
+                let all_channels = group.members.is_empty() && group.name == DEFAULT_GROUP;
+                let members: Vec<Member> = if all_channels {
                     channels
                         .iter()
                         .map(|c| Member { channel: c.clone(), weight: c.channel.weight, priority: c.channel.priority })
@@ -173,8 +179,12 @@ impl Snapshot {
                         })
                         .collect()
                 };
-                let entry =
-                    GroupEntry { strategy: group.strategy, members, rotation: rotations.for_group(&group.name) };
+                let entry = GroupEntry {
+                    strategy: group.strategy,
+                    all_channels,
+                    members,
+                    rotation: rotations.for_group(&group.name),
+                };
                 (group.name, entry)
             })
             .collect();

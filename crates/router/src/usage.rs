@@ -88,6 +88,9 @@ struct WireUsage {
     prompt_cache_hit_tokens: Option<u64>,
     #[serde(default)]
     tokens_cached: Option<u64>,
+    /// All a rerank server (Jina) reports: its tokens are all input.
+    #[serde(default)]
+    total_tokens: Option<u64>,
 }
 
 impl From<WireUsage> for Usage {
@@ -99,10 +102,14 @@ impl From<WireUsage> for Usage {
             .or(wire.tokens_cached)
             .unwrap_or(0);
         let reasoning = wire.completion_tokens_details.and_then(|details| details.reasoning_tokens).unwrap_or(0);
+        let prompt_tokens = match (wire.prompt_tokens, wire.completion_tokens) {
+            (0, 0) => wire.total_tokens.unwrap_or(0),
+            (prompt, _) => prompt,
+        };
         Usage {
-            prompt_tokens: wire.prompt_tokens,
+            prompt_tokens,
             completion_tokens: wire.completion_tokens,
-            cached_tokens: cached.min(wire.prompt_tokens),
+            cached_tokens: cached.min(prompt_tokens),
             reasoning_tokens: reasoning.min(wire.completion_tokens),
             ..Usage::default()
         }
@@ -210,6 +217,19 @@ pub fn estimate_prompt(request: &Map<String, Value>) -> u64 {
             }
         }
         return count_tokens(&text) + TOKENS_PER_MESSAGE * (messages.len() as u64 + 1);
+    }
+    if let Some(query) = request.get("query").and_then(Value::as_str) {
+        // A rerank: the query is read once per document.
+        let documents = request.get("documents").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        let query_tokens = count_tokens(query);
+        return documents
+            .iter()
+            .map(|document| {
+                let text = document.as_str().or_else(|| document.get("text").and_then(Value::as_str));
+                query_tokens + text.map_or(0, count_tokens)
+            })
+            .sum::<u64>()
+            .max(query_tokens);
     }
     let input = request.get("prompt").or_else(|| request.get("input"));
     match input {

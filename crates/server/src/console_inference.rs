@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
-use burncloud_service_api::{InferenceService, InstanceInput, RuntimeInstallRequest, ServiceResult};
+use burncloud_service_api::{InferenceService, InstanceInput, InstancePatch, RuntimeInstallRequest, ServiceResult};
 use burncloud_service_inference::Inference;
 use serde::Deserialize;
 
@@ -20,7 +20,7 @@ pub(crate) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/console/api/llama-server", get(llama_server))
         .route("/console/api/instances", get(list_instances).post(create_instance))
-        .route("/console/api/instances/{id}", get(get_instance).delete(delete_instance))
+        .route("/console/api/instances/{id}", get(get_instance).patch(update_instance).delete(delete_instance))
         .route("/console/api/instances/{id}/stop", post(stop_instance))
         .route("/console/api/instances/{id}/restart", post(restart_instance))
         .route("/console/api/instances/{id}/logs", get(instance_logs))
@@ -58,6 +58,15 @@ async fn create_instance(
 async fn get_instance(State(state): State<AppState>, path: Result<Path<i64>, PathRejection>) -> ConsoleResult {
     let id = id(path)?;
     blocking(&state, StatusCode::OK, move |i| i.get_instance(id)).await
+}
+
+async fn update_instance(
+    State(state): State<AppState>,
+    path: Result<Path<i64>, PathRejection>,
+    payload: Result<Json<InstancePatch>, JsonRejection>,
+) -> ConsoleResult {
+    let (id, patch) = (id(path)?, body(payload)?);
+    blocking(&state, StatusCode::OK, move |i| i.update_instance(id, patch)).await
 }
 
 async fn stop_instance(State(state): State<AppState>, path: Result<Path<i64>, PathRejection>) -> ConsoleResult {

@@ -104,6 +104,7 @@ impl AppState {
         let models = ModelHub::start(db.clone(), store.clone(), models)?;
         let inference = Inference::start(db, store.clone(), models.clone(), models.clone(), store.clone(), inference)?;
         models.set_usage(inference.clone());
+        gateway.set_local(inference.clone());
         models.set_memory(inference.clone());
         models.set_finisher(
             burncloud_service_api::HubSource::LlamaCpp,

@@ -4,8 +4,8 @@
 use burncloud_service_api::{
     Account, AccountPatch, Channel, ChannelHealthReport, ChannelInput, ChannelPatch, ChannelTestReport, CreatedToken,
     Download, DownloadRequest, Group, GroupInput, GroupPatch, Hardware, HubFileList, HubSearchPage, HubSearchQuery,
-    ImportRequest, Instance, InstanceInput, LlamaServerInfo, LocalModel, LogPage, LogQuery, Price, PriceInput, Runtime,
-    RuntimeInstallRequest, Token, TokenInput, TokenPatch, UsageQuery, UsageReport,
+    ImportRequest, Instance, InstanceInput, InstancePatch, LlamaServerInfo, LocalModel, LogPage, LogQuery, Price,
+    PriceInput, Runtime, RuntimeInstallRequest, Token, TokenInput, TokenPatch, UsageQuery, UsageReport,
 };
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::JsonSchema;
@@ -208,9 +208,19 @@ pub fn document() -> Value {
     b.add("get", "/console/api/llama-server", "The llama-server in use and its version", None, None, 200, llama);
     let (instance, instances, instance_input) =
         (b.schema::<Instance>(), b.schema::<Vec<Instance>>(), b.schema::<InstanceInput>());
-    b.add("get", "/console/api/instances", "Running and stopped instances", None, None, 200, instances);
+    b.add("get", "/console/api/instances", "Deployments, loaded or not", None, None, 200, instances);
     b.add("post", "/console/api/instances", "Deploy a local model", None, Some(instance_input), 201, instance.clone());
     b.add("get", "/console/api/instances/{id}", "One instance", None, None, 200, instance.clone());
+    let instance_patch = b.schema::<InstancePatch>();
+    b.add(
+        "patch",
+        "/console/api/instances/{id}",
+        "Change an instance's idle TTL or pin",
+        None,
+        Some(instance_patch),
+        200,
+        instance.clone(),
+    );
     b.add("delete", "/console/api/instances/{id}", "Stop and remove an instance", None, None, 200, deleted());
     b.add("post", "/console/api/instances/{id}/stop", "Stop an instance", None, None, 200, instance.clone());
     b.add("post", "/console/api/instances/{id}/restart", "Restart an instance", None, None, 200, instance);

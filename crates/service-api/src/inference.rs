@@ -10,6 +10,15 @@ pub const LLAMA_RUNTIME_SETTING: &str = "llama_runtime";
 pub const LLAMACPP_MIRROR_SETTING: &str = "llamacpp_download_prefix";
 /// A mirror prefix offered to users for whom GitHub is slow or blocked.
 pub const LLAMACPP_MIRROR_SUGGESTION: &str = "https://ghfast.top/";
+/// The settings key holding the memory (MiB) local models may use together; absent or empty: the
+/// detected free VRAM (RAM for CPU runs).
+pub const LOCAL_MEMORY_BUDGET_SETTING: &str = "local_memory_budget_mb";
+/// The settings key holding how long (seconds) a call waits for a stopped local model to load.
+pub const LOCAL_LOAD_TIMEOUT_SETTING: &str = "local_load_timeout_s";
+/// How long a call waits for a local model to load, unless the setting says otherwise.
+pub const DEFAULT_LOAD_TIMEOUT_S: u64 = 120;
+/// How long a deployment stays loaded without calls, unless it says otherwise.
+pub const DEFAULT_IDLE_TTL_S: u32 = 600;
 
 /// The llama-server found on this machine.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -24,7 +33,10 @@ pub struct LlamaServerInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InstanceState {
+    /// The process is starting and not yet listening.
     Starting,
+    /// llama-server is loading the model (`/health` answers 503).
+    Loading,
     Ready,
     Stopping,
     Stopped,
@@ -35,6 +47,7 @@ impl InstanceState {
     pub fn as_str(self) -> &'static str {
         match self {
             InstanceState::Starting => "starting",
+            InstanceState::Loading => "loading",
             InstanceState::Ready => "ready",
             InstanceState::Stopping => "stopping",
             InstanceState::Stopped => "stopped",
@@ -44,7 +57,41 @@ impl InstanceState {
 
     /// A process exists (or is being started) for the instance.
     pub fn is_live(self) -> bool {
-        matches!(self, InstanceState::Starting | InstanceState::Ready | InstanceState::Stopping)
+        matches!(
+            self,
+            InstanceState::Starting | InstanceState::Loading | InstanceState::Ready | InstanceState::Stopping
+        )
+    }
+}
+
+/// What a local deployment serves.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceKind {
+    /// Chat and completions (with `--mmproj`, images too).
+    #[default]
+    Chat,
+    /// `/v1/embeddings` (`--embeddings`, pooling from the GGUF).
+    Embedding,
+    /// `/v1/rerank` (`--reranking`).
+    Rerank,
+}
+
+impl InstanceKind {
+    pub const ALL: [InstanceKind; 3] = [InstanceKind::Chat, InstanceKind::Embedding, InstanceKind::Rerank];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceKind::Chat => "chat",
+            InstanceKind::Embedding => "embedding",
+            InstanceKind::Rerank => "rerank",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<InstanceKind> {
+        InstanceKind::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 }
 
@@ -69,6 +116,20 @@ pub struct Instance {
     pub restarts: u32,
     /// The gateway channel routing to it while ready.
     pub channel_id: Option<i64>,
+    pub kind: InstanceKind,
+    /// A vision projector passed as `--mmproj`.
+    pub mmproj_path: Option<String>,
+    /// Unloaded after this many seconds without a call; 0: never.
+    pub idle_ttl_s: u32,
+    /// Never unloaded, neither when idle nor to make room.
+    pub pinned: bool,
+    /// When its last call ended (or it became ready), ms since 1970; absent if not run since the
+    /// app started.
+    pub last_used_at: Option<i64>,
+    /// Calls it is serving now.
+    pub in_flight: u32,
+    /// What it needs in memory at its context size, from the model's metadata.
+    pub estimated_bytes: Option<u64>,
 }
 
 /// `POST /console/api/instances`
@@ -84,6 +145,69 @@ pub struct InstanceInput {
     /// estimate says fits.
     pub n_gpu_layers: Option<i32>,
     pub parallel: Option<u32>,
+    /// Default: proposed from the model's metadata and file name.
+    pub kind: Option<InstanceKind>,
+    /// A vision projector (`mmproj` GGUF) on disk; default: one downloaded beside the model.
+    pub mmproj_path: Option<String>,
+    /// Default: 600 s; 0: never unloaded when idle.
+    pub idle_ttl_s: Option<u32>,
+    pub pinned: Option<bool>,
+    /// Start it now (default) or only when a call names it.
+    pub start: Option<bool>,
+}
+
+/// `PATCH /console/api/instances/{id}`: what may change while it runs.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstancePatch {
+    pub idle_ttl_s: Option<u32>,
+    pub pinned: Option<bool>,
+}
+
+/// Why a call to a local model could not be served.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum WakeError {
+    /// It did not become ready within the load limit; it keeps loading for later calls.
+    #[error("the local model '{alias}' is still loading after {waited_s} s; try again shortly")]
+    StillLoading { alias: String, waited_s: u64 },
+    /// The memory budget is held by models serving calls, and none finished within the load limit.
+    #[error("the local model '{alias}' is waiting for memory: {reason}; try again shortly")]
+    NoRoom { alias: String, reason: String },
+    /// It cannot start: llama-server's own last words, or why it was not run.
+    #[error("the local model '{alias}' cannot run: {reason}")]
+    Failed { alias: String, reason: String },
+}
+
+/// A hold on a ready local deployment: while it lives the deployment is not unloaded; dropping it
+/// marks the deployment as used now.
+pub struct LocalLease {
+    /// Held for its `Drop`, which ends the hold.
+    _guard: Box<dyn Send + Sync>,
+}
+
+impl LocalLease {
+    pub fn new(guard: impl Send + Sync + 'static) -> LocalLease {
+        LocalLease { _guard: Box::new(guard) }
+    }
+}
+
+impl std::fmt::Debug for LocalLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalLease")
+    }
+}
+
+/// A future that wakes a local model.
+pub type WakeFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<LocalLease, WakeError>> + Send>>;
+
+/// The local deployments the gateway can wake by name (implemented by the inference service):
+/// the router never starts processes itself.
+pub trait LocalServing: Send + Sync {
+    /// Every local deployment's name and kind, running or not.
+    fn local_models(&self) -> Vec<(String, InstanceKind)>;
+    /// Holds the deployment named `alias` ready for one call, starting it (once, however many
+    /// calls wait) and making room for it if needed; `None` when no local deployment has the name.
+    fn acquire(&self, alias: &str) -> Option<WakeFuture>;
 }
 
 /// A build of llama.cpp: which backend it carries.

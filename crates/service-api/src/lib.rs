@@ -149,8 +149,10 @@ pub trait InferenceService: Send + Sync {
     fn llama_server(&self) -> ServiceResult<LlamaServerInfo>;
     fn list_instances(&self) -> ServiceResult<Vec<Instance>>;
     fn get_instance(&self, id: i64) -> ServiceResult<Instance>;
-    /// Creates the instance and starts it; answers at once with state `starting`.
+    /// Creates the deployment and (unless `start` is false) starts it; answers at once.
     fn create_instance(&self, input: InstanceInput) -> ServiceResult<Instance>;
+    /// Changes its idle TTL or pin; takes effect while it runs.
+    fn update_instance(&self, id: i64, patch: InstancePatch) -> ServiceResult<Instance>;
     /// Removes its channel, then stops the process; resolves once it is gone.
     fn stop_instance(&self, id: i64) -> ServiceFuture<Instance>;
     /// Stops it if running, then starts it again.

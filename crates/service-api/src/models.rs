@@ -340,6 +340,10 @@ pub struct LocalModel {
     pub estimate: Option<ModelEstimate>,
     /// Where it runs here at its default context.
     pub fit: Fit,
+    /// What a deployment of it serves, from its metadata and file name.
+    pub kind: crate::InstanceKind,
+    /// A vision projector (`mmproj*.gguf`) in the same folder, loaded with it for images.
+    pub mmproj_path: Option<String>,
 }
 
 /// `POST /console/api/models/local/import`

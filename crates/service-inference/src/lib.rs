@@ -1,18 +1,21 @@
 //! Local inference: one supervised llama-server per deployed local model. An instance is ready
 //! only when its `/health` answers 200; then a `local` channel routes the gateway to it, and that
 //! channel is removed before the process is stopped. Crashes restart it with backoff; no process
-//! outlives the app. The llama-server comes from a managed llama.cpp runtime that BurnCloud
-//! installs for the detected hardware, unless the user names one.
+//! outlives the app. Deployments load when a call names them and unload when idle (`residency`).
+//! The llama-server comes from a managed llama.cpp runtime that BurnCloud installs for the
+//! detected hardware, unless the user names one.
 
 mod binary;
 pub mod hardware;
 mod process;
+mod residency;
 pub mod runtime;
 mod unpack;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -20,9 +23,9 @@ use burncloud_database::repo::instances::{self, InstanceRow};
 use burncloud_database::{now_ms, Db};
 use burncloud_service_api::{
     ChannelInput, ChannelKind, ChannelService, Download, Hardware, HubSource, InferenceService, Instance,
-    InstanceInput, InstanceState, LlamaServerInfo, LocalModel, LocalModelService, MemoryBudget, MemoryProbe,
-    ModelHubService, ModelUsage, Runtime, RuntimeInstallRequest, Secret, ServiceError, ServiceFuture, ServiceResult,
-    SettingsService, UrlDownloadRequest, LLAMACPP_MIRROR_SETTING,
+    InstanceInput, InstanceKind, InstancePatch, InstanceState, LlamaServerInfo, LocalModel, LocalModelService,
+    MemoryBudget, MemoryProbe, ModelHubService, ModelUsage, Runtime, RuntimeInstallRequest, Secret, ServiceError,
+    ServiceFuture, ServiceResult, SettingsService, UrlDownloadRequest, DEFAULT_IDLE_TTL_S, LLAMACPP_MIRROR_SETTING,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
@@ -109,6 +112,10 @@ struct Status {
 /// One instance's supervision: its status, its recent output, and the way to stop it.
 struct Supervised {
     model_id: i64,
+    /// What it holds in memory while live, from the model's estimate.
+    estimated_bytes: u64,
+    /// Told of every change of status, for calls waiting on one.
+    changes: Arc<watch::Sender<u64>>,
     /// The llama-server it runs, once found.
     binary: Mutex<Option<PathBuf>>,
     status: Mutex<Status>,
@@ -120,6 +127,7 @@ struct Supervised {
 impl Supervised {
     fn update(&self, change: impl FnOnce(&mut Status)) {
         change(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
+        self.changes.send_modify(|version| *version += 1);
     }
 
     fn status(&self) -> Status {
@@ -148,6 +156,16 @@ pub struct Inference {
     /// The last memory budget and when it was probed.
     budget: Mutex<Option<(std::time::Instant, MemoryBudget)>>,
     live: Mutex<HashMap<i64, Arc<Supervised>>>,
+    /// Each deployment's calls in flight, last use, idle TTL and pin, across its runs.
+    activity: Mutex<HashMap<i64, Arc<residency::Activity>>>,
+    /// Deployments by the model name calls use.
+    names: residency::Names,
+    /// Bumped on every change of an instance's status and at the end of every local call.
+    changes: Arc<watch::Sender<u64>>,
+    /// Starts on demand, one at a time, so that two never count the same free memory.
+    waking: tokio::sync::Mutex<()>,
+    /// The task that unloads idle deployments.
+    idle_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     this: Weak<Inference>,
 }
 
@@ -197,7 +215,14 @@ impl Inference {
                 }
             });
         }
-        Ok(Arc::new_cyclic(|this| Inference {
+        let rows = db.read(instances::list)?;
+        let names = residency::Names::default();
+        let mut activity = HashMap::new();
+        for row in rows {
+            names.insert(row.alias.clone(), row.id, kind_of(&row));
+            activity.insert(row.id, Arc::new(residency::Activity::new(row.idle_ttl_s, row.pinned)));
+        }
+        let service = Arc::new_cyclic(|this| Inference {
             db,
             channels,
             models,
@@ -210,12 +235,23 @@ impl Inference {
             runtimes,
             budget: Mutex::new(None),
             live: Mutex::new(HashMap::new()),
+            activity: Mutex::new(activity),
+            names,
+            changes: Arc::new(watch::channel(0).0),
+            waking: tokio::sync::Mutex::new(()),
+            idle_task: Mutex::new(None),
             this: this.clone(),
-        }))
+        });
+        let idle = tokio::spawn(Inference::unload_idle(Arc::downgrade(&service)));
+        *service.idle_task.lock().unwrap_or_else(|p| p.into_inner()) = Some(idle);
+        Ok(service)
     }
 
     /// Stops every instance (channels first); used when the app exits.
     pub async fn shutdown(&self) {
+        if let Some(idle) = self.idle_task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            idle.abort();
+        }
         let ids: Vec<i64> = self.live.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect();
         for id in ids {
             self.stop_and_wait(id).await;
@@ -305,7 +341,11 @@ impl Inference {
             restarts: 0,
             channel_id: None,
         });
-        let model_path = self.models.get_local_model(row.model_id).map(|m| m.path).unwrap_or_default();
+        let model = self.models.get_local_model(row.model_id).ok();
+        let estimated_bytes = model.as_ref().map(|model| needed_bytes(&row, model));
+        let model_path = model.map(|m| m.path).unwrap_or_default();
+        let activity = self.activity(row.id);
+        let kind = kind_of(&row);
         Instance {
             id: row.id,
             model_id: row.model_id,
@@ -321,6 +361,13 @@ impl Inference {
             parallel: row.parallel,
             restarts: status.restarts,
             channel_id: status.channel_id,
+            kind,
+            mmproj_path: row.mmproj_path,
+            idle_ttl_s: activity.as_ref().map_or(row.idle_ttl_s, |a| a.idle_ttl_s.load(Ordering::Relaxed)),
+            pinned: activity.as_ref().map_or(row.pinned, |a| a.pinned.load(Ordering::Relaxed)),
+            last_used_at: activity.as_ref().and_then(|a| a.last_used()),
+            in_flight: activity.as_ref().map_or(0, |a| a.in_flight.load(Ordering::Relaxed)),
+            estimated_bytes,
         }
     }
 
@@ -328,8 +375,15 @@ impl Inference {
     fn launch(&self, row: InstanceRow) -> ServiceResult<()> {
         let model = self.models.get_local_model(row.model_id)?;
         let (stop, stopped) = watch::channel(false);
+        self.activity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(row.id)
+            .or_insert_with(|| Arc::new(residency::Activity::new(row.idle_ttl_s, row.pinned)));
         let supervised = Arc::new(Supervised {
             model_id: row.model_id,
+            estimated_bytes: needed_bytes(&row, &model),
+            changes: self.changes.clone(),
             binary: Mutex::new(None),
             status: Mutex::new(Status {
                 state: InstanceState::Starting,
@@ -345,6 +399,7 @@ impl Inference {
             task: Mutex::new(None),
         });
         self.live.lock().unwrap_or_else(|p| p.into_inner()).insert(row.id, supervised.clone());
+        self.announce();
         let Some(service) = self.this.upgrade() else { return Ok(()) };
         let task = self.runtime.spawn({
             let supervised = supervised.clone();
@@ -474,6 +529,7 @@ impl Inference {
         if row.n_gpu_layers != AUTO_GPU_LAYERS {
             command.args(["-ngl", &row.n_gpu_layers.to_string()]);
         }
+        command.args(kind_args(row));
         process::isolate(&mut command);
         let mut child = match command.spawn() {
             Ok(child) => child,
@@ -512,7 +568,7 @@ impl Inference {
                     supervised.last_lines(6).join(" | ")
                 ));
             }
-            ready = self.wait_healthy(&health, ready_wait) => ready,
+            ready = self.wait_healthy(&health, ready_wait, supervised) => ready,
             _ = stopped.changed() => false,
         };
         if !ready {
@@ -547,6 +603,9 @@ impl Inference {
                 return RunOutcome::Failed(format!("cannot register the instance with the gateway: {error}"));
             }
         };
+        if let Some(activity) = self.activity(row.id) {
+            activity.touch();
+        }
         supervised.update(|s| {
             s.state = InstanceState::Ready;
             s.channel_id = Some(channel_id);
@@ -579,13 +638,19 @@ impl Inference {
         }
     }
 
-    /// True once `/health` answers 200 within `limit`.
-    async fn wait_healthy(&self, url: &str, limit: Duration) -> bool {
+    /// True once `/health` answers 200 within `limit`; `loading` while it answers 503.
+    async fn wait_healthy(&self, url: &str, limit: Duration, supervised: &Supervised) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
         while tokio::time::Instant::now() < deadline {
             if let Ok(response) = self.http.get(url).send().await {
-                if response.status() == reqwest::StatusCode::OK {
-                    return true;
+                match response.status() {
+                    reqwest::StatusCode::OK => return true,
+                    reqwest::StatusCode::SERVICE_UNAVAILABLE
+                        if supervised.status().state == InstanceState::Starting =>
+                    {
+                        supervised.update(|s| s.state = InstanceState::Loading)
+                    }
+                    _ => {}
                 }
             }
             tokio::time::sleep(HEALTH_POLL).await;
@@ -663,8 +728,36 @@ impl Inference {
         if self.db.read(|c| instances::id_by_alias(c, &alias))?.is_some() {
             return Err(ServiceError::Conflict(format!("an instance named '{alias}' exists already")));
         }
-        let row =
-            InstanceRow { id: 0, model_id: model.id, alias, ctx_size, n_gpu_layers, parallel, created_at_ms: now_ms() };
+        let kind = input.kind.unwrap_or(model.kind);
+        let mmproj_path = match input.mmproj_path.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+            Some(path) if kind != InstanceKind::Chat => {
+                return Err(ServiceError::invalid(format!(
+                    "mmproj_path: a vision projector goes with a chat deployment, not {} ({path})",
+                    kind.as_str()
+                )))
+            }
+            Some(path) if !Path::new(path).is_file() => {
+                return Err(ServiceError::invalid(format!("mmproj_path: no file at {path}")))
+            }
+            Some(path) => Some(path.to_string()),
+            None if kind == InstanceKind::Chat => model.mmproj_path.clone(),
+            None => None,
+        };
+        let idle_ttl_s = input.idle_ttl_s.unwrap_or(DEFAULT_IDLE_TTL_S);
+        check_idle_ttl(idle_ttl_s)?;
+        let row = InstanceRow {
+            id: 0,
+            model_id: model.id,
+            alias,
+            ctx_size,
+            n_gpu_layers,
+            parallel,
+            created_at_ms: now_ms(),
+            kind: kind.as_str().to_string(),
+            mmproj_path,
+            idle_ttl_s,
+            pinned: input.pinned.unwrap_or(false),
+        };
         Ok((model, row))
     }
 }
@@ -673,6 +766,50 @@ enum RunOutcome {
     Stopped,
     Failed(String),
     Crashed(String),
+}
+
+/// A week: longer idle TTLs are what pinning is for.
+const MAX_IDLE_TTL_S: u32 = 7 * 24 * 3600;
+
+fn check_idle_ttl(seconds: u32) -> ServiceResult<()> {
+    if seconds > MAX_IDLE_TTL_S {
+        return Err(ServiceError::invalid(format!(
+            "idle_ttl_s must be between 0 (never unload) and {MAX_IDLE_TTL_S}; pin the deployment to keep it loaded"
+        )));
+    }
+    Ok(())
+}
+
+fn kind_of(row: &InstanceRow) -> InstanceKind {
+    InstanceKind::parse(&row.kind).unwrap_or_default()
+}
+
+/// The flags a deployment's kind adds: embeddings and reranking need the whole input in one
+/// batch, so their batch is the context.
+fn kind_args(row: &InstanceRow) -> Vec<String> {
+    let whole_input = |flag: &str| {
+        let size = row.ctx_size.to_string();
+        vec![flag.to_string(), "-b".into(), size.clone(), "-ub".into(), size]
+    };
+    match kind_of(row) {
+        InstanceKind::Chat => match &row.mmproj_path {
+            Some(projector) => vec!["--mmproj".into(), projector.clone()],
+            None => Vec::new(),
+        },
+        InstanceKind::Embedding => whole_input("--embeddings"),
+        InstanceKind::Rerank => whole_input("--reranking"),
+    }
+}
+
+/// What a deployment holds in memory: the model's estimate at its context (its file size when the
+/// metadata is unreadable), and its vision projector.
+pub(crate) fn needed_bytes(row: &InstanceRow, model: &LocalModel) -> u64 {
+    let weights = match &model.estimate {
+        Some(estimate) => estimate.bytes_at(u64::from(row.ctx_size)),
+        None => model.size,
+    };
+    let projector = row.mmproj_path.as_ref().and_then(|path| std::fs::metadata(path).ok()).map_or(0, |m| m.len());
+    weights + projector
 }
 
 /// The model name clients use by default: the file name without `.gguf` and shard suffix.
@@ -752,8 +889,29 @@ impl InferenceService for Inference {
     fn create_instance(&self, input: InstanceInput) -> ServiceResult<Instance> {
         let (_model, mut row) = self.check_input(&input)?;
         row.id = self.db.write(|c| instances::insert(c, &row))?;
-        self.launch(row.clone())?;
+        self.activity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(row.id, Arc::new(residency::Activity::new(row.idle_ttl_s, row.pinned)));
+        self.names.insert(row.alias.clone(), row.id, kind_of(&row));
+        if input.start != Some(false) {
+            self.launch(row.clone())?;
+        }
         Ok(self.to_instance(row))
+    }
+
+    fn update_instance(&self, id: i64, patch: InstancePatch) -> ServiceResult<Instance> {
+        let row = self.row(id)?;
+        let idle_ttl_s = patch.idle_ttl_s.unwrap_or(row.idle_ttl_s);
+        check_idle_ttl(idle_ttl_s)?;
+        let pinned = patch.pinned.unwrap_or(row.pinned);
+        self.db.write(|c| instances::set_residency(c, id, idle_ttl_s, pinned))?;
+        if let Some(activity) = self.activity(id) {
+            activity.idle_ttl_s.store(idle_ttl_s, Ordering::Relaxed);
+            activity.pinned.store(pinned, Ordering::Relaxed);
+        }
+        self.announce();
+        self.get_instance(id)
     }
 
     fn stop_instance(&self, id: i64) -> ServiceFuture<Instance> {
@@ -790,6 +948,8 @@ impl InferenceService for Inference {
             service.row(id)?;
             service.stop_and_wait(id).await;
             service.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            service.names.remove_id(id);
+            service.activity.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
             service.db.write(|c| instances::delete(c, id))?;
             let _ = std::fs::remove_file(service.config.log_file(id));
             Ok(())

@@ -75,7 +75,7 @@ mod tests {
             key_length: None,
             value_length: None,
             vocab_size: vocab,
-            pooling: false,
+            pooling_type: 0,
         }
     }
 

@@ -5,6 +5,8 @@
 use std::io::Read;
 use std::path::Path;
 
+use burncloud_service_api::InstanceKind;
+
 /// What the header says.
 #[derive(Debug, PartialEq, Eq)]
 pub struct GgufHeader {
@@ -50,11 +52,33 @@ pub struct ModelShape {
     pub key_length: Option<u64>,
     pub value_length: Option<u64>,
     pub vocab_size: u64,
-    /// `<arch>.pooling_type` is set on embedding models.
-    pub pooling: bool,
+    /// `<arch>.pooling_type`: 0 none (a chat model), 1 mean, 2 CLS, 3 last (embedding models),
+    /// 4 rank (rerankers).
+    pub pooling_type: u64,
 }
 
+/// llama.cpp's `LLAMA_POOLING_TYPE_RANK`: the model scores a query against a document.
+const POOLING_RANK: u64 = 4;
+/// Architectures that only embed (encoders without a language-model head).
+const EMBEDDING_ARCHITECTURES: &[&str] =
+    &["bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "neo-bert", "modern-bert", "eurobert"];
+
 impl ModelShape {
+    /// What a deployment of it serves: from its pooling type and architecture, else its file name.
+    pub fn kind(&self, file_name: &str) -> InstanceKind {
+        let name = file_name.to_ascii_lowercase();
+        if self.pooling_type == POOLING_RANK || name.contains("rerank") {
+            InstanceKind::Rerank
+        } else if self.pooling_type > 0
+            || EMBEDDING_ARCHITECTURES.contains(&self.architecture.as_str())
+            || name.contains("embed")
+        {
+            InstanceKind::Embedding
+        } else {
+            InstanceKind::Chat
+        }
+    }
+
     /// The width of one attention head.
     pub fn head_dim(&self) -> u64 {
         self.embedding_length.checked_div(self.head_count).unwrap_or(0)
@@ -236,7 +260,7 @@ pub fn parse_shape(bytes: &[u8]) -> Result<ModelShape, MetadataError> {
         key_length: number("attention.key_length"),
         value_length: number("attention.value_length"),
         vocab_size,
-        pooling: number("pooling_type").is_some_and(|p| p > 0),
+        pooling_type: number("pooling_type").unwrap_or(0),
         architecture,
     };
     if shape.block_count == 0 || shape.embedding_length == 0 {

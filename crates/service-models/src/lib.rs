@@ -18,8 +18,8 @@ use burncloud_database::repo::local_models::{self, LocalModelRow};
 use burncloud_database::{now_ms, Db};
 use burncloud_service_api::{
     Download, DownloadFinisher, DownloadRequest, DownloadState, Fit, HubFileList, HubSearchPage, HubSearchQuery,
-    HubSource, ImportRequest, LocalModel, LocalModelService, MemoryBudget, MemoryProbe, ModelHubService, ModelUsage,
-    ServiceError, ServiceFuture, ServiceResult, SettingsService, UrlDownloadRequest,
+    HubSource, ImportRequest, InstanceKind, LocalModel, LocalModelService, MemoryBudget, MemoryProbe, ModelHubService,
+    ModelUsage, ServiceError, ServiceFuture, ServiceResult, SettingsService, UrlDownloadRequest,
 };
 use sha2::Digest;
 use tokio::sync::{watch, Semaphore};
@@ -555,7 +555,11 @@ impl ModelHub {
     }
 
     fn to_local_model(&self, row: LocalModelRow) -> LocalModel {
-        let estimate = self.shapes.shape(&row.path).map(|shape| fit::estimate(&shape, row.size));
+        let shape = self.shapes.shape(&row.path);
+        let file_name = Path::new(&row.path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let kind = shape.as_ref().map_or_else(|| names::kind(&file_name), |shape| shape.kind(&file_name));
+        let mmproj_path = if kind == InstanceKind::Chat { names::projector_beside(Path::new(&row.path)) } else { None };
+        let estimate = shape.map(|shape| fit::estimate(&shape, row.size));
         let fit = match (&estimate, self.budget()) {
             (Some(estimate), Some(budget)) => estimate.fit(estimate.default_context(), &budget),
             _ => Fit::Unknown,
@@ -563,6 +567,8 @@ impl ModelHub {
         LocalModel {
             estimate,
             fit,
+            kind,
+            mmproj_path,
             in_use: self.in_use(row.id),
             id: row.id,
             path: row.path,

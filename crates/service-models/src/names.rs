@@ -42,6 +42,40 @@ pub fn is_mmproj(path: &str) -> bool {
     file_name(path).to_ascii_lowercase().contains("mmproj")
 }
 
+/// What a model serves, by its file name alone (when its metadata cannot be read).
+pub fn kind(file_name: &str) -> burncloud_service_api::InstanceKind {
+    use burncloud_service_api::InstanceKind;
+    let name = file_name.to_ascii_lowercase();
+    if name.contains("rerank") {
+        InstanceKind::Rerank
+    } else if name.contains("embed") {
+        InstanceKind::Embedding
+    } else {
+        InstanceKind::Chat
+    }
+}
+
+/// A vision projector in the model's folder: the one whose quantisation matches the model's
+/// (`F16` before others when none does), so that a repo's `mmproj` file loads with its model.
+pub fn projector_beside(model: &std::path::Path) -> Option<String> {
+    let folder = model.parent()?;
+    let wanted = quant(&model.to_string_lossy());
+    let mut projectors: Vec<String> = std::fs::read_dir(folder)
+        .ok()?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.is_file())
+        .map(|path| path.to_string_lossy().into_owned())
+        .filter(|path| is_mmproj(path) && is_gguf(path))
+        .collect();
+    projectors.sort();
+    let rank = |path: &String| match quant(path) {
+        q if q.is_some() && q == wanted => 0,
+        Some(q) if q.eq_ignore_ascii_case("F16") => 1,
+        _ => 2,
+    };
+    projectors.into_iter().min_by_key(rank)
+}
+
 pub fn is_gguf(path: &str) -> bool {
     file_name(path).to_ascii_lowercase().ends_with(".gguf")
 }

@@ -89,6 +89,12 @@ impl Harness {
         value
     }
 
+    pub async fn patch(&self, path: &str, body: Value) -> Value {
+        let (status, value) = self.console(reqwest::Method::PATCH, path, Some(body)).await;
+        assert!(status.is_success(), "{path}: {status} {value}");
+        value
+    }
+
     pub async fn get(&self, path: &str) -> Value {
         let (status, value) = self.console(reqwest::Method::GET, path, None).await;
         assert!(status.is_success(), "{path}: {status} {value}");

@@ -13,9 +13,15 @@ pub struct InstanceRow {
     pub n_gpu_layers: i32,
     pub parallel: u32,
     pub created_at_ms: i64,
+    /// `chat`, `embedding` or `rerank`.
+    pub kind: String,
+    pub mmproj_path: Option<String>,
+    pub idle_ttl_s: u32,
+    pub pinned: bool,
 }
 
-const COLUMNS: &str = "id, model_id, alias, ctx_size, n_gpu_layers, parallel, created_at_ms";
+const COLUMNS: &str =
+    "id, model_id, alias, ctx_size, n_gpu_layers, parallel, created_at_ms, kind, mmproj_path, idle_ttl_s, pinned";
 
 fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
     Ok(InstanceRow {
@@ -26,6 +32,10 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
         n_gpu_layers: row.get(4)?,
         parallel: row.get(5)?,
         created_at_ms: row.get(6)?,
+        kind: row.get(7)?,
+        mmproj_path: row.get(8)?,
+        idle_ttl_s: row.get(9)?,
+        pinned: row.get(10)?,
     })
 }
 
@@ -54,11 +64,29 @@ pub fn id_by_alias(connection: &Connection, alias: &str) -> DbResult<Option<i64>
 /// Inserts `row` (its id is ignored); returns the new id.
 pub fn insert(connection: &Connection, row: &InstanceRow) -> DbResult<i64> {
     connection.execute(
-        "INSERT INTO instances (model_id, alias, ctx_size, n_gpu_layers, parallel, created_at_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![row.model_id, row.alias, row.ctx_size, row.n_gpu_layers, row.parallel, row.created_at_ms],
+        "INSERT INTO instances (model_id, alias, ctx_size, n_gpu_layers, parallel, created_at_ms, kind, \
+         mmproj_path, idle_ttl_s, pinned) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            row.model_id,
+            row.alias,
+            row.ctx_size,
+            row.n_gpu_layers,
+            row.parallel,
+            row.created_at_ms,
+            row.kind,
+            row.mmproj_path,
+            row.idle_ttl_s,
+            row.pinned
+        ],
     )?;
     Ok(connection.last_insert_rowid())
+}
+
+/// Sets how long it may idle and whether it is pinned; false when there is no such row.
+pub fn set_residency(connection: &Connection, id: i64, idle_ttl_s: u32, pinned: bool) -> DbResult<bool> {
+    Ok(connection
+        .execute("UPDATE instances SET idle_ttl_s = ?2, pinned = ?3 WHERE id = ?1", params![id, idle_ttl_s, pinned])?
+        > 0)
 }
 
 pub fn delete(connection: &Connection, id: i64) -> DbResult<bool> {

@@ -4,11 +4,13 @@
 
 pub mod anthropic;
 pub mod anthropic_inbound;
+pub mod dashscope;
 pub mod gemini;
 pub mod responses_inbound;
 mod wire;
 
 pub(crate) use wire::BadAnswer;
+pub(crate) use wire::ENDPOINTS;
 pub use wire::{Endpoint, Wire};
 
 use serde_json::{json, Value};

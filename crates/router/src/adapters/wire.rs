@@ -8,7 +8,7 @@ use burncloud_service_api::ChannelKind;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use super::{anthropic, gemini, EventTranslator, Unconvertible};
+use super::{anthropic, dashscope, gemini, EventTranslator, Unconvertible};
 use crate::upstream::UpstreamUrl;
 use crate::usage::{checked_usage_in, Usage};
 
@@ -17,6 +17,8 @@ use crate::usage::{checked_usage_in, Usage};
 pub enum Wire {
     /// OpenAI's own format: requests and answers pass through.
     OpenAi,
+    /// Qwen's DashScope: OpenAI's format in its compatible mode, its own API for reranking.
+    DashScope,
     Anthropic,
     Gemini,
 }
@@ -27,7 +29,11 @@ pub enum Endpoint {
     ChatCompletions,
     Completions,
     Embeddings,
+    Rerank,
 }
+
+/// How many endpoints a channel has parsed URLs for.
+pub(crate) const ENDPOINTS: usize = 4;
 
 impl Endpoint {
     /// Index into a channel's parsed endpoint URLs.
@@ -36,6 +42,7 @@ impl Endpoint {
             Endpoint::ChatCompletions => 0,
             Endpoint::Completions => 1,
             Endpoint::Embeddings => 2,
+            Endpoint::Rerank => 3,
         }
     }
 
@@ -44,13 +51,14 @@ impl Endpoint {
             Endpoint::ChatCompletions => "/v1/chat/completions",
             Endpoint::Completions => "/v1/completions",
             Endpoint::Embeddings => "/v1/embeddings",
+            Endpoint::Rerank => "/v1/rerank",
         }
     }
 
     pub(crate) fn can_stream(self) -> bool {
         match self {
             Endpoint::ChatCompletions | Endpoint::Completions => true,
-            Endpoint::Embeddings => false,
+            Endpoint::Embeddings | Endpoint::Rerank => false,
         }
     }
 }
@@ -73,19 +81,22 @@ fn secret(value: String) -> Option<HeaderValue> {
 impl Wire {
     pub fn of(kind: ChannelKind) -> Wire {
         match kind {
-            ChannelKind::Openai | ChannelKind::Deepseek | ChannelKind::Qwen | ChannelKind::Local => Wire::OpenAi,
+            ChannelKind::Openai | ChannelKind::Deepseek | ChannelKind::Local => Wire::OpenAi,
+            ChannelKind::Qwen => Wire::DashScope,
             ChannelKind::Anthropic => Wire::Anthropic,
             ChannelKind::Gemini => Wire::Gemini,
         }
     }
 
-    /// The paths under the base URL for chat completions, completions and embeddings, parsed once
-    /// per snapshot. Gemini puts the model in the path: its URLs are built per call (`url`).
-    pub(crate) fn endpoint_paths(self) -> [&'static str; 3] {
+    /// The paths under the base URL for chat completions, completions, embeddings and rerank,
+    /// parsed once per snapshot. Gemini puts the model in the path and DashScope reranks on
+    /// another path of its host: those URLs are built per call (`url`).
+    pub(crate) fn endpoint_paths(self) -> [&'static str; ENDPOINTS] {
         match self {
-            Wire::OpenAi => ["chat/completions", "completions", "embeddings"],
-            Wire::Anthropic => ["v1/messages"; 3],
-            Wire::Gemini => [""; 3],
+            Wire::OpenAi => ["chat/completions", "completions", "embeddings", "rerank"],
+            Wire::DashScope => ["chat/completions", "completions", "embeddings", ""],
+            Wire::Anthropic => ["v1/messages"; ENDPOINTS],
+            Wire::Gemini => [""; ENDPOINTS],
         }
     }
 
@@ -95,7 +106,9 @@ impl Wire {
         let mut headers = Vec::new();
         let key_header = |value: String| secret(value).filter(|_| !key.is_empty());
         match self {
-            Wire::OpenAi => headers.extend(key_header(format!("Bearer {key}")).map(|v| (header::AUTHORIZATION, v))),
+            Wire::OpenAi | Wire::DashScope => {
+                headers.extend(key_header(format!("Bearer {key}")).map(|v| (header::AUTHORIZATION, v)))
+            }
             Wire::Anthropic => {
                 headers.extend(key_header(key.to_string()).map(|v| (HeaderName::from_static("x-api-key"), v)));
                 headers.push((
@@ -121,16 +134,18 @@ impl Wire {
     ) -> Result<Option<Value>, Unconvertible> {
         match (self, endpoint) {
             (Wire::OpenAi, _) => Ok(None),
+            (Wire::DashScope, Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Embeddings) => Ok(None),
+            (Wire::DashScope, Endpoint::Rerank) => dashscope::rerank_request(openai, upstream_model).map(Some),
             (Wire::Anthropic, Endpoint::ChatCompletions) => {
                 anthropic::request(openai, upstream_model, stream).map(Some)
             }
-            (Wire::Anthropic, Endpoint::Completions | Endpoint::Embeddings) => {
+            (Wire::Anthropic, Endpoint::Completions | Endpoint::Embeddings | Endpoint::Rerank) => {
                 Err(Unconvertible(format!("Anthropic channels serve chat completions, not {}", endpoint.route())))
             }
             (Wire::Gemini, Endpoint::ChatCompletions) => gemini::request(openai).map(Some),
             (Wire::Gemini, Endpoint::Embeddings) => gemini::embeddings_request(openai, upstream_model).map(Some),
-            (Wire::Gemini, Endpoint::Completions) => {
-                Err(Unconvertible("Gemini channels do not serve /v1/completions".into()))
+            (Wire::Gemini, Endpoint::Completions | Endpoint::Rerank) => {
+                Err(Unconvertible(format!("Gemini channels do not serve {}", endpoint.route())))
             }
         }
     }
@@ -140,16 +155,22 @@ impl Wire {
     pub(crate) fn url(
         self,
         base_url: &str,
-        urls: &[UpstreamUrl; 3],
+        urls: &[UpstreamUrl; ENDPOINTS],
         endpoint: Endpoint,
         upstream_model: &str,
         stream: bool,
     ) -> Result<UpstreamUrl, String> {
         match self {
             Wire::OpenAi | Wire::Anthropic => Ok(urls[endpoint.url_index()].clone()),
+            Wire::DashScope => match endpoint {
+                Endpoint::Rerank => dashscope::rerank_url(base_url).map(UpstreamUrl::new),
+                Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Embeddings => {
+                    Ok(urls[endpoint.url_index()].clone())
+                }
+            },
             Wire::Gemini => {
                 let method = match (endpoint, stream) {
-                    (Endpoint::Embeddings, _) => "batchEmbedContents",
+                    (Endpoint::Embeddings | Endpoint::Rerank, _) => "batchEmbedContents",
                     (Endpoint::ChatCompletions | Endpoint::Completions, true) => "streamGenerateContent",
                     (Endpoint::ChatCompletions | Endpoint::Completions, false) => "generateContent",
                 };
@@ -164,6 +185,7 @@ impl Wire {
     pub(crate) fn error_body(self, body: Bytes) -> Bytes {
         match self {
             Wire::OpenAi => body,
+            Wire::DashScope => dashscope::error_body(body),
             Wire::Anthropic => anthropic::error_body(&body),
             Wire::Gemini => gemini::error_body(&body),
         }
@@ -180,8 +202,12 @@ impl Wire {
         let converted =
             |result: Result<(Bytes, Option<Usage>), Unconvertible>| result.map_err(BadAnswer::Unconvertible);
         match (self, endpoint) {
-            (Wire::OpenAi, _) => checked_usage_in(&body).map(|usage| (body, usage)).map_err(BadAnswer::Unreadable),
-            (Wire::Gemini, Endpoint::Embeddings) => {
+            (Wire::OpenAi, _)
+            | (Wire::DashScope, Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Embeddings) => {
+                checked_usage_in(&body).map(|usage| (body, usage)).map_err(BadAnswer::Unreadable)
+            }
+            (Wire::DashScope, Endpoint::Rerank) => converted(dashscope::rerank_response(&body, model)),
+            (Wire::Gemini, Endpoint::Embeddings | Endpoint::Rerank) => {
                 converted(gemini::embeddings_response(&body, model).map(|body| (body, None)))
             }
             (Wire::Gemini, Endpoint::ChatCompletions | Endpoint::Completions) => {
@@ -196,7 +222,7 @@ impl Wire {
     /// What turns the upstream's stream events into OpenAI chunks; `None`: they are OpenAI chunks.
     pub(crate) fn stream_translator(self, model: &str) -> Option<Box<dyn EventTranslator>> {
         match self {
-            Wire::OpenAi => None,
+            Wire::OpenAi | Wire::DashScope => None,
             Wire::Anthropic => Some(Box::new(anthropic::StreamTranslator::new(model))),
             Wire::Gemini => Some(Box::new(gemini::StreamTranslator::new(model))),
         }

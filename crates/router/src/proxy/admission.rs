@@ -53,7 +53,7 @@ pub(super) async fn admit(
             token.name, call.model
         )));
     }
-    let snapshot = gateway.snapshot.load();
+    let mut snapshot = gateway.snapshot.load();
     if let Some(limit) = token.quota_limit {
         if Money(call.token.used.load(Ordering::Relaxed)) >= limit {
             return Err(GatewayError::InsufficientQuota(format!(
@@ -69,15 +69,23 @@ pub(super) async fn admit(
             ));
         }
     }
-    let group = snapshot.group(&token.group);
-    let members: Vec<&Member> =
-        group.map(|g| g.members.iter().filter(|m| m.channel.channel.serves(&call.model)).collect()).unwrap_or_default();
-    let Some(group) = group.filter(|_| !members.is_empty()) else {
-        return Err(GatewayError::ModelNotFound(format!(
+    let not_found = || {
+        GatewayError::ModelNotFound(format!(
             "The model '{}' does not exist or you do not have access to it (no enabled channel in group '{}' serves it).",
             call.model, token.group
-        )));
+        ))
     };
+    let group = snapshot.group(&token.group);
+    // A local deployment, loaded or not, is held for the call: woken if stopped, never unloaded
+    // under it.
+    let wake = group
+        .filter(|group| group.all_channels)
+        .and_then(|_| gateway.local.get())
+        .and_then(|local| local.acquire(&call.model));
+    let serves = |group: &GroupEntry| group.members.iter().any(|m| m.channel.channel.serves(&call.model));
+    if wake.is_none() && !group.is_some_and(serves) {
+        return Err(not_found());
+    }
     let limits = Limits { rpm: token.rpm_limit, tpm: token.tpm_limit };
     if limits.is_limited() {
         let estimate = if limits.tpm.is_some() { estimated_call_tokens(call.request()) } else { 0 };
@@ -94,6 +102,16 @@ pub(super) async fn admit(
                 headers: limited.headers,
             }
         })?;
+    }
+    if let Some(wake) = wake {
+        call.lease = Some(wake.await?);
+        // It registered its channel on becoming ready.
+        snapshot = gateway.snapshot.load();
+    }
+    let group = snapshot.group(&token.group).ok_or_else(not_found)?;
+    let members: Vec<&Member> = group.members.iter().filter(|m| m.channel.channel.serves(&call.model)).collect();
+    if members.is_empty() {
+        return Err(not_found());
     }
     Ok(balancer::order(group.strategy, &group.rotation, &call.model, members))
 }

@@ -26,7 +26,7 @@ use crate::breaker::{Admission, Verdict};
 use crate::error::GatewayError;
 use crate::limiter::{Limits, Reservation};
 use crate::scrub::{scrub, truncate};
-use crate::snapshot::{ChannelEntry, TokenEntry};
+use crate::snapshot::{ChannelEntry, GroupEntry, TokenEntry};
 use crate::sse::{event_data, has_key_with, malformed_data, SseSplitter};
 use crate::upstream::{UpstreamResponse, UpstreamUrl};
 use crate::usage::{collect_generated_text, count_tokens, estimate_prompt, usage_in, Usage};
@@ -54,6 +54,12 @@ pub(crate) async fn completions(State(gateway): State<Arc<Gateway>>, headers: He
 
 pub(crate) async fn embeddings(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
     handle(gateway, Endpoint::Embeddings, headers, body).await
+}
+
+/// `POST /v1/rerank`: documents ordered by relevance to a query, in the shape Cohere and Jina
+/// use and RAG clients send.
+pub(crate) async fn rerank(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    handle(gateway, Endpoint::Rerank, headers, body).await
 }
 
 /// `POST /v1/responses`: OpenAI's Responses API in front of every channel.
@@ -170,6 +176,8 @@ struct Call {
     as_received: Option<Bytes>,
     /// What a `/v1/responses` call carries beside its chat form.
     responses: Option<Box<ResponsesCall>>,
+    /// The local deployment serving the call, held loaded until the call is accounted for.
+    lease: Option<burncloud_service_api::LocalLease>,
 }
 
 /// A `/v1/responses` call: sent as it is to channels with their own Responses API, converted to
@@ -314,6 +322,7 @@ async fn handle_in(
         native: None,
         as_received: None,
         responses: None,
+        lease: None,
     };
     let candidates = match admit(&gateway, &mut call, &headers, body).await {
         Ok(candidates) => candidates,
@@ -386,14 +395,25 @@ pub(crate) async fn list_models(State(gateway): State<Arc<Gateway>>, headers: He
     };
     let snapshot = gateway.snapshot.load();
     let mut models: Vec<(&str, &str)> = Vec::new();
-    let members = snapshot.group(&token.token.group).map(|g| g.members.as_slice()).unwrap_or_default();
+    let allowed = |model: &str| token.token.models.is_empty() || token.token.models.iter().any(|m| m == model);
+    let group = snapshot.group(&token.token.group);
+    let members = group.map(|g| g.members.as_slice()).unwrap_or_default();
     for member in members {
         let channel = &member.channel.channel;
         for model in channel.models.iter().chain(channel.model_mapping.keys()) {
-            let allowed = token.token.models.is_empty() || token.token.models.iter().any(|m| m == model);
-            if allowed && !models.iter().any(|(known, _)| known == model) {
+            if allowed(model) && !models.iter().any(|(known, _)| known == model) {
                 models.push((model, channel.kind.as_str()));
             }
+        }
+    }
+    // Local deployments are listed loaded or not: a call to one loads it.
+    let local = match (group.filter(|g| g.all_channels), gateway.local.get()) {
+        (Some(_), Some(local)) => local.local_models(),
+        _ => Vec::new(),
+    };
+    for (alias, _kind) in &local {
+        if allowed(alias) && !models.iter().any(|(known, _)| known == alias) {
+            models.push((alias, burncloud_service_api::ChannelKind::Local.as_str()));
         }
     }
     models.sort_unstable();
