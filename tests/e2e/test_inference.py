@@ -1,18 +1,22 @@
-"""No llama-server outlives BurnCloud: SIGKILL the real `burncloud serve` while a model is deployed,
-and the server process dies with it; the next start cleans up what the killed run left."""
+"""Local inference through the real `burncloud serve`: no llama-server outlives BurnCloud (SIGKILL it
+while a model is deployed and the server process dies with it; the next start cleans up what the
+killed run left), and models load when a call names them: embeddings through the official SDK and
+rerank in the shape RAG clients send."""
 
 import json
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import BurnCloud, poll, stop
+from conftest import ROOT, BurnCloud, poll, stop
 
 
 def alive(pid):
@@ -116,3 +120,57 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def make_tiny(tmp_path, kind):
+    path = tmp_path / f"tiny-{kind}.gguf"
+    subprocess.run([sys.executable, str(ROOT / "tests/fixtures/make_tiny_gguf.py"), str(path), kind], check=True)
+    return path
+
+
+def test_the_official_sdk_embeds_and_a_rag_client_reranks_with_local_models_loaded_on_demand(llama_server, tiny_gguf, tmp_path):
+    import openai
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        app = BurnCloud(Path(data_dir))
+        try:
+            deployed = {}
+            for path in (tiny_gguf, make_tiny(tmp_path, "embedding"), make_tiny(tmp_path, "rerank")):
+                model = app.console("POST", "/console/api/models/local/import", {"path": str(path)})
+                instance = app.console("POST", "/console/api/instances",
+                                       {"model_id": model["id"], "ctx_size": 512, "start": False})
+                assert instance["state"] == "stopped", instance
+                deployed[instance["alias"]] = instance
+            assert {alias: i["kind"] for alias, i in deployed.items()} == {
+                "tiny": "chat", "tiny-embedding": "embedding", "tiny-rerank": "rerank"}
+            key = app.token()
+            client = openai.OpenAI(base_url=app.base + "/v1", api_key=key, max_retries=0, timeout=60)
+            assert {"tiny", "tiny-embedding", "tiny-rerank"} <= {m.id for m in client.models.list()}
+
+            embedded = client.embeddings.create(model="tiny-embedding", input=["hello world", "the local model"])
+            assert [len(item.embedding) for item in embedded.data] == [64, 64]
+            assert embedded.usage.prompt_tokens > 0
+
+            # The shape Cherry Studio, Dify and Open WebUI send (Jina / Cohere), over plain HTTP.
+            request = urllib.request.Request(
+                app.base + "/v1/rerank", method="POST", headers={
+                    "Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+                data=json.dumps({"model": "tiny-rerank", "query": "hello", "top_n": 2, "return_documents": True,
+                                 "documents": ["hello world", "the model is local", "no"]}).encode())
+            with urllib.request.urlopen(request, timeout=60) as response:
+                ranked = json.load(response)
+            results = ranked["results"]
+            assert len(results) == 2, ranked
+            assert results[0]["relevance_score"] >= results[1]["relevance_score"]
+            documents = ["hello world", "the model is local", "no"]
+            assert all(r["document"]["text"] == documents[r["index"]] for r in results), ranked
+
+            # A stream to a stopped chat model: nothing until it is loaded, then a normal stream.
+            stream = client.chat.completions.create(
+                model="tiny", max_tokens=4, stream=True, messages=[{"role": "user", "content": "hi"}])
+            chunks = list(stream)
+            assert chunks[-1].choices[0].finish_reason == "length", chunks[-1]
+            for alias in deployed:
+                assert app.console("GET", f"/console/api/instances/{deployed[alias]['id']}")["state"] == "ready"
+        finally:
+            assert stop(app.process, signal.SIGTERM) == 0

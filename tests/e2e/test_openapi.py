@@ -50,7 +50,7 @@ def test_the_document_is_the_console_api_and_needs_the_admin_key(seeded):
     assert document["openapi"].startswith("3.1")
     operations = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
     assert ("POST", "/console/api/channels") in operations and ("GET", "/console/api/usage") in operations
-    assert len(operations) == 52
+    assert len(operations) == 53
     assert ("POST", "/console/api/runtimes/install") in operations
 
 

@@ -117,6 +117,8 @@ fn router(shared_state: SharedState) -> axum::Router {
         .route("/v1/responses/compact", post(crate::responses_mock::compact))
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
+        .route("/v1/rerank", post(rerank))
+        .route("/api/v1/services/rerank/text-rerank/text-rerank", post(dashscope_rerank))
         .route("/_mock/mode", post(set_mode))
         .with_state(shared_state)
 }
@@ -411,4 +413,74 @@ async fn embeddings(State(shared): State<SharedState>, headers: HeaderMap, Json(
         answer["usage"] = json!({"prompt_tokens": EMBEDDING_TOKENS, "total_tokens": EMBEDDING_TOKENS});
     }
     Json(answer).into_response()
+}
+
+/// Tokens a rerank call reports.
+pub const RERANK_TOKENS: u64 = 18;
+
+/// The documents' order by the words they share with the query (the most first, then by index),
+/// as `(index, score, text)`, cut to `top_n`.
+fn ranked(query: &str, documents: &[Value], top_n: Option<u64>) -> Vec<(usize, f64, String)> {
+    let words: std::collections::HashSet<&str> = query.split_whitespace().collect();
+    let mut scored: Vec<(usize, f64, String)> = documents
+        .iter()
+        .enumerate()
+        .map(|(index, document)| {
+            let text = document.as_str().or_else(|| document["text"].as_str()).unwrap_or_default().to_string();
+            let shared = text.split_whitespace().filter(|word| words.contains(word)).count();
+            (index, shared as f64 / (1.0 + shared as f64), text)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.truncate(top_n.map_or(usize::MAX, |n| n as usize));
+    scored
+}
+
+/// Jina's and SiliconFlow's `/v1/rerank`: usage as `total_tokens` alone, as Jina sends it.
+async fn rerank(State(shared): State<SharedState>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    if let Err(response) = admit(&shared, "/v1/rerank", &headers, &body) {
+        return *response;
+    }
+    let documents = body["documents"].as_array().cloned().unwrap_or_default();
+    let with_text = body["return_documents"].as_bool().unwrap_or(false);
+    let results: Vec<Value> = ranked(body["query"].as_str().unwrap_or_default(), &documents, body["top_n"].as_u64())
+        .into_iter()
+        .map(|(index, score, text)| {
+            let mut result = json!({"index": index, "relevance_score": score});
+            if with_text {
+                result["document"] = json!({"text": text});
+            }
+            result
+        })
+        .collect();
+    Json(json!({"model": model_of(&body), "usage": {"total_tokens": RERANK_TOKENS}, "results": results}))
+        .into_response()
+}
+
+/// DashScope's own `text-rerank` API: `input` and `parameters` in, `output.results` out.
+async fn dashscope_rerank(State(shared): State<SharedState>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    let path = "/api/v1/services/rerank/text-rerank/text-rerank";
+    if let Err(response) = admit(&shared, path, &headers, &body) {
+        return *response;
+    }
+    let (Some(query), Some(documents)) = (
+        body.pointer("/input/query").and_then(Value::as_str),
+        body.pointer("/input/documents").and_then(Value::as_array),
+    ) else {
+        let error = json!({"code": "InvalidParameter", "message": "input.query and input.documents are required", "request_id": "mock"});
+        return (StatusCode::BAD_REQUEST, Json(error)).into_response();
+    };
+    let with_text = body.pointer("/parameters/return_documents").and_then(Value::as_bool).unwrap_or(false);
+    let results: Vec<Value> = ranked(query, documents, body.pointer("/parameters/top_n").and_then(Value::as_u64))
+        .into_iter()
+        .map(|(index, score, text)| {
+            let mut result = json!({"index": index, "relevance_score": score});
+            if with_text {
+                result["document"] = json!({"text": text});
+            }
+            result
+        })
+        .collect();
+    Json(json!({"output": {"results": results}, "usage": {"total_tokens": RERANK_TOKENS}, "request_id": "mock-rerank"}))
+        .into_response()
 }

@@ -567,6 +567,74 @@ async fn completions_embeddings_and_the_model_list() {
 }
 
 #[tokio::test]
+async fn rerank_reaches_compatible_servers_and_dashscope_and_is_priced_and_logged() {
+    let mock = OpenAiMock::start(Some("sk-upstream-secret-0123456789")).await;
+    let h = Harness::start().await;
+    h.channel("jina", &mock.base_url(), json!({"models": ["jina-reranker-v2"]})).await;
+    h.channel("dashscope", &mock.base_url(), json!({"kind": "qwen", "models": ["gte-rerank-v2"]})).await;
+    h.put("/console/api/prices/gte-rerank-v2", json!({"input_per_mtok": "0.8", "output_per_mtok": "0"})).await;
+    let (token, key) = h.token(json!({"rpm_limit": 2})).await;
+    let documents = json!(["a cat sat", "the quick brown fox", {"text": "quick fox jumps quick"}]);
+
+    for model in ["jina-reranker-v2", "gte-rerank-v2"] {
+        let answer = h
+            .v1(
+                "/v1/rerank",
+                &key,
+                json!({"model": model, "query": "quick fox", "documents": documents, "top_n": 2,
+                "return_documents": true}),
+            )
+            .await;
+        assert_eq!(answer.status(), StatusCode::OK);
+        let answer: Value = answer.json().await.unwrap();
+        let results = answer["results"].as_array().unwrap();
+        assert_eq!(results.len(), 2, "top_n: {answer}");
+        assert_eq!(results[0]["index"], 2, "the most shared words first: {answer}");
+        assert_eq!(results[1]["index"], 1);
+        assert!(results[0]["relevance_score"].as_f64() > results[1]["relevance_score"].as_f64());
+        assert_eq!(results[0]["document"]["text"], "quick fox jumps quick", "{answer}");
+    }
+    let sent = mock.received();
+    assert_eq!(sent[0].path, "/v1/rerank");
+    assert_eq!(sent[0].body["documents"], documents, "a compatible server gets the call as it was sent");
+    assert_eq!(sent[1].path, "/api/v1/services/rerank/text-rerank/text-rerank");
+    assert_eq!(
+        sent[1].body,
+        json!({"model": "gte-rerank-v2", "input": {"query": "quick fox",
+            "documents": ["a cat sat", "the quick brown fox", "quick fox jumps quick"]},
+            "parameters": {"top_n": 2, "return_documents": true}})
+    );
+    assert_eq!(sent[1].authorization.as_deref(), Some("Bearer sk-upstream-secret-0123456789"));
+
+    let limited = h.v1("/v1/rerank", &key, json!({"model": "gte-rerank-v2", "query": "q", "documents": ["d"]})).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS, "rate limits apply as for chat");
+    let (_, other) = h.token(json!({})).await;
+    let (status, error) =
+        error_of(h.v1("/v1/rerank", &other, json!({"model": "gte-rerank-v2", "query": "q"})).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert!(error["message"].as_str().unwrap().contains("documents"), "{error}");
+    let (status, error) = error_of(h.v1("/v1/rerank", &other, json!({"query": "q", "documents": []})).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+
+    let logs = h.logs().await;
+    let served: Vec<&Value> = logs.iter().filter(|row| row["status"] == 200).collect();
+    assert_eq!(served.len(), 2, "{logs:?}");
+    for row in &served {
+        assert_eq!(row["endpoint"], "/v1/rerank");
+        assert_eq!(row["token_id"].as_i64(), Some(token));
+        assert_eq!(
+            (row["prompt_tokens"].as_u64(), row["completion_tokens"].as_u64()),
+            (Some(openai_mock::RERANK_TOKENS), Some(0))
+        );
+        assert_eq!(row["usage_source"], "upstream");
+    }
+    // 18 tokens at 0.8 per million.
+    assert_eq!(served[0]["model"], "gte-rerank-v2");
+    assert_eq!(served[0]["cost"], "0.0000144");
+    h.assert_books_balance().await;
+}
+
+#[tokio::test]
 async fn retention_prunes_old_calls_but_keeps_usage_totals() {
     use burncloud_service_api::SettingsService;
     let upstream = OpenAiMock::start(None).await;

@@ -4,7 +4,10 @@
 
 use burncloud_client::forms::{confirmed, copy_to_clipboard, Feedback, FeedbackLine};
 use burncloud_client::{timestamp, use_i18n, use_refresh, use_services, Empty, ErrorNotice};
-use burncloud_service_api::{Instance, InstanceInput, InstanceKind, InstancePatch, InstanceState, LocalModel};
+use burncloud_service_api::{
+    Instance, InstanceInput, InstanceKind, InstancePatch, InstanceState, LocalModel, DEFAULT_LOAD_TIMEOUT_S,
+    LOCAL_LOAD_TIMEOUT_SETTING, LOCAL_MEMORY_BUDGET_SETTING,
+};
 use dioxus::prelude::*;
 
 /// The models llama-server can serve on their own: not the vision projectors that go with them.
@@ -188,6 +191,7 @@ pub fn Deployments() -> Element {
         }
         FeedbackLine { feedback: feedback() }
         crate::RuntimeCard {}
+        LocalLimits {}
         if let Some(form) = draft() {
             div { class: "card", id: "deploy-form",
                 h3 { class: "card-title", {i18n.t("deploy.new")} }
@@ -365,6 +369,58 @@ fn InstanceCard(
                 button { class: "btn small danger", onclick: move |_| on_action.call((id, "delete")),
                     if confirm_delete { {i18n.t("common.confirm_delete")} } else { {i18n.t("common.delete")} } }
             }
+        }
+    }
+}
+
+/// The memory all local models may use together, and how long a call waits for one to load.
+#[component]
+fn LocalLimits() -> Element {
+    let services = use_services();
+    let i18n = use_i18n();
+    let mut budget = use_signal(String::new);
+    let mut timeout = use_signal(String::new);
+    let mut feedback = use_signal(|| Feedback::Idle);
+    let read_services = services.clone();
+    use_effect(move || {
+        let read = |key| read_services.settings.get_setting(key).ok().flatten().unwrap_or_default();
+        budget.set(read(LOCAL_MEMORY_BUDGET_SETTING));
+        timeout.set(read(LOCAL_LOAD_TIMEOUT_SETTING));
+    });
+    let save = move |_| {
+        let checked = [("memory", budget()), ("load timeout", timeout())]
+            .into_iter()
+            .try_for_each(|(what, text)| parse_number::<u64>(&text, what).map(|_| ()));
+        let outcome = checked.and_then(|()| {
+            services
+                .settings
+                .set_setting(LOCAL_MEMORY_BUDGET_SETTING, budget().trim())
+                .and_then(|()| services.settings.set_setting(LOCAL_LOAD_TIMEOUT_SETTING, timeout().trim()))
+                .map_err(|e| e.to_string())
+        });
+        match outcome {
+            Ok(()) => feedback.set(Feedback::Done(i18n.t("deploy.limits_saved").to_string())),
+            Err(message) => feedback.set(Feedback::Failed(message)),
+        }
+    };
+    rsx! {
+        details { class: "card hint", id: "local-limits",
+            summary { {i18n.t("deploy.limits")} }
+            div { class: "form",
+                label { {i18n.t("deploy.memory_budget")} }
+                div {
+                    input { name: "local_memory_budget_mb", r#type: "number", placeholder: i18n.t("deploy.detected"),
+                        value: "{budget}", oninput: move |e| budget.set(e.value()) }
+                    div { class: "hint", {i18n.t("deploy.memory_budget_hint")} }
+                }
+                label { {i18n.t("deploy.load_timeout")} }
+                input { name: "local_load_timeout_s", r#type: "number", placeholder: "{DEFAULT_LOAD_TIMEOUT_S}",
+                    value: "{timeout}", oninput: move |e| timeout.set(e.value()) }
+                div { class: "full row",
+                    button { class: "btn small", id: "save-local-limits", onclick: save, {i18n.t("common.save")} }
+                }
+            }
+            FeedbackLine { feedback: feedback() }
         }
     }
 }

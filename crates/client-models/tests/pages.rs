@@ -9,8 +9,8 @@ use burncloud_client::{AppInfo, Lang, Services};
 use burncloud_client_models::{Deployments, Models};
 use burncloud_server::{AppState, GatewayLimits, InferenceConfig, ModelHubConfig};
 use burncloud_service_api::{
-    DownloadRequest, DownloadState, HubSource, ImportRequest, InferenceService, InstanceInput, InstanceState,
-    LocalModelService, ModelHubService,
+    DownloadRequest, DownloadState, HubSource, ImportRequest, InferenceService, InstanceInput, InstancePatch,
+    InstanceState, LocalModelService, ModelHubService,
 };
 use burncloud_tests::hub_mock::{HubMock, MockRepo};
 use bytes::Bytes;
@@ -130,7 +130,9 @@ async fn deployments_explain_the_empty_state_and_show_a_ready_instance_with_its_
     let ready = state.inference.get_instance(instance.id).unwrap();
     assert_eq!(ready.state, InstanceState::Ready);
     let text = PageUnderTest::open(services.clone(), Lang::En, Deployments).await.text();
-    assert!(text.contains("tiny-chat Ready"), "{text}");
+    assert!(text.contains("tiny-chat Chat Ready"), "its kind beside its state: {text}");
+    assert!(text.contains("Unload when idle for 600 s"), "the default idle TTL: {text}");
+    assert!(text.contains("Memory for local models (MiB)"), "{text}");
     assert!(text.contains(&format!("Port {}", ready.port.unwrap())), "{text}");
     assert!(text.contains("curl http://127.0.0.1:3000/v1/chat/completions"), "{text}");
     assert!(
@@ -140,9 +142,15 @@ async fn deployments_explain_the_empty_state_and_show_a_ready_instance_with_its_
     let chinese = PageUnderTest::open(services.clone(), Lang::Zh, Deployments).await.text();
     assert!(chinese.contains("运行中") && chinese.contains("停止"), "{chinese}");
     // The real tiny model's metadata is read: it runs here, on the GPU if there is one.
-    let models = PageUnderTest::open(services, Lang::Zh, Models).await.text();
+    let models = PageUnderTest::open(services.clone(), Lang::Zh, Models).await.text();
     assert!(models.contains("仅 CPU") || models.contains("可完全放入显存"), "{models}");
     state.inference.stop_instance(instance.id).await.unwrap();
+    state.inference.update_instance(instance.id, InstancePatch { pinned: Some(true), idle_ttl_s: None }).unwrap();
+    let stopped = PageUnderTest::open(services.clone(), Lang::En, Deployments).await.text();
+    assert!(stopped.contains("Stopped") && stopped.contains("the first call that names it loads it"), "{stopped}");
+    assert!(stopped.contains("Keep loaded") && stopped.contains("Unpin"), "pinned: {stopped}");
+    let chinese = PageUnderTest::open(services, Lang::Zh, Deployments).await.text();
+    assert!(chinese.contains("已停止") && chinese.contains("首次调用该模型时会自动加载"), "{chinese}");
 }
 
 #[tokio::test]

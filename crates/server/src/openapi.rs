@@ -321,7 +321,7 @@ mod tests {
             assert!(schemas.contains_key(name), "{name} is referenced but not defined");
         }
         let paths = document["paths"].as_object().unwrap();
-        assert_eq!(paths.values().map(|p| p.as_object().unwrap().len()).sum::<usize>(), 52);
+        assert_eq!(paths.values().map(|p| p.as_object().unwrap().len()).sum::<usize>(), 53);
         let token_input = &schemas["TokenInput"];
         assert_eq!(token_input["properties"]["quota_limit"]["anyOf"][0]["$ref"], "#/components/schemas/Money");
         let logs = &paths["/console/api/logs"]["get"]["parameters"];

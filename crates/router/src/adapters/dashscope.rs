@@ -14,7 +14,9 @@ pub const RERANK_PATH: &str = "api/v1/services/rerank/text-rerank/text-rerank";
 /// (`https://dashscope.aliyuncs.com/compatible-mode/v1`): the same host, DashScope's own path.
 pub fn rerank_url(base_url: &str) -> Result<reqwest::Url, String> {
     let base = reqwest::Url::parse(base_url).map_err(|e| format!("the DashScope base URL does not parse: {e}"))?;
-    let prefix = base.path().split("/compatible-mode").next().unwrap_or("").trim_end_matches('/');
+    // The compatible mode lives at `<prefix>/compatible-mode/v1`; DashScope's own API at
+    // `<prefix>/api/v1`. A base URL without it (a proxy) puts the API at its root.
+    let prefix = base.path().find("/compatible-mode").map_or("", |at| &base.path()[..at]);
     let mut url = base.clone();
     url.set_path(&format!("{prefix}/{RERANK_PATH}"));
     url.set_query(None);
@@ -102,6 +104,8 @@ mod tests {
         assert_eq!(url.as_str(), "https://dashscope.aliyuncs.com/api/v1/services/rerank/text-rerank/text-rerank");
         let local = rerank_url("http://127.0.0.1:9000/proxy/compatible-mode/v1").unwrap();
         assert_eq!(local.as_str(), "http://127.0.0.1:9000/proxy/api/v1/services/rerank/text-rerank/text-rerank");
+        let bare = rerank_url("http://127.0.0.1:9000/v1").unwrap();
+        assert_eq!(bare.as_str(), "http://127.0.0.1:9000/api/v1/services/rerank/text-rerank/text-rerank");
     }
 
     #[test]

@@ -294,6 +294,10 @@ pub(super) async fn complete(
     let (body, upstream_usage) = match channel.wire.answer(call.endpoint, body, &call.model) {
         Ok((body, usage)) => {
             let usage = usage.or_else(|| usage_in(&body));
+            let body = match call.endpoint {
+                Endpoint::Rerank => crate::adapters::rerank::with_documents(call.request(), body),
+                Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Embeddings => body,
+            };
             (body, usage)
         }
         Err(BadAnswer::Unreadable(problem)) => {
