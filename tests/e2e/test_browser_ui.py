@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
-from conftest import ADMIN_KEY, REPLY, TINY_FILE, TINY_REPO, UPSTREAM_KEY, BurnCloud, stop
+from conftest import ADMIN_KEY, REPLY, TINY_FILE, TINY_REPO, UPSTREAM_KEY, BurnCloud, poll, stop
 
 CHROMIUM = os.environ.get("BURNCLOUD_CHROMIUM") or next(
     (found for name in ("chromium", "google-chrome", "chromium-browser") if (found := shutil.which(name))),
@@ -243,3 +243,64 @@ def test_the_ui_answers_only_a_signed_in_browser_on_its_own_origin(tmp_path):
         assert refused.value.code == 403
     finally:
         stop(app.process)
+
+
+def test_talk_to_a_cloud_and_a_local_model_in_the_playground(browser, upstream, llama_server, tiny_gguf):
+    with tempfile.TemporaryDirectory() as data_dir:
+        app = BurnCloud(Path(data_dir))
+        try:
+            app.console("POST", "/console/api/channels", {
+                "name": "cloud", "kind": "openai", "base_url": upstream + "/v1", "api_key": UPSTREAM_KEY,
+                "models": ["gpt-4o-mini"]})
+            app.console("PUT", "/console/api/prices/gpt-4o-mini", {"input_per_mtok": "1.5", "output_per_mtok": "6"})
+            model = app.console("POST", "/console/api/models/local/import", {"path": str(tiny_gguf)})
+            local = app.console("POST", "/console/api/instances",
+                                {"model_id": model["id"], "ctx_size": 512, "parallel": 1, "start": False})
+            page = sign_in(browser, app.base)
+            open_page(page, "playground")
+
+            page.locator("#playground-model").select_option("gpt-4o-mini")
+            page.fill("#playground-system", "Be brief.")
+            page.fill("#playground-input", "hello from the playground")
+            page.click("#playground-send")
+            answer = page.locator(".turn.assistant").last
+            expect(answer).to_contain_text(REPLY)
+            stats = answer.locator(".turn-stats")
+            expect(stats).to_contain_text("First token")
+            expect(stats).to_contain_text("→ 9 tokens")
+            expect(stats).to_contain_text("Cost")
+            clipboard_holds = "async (text) => (await navigator.clipboard.readText()).includes(text)"
+            page.click("#playground-copy-curl")
+            page.wait_for_function(clipboard_holds, arg="/v1/chat/completions")
+            copied = page.evaluate("navigator.clipboard.readText()")
+            assert "gpt-4o-mini" in copied and "Be brief." in copied and "$BURNCLOUD_TOKEN" in copied, copied
+            page.click("#playground-copy-python")
+            page.wait_for_function(clipboard_holds, arg="from openai import OpenAI")
+            copied = page.evaluate("navigator.clipboard.readText()")
+            assert "hello from the playground" in copied and "Be brief." in copied, copied
+
+            # The local model is not loaded: the call loads it, then the answer streams in.
+            page.locator("#playground-model").select_option("tiny")
+            page.fill("input[name=max_tokens]", "5")
+            page.fill("#playground-input", "and now the local one")
+            page.click("#playground-send")
+            expect(page.locator(".turn.assistant").last.locator(".turn-stats")).to_contain_text("→ 5 tokens")
+            assert app.console("GET", f"/console/api/instances/{local['id']}")["state"] == "ready"
+
+            # A long answer, stopped: the call ends and is logged as cancelled.
+            page.fill("input[name=max_tokens]", "3000")
+            page.fill("#playground-input", "a long one")
+            page.click("#playground-send")
+            page.click("#playground-stop")
+            expect(page.locator(".turn.assistant").last).to_contain_text("Stopped")
+            expect(page.locator("#playground-send")).to_be_visible()
+
+            def latest():
+                return app.console("GET", "/console/api/logs?limit=1")["items"][0]
+            cancelled = poll(latest, lambda row: row["end_reason"] == "client_cancelled")
+            assert cancelled["model"] == "tiny" and cancelled["token_name"] == "Playground", cancelled
+
+            page.get_by_role("button", name="简体中文").click()
+            expect(page.locator("main")).to_contain_text("系统提示词")
+        finally:
+            stop(app.process)

@@ -14,6 +14,9 @@ pub fn pages() -> Vec<Page> {
         Page { id: "prices", title: "nav.prices", icon: "¤", render: burncloud_client_settings::Prices },
         Page { id: "models", title: "nav.models", icon: "▣", render: burncloud_client_models::Models },
         Page { id: "deployments", title: "nav.deployments", icon: "▶", render: burncloud_client_models::Deployments },
+        Page {
+            id: "playground", title: "nav.playground", icon: "✎", render: burncloud_client_playground::Playground
+        },
         Page { id: "settings", title: "nav.settings", icon: "⚙", render: burncloud_client_settings::Settings },
     ]
 }
@@ -26,6 +29,7 @@ pub fn services(state: &AppState, info: AppInfo) -> Services {
         state.admin_keys.clone(),
         state.models.clone(),
         state.inference.clone(),
+        state.playground.clone(),
         info,
     )
 }

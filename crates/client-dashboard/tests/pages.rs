@@ -32,6 +32,7 @@ impl Fixture {
             self.state.admin_keys.clone(),
             self.state.models.clone(),
             self.state.inference.clone(),
+            self.state.playground.clone(),
             info,
         )
     }

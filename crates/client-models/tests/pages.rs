@@ -30,6 +30,7 @@ fn services_of(state: &AppState) -> Services {
         state.admin_keys.clone(),
         state.models.clone(),
         state.inference.clone(),
+        state.playground.clone(),
         info,
     )
 }

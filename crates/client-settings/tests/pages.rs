@@ -27,6 +27,7 @@ fn fixture() -> (tempfile::TempDir, Arc<GatewayStore>, Services) {
         state.admin_keys.clone(),
         state.models.clone(),
         state.inference.clone(),
+        state.playground.clone(),
         info,
     );
     (dir, store, services)

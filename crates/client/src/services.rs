@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use burncloud_service_api::{
     AccountService, AdminKeyService, ChannelService, GatewayMonitor, GroupService, InferenceService, LocalModelService,
-    LogService, ModelHubService, PriceService, SettingsService, TokenService,
+    LogService, ModelHubService, PlaygroundService, PriceService, SettingsService, TokenService,
 };
 use dioxus::prelude::*;
 
@@ -31,19 +31,21 @@ pub struct Services {
     pub hub: Arc<dyn ModelHubService>,
     pub local_models: Arc<dyn LocalModelService>,
     pub inference: Arc<dyn InferenceService>,
+    pub playground: Arc<dyn PlaygroundService>,
     pub info: AppInfo,
 }
 
 impl Services {
     /// The configuration services from one object that implements them all (the gateway store),
-    /// the running gateway's monitor, the model hub with its local store, and the inference
-    /// supervisor.
+    /// the running gateway's monitor, the model hub with its local store, the inference
+    /// supervisor and the playground.
     pub fn from_store<S, M>(
         store: Arc<S>,
         monitor: Arc<dyn GatewayMonitor>,
         admin: Arc<dyn AdminKeyService>,
         models: Arc<M>,
         inference: Arc<dyn InferenceService>,
+        playground: Arc<dyn PlaygroundService>,
         info: AppInfo,
     ) -> Services
     where
@@ -70,6 +72,7 @@ impl Services {
             hub: models.clone(),
             local_models: models,
             inference,
+            playground,
             info,
         }
     }

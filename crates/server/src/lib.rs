@@ -9,6 +9,7 @@ mod console_models;
 mod error;
 mod monitor;
 mod openapi;
+mod playground;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,7 @@ pub use burncloud_service_inference::InferenceConfig;
 pub use burncloud_service_models::ModelHubConfig;
 pub use error::ConsoleError;
 pub use monitor::Monitor;
+pub use playground::Playground;
 
 pub const DATABASE_FILE: &str = "burncloud.db";
 /// Days of call logs to keep (a setting; `BURNCLOUD_LOG_RETENTION_DAYS` where it is unset); 0 or
@@ -67,6 +69,8 @@ pub struct AppState {
     pub models: Arc<ModelHub>,
     /// The llama-server supervisor.
     pub inference: Arc<Inference>,
+    /// The playground's way into the gateway.
+    pub playground: Arc<Playground>,
     /// Where the key that seals stored secrets lives: `keyring` or `file`.
     pub secrets_store: &'static str,
 }
@@ -118,7 +122,8 @@ impl AppState {
         }));
         let monitor = Arc::new(Monitor { store: store.clone(), gateway: gateway.clone() });
         let show_window = Arc::new(tokio::sync::Notify::new());
-        Ok(AppState { store, gateway, monitor, show_window, admin_keys, models, inference, secrets_store })
+        let playground = Arc::new(Playground::new(gateway.clone(), store.clone()));
+        Ok(AppState { store, gateway, monitor, show_window, admin_keys, models, inference, playground, secrets_store })
     }
 
     pub fn admin_key(&self) -> String {

@@ -6,6 +6,7 @@ mod error;
 mod inference;
 mod models;
 mod money;
+mod playground;
 mod secret;
 mod types;
 
@@ -32,6 +33,7 @@ pub use error::ServiceError;
 pub use inference::*;
 pub use models::*;
 pub use money::{Money, MoneyParseError};
+pub use playground::*;
 pub use secret::Secret;
 pub use types::*;
 

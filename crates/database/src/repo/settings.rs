@@ -33,9 +33,11 @@ fn store(connection: &Connection, key: &str, value: &str) -> DbResult<()> {
 
 /// Settings under this prefix hold credentials (hub access tokens) and are sealed at rest.
 const SECRET_PREFIX: &str = "hub_token.";
+/// The playground's own gateway key, sealed like the hub tokens.
+const PLAYGROUND_KEY: &str = "playground_token_key";
 
 pub fn is_secret(key: &str) -> bool {
-    key.starts_with(SECRET_PREFIX)
+    key.starts_with(SECRET_PREFIX) || key == PLAYGROUND_KEY
 }
 
 /// Seals secret settings stored before encryption at rest existed; returns how many changed.
