@@ -1,7 +1,8 @@
 //! The real window, under a virtual display, driven from inside: a component mounted beside the
 //! pages clicks and types through the webview's own DOM (`document::eval`), reads back what a user
 //! would see, and checks the services behind it: every page opens in both languages, a channel
-//! and a token are created through their forms, the theme and the language switch and are kept.
+//! and a token are created through their forms, the playground answers from a cloud model (a local
+//! server speaking OpenAI's format), the theme and the language switch and are kept.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -12,7 +13,10 @@ use burncloud::pages::pages;
 use burncloud_client::forms::js_string;
 use burncloud_client::{AppInfo, STRINGS};
 use burncloud_server::{AppState, GatewayLimits};
-use burncloud_service_api::{ChannelService, SettingsService, TokenService};
+use burncloud_service_api::{
+    ChannelInput, ChannelKind, ChannelService, LogQuery, LogService, Secret, SettingsService, TokenService,
+};
+use burncloud_tests::openai_mock::{OpenAiMock, REPLY};
 use dioxus::prelude::*;
 use serde_json::Value;
 
@@ -24,6 +28,8 @@ const INNER_RUN: &str = "BURNCLOUD_WINDOW_TEST_INNER";
 
 static STATE: OnceLock<AppState> = OnceLock::new();
 static DATA_DIR: OnceLock<PathBuf> = OnceLock::new();
+/// The cloud upstream the playground talks to.
+static UPSTREAM: OnceLock<OpenAiMock> = OnceLock::new();
 
 fn main() {
     if std::env::var_os(INNER_RUN).is_none() && !desktop::display_available() {
@@ -41,6 +47,8 @@ fn main() {
     DATA_DIR.set(dir.clone()).expect("set once");
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let state = runtime.block_on(async { AppState::open(&dir, GatewayLimits::default()) }).expect("the app state");
+    let upstream = runtime.block_on(OpenAiMock::start(None));
+    UPSTREAM.set(upstream).ok().expect("set once");
     STATE.set(state.clone()).ok().expect("set once");
     let info = AppInfo {
         version: env!("CARGO_PKG_VERSION").into(),
@@ -208,8 +216,10 @@ async fn create_a_token() -> Result<(), String> {
     wait_until("the new key", &query("#new-key .key-box")).await?;
     let key = text_of("#new-key .key-box").await?;
     page_shows("#token-table", "driven token").await?;
+    // Beside the built-in Playground token, made when the Playground page first listed models.
     let stored = state().store.list_tokens().map_err(|e| e.to_string())?;
-    match stored.as_slice() {
+    let made: Vec<_> = stored.iter().filter(|token| token.name != "Playground").collect();
+    match made.as_slice() {
         [token]
             if token.name == "driven token" && token.rpm_limit == Some(60) && key.starts_with(&token.key_prefix) =>
         {
@@ -232,6 +242,46 @@ async fn deployments_show_the_detected_hardware() -> Result<(), String> {
     Ok(())
 }
 
+/// The playground in the real window: pick a cloud model, send, and the answer streams in with its
+/// figures; the call is logged under the built-in Playground token.
+async fn the_playground_answers_from_a_cloud_model() -> Result<(), String> {
+    let upstream = UPSTREAM.get().ok_or("no upstream")?;
+    state()
+        .store
+        .create_channel(ChannelInput {
+            name: "playground upstream".into(),
+            kind: ChannelKind::Openai,
+            base_url: Some(upstream.base_url()),
+            api_key: Secret::new("sk-playground-upstream"),
+            models: vec!["mock-chat".into()],
+            model_mapping: Default::default(),
+            priority: 0,
+            weight: 1,
+            enabled: true,
+            native_responses: false,
+        })
+        .map_err(|e| e.to_string())?;
+    click("[data-page=playground]").await?;
+    wait_until(
+        "the model list",
+        "[...document.querySelectorAll('#playground-model option')].some(o => o.value === 'mock-chat')",
+    )
+    .await?;
+    js("const s = document.querySelector('#playground-model'); s.value = 'mock-chat'; s.dispatchEvent(new Event('change', {bubbles: true})); return true;").await?;
+    type_into("#playground-input", "hello from the window").await?;
+    click("#playground-send").await?;
+    page_shows(".turn.assistant", REPLY).await?;
+    page_shows(".turn-stats", "First token").await?;
+    let logged = state()
+        .store
+        .query_logs(&LogQuery { model: Some("mock-chat".into()), ..LogQuery::default() })
+        .map_err(|e| e.to_string())?;
+    match logged.items.as_slice() {
+        [row] if row.token_name.as_deref() == Some("Playground") && row.status == 200 => Ok(()),
+        other => Err(format!("the playground's call was logged as {other:?}")),
+    }
+}
+
 fn setting(key: &str) -> Option<String> {
     state().store.get_setting(key).ok().flatten()
 }
@@ -242,6 +292,7 @@ async fn drive() -> Result<(), String> {
     add_a_channel().await?;
     create_a_token().await?;
     deployments_show_the_detected_hardware().await?;
+    the_playground_answers_from_a_cloud_model().await?;
 
     click(".sidebar-foot .btn.small").await?;
     wait_until("the dark theme", &query(".app.theme-dark")).await?;
