@@ -1,4 +1,5 @@
-"""Saves a screenshot of every window page in English and Chinese, over real sample traffic.
+"""Saves a screenshot of every window page in English and Chinese, over real sample traffic, and of
+the Playground with a conversation (the same page in the browser UI, driven by Playwright).
 
 Usage: screenshots.py OUT_DIR (run by scripts/screenshots).
 """
@@ -14,7 +15,7 @@ import openai
 from conftest import MOCK_BIN, ROOT, UPSTREAM_KEY, BurnCloud, MockHub, poll, start, stop
 from window import VirtualDisplay, Window
 
-PAGES = ["dashboard", "logs", "channels", "groups", "tokens", "prices", "models", "deployments", "settings"]
+PAGES = ["dashboard", "logs", "channels", "groups", "tokens", "prices", "models", "deployments", "playground", "settings"]
 LANGS = {"en": "en", "zh": "zh-CN"}
 
 
@@ -31,9 +32,8 @@ def local_model(app):
              lambda i: i["state"] in ("ready", "failed"))
 
 
-def sample_data(data_dir, gguf):
+def sample_data(data_dir, gguf, upstream_base):
     """Fills the data dir through the real gateway: channels, prices, tokens, calls, a local model."""
-    upstream, upstream_base = start([MOCK_BIN, "--key", UPSTREAM_KEY])
     hub = MockHub({"burncloud/Tiny-GGUF:tiny-F32.gguf": gguf})
     app = BurnCloud(data_dir, hub.env())
     try:
@@ -59,7 +59,6 @@ def sample_data(data_dir, gguf):
         app.console("POST", "/console/api/account/topup", {"amount": "20"})
     finally:
         stop(app.process)
-        stop(upstream)
         hub.close()
 
 
@@ -77,16 +76,49 @@ def fresh_install(display, out):
             os.environ["BURNCLOUD_LLAMA_SERVER"] = saved
 
 
+def playground(data, out):
+    """The Playground after one exchange with a cloud model, in both languages."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from conftest import ADMIN_KEY
+    from test_browser_ui import CHROMIUM
+
+    app = BurnCloud(data)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            for lang_name, label in [("en", "English"), ("zh", "简体中文")]:
+                page = browser.new_page(viewport={"width": 1280, "height": 800})
+                page.goto(app.base + "/ui")
+                page.fill("#key", ADMIN_KEY)
+                page.click("button[type=submit]")
+                page.get_by_role("button", name=label).click()
+                page.click("[data-page=playground]")
+                page.locator("#playground-model").select_option("deepseek-chat")
+                page.fill("#playground-system", "Answer in one short paragraph.")
+                page.fill("#playground-input", "What does BurnCloud do?" if lang_name == "en" else "BurnCloud 是做什么的？")
+                page.click("#playground-send")
+                expect(page.locator(".turn-stats")).to_be_visible(timeout=30_000)
+                page.screenshot(path=str(out / f"playground-chat-{lang_name}.png"))
+                print(out / f"playground-chat-{lang_name}.png")
+                page.close()
+            browser.close()
+    finally:
+        stop(app.process)
+
+
 def main(out_dir):
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as data:
         gguf = Path(data) / "tiny.gguf"
         subprocess.run([sys.executable, str(ROOT / "tests/fixtures/make_tiny_gguf.py"), str(gguf)], check=True)
-        sample_data(Path(data) / "app", gguf)
+        upstream, upstream_base = start([MOCK_BIN, "--key", UPSTREAM_KEY])
+        sample_data(Path(data) / "app", gguf, upstream_base)
         data = Path(data) / "app"
         display = VirtualDisplay()
         try:
+            playground(data, out)
             for lang_name, lang in LANGS.items():
                 for page in PAGES:
                     window = Window(display, data, page=page, lang=lang)
@@ -96,6 +128,7 @@ def main(out_dir):
             fresh_install(display, out)
         finally:
             display.close()
+            stop(upstream)
 
 
 if __name__ == "__main__":

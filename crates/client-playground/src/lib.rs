@@ -7,7 +7,7 @@
 mod markdown;
 
 use burncloud_client::forms::{copy_to_clipboard, Feedback, FeedbackLine};
-use burncloud_client::{millis, money, use_i18n, use_services, ErrorNotice};
+use burncloud_client::{millis, money_exact, use_i18n, use_services, ErrorNotice};
 use burncloud_service_api::{ChatTurn, PlaygroundEvent, PlaygroundRequest, PlaygroundStats};
 use dioxus::core::Task;
 use dioxus::prelude::*;
@@ -278,7 +278,7 @@ fn AnswerView(answer: Answer) -> Element {
                     }
                     span { {format!("{} → {} {}", stats.prompt_tokens, stats.completion_tokens, i18n.t("play.tokens"))} }
                     match (stats.cost, currency) {
-                        (Some(cost), Some(currency)) => rsx! { span { {format!("{} {}", i18n.t("play.cost"), money(currency, cost))} } },
+                        (Some(cost), Some(currency)) => rsx! { span { {format!("{} {}", i18n.t("play.cost"), money_exact(currency, cost))} } },
                         _ => rsx! { span { class: "muted", {i18n.t("play.unpriced")} } },
                     }
                 }

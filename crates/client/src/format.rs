@@ -17,6 +17,15 @@ pub fn money(currency: Currency, amount: Money) -> String {
     format!("{symbol}{rounded}")
 }
 
+/// `$0.0000156`: the exact amount, for one call's cost, which rounding would show as nothing.
+pub fn money_exact(currency: Currency, amount: Money) -> String {
+    let symbol = match currency {
+        Currency::Usd => "$",
+        Currency::Cny => "¥",
+    };
+    format!("{symbol}{amount}")
+}
+
 /// `1,234,567`.
 pub fn count(value: u64) -> String {
     let digits = value.to_string();

@@ -41,7 +41,12 @@ pub const BUNDLED_RUNTIMES_DIR: &str = "llama-cpp";
 pub const AUTO_GPU_LAYERS: i32 = -1;
 /// How long a probed memory budget is reused.
 const BUDGET_FRESH: Duration = Duration::from_secs(5);
+/// How often `/health` is asked while a model loads: often at first, since a small model is ready
+/// in tens of milliseconds and a caller may be waiting on it, then less.
+const HEALTH_POLL_FIRST: Duration = Duration::from_millis(5);
 const HEALTH_POLL: Duration = Duration::from_millis(100);
+/// How long the first, frequent polling lasts.
+const HEALTH_POLL_FIRST_FOR: Duration = Duration::from_secs(3);
 
 #[derive(Clone, Debug)]
 pub struct InferenceConfig {
@@ -640,7 +645,8 @@ impl Inference {
 
     /// True once `/health` answers 200 within `limit`; `loading` while it answers 503.
     async fn wait_healthy(&self, url: &str, limit: Duration, supervised: &Supervised) -> bool {
-        let deadline = tokio::time::Instant::now() + limit;
+        let started = tokio::time::Instant::now();
+        let deadline = started + limit;
         while tokio::time::Instant::now() < deadline {
             if let Ok(response) = self.http.get(url).send().await {
                 match response.status() {
@@ -653,7 +659,8 @@ impl Inference {
                     _ => {}
                 }
             }
-            tokio::time::sleep(HEALTH_POLL).await;
+            let pause = if started.elapsed() < HEALTH_POLL_FIRST_FOR { HEALTH_POLL_FIRST } else { HEALTH_POLL };
+            tokio::time::sleep(pause).await;
         }
         false
     }

@@ -4,6 +4,7 @@
 
 mod instructions;
 mod litellm;
+mod local;
 mod profile;
 mod soak;
 
@@ -51,6 +52,8 @@ struct Options {
     latency_only: bool,
     /// Count only the instructions per call under callgrind (prints them, leaves the report alone).
     instructions_only: bool,
+    /// Measure only local models against llama-server by hand (prints, leaves the report alone).
+    local_only: bool,
 }
 
 fn parse_options() -> anyhow::Result<Options> {
@@ -74,6 +77,7 @@ fn parse_options() -> anyhow::Result<Options> {
         logs_only: false,
         latency_only: false,
         instructions_only: false,
+        local_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -98,6 +102,7 @@ fn parse_options() -> anyhow::Result<Options> {
             "--logs-only" => options.logs_only = true,
             "--latency-only" => options.latency_only = true,
             "--instructions-only" => options.instructions_only = true,
+            "--local-only" => options.local_only = true,
             other => bail!("unknown option {other}"),
         }
     }
@@ -1011,6 +1016,14 @@ async fn run(options: Options) -> anyhow::Result<()> {
     if options.profile {
         return profile::profile(&options, &server_bin).await;
     }
+    if options.local_only {
+        let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+        let llama_server = std::env::var_os("BURNCLOUD_LLAMA_SERVER").context("set BURNCLOUD_LLAMA_SERVER")?;
+        let model = std::env::var_os("BURNCLOUD_TEST_GGUF").context("set BURNCLOUD_TEST_GGUF")?;
+        let table = local::local_figures(&client, &server_bin, Path::new(&llama_server), Path::new(&model), 20).await?;
+        println!("{}", local_section(&table));
+        return Ok(());
+    }
     if options.logs_only {
         let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
         let (startup, queries, fill_rate) = startup_with_rows(&client, &server_bin, options.startup_rows).await?;
@@ -1341,10 +1354,33 @@ async fn run(options: Options) -> anyhow::Result<()> {
         curl_synced_rate = mib / curl_synced_seconds,
         download_synced_share = 100.0 * curl_synced_seconds / download_seconds,
     );
+    let local = match (std::env::var_os("BURNCLOUD_LLAMA_SERVER"), std::env::var_os("BURNCLOUD_TEST_GGUF")) {
+        (Some(llama_server), Some(model)) => {
+            let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+            let table =
+                local::local_figures(&client, &server_bin, Path::new(&llama_server), Path::new(&model), 20).await?;
+            local_section(&table)
+        }
+        _ => "Not measured: set `BURNCLOUD_LLAMA_SERVER` and `BURNCLOUD_TEST_GGUF` (`./scripts/bench` does).\n".into(),
+    };
+    let report = format!("{report}\n## Local models\n\n{local}");
     if let Some(parent) = options.out.parent() {
         std::fs::create_dir_all(parent)?;
     }
     std::fs::write(&options.out, &report)?;
     println!("{report}");
     Ok(())
+}
+
+/// The report's local-model section around its table.
+fn local_section(table: &str) -> String {
+    format!(
+        "The tiny test model on the real llama-server, CPU only. Cold start: by hand, start llama-server with the \
+         flags BurnCloud passes, poll `/health` every millisecond, then stream a one-token call; through \
+         BurnCloud, stream the same call to the stopped deployment, which BurnCloud starts for it (and stops \
+         again after each run). Warm: one-token calls, alternating between the two servers (alone: \
+         `target/release/burncloud-bench --local-only`). Targets: cold start ≤ 50 ms added; a warm call as \
+         for cloud calls.\n\n\
+         | local model | llama-server by hand | through BurnCloud | added |\n|---|---|---|---|\n{table}"
+    )
 }
