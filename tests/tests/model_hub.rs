@@ -517,4 +517,26 @@ async fn listings_and_local_models_say_how_much_memory_a_model_needs_and_where_i
     assert_eq!(local["estimate"]["context_length"], 4096);
     assert_eq!(local["estimate"]["kv_bytes_per_token"], kv / 4096);
     assert_eq!(local["fit"], expected_fit);
+    assert!(local["mmproj_path"].is_null(), "no projector beside an imported file: {local}");
+
+    // A model from a repo with a vision projector downloads with it, and deploys with it.
+    let download = h
+        .post(
+            "/console/api/downloads",
+            json!({"source": "huggingface", "repo": "burncloud/Tiny-GGUF", "path": "tiny-Q8_0.gguf"}),
+        )
+        .await;
+    assert_eq!(download["bytes_total"], tiny.len() as u64 + 64, "the model and its projector: {download}");
+    let done = wait_for_state(&h, download["id"].as_i64().unwrap(), &["done", "failed"]).await;
+    assert_eq!(done["state"], "done", "{done}");
+    let downloaded = h.get(&format!("/console/api/models/local/{}", done["local_model_id"])).await;
+    assert!(downloaded["path"].as_str().unwrap().ends_with("tiny-Q8_0.gguf"), "{downloaded}");
+    assert_eq!(downloaded["size"], tiny.len() as u64, "the weights alone");
+    let projector = downloaded["mmproj_path"].as_str().expect("the projector beside it");
+    assert!(projector.ends_with("mmproj-tiny-f16.gguf") && std::path::Path::new(projector).is_file(), "{downloaded}");
+    let deployed = h
+        .post("/console/api/instances", json!({"model_id": downloaded["id"], "alias": "tiny-vision", "start": false}))
+        .await;
+    assert_eq!(deployed["mmproj_path"], projector, "{deployed}");
+    assert_eq!(deployed["kind"], "chat");
 }

@@ -539,7 +539,12 @@ impl ModelHub {
             code: "not_gguf",
             message: format!("the downloaded file is not a usable model: {message}"),
         })?;
-        let size = targets.iter().map(|t| std::fs::metadata(t).map(|m| m.len()).unwrap_or(0)).sum();
+        // The weights alone: a projector downloaded with the model is counted apart when deployed.
+        let size = targets
+            .iter()
+            .filter(|t| !names::is_mmproj(&t.to_string_lossy()))
+            .map(|t| std::fs::metadata(t).map(|m| m.len()).unwrap_or(0))
+            .sum();
         let model = LocalModelRow {
             id: 0,
             path: first.to_string_lossy().into_owned(),
@@ -616,6 +621,24 @@ impl ModelHub {
                 url: None,
             }],
         };
+        let mut files = files;
+        // A vision model's projector comes with it, so that it can be deployed to read images.
+        let model_quant = names::quant(&wanted.path);
+        let projector = listing
+            .files
+            .iter()
+            .filter(|f| f.mmproj && names::is_gguf(&f.path) && !wanted.mmproj)
+            .min_by_key(|f| (names::projector_rank(model_quant.as_deref(), &f.path), f.path.clone()));
+        if let Some(projector) = projector {
+            if !self.model_path(request.source, &request.repo, &projector.path).exists() {
+                files.push(DownloadFile {
+                    path: projector.path.clone(),
+                    size: projector.size,
+                    sha256: projector.sha256.clone(),
+                    url: None,
+                });
+            }
+        }
         let path = files[0].path.clone();
         let target = self.model_path(request.source, &request.repo, &path);
         if let Some(existing) = self.db.read(|c| local_models::id_by_path(c, &target.to_string_lossy()))? {

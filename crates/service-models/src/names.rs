@@ -68,12 +68,17 @@ pub fn projector_beside(model: &std::path::Path) -> Option<String> {
         .filter(|path| is_mmproj(path) && is_gguf(path))
         .collect();
     projectors.sort();
-    let rank = |path: &String| match quant(path) {
-        q if q.is_some() && q == wanted => 0,
+    projectors.into_iter().min_by_key(|path| projector_rank(wanted.as_deref(), path))
+}
+
+/// How well a projector goes with a model of quantisation `model_quant`: the same quantisation
+/// first, then F16 (what most repos publish), then any other.
+pub fn projector_rank(model_quant: Option<&str>, projector: &str) -> u8 {
+    match quant(projector) {
+        Some(q) if Some(q.as_str()) == model_quant => 0,
         Some(q) if q.eq_ignore_ascii_case("F16") => 1,
         _ => 2,
-    };
-    projectors.into_iter().min_by_key(rank)
+    }
 }
 
 pub fn is_gguf(path: &str) -> bool {
