@@ -526,3 +526,79 @@ async fn a_slow_load_answers_503_with_retry_after_and_a_model_that_cannot_load_i
         std::fs::read_to_string(h.data_dir().join("logs").join(format!("instance-{broken_instance}.log"))).unwrap();
     assert_eq!(log.matches("load_model: loading model").count(), 1, "started once, not per call: {log}");
 }
+
+#[tokio::test]
+async fn a_crash_mid_call_fails_that_call_clearly_and_the_next_call_restarts_the_model() {
+    let Some((_server, model)) = prerequisites() else { return };
+    let h = start().await;
+    let model_id = import(&h, &model).await;
+    let id = h
+        .post("/console/api/instances", json!({"model_id": model_id, "ctx_size": 4096, "parallel": 1, "start": false}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let key = token(&h).await;
+    let long = json!({"model": "tiny-F32", "max_tokens": 3000, "messages": [{"role": "user", "content": "hi"}]});
+
+    for stream in [false, true] {
+        let mut body = long.clone();
+        body["stream"] = json!(stream);
+        let call = tokio::spawn({
+            let (http, base, key) = (h.http.clone(), h.base.clone(), key.clone());
+            async move {
+                let response = http
+                    .post(format!("{base}/v1/chat/completions"))
+                    .bearer_auth(&key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                (response.status(), response.text().await.unwrap_or_default())
+            }
+        });
+        let mut serving = Value::Null;
+        for _ in 0..400 {
+            serving = h.get(&format!("/console/api/instances/{id}")).await;
+            if serving["in_flight"] == 1 && serving["state"] == "ready" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(serving["in_flight"], 1, "{serving}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let pid = serving["pid"].as_u64().unwrap();
+        // SAFETY: a plain kill of the llama-server this test started.
+        unsafe { libc_kill(pid as i32, 9) };
+        let (status, text) = call.await.unwrap();
+        if stream {
+            assert_eq!(status, StatusCode::OK, "the stream had started: {text}");
+            assert!(text.contains("\"error\""), "the stream ends with an error event: {text}");
+        } else {
+            assert_eq!(status, StatusCode::BAD_GATEWAY, "{text}");
+            let error: Value = serde_json::from_str(&text).unwrap();
+            assert!(error["error"]["message"].as_str().unwrap().contains("local: tiny-F32"), "{error}");
+        }
+        // Once the supervisor has seen the exit (within milliseconds) it restarts the model: the
+        // next call waits for the restart and is served.
+        for _ in 0..400 {
+            if h.get(&format!("/console/api/instances/{id}")).await["pid"].as_u64() != Some(pid) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let next = chat(
+            &h,
+            &key,
+            json!({"model": "tiny-F32", "max_tokens": 2, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+        assert_eq!(next.status(), StatusCode::OK, "the next call is served by the restarted model");
+    }
+    assert_eq!(h.get(&format!("/console/api/instances/{id}")).await["restarts"], 2);
+    h.state.gateway.log_sink().flush().await;
+    let logs = h.get("/console/api/logs?limit=10").await["items"].as_array().unwrap().clone();
+    assert_eq!(logs.len(), 4, "every call logged once: {logs:?}");
+    assert!(logs.iter().any(|row| row["end_reason"] == "upstream_cut"), "the broken stream: {logs:?}");
+    assert!(logs.iter().any(|row| row["status"] == 502), "{logs:?}");
+    h.post(&format!("/console/api/instances/{id}/stop"), json!({})).await;
+}

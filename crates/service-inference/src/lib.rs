@@ -622,6 +622,10 @@ impl Inference {
             status = child.wait() => Some(status),
             _ = stopped.changed() => None,
         };
+        // No longer ready before the route goes, so that no call is handed a model without a
+        // route: a call arriving now waits for the restart (after a crash) or for the stop.
+        let leaving = if exit.is_some() { InstanceState::Starting } else { InstanceState::Stopping };
+        supervised.update(|s| s.state = leaving);
         // The route goes before the process, so no call is sent to a server that is going away.
         if let Err(error) = self.channels.delete_channel(channel_id) {
             tracing::error!(%error, channel_id, "cannot remove the local channel");
