@@ -602,3 +602,40 @@ async fn a_crash_mid_call_fails_that_call_clearly_and_the_next_call_restarts_the
     assert!(logs.iter().any(|row| row["status"] == 502), "{logs:?}");
     h.post(&format!("/console/api/instances/{id}/stop"), json!({})).await;
 }
+
+#[tokio::test]
+async fn a_port_taken_before_llama_server_binds_it_is_started_again_on_another() {
+    let Some((server, model)) = prerequisites() else { return };
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    // The real llama-server, whose first model start finds its port taken by another program.
+    let wrapper = dir.path().join("racing-llama-server");
+    let marker = dir.path().join("raced");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *-m*) if [ ! -e '{marker}' ]; then touch '{marker}'; exec '{server}' \"$@\" --port {busy_port}; fi;; esac\nexec '{server}' \"$@\"\n",
+            marker = marker.display(),
+            server = server.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let models = ModelHubConfig::from_env(dir.path());
+    let mut inference = InferenceConfig::new(dir.path());
+    inference.llama_server_env = Some(wrapper);
+    let h = Harness::open_with(dir, GatewayLimits::default(), models, inference).await;
+    let model_id = import(&h, &model).await;
+    let id =
+        h.post("/console/api/instances", json!({"model_id": model_id, "ctx_size": 512})).await["id"].as_i64().unwrap();
+    let ready = wait_for(&h, id, &["ready", "failed"]).await;
+    assert_eq!(ready["state"], "ready", "{ready}");
+    assert_ne!(ready["port"].as_u64(), Some(u64::from(busy_port)));
+    assert_eq!(ready["restarts"], 0, "a taken port is not a crash");
+    let log = std::fs::read_to_string(h.data_dir().join("logs").join(format!("instance-{id}.log"))).unwrap();
+    assert_eq!(log.matches("couldn't bind HTTP server socket").count(), 1, "{log}");
+    assert_eq!(starts(&h, id), 1);
+    h.post(&format!("/console/api/instances/{id}/stop"), json!({})).await;
+    drop(busy);
+}

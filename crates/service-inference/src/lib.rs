@@ -453,9 +453,22 @@ impl Inference {
         let ready_wait =
             self.config.ready_wait + self.config.ready_wait_per_gb.mul_f64(model.size as f64 / 1_000_000_000.0);
         let mut crashes = 0u32;
+        let mut port_tries = 0u32;
         loop {
             let outcome = self.run_once(&row, &model, &binary, &supervised, &mut stopped, ready_wait).await;
             match outcome {
+                RunOutcome::PortTaken(message) => {
+                    port_tries += 1;
+                    if port_tries >= PORT_TRIES {
+                        supervised.update(|s| {
+                            s.state = InstanceState::Failed;
+                            s.error = Some(format!("no free port after {PORT_TRIES} tries: {message}"));
+                            s.pid = None;
+                        });
+                        return;
+                    }
+                    tracing::warn!(instance = row.id, %message, "the port was taken; starting again on another");
+                }
                 RunOutcome::Stopped => {
                     supervised.update(|s| {
                         s.state = InstanceState::Stopped;
@@ -568,10 +581,13 @@ impl Inference {
                 // Give the output pumps a moment to take in the last lines.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let code = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                return RunOutcome::Failed(format!(
-                    "llama-server exited ({code}) before it was ready: {}",
-                    supervised.last_lines(6).join(" | ")
-                ));
+                let last_words = supervised.last_lines(6).join(" | ");
+                let message = format!("llama-server exited ({code}) before it was ready: {last_words}");
+                // Another program took the port between our pick and llama-server's bind.
+                if last_words.contains(PORT_TAKEN) {
+                    return RunOutcome::PortTaken(message);
+                }
+                return RunOutcome::Failed(message);
             }
             ready = self.wait_healthy(&health, ready_wait, supervised) => ready,
             _ = stopped.changed() => false,
@@ -777,7 +793,14 @@ enum RunOutcome {
     Stopped,
     Failed(String),
     Crashed(String),
+    /// It could not listen on the port it was given: worth another try on another port.
+    PortTaken(String),
 }
+
+/// What llama-server prints when its port is taken.
+const PORT_TAKEN: &str = "couldn't bind HTTP server socket";
+/// Starts tried on fresh ports before a taken port counts as a failure.
+const PORT_TRIES: u32 = 3;
 
 /// A week: longer idle TTLs are what pinning is for.
 const MAX_IDLE_TTL_S: u32 = 7 * 24 * 3600;
