@@ -419,8 +419,8 @@ async fn embeddings(State(shared): State<SharedState>, headers: HeaderMap, Json(
 pub const RERANK_TOKENS: u64 = 18;
 
 /// The documents' order by the words they share with the query (the most first, then by index),
-/// as `(index, score, text)`, cut to `top_n`.
-fn ranked(query: &str, documents: &[Value], top_n: Option<u64>) -> Vec<(usize, f64, String)> {
+/// cut to `top_n`, as Cohere-shaped results (with each document's text when asked).
+fn ranked(query: &str, documents: &[Value], top_n: Option<u64>, with_text: bool) -> Vec<Value> {
     let words: std::collections::HashSet<&str> = query.split_whitespace().collect();
     let mut scored: Vec<(usize, f64, String)> = documents
         .iter()
@@ -434,6 +434,15 @@ fn ranked(query: &str, documents: &[Value], top_n: Option<u64>) -> Vec<(usize, f
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     scored.truncate(top_n.map_or(usize::MAX, |n| n as usize));
     scored
+        .into_iter()
+        .map(|(index, score, text)| {
+            let mut result = json!({"index": index, "relevance_score": score});
+            if with_text {
+                result["document"] = json!({"text": text});
+            }
+            result
+        })
+        .collect()
 }
 
 /// Jina's and SiliconFlow's `/v1/rerank`: usage as `total_tokens` alone, as Jina sends it.
@@ -443,16 +452,7 @@ async fn rerank(State(shared): State<SharedState>, headers: HeaderMap, Json(body
     }
     let documents = body["documents"].as_array().cloned().unwrap_or_default();
     let with_text = body["return_documents"].as_bool().unwrap_or(false);
-    let results: Vec<Value> = ranked(body["query"].as_str().unwrap_or_default(), &documents, body["top_n"].as_u64())
-        .into_iter()
-        .map(|(index, score, text)| {
-            let mut result = json!({"index": index, "relevance_score": score});
-            if with_text {
-                result["document"] = json!({"text": text});
-            }
-            result
-        })
-        .collect();
+    let results = ranked(body["query"].as_str().unwrap_or_default(), &documents, body["top_n"].as_u64(), with_text);
     Json(json!({"model": model_of(&body), "usage": {"total_tokens": RERANK_TOKENS}, "results": results}))
         .into_response()
 }
@@ -471,16 +471,7 @@ async fn dashscope_rerank(State(shared): State<SharedState>, headers: HeaderMap,
         return (StatusCode::BAD_REQUEST, Json(error)).into_response();
     };
     let with_text = body.pointer("/parameters/return_documents").and_then(Value::as_bool).unwrap_or(false);
-    let results: Vec<Value> = ranked(query, documents, body.pointer("/parameters/top_n").and_then(Value::as_u64))
-        .into_iter()
-        .map(|(index, score, text)| {
-            let mut result = json!({"index": index, "relevance_score": score});
-            if with_text {
-                result["document"] = json!({"text": text});
-            }
-            result
-        })
-        .collect();
+    let results = ranked(query, documents, body.pointer("/parameters/top_n").and_then(Value::as_u64), with_text);
     Json(json!({"output": {"results": results}, "usage": {"total_tokens": RERANK_TOKENS}, "request_id": "mock-rerank"}))
         .into_response()
 }

@@ -13,9 +13,15 @@ use serde_json::json;
 
 use crate::{console, micros, percentile, start_serve, tempfile_dir, HttpClient};
 
-/// Sends a streamed chat call for one token and returns when its first content chunk arrives.
-async fn first_token(client: &HttpClient, url: &str, key: &str, model: &str) -> anyhow::Result<()> {
-    let body = json!({"model": model, "max_tokens": 1, "stream": true,
+/// Sends a one-token chat call (streamed or not) and answers its response.
+async fn one_token(
+    client: &HttpClient,
+    url: &str,
+    key: &str,
+    model: &str,
+    stream: bool,
+) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
+    let body = json!({"model": model, "max_tokens": 1, "stream": stream,
         "messages": [{"role": "user", "content": "hello"}]});
     let request = hyper::Request::builder()
         .method("POST")
@@ -23,7 +29,12 @@ async fn first_token(client: &HttpClient, url: &str, key: &str, model: &str) -> 
         .header("content-type", "application/json")
         .header("authorization", format!("Bearer {key}"))
         .body(Full::new(Bytes::from(body.to_string())))?;
-    let response = client.request(request).await?;
+    Ok(client.request(request).await?)
+}
+
+/// Sends a streamed chat call for one token and returns when its first content chunk arrives.
+async fn first_token(client: &HttpClient, url: &str, key: &str, model: &str) -> anyhow::Result<()> {
+    let response = one_token(client, url, key, model, true).await?;
     if !response.status().is_success() {
         bail!("{url}: {}", response.status());
     }
@@ -42,15 +53,8 @@ async fn first_token(client: &HttpClient, url: &str, key: &str, model: &str) -> 
 
 /// A whole one-token call.
 async fn call(client: &HttpClient, url: &str, key: &str, model: &str) -> anyhow::Result<Duration> {
-    let body = json!({"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "hello"}]});
     let started = Instant::now();
-    let request = hyper::Request::builder()
-        .method("POST")
-        .uri(url)
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {key}"))
-        .body(Full::new(Bytes::from(body.to_string())))?;
-    let response = client.request(request).await?;
+    let response = one_token(client, url, key, model, false).await?;
     let status = response.status();
     response.into_body().collect().await?;
     if !status.is_success() {
