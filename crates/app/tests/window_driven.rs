@@ -2,7 +2,8 @@
 //! pages clicks and types through the webview's own DOM (`document::eval`), reads back what a user
 //! would see, and checks the services behind it: every page opens in both languages, a channel
 //! and a token are created through their forms, the playground answers from a cloud model (a local
-//! server speaking OpenAI's format), the theme and the language switch and are kept.
+//! server speaking OpenAI's format) and from a local model it loads on the real llama-server, the
+//! theme and the language switch and are kept.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -282,6 +283,64 @@ async fn the_playground_answers_from_a_cloud_model() -> Result<(), String> {
     }
 }
 
+/// The playground with a local model that is not loaded: the call loads it on the real
+/// llama-server and the answer comes back with its figures. Skipped, saying why, without one.
+async fn the_playground_loads_and_answers_from_a_local_model() -> Result<(), String> {
+    use burncloud_service_api::{ImportRequest, InferenceService, InstanceInput, LocalModelService};
+    let Some(model) =
+        std::env::var_os("BURNCLOUD_TEST_GGUF").filter(|_| std::env::var_os("BURNCLOUD_LLAMA_SERVER").is_some())
+    else {
+        if std::env::var_os("BURNCLOUD_REQUIRE_LLAMA").is_some() {
+            return Err(
+                "BURNCLOUD_REQUIRE_LLAMA is set, but BURNCLOUD_LLAMA_SERVER and BURNCLOUD_TEST_GGUF are not".into()
+            );
+        }
+        eprintln!("SKIPPED the local playground step: BURNCLOUD_LLAMA_SERVER / BURNCLOUD_TEST_GGUF are not set");
+        return Ok(());
+    };
+    let copy = DATA_DIR.get().ok_or("no data dir")?.join("tiny-window.gguf");
+    std::fs::copy(&model, &copy).map_err(|e| e.to_string())?;
+    let imported = state()
+        .models
+        .import_local_model(ImportRequest { path: copy.display().to_string() })
+        .await
+        .map_err(|e| e.to_string())?;
+    let deployment = state()
+        .inference
+        .create_instance(InstanceInput {
+            model_id: imported.id,
+            ctx_size: Some(512),
+            start: Some(false),
+            ..InstanceInput::default()
+        })
+        .map_err(|e| e.to_string())?;
+    click("[data-page=dashboard]").await?;
+    click("[data-page=playground]").await?;
+    let alias = js_string(&deployment.alias);
+    wait_until(
+        "the local model in the list",
+        &format!("[...document.querySelectorAll('#playground-model option')].some(o => o.value === {alias})"),
+    )
+    .await?;
+    js(&format!(
+        "const s = document.querySelector('#playground-model'); s.value = {alias}; s.dispatchEvent(new Event('change', {{bubbles: true}})); return true;"
+    ))
+    .await?;
+    type_into("input[name=max_tokens]", "4").await?;
+    type_into("#playground-input", "hello, local model").await?;
+    click("#playground-send").await?;
+    wait_until(
+        "the local answer's figures",
+        "[...document.querySelectorAll('.turn-stats')].some(s => s.innerText.includes('→ 4'))",
+    )
+    .await?;
+    let loaded = state().inference.get_instance(deployment.id).map_err(|e| e.to_string())?;
+    if loaded.state != burncloud_service_api::InstanceState::Ready {
+        return Err(format!("the call did not load the model: {loaded:?}"));
+    }
+    state().inference.stop_instance(deployment.id).await.map(drop).map_err(|e| e.to_string())
+}
+
 fn setting(key: &str) -> Option<String> {
     state().store.get_setting(key).ok().flatten()
 }
@@ -293,6 +352,7 @@ async fn drive() -> Result<(), String> {
     create_a_token().await?;
     deployments_show_the_detected_hardware().await?;
     the_playground_answers_from_a_cloud_model().await?;
+    the_playground_loads_and_answers_from_a_local_model().await?;
 
     click(".sidebar-foot .btn.small").await?;
     wait_until("the dark theme", &query(".app.theme-dark")).await?;
