@@ -235,13 +235,13 @@ llama_server_works() {
 }
 
 # The tiny reproducible GGUFs the tests deploy (written by tests/fixtures/make_tiny_gguf.py with the
-# `gguf` package from the test venv): the chat model, and beside it tiny-embedding.gguf and
-# tiny-rerank.gguf. Prints the chat model's path.
+# `gguf` package from the test venv): the chat model, and beside it tiny-embedding.gguf,
+# tiny-rerank.gguf and tiny-mmproj.gguf (its vision projector). Prints the chat model's path.
 ensure_tiny_gguf() {
   local model="$repo_root/target/test-fixtures/tiny.gguf"
   local script="$repo_root/tests/fixtures/make_tiny_gguf.py"
   local kind
-  for kind in chat embedding rerank; do
+  for kind in chat embedding rerank mmproj; do
     local file="$model"
     [ "$kind" = chat ] || file="${model%.gguf}-$kind.gguf"
     if [ ! -f "$file" ] || [ "$script" -nt "$file" ]; then

@@ -639,3 +639,60 @@ async fn a_port_taken_before_llama_server_binds_it_is_started_again_on_another()
     h.post(&format!("/console/api/instances/{id}/stop"), json!({})).await;
     drop(busy);
 }
+
+/// A 16×16 red PNG.
+const RED_PNG: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAFklEQVR42mP4z8BAEmIY1TCqYfhqAACQ+f8B8u7oVwAAAABJRU5ErkJggg==";
+
+#[tokio::test]
+async fn a_vision_model_loads_with_its_projector_and_images_reach_it_from_both_protocols() {
+    let Some((_server, model)) = prerequisites() else { return };
+    let h = start().await;
+    // A repo's model and its projector, side by side, as a download leaves them.
+    let folder = h.data_dir().join("vision");
+    std::fs::create_dir_all(&folder).unwrap();
+    let weights = folder.join("tiny-vision-F32.gguf");
+    std::fs::copy(&model, &weights).unwrap();
+    std::fs::copy(sibling(&model, "mmproj"), folder.join("mmproj-tiny-F32.gguf")).unwrap();
+    let local = h.post("/console/api/models/local/import", json!({"path": weights})).await;
+    let projector = local["mmproj_path"].as_str().expect("the projector beside the model").to_string();
+    assert!(projector.ends_with("mmproj-tiny-F32.gguf"), "{local}");
+    let instance =
+        h.post("/console/api/instances", json!({"model_id": local["id"], "ctx_size": 1024, "start": false})).await;
+    assert_eq!(instance["mmproj_path"], projector.as_str());
+    assert!(instance["estimated_bytes"].as_u64().unwrap() > local["size"].as_u64().unwrap(), "the projector counts");
+    let key = token(&h).await;
+
+    let ask = |content: Value| json!({"model": "tiny-vision-F32", "max_tokens": 2, "messages": [{"role": "user", "content": content}]});
+    let text_only: Value = chat(&h, &key, ask(json!("what is this?"))).await.json().await.unwrap();
+    let image = json!([{"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{RED_PNG}")}}]);
+    let with_image = chat(&h, &key, ask(image)).await;
+    assert_eq!(with_image.status(), StatusCode::OK);
+    let with_image: Value = with_image.json().await.unwrap();
+    let (text_tokens, image_tokens) =
+        (text_only["usage"]["prompt_tokens"].as_u64().unwrap(), with_image["usage"]["prompt_tokens"].as_u64().unwrap());
+    assert!(
+        image_tokens >= text_tokens + 16,
+        "the image became 16 tokens of the projector: {text_tokens} → {image_tokens}"
+    );
+
+    let claude = h
+        .http
+        .post(format!("{}/v1/messages", h.base))
+        .header("x-api-key", &key)
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({"model": "tiny-vision-F32", "max_tokens": 2, "messages": [{"role": "user", "content": [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": RED_PNG}},
+            {"type": "text", "text": "what is this?"}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(claude.status(), StatusCode::OK);
+    let claude: Value = claude.json().await.unwrap();
+    assert!(claude["usage"]["input_tokens"].as_u64().unwrap() >= 16, "{claude}");
+    let id = instance["id"].as_i64().unwrap();
+    let logs = h.get(&format!("/console/api/instances/{id}/logs?tail=500")).await;
+    assert!(logs.to_string().contains("loaded multimodal model"), "{logs}");
+    h.post(&format!("/console/api/instances/{id}/stop"), json!({})).await;
+}
