@@ -68,8 +68,9 @@ def test_search_download_deploy_chat_stream_stop_delete(tiny_hub, tiny_gguf):
 
             stopped = app.console("POST", f"/console/api/instances/{instance['id']}/stop", {})
             assert stopped["state"] == "stopped"
-            assert "tiny" not in [m.id for m in client.models.list()]
+            assert "tiny" in [m.id for m in client.models.list()], "a stopped deployment stays listed: a call loads it"
             app.console("DELETE", f"/console/api/instances/{instance['id']}")
+            assert "tiny" not in [m.id for m in client.models.list()], "a deleted deployment is gone"
             app.console("DELETE", f"/console/api/models/local/{model['id']}")
             assert not Path(model["path"]).exists()
             assert app.console("GET", "/console/api/models/local") == []
