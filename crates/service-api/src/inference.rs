@@ -65,9 +65,7 @@ impl InstanceState {
 }
 
 /// What a local deployment serves.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InstanceKind {
     /// Chat and completions (with `--mmproj`, images too).
@@ -191,20 +189,14 @@ impl LocalLease {
     }
 }
 
-impl std::fmt::Debug for LocalLease {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LocalLease")
-    }
-}
-
 /// A future that wakes a local model.
 pub type WakeFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<LocalLease, WakeError>> + Send>>;
 
 /// The local deployments the gateway can wake by name (implemented by the inference service):
 /// the router never starts processes itself.
 pub trait LocalServing: Send + Sync {
-    /// Every local deployment's name and kind, running or not.
-    fn local_models(&self) -> Vec<(String, InstanceKind)>;
+    /// Every local deployment's name, running or not.
+    fn local_models(&self) -> Vec<String>;
     /// Holds the deployment named `alias` ready for one call, starting it (once, however many
     /// calls wait) and making room for it if needed; `None` when no local deployment has the name.
     fn acquire(&self, alias: &str) -> Option<WakeFuture>;

@@ -221,12 +221,6 @@ impl Inference {
             });
         }
         let rows = db.read(instances::list)?;
-        let names = residency::Names::default();
-        let mut activity = HashMap::new();
-        for row in rows {
-            names.insert(row.alias.clone(), row.id, kind_of(&row));
-            activity.insert(row.id, Arc::new(residency::Activity::new(row.idle_ttl_s, row.pinned)));
-        }
         let service = Arc::new_cyclic(|this| Inference {
             db,
             channels,
@@ -240,13 +234,16 @@ impl Inference {
             runtimes,
             budget: Mutex::new(None),
             live: Mutex::new(HashMap::new()),
-            activity: Mutex::new(activity),
-            names,
+            activity: Mutex::new(HashMap::new()),
+            names: residency::Names::default(),
             changes: Arc::new(watch::channel(0).0),
             waking: tokio::sync::Mutex::new(()),
             idle_task: Mutex::new(None),
             this: this.clone(),
         });
+        for row in &rows {
+            service.track(row);
+        }
         let idle = tokio::spawn(Inference::unload_idle(Arc::downgrade(&service)));
         *service.idle_task.lock().unwrap_or_else(|p| p.into_inner()) = Some(idle);
         Ok(service)
@@ -380,11 +377,6 @@ impl Inference {
     fn launch(&self, row: InstanceRow) -> ServiceResult<()> {
         let model = self.models.get_local_model(row.model_id)?;
         let (stop, stopped) = watch::channel(false);
-        self.activity
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(row.id)
-            .or_insert_with(|| Arc::new(residency::Activity::new(row.idle_ttl_s, row.pinned)));
         let supervised = Arc::new(Supervised {
             model_id: row.model_id,
             estimated_bytes: needed_bytes(&row, &model),
@@ -923,11 +915,7 @@ impl InferenceService for Inference {
     fn create_instance(&self, input: InstanceInput) -> ServiceResult<Instance> {
         let (_model, mut row) = self.check_input(&input)?;
         row.id = self.db.write(|c| instances::insert(c, &row))?;
-        self.activity
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(row.id, Arc::new(residency::Activity::new(row.idle_ttl_s, row.pinned)));
-        self.names.insert(row.alias.clone(), row.id, kind_of(&row));
+        self.track(&row);
         if input.start != Some(false) {
             self.launch(row.clone())?;
         }

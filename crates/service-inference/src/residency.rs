@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use burncloud_database::now_ms;
 use burncloud_service_api::{
-    InstanceKind, InstanceState, LocalLease, LocalServing, MemoryProbe, WakeError, WakeFuture, DEFAULT_LOAD_TIMEOUT_S,
+    InstanceState, LocalLease, LocalServing, MemoryProbe, WakeError, WakeFuture, DEFAULT_LOAD_TIMEOUT_S,
     FIT_MARGIN_BYTES, LOCAL_LOAD_TIMEOUT_SETTING, LOCAL_MEMORY_BUDGET_SETTING,
 };
 use tokio::sync::watch;
@@ -73,25 +73,23 @@ impl Drop for Hold {
 
 /// The deployments by the name calls use.
 #[derive(Default)]
-pub(crate) struct Names(Mutex<HashMap<String, (i64, InstanceKind)>>);
+pub(crate) struct Names(Mutex<HashMap<String, i64>>);
 
 impl Names {
-    pub fn get(&self, alias: &str) -> Option<(i64, InstanceKind)> {
+    pub fn get(&self, alias: &str) -> Option<i64> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).get(alias).copied()
     }
 
-    pub fn insert(&self, alias: String, id: i64, kind: InstanceKind) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(alias, (id, kind));
+    pub fn insert(&self, alias: String, id: i64) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(alias, id);
     }
 
     pub fn remove_id(&self, id: i64) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, (known, _)| *known != id);
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, known| *known != id);
     }
 
-    pub fn all(&self) -> Vec<(String, InstanceKind)> {
-        let names = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let mut all: Vec<(String, InstanceKind)> =
-            names.iter().map(|(alias, (_, kind))| (alias.clone(), *kind)).collect();
+    pub fn all(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.0.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
         all.sort();
         all
     }
@@ -108,6 +106,13 @@ struct Room {
 }
 
 impl Inference {
+    /// Starts keeping a deployment's name and use (at start-up, and when one is created).
+    pub(crate) fn track(&self, row: &burncloud_database::repo::instances::InstanceRow) {
+        self.names.insert(row.alias.clone(), row.id);
+        let activity = Arc::new(Activity::new(row.idle_ttl_s, row.pinned));
+        self.activity.lock().unwrap_or_else(|p| p.into_inner()).insert(row.id, activity);
+    }
+
     pub(crate) fn activity(&self, id: i64) -> Option<Arc<Activity>> {
         self.activity.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned()
     }
@@ -300,12 +305,12 @@ impl Inference {
 }
 
 impl LocalServing for Inference {
-    fn local_models(&self) -> Vec<(String, InstanceKind)> {
+    fn local_models(&self) -> Vec<String> {
         self.names.all()
     }
 
     fn acquire(&self, alias: &str) -> Option<WakeFuture> {
-        let (id, _) = self.names.get(alias)?;
+        let id = self.names.get(alias)?;
         if let Some(lease) = self.try_hold(id) {
             return Some(Box::pin(std::future::ready(Ok(lease))));
         }

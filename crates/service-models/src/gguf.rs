@@ -64,18 +64,13 @@ const EMBEDDING_ARCHITECTURES: &[&str] =
     &["bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "neo-bert", "modern-bert", "eurobert"];
 
 impl ModelShape {
-    /// What a deployment of it serves: from its pooling type and architecture, else its file name.
+    /// What a deployment of it serves: from its pooling type and architecture, and its file name.
     pub fn kind(&self, file_name: &str) -> InstanceKind {
-        let name = file_name.to_ascii_lowercase();
-        if self.pooling_type == POOLING_RANK || name.contains("rerank") {
-            InstanceKind::Rerank
-        } else if self.pooling_type > 0
-            || EMBEDDING_ARCHITECTURES.contains(&self.architecture.as_str())
-            || name.contains("embed")
-        {
-            InstanceKind::Embedding
-        } else {
-            InstanceKind::Chat
+        let embeds = self.pooling_type > 0 || EMBEDDING_ARCHITECTURES.contains(&self.architecture.as_str());
+        match crate::names::kind(file_name) {
+            _ if self.pooling_type == POOLING_RANK => InstanceKind::Rerank,
+            InstanceKind::Chat if embeds => InstanceKind::Embedding,
+            by_name => by_name,
         }
     }
 

@@ -411,7 +411,7 @@ pub(crate) async fn list_models(State(gateway): State<Arc<Gateway>>, headers: He
         (Some(_), Some(local)) => local.local_models(),
         _ => Vec::new(),
     };
-    for (alias, _kind) in &local {
+    for alias in &local {
         if allowed(alias) && !models.iter().any(|(known, _)| known == alias) {
             models.push((alias, burncloud_service_api::ChannelKind::Local.as_str()));
         }
