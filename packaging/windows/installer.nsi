@@ -2,7 +2,9 @@
 ; an uninstaller, and a check for the WebView2 runtime the window needs.
 ; makensis -DVERSION=0.1.0 -DSOURCE=dir-with-exe-dll-ico -DOUTFILE=BurnCloud-0.1.0-setup.exe installer.nsi
 
-Unicode true
+; BurnCloud is a 64-bit program: a 64-bit installer, which also runs where only 64-bit Windows
+; support exists (Wine without its 32-bit half, Windows on servers without WoW64).
+Target amd64-unicode
 !ifndef VERSION
   !error "pass -DVERSION=x.y.z"
 !endif
@@ -45,6 +47,7 @@ VIAddVersionKey /LANG=1033 "LegalCopyright" "Apache-2.0"
 !insertmacro MUI_LANGUAGE "SimpChinese"
 
 ; The window is drawn by Microsoft Edge WebView2; without its runtime BurnCloud can only serve headless.
+; A silent install (/S, as administrators deploy) goes ahead: serving needs no WebView2.
 Function .onInit
   ReadRegStr $0 HKLM "SOFTWARE\WOW6432Node\Microsoft\EdgeUpdate\Clients\${WEBVIEW2_CLIENT}" "pv"
   StrCmp $0 "" 0 webview2_found
@@ -52,7 +55,7 @@ Function .onInit
   StrCmp $0 "" 0 webview2_found
   ReadRegStr $0 HKCU "Software\Microsoft\EdgeUpdate\Clients\${WEBVIEW2_CLIENT}" "pv"
   StrCmp $0 "" 0 webview2_found
-  MessageBox MB_YESNO|MB_ICONEXCLAMATION "BurnCloud's window needs the Microsoft Edge WebView2 Runtime, which is not installed.$\r$\n$\r$\nGet it from https://developer.microsoft.com/microsoft-edge/webview2/ (the Evergreen Bootstrapper).$\r$\n$\r$\nInstall BurnCloud anyway?" IDYES webview2_found
+  MessageBox MB_YESNO|MB_ICONEXCLAMATION "BurnCloud's window needs the Microsoft Edge WebView2 Runtime, which is not installed.$\r$\n$\r$\nGet it from https://developer.microsoft.com/microsoft-edge/webview2/ (the Evergreen Bootstrapper).$\r$\n$\r$\nInstall BurnCloud anyway?" /SD IDYES IDYES webview2_found
   Abort
   webview2_found:
 FunctionEnd

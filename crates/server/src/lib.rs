@@ -293,7 +293,7 @@ async fn accept_connections(
     shutting_down.closed().await;
 }
 
-/// Resolves on SIGINT or SIGTERM (Ctrl-C on Windows). Call it inside the runtime, before the
+/// Resolves on SIGINT or SIGTERM (on Windows: Ctrl-C, Ctrl-Break, the console closed, logoff or shutdown). Call it inside the runtime, before the
 /// port is announced.
 pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     // Registered now, not on first poll: a SIGTERM that arrives as soon as the port is announced
@@ -318,15 +318,35 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
             _ = wait(terminate) => {},
         }
     };
-    #[cfg(not(unix))]
+    #[cfg(windows)]
     {
-        let interrupt = tokio::signal::windows::ctrl_c().ok();
+        // Ctrl-C and Ctrl-Break in the terminal, the terminal window closed, and the user logging off
+        // or the machine shutting down (Windows waits a few seconds for these, enough to store logs).
+        use tokio::signal::windows;
+        let interrupt = windows::ctrl_c().ok();
+        let brk = windows::ctrl_break().ok();
+        let close = windows::ctrl_close().ok();
+        let logoff = windows::ctrl_logoff().ok();
+        let shutdown = windows::ctrl_shutdown().ok();
         async move {
-            match interrupt {
-                Some(mut interrupt) => {
-                    interrupt.recv().await;
-                }
-                None => std::future::pending::<()>().await,
+            macro_rules! wait {
+                ($signal:expr) => {
+                    async {
+                        match $signal {
+                            Some(mut signal) => {
+                                signal.recv().await;
+                            }
+                            None => std::future::pending::<()>().await,
+                        }
+                    }
+                };
+            }
+            tokio::select! {
+                _ = wait!(interrupt) => {},
+                _ = wait!(brk) => {},
+                _ = wait!(close) => {},
+                _ = wait!(logoff) => {},
+                _ = wait!(shutdown) => {},
             }
         }
     }
