@@ -94,7 +94,8 @@ def test_without_a_data_dir_the_data_lives_in_appdata(wine):
 
 def test_a_model_downloads_from_the_hub_and_runs_on_llama_server_exe_under_supervision(
         wine, tiny_hub, tiny_gguf, tmp_path):
-    data = tmp_path / "models here"
+    # As under C:\Users\<a name in Chinese>\AppData: llama-server.exe must open a model there too.
+    data = tmp_path / "用户 Zoë" / "BurnCloud"
     env = {**tiny_hub.env(), "BURNCLOUD_LLAMA_SERVER": windows_path(KIT / "llama/llama-server.exe")}
     app = WindowsBurnCloud(wine, EXE, data, **env)
     try:
