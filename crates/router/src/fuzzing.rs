@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::adapters::ollama_inbound::{self, OllamaOp, OllamaStreamWriter};
 use crate::adapters::{anthropic, anthropic_inbound, gemini, responses_inbound};
 use crate::sse::{event_data, malformed_data, SseSplitter};
 use crate::usage::{checked_usage_in, collect_generated_text, count_tokens, estimate_prompt, usage_in};
@@ -78,6 +79,14 @@ pub fn request(data: &[u8]) {
         }
     }
     let _ = responses_inbound::skeleton(&openai, "resp_fuzz", "fuzz");
+    // And as each of Ollama's requests arriving on `/api/*`.
+    for op in [OllamaOp::Chat, OllamaOp::Generate, OllamaOp::Embed, OllamaOp::Embeddings] {
+        if let Ok(converted) = ollama_inbound::to_openai(op, &openai) {
+            let _ = estimate_prompt(&converted);
+            let _ = anthropic::request(&converted, "claude-fuzz", true);
+            let _ = gemini::request(&converted);
+        }
+    }
 }
 
 /// An upstream's whole answer (or error body) read as each provider's format.
@@ -90,6 +99,10 @@ pub fn response(data: &[u8]) {
     let _ = anthropic_inbound::from_openai_response(data, "fuzz");
     let skeleton = serde_json::json!({"id": "resp_fuzz"});
     let _ = responses_inbound::from_chat_response(data, skeleton, &responses_inbound::ToolNames::default());
+    let started = std::time::Instant::now();
+    for op in [OllamaOp::Chat, OllamaOp::Generate, OllamaOp::Embed, OllamaOp::Embeddings] {
+        let _ = ollama_inbound::from_openai(op, data, "fuzz", started);
+    }
     let _ = anthropic::error_body(data);
     let _ = gemini::error_body(data);
     if let Ok(value) = serde_json::from_slice::<Value>(data) {
@@ -113,16 +126,20 @@ pub fn stream_events(data: &[u8]) {
     let mut writer = anthropic_inbound::AnthropicStreamWriter::new("fuzz");
     let skeleton = serde_json::json!({"id": "resp_fuzz", "output": []});
     let mut responses = responses_inbound::ResponsesStreamWriter::new(skeleton, Default::default());
+    let mut ollama = OllamaStreamWriter::new(OllamaOp::Chat, "fuzz", std::time::Instant::now());
     for payload in &payloads {
         for chunk in claude.on_event(payload).into_iter().chain(gemini_stream.on_event(payload)) {
             if let Some(inner) = event_data(&chunk) {
                 let _ = writer.on_chunk(&inner);
                 let _ = responses.on_chunk(&inner);
+                let _ = ollama.on_chunk(&inner);
             }
         }
         let _ = writer.on_chunk(payload);
         let _ = responses.on_chunk(payload);
+        let _ = ollama.on_chunk(payload);
     }
+    let _ = ollama.end();
     let _ = responses.end();
     let _ = responses.response();
     for include_usage in [false, true] {

@@ -4,12 +4,14 @@
 
 mod adapters;
 mod balancer;
+mod billing;
 mod breaker;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod limiter;
 mod log_sink;
+mod ollama;
 mod proxy;
 mod responses;
 mod scrub;
@@ -260,5 +262,21 @@ pub fn create_router_app(gateway: Arc<Gateway>) -> axum::Router {
         .route("/v1/responses/{id}", get(responses::get_response).delete(responses::delete_response))
         .route("/v1/messages", post(proxy::messages))
         .route("/v1/messages/count_tokens", post(proxy::messages_count_tokens))
+        .route("/v1/key", get(billing::key))
+        .route("/v1/dashboard/billing/subscription", get(billing::subscription))
+        .route("/v1/dashboard/billing/usage", get(billing::usage))
+        .route("/api/version", get(ollama::version))
+        .route("/api/tags", get(ollama::tags))
+        .route("/api/ps", get(ollama::running))
+        .route("/api/show", post(ollama::show))
+        .route("/api/chat", post(proxy::ollama_chat))
+        .route("/api/generate", post(proxy::ollama_generate))
+        .route("/api/embed", post(proxy::ollama_embed))
+        .route("/api/embeddings", post(proxy::ollama_embeddings))
+        .route("/api/pull", post(ollama::managed_elsewhere))
+        .route("/api/push", post(ollama::managed_elsewhere))
+        .route("/api/create", post(ollama::managed_elsewhere))
+        .route("/api/copy", post(ollama::managed_elsewhere))
+        .route("/api/delete", axum::routing::delete(ollama::managed_elsewhere))
         .with_state(gateway)
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderName, HeaderValue};
 use burncloud_database::{ChannelRecord, GatewayConfig};
-use burncloud_service_api::{Channel, ChannelKind, Money, Price, Strategy, Token, DEFAULT_GROUP};
+use burncloud_service_api::{Channel, ChannelKind, Currency, Money, Price, Strategy, Token, DEFAULT_GROUP};
 
 use crate::adapters::Wire;
 use crate::balancer::{Member, Rotation};
@@ -133,6 +133,7 @@ pub struct Snapshot {
     groups: HashMap<String, GroupEntry>,
     prices: HashMap<String, Price>,
     pub account_credit: Option<Money>,
+    pub account_currency: Currency,
 }
 
 impl Snapshot {
@@ -188,7 +189,13 @@ impl Snapshot {
                 (group.name, entry)
             })
             .collect();
-        Snapshot { tokens_by_digest, groups, prices, account_credit: config.account.credit }
+        Snapshot {
+            tokens_by_digest,
+            groups,
+            prices,
+            account_credit: config.account.credit,
+            account_currency: config.account.currency,
+        }
     }
 
     /// The token whose key has this SHA-256 (`burncloud_database::token_key_digest`).

@@ -197,9 +197,36 @@ pub type WakeFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<
 pub trait LocalServing: Send + Sync {
     /// Every local deployment's name, running or not.
     fn local_models(&self) -> Vec<String>;
+    /// Every local deployment as model lists describe it (Ollama's `/api/tags` and `/api/ps`).
+    fn describe(&self) -> Vec<LocalModelFacts>;
     /// Holds the deployment named `alias` ready for one call, starting it (once, however many
     /// calls wait) and making room for it if needed; `None` when no local deployment has the name.
     fn acquire(&self, alias: &str) -> Option<WakeFuture>;
+}
+
+/// A local deployment as a model list describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalModelFacts {
+    pub alias: String,
+    pub kind: InstanceKind,
+    /// The model's files on disk, in bytes.
+    pub size_bytes: u64,
+    /// From the file name (`Q4_K_M`, `F16` …), where it says.
+    pub quantization: Option<String>,
+    pub sha256: Option<String>,
+    /// When the model arrived (downloaded or imported).
+    pub added_at_ms: i64,
+    /// Present while it is loaded.
+    pub loaded: Option<LoadedFacts>,
+}
+
+/// A loaded local deployment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadedFacts {
+    /// What it was estimated to hold in memory when it started.
+    pub memory_bytes: u64,
+    /// When it unloads if no call comes; `None`: pinned or never idle-unloaded.
+    pub unloads_at_ms: Option<i64>,
 }
 
 /// A build of llama.cpp: which backend it carries.

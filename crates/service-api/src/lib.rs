@@ -32,7 +32,7 @@ pub use calendar::{civil_from_days, rfc3339_from_unix_seconds};
 pub use error::ServiceError;
 pub use inference::*;
 pub use models::*;
-pub use money::{Money, MoneyParseError};
+pub use money::{Money, MoneyParseError, NANOS_PER_UNIT};
 pub use playground::*;
 pub use secret::Secret;
 pub use types::*;

@@ -245,8 +245,9 @@ pub struct PriceInput {
     pub cache_write_1h_per_mtok: Option<Money>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Currency {
+    #[default]
     #[serde(rename = "USD")]
     Usd,
     #[serde(rename = "CNY")]

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use burncloud_database::now_ms;
 use burncloud_service_api::{
-    InstanceState, LocalLease, LocalServing, MemoryProbe, WakeError, WakeFuture, DEFAULT_LOAD_TIMEOUT_S,
-    FIT_MARGIN_BYTES, LOCAL_LOAD_TIMEOUT_SETTING, LOCAL_MEMORY_BUDGET_SETTING,
+    InferenceService, InstanceState, LoadedFacts, LocalLease, LocalModelFacts, LocalServing, MemoryProbe, WakeError,
+    WakeFuture, DEFAULT_LOAD_TIMEOUT_S, FIT_MARGIN_BYTES, LOCAL_LOAD_TIMEOUT_SETTING, LOCAL_MEMORY_BUDGET_SETTING,
 };
 use tokio::sync::watch;
 
@@ -307,6 +307,34 @@ impl Inference {
 impl LocalServing for Inference {
     fn local_models(&self) -> Vec<String> {
         self.names.all()
+    }
+
+    fn describe(&self) -> Vec<LocalModelFacts> {
+        let Ok(instances) = self.list_instances() else {
+            return Vec::new();
+        };
+        instances
+            .into_iter()
+            .map(|instance| {
+                let model = self.models.get_local_model(instance.model_id).ok();
+                let loaded = (instance.state == InstanceState::Ready).then(|| LoadedFacts {
+                    memory_bytes: instance.estimated_bytes.unwrap_or(0),
+                    unloads_at_ms: (instance.idle_ttl_s > 0 && !instance.pinned).then(|| {
+                        let last = instance.last_used_at.or(instance.started_at_ms).unwrap_or_else(now_ms);
+                        last + i64::from(instance.idle_ttl_s) * 1000
+                    }),
+                });
+                LocalModelFacts {
+                    alias: instance.alias,
+                    kind: instance.kind,
+                    size_bytes: model.as_ref().map_or(0, |model| model.size),
+                    quantization: model.as_ref().and_then(|model| model.quant.clone()),
+                    sha256: model.as_ref().and_then(|model| model.sha256.clone()),
+                    added_at_ms: model.as_ref().map_or(0, |model| model.added_at_ms),
+                    loaded,
+                }
+            })
+            .collect()
     }
 
     fn acquire(&self, alias: &str) -> Option<WakeFuture> {

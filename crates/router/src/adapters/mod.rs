@@ -6,6 +6,7 @@ pub mod anthropic;
 pub mod anthropic_inbound;
 pub mod dashscope;
 pub mod gemini;
+pub mod ollama_inbound;
 pub mod rerank;
 pub mod responses_inbound;
 mod wire;

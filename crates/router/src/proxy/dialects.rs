@@ -14,6 +14,8 @@ pub(crate) enum Dialect {
     Responses,
     /// Its compaction (`/v1/responses/compact`): a Responses request in, a `response.compaction` out.
     ResponsesCompact,
+    /// Ollama's API (`/api/chat`, `/api/generate`, `/api/embed`, `/api/embeddings`).
+    Ollama(OllamaOp),
 }
 
 /// The request fields every call needs, whatever the dialect: model, stream and stream options.
@@ -34,6 +36,17 @@ impl Dialect {
             Dialect::Anthropic => "/v1/messages",
             Dialect::Responses => "/v1/responses",
             Dialect::ResponsesCompact => "/v1/responses/compact",
+            Dialect::Ollama(op) => op.route(),
+        }
+    }
+
+    /// A stream's media type: Ollama's streams are NDJSON, the others server-sent events.
+    pub(super) fn stream_content_type(self) -> &'static str {
+        match self {
+            Dialect::Ollama(_) => "application/x-ndjson",
+            Dialect::OpenAi | Dialect::Anthropic | Dialect::Responses | Dialect::ResponsesCompact => {
+                "text/event-stream"
+            }
         }
     }
 
@@ -44,7 +57,7 @@ impl Dialect {
         match self {
             Dialect::Anthropic => channel.wire == Wire::Anthropic,
             Dialect::Responses | Dialect::ResponsesCompact => channel.responses_url.is_some(),
-            Dialect::OpenAi => false,
+            Dialect::OpenAi | Dialect::Ollama(_) => false,
         }
     }
 
@@ -52,7 +65,7 @@ impl Dialect {
     /// its own (the Responses API); `None`: the wire's usual URL.
     pub(super) fn native_url(self, channel: &ChannelEntry) -> Option<Result<UpstreamUrl, String>> {
         match self {
-            Dialect::OpenAi | Dialect::Anthropic => None,
+            Dialect::OpenAi | Dialect::Anthropic | Dialect::Ollama(_) => None,
             Dialect::Responses => channel.responses_url.clone().map(Ok),
             Dialect::ResponsesCompact => channel.responses_url.as_ref().map(|_| {
                 reqwest::Url::parse(&format!("{}/responses/compact", channel.base_url))
@@ -96,6 +109,15 @@ impl Dialect {
                 let _ = call.request.set(prepared.chat);
                 Ok(fields)
             }
+            Dialect::Ollama(op) => {
+                let native = native_request(&call.body);
+                let request = ollama_inbound::to_openai(op, &native)
+                    .map_err(|anthropic::Unconvertible(message)| GatewayError::BadRequest { message, param: None })?;
+                let field = |name: &str| request.get(name).cloned();
+                let fields = (field("model"), field("stream"), field("stream_options"));
+                let _ = call.request.set(request);
+                Ok(fields)
+            }
         }
     }
 
@@ -109,6 +131,7 @@ impl Dialect {
                 let status = response.status().as_u16();
                 *response.body_mut() = Body::from(anthropic_inbound::error_body(status, &message));
             }
+            Dialect::Ollama(_) => *response.body_mut() = Body::from(ollama_inbound::error_body(&message)),
         }
         response
     }
@@ -126,6 +149,7 @@ impl Dialect {
         let lost = || anthropic::Unconvertible(unanswerable().message());
         match (self, native) {
             (Dialect::OpenAi, _) => Ok(body),
+            (Dialect::Ollama(op), _) => ollama_inbound::from_openai(op, &body, &call.model, call.started),
             (Dialect::Anthropic | Dialect::Responses | Dialect::ResponsesCompact, Some(native)) => Ok(native),
             (Dialect::Anthropic, None) => anthropic_inbound::from_openai_response(&body, &call.model),
             (Dialect::Responses, None) => {
@@ -149,6 +173,7 @@ impl Dialect {
     pub(super) fn stream_output(self, call: &Call, channel: &ChannelEntry) -> Option<Output> {
         match self {
             Dialect::OpenAi => Some(Output::OpenAi),
+            Dialect::Ollama(op) => Some(Output::Ollama(OllamaStreamWriter::new(op, &call.model, call.started))),
             _ if call.passes_natively(channel) => Some(Output::Native),
             Dialect::Anthropic => Some(Output::Anthropic(AnthropicStreamWriter::new(&call.model))),
             Dialect::Responses | Dialect::ResponsesCompact => call.responses.as_deref().map(|responses| {
@@ -162,8 +187,10 @@ impl Dialect {
 
     /// The event that tells the caller the stream broke, in the caller's protocol.
     pub(super) fn cut_event(self, output: &mut Output, message: &str) -> Bytes {
-        if let Output::Responses(writer) = output {
-            return writer.fail(message).concat().into();
+        match output {
+            Output::Responses(writer) => return writer.fail(message).concat().into(),
+            Output::Ollama(writer) => return writer.fail(message),
+            Output::OpenAi | Output::Native | Output::Anthropic(_) => {}
         }
         match self {
             Dialect::OpenAi => {
@@ -178,6 +205,7 @@ impl Dialect {
                 let event = json!({"type": "error", "code": "upstream_cut", "message": message, "param": null, "sequence_number": 0});
                 Bytes::from(format!("event: error\ndata: {event}\n\n"))
             }
+            Dialect::Ollama(_) => ollama_inbound::error_body(message),
         }
     }
 }

@@ -73,7 +73,7 @@ pub(super) fn deliver(reply: &mut Option<oneshot::Sender<Response>>, response: R
     reply.take().is_some_and(|reply| reply.send(response).is_ok())
 }
 
-pub(super) fn with_request_id(mut response: Response, request_id: &str) -> Response {
+pub(crate) fn with_request_id(mut response: Response, request_id: &str) -> Response {
     if let Ok(value) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }

@@ -19,6 +19,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::adapters::anthropic_inbound::{self, AnthropicStreamWriter};
+use crate::adapters::ollama_inbound::{self, OllamaOp, OllamaStreamWriter};
 use crate::adapters::responses_inbound::{self, ResponsesStreamWriter, ToolNames};
 use crate::adapters::{anthropic, BadAnswer, Endpoint, EventTranslator, Wire};
 use crate::balancer::Member;
@@ -41,6 +42,7 @@ mod streaming;
 use accounting::*;
 use admission::*;
 pub(crate) use dialects::{dialect_error, Dialect};
+pub(crate) use failover::with_request_id;
 use failover::*;
 use streaming::*;
 
@@ -393,8 +395,19 @@ pub(crate) async fn list_models(State(gateway): State<Arc<Gateway>>, headers: He
         Ok(token) => token,
         Err(error) => return error.into_response_with_id(&request_id),
     };
+    let data: Vec<Value> = reachable_models(&gateway, &token)
+        .into_iter()
+        .map(|(id, owner)| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))
+        .collect();
+    let body = serde_json::json!({"object": "list", "data": data});
+    with_request_id(axum::Json(body).into_response(), &request_id)
+}
+
+/// Every model `token` may call, sorted, with the kind of channel that serves it: its group's
+/// channels' models, and the local deployments (loaded or not: a call loads one).
+pub(crate) fn reachable_models(gateway: &Gateway, token: &TokenEntry) -> Vec<(String, &'static str)> {
     let snapshot = gateway.snapshot.load();
-    let mut models: Vec<(&str, &str)> = Vec::new();
+    let mut models: Vec<(String, &'static str)> = Vec::new();
     let allowed = |model: &str| token.token.models.is_empty() || token.token.models.iter().any(|m| m == model);
     let group = snapshot.group(&token.token.group);
     let members = group.map(|g| g.members.as_slice()).unwrap_or_default();
@@ -402,27 +415,41 @@ pub(crate) async fn list_models(State(gateway): State<Arc<Gateway>>, headers: He
         let channel = &member.channel.channel;
         for model in channel.models.iter().chain(channel.model_mapping.keys()) {
             if allowed(model) && !models.iter().any(|(known, _)| known == model) {
-                models.push((model, channel.kind.as_str()));
+                models.push((model.clone(), channel.kind.as_str()));
             }
         }
     }
-    // Local deployments are listed loaded or not: a call to one loads it.
     let local = match (group.filter(|g| g.all_channels), gateway.local.get()) {
         (Some(_), Some(local)) => local.local_models(),
         _ => Vec::new(),
     };
-    for alias in &local {
-        if allowed(alias) && !models.iter().any(|(known, _)| known == alias) {
+    for alias in local {
+        if allowed(&alias) && !models.iter().any(|(known, _)| *known == alias) {
             models.push((alias, burncloud_service_api::ChannelKind::Local.as_str()));
         }
     }
     models.sort_unstable();
-    let data: Vec<Value> = models
-        .into_iter()
-        .map(|(id, owner)| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))
-        .collect();
-    let body = serde_json::json!({"object": "list", "data": data});
-    with_request_id(axum::Json(body).into_response(), &request_id)
+    models
+}
+
+/// `POST /api/chat`: Ollama's chat in front of every channel.
+pub(crate) async fn ollama_chat(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    handle_in(gateway, Endpoint::ChatCompletions, Dialect::Ollama(OllamaOp::Chat), headers, body).await
+}
+
+/// `POST /api/generate`: a prompt completed, as Ollama does it, through chat.
+pub(crate) async fn ollama_generate(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    handle_in(gateway, Endpoint::ChatCompletions, Dialect::Ollama(OllamaOp::Generate), headers, body).await
+}
+
+/// `POST /api/embed`: one or more inputs embedded.
+pub(crate) async fn ollama_embed(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    handle_in(gateway, Endpoint::Embeddings, Dialect::Ollama(OllamaOp::Embed), headers, body).await
+}
+
+/// `POST /api/embeddings`: Ollama's older single-prompt embedding.
+pub(crate) async fn ollama_embeddings(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    handle_in(gateway, Endpoint::Embeddings, Dialect::Ollama(OllamaOp::Embeddings), headers, body).await
 }
 
 #[cfg(test)]

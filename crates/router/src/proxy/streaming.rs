@@ -180,6 +180,8 @@ pub(super) enum Output {
     Native,
     Anthropic(AnthropicStreamWriter),
     Responses(Box<ResponsesStreamWriter>),
+    /// Ollama's NDJSON lines.
+    Ollama(OllamaStreamWriter),
 }
 
 impl Output {
@@ -196,6 +198,7 @@ impl Output {
             }
             Output::Anthropic(writer) => rewrite_chunks(openai?, |data| writer.on_chunk(data)),
             Output::Responses(writer) => rewrite_chunks(openai?, |data| writer.on_chunk(data)),
+            Output::Ollama(writer) => rewrite_chunks(openai?, |data| writer.on_chunk(data)),
         }
     }
 
@@ -207,6 +210,7 @@ impl Output {
             Output::OpenAi | Output::Native => Vec::new(),
             Output::Anthropic(writer) => writer.end(),
             Output::Responses(writer) => writer.end(),
+            Output::Ollama(writer) => writer.end(),
         };
         for event in end {
             out.extend_from_slice(&event);
@@ -255,7 +259,7 @@ pub(super) async fn stream(
     }));
     let mut response = Response::new(body);
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(call.dialect.stream_content_type()));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     let mut client_gone = !deliver(reply, with_request_id(response, &call.request_id));

@@ -917,6 +917,13 @@ async fn stream_overheads(
         headers: vec![("authorization", format!("Bearer {key}"))],
         body: responses_body(model),
     };
+    let via_ollama = StreamCall {
+        url: format!("{}/api/chat", gateway.base),
+        headers: vec![("authorization", format!("Bearer {key}"))],
+        body: Bytes::from(
+            json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}).to_string(),
+        ),
+    };
     let stream_calls = [
         openai_direct,
         via_gateway("gpt-4o-mini"),
@@ -928,6 +935,7 @@ async fn stream_overheads(
         responses_direct,
         via_responses("gpt-4o-mini"),
         via_responses("responses-bench"),
+        via_ollama,
     ];
     let streams = first_tokens(client, &stream_calls, count).await?;
     let stream_row = |name: &str, direct: usize, through: usize| {
@@ -943,6 +951,7 @@ async fn stream_overheads(
         stream_row("Gemini upstream, converted to OpenAI chunks", 4, 5),
         stream_row("Responses API, passed through to an upstream's own", 7, 8),
         stream_row("Responses API caller, chat upstream, converted to Responses events", 0, 9),
+        stream_row("Ollama `/api/chat` caller, OpenAI upstream, converted to NDJSON lines", 0, 10),
         stream_row("for scale: the bare proxy, OpenAI format (one HTTP hop, no logic)", 0, 6),
     ]
     .join("\n"))

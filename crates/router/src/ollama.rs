@@ -1,0 +1,144 @@
+//! Ollama's model routes beside its chat ones: `/api/version`, `/api/tags`, `/api/show`, `/api/ps`,
+//! and a clear answer for the model-management routes that belong to BurnCloud's own pages.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use burncloud_service_api::{InstanceKind, LocalModelFacts};
+use serde_json::{json, Value};
+
+use crate::adapters::ollama_inbound::OllamaOp;
+use crate::error::GatewayError;
+use crate::proxy::{authenticate, dialect_error, new_request_id, reachable_models, Dialect};
+use crate::Gateway;
+
+/// The version of Ollama's API whose shapes these routes follow; clients compare it to decide
+/// which fields to send.
+pub const OLLAMA_API_VERSION: &str = "0.12.0";
+
+fn fail(error: GatewayError) -> Response {
+    dialect_error(Dialect::Ollama(OllamaOp::Chat), error, &new_request_id())
+}
+
+/// `GET /api/version`
+pub(crate) async fn version() -> Response {
+    axum::Json(json!({"version": OLLAMA_API_VERSION})).into_response()
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    let seconds = burncloud_service_api::rfc3339_from_unix_seconds(ms.div_euclid(1000));
+    format!("{}.{:03}Z", seconds.trim_end_matches('Z'), ms.rem_euclid(1000))
+}
+
+/// A model as Ollama's lists show it: what BurnCloud knows of a local GGUF, and the name alone
+/// for a model a hosted channel serves.
+fn entry(name: &str, local: Option<&LocalModelFacts>) -> Value {
+    let quantization = local.and_then(|facts| facts.quantization.clone()).unwrap_or_default();
+    json!({
+        "name": name,
+        "model": name,
+        "modified_at": rfc3339_ms(local.map_or(0, |facts| facts.added_at_ms)),
+        "size": local.map_or(0, |facts| facts.size_bytes),
+        "digest": local.and_then(|facts| facts.sha256.clone()).unwrap_or_default(),
+        "details": {
+            "parent_model": "",
+            "format": if local.is_some() { "gguf" } else { "" },
+            "family": "",
+            "families": null,
+            "parameter_size": "",
+            "quantization_level": quantization,
+        },
+    })
+}
+
+fn local_facts(gateway: &Gateway) -> Vec<LocalModelFacts> {
+    gateway.local.get().map(|local| local.describe()).unwrap_or_default()
+}
+
+/// `GET /api/tags`: every model the token can call, as `/v1/models` lists them.
+pub(crate) async fn tags(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let token = match authenticate(&gateway, &headers) {
+        Ok(token) => token,
+        Err(error) => return fail(error),
+    };
+    let facts = local_facts(&gateway);
+    let models: Vec<Value> = reachable_models(&gateway, &token)
+        .into_iter()
+        .map(|(name, _)| entry(&name, facts.iter().find(|facts| facts.alias == name)))
+        .collect();
+    axum::Json(json!({"models": models})).into_response()
+}
+
+/// `GET /api/ps`: the local models loaded now.
+pub(crate) async fn running(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let token = match authenticate(&gateway, &headers) {
+        Ok(token) => token,
+        Err(error) => return fail(error),
+    };
+    let reachable = reachable_models(&gateway, &token);
+    let models: Vec<Value> = local_facts(&gateway)
+        .iter()
+        .filter(|facts| reachable.iter().any(|(name, _)| *name == facts.alias))
+        .filter_map(|facts| {
+            let loaded = facts.loaded.as_ref()?;
+            let mut model = entry(&facts.alias, Some(facts));
+            let object = model.as_object_mut()?;
+            object.remove("modified_at");
+            object.insert("size_vram".into(), json!(loaded.memory_bytes));
+            // A pinned deployment, or one never unloaded for idleness, has no such time.
+            if let Some(unloads) = loaded.unloads_at_ms {
+                object.insert("expires_at".into(), json!(rfc3339_ms(unloads)));
+            }
+            Some(model)
+        })
+        .collect();
+    axum::Json(json!({"models": models})).into_response()
+}
+
+/// `POST /api/show`: a model's details, for one the token can call.
+pub(crate) async fn show(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    let token = match authenticate(&gateway, &headers) {
+        Ok(token) => token,
+        Err(error) => return fail(error),
+    };
+    let body = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(body) => body,
+        Err(_) => return fail(GatewayError::PayloadTooLarge(64 * 1024)),
+    };
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let Some(name) = request.get("model").or_else(|| request.get("name")).and_then(Value::as_str) else {
+        return fail(GatewayError::BadRequest { message: "model: a model name is required".into(), param: None });
+    };
+    let Some((name, _)) = reachable_models(&gateway, &token).into_iter().find(|(known, _)| known == name) else {
+        return fail(GatewayError::ModelNotFound(format!("model '{name}' not found")));
+    };
+    let facts = local_facts(&gateway);
+    let local = facts.iter().find(|facts| facts.alias == name);
+    let capabilities: &[&str] = match local.map(|facts| facts.kind) {
+        Some(InstanceKind::Embedding) => &["embedding"],
+        Some(InstanceKind::Rerank) => &[],
+        Some(InstanceKind::Chat) | None => &["completion", "tools"],
+    };
+    let described = entry(&name, local);
+    axum::Json(json!({
+        "modelfile": "",
+        "parameters": "",
+        "template": "",
+        "details": described["details"],
+        "model_info": {},
+        "capabilities": capabilities,
+        "modified_at": described["modified_at"],
+    }))
+    .into_response()
+}
+
+/// `/api/pull`, `/api/push`, `/api/create`, `/api/copy`, `/api/delete`: models are found,
+/// downloaded and deployed on BurnCloud's Models and Deployments pages, not through these.
+pub(crate) async fn managed_elsewhere() -> Response {
+    let message = "BurnCloud manages models on its Models and Deployments pages (or /console/api/downloads and \
+                   /console/api/instances); Ollama's pull, push, create, copy and delete are not offered here";
+    (StatusCode::NOT_IMPLEMENTED, axum::Json(json!({"error": message}))).into_response()
+}
