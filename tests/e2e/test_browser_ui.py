@@ -105,6 +105,11 @@ def test_add_a_channel_create_a_token_call_through_it_and_see_the_call(browser, 
             expect(page.locator("#new-key")).to_contain_text("Copied")
             assert page.evaluate("navigator.clipboard.readText()") == key
             expect(page.locator("#token-table tbody tr")).to_contain_text("from the browser")
+            # Ollama clients on this machine that send no key are charged to the token picked here.
+            page.locator("#token-table tbody tr", has_text="from the browser").locator(".keyless-toggle").click()
+            expect(page.locator("#token-table .keyless")).to_have_count(1)
+            picked = [t["name"] for t in app.console("GET", "/console/api/tokens") if t["keyless_local"]]
+            assert picked == ["from the browser"], picked
 
             client = OpenAI(base_url=app.base + "/v1", api_key=key, max_retries=0)
             answer = client.chat.completions.create(

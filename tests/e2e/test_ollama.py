@@ -122,6 +122,40 @@ def test_ollama_errors_come_in_ollamas_shape_with_the_right_status(burncloud):
         assert json.loads(response.read())["version"]
 
 
+def test_keyless_calls_from_this_machine_are_charged_to_the_token_the_user_picked(burncloud):
+    app = burncloud
+    keyless = ollama.Client(host=app.base, timeout=60)
+    with pytest.raises(ollama.ResponseError) as refused:
+        keyless.chat(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=False)
+    assert refused.value.status_code == 401, "off until the user picks a token"
+
+    tokens = {name: app.console("POST", "/console/api/tokens", {"name": name})["id"] for name in ["first", "second"]}
+    for name in ["first", "second"]:
+        app.console("PUT", f"/console/api/tokens/{tokens[name]}", {"keyless_local": True})
+    picked = [t["name"] for t in app.console("GET", "/console/api/tokens") if t["keyless_local"]]
+    assert picked == ["second"], "one token at most: picking another moves it"
+
+    assert [model.model for model in keyless.list().models]
+    reply = keyless.chat(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=False)
+    assert reply.message.content == REPLY
+    rows = poll(lambda: app.console("GET", "/console/api/logs?limit=5")["items"], lambda rows: len(rows) == 1)
+    assert (rows[0]["token_name"], rows[0]["endpoint"]) == ("second", "/api/chat")
+    # A wrong key is still wrong: only a call with no key at all is let in this way.
+    with pytest.raises(ollama.ResponseError) as wrong:
+        client(app, "sk-bc-wrong").chat(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=False)
+    assert wrong.value.status_code == 401
+    # The OpenAI routes always want a key.
+    request = urllib.request.Request(app.base + "/v1/models")
+    with pytest.raises(urllib.error.HTTPError) as openai_route:
+        urllib.request.urlopen(request, timeout=10)
+    assert openai_route.value.code == 401
+
+    app.console("PUT", f"/console/api/tokens/{tokens['second']}", {"keyless_local": False})
+    with pytest.raises(ollama.ResponseError) as off_again:
+        keyless.chat(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=False)
+    assert off_again.value.status_code == 401
+
+
 def test_the_ollama_client_runs_local_models_on_llama_server_and_sees_them_loaded(llama_server, tiny_gguf, tmp_path):
     with tempfile.TemporaryDirectory() as data_dir:
         app = BurnCloud(Path(data_dir))

@@ -76,6 +76,11 @@ pub fn Tokens() -> Element {
         let patch = TokenPatch { enabled: Some(!enabled), ..TokenPatch::default() };
         settle(feedback, refresh, toggle_services.tokens.update_token(id, patch).map(|_| ()), None);
     };
+    let keyless_services = services.clone();
+    let keyless = move |(id, on): (i64, bool)| {
+        let patch = TokenPatch { keyless_local: Some(!on), ..TokenPatch::default() };
+        settle(feedback, refresh, keyless_services.tokens.update_token(id, patch).map(|_| ()), None);
+    };
     let delete_services = services.clone();
     let delete = move |id: i64| {
         if confirmed(confirm_delete, id) {
@@ -173,10 +178,14 @@ pub fn Tokens() -> Element {
                                         td {
                                             if token.enabled { span { class: "badge ok", {i18n.t("common.enabled")} } }
                                             else { span { class: "badge", {i18n.t("common.disabled")} } }
+                                            if token.keyless_local { " " span { class: "badge warn keyless", title: i18n.t("tokens.keyless_hint"), {i18n.t("tokens.keyless")} } }
                                         }
                                         td { class: "actions",
                                             button { class: "btn small", onclick: { let toggle = toggle.clone(); let state = (token.id, token.enabled); move |_| toggle(state) },
                                                 if token.enabled { {i18n.t("common.disable")} } else { {i18n.t("common.enable")} } }
+                                            button { class: "btn small keyless-toggle", title: i18n.t("tokens.keyless_hint"),
+                                                onclick: { let keyless = keyless.clone(); let state = (token.id, token.keyless_local); move |_| keyless(state) },
+                                                if token.keyless_local { {i18n.t("tokens.keyless_stop")} } else { {i18n.t("tokens.keyless_allow")} } }
                                             button { class: "btn small danger", onclick: { let id = token.id; let delete = delete.clone(); move |_| delete(id) },
                                                 if confirm_delete() == Some(token.id) { {i18n.t("common.confirm_delete")} } else { {i18n.t("common.delete")} } }
                                         }

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0007_cache_usage", include_str!("../../../migrations/0007_cache_usage.sql")),
     ("0008_responses", include_str!("../../../migrations/0008_responses.sql")),
     ("0009_on_demand", include_str!("../../../migrations/0009_on_demand.sql")),
+    ("0010_keyless_local", include_str!("../../../migrations/0010_keyless_local.sql")),
 ];
 
 pub(crate) fn apply(connection: &mut Connection) -> DbResult<()> {

@@ -3,16 +3,15 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use burncloud_service_api::{InstanceKind, LocalModelFacts};
 use serde_json::{json, Value};
 
 use crate::adapters::ollama_inbound::OllamaOp;
 use crate::error::GatewayError;
-use crate::proxy::{authenticate, dialect_error, new_request_id, reachable_models, Dialect};
+use crate::proxy::{authenticate_from, dialect_error, new_request_id, peer_of, reachable_models, Dialect};
 use crate::Gateway;
 
 /// The version of Ollama's API whose shapes these routes follow; clients compare it to decide
@@ -59,8 +58,9 @@ fn local_facts(gateway: &Gateway) -> Vec<LocalModelFacts> {
 }
 
 /// `GET /api/tags`: every model the token can call, as `/v1/models` lists them.
-pub(crate) async fn tags(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    let token = match authenticate(&gateway, &headers) {
+pub(crate) async fn tags(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let token = match authenticate_from(&gateway, &parts.headers, peer_of(&parts)) {
         Ok(token) => token,
         Err(error) => return fail(error),
     };
@@ -73,8 +73,9 @@ pub(crate) async fn tags(State(gateway): State<Arc<Gateway>>, headers: HeaderMap
 }
 
 /// `GET /api/ps`: the local models loaded now.
-pub(crate) async fn running(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    let token = match authenticate(&gateway, &headers) {
+pub(crate) async fn running(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let token = match authenticate_from(&gateway, &parts.headers, peer_of(&parts)) {
         Ok(token) => token,
         Err(error) => return fail(error),
     };
@@ -99,8 +100,9 @@ pub(crate) async fn running(State(gateway): State<Arc<Gateway>>, headers: Header
 }
 
 /// `POST /api/show`: a model's details, for one the token can call.
-pub(crate) async fn show(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
-    let token = match authenticate(&gateway, &headers) {
+pub(crate) async fn show(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let token = match authenticate_from(&gateway, &parts.headers, peer_of(&parts)) {
         Ok(token) => token,
         Err(error) => return fail(error),
     };

@@ -134,11 +134,13 @@ pub struct Snapshot {
     prices: HashMap<String, Price>,
     pub account_credit: Option<Money>,
     pub account_currency: Currency,
+    /// The token keyless calls from this machine to Ollama's routes are charged to, if one is.
+    pub keyless_local: Option<Arc<TokenEntry>>,
 }
 
 impl Snapshot {
     pub fn build(config: GatewayConfig, ledger: &SpendLedger, rotations: &Rotations) -> Snapshot {
-        let tokens_by_digest = config
+        let tokens_by_digest: HashMap<[u8; 32], Arc<TokenEntry>> = config
             .tokens
             .into_iter()
             .filter_map(|record| {
@@ -189,7 +191,9 @@ impl Snapshot {
                 (group.name, entry)
             })
             .collect();
+        let keyless_local = tokens_by_digest.values().find(|entry| entry.token.keyless_local).cloned();
         Snapshot {
+            keyless_local,
             tokens_by_digest,
             groups,
             prices,

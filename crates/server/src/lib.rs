@@ -244,7 +244,7 @@ async fn accept_connections(
     // Each connection holds a receiver; `closed()` resolves once every one of them is gone.
     let (shutting_down, shutdown_watch) = tokio::sync::watch::channel(false);
     loop {
-        let (stream, _remote) = tokio::select! {
+        let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(connection) => connection,
                 Err(error) => {
@@ -261,7 +261,16 @@ async fn accept_connections(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "TCP_NODELAY could not be set on a connection");
         }
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        // Beside each request, who sent it: Ollama's routes let keyless callers on this machine in
+        // when the user allowed it.
+        let peer = axum::extract::ConnectInfo(remote);
+        let service = hyper_util::service::TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(peer);
+                request
+            },
+        ));
         let mut builder = hyper::server::conn::http1::Builder::new();
         // Header limits: 100 headers, 64 KiB of request line and headers; beyond them hyper answers
         // 431 and closes, so no caller can make a connection hold more.

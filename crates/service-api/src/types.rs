@@ -164,6 +164,10 @@ pub struct Token {
     pub enabled: bool,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// Calls from this machine to Ollama's routes that send no key are charged to this token (for
+    /// Ollama clients that cannot send one). At most one token has it.
+    #[serde(default)]
+    pub keyless_local: bool,
 }
 
 fn default_group() -> String {
@@ -205,6 +209,8 @@ pub struct TokenPatch {
     pub expires_at_ms: Option<Option<i64>>,
     pub models: Option<Vec<String>>,
     pub enabled: Option<bool>,
+    /// `true` makes this the token keyless local calls are charged to (and no other).
+    pub keyless_local: Option<bool>,
 }
 
 /// The answer to creating a token: the only time the full key is shown.

@@ -254,6 +254,7 @@ impl TokenService for GatewayStore {
                 enabled: input.enabled,
                 created_at_ms: 0,
                 updated_at_ms: 0,
+                keyless_local: false,
             },
         )?;
         let record = TokenRecord { token, key_hash: token_key_hash(&key) };
@@ -287,6 +288,9 @@ impl TokenService for GatewayStore {
         }
         if let Some(enabled) = patch.enabled {
             token.enabled = enabled;
+        }
+        if let Some(keyless_local) = patch.keyless_local {
+            token.keyless_local = keyless_local;
         }
         let token = validate_token(&self.db, token)?;
         if !self.db.write(|c| tokens::update(c, &token, now_ms()))? {
@@ -541,6 +545,40 @@ mod tests {
             .unwrap();
         assert_eq!(stored, vec![token_key_hash(&created.key)]);
         assert_ne!(generate_token_key().unwrap(), created.key);
+    }
+
+    #[test]
+    fn one_token_at_most_takes_keyless_local_calls() {
+        let (_dir, store) = store();
+        let ids: Vec<i64> = ["first", "second"]
+            .iter()
+            .map(|name| {
+                let input = TokenInput {
+                    name: name.to_string(),
+                    group: "default".into(),
+                    quota_limit: None,
+                    rpm_limit: None,
+                    tpm_limit: None,
+                    expires_at_ms: None,
+                    models: vec![],
+                    enabled: true,
+                };
+                store.create_token(input).unwrap().token.id
+            })
+            .collect();
+        let keyless = |store: &GatewayStore| -> Vec<String> {
+            store.list_tokens().unwrap().into_iter().filter(|t| t.keyless_local).map(|t| t.name).collect()
+        };
+        assert!(keyless(&store).is_empty(), "none until the user picks one");
+        for id in &ids {
+            store.update_token(*id, TokenPatch { keyless_local: Some(true), ..TokenPatch::default() }).unwrap();
+        }
+        assert_eq!(keyless(&store), ["second"]);
+        // Other edits leave it where it is.
+        store.update_token(ids[1], TokenPatch { name: Some("renamed".into()), ..TokenPatch::default() }).unwrap();
+        assert_eq!(keyless(&store), ["renamed"]);
+        store.update_token(ids[1], TokenPatch { keyless_local: Some(false), ..TokenPatch::default() }).unwrap();
+        assert!(keyless(&store).is_empty());
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub struct TokenRecord {
 }
 
 const COLUMNS: &str = "id, name, key_prefix, group_name, quota_limit_nano, used_quota_nano, rpm_limit, tpm_limit, \
-                       expires_at_ms, models, enabled, created_at_ms, updated_at_ms, key_hash";
+                       expires_at_ms, models, enabled, created_at_ms, updated_at_ms, key_hash, keyless_local";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<TokenRecord, DbError>> {
     let models: String = row.get(9)?;
@@ -37,6 +37,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<TokenRecord, DbError>> {
             enabled: row.get(10)?,
             created_at_ms: row.get(11)?,
             updated_at_ms: row.get(12)?,
+            keyless_local: row.get(14)?,
         },
         key_hash: row.get(13)?,
     }))
@@ -77,11 +78,15 @@ pub fn insert(connection: &Connection, record: &TokenRecord, now_ms: i64) -> DbR
     Ok(connection.last_insert_rowid())
 }
 
-/// Saves the editable fields of `token`; the used quota belongs to the log writer alone.
+/// Saves the editable fields of `token`; the used quota belongs to the log writer alone. A token
+/// made the keyless-local one takes that from any other.
 pub fn update(connection: &Connection, token: &Token, now_ms: i64) -> DbResult<bool> {
+    if token.keyless_local {
+        connection.execute("UPDATE tokens SET keyless_local = 0 WHERE id != ?1 AND keyless_local = 1", [token.id])?;
+    }
     let changed = connection.execute(
         "UPDATE tokens SET name = ?2, group_name = ?3, quota_limit_nano = ?4, rpm_limit = ?5, tpm_limit = ?6, \
-         expires_at_ms = ?7, models = ?8, enabled = ?9, updated_at_ms = ?10 WHERE id = ?1",
+         expires_at_ms = ?7, models = ?8, enabled = ?9, updated_at_ms = ?10, keyless_local = ?11 WHERE id = ?1",
         params![
             token.id,
             token.name,
@@ -92,7 +97,8 @@ pub fn update(connection: &Connection, token: &Token, now_ms: i64) -> DbResult<b
             token.expires_at_ms,
             to_json(&token.models),
             token.enabled,
-            now_ms
+            now_ms,
+            token.keyless_local
         ],
     )?;
     Ok(changed > 0)

@@ -2,6 +2,7 @@
 //! caller, and account for the call (usage, cost, one log row) whatever happens to the caller.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
@@ -144,6 +145,10 @@ pub(crate) fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> Result<Arc
         .token_by_digest(&token_key_digest(key))
         .cloned()
         .ok_or_else(|| GatewayError::InvalidApiKey("Incorrect API key provided.".into()))?;
+    usable(entry)
+}
+
+fn usable(entry: Arc<TokenEntry>) -> Result<Arc<TokenEntry>, GatewayError> {
     if !entry.token.enabled {
         return Err(GatewayError::InvalidApiKey(format!("The token '{}' is disabled.", entry.token.name)));
     }
@@ -151,6 +156,31 @@ pub(crate) fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> Result<Arc
         return Err(GatewayError::InvalidApiKey(format!("The token '{}' has expired.", entry.token.name)));
     }
     Ok(entry)
+}
+
+/// Whether a caller at `peer` is on this machine (an IPv4 address mapped into IPv6 included).
+pub(crate) fn is_local(peer: SocketAddr) -> bool {
+    peer.ip().to_canonical().is_loopback()
+}
+
+/// The call's token: the key presented, or for a caller on this machine that sends none, the
+/// token the user chose for such calls (Ollama clients that cannot send a key), if they chose one.
+pub(crate) fn authenticate_from(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Result<Arc<TokenEntry>, GatewayError> {
+    if presented_key(headers).is_none_or(str::is_empty) && peer.is_some_and(is_local) {
+        if let Some(entry) = gateway.snapshot.load().keyless_local.clone() {
+            return usable(entry);
+        }
+    }
+    authenticate(gateway, headers)
+}
+
+/// The peer address the server put beside the request.
+pub(crate) fn peer_of(parts: &axum::http::request::Parts) -> Option<SocketAddr> {
+    parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|info| info.0)
 }
 
 /// Everything known about a call once it passed the checks.
@@ -293,6 +323,18 @@ async fn handle_in(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    handle_from(gateway, endpoint, dialect, headers, None, body).await
+}
+
+/// A call, from `peer` where keyless local calls may be allowed.
+async fn handle_from(
+    gateway: Arc<Gateway>,
+    endpoint: Endpoint,
+    dialect: Dialect,
+    headers: HeaderMap,
+    peer: Option<SocketAddr>,
+    body: Body,
+) -> Response {
     let started = Instant::now();
     let created_at_ms = now_ms();
     let request_id = new_request_id();
@@ -304,7 +346,7 @@ async fn handle_in(
         };
         return dialect_error(dialect, error, &request_id);
     };
-    let token = match authenticate(&gateway, &headers) {
+    let token = match authenticate_from(&gateway, &headers, peer) {
         Ok(token) => token,
         Err(error) => return dialect_error(dialect, error, &request_id),
     };
@@ -433,28 +475,53 @@ pub(crate) fn reachable_models(gateway: &Gateway, token: &TokenEntry) -> Vec<(St
 }
 
 /// `POST /api/chat`: Ollama's chat in front of every channel.
-pub(crate) async fn ollama_chat(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
-    handle_in(gateway, Endpoint::ChatCompletions, Dialect::Ollama(OllamaOp::Chat), headers, body).await
+pub(crate) async fn ollama_chat(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
+    ollama_call(gateway, Endpoint::ChatCompletions, OllamaOp::Chat, request).await
 }
 
 /// `POST /api/generate`: a prompt completed, as Ollama does it, through chat.
-pub(crate) async fn ollama_generate(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
-    handle_in(gateway, Endpoint::ChatCompletions, Dialect::Ollama(OllamaOp::Generate), headers, body).await
+pub(crate) async fn ollama_generate(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
+    ollama_call(gateway, Endpoint::ChatCompletions, OllamaOp::Generate, request).await
 }
 
 /// `POST /api/embed`: one or more inputs embedded.
-pub(crate) async fn ollama_embed(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
-    handle_in(gateway, Endpoint::Embeddings, Dialect::Ollama(OllamaOp::Embed), headers, body).await
+pub(crate) async fn ollama_embed(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
+    ollama_call(gateway, Endpoint::Embeddings, OllamaOp::Embed, request).await
 }
 
 /// `POST /api/embeddings`: Ollama's older single-prompt embedding.
-pub(crate) async fn ollama_embeddings(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
-    handle_in(gateway, Endpoint::Embeddings, Dialect::Ollama(OllamaOp::Embeddings), headers, body).await
+pub(crate) async fn ollama_embeddings(
+    State(gateway): State<Arc<Gateway>>,
+    request: axum::extract::Request,
+) -> Response {
+    ollama_call(gateway, Endpoint::Embeddings, OllamaOp::Embeddings, request).await
+}
+
+/// Ollama's calls may come keyless from this machine (see `authenticate_from`).
+async fn ollama_call(
+    gateway: Arc<Gateway>,
+    endpoint: Endpoint,
+    op: OllamaOp,
+    request: axum::extract::Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let peer = peer_of(&parts);
+    handle_from(gateway, endpoint, Dialect::Ollama(op), parts.headers, peer, body).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_callers_on_this_machine_count_as_local() {
+        for local in ["127.0.0.1:5000", "127.8.9.10:1", "[::1]:5000", "[::ffff:127.0.0.1]:5000"] {
+            assert!(is_local(local.parse().unwrap()), "{local}");
+        }
+        for remote in ["10.0.0.7:5000", "192.168.1.2:80", "[::ffff:10.0.0.7]:5000", "[2001:db8::1]:443", "0.0.0.0:1"] {
+            assert!(!is_local(remote.parse().unwrap()), "{remote}");
+        }
+    }
 
     #[test]
     fn request_ids_are_unique_and_sort_by_time() {
