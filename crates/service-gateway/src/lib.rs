@@ -518,21 +518,24 @@ mod tests {
         (dir, GatewayStore::new(Arc::new(db)))
     }
 
+    /// A token in the default group with no limits.
+    fn plain_token(name: &str) -> TokenInput {
+        TokenInput {
+            name: name.into(),
+            group: "default".into(),
+            quota_limit: None,
+            rpm_limit: None,
+            tpm_limit: None,
+            expires_at_ms: None,
+            models: vec![],
+            enabled: true,
+        }
+    }
+
     #[test]
     fn token_keys_are_shown_once_and_stored_as_hashes() {
         let (_dir, store) = store();
-        let created = store
-            .create_token(TokenInput {
-                name: "laptop".into(),
-                group: "default".into(),
-                quota_limit: None,
-                rpm_limit: None,
-                tpm_limit: None,
-                expires_at_ms: None,
-                models: vec![],
-                enabled: true,
-            })
-            .unwrap();
+        let created = store.create_token(plain_token("laptop")).unwrap();
         assert!(created.key.starts_with("sk-bc-") && created.key.len() == 54, "{}", created.key);
         assert!(created.key.starts_with(&created.token.key_prefix));
         let stored: Vec<String> = store
@@ -550,22 +553,8 @@ mod tests {
     #[test]
     fn one_token_at_most_takes_keyless_local_calls() {
         let (_dir, store) = store();
-        let ids: Vec<i64> = ["first", "second"]
-            .iter()
-            .map(|name| {
-                let input = TokenInput {
-                    name: name.to_string(),
-                    group: "default".into(),
-                    quota_limit: None,
-                    rpm_limit: None,
-                    tpm_limit: None,
-                    expires_at_ms: None,
-                    models: vec![],
-                    enabled: true,
-                };
-                store.create_token(input).unwrap().token.id
-            })
-            .collect();
+        let ids: Vec<i64> =
+            ["first", "second"].iter().map(|name| store.create_token(plain_token(name)).unwrap().token.id).collect();
         let keyless = |store: &GatewayStore| -> Vec<String> {
             store.list_tokens().unwrap().into_iter().filter(|t| t.keyless_local).map(|t| t.name).collect()
         };
