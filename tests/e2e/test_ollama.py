@@ -179,5 +179,24 @@ def test_the_ollama_client_runs_local_models_on_llama_server_and_sees_them_loade
             embedded = ollama_client.embed(model="tiny-embedding", input="hello world")
             assert len(embedded.embeddings) == 1 and len(embedded.embeddings[0]) == 64
             assert ollama_client.show("tiny-embedding").capabilities == ["embedding"]
+
+            # keep_alive, as Ollama clients send it: 0 unloads at once, a prompt-less generate only
+            # loads, a negative one keeps the model loaded, a duration unloads it that long after.
+            unloaded = ollama_client.generate(model="tiny", prompt="", keep_alive=0)
+            assert (unloaded.done, unloaded.done_reason, unloaded.response) == (True, "unload", "")
+            poll(lambda: [m.model for m in ollama_client.ps().models], lambda names: "tiny" not in names, timeout=30)
+            loaded = ollama_client.generate(model="tiny", prompt="", keep_alive=-1)
+            assert loaded.done_reason == "load"
+            (tiny,) = [m for m in ollama_client.ps().models if m.model == "tiny"]
+            assert tiny.expires_at is None, "kept loaded: no unload time"
+            reply = ollama_client.chat(model="tiny", messages=[{"role": "user", "content": "hi"}], stream=False,
+                                       options={"num_predict": 4}, keep_alive="2s")
+            assert reply.done
+            (tiny,) = [m for m in ollama_client.ps().models if m.model == "tiny"]
+            assert tiny.expires_at is not None
+            poll(lambda: [m.model for m in ollama_client.ps().models], lambda names: "tiny" not in names, timeout=30)
+            with pytest.raises(ollama.ResponseError) as bad:
+                ollama_client.generate(model="tiny", prompt="hi", keep_alive="soon")
+            assert bad.value.status_code == 400 and "keep_alive" in bad.value.error
         finally:
             stop(app.process)

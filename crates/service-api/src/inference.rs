@@ -202,6 +202,21 @@ pub trait LocalServing: Send + Sync {
     /// Holds the deployment named `alias` ready for one call, starting it (once, however many
     /// calls wait) and making room for it if needed; `None` when no local deployment has the name.
     fn acquire(&self, alias: &str) -> Option<WakeFuture>;
+    /// How long the deployment named `alias` stays loaded after its calls end, until a later call
+    /// says otherwise (Ollama's `keep_alive`; a call that does not say restores the deployment's own).
+    fn keep_alive(&self, alias: &str, keep: KeepAlive);
+}
+
+/// How long a local model stays loaded once idle, as a call asks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeepAlive {
+    /// The deployment's own idle TTL.
+    #[default]
+    AsSet,
+    /// This long after the last call ends (zero: unload as soon as it is idle).
+    For(std::time::Duration),
+    /// Until a later call says otherwise.
+    Forever,
 }
 
 /// A local deployment as a model list describes it.

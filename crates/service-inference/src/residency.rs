@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use burncloud_database::now_ms;
 use burncloud_service_api::{
-    InferenceService, InstanceState, LoadedFacts, LocalLease, LocalModelFacts, LocalServing, MemoryProbe, WakeError,
-    WakeFuture, DEFAULT_LOAD_TIMEOUT_S, FIT_MARGIN_BYTES, LOCAL_LOAD_TIMEOUT_SETTING, LOCAL_MEMORY_BUDGET_SETTING,
+    InferenceService, InstanceState, KeepAlive, LoadedFacts, LocalLease, LocalModelFacts, LocalServing, MemoryProbe,
+    WakeError, WakeFuture, DEFAULT_LOAD_TIMEOUT_S, FIT_MARGIN_BYTES, LOCAL_LOAD_TIMEOUT_SETTING,
+    LOCAL_MEMORY_BUDGET_SETTING,
 };
 use tokio::sync::watch;
 
@@ -28,7 +29,13 @@ pub(crate) struct Activity {
     pub last_used_ms: AtomicI64,
     pub idle_ttl_s: AtomicU32,
     pub pinned: AtomicBool,
+    /// What the last call asked for (Ollama's `keep_alive`): `KEEP_AS_SET`, `KEEP_FOREVER`, or
+    /// milliseconds after the last call.
+    keep_ms: AtomicI64,
 }
+
+const KEEP_AS_SET: i64 = i64::MIN;
+const KEEP_FOREVER: i64 = -1;
 
 impl Activity {
     pub fn new(idle_ttl_s: u32, pinned: bool) -> Activity {
@@ -37,7 +44,17 @@ impl Activity {
             last_used_ms: AtomicI64::new(0),
             idle_ttl_s: AtomicU32::new(idle_ttl_s),
             pinned: AtomicBool::new(pinned),
+            keep_ms: AtomicI64::new(KEEP_AS_SET),
         }
+    }
+
+    pub fn keep(&self, keep: KeepAlive) {
+        let ms = match keep {
+            KeepAlive::AsSet => KEEP_AS_SET,
+            KeepAlive::Forever => KEEP_FOREVER,
+            KeepAlive::For(duration) => i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
+        };
+        self.keep_ms.store(ms, Ordering::Relaxed);
     }
 
     pub fn touch(&self) {
@@ -48,12 +65,29 @@ impl Activity {
         Some(self.last_used_ms.load(Ordering::Relaxed)).filter(|ms| *ms > 0)
     }
 
+    /// How long it stays loaded after its last call; `None`: until told otherwise.
+    fn keeps_for_ms(&self) -> Option<i64> {
+        if self.pinned.load(Ordering::Relaxed) {
+            return None;
+        }
+        match self.keep_ms.load(Ordering::Relaxed) {
+            KEEP_AS_SET => match self.idle_ttl_s.load(Ordering::Relaxed) {
+                0 => None,
+                ttl => Some(i64::from(ttl) * 1000),
+            },
+            KEEP_FOREVER => None,
+            ms => Some(ms),
+        }
+    }
+
+    /// When it unloads if no call comes.
+    pub fn unloads_at_ms(&self) -> Option<i64> {
+        let last = self.last_used().unwrap_or_else(now_ms);
+        self.keeps_for_ms().map(|keep| last.saturating_add(keep))
+    }
+
     fn is_idle_past_ttl(&self, now: i64) -> bool {
-        let ttl = self.idle_ttl_s.load(Ordering::Relaxed);
-        ttl > 0
-            && !self.pinned.load(Ordering::Relaxed)
-            && self.in_flight.load(Ordering::Relaxed) == 0
-            && now - self.last_used_ms.load(Ordering::Relaxed) >= i64::from(ttl) * 1000
+        self.in_flight.load(Ordering::Relaxed) == 0 && self.unloads_at_ms().is_some_and(|at| now >= at)
     }
 }
 
@@ -319,10 +353,7 @@ impl LocalServing for Inference {
                 let model = self.models.get_local_model(instance.model_id).ok();
                 let loaded = (instance.state == InstanceState::Ready).then(|| LoadedFacts {
                     memory_bytes: instance.estimated_bytes.unwrap_or(0),
-                    unloads_at_ms: (instance.idle_ttl_s > 0 && !instance.pinned).then(|| {
-                        let last = instance.last_used_at.or(instance.started_at_ms).unwrap_or_else(now_ms);
-                        last + i64::from(instance.idle_ttl_s) * 1000
-                    }),
+                    unloads_at_ms: self.activity(instance.id).and_then(|activity| activity.unloads_at_ms()),
                 });
                 LocalModelFacts {
                     alias: instance.alias,
@@ -335,6 +366,12 @@ impl LocalServing for Inference {
                 }
             })
             .collect()
+    }
+
+    fn keep_alive(&self, alias: &str, keep: KeepAlive) {
+        if let Some(activity) = self.names.get(alias).and_then(|id| self.activity(id)) {
+            activity.keep(keep);
+        }
     }
 
     fn acquire(&self, alias: &str) -> Option<WakeFuture> {

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use burncloud_service_api::KeepAlive;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
@@ -31,6 +32,83 @@ impl OllamaOp {
             OllamaOp::Embeddings => "/api/embeddings",
         }
     }
+}
+
+/// Ollama's `keep_alive`: seconds as a number, or a duration such as `"5m"`, `"1h30m"`, `"300ms"`
+/// (a bare number in a string counts as seconds); negative keeps the model loaded, zero unloads it
+/// as soon as the call ends.
+pub fn keep_alive(native: &Map<String, Value>) -> Result<KeepAlive, Unconvertible> {
+    let seconds = match native.get("keep_alive") {
+        None | Some(Value::Null) => return Ok(KeepAlive::AsSet),
+        Some(Value::Number(number)) => number.as_f64(),
+        Some(Value::String(text)) => text.trim().parse::<f64>().ok().or_else(|| go_duration_seconds(text.trim())),
+        Some(_) => None,
+    };
+    match seconds {
+        Some(seconds) if seconds < 0.0 => Ok(KeepAlive::Forever),
+        Some(seconds) if seconds.is_finite() => Ok(KeepAlive::For(Duration::from_secs_f64(seconds.min(1e12)))),
+        _ => Err(unconvertible(
+            "keep_alive: expected seconds or a duration such as \"5m\" or \"1h\" (negative: keep loaded)",
+        )),
+    }
+}
+
+/// A Go duration (`"-1m"`, `"1h2m3.5s"`, `"300ms"`) in seconds.
+fn go_duration_seconds(text: &str) -> Option<f64> {
+    let (sign, mut rest) = match text.strip_prefix('-') {
+        Some(rest) => (-1.0, rest),
+        None => (1.0, text.strip_prefix('+').unwrap_or(text)),
+    };
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0.0;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let scale = match &rest[..unit] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += number * scale;
+        rest = &rest[unit..];
+    }
+    Some(sign * total)
+}
+
+/// A chat with no messages, or a generate with no prompt: Ollama's way to load a model (or, with
+/// `keep_alive: 0`, to unload it) without generating anything.
+pub fn only_loads(op: OllamaOp, native: &Map<String, Value>) -> bool {
+    let empty = |field: &str| match native.get(field) {
+        None | Some(Value::Null) => true,
+        Some(Value::String(text)) => text.is_empty(),
+        Some(Value::Array(items)) => items.is_empty(),
+        Some(_) => false,
+    };
+    match op {
+        OllamaOp::Chat => empty("messages"),
+        OllamaOp::Generate => empty("prompt") && empty("images"),
+        OllamaOp::Embed | OllamaOp::Embeddings => false,
+    }
+}
+
+/// The answer to a load or unload: done, with nothing generated.
+pub fn loaded(op: OllamaOp, model: &str, unloaded: bool) -> Bytes {
+    let mut answer = json!({"model": model, "created_at": created_at(), "done": true,
+        "done_reason": if unloaded { "unload" } else { "load" }});
+    if op == OllamaOp::Chat {
+        answer["message"] = json!({"role": "assistant", "content": ""});
+    } else {
+        answer["response"] = json!("");
+    }
+    Bytes::from(answer.to_string())
 }
 
 fn unconvertible(message: impl Into<String>) -> Unconvertible {
@@ -575,6 +653,28 @@ mod tests {
         assert_eq!(embed["input"], json!(["a", "b"]));
         let legacy = to_openai(OllamaOp::Embeddings, &object(json!({"model": "e", "prompt": "a"}))).unwrap();
         assert_eq!(legacy["input"], json!("a"));
+    }
+
+    #[test]
+    fn keep_alive_reads_numbers_and_go_durations() {
+        let read = |value: Value| keep_alive(&object(json!({"keep_alive": value})));
+        let for_secs = |seconds: f64| Ok(KeepAlive::For(Duration::from_secs_f64(seconds)));
+        assert_eq!(keep_alive(&Map::new()), Ok(KeepAlive::AsSet));
+        assert_eq!(read(json!(0)), for_secs(0.0));
+        assert_eq!(read(json!(30)), for_secs(30.0));
+        assert_eq!(read(json!("600")), for_secs(600.0));
+        assert_eq!(read(json!("5m")), for_secs(300.0));
+        assert_eq!(read(json!("1h30m")), for_secs(5400.0));
+        assert_eq!(read(json!("1.5s")), for_secs(1.5));
+        assert_eq!(read(json!("300ms")), for_secs(0.3));
+        assert_eq!(read(json!(-1)), Ok(KeepAlive::Forever));
+        assert_eq!(read(json!("-1m")), Ok(KeepAlive::Forever));
+        for bad in [json!("soon"), json!("5 minutes"), json!("m"), json!(true), json!([1]), json!("")] {
+            assert!(read(bad.clone()).is_err(), "{bad}");
+        }
+        assert!(only_loads(OllamaOp::Generate, &object(json!({"model": "m", "keep_alive": 0}))));
+        assert!(only_loads(OllamaOp::Chat, &object(json!({"model": "m", "messages": []}))));
+        assert!(!only_loads(OllamaOp::Generate, &object(json!({"model": "m", "prompt": "hi"}))));
     }
 
     #[test]

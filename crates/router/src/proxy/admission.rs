@@ -105,6 +105,9 @@ pub(super) async fn admit(
     }
     if let Some(wake) = wake {
         call.lease = Some(wake.await?);
+        if let Some(local) = gateway.local.get() {
+            local.keep_alive(&call.model, call.keep_alive);
+        }
         // It registered its channel on becoming ready.
         snapshot = gateway.snapshot.load();
     }

@@ -111,8 +111,9 @@ impl Dialect {
             }
             Dialect::Ollama(op) => {
                 let native = native_request(&call.body);
-                let request = ollama_inbound::to_openai(op, &native)
-                    .map_err(|anthropic::Unconvertible(message)| GatewayError::BadRequest { message, param: None })?;
+                let bad = |anthropic::Unconvertible(message)| GatewayError::BadRequest { message, param: None };
+                call.keep_alive = ollama_inbound::keep_alive(&native).map_err(bad)?;
+                let request = ollama_inbound::to_openai(op, &native).map_err(bad)?;
                 let field = |name: &str| request.get(name).cloned();
                 let fields = (field("model"), field("stream"), field("stream_options"));
                 let _ = call.request.set(request);

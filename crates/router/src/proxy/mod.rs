@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use burncloud_database::{now_ms, token_key_digest, NewLogRow};
-use burncloud_service_api::{ChannelTestReport, EndReason, Money, UsageSource};
+use burncloud_service_api::{ChannelTestReport, EndReason, KeepAlive, Money, UsageSource};
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -210,6 +210,8 @@ struct Call {
     responses: Option<Box<ResponsesCall>>,
     /// The local deployment serving the call, held loaded until the call is accounted for.
     lease: Option<burncloud_service_api::LocalLease>,
+    /// How long a local model stays loaded after this call (Ollama's `keep_alive`).
+    keep_alive: KeepAlive,
 }
 
 /// A `/v1/responses` call: sent as it is to channels with their own Responses API, converted to
@@ -367,6 +369,7 @@ async fn handle_from(
         as_received: None,
         responses: None,
         lease: None,
+        keep_alive: KeepAlive::AsSet,
     };
     let candidates = match admit(&gateway, &mut call, &headers, body).await {
         Ok(candidates) => candidates,
@@ -497,7 +500,8 @@ pub(crate) async fn ollama_embeddings(
     ollama_call(gateway, Endpoint::Embeddings, OllamaOp::Embeddings, request).await
 }
 
-/// Ollama's calls may come keyless from this machine (see `authenticate_from`).
+/// Ollama's calls may come keyless from this machine (see `authenticate_from`); a chat or generate
+/// with nothing to generate only loads (or unloads) its model.
 async fn ollama_call(
     gateway: Arc<Gateway>,
     endpoint: Endpoint,
@@ -506,7 +510,50 @@ async fn ollama_call(
 ) -> Response {
     let (parts, body) = request.into_parts();
     let peer = peer_of(&parts);
-    handle_from(gateway, endpoint, Dialect::Ollama(op), parts.headers, peer, body).await
+    let dialect = Dialect::Ollama(op);
+    let bytes = match read_body(body, gateway.config.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(error) => return dialect_error(dialect, error, &new_request_id()),
+    };
+    let native = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(native)) if ollama_inbound::only_loads(op, &native) => native,
+        _ => return handle_from(gateway, endpoint, dialect, parts.headers, peer, Body::from(bytes)).await,
+    };
+    let request_id = new_request_id();
+    match load_only(&gateway, op, &parts.headers, peer, &native).await {
+        Ok(answer) => with_request_id(answer, &request_id),
+        Err(error) => dialect_error(dialect, error, &request_id),
+    }
+}
+
+/// Loads a local model (or unloads it, with `keep_alive: 0`) and answers with nothing generated;
+/// a hosted model has nothing to load.
+async fn load_only(
+    gateway: &Gateway,
+    op: OllamaOp,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    native: &Map<String, Value>,
+) -> Result<Response, GatewayError> {
+    let token = authenticate_from(gateway, headers, peer)?;
+    let bad = |message: String| GatewayError::BadRequest { message, param: None };
+    let model = native.get("model").and_then(Value::as_str).filter(|m| !m.is_empty());
+    let model = model.ok_or_else(|| bad("model: a model name is required".into()))?;
+    let keep = ollama_inbound::keep_alive(native).map_err(|anthropic::Unconvertible(message)| bad(message))?;
+    if !reachable_models(gateway, &token).iter().any(|(name, _)| name == model) {
+        return Err(GatewayError::ModelNotFound(format!("model '{model}' not found")));
+    }
+    let local = gateway.local.get().filter(|local| local.local_models().iter().any(|alias| alias == model));
+    let unloaded = keep == KeepAlive::For(std::time::Duration::ZERO);
+    if let Some(local) = local {
+        if let Some(wake) = local.acquire(model).filter(|_| !unloaded) {
+            drop(wake.await?);
+        }
+        local.keep_alive(model, keep);
+    }
+    let mut response = Response::new(Body::from(ollama_inbound::loaded(op, model, unloaded)));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
 }
 
 #[cfg(test)]
