@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::adapters::gemini_inbound::{self, GeminiOp, GeminiStreamWriter};
 use crate::adapters::ollama_inbound::{self, OllamaOp, OllamaStreamWriter};
 use crate::adapters::{anthropic, anthropic_inbound, gemini, responses_inbound};
 use crate::sse::{event_data, malformed_data, SseSplitter};
@@ -79,6 +80,21 @@ pub fn request(data: &[u8]) {
         }
     }
     let _ = responses_inbound::skeleton(&openai, "resp_fuzz", "fuzz");
+    // And as each of Gemini's requests arriving on `/v1beta/models/…`.
+    let gemini_ops = [
+        GeminiOp::Generate,
+        GeminiOp::StreamGenerate { sse: true },
+        GeminiOp::CountTokens,
+        GeminiOp::EmbedContent,
+        GeminiOp::BatchEmbedContents,
+    ];
+    for op in gemini_ops {
+        if let Ok(converted) = gemini_inbound::to_openai(op, "gemini-fuzz", &openai) {
+            let _ = estimate_prompt(&converted);
+            let _ = anthropic::request(&converted, "claude-fuzz", true);
+            let _ = gemini::request(&converted);
+        }
+    }
     // And as each of Ollama's requests arriving on `/api/*`.
     for op in [OllamaOp::Chat, OllamaOp::Generate, OllamaOp::Embed, OllamaOp::Embeddings] {
         if let Ok(converted) = ollama_inbound::to_openai(op, &openai) {
@@ -102,6 +118,9 @@ pub fn response(data: &[u8]) {
     let started = std::time::Instant::now();
     for op in [OllamaOp::Chat, OllamaOp::Generate, OllamaOp::Embed, OllamaOp::Embeddings] {
         let _ = ollama_inbound::from_openai(op, data, "fuzz", started);
+    }
+    for op in [GeminiOp::Generate, GeminiOp::EmbedContent, GeminiOp::BatchEmbedContents] {
+        let _ = gemini_inbound::from_openai(op, data, "fuzz", "fuzz");
     }
     let _ = anthropic::error_body(data);
     let _ = gemini::error_body(data);
@@ -127,19 +146,24 @@ pub fn stream_events(data: &[u8]) {
     let skeleton = serde_json::json!({"id": "resp_fuzz", "output": []});
     let mut responses = responses_inbound::ResponsesStreamWriter::new(skeleton, Default::default());
     let mut ollama = OllamaStreamWriter::new(OllamaOp::Chat, "fuzz", std::time::Instant::now());
+    let mut gemini_events = GeminiStreamWriter::new(true, "fuzz", "fuzz");
+    let mut gemini_array = GeminiStreamWriter::new(false, "fuzz", "fuzz");
     for payload in &payloads {
         for chunk in claude.on_event(payload).into_iter().chain(gemini_stream.on_event(payload)) {
             if let Some(inner) = event_data(&chunk) {
                 let _ = writer.on_chunk(&inner);
                 let _ = responses.on_chunk(&inner);
                 let _ = ollama.on_chunk(&inner);
+                let _ = gemini_events.on_chunk(&inner);
             }
         }
         let _ = writer.on_chunk(payload);
         let _ = responses.on_chunk(payload);
         let _ = ollama.on_chunk(payload);
+        let _ = gemini_array.on_chunk(payload);
     }
     let _ = ollama.end();
+    let _ = (gemini_events.end(), gemini_array.end());
     let _ = responses.end();
     let _ = responses.response();
     for include_usage in [false, true] {

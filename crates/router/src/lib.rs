@@ -9,6 +9,7 @@ mod breaker;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod gemini;
 mod limiter;
 mod log_sink;
 mod ollama;
@@ -265,6 +266,8 @@ pub fn create_router_app(gateway: Arc<Gateway>) -> axum::Router {
         .route("/v1/key", get(billing::key))
         .route("/v1/dashboard/billing/subscription", get(billing::subscription))
         .route("/v1/dashboard/billing/usage", get(billing::usage))
+        .route("/v1beta/models", get(gemini::list))
+        .route("/v1beta/models/{*target}", get(gemini::get).post(gemini::call))
         .route("/api/version", get(ollama::version))
         .route("/api/tags", get(ollama::tags))
         .route("/api/ps", get(ollama::running))

@@ -6,6 +6,7 @@ pub mod anthropic;
 pub mod anthropic_inbound;
 pub mod dashscope;
 pub mod gemini;
+pub mod gemini_inbound;
 pub mod ollama_inbound;
 pub mod rerank;
 pub mod responses_inbound;
@@ -145,6 +146,49 @@ macro_rules! event_translator {
 
 event_translator!(anthropic::StreamTranslator);
 event_translator!(gemini::StreamTranslator);
+
+/// What the OpenAI-format chunks of a stream have said so far, for the writers that turn them into
+/// another protocol's stream (Ollama's, Gemini's): the usage, the finish reason, and the tool calls
+/// put together from their pieces.
+#[derive(Debug, Default)]
+pub struct ChunkReader {
+    /// (name, arguments) of each call, by its index.
+    pub tool_calls: Vec<(String, String)>,
+    pub finish_reason: Option<String>,
+    pub usage: Option<Value>,
+}
+
+impl ChunkReader {
+    /// Reads one chunk's data; returns its delta when it carries a choice.
+    pub fn read(&mut self, data: &[u8]) -> Option<Value> {
+        let chunk = serde_json::from_slice::<Value>(data).ok()?;
+        if let Some(usage) = chunk.get("usage").filter(|usage| usage.is_object()) {
+            self.usage = Some(usage.clone());
+        }
+        let choice = chunk.pointer("/choices/0")?;
+        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+            self.finish_reason = Some(reason.to_string());
+        }
+        let delta = choice.get("delta").cloned().unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+        for call in delta.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+            let index = call.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+            if index >= 1024 {
+                continue;
+            }
+            while self.tool_calls.len() <= index {
+                self.tool_calls.push((String::new(), String::new()));
+            }
+            let function = call.get("function");
+            if let Some(name) = function.and_then(|f| f.get("name")).and_then(Value::as_str) {
+                self.tool_calls[index].0.push_str(name);
+            }
+            if let Some(arguments) = function.and_then(|f| f.get("arguments")).and_then(Value::as_str) {
+                self.tool_calls[index].1.push_str(arguments);
+            }
+        }
+        Some(delta)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::anthropic::Unconvertible;
+use super::ChunkReader;
 
 /// The Ollama operation a call came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -472,23 +473,13 @@ pub struct OllamaStreamWriter {
     model: String,
     started: Instant,
     first_token: Option<Instant>,
-    /// Tool calls being assembled from their pieces: (name, arguments so far).
-    tool_calls: Vec<(String, String)>,
-    finish_reason: Option<String>,
-    usage: Option<Value>,
+    /// The usage, finish reason and tool calls the chunks carried.
+    reader: ChunkReader,
 }
 
 impl OllamaStreamWriter {
     pub fn new(op: OllamaOp, model: &str, started: Instant) -> Self {
-        OllamaStreamWriter {
-            op,
-            model: model.to_string(),
-            started,
-            first_token: None,
-            tool_calls: Vec::new(),
-            finish_reason: None,
-            usage: None,
-        }
+        OllamaStreamWriter { op, model: model.to_string(), started, first_token: None, reader: ChunkReader::default() }
     }
 
     fn line(&self, fields: Map<String, Value>) -> Bytes {
@@ -521,32 +512,9 @@ impl OllamaStreamWriter {
 
     /// One OpenAI-format chunk's data; the lines it makes.
     pub fn on_chunk(&mut self, data: &[u8]) -> Vec<Bytes> {
-        let Ok(chunk) = serde_json::from_slice::<Value>(data) else {
+        let Some(delta) = self.reader.read(data) else {
             return Vec::new();
         };
-        if let Some(usage) = chunk.get("usage").filter(|usage| usage.is_object()) {
-            self.usage = Some(usage.clone());
-        }
-        let Some(choice) = chunk.pointer("/choices/0") else {
-            return Vec::new();
-        };
-        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
-            self.finish_reason = Some(reason.to_string());
-        }
-        let delta = choice.get("delta").cloned().unwrap_or_else(|| json!({}));
-        for call in delta.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
-            let index = call.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
-            while self.tool_calls.len() <= index {
-                self.tool_calls.push((String::new(), String::new()));
-            }
-            let function = call.get("function");
-            if let Some(name) = function.and_then(|f| f.get("name")).and_then(Value::as_str) {
-                self.tool_calls[index].0.push_str(name);
-            }
-            if let Some(arguments) = function.and_then(|f| f.get("arguments")).and_then(Value::as_str) {
-                self.tool_calls[index].1.push_str(arguments);
-            }
-        }
         let content = delta.get("content").and_then(Value::as_str).unwrap_or_default();
         let thinking = delta.get("reasoning_content").and_then(Value::as_str).unwrap_or_default();
         if content.is_empty() && thinking.is_empty() {
@@ -559,8 +527,9 @@ impl OllamaStreamWriter {
     /// The lines that end the stream: the tool calls, if any, then `done: true` with the counters.
     pub fn end(&mut self) -> Vec<Bytes> {
         let mut lines = Vec::new();
-        if self.op == OllamaOp::Chat && !self.tool_calls.is_empty() {
+        if self.op == OllamaOp::Chat && !self.reader.tool_calls.is_empty() {
             let calls: Vec<Value> = self
+                .reader
                 .tool_calls
                 .drain(..)
                 .map(|(name, arguments)| json!({"function": {"name": name, "arguments": arguments}}))
@@ -571,9 +540,9 @@ impl OllamaStreamWriter {
         }
         let mut fields = self.piece("", "");
         fields.insert("done".into(), json!(true));
-        fields.insert("done_reason".into(), json!(done_reason(self.finish_reason.as_deref())));
+        fields.insert("done_reason".into(), json!(done_reason(self.reader.finish_reason.as_deref())));
         let now = Instant::now();
-        fields.extend(counters(self.usage.as_ref(), now - self.started));
+        fields.extend(counters(self.reader.usage.as_ref(), now - self.started));
         if let Some(first) = self.first_token {
             fields.insert("prompt_eval_duration".into(), json!(nanos(first - self.started)));
             fields.insert("eval_duration".into(), json!(nanos(now - first)));

@@ -16,6 +16,8 @@ pub(crate) enum Dialect {
     ResponsesCompact,
     /// Ollama's API (`/api/chat`, `/api/generate`, `/api/embed`, `/api/embeddings`).
     Ollama(OllamaOp),
+    /// Gemini's own API (`/v1beta/models/{model}:{method}`).
+    Gemini(GeminiOp),
 }
 
 /// The request fields every call needs, whatever the dialect: model, stream and stream options.
@@ -37,6 +39,7 @@ impl Dialect {
             Dialect::Responses => "/v1/responses",
             Dialect::ResponsesCompact => "/v1/responses/compact",
             Dialect::Ollama(op) => op.route(),
+            Dialect::Gemini(op) => op.route(),
         }
     }
 
@@ -44,6 +47,8 @@ impl Dialect {
     pub(super) fn stream_content_type(self) -> &'static str {
         match self {
             Dialect::Ollama(_) => "application/x-ndjson",
+            Dialect::Gemini(GeminiOp::StreamGenerate { sse: false }) => "application/json",
+            Dialect::Gemini(_) => "text/event-stream",
             Dialect::OpenAi | Dialect::Anthropic | Dialect::Responses | Dialect::ResponsesCompact => {
                 "text/event-stream"
             }
@@ -57,7 +62,7 @@ impl Dialect {
         match self {
             Dialect::Anthropic => channel.wire == Wire::Anthropic,
             Dialect::Responses | Dialect::ResponsesCompact => channel.responses_url.is_some(),
-            Dialect::OpenAi | Dialect::Ollama(_) => false,
+            Dialect::OpenAi | Dialect::Ollama(_) | Dialect::Gemini(_) => false,
         }
     }
 
@@ -65,7 +70,7 @@ impl Dialect {
     /// its own (the Responses API); `None`: the wire's usual URL.
     pub(super) fn native_url(self, channel: &ChannelEntry) -> Option<Result<UpstreamUrl, String>> {
         match self {
-            Dialect::OpenAi | Dialect::Anthropic | Dialect::Ollama(_) => None,
+            Dialect::OpenAi | Dialect::Anthropic | Dialect::Ollama(_) | Dialect::Gemini(_) => None,
             Dialect::Responses => channel.responses_url.clone().map(Ok),
             Dialect::ResponsesCompact => channel.responses_url.as_ref().map(|_| {
                 reqwest::Url::parse(&format!("{}/responses/compact", channel.base_url))
@@ -119,6 +124,16 @@ impl Dialect {
                 let _ = call.request.set(request);
                 Ok(fields)
             }
+            Dialect::Gemini(op) => {
+                let native = native_request(&call.body);
+                let model = peek.model.as_ref().and_then(Value::as_str).unwrap_or_default();
+                let request = gemini_inbound::to_openai(op, model, &native)
+                    .map_err(|anthropic::Unconvertible(message)| GatewayError::BadRequest { message, param: None })?;
+                let field = |name: &str| request.get(name).cloned();
+                let fields = (field("model"), field("stream"), field("stream_options"));
+                let _ = call.request.set(request);
+                Ok(fields)
+            }
         }
     }
 
@@ -133,6 +148,10 @@ impl Dialect {
                 *response.body_mut() = Body::from(anthropic_inbound::error_body(status, &message));
             }
             Dialect::Ollama(_) => *response.body_mut() = Body::from(ollama_inbound::error_body(&message)),
+            Dialect::Gemini(_) => {
+                let status = response.status().as_u16();
+                *response.body_mut() = Body::from(gemini_inbound::error_body(status, &message));
+            }
         }
         response
     }
@@ -151,6 +170,7 @@ impl Dialect {
         match (self, native) {
             (Dialect::OpenAi, _) => Ok(body),
             (Dialect::Ollama(op), _) => ollama_inbound::from_openai(op, &body, &call.model, call.started),
+            (Dialect::Gemini(op), _) => gemini_inbound::from_openai(op, &body, &call.model, &call.request_id),
             (Dialect::Anthropic | Dialect::Responses | Dialect::ResponsesCompact, Some(native)) => Ok(native),
             (Dialect::Anthropic, None) => anthropic_inbound::from_openai_response(&body, &call.model),
             (Dialect::Responses, None) => {
@@ -175,6 +195,10 @@ impl Dialect {
         match self {
             Dialect::OpenAi => Some(Output::OpenAi),
             Dialect::Ollama(op) => Some(Output::Ollama(OllamaStreamWriter::new(op, &call.model, call.started))),
+            Dialect::Gemini(op) => {
+                let sse = op != GeminiOp::StreamGenerate { sse: false };
+                Some(Output::Gemini(GeminiStreamWriter::new(sse, &call.model, &call.request_id)))
+            }
             _ if call.passes_natively(channel) => Some(Output::Native),
             Dialect::Anthropic => Some(Output::Anthropic(AnthropicStreamWriter::new(&call.model))),
             Dialect::Responses | Dialect::ResponsesCompact => call.responses.as_deref().map(|responses| {
@@ -191,6 +215,7 @@ impl Dialect {
         match output {
             Output::Responses(writer) => return writer.fail(message).concat().into(),
             Output::Ollama(writer) => return writer.fail(message),
+            Output::Gemini(writer) => return writer.fail(message),
             Output::OpenAi | Output::Native | Output::Anthropic(_) => {}
         }
         match self {
@@ -207,6 +232,7 @@ impl Dialect {
                 Bytes::from(format!("event: error\ndata: {event}\n\n"))
             }
             Dialect::Ollama(_) => ollama_inbound::error_body(message),
+            Dialect::Gemini(_) => gemini_inbound::error_body(502, message),
         }
     }
 }

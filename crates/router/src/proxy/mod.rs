@@ -20,6 +20,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::adapters::anthropic_inbound::{self, AnthropicStreamWriter};
+use crate::adapters::gemini_inbound::{self, GeminiOp, GeminiStreamWriter};
 use crate::adapters::ollama_inbound::{self, OllamaOp, OllamaStreamWriter};
 use crate::adapters::responses_inbound::{self, ResponsesStreamWriter, ToolNames};
 use crate::adapters::{anthropic, BadAnswer, Endpoint, EventTranslator, Wire};
@@ -296,7 +297,7 @@ impl Outcome {
     }
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> {
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> {
     match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => Ok(bytes),
         Err(error) => {
@@ -498,6 +499,17 @@ pub(crate) async fn ollama_embeddings(
     request: axum::extract::Request,
 ) -> Response {
     ollama_call(gateway, Endpoint::Embeddings, OllamaOp::Embeddings, request).await
+}
+
+/// A Gemini call, its key already where the router looks for it and its model in its body.
+pub(crate) async fn handle_gemini(
+    gateway: Arc<Gateway>,
+    endpoint: Endpoint,
+    op: GeminiOp,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle_in(gateway, endpoint, Dialect::Gemini(op), headers, body).await
 }
 
 /// Ollama's calls may come keyless from this machine (see `authenticate_from`); a chat or generate

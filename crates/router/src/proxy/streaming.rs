@@ -182,6 +182,8 @@ pub(super) enum Output {
     Responses(Box<ResponsesStreamWriter>),
     /// Ollama's NDJSON lines.
     Ollama(OllamaStreamWriter),
+    /// Gemini's `GenerateContentResponse`s, as events or array elements.
+    Gemini(GeminiStreamWriter),
 }
 
 impl Output {
@@ -199,6 +201,7 @@ impl Output {
             Output::Anthropic(writer) => rewrite_chunks(openai?, |data| writer.on_chunk(data)),
             Output::Responses(writer) => rewrite_chunks(openai?, |data| writer.on_chunk(data)),
             Output::Ollama(writer) => rewrite_chunks(openai?, |data| writer.on_chunk(data)),
+            Output::Gemini(writer) => rewrite_chunks(openai?, |data| writer.on_chunk(data)),
         }
     }
 
@@ -211,6 +214,7 @@ impl Output {
             Output::Anthropic(writer) => writer.end(),
             Output::Responses(writer) => writer.end(),
             Output::Ollama(writer) => writer.end(),
+            Output::Gemini(writer) => writer.end(),
         };
         for event in end {
             out.extend_from_slice(&event);

@@ -924,6 +924,11 @@ async fn stream_overheads(
             json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}).to_string(),
         ),
     };
+    let via_gemini = StreamCall {
+        url: format!("{}/v1beta/models/gpt-4o-mini:streamGenerateContent?alt=sse", gateway.base),
+        headers: vec![("x-goog-api-key", key.to_string())],
+        body: Bytes::from(json!({"contents": [{"role": "user", "parts": [{"text": "Say hello"}]}]}).to_string()),
+    };
     let stream_calls = [
         openai_direct,
         via_gateway("gpt-4o-mini"),
@@ -936,6 +941,7 @@ async fn stream_overheads(
         via_responses("gpt-4o-mini"),
         via_responses("responses-bench"),
         via_ollama,
+        via_gemini,
     ];
     let streams = first_tokens(client, &stream_calls, count).await?;
     let stream_row = |name: &str, direct: usize, through: usize| {
@@ -952,6 +958,7 @@ async fn stream_overheads(
         stream_row("Responses API, passed through to an upstream's own", 7, 8),
         stream_row("Responses API caller, chat upstream, converted to Responses events", 0, 9),
         stream_row("Ollama `/api/chat` caller, OpenAI upstream, converted to NDJSON lines", 0, 10),
+        stream_row("Gemini `:streamGenerateContent` caller, OpenAI upstream, converted to Gemini events", 0, 11),
         stream_row("for scale: the bare proxy, OpenAI format (one HTTP hop, no logic)", 0, 6),
     ]
     .join("\n"))
