@@ -153,14 +153,15 @@ ensure_node_tools() {
   fi
 }
 
-# The coding agents users point at BurnCloud (Codex CLI, Claude Code), from npm at the versions in
-# tests/agents/package-lock.json; both ship native binaries inside their packages.
+# The coding agents users point at BurnCloud (Codex CLI, Claude Code, Gemini CLI), from npm at the
+# versions in tests/agents/package-lock.json.
 ensure_agent_clients() {
   command -v npm >/dev/null || ensure_apt nodejs npm
   local agents="$repo_root/tests/agents"
   if [ ! -x "$agents/node_modules/.bin/codex" ] || [ ! -x "$agents/node_modules/.bin/claude" ] \
+    || [ ! -x "$agents/node_modules/.bin/gemini" ] \
     || [ "$agents/package-lock.json" -nt "$agents/node_modules/.package-lock.json" ]; then
-    say "installing the agent clients (Codex CLI, Claude Code) from npm"
+    say "installing the agent clients (Codex CLI, Claude Code, Gemini CLI) from npm"
     (cd "$agents" && npm ci --silent --no-audit --no-fund)
   fi
 }

@@ -1,7 +1,7 @@
 """The coding agents users point at BurnCloud, installed from npm by ./scripts/test and driven end to
 end against the real binary: Codex CLI over /v1/responses to chat-only channels, Claude Code over
 /v1/messages to an OpenAI-format channel under a non-Claude name, to a Claude channel, and to the
-real local llama-server. Each runs with its HOME in a temp dir and its non-essential traffic off.
+real local llama-server, and Gemini CLI over Gemini's own API to a chat-only channel. Each runs with its HOME in a temp dir and its non-essential traffic off.
 
 The upstream answers as a model would (the mock's `agent` mode): asked to "run the probe", it calls
 the agent's own shell tool with `echo burncloud-$((6*7))`, and once the result comes back it answers
@@ -104,6 +104,32 @@ def claude(app, key, model, prompt, *extra, env_extra=None):
                ANTHROPIC_MODEL=model, ANTHROPIC_DEFAULT_HAIKU_MODEL=model, ANTHROPIC_DEFAULT_SONNET_MODEL=model,
                CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_AUTOUPDATER="1", **(env_extra or {}))
     return run([agent("claude"), "-p", prompt, *extra], env, work)
+
+
+def gemini_cli(app, key, model, prompt):
+    """`gemini -p` with GOOGLE_GEMINI_BASE_URL at BurnCloud and the token as its API key, as the
+    user guide says; tools approved as they come (`--yolo`), since nobody is there to approve them."""
+    home = Path(tempfile.mkdtemp(prefix="gemini-home-"))
+    work = Path(tempfile.mkdtemp(prefix="gemini-work-"))
+    (home / ".gemini").mkdir()
+    (home / ".gemini/settings.json").write_text(json.dumps({"security": {"auth": {"selectedType": "gemini-api-key"}}}))
+    env = dict(os.environ, HOME=str(home), GEMINI_API_KEY=key, GOOGLE_GEMINI_BASE_URL=app.base,
+               GEMINI_CLI_TRUST_WORKSPACE="true", NO_COLOR="1")
+    return run([agent("gemini"), "-p", prompt, "-m", model, "--yolo"], env, work)
+
+
+def test_gemini_cli_answers_and_completes_a_tool_turn_through_a_chat_only_channel(agents_app):
+    key = agents_app.token(name="gemini-cli")
+    code, output = gemini_cli(agents_app, key, "deepseek-chat", "say hi")
+    assert code == 0, output
+    assert REPLY in output, output
+
+    code, output = gemini_cli(agents_app, key, "deepseek-chat", PROBE)
+    assert code == 0, output
+    assert "The probe printed:" in output and PROBE_OUTPUT in output, output
+    rows = poll(logged(agents_app, "gemini-cli"), lambda rows: len(rows) >= 3)
+    assert {(r["endpoint"], r["channel_name"], r["status"]) for r in rows} == {
+        ("/v1beta/models:streamGenerateContent", "deepseek", 200)}, rows
 
 
 @pytest.mark.parametrize("model", ["deepseek-chat", "qwen3-coder"])

@@ -33,13 +33,18 @@ impl AgentStep {
     }
 }
 
-/// The shell tools of the agents we drive (Codex: `exec_command` or `shell`; Claude Code: `Bash`)
-/// and the arguments each takes.
+/// The shell tools of the agents we drive (Codex: `exec_command` or `shell`; Claude Code: `Bash`;
+/// Gemini CLI: `run_shell_command`) and the arguments each takes.
 fn shell_call(tools: &[String]) -> Option<AgentStep> {
     let calls = [
         ("exec_command", json!({"cmd": PROBE_COMMAND})),
         ("shell", json!({"command": ["bash", "-lc", PROBE_COMMAND]})),
         ("Bash", json!({"command": PROBE_COMMAND, "description": "Print the probe marker"})),
+        // Gemini CLI refuses `$(…)` in a command, arithmetic included: the marker is printed apart.
+        (
+            "run_shell_command",
+            json!({"command": "printf 'burncloud-%d\\n' 42", "description": "Print the probe marker"}),
+        ),
     ];
     calls
         .into_iter()
