@@ -10,7 +10,7 @@ import urllib.request
 import openai
 import pytest
 
-from conftest import REPLY, UPSTREAM_KEY, BurnCloud, stop
+from conftest import REPLY, UPSTREAM_KEY, BurnCloud, poll, stop
 
 
 def client(app, key):
@@ -45,6 +45,35 @@ def test_embeddings_and_models(burncloud):
     vectors = sdk.embeddings.create(model="text-embedding-3-small", input=["one", "two"])
     assert len(vectors.data) == 2 and vectors.usage.prompt_tokens == 8
     assert sorted(m.id for m in sdk.models.list()) == ["gpt-4o-mini", "text-embedding-3-small"]
+
+
+def test_moderations_and_image_generations_pass_through_to_openai_channels(burncloud, upstream):
+    import base64
+
+    app = burncloud
+    app.console("POST", "/console/api/channels", {
+        "name": "images and moderation", "kind": "openai", "base_url": upstream + "/v1", "api_key": UPSTREAM_KEY,
+        "models": ["omni-moderation-latest", "dall-e-3"]})
+    app.console("POST", "/console/api/channels", {
+        "name": "claude", "kind": "anthropic", "base_url": upstream, "api_key": UPSTREAM_KEY, "models": ["claude-draw"]})
+    sdk = client(app, app.token())
+
+    moderated = sdk.moderations.create(model="omni-moderation-latest", input=["hello there", "graphic violence"])
+    assert [result.flagged for result in moderated.results] == [False, True]
+    assert moderated.results[1].categories.violence and moderated.results[1].category_scores.violence > 0.5
+
+    drawn = sdk.images.generate(model="dall-e-3", prompt="a lighthouse at dusk", n=2, response_format="b64_json")
+    assert len(drawn.data) == 2 and base64.b64decode(drawn.data[0].b64_json).startswith(b"\x89PNG")
+    linked = sdk.images.generate(model="dall-e-3", prompt="a lighthouse at dusk")
+    assert linked.data[0].url.endswith(".png")
+
+    # A channel that cannot draw says so in OpenAI's shape.
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk.images.generate(model="claude-draw", prompt="a lighthouse")
+    assert "/v1/images/generations" in refused.value.message
+    rows = poll(lambda: app.console("GET", "/console/api/logs?limit=10")["items"], lambda rows: len(rows) == 4)
+    assert sorted(row["endpoint"] for row in rows) == [
+        "/v1/images/generations", "/v1/images/generations", "/v1/images/generations", "/v1/moderations"]
 
 
 def test_sdk_raises_the_right_exceptions(burncloud):

@@ -118,6 +118,8 @@ fn router(shared_state: SharedState) -> axum::Router {
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/rerank", post(rerank))
+        .route("/v1/moderations", post(moderations))
+        .route("/v1/images/generations", post(image_generations))
         .route("/api/v1/services/rerank/text-rerank/text-rerank", post(dashscope_rerank))
         .route("/_mock/mode", post(set_mode))
         .with_state(shared_state)
@@ -413,6 +415,75 @@ async fn embeddings(State(shared): State<SharedState>, headers: HeaderMap, Json(
         answer["usage"] = json!({"prompt_tokens": EMBEDDING_TOKENS, "total_tokens": EMBEDDING_TOKENS});
     }
     Json(answer).into_response()
+}
+
+/// A moderation as OpenAI answers it: every category with its flag and score, for each input
+/// (flagged only when the text says `violence`).
+async fn moderations(State(shared): State<SharedState>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    if let Err(response) = admit(&shared, "/v1/moderations", &headers, &body) {
+        return *response;
+    }
+    let inputs: Vec<String> = match body.get("input") {
+        Some(Value::Array(items)) => items.iter().map(|item| item.as_str().unwrap_or_default().to_string()).collect(),
+        Some(Value::String(text)) => vec![text.clone()],
+        _ => Vec::new(),
+    };
+    const CATEGORIES: [&str; 13] = [
+        "harassment",
+        "harassment/threatening",
+        "hate",
+        "hate/threatening",
+        "illicit",
+        "illicit/violent",
+        "self-harm",
+        "self-harm/instructions",
+        "self-harm/intent",
+        "sexual",
+        "sexual/minors",
+        "violence",
+        "violence/graphic",
+    ];
+    let results: Vec<Value> = inputs
+        .iter()
+        .map(|text| {
+            let violent = text.contains("violence");
+            let flags: serde_json::Map<String, Value> =
+                CATEGORIES.iter().map(|c| (c.to_string(), json!(violent && *c == "violence"))).collect();
+            let scores: serde_json::Map<String, Value> = CATEGORIES
+                .iter()
+                .map(|c| (c.to_string(), json!(if violent && *c == "violence" { 0.91 } else { 0.0001 })))
+                .collect();
+            let types: serde_json::Map<String, Value> =
+                CATEGORIES.iter().map(|c| (c.to_string(), json!(["text"]))).collect();
+            json!({"flagged": violent, "categories": flags, "category_scores": scores,
+                "category_applied_input_types": types})
+        })
+        .collect();
+    Json(json!({"id": "modr-mock123", "model": model_of(&body), "results": results})).into_response()
+}
+
+/// A PNG of one transparent pixel, as image generations return it in `b64_json`.
+pub const ONE_PIXEL_PNG: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+
+/// An image generation as OpenAI answers it: `n` images as `b64_json` or URLs.
+async fn image_generations(State(shared): State<SharedState>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    if let Err(response) = admit(&shared, "/v1/images/generations", &headers, &body) {
+        return *response;
+    }
+    let count = body.get("n").and_then(Value::as_u64).unwrap_or(1).clamp(1, 10);
+    let as_data = body.get("response_format").and_then(Value::as_str) == Some("b64_json");
+    let prompt = body.get("prompt").and_then(Value::as_str).unwrap_or_default();
+    let data: Vec<Value> = (0..count)
+        .map(|index| {
+            if as_data {
+                json!({"b64_json": ONE_PIXEL_PNG, "revised_prompt": prompt})
+            } else {
+                json!({"url": format!("https://images.invalid/mock-{index}.png"), "revised_prompt": prompt})
+            }
+        })
+        .collect();
+    Json(json!({"created": 1_700_000_000, "data": data})).into_response()
 }
 
 /// Tokens a rerank call reports.

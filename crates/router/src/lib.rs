@@ -257,6 +257,8 @@ pub fn create_router_app(gateway: Arc<Gateway>) -> axum::Router {
         .route("/v1/completions", post(proxy::completions))
         .route("/v1/embeddings", post(proxy::embeddings))
         .route("/v1/rerank", post(proxy::rerank))
+        .route("/v1/moderations", post(proxy::moderations))
+        .route("/v1/images/generations", post(proxy::image_generations))
         .route("/v1/models", get(proxy::list_models))
         .route("/v1/responses", post(proxy::responses))
         .route("/v1/responses/compact", post(proxy::responses_compact))

@@ -9,7 +9,7 @@ use axum::http::{HeaderName, HeaderValue};
 use burncloud_database::{ChannelRecord, GatewayConfig};
 use burncloud_service_api::{Channel, ChannelKind, Currency, Money, Price, Strategy, Token, DEFAULT_GROUP};
 
-use crate::adapters::Wire;
+use crate::adapters::{Wire, ENDPOINTS};
 use crate::balancer::{Member, Rotation};
 use crate::upstream::UpstreamUrl;
 
@@ -42,14 +42,10 @@ impl ChannelEntry {
         let wire = Wire::of(record.channel.kind);
         let url = |path: &str| reqwest::Url::parse(&format!("{base_url}/{path}"));
         let paths = wire.endpoint_paths();
-        let urls = match (url(paths[0]), url(paths[1]), url(paths[2]), url(paths[3])) {
-            (Ok(chat), Ok(completions), Ok(embeddings), Ok(rerank)) => {
-                [chat, completions, embeddings, rerank].map(UpstreamUrl::new)
-            }
-            _ => {
-                tracing::warn!(channel = %record.channel.name, %base_url, "skipping a channel whose base URL does not parse");
-                return None;
-            }
+        let parsed: Result<Vec<UpstreamUrl>, _> = paths.iter().map(|path| url(path).map(UpstreamUrl::new)).collect();
+        let Some(urls) = parsed.ok().and_then(|urls| <[UpstreamUrl; ENDPOINTS]>::try_from(urls).ok()) else {
+            tracing::warn!(channel = %record.channel.name, %base_url, "skipping a channel whose base URL does not parse");
+            return None;
         };
         let responses_url = (record.channel.kind == ChannelKind::Openai && record.channel.native_responses)
             .then(|| url("responses").ok().map(UpstreamUrl::new))

@@ -30,10 +30,14 @@ pub enum Endpoint {
     Completions,
     Embeddings,
     Rerank,
+    /// `/v1/moderations`, passed through to OpenAI-format channels.
+    Moderations,
+    /// `/v1/images/generations`, passed through to OpenAI-format channels.
+    ImageGenerations,
 }
 
 /// How many endpoints a channel has parsed URLs for.
-pub(crate) const ENDPOINTS: usize = 4;
+pub(crate) const ENDPOINTS: usize = 6;
 
 impl Endpoint {
     /// Index into a channel's parsed endpoint URLs.
@@ -43,6 +47,8 @@ impl Endpoint {
             Endpoint::Completions => 1,
             Endpoint::Embeddings => 2,
             Endpoint::Rerank => 3,
+            Endpoint::Moderations => 4,
+            Endpoint::ImageGenerations => 5,
         }
     }
 
@@ -52,13 +58,15 @@ impl Endpoint {
             Endpoint::Completions => "/v1/completions",
             Endpoint::Embeddings => "/v1/embeddings",
             Endpoint::Rerank => "/v1/rerank",
+            Endpoint::Moderations => "/v1/moderations",
+            Endpoint::ImageGenerations => "/v1/images/generations",
         }
     }
 
     pub(crate) fn can_stream(self) -> bool {
         match self {
             Endpoint::ChatCompletions | Endpoint::Completions => true,
-            Endpoint::Embeddings | Endpoint::Rerank => false,
+            Endpoint::Embeddings | Endpoint::Rerank | Endpoint::Moderations | Endpoint::ImageGenerations => false,
         }
     }
 }
@@ -88,13 +96,15 @@ impl Wire {
         }
     }
 
-    /// The paths under the base URL for chat completions, completions, embeddings and rerank,
-    /// parsed once per snapshot. Gemini puts the model in the path and DashScope reranks on
+    /// The paths under the base URL for chat completions, completions, embeddings, rerank,
+    /// moderations and image generations, parsed once per snapshot. Gemini puts the model in the path and DashScope reranks on
     /// another path of its host: those URLs are built per call (`url`).
     pub(crate) fn endpoint_paths(self) -> [&'static str; ENDPOINTS] {
         match self {
-            Wire::OpenAi => ["chat/completions", "completions", "embeddings", "rerank"],
-            Wire::DashScope => ["chat/completions", "completions", "embeddings", ""],
+            Wire::OpenAi => {
+                ["chat/completions", "completions", "embeddings", "rerank", "moderations", "images/generations"]
+            }
+            Wire::DashScope => ["chat/completions", "completions", "embeddings", "", "", ""],
             Wire::Anthropic => ["v1/messages"; ENDPOINTS],
             Wire::Gemini => [""; ENDPOINTS],
         }
@@ -136,17 +146,26 @@ impl Wire {
             (Wire::OpenAi, _) => Ok(None),
             (Wire::DashScope, Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Embeddings) => Ok(None),
             (Wire::DashScope, Endpoint::Rerank) => dashscope::rerank_request(openai, upstream_model).map(Some),
+            (Wire::DashScope, Endpoint::Moderations | Endpoint::ImageGenerations) => {
+                Err(Unconvertible(format!("Qwen channels do not serve {} in OpenAI's format", endpoint.route())))
+            }
             (Wire::Anthropic, Endpoint::ChatCompletions) => {
                 anthropic::request(openai, upstream_model, stream).map(Some)
             }
-            (Wire::Anthropic, Endpoint::Completions | Endpoint::Embeddings | Endpoint::Rerank) => {
-                Err(Unconvertible(format!("Anthropic channels serve chat completions, not {}", endpoint.route())))
-            }
+            (
+                Wire::Anthropic,
+                Endpoint::Completions
+                | Endpoint::Embeddings
+                | Endpoint::Rerank
+                | Endpoint::Moderations
+                | Endpoint::ImageGenerations,
+            ) => Err(Unconvertible(format!("Anthropic channels serve chat completions, not {}", endpoint.route()))),
             (Wire::Gemini, Endpoint::ChatCompletions) => gemini::request(openai).map(Some),
             (Wire::Gemini, Endpoint::Embeddings) => gemini::embeddings_request(openai, upstream_model).map(Some),
-            (Wire::Gemini, Endpoint::Completions | Endpoint::Rerank) => {
-                Err(Unconvertible(format!("Gemini channels do not serve {}", endpoint.route())))
-            }
+            (
+                Wire::Gemini,
+                Endpoint::Completions | Endpoint::Rerank | Endpoint::Moderations | Endpoint::ImageGenerations,
+            ) => Err(Unconvertible(format!("Gemini channels do not serve {}", endpoint.route()))),
         }
     }
 
@@ -164,15 +183,20 @@ impl Wire {
             Wire::OpenAi | Wire::Anthropic => Ok(urls[endpoint.url_index()].clone()),
             Wire::DashScope => match endpoint {
                 Endpoint::Rerank => dashscope::rerank_url(base_url).map(UpstreamUrl::new),
-                Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Embeddings => {
-                    Ok(urls[endpoint.url_index()].clone())
-                }
+                Endpoint::ChatCompletions
+                | Endpoint::Completions
+                | Endpoint::Embeddings
+                | Endpoint::Moderations
+                | Endpoint::ImageGenerations => Ok(urls[endpoint.url_index()].clone()),
             },
             Wire::Gemini => {
                 let method = match (endpoint, stream) {
                     (Endpoint::Embeddings | Endpoint::Rerank, _) => "batchEmbedContents",
                     (Endpoint::ChatCompletions | Endpoint::Completions, true) => "streamGenerateContent",
                     (Endpoint::ChatCompletions | Endpoint::Completions, false) => "generateContent",
+                    (Endpoint::Moderations | Endpoint::ImageGenerations, _) => {
+                        return Err(format!("Gemini channels do not serve {}", endpoint.route()))
+                    }
                 };
                 reqwest::Url::parse(&format!("{base_url}/{}", gemini::path(upstream_model, method)))
                     .map(UpstreamUrl::new)
@@ -203,13 +227,21 @@ impl Wire {
             |result: Result<(Bytes, Option<Usage>), Unconvertible>| result.map_err(BadAnswer::Unconvertible);
         match (self, endpoint) {
             (Wire::OpenAi, _)
-            | (Wire::DashScope, Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Embeddings) => {
-                checked_usage_in(&body).map(|usage| (body, usage)).map_err(BadAnswer::Unreadable)
-            }
+            | (
+                Wire::DashScope,
+                Endpoint::ChatCompletions
+                | Endpoint::Completions
+                | Endpoint::Embeddings
+                | Endpoint::Moderations
+                | Endpoint::ImageGenerations,
+            ) => checked_usage_in(&body).map(|usage| (body, usage)).map_err(BadAnswer::Unreadable),
             (Wire::DashScope, Endpoint::Rerank) => converted(dashscope::rerank_response(&body, model)),
             (Wire::Gemini, Endpoint::Embeddings | Endpoint::Rerank) => {
                 converted(gemini::embeddings_response(&body, model).map(|body| (body, None)))
             }
+            (Wire::Gemini, Endpoint::Moderations | Endpoint::ImageGenerations) => Err(BadAnswer::Unconvertible(
+                Unconvertible(format!("Gemini channels do not serve {}", endpoint.route())),
+            )),
             (Wire::Gemini, Endpoint::ChatCompletions | Endpoint::Completions) => {
                 converted(gemini::response(&body, model).map(|(body, usage)| (body, Some(usage))))
             }

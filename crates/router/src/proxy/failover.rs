@@ -296,7 +296,11 @@ pub(super) async fn complete(
             let usage = usage.or_else(|| usage_in(&body));
             let body = match call.endpoint {
                 Endpoint::Rerank => crate::adapters::rerank::with_documents(call.request(), body),
-                Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Embeddings => body,
+                Endpoint::ChatCompletions
+                | Endpoint::Completions
+                | Endpoint::Embeddings
+                | Endpoint::Moderations
+                | Endpoint::ImageGenerations => body,
             };
             (body, usage)
         }

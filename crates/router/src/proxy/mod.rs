@@ -66,6 +66,16 @@ pub(crate) async fn rerank(State(gateway): State<Arc<Gateway>>, headers: HeaderM
     handle(gateway, Endpoint::Rerank, headers, body).await
 }
 
+/// `POST /v1/moderations`: passed through to the channels that serve it in OpenAI's format.
+pub(crate) async fn moderations(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    handle(gateway, Endpoint::Moderations, headers, body).await
+}
+
+/// `POST /v1/images/generations`: passed through to the channels that serve it in OpenAI's format.
+pub(crate) async fn image_generations(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    handle(gateway, Endpoint::ImageGenerations, headers, body).await
+}
+
 /// `POST /v1/responses`: OpenAI's Responses API in front of every channel.
 pub(crate) async fn responses(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
     handle_in(gateway, Endpoint::ChatCompletions, Dialect::Responses, headers, body).await
