@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use crate::adapters::gemini_inbound::{self, GeminiOp};
 use crate::adapters::{anthropic, Endpoint};
 use crate::error::GatewayError;
-use crate::proxy::{authenticate, dialect_error, handle_gemini, new_request_id, reachable_models, read_body, Dialect};
+use crate::proxy::{authenticate, dialect_error, handle_in, new_request_id, reachable_models, read_body, Dialect};
 use crate::usage::estimate_prompt;
 use crate::Gateway;
 
@@ -123,7 +123,7 @@ pub(crate) async fn call(
     native.insert("model".into(), Value::String(model));
     let endpoint = if op.is_embedding() { Endpoint::Embeddings } else { Endpoint::ChatCompletions };
     let body = Body::from(Value::Object(native).to_string());
-    handle_gemini(gateway, endpoint, op, headers, body).await
+    handle_in(gateway, endpoint, Dialect::Gemini(op), headers, body).await
 }
 
 /// `countTokens`: the prompt's size by the tokenizer, without a call upstream.

@@ -3,15 +3,17 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use burncloud_service_api::{InstanceKind, LocalModelFacts};
+use burncloud_service_api::{rfc3339_from_unix_ms, InstanceKind, LocalModelFacts};
 use serde_json::{json, Value};
 
 use crate::adapters::ollama_inbound::OllamaOp;
 use crate::error::GatewayError;
 use crate::proxy::{authenticate_from, dialect_error, new_request_id, peer_of, reachable_models, Dialect};
+use crate::snapshot::TokenEntry;
 use crate::Gateway;
 
 /// The version of Ollama's API whose shapes these routes follow; clients compare it to decide
@@ -22,14 +24,15 @@ fn fail(error: GatewayError) -> Response {
     dialect_error(Dialect::Ollama(OllamaOp::Chat), error, &new_request_id())
 }
 
+/// The caller's token (a key, or a keyless call from this machine where allowed) and the body.
+fn caller(gateway: &Gateway, request: Request) -> Result<(Arc<TokenEntry>, Body), GatewayError> {
+    let (parts, body) = request.into_parts();
+    Ok((authenticate_from(gateway, &parts.headers, peer_of(&parts))?, body))
+}
+
 /// `GET /api/version`
 pub(crate) async fn version() -> Response {
     axum::Json(json!({"version": OLLAMA_API_VERSION})).into_response()
-}
-
-fn rfc3339_ms(ms: i64) -> String {
-    let seconds = burncloud_service_api::rfc3339_from_unix_seconds(ms.div_euclid(1000));
-    format!("{}.{:03}Z", seconds.trim_end_matches('Z'), ms.rem_euclid(1000))
 }
 
 /// A model as Ollama's lists show it: what BurnCloud knows of a local GGUF, and the name alone
@@ -39,7 +42,7 @@ fn entry(name: &str, local: Option<&LocalModelFacts>) -> Value {
     json!({
         "name": name,
         "model": name,
-        "modified_at": rfc3339_ms(local.map_or(0, |facts| facts.added_at_ms)),
+        "modified_at": rfc3339_from_unix_ms(local.map_or(0, |facts| facts.added_at_ms)),
         "size": local.map_or(0, |facts| facts.size_bytes),
         "digest": local.and_then(|facts| facts.sha256.clone()).unwrap_or_default(),
         "details": {
@@ -59,9 +62,8 @@ fn local_facts(gateway: &Gateway) -> Vec<LocalModelFacts> {
 
 /// `GET /api/tags`: every model the token can call, as `/v1/models` lists them.
 pub(crate) async fn tags(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
-    let (parts, _) = request.into_parts();
-    let token = match authenticate_from(&gateway, &parts.headers, peer_of(&parts)) {
-        Ok(token) => token,
+    let (token, _) = match caller(&gateway, request) {
+        Ok(caller) => caller,
         Err(error) => return fail(error),
     };
     let facts = local_facts(&gateway);
@@ -74,9 +76,8 @@ pub(crate) async fn tags(State(gateway): State<Arc<Gateway>>, request: Request) 
 
 /// `GET /api/ps`: the local models loaded now.
 pub(crate) async fn running(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
-    let (parts, _) = request.into_parts();
-    let token = match authenticate_from(&gateway, &parts.headers, peer_of(&parts)) {
-        Ok(token) => token,
+    let (token, _) = match caller(&gateway, request) {
+        Ok(caller) => caller,
         Err(error) => return fail(error),
     };
     let reachable = reachable_models(&gateway, &token);
@@ -91,7 +92,7 @@ pub(crate) async fn running(State(gateway): State<Arc<Gateway>>, request: Reques
             object.insert("size_vram".into(), json!(loaded.memory_bytes));
             // A pinned deployment, or one never unloaded for idleness, has no such time.
             if let Some(unloads) = loaded.unloads_at_ms {
-                object.insert("expires_at".into(), json!(rfc3339_ms(unloads)));
+                object.insert("expires_at".into(), json!(rfc3339_from_unix_ms(unloads)));
             }
             Some(model)
         })
@@ -101,9 +102,8 @@ pub(crate) async fn running(State(gateway): State<Arc<Gateway>>, request: Reques
 
 /// `POST /api/show`: a model's details, for one the token can call.
 pub(crate) async fn show(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let token = match authenticate_from(&gateway, &parts.headers, peer_of(&parts)) {
-        Ok(token) => token,
+    let (token, body) = match caller(&gateway, request) {
+        Ok(caller) => caller,
         Err(error) => return fail(error),
     };
     let body = match axum::body::to_bytes(body, 64 * 1024).await {

@@ -26,6 +26,12 @@ pub fn rfc3339_from_unix_seconds(seconds: i64) -> String {
     )
 }
 
+/// `2024-09-18T13:20:06.123Z` from Unix milliseconds (Ollama's timestamps).
+pub fn rfc3339_from_unix_ms(ms: i64) -> String {
+    let seconds = rfc3339_from_unix_seconds(ms.div_euclid(1000));
+    format!("{}.{:03}Z", seconds.trim_end_matches('Z'), ms.rem_euclid(1000))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -33,6 +39,7 @@ mod tests {
     #[test]
     fn dates_from_epoch_time() {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(rfc3339_from_unix_ms(1_500), "1970-01-01T00:00:01.500Z");
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         assert_eq!(rfc3339_from_unix_seconds(1_726_665_606), "2024-09-18T13:20:06Z");

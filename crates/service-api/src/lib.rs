@@ -28,7 +28,7 @@ pub fn check_time_range(since_ms: Option<i64>, until_ms: Option<i64>) -> Service
     Ok(())
 }
 
-pub use calendar::{civil_from_days, rfc3339_from_unix_seconds};
+pub use calendar::{civil_from_days, rfc3339_from_unix_ms, rfc3339_from_unix_seconds};
 pub use error::ServiceError;
 pub use inference::*;
 pub use models::*;

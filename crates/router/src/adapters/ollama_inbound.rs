@@ -362,9 +362,7 @@ fn sampling_options(options: Option<&Value>, request: &mut Map<String, Value>) -
 
 /// `2025-10-17T23:14:07.414Z`: Ollama's `created_at`.
 fn created_at() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let seconds = burncloud_service_api::rfc3339_from_unix_seconds(now.as_secs() as i64);
-    format!("{}.{:03}Z", seconds.trim_end_matches('Z'), now.subsec_millis())
+    burncloud_service_api::rfc3339_from_unix_ms(burncloud_database::now_ms())
 }
 
 fn nanos(duration: Duration) -> u64 {

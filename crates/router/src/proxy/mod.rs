@@ -329,7 +329,7 @@ async fn handle(gateway: Arc<Gateway>, endpoint: Endpoint, headers: HeaderMap, b
     handle_in(gateway, endpoint, Dialect::OpenAi, headers, body).await
 }
 
-async fn handle_in(
+pub(crate) async fn handle_in(
     gateway: Arc<Gateway>,
     endpoint: Endpoint,
     dialect: Dialect,
@@ -511,17 +511,6 @@ pub(crate) async fn ollama_embeddings(
     ollama_call(gateway, Endpoint::Embeddings, OllamaOp::Embeddings, request).await
 }
 
-/// A Gemini call, its key already where the router looks for it and its model in its body.
-pub(crate) async fn handle_gemini(
-    gateway: Arc<Gateway>,
-    endpoint: Endpoint,
-    op: GeminiOp,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    handle_in(gateway, endpoint, Dialect::Gemini(op), headers, body).await
-}
-
 /// Ollama's calls may come keyless from this machine (see `authenticate_from`); a chat or generate
 /// with nothing to generate only loads (or unloads) its model.
 async fn ollama_call(
@@ -565,11 +554,13 @@ async fn load_only(
     if !reachable_models(gateway, &token).iter().any(|(name, _)| name == model) {
         return Err(GatewayError::ModelNotFound(format!("model '{model}' not found")));
     }
-    let local = gateway.local.get().filter(|local| local.local_models().iter().any(|alias| alias == model));
     let unloaded = keep == KeepAlive::For(std::time::Duration::ZERO);
-    if let Some(local) = local {
-        if let Some(wake) = local.acquire(model).filter(|_| !unloaded) {
-            drop(wake.await?);
+    // A hosted model has nothing to load; `acquire` and `keep_alive` ignore names no deployment has.
+    if let Some(local) = gateway.local.get() {
+        if !unloaded {
+            if let Some(wake) = local.acquire(model) {
+                drop(wake.await?);
+            }
         }
         local.keep_alive(model, keep);
     }
