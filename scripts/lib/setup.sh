@@ -75,7 +75,7 @@ run_fuzz_targets() {
   local seconds="$1" target work log
   ensure_cargo_fuzz
   cargo fuzz build --sanitizer none -O
-  for target in sse request response stream_events tokens; do
+  for target in sse request response stream_events tokens multipart; do
     work="$(mktemp -d)"
     say "fuzzing $target for ${seconds}s"
     log="$(mktemp)"

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod anthropic_mock;
 pub mod gemini_mock;
 pub mod hub_mock;
+pub mod media_mock;
 pub mod openai_mock;
 pub mod release_mock;
 pub mod responses_mock;

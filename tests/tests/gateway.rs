@@ -182,8 +182,9 @@ async fn prices_and_account_take_decimal_strings() {
     assert_eq!(
         price,
         json!({"model": "gpt-4o-mini", "input_per_mtok": "0.15", "output_per_mtok": "0.6",
-               "cache_read_per_mtok": null, "cache_write_per_mtok": null, "cache_write_1h_per_mtok": null}),
-        "cache prices not given are unset: those tokens are charged as input"
+               "cache_read_per_mtok": null, "cache_write_per_mtok": null, "cache_write_1h_per_mtok": null,
+               "per_image": null, "per_audio_second": null, "per_million_characters": null}),
+        "cache prices not given are unset: those tokens are charged as input; unit prices not given are not charged"
     );
     assert_eq!(h.get("/console/api/prices").await, json!([price]));
     let account = h.get("/console/api/account").await;
@@ -196,6 +197,17 @@ async fn prices_and_account_take_decimal_strings() {
         let (status, body) = h.console(reqwest::Method::POST, "/console/api/account/topup", Some(bad.clone())).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert!(body["error"]["message"].is_string());
+    }
+    let unit_prices = json!({"input_per_mtok": "0", "output_per_mtok": "0", "per_image": "0.04",
+        "per_audio_second": "0.0001", "per_million_characters": "15"});
+    let price = h.put("/console/api/prices/media", unit_prices).await;
+    assert_eq!((&price["per_image"], &price["per_audio_second"]), (&json!("0.04"), &json!("0.0001")));
+    assert_eq!(price["per_million_characters"], "15");
+    for unit in ["per_image", "per_audio_second", "per_million_characters"] {
+        let bad = json!({"input_per_mtok": "0", "output_per_mtok": "0", unit: "-0.01"});
+        let (status, body) = h.console(reqwest::Method::PUT, "/console/api/prices/media", Some(bad)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{unit}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("negative"), "{body}");
     }
 }
 

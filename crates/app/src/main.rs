@@ -105,6 +105,9 @@ struct ServeArgs {
     /// Largest request body in MiB.
     #[arg(long, env = "BURNCLOUD_MAX_BODY_MB", default_value_t = 32)]
     max_body_mb: usize,
+    /// Largest file upload (audio to transcribe, images to edit) in MiB; spooled to disk, not memory.
+    #[arg(long, env = "BURNCLOUD_MAX_UPLOAD_MB", default_value_t = 256)]
+    max_upload_mb: usize,
     /// Calls served at once; beyond it callers get 503 with Retry-After.
     #[arg(long, env = "BURNCLOUD_MAX_CONCURRENT_CALLS", default_value_t = 1024)]
     max_concurrent_calls: usize,
@@ -217,6 +220,7 @@ fn start(args: &ServeArgs) -> anyhow::Result<Started> {
         max_response_bytes: args.max_response_mb.max(1) * 1024 * 1024,
         redis_url: args.redis_url.clone(),
         max_body_bytes: args.max_body_mb.max(1) * 1024 * 1024,
+        max_upload_bytes: args.max_upload_mb.max(1) * 1024 * 1024,
         max_concurrent_calls: args.max_concurrent_calls.max(1),
         ..GatewayLimits::default()
     };

@@ -204,6 +204,15 @@ fn LogDetail(entry: LogEntry, currency: Currency, on_close: EventHandler<()>) ->
                 if entry.reasoning_tokens > 0 {
                     dt { {i18n.t("logs.reasoning")} } dd { "{count(entry.reasoning_tokens)}" }
                 }
+                if entry.images > 0 {
+                    dt { {i18n.t("logs.images")} } dd { "{count(entry.images)}" }
+                }
+                if entry.audio_ms > 0 {
+                    dt { {i18n.t("logs.audio")} } dd { {millis(entry.audio_ms)} }
+                }
+                if entry.characters > 0 {
+                    dt { {i18n.t("logs.characters")} } dd { "{count(entry.characters)}" }
+                }
                 dt { {i18n.t("logs.usage_source")} } dd { "{usage_from}" }
                 dt { {i18n.t("logs.cost")} } dd {
                     {money(currency, entry.cost)}

@@ -1,4 +1,5 @@
-//! Prices: what a million input, output and prompt-cache tokens cost, per model.
+//! Prices: what a million input, output and prompt-cache tokens cost, per model, and what an
+//! image, a second of audio and a million characters spoken cost where a model is billed by them.
 
 use burncloud_client::{use_i18n, use_refresh, use_services, Empty, ErrorNotice};
 use burncloud_service_api::{Money, PriceInput};
@@ -17,6 +18,9 @@ pub fn Prices() -> Element {
     let mut cache_read = use_signal(String::new);
     let mut cache_write = use_signal(String::new);
     let mut cache_write_1h = use_signal(String::new);
+    let mut per_image = use_signal(String::new);
+    let mut per_audio_second = use_signal(String::new);
+    let mut per_million_characters = use_signal(String::new);
     let mut feedback = use_signal(|| Feedback::Idle);
     let list_services = services.clone();
     let prices = use_resource(move || {
@@ -26,14 +30,26 @@ pub fn Prices() -> Element {
     });
     let save_services = services.clone();
     let save = move |_| {
-        let result = price_input(&input(), &output(), [&cache_read(), &cache_write(), &cache_write_1h()])
+        let optional = [cache_read, cache_write, cache_write_1h, per_image, per_audio_second, per_million_characters]
+            .map(|field| field());
+        let result = price_input(&input(), &output(), optional.each_ref().map(String::as_str))
             .map_err(|e| e.to_string())
             .and_then(|price| save_services.prices.set_price(&model(), price).map_err(|e| e.to_string()));
         match result {
             Ok(_) => {
                 feedback.set(Feedback::Done(i18n.t("common.saved").to_string()));
                 model.set(String::new());
-                for mut field in [input, output, cache_read, cache_write, cache_write_1h] {
+                let fields = [
+                    input,
+                    output,
+                    cache_read,
+                    cache_write,
+                    cache_write_1h,
+                    per_image,
+                    per_audio_second,
+                    per_million_characters,
+                ];
+                for mut field in fields {
                     field.set(String::new());
                 }
                 refresh.bump();
@@ -58,6 +74,11 @@ pub fn Prices() -> Element {
                 input { name: "cache_read", placeholder: i18n.t("prices.cache_read"), value: "{cache_read}", oninput: move |e| cache_read.set(e.value()) }
                 input { name: "cache_write", placeholder: i18n.t("prices.cache_write"), value: "{cache_write}", oninput: move |e| cache_write.set(e.value()) }
                 input { name: "cache_write_1h", placeholder: i18n.t("prices.cache_write_1h"), value: "{cache_write_1h}", oninput: move |e| cache_write_1h.set(e.value()) }
+            }
+            div { class: "row",
+                input { name: "per_image", placeholder: i18n.t("prices.per_image"), value: "{per_image}", oninput: move |e| per_image.set(e.value()) }
+                input { name: "per_audio_second", placeholder: i18n.t("prices.per_audio_second"), value: "{per_audio_second}", oninput: move |e| per_audio_second.set(e.value()) }
+                input { name: "per_million_characters", placeholder: i18n.t("prices.per_million_characters"), value: "{per_million_characters}", oninput: move |e| per_million_characters.set(e.value()) }
                 button { class: "btn primary", id: "save-price", onclick: save, {i18n.t("prices.set")} }
             }
         }
@@ -76,6 +97,7 @@ pub fn Prices() -> Element {
                             th { class: "num", {i18n.t("prices.output")} }
                             th { class: "num", {i18n.t("prices.cache_read")} }
                             th { class: "num", {i18n.t("prices.cache_write")} }
+                            th { {i18n.t("prices.units")} }
                             th { {i18n.t("common.actions")} }
                         } }
                         tbody {
@@ -86,6 +108,7 @@ pub fn Prices() -> Element {
                                     td { class: "num", "{price.output_per_mtok}" }
                                     td { class: "num", {price_or(price.cache_read_per_mtok, i18n.t("prices.as_input"))} }
                                     td { class: "num", {price_or(price.cache_write_per_mtok, i18n.t("prices.as_input"))} }
+                                    td { class: "units", {unit_prices(&price, [i18n.t("prices.unit_image"), i18n.t("prices.unit_second"), i18n.t("prices.unit_mchars")])} }
                                     td { class: "actions",
                                         button { class: "btn small", onclick: { let p = price.clone(); move |_| {
                                             model.set(p.model.clone()); input.set(p.input_per_mtok.to_string()); output.set(p.output_per_mtok.to_string());
@@ -93,6 +116,9 @@ pub fn Prices() -> Element {
                                             cache_read.set(shown(p.cache_read_per_mtok));
                                             cache_write.set(shown(p.cache_write_per_mtok));
                                             cache_write_1h.set(shown(p.cache_write_1h_per_mtok));
+                                            per_image.set(shown(p.per_image));
+                                            per_audio_second.set(shown(p.per_audio_second));
+                                            per_million_characters.set(shown(p.per_million_characters));
                                         } }, {i18n.t("common.edit")} }
                                         button { class: "btn small danger", onclick: { let services = delete_services.clone(); let name = price.model.clone(); move |_| {
                                             settle(feedback, refresh, services.prices.delete_price(&name), None);
@@ -108,20 +134,34 @@ pub fn Prices() -> Element {
     }
 }
 
-/// The form's fields as a price: input and output are required, a blank cache price is unset.
+/// The form's fields as a price: input and output are required; a blank cache or unit price
+/// (cache read, write, 1-hour write, image, audio second, million characters) is unset.
 fn price_input(
     input: &str,
     output: &str,
-    cache: [&str; 3],
+    optional: [&str; 6],
 ) -> Result<PriceInput, burncloud_service_api::MoneyParseError> {
-    let optional = |text: &str| if text.trim().is_empty() { Ok(None) } else { Money::parse(text).map(Some) };
+    let parsed = |text: &str| if text.trim().is_empty() { Ok(None) } else { Money::parse(text).map(Some) };
     Ok(PriceInput {
         input_per_mtok: Money::parse(input)?,
         output_per_mtok: Money::parse(output)?,
-        cache_read_per_mtok: optional(cache[0])?,
-        cache_write_per_mtok: optional(cache[1])?,
-        cache_write_1h_per_mtok: optional(cache[2])?,
+        cache_read_per_mtok: parsed(optional[0])?,
+        cache_write_per_mtok: parsed(optional[1])?,
+        cache_write_1h_per_mtok: parsed(optional[2])?,
+        per_image: parsed(optional[3])?,
+        per_audio_second: parsed(optional[4])?,
+        per_million_characters: parsed(optional[5])?,
     })
+}
+
+/// The unit prices that are set, as `0.04 / image · 0.0001 / s`; empty where none is.
+fn unit_prices(price: &burncloud_service_api::Price, units: [&str; 3]) -> String {
+    [price.per_image, price.per_audio_second, price.per_million_characters]
+        .into_iter()
+        .zip(units)
+        .filter_map(|(rate, unit)| Some(format!("{} / {unit}", rate?)))
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 /// A cache price as shown in the list: the amount, or what an unset one means.

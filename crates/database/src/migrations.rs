@@ -16,6 +16,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0008_responses", include_str!("../../../migrations/0008_responses.sql")),
     ("0009_on_demand", include_str!("../../../migrations/0009_on_demand.sql")),
     ("0010_keyless_local", include_str!("../../../migrations/0010_keyless_local.sql")),
+    ("0011_media_units", include_str!("../../../migrations/0011_media_units.sql")),
 ];
 
 pub(crate) fn apply(connection: &mut Connection) -> DbResult<()> {

@@ -174,6 +174,30 @@ pub fn stream_events(data: &[u8]) {
     let _ = writer.end();
 }
 
+/// A multipart form (boundary `b`) over arbitrary chunking, and a WAV header over the same bytes:
+/// every part found lies inside the body, after the one before it, and a text field's value is
+/// exactly its bytes.
+pub fn multipart(data: &[u8]) {
+    let pieces = chunks(data);
+    let body = pieces.concat();
+    let _ = crate::upload::wav_duration_ms(&body, body.len() as u64 * 2);
+    let mut scanner = crate::upload::FormScanner::new("b");
+    if pieces.iter().any(|piece| scanner.push(piece).is_err()) {
+        return;
+    }
+    let Ok(parts) = scanner.finish() else { return };
+    let mut previous_end = 0;
+    for part in parts {
+        assert!(previous_end <= part.start && part.start <= part.end && part.end <= body.len() as u64, "{part:?}");
+        let bytes = &body[part.start as usize..part.end as usize];
+        match part.filename {
+            None => assert_eq!(part.value, bytes, "a text field's value is its bytes"),
+            Some(_) => assert!(bytes.starts_with(&part.value), "a file's head is its first bytes"),
+        }
+        previous_end = part.end;
+    }
+}
+
 /// The tokenizer over any text.
 pub fn tokens(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
@@ -192,12 +216,13 @@ mod tests {
     fn the_fuzz_corpus_replays_cleanly() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
         type Target = fn(&[u8]);
-        let targets: [(&str, Target); 5] = [
+        let targets: [(&str, Target); 6] = [
             ("sse", sse_stream),
             ("request", request),
             ("response", response),
             ("stream_events", stream_events),
             ("tokens", tokens),
+            ("multipart", multipart),
         ];
         let mut replayed = 0;
         for (name, target) in targets {

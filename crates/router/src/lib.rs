@@ -20,6 +20,7 @@ mod shared_limits;
 mod snapshot;
 mod sse;
 mod tokenizer;
+mod upload;
 mod upstream;
 mod usage;
 
@@ -50,6 +51,9 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 #[derive(Clone, Debug)]
 pub struct RouterConfig {
     pub max_body_bytes: usize,
+    /// Largest multipart upload (`/v1/audio/transcriptions`, `/v1/images/edits`); it is spooled to
+    /// a temporary file past 1 MiB, never held whole in memory.
+    pub max_upload_bytes: usize,
     pub max_response_bytes: usize,
     pub connect_timeout: Duration,
     /// How long an upstream may take to send its response headers (and, for streams, a first chunk).
@@ -77,6 +81,7 @@ impl Default for RouterConfig {
     fn default() -> Self {
         RouterConfig {
             max_body_bytes: 32 * 1024 * 1024,
+            max_upload_bytes: 256 * 1024 * 1024,
             max_response_bytes: 256 * 1024 * 1024,
             connect_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(300),
@@ -259,6 +264,10 @@ pub fn create_router_app(gateway: Arc<Gateway>) -> axum::Router {
         .route("/v1/rerank", post(proxy::rerank))
         .route("/v1/moderations", post(proxy::moderations))
         .route("/v1/images/generations", post(proxy::image_generations))
+        .route("/v1/images/edits", post(proxy::image_edits))
+        .route("/v1/audio/speech", post(proxy::audio_speech))
+        .route("/v1/audio/transcriptions", post(proxy::audio_transcriptions))
+        .route("/v1/audio/translations", post(proxy::audio_translations))
         .route("/v1/models", get(proxy::list_models))
         .route("/v1/responses", post(proxy::responses))
         .route("/v1/responses/compact", post(proxy::responses_compact))

@@ -40,6 +40,13 @@ impl UpstreamUrl {
     }
 }
 
+/// What a call sends upstream: JSON, or a multipart form from an upload.
+pub(crate) enum Outgoing {
+    Json(Bytes),
+    /// The caller's form, with the model the channel calls it by.
+    Form(std::sync::Arc<crate::upload::Upload>, String),
+}
+
 /// An upstream's answer: status and headers, and a body read chunk by chunk.
 pub(crate) struct UpstreamResponse {
     pub status: StatusCode,
@@ -68,6 +75,43 @@ impl UpstreamClient {
             .build()
             .map_err(|e| e.to_string())?;
         Ok(UpstreamClient { direct, general })
+    }
+
+    /// POSTs `body` to `target` with `headers`. The error is a sentence for the log.
+    pub(crate) async fn post(
+        &self,
+        target: &UpstreamUrl,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Outgoing,
+    ) -> Result<UpstreamResponse, String> {
+        match body {
+            Outgoing::Json(body) => self.post_json(target, headers, body).await,
+            Outgoing::Form(upload, model) => self.post_form(target, headers, &upload, &model).await,
+        }
+    }
+
+    /// POSTs an upload's form, streamed from its spool. Through reqwest whatever the URL: the
+    /// direct client's bodies are whole buffers, and an upload is never held whole.
+    async fn post_form(
+        &self,
+        target: &UpstreamUrl,
+        headers: &[(HeaderName, HeaderValue)],
+        upload: &crate::upload::Upload,
+        model: &str,
+    ) -> Result<UpstreamResponse, String> {
+        let (len, body) = upload.body_for(model);
+        let mut request = self
+            .general
+            .post(target.url.clone())
+            .header(header::CONTENT_TYPE, upload.content_type().clone())
+            .header(header::CONTENT_LENGTH, len)
+            .body(reqwest::Body::wrap_stream(body.into_data_stream()));
+        for (name, value) in headers {
+            request = request.header(name, value.clone());
+        }
+        let response = request.send().await.map_err(|error| with_causes(&error))?;
+        let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        Ok(UpstreamResponse { status, headers: response.headers().clone(), body: Body::General(response) })
     }
 
     /// POSTs a JSON `body` to `url` with `headers`. The error is a sentence for the log.

@@ -23,6 +23,12 @@ pub struct Usage {
     /// The cache writes kept for an hour (Anthropic's `ttl: "1h"`), billed at their own price.
     pub cache_write_1h_tokens: u64,
     pub reasoning_tokens: u64,
+    /// Images returned by an image model.
+    pub images: u64,
+    /// Milliseconds of audio transcribed or translated.
+    pub audio_ms: u64,
+    /// Characters of text spoken.
+    pub characters: u64,
 }
 
 impl Usage {
@@ -36,8 +42,21 @@ impl Usage {
     }
 
     /// What the call costs at `price`: uncached input, cache reads, cache writes (5-minute and
-    /// 1-hour) and output, each at its own price; a cache price that is not set is the input price.
+    /// 1-hour) and output, each at its own price (a cache price that is not set is the input
+    /// price), and the images, audio and characters at theirs where set.
     pub fn cost(&self, price: &Price) -> Money {
+        let units = [
+            (price.per_image, self.images, 1),
+            (price.per_audio_second, self.audio_ms, 1000),
+            (price.per_million_characters, self.characters, 1_000_000),
+        ];
+        units
+            .into_iter()
+            .filter_map(|(rate, count, per)| Some(Money::per_units(rate?, count, per)))
+            .fold(self.token_cost(price), Money::saturating_add)
+    }
+
+    fn token_cost(&self, price: &Price) -> Money {
         let input = price.input_per_mtok;
         let read = price.cache_read_per_mtok.unwrap_or(input);
         let write = price.cache_write_per_mtok.unwrap_or(input);
@@ -320,6 +339,9 @@ mod tests {
             cache_read_per_mtok: Some(money("0.3")),
             cache_write_per_mtok: Some(money("3.75")),
             cache_write_1h_per_mtok: Some(money("6")),
+            per_image: None,
+            per_audio_second: None,
+            per_million_characters: None,
         };
         let usage = Usage {
             prompt_tokens: 1_310_000,
@@ -328,6 +350,7 @@ mod tests {
             cache_write_tokens: 300_000,
             cache_write_1h_tokens: 200_000,
             reasoning_tokens: 5_000,
+            ..Usage::default()
         };
         // 10k × 3 + 1M × 0.3 + 100k × 3.75 + 200k × 6 + 20k × 15, per million.
         assert_eq!(usage.cost(&price), money("2.205"));
@@ -336,6 +359,30 @@ mod tests {
         price.cache_read_per_mtok = None;
         price.cache_write_per_mtok = None;
         assert_eq!(usage.cost(&price), money("4.23"), "no cache prices: every prompt token at the input price");
+    }
+
+    #[test]
+    fn cost_adds_images_audio_and_characters_where_priced() {
+        let money = |text: &str| Money::parse(text).unwrap();
+        let mut price = Price {
+            model: "m".into(),
+            input_per_mtok: money("5"),
+            output_per_mtok: money("40"),
+            cache_read_per_mtok: None,
+            cache_write_per_mtok: None,
+            cache_write_1h_per_mtok: None,
+            per_image: None,
+            per_audio_second: None,
+            per_million_characters: None,
+        };
+        let usage =
+            Usage { prompt_tokens: 100_000, images: 3, audio_ms: 61_500, characters: 200_000, ..Usage::default() };
+        assert_eq!(usage.cost(&price), money("0.5"), "unit prices not set: only the tokens");
+        price.per_image = Some(money("0.04"));
+        price.per_audio_second = Some(money("0.0001"));
+        price.per_million_characters = Some(money("15"));
+        // 0.5 for the tokens + 3 × 0.04 + 61.5 s × 0.0001 + 0.2M characters × 15.
+        assert_eq!(usage.cost(&price), money("3.62615"));
     }
 
     #[test]

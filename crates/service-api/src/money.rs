@@ -52,8 +52,15 @@ impl Money {
 
     /// The cost of `tokens` at `per_million` per one million tokens, rounded half up to a nano.
     pub fn per_million_tokens(per_million: Money, tokens: u64) -> Money {
-        let product = i128::from(per_million.0) * i128::from(tokens);
-        let rounded = (product + 500_000) / 1_000_000;
+        Money::per_units(per_million, tokens, 1_000_000)
+    }
+
+    /// The cost of `count` at `rate` per `per` of them (an image, 1000 ms of audio, a million
+    /// characters), rounded half up to a nano.
+    pub fn per_units(rate: Money, count: u64, per: u64) -> Money {
+        let per = i128::from(per.max(1));
+        let product = i128::from(rate.0) * i128::from(count);
+        let rounded = (product + per / 2) / per;
         Money(rounded.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
     }
 
@@ -149,5 +156,14 @@ mod tests {
         assert_eq!(Money::per_million_tokens(per_million, 1).0, 150);
         assert_eq!(Money::per_million_tokens(Money(1), 499_999).0, 0);
         assert_eq!(Money::per_million_tokens(Money(1), 500_000).0, 1);
+    }
+
+    #[test]
+    fn prices_units_with_rounding() {
+        let per_second = Money::parse("0.0001").unwrap();
+        assert_eq!(Money::per_units(per_second, 9_500, 1000), Money::parse("0.00095").unwrap());
+        assert_eq!(Money::per_units(Money(3), 1, 2).0, 2, "half a nano rounds up");
+        assert_eq!(Money::per_units(Money::parse("0.04").unwrap(), 3, 1), Money::parse("0.12").unwrap());
+        assert_eq!(Money::per_units(Money(i64::MAX), u64::MAX, 1), Money(i64::MAX), "saturates");
     }
 }

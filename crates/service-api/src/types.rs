@@ -223,6 +223,8 @@ pub struct CreatedToken {
 
 /// A model's price per million tokens. The prompt-cache prices are optional: where one is not set,
 /// those tokens are charged as input (a 1-hour cache write, where that is not set, as a 5-minute one).
+/// The unit prices (per image, per second of audio, per million characters) are charged on top of
+/// the tokens, where set.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Price {
     pub model: String,
@@ -234,6 +236,12 @@ pub struct Price {
     pub cache_write_per_mtok: Option<Money>,
     #[serde(default)]
     pub cache_write_1h_per_mtok: Option<Money>,
+    #[serde(default)]
+    pub per_image: Option<Money>,
+    #[serde(default)]
+    pub per_audio_second: Option<Money>,
+    #[serde(default)]
+    pub per_million_characters: Option<Money>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
@@ -249,6 +257,15 @@ pub struct PriceInput {
     /// Anthropic's 1-hour cache writes; null or absent: charged as other cache writes.
     #[serde(default)]
     pub cache_write_1h_per_mtok: Option<Money>,
+    /// Each image an image model returns (`/v1/images/*`); null or absent: not charged.
+    #[serde(default)]
+    pub per_image: Option<Money>,
+    /// Each second of audio transcribed or translated (`/v1/audio/transcriptions|translations`).
+    #[serde(default)]
+    pub per_audio_second: Option<Money>,
+    /// A million characters of text spoken (`/v1/audio/speech`).
+    #[serde(default)]
+    pub per_million_characters: Option<Money>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -371,6 +388,15 @@ pub struct LogEntry {
     pub cache_write_1h_tokens: u64,
     /// Of the completion tokens, those spent reasoning.
     pub reasoning_tokens: u64,
+    /// Images returned (`/v1/images/*`).
+    #[serde(default)]
+    pub images: u64,
+    /// Milliseconds of audio transcribed or translated.
+    #[serde(default)]
+    pub audio_ms: u64,
+    /// Characters of text spoken (`/v1/audio/speech`).
+    #[serde(default)]
+    pub characters: u64,
     pub usage_source: UsageSource,
     pub cost: Money,
     pub priced: bool,

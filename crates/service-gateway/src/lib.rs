@@ -319,10 +319,17 @@ impl PriceService for GatewayStore {
         if model.is_empty() {
             return Err(ServiceError::invalid("model must not be empty"));
         }
-        let cache_prices = [input.cache_read_per_mtok, input.cache_write_per_mtok, input.cache_write_1h_per_mtok];
+        let optional_prices = [
+            input.cache_read_per_mtok,
+            input.cache_write_per_mtok,
+            input.cache_write_1h_per_mtok,
+            input.per_image,
+            input.per_audio_second,
+            input.per_million_characters,
+        ];
         if input.input_per_mtok < Money::ZERO
             || input.output_per_mtok < Money::ZERO
-            || cache_prices.iter().flatten().any(|price| *price < Money::ZERO)
+            || optional_prices.iter().flatten().any(|price| *price < Money::ZERO)
         {
             return Err(ServiceError::invalid("prices must not be negative"));
         }
@@ -333,6 +340,9 @@ impl PriceService for GatewayStore {
             cache_read_per_mtok: input.cache_read_per_mtok,
             cache_write_per_mtok: input.cache_write_per_mtok,
             cache_write_1h_per_mtok: input.cache_write_1h_per_mtok,
+            per_image: input.per_image,
+            per_audio_second: input.per_audio_second,
+            per_million_characters: input.per_million_characters,
         };
         self.db.write(|c| prices::upsert(c, &price, now_ms()))?;
         self.changed();

@@ -34,6 +34,9 @@ pub struct NewLogRow {
     pub cache_write_tokens: u64,
     pub cache_write_1h_tokens: u64,
     pub reasoning_tokens: u64,
+    pub images: u64,
+    pub audio_ms: u64,
+    pub characters: u64,
     pub usage_source: UsageSource,
     pub cost: Money,
     pub priced: bool,
@@ -75,11 +78,11 @@ impl<'a> HourKey<'a> {
 const INSERTED_COLUMNS: &str = "request_id, created_at_ms, token_id, token_name, channel_id, channel_name, endpoint, \
      model, upstream_model, is_stream, status, error, prompt_tokens, completion_tokens, usage_source, cost_nano, \
      priced, latency_ms, first_token_ms, end_reason, attempts, cached_tokens, cache_write_tokens, \
-     cache_write_1h_tokens, reasoning_tokens";
-const INSERTED_COLUMN_COUNT: usize = 25;
+     cache_write_1h_tokens, reasoning_tokens, images, audio_ms, characters";
+const INSERTED_COLUMN_COUNT: usize = 28;
 
 /// Rows per INSERT statement. Each statement run has a fixed cost (starting the VM, reading and
-/// writing back the AUTOINCREMENT counter) that many rows then share; 32 rows bind 800 values,
+/// writing back the AUTOINCREMENT counter) that many rows then share; 32 rows bind 896 values,
 /// well under SQLite's limit of 32,766.
 const ROWS_PER_INSERT: usize = 32;
 
@@ -125,6 +128,9 @@ fn bind_log_row(statement: &mut rusqlite::CachedStatement<'_>, first: usize, row
     bind(&(row.cache_write_tokens as i64))?;
     bind(&(row.cache_write_1h_tokens as i64))?;
     bind(&(row.reasoning_tokens as i64))?;
+    bind(&(row.images as i64))?;
+    bind(&(row.audio_ms as i64))?;
+    bind(&(row.characters as i64))?;
     debug_assert_eq!(index - first, INSERTED_COLUMN_COUNT);
     Ok(())
 }
@@ -207,7 +213,7 @@ const COLUMNS: &str =
     "id, request_id, created_at_ms, token_id, token_name, channel_id, channel_name, endpoint, model, \
                        upstream_model, is_stream, status, error, prompt_tokens, completion_tokens, usage_source, \
                        cost_nano, priced, latency_ms, first_token_ms, end_reason, attempts, cached_tokens, \
-                       cache_write_tokens, cache_write_1h_tokens, reasoning_tokens";
+                       cache_write_tokens, cache_write_1h_tokens, reasoning_tokens, images, audio_ms, characters";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<LogEntry, DbError>> {
     let usage_source: String = row.get(15)?;
@@ -247,6 +253,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<LogEntry, DbError>> {
         cache_write_tokens: row.get::<_, i64>(23)? as u64,
         cache_write_1h_tokens: row.get::<_, i64>(24)? as u64,
         reasoning_tokens: row.get::<_, i64>(25)? as u64,
+        images: row.get::<_, i64>(26)? as u64,
+        audio_ms: row.get::<_, i64>(27)? as u64,
+        characters: row.get::<_, i64>(28)? as u64,
     }))
 }
 
@@ -482,6 +491,9 @@ mod tests {
             cache_write_tokens: (created_at_ms % 5) as u64,
             cache_write_1h_tokens: (created_at_ms % 2) as u64,
             reasoning_tokens: (created_at_ms % 3) as u64,
+            images: (created_at_ms % 4) as u64,
+            audio_ms: (created_at_ms % 11) as u64,
+            characters: (created_at_ms % 17) as u64,
             usage_source: UsageSource::Upstream,
             cost: Money(cost),
             priced: true,
@@ -588,6 +600,9 @@ mod tests {
                 cache_write_tokens: entry.cache_write_tokens,
                 cache_write_1h_tokens: entry.cache_write_1h_tokens,
                 reasoning_tokens: entry.reasoning_tokens,
+                images: entry.images,
+                audio_ms: entry.audio_ms,
+                characters: entry.characters,
                 usage_source: entry.usage_source,
                 cost: entry.cost,
                 priced: entry.priced,

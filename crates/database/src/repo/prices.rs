@@ -1,4 +1,5 @@
-//! The `prices` table: per-model prices per million tokens, prompt-cache prices included.
+//! The `prices` table: per-model prices per million tokens, prompt-cache prices included, and the
+//! prices per image, audio second and million characters.
 
 use burncloud_service_api::{Money, Price};
 use rusqlite::{params, Connection};
@@ -8,7 +9,8 @@ use crate::DbResult;
 pub fn list(connection: &Connection) -> DbResult<Vec<Price>> {
     let mut statement = connection.prepare_cached(
         "SELECT model, input_nano_per_mtok, output_nano_per_mtok, cache_read_nano_per_mtok, \
-         cache_write_nano_per_mtok, cache_write_1h_nano_per_mtok FROM prices ORDER BY model",
+         cache_write_nano_per_mtok, cache_write_1h_nano_per_mtok, image_nano, audio_second_nano, million_chars_nano \
+         FROM prices ORDER BY model",
     )?;
     let rows = statement.query_map([], |row| {
         let money = |index: usize| row.get::<_, Option<i64>>(index).map(|nanos| nanos.map(Money));
@@ -19,6 +21,9 @@ pub fn list(connection: &Connection) -> DbResult<Vec<Price>> {
             cache_read_per_mtok: money(3)?,
             cache_write_per_mtok: money(4)?,
             cache_write_1h_per_mtok: money(5)?,
+            per_image: money(6)?,
+            per_audio_second: money(7)?,
+            per_million_characters: money(8)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -28,10 +33,11 @@ pub fn upsert(connection: &Connection, price: &Price, now_ms: i64) -> DbResult<(
     let nanos = |money: Option<Money>| money.map(|m| m.0);
     connection.execute(
         "INSERT INTO prices (model, input_nano_per_mtok, output_nano_per_mtok, cache_read_nano_per_mtok, \
-         cache_write_nano_per_mtok, cache_write_1h_nano_per_mtok, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         cache_write_nano_per_mtok, cache_write_1h_nano_per_mtok, updated_at_ms, image_nano, audio_second_nano, \
+         million_chars_nano) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
          ON CONFLICT (model) DO UPDATE SET input_nano_per_mtok = ?2, output_nano_per_mtok = ?3, \
          cache_read_nano_per_mtok = ?4, cache_write_nano_per_mtok = ?5, cache_write_1h_nano_per_mtok = ?6, \
-         updated_at_ms = ?7",
+         updated_at_ms = ?7, image_nano = ?8, audio_second_nano = ?9, million_chars_nano = ?10",
         params![
             price.model,
             price.input_per_mtok.0,
@@ -39,7 +45,10 @@ pub fn upsert(connection: &Connection, price: &Price, now_ms: i64) -> DbResult<(
             nanos(price.cache_read_per_mtok),
             nanos(price.cache_write_per_mtok),
             nanos(price.cache_write_1h_per_mtok),
-            now_ms
+            now_ms,
+            nanos(price.per_image),
+            nanos(price.per_audio_second),
+            nanos(price.per_million_characters)
         ],
     )?;
     Ok(())

@@ -163,7 +163,7 @@ pub(crate) fn usage_of(usage: &Value) -> Usage {
         cached_tokens: read,
         cache_write_tokens: write,
         cache_write_1h_tokens: write_1h.min(write),
-        reasoning_tokens: 0,
+        ..Usage::default()
     }
 }
 
@@ -407,7 +407,7 @@ mod tests {
                 cached_tokens: 1000,
                 cache_write_tokens: 300,
                 cache_write_1h_tokens: 200,
-                reasoning_tokens: 0
+                ..Usage::default()
             }
         );
         let only_split = usage_of(&json!({"input_tokens": 1, "output_tokens": 2,

@@ -34,10 +34,18 @@ pub enum Endpoint {
     Moderations,
     /// `/v1/images/generations`, passed through to OpenAI-format channels.
     ImageGenerations,
+    /// `/v1/images/edits`: a multipart upload, passed through.
+    ImageEdits,
+    /// `/v1/audio/speech`: text in, audio bytes streamed back.
+    AudioSpeech,
+    /// `/v1/audio/transcriptions`: a multipart upload of audio, text back.
+    AudioTranscriptions,
+    /// `/v1/audio/translations`: the same, into English.
+    AudioTranslations,
 }
 
 /// How many endpoints a channel has parsed URLs for.
-pub(crate) const ENDPOINTS: usize = 6;
+pub(crate) const ENDPOINTS: usize = 10;
 
 impl Endpoint {
     /// Index into a channel's parsed endpoint URLs.
@@ -49,6 +57,10 @@ impl Endpoint {
             Endpoint::Rerank => 3,
             Endpoint::Moderations => 4,
             Endpoint::ImageGenerations => 5,
+            Endpoint::ImageEdits => 6,
+            Endpoint::AudioSpeech => 7,
+            Endpoint::AudioTranscriptions => 8,
+            Endpoint::AudioTranslations => 9,
         }
     }
 
@@ -60,13 +72,49 @@ impl Endpoint {
             Endpoint::Rerank => "/v1/rerank",
             Endpoint::Moderations => "/v1/moderations",
             Endpoint::ImageGenerations => "/v1/images/generations",
+            Endpoint::ImageEdits => "/v1/images/edits",
+            Endpoint::AudioSpeech => "/v1/audio/speech",
+            Endpoint::AudioTranscriptions => "/v1/audio/transcriptions",
+            Endpoint::AudioTranslations => "/v1/audio/translations",
         }
     }
 
+    /// Whether the caller may ask for a stream of chat-style events (`stream: true`).
     pub(crate) fn can_stream(self) -> bool {
         match self {
             Endpoint::ChatCompletions | Endpoint::Completions => true,
-            Endpoint::Embeddings | Endpoint::Rerank | Endpoint::Moderations | Endpoint::ImageGenerations => false,
+            Endpoint::Embeddings
+            | Endpoint::Rerank
+            | Endpoint::Moderations
+            | Endpoint::ImageGenerations
+            | Endpoint::ImageEdits
+            | Endpoint::AudioSpeech
+            | Endpoint::AudioTranscriptions
+            | Endpoint::AudioTranslations => false,
+        }
+    }
+
+    /// Whether the request is a multipart form (a file upload) rather than JSON.
+    pub(crate) fn takes_upload(self) -> bool {
+        matches!(self, Endpoint::ImageEdits | Endpoint::AudioTranscriptions | Endpoint::AudioTranslations)
+    }
+
+    /// Whether the answer is media or text passed on as the upstream sent it (audio bytes, a
+    /// transcript in any of its formats, a stream of its events), rather than a JSON object to check.
+    pub(crate) fn answers_verbatim(self) -> bool {
+        matches!(self, Endpoint::AudioSpeech | Endpoint::AudioTranscriptions | Endpoint::AudioTranslations)
+    }
+
+    /// The operations only OpenAI's own format serves.
+    fn openai_only(self) -> bool {
+        match self {
+            Endpoint::Moderations
+            | Endpoint::ImageGenerations
+            | Endpoint::ImageEdits
+            | Endpoint::AudioSpeech
+            | Endpoint::AudioTranscriptions
+            | Endpoint::AudioTranslations => true,
+            Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Embeddings | Endpoint::Rerank => false,
         }
     }
 }
@@ -96,15 +144,24 @@ impl Wire {
         }
     }
 
-    /// The paths under the base URL for chat completions, completions, embeddings, rerank,
-    /// moderations and image generations, parsed once per snapshot. Gemini puts the model in the path and DashScope reranks on
+    /// The paths under the base URL for each `Endpoint`, in `url_index` order, parsed once per
+    /// snapshot. Gemini puts the model in the path and DashScope reranks on
     /// another path of its host: those URLs are built per call (`url`).
     pub(crate) fn endpoint_paths(self) -> [&'static str; ENDPOINTS] {
         match self {
-            Wire::OpenAi => {
-                ["chat/completions", "completions", "embeddings", "rerank", "moderations", "images/generations"]
-            }
-            Wire::DashScope => ["chat/completions", "completions", "embeddings", "", "", ""],
+            Wire::OpenAi => [
+                "chat/completions",
+                "completions",
+                "embeddings",
+                "rerank",
+                "moderations",
+                "images/generations",
+                "images/edits",
+                "audio/speech",
+                "audio/transcriptions",
+                "audio/translations",
+            ],
+            Wire::DashScope => ["chat/completions", "completions", "embeddings", "", "", "", "", "", "", ""],
             Wire::Anthropic => ["v1/messages"; ENDPOINTS],
             Wire::Gemini => [""; ENDPOINTS],
         }
@@ -142,31 +199,34 @@ impl Wire {
         upstream_model: &str,
         stream: bool,
     ) -> Result<Option<Value>, Unconvertible> {
+        if endpoint.openai_only() {
+            return match self {
+                Wire::OpenAi => Ok(None),
+                Wire::DashScope | Wire::Anthropic | Wire::Gemini => Err(self.does_not_serve(endpoint)),
+            };
+        }
         match (self, endpoint) {
             (Wire::OpenAi, _) => Ok(None),
             (Wire::DashScope, Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Embeddings) => Ok(None),
             (Wire::DashScope, Endpoint::Rerank) => dashscope::rerank_request(openai, upstream_model).map(Some),
-            (Wire::DashScope, Endpoint::Moderations | Endpoint::ImageGenerations) => {
-                Err(Unconvertible(format!("Qwen channels do not serve {} in OpenAI's format", endpoint.route())))
-            }
             (Wire::Anthropic, Endpoint::ChatCompletions) => {
                 anthropic::request(openai, upstream_model, stream).map(Some)
             }
-            (
-                Wire::Anthropic,
-                Endpoint::Completions
-                | Endpoint::Embeddings
-                | Endpoint::Rerank
-                | Endpoint::Moderations
-                | Endpoint::ImageGenerations,
-            ) => Err(Unconvertible(format!("Anthropic channels serve chat completions, not {}", endpoint.route()))),
             (Wire::Gemini, Endpoint::ChatCompletions) => gemini::request(openai).map(Some),
             (Wire::Gemini, Endpoint::Embeddings) => gemini::embeddings_request(openai, upstream_model).map(Some),
-            (
-                Wire::Gemini,
-                Endpoint::Completions | Endpoint::Rerank | Endpoint::Moderations | Endpoint::ImageGenerations,
-            ) => Err(Unconvertible(format!("Gemini channels do not serve {}", endpoint.route()))),
+            (Wire::DashScope | Wire::Anthropic | Wire::Gemini, _) => Err(self.does_not_serve(endpoint)),
         }
+    }
+
+    /// Why a channel of this wire cannot take `endpoint`.
+    fn does_not_serve(self, endpoint: Endpoint) -> Unconvertible {
+        let route = endpoint.route();
+        Unconvertible(match self {
+            Wire::OpenAi => format!("this channel does not serve {route}"),
+            Wire::DashScope => format!("Qwen channels do not serve {route} in OpenAI's format"),
+            Wire::Anthropic => format!("Anthropic channels serve chat completions, not {route}"),
+            Wire::Gemini => format!("Gemini channels do not serve {route}"),
+        })
     }
 
     /// Where the call goes: the channel's parsed endpoint URL, or for Gemini one built for the
@@ -181,22 +241,14 @@ impl Wire {
     ) -> Result<UpstreamUrl, String> {
         match self {
             Wire::OpenAi | Wire::Anthropic => Ok(urls[endpoint.url_index()].clone()),
-            Wire::DashScope => match endpoint {
-                Endpoint::Rerank => dashscope::rerank_url(base_url).map(UpstreamUrl::new),
-                Endpoint::ChatCompletions
-                | Endpoint::Completions
-                | Endpoint::Embeddings
-                | Endpoint::Moderations
-                | Endpoint::ImageGenerations => Ok(urls[endpoint.url_index()].clone()),
-            },
+            Wire::DashScope if endpoint == Endpoint::Rerank => dashscope::rerank_url(base_url).map(UpstreamUrl::new),
+            Wire::DashScope => Ok(urls[endpoint.url_index()].clone()),
             Wire::Gemini => {
                 let method = match (endpoint, stream) {
                     (Endpoint::Embeddings | Endpoint::Rerank, _) => "batchEmbedContents",
                     (Endpoint::ChatCompletions | Endpoint::Completions, true) => "streamGenerateContent",
                     (Endpoint::ChatCompletions | Endpoint::Completions, false) => "generateContent",
-                    (Endpoint::Moderations | Endpoint::ImageGenerations, _) => {
-                        return Err(format!("Gemini channels do not serve {}", endpoint.route()))
-                    }
+                    (_, _) => return Err(self.does_not_serve(endpoint).0),
                 };
                 reqwest::Url::parse(&format!("{base_url}/{}", gemini::path(upstream_model, method)))
                     .map(UpstreamUrl::new)
@@ -225,29 +277,31 @@ impl Wire {
     ) -> Result<(Bytes, Option<Usage>), BadAnswer> {
         let converted =
             |result: Result<(Bytes, Option<Usage>), Unconvertible>| result.map_err(BadAnswer::Unconvertible);
+        let checked = |body: Bytes| checked_usage_in(&body).map(|usage| (body, usage)).map_err(BadAnswer::Unreadable);
+        if endpoint.openai_only() {
+            return match self {
+                Wire::OpenAi => checked(body),
+                Wire::DashScope | Wire::Anthropic | Wire::Gemini => {
+                    Err(BadAnswer::Unconvertible(self.does_not_serve(endpoint)))
+                }
+            };
+        }
         match (self, endpoint) {
             (Wire::OpenAi, _)
-            | (
-                Wire::DashScope,
-                Endpoint::ChatCompletions
-                | Endpoint::Completions
-                | Endpoint::Embeddings
-                | Endpoint::Moderations
-                | Endpoint::ImageGenerations,
-            ) => checked_usage_in(&body).map(|usage| (body, usage)).map_err(BadAnswer::Unreadable),
+            | (Wire::DashScope, Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Embeddings) => {
+                checked(body)
+            }
             (Wire::DashScope, Endpoint::Rerank) => converted(dashscope::rerank_response(&body, model)),
             (Wire::Gemini, Endpoint::Embeddings | Endpoint::Rerank) => {
                 converted(gemini::embeddings_response(&body, model).map(|body| (body, None)))
             }
-            (Wire::Gemini, Endpoint::Moderations | Endpoint::ImageGenerations) => Err(BadAnswer::Unconvertible(
-                Unconvertible(format!("Gemini channels do not serve {}", endpoint.route())),
-            )),
             (Wire::Gemini, Endpoint::ChatCompletions | Endpoint::Completions) => {
                 converted(gemini::response(&body, model).map(|(body, usage)| (body, Some(usage))))
             }
             (Wire::Anthropic, _) => {
                 converted(anthropic::response(&body, model).map(|(body, usage)| (body, Some(usage))))
             }
+            (Wire::DashScope | Wire::Gemini, _) => Err(BadAnswer::Unconvertible(self.does_not_serve(endpoint))),
         }
     }
 

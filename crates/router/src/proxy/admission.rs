@@ -10,14 +10,20 @@ pub(super) async fn admit(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Vec<Arc<ChannelEntry>>, GatewayError> {
-    let limit = gateway.config.max_body_bytes;
+    let limit =
+        if call.endpoint.takes_upload() { gateway.config.max_upload_bytes } else { gateway.config.max_body_bytes };
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|length| length > limit) {
         return Err(GatewayError::PayloadTooLarge(limit));
     }
-    let bytes = read_body(body, limit).await?;
-    let peek = peek_request(&bytes)?;
-    call.body = bytes;
+    let peek = if call.endpoint.takes_upload() {
+        receive_upload(call, headers, body, limit).await?
+    } else {
+        let bytes = read_body(body, limit).await?;
+        let peek = peek_request(&bytes)?;
+        call.body = bytes;
+        peek
+    };
     let (model, stream, stream_options) = call.dialect.read_request(gateway, call, peek).await?;
     call.model = match model {
         Some(Value::String(model)) if !model.trim().is_empty() => model,
@@ -29,14 +35,23 @@ pub(super) async fn admit(
         }
     };
     call.is_stream = call.endpoint.can_stream() && stream == Some(Value::Bool(true));
-    if call.is_stream {
+    if call.endpoint.answers_verbatim() {
+        // Streams of the upstream's own events, passed on as they come (see `relay`).
+        let speech_events = call.request().get("stream_format").and_then(Value::as_str) == Some("sse");
+        call.is_stream = stream == Some(Value::Bool(true)) || speech_events;
+    }
+    if call.endpoint == Endpoint::AudioSpeech {
+        let input = call.request().get("input").and_then(Value::as_str).unwrap_or_default();
+        call.units.characters = input.chars().count() as u64;
+    }
+    if call.is_stream && call.endpoint.can_stream() {
         call.client_wants_usage =
             stream_options.as_ref().and_then(|o| o.get("include_usage")) == Some(&Value::Bool(true));
     }
     if call.dialect == Dialect::OpenAi && (!call.is_stream || call.client_wants_usage) {
         call.as_received = Some(call.body.clone());
     }
-    if call.is_stream && !call.client_wants_usage {
+    if call.is_stream && call.endpoint.can_stream() && !call.client_wants_usage {
         // Ask for usage whether or not the caller did: it is what the call is billed by.
         let options = call.request_mut().entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
         if !options.is_object() {
@@ -117,6 +132,22 @@ pub(super) async fn admit(
         return Err(not_found());
     }
     Ok(balancer::order(group.strategy, &group.rotation, &call.model, members))
+}
+
+/// Receives a multipart upload into the call; its `model` and `stream` fields are the call's.
+async fn receive_upload(
+    call: &mut Call,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<RequestPeek, GatewayError> {
+    let upload = Upload::receive(headers.get(header::CONTENT_TYPE), body, limit as u64).await?;
+    let stream = upload.field("stream").map(|flag| Value::Bool(flag.trim().eq_ignore_ascii_case("true")));
+    let peek = RequestPeek { model: upload.field("model").map(Value::from), stream, stream_options: None };
+    call.units.audio_ms =
+        upload.files().find_map(|file| wav_duration_ms(&file.value, file.end - file.start)).unwrap_or(0);
+    call.upload = Some(Arc::new(upload));
+    Ok(peek)
 }
 
 /// Completion tokens assumed when a request sets no `max_tokens`, for the tokens-per-minute reservation.

@@ -114,19 +114,24 @@ pub(super) async fn run(
         let upstream_model = channel.channel.upstream_model(&call.model).to_string();
         let unconvertible = call.responses.as_ref().and_then(|r| r.unconvertible.as_ref());
         let wire = channel.wire;
-        let body = if call.passes_natively(&channel) {
+        let body = if let Some(upload) = &call.upload {
+            match wire.request(call.endpoint, &Map::new(), &upstream_model, false) {
+                Ok(_) => Ok(Outgoing::Form(upload.clone(), upstream_model.clone())),
+                Err(anthropic::Unconvertible(message)) => Err(message),
+            }
+        } else if call.passes_natively(&channel) {
             // The caller's own request, untouched but the model: a Claude caller on a Claude
             // channel, a Responses caller on an upstream with its own Responses API.
             let mut native = call.native.clone().unwrap_or_default();
             native.insert("model".into(), Value::String(upstream_model.clone()));
-            Ok(Bytes::from(Value::Object(native).to_string()))
+            Ok(Outgoing::Json(Bytes::from(Value::Object(native).to_string())))
         } else if let Some(message) = unconvertible {
             Err(message.clone())
         } else {
             match wire.request(call.endpoint, call.request(), &upstream_model, call.is_stream) {
-                Ok(Some(converted)) => Ok(Bytes::from(converted.to_string())),
+                Ok(Some(converted)) => Ok(Outgoing::Json(Bytes::from(converted.to_string()))),
                 Err(anthropic::Unconvertible(message)) => Err(message),
-                Ok(None) => Ok(match (&call.as_received, &cached_body) {
+                Ok(None) => Ok(Outgoing::Json(match (&call.as_received, &cached_body) {
                     (Some(as_received), _) if upstream_model == call.model => as_received.clone(),
                     (_, Some((model, body))) if *model == upstream_model => body.clone(),
                     _ => {
@@ -136,7 +141,7 @@ pub(super) async fn run(
                         cached_body = Some((upstream_model.clone(), body.clone()));
                         body
                     }
-                }),
+                })),
             }
         };
         let url = match call.dialect.native_url(&channel) {
@@ -222,11 +227,11 @@ pub(super) async fn attempt(
     call: &Call,
     channel: &ChannelEntry,
     url: UpstreamUrl,
-    body: Bytes,
+    body: Outgoing,
     reply: &mut Option<oneshot::Sender<Response>>,
 ) -> Attempt {
     let deadline = tokio::time::Instant::now() + gateway.config.total_timeout;
-    let request = gateway.http.post_json(&url, &channel.auth_headers, body);
+    let request = gateway.http.post(&url, &channel.auth_headers, body);
     let response = match tokio::time::timeout(gateway.config.first_byte_timeout, request).await {
         Err(_) => {
             return Attempt::Failed(
@@ -267,6 +272,9 @@ pub(super) async fn attempt(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
+    if call.endpoint.answers_verbatim() {
+        return relay(gateway, call, channel, response, reply, deadline).await;
+    }
     if call.is_stream && is_event_stream {
         return stream(gateway, call, channel, response, reply, deadline).await;
     }
@@ -296,11 +304,7 @@ pub(super) async fn complete(
             let usage = usage.or_else(|| usage_in(&body));
             let body = match call.endpoint {
                 Endpoint::Rerank => crate::adapters::rerank::with_documents(call.request(), body),
-                Endpoint::ChatCompletions
-                | Endpoint::Completions
-                | Endpoint::Embeddings
-                | Endpoint::Moderations
-                | Endpoint::ImageGenerations => body,
+                _ => body,
             };
             (body, usage)
         }
@@ -325,6 +329,10 @@ pub(super) async fn complete(
             (usage, UsageSource::Estimated)
         }
     };
+    let (mut usage, usage_source) = (usage, usage_source);
+    if matches!(call.endpoint, Endpoint::ImageGenerations | Endpoint::ImageEdits) {
+        usage.images = images_in(&body);
+    }
     let body = match call.dialect.render_answer(gateway, call, body, native_body).await {
         Ok(body) => body,
         Err(anthropic::Unconvertible(message)) => {

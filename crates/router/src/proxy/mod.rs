@@ -31,7 +31,8 @@ use crate::limiter::{Limits, Reservation};
 use crate::scrub::{scrub, truncate};
 use crate::snapshot::{ChannelEntry, GroupEntry, TokenEntry};
 use crate::sse::{event_data, has_key_with, malformed_data, SseSplitter};
-use crate::upstream::{UpstreamResponse, UpstreamUrl};
+use crate::upload::{wav_duration_ms, Upload};
+use crate::upstream::{Outgoing, UpstreamResponse, UpstreamUrl};
 use crate::usage::{collect_generated_text, count_tokens, estimate_prompt, usage_in, Usage};
 use crate::{balancer, Gateway, REQUEST_ID_HEADER};
 
@@ -39,6 +40,7 @@ mod accounting;
 mod admission;
 mod dialects;
 mod failover;
+mod media;
 mod streaming;
 
 use accounting::*;
@@ -46,6 +48,7 @@ use admission::*;
 pub(crate) use dialects::{dialect_error, Dialect};
 pub(crate) use failover::with_request_id;
 use failover::*;
+use media::*;
 use streaming::*;
 
 pub(crate) async fn chat_completions(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
@@ -74,6 +77,34 @@ pub(crate) async fn moderations(State(gateway): State<Arc<Gateway>>, headers: He
 /// `POST /v1/images/generations`: passed through to the channels that serve it in OpenAI's format.
 pub(crate) async fn image_generations(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
     handle(gateway, Endpoint::ImageGenerations, headers, body).await
+}
+
+/// `POST /v1/images/edits`: a multipart upload of images, passed through.
+pub(crate) async fn image_edits(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    handle(gateway, Endpoint::ImageEdits, headers, body).await
+}
+
+/// `POST /v1/audio/speech`: text spoken, the audio streamed back as the upstream sends it.
+pub(crate) async fn audio_speech(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    handle(gateway, Endpoint::AudioSpeech, headers, body).await
+}
+
+/// `POST /v1/audio/transcriptions`: a recording uploaded (spooled, never held whole in memory), its text back.
+pub(crate) async fn audio_transcriptions(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(gateway, Endpoint::AudioTranscriptions, headers, body).await
+}
+
+/// `POST /v1/audio/translations`: a recording uploaded, its text back in English.
+pub(crate) async fn audio_translations(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(gateway, Endpoint::AudioTranslations, headers, body).await
 }
 
 /// `POST /v1/responses`: OpenAI's Responses API in front of every channel.
@@ -223,6 +254,11 @@ struct Call {
     lease: Option<burncloud_service_api::LocalLease>,
     /// How long a local model stays loaded after this call (Ollama's `keep_alive`).
     keep_alive: KeepAlive,
+    /// A multipart upload's form, sent on to each channel tried.
+    upload: Option<Arc<Upload>>,
+    /// Units measured from the request itself (characters to speak, a WAV's length), for when the
+    /// upstream does not report them.
+    units: Usage,
 }
 
 /// A `/v1/responses` call: sent as it is to channels with their own Responses API, converted to
@@ -381,6 +417,8 @@ async fn handle_from(
         responses: None,
         lease: None,
         keep_alive: KeepAlive::AsSet,
+        upload: None,
+        units: Usage::default(),
     };
     let candidates = match admit(&gateway, &mut call, &headers, body).await {
         Ok(candidates) => candidates,

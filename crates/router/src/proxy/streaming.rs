@@ -234,6 +234,33 @@ pub(super) fn rewrite_chunks(openai: Bytes, mut write: impl FnMut(&[u8]) -> Vec<
 
 pub(super) type ChunkSender = mpsc::Sender<Result<Bytes, std::io::Error>>;
 
+/// A response body fed chunk by chunk through the sender.
+pub(super) fn body_channel() -> (ChunkSender, Body) {
+    let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    let body = Body::from_stream(futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    }));
+    (sender, body)
+}
+
+/// An answer's first chunk (`None`: it has none), waited for within the first-byte timeout.
+/// Until it comes nothing has reached the caller, so a failure lets another channel answer.
+pub(super) async fn first_chunk(
+    gateway: &Gateway,
+    channel: &ChannelEntry,
+    upstream: &mut UpstreamResponse,
+) -> Result<Option<Bytes>, Attempt> {
+    match tokio::time::timeout(gateway.config.first_byte_timeout, upstream.chunk()).await {
+        Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
+        Ok(None) => Ok(None),
+        Ok(Some(Err(error))) => {
+            let message = format!("the upstream answer failed before its first byte: {error}");
+            Err(Attempt::Failed(scrubbed(GatewayError::UpstreamUnreachable(message), channel), None))
+        }
+        Err(_) => Err(Attempt::Failed(GatewayError::UpstreamTimeout("the upstream sent nothing".into()), None)),
+    }
+}
+
 /// A streamed answer: wait for its first chunk (before that, another channel may still answer),
 /// then forward each event as soon as it is complete.
 pub(super) async fn stream(
@@ -244,23 +271,14 @@ pub(super) async fn stream(
     reply: &mut Option<oneshot::Sender<Response>>,
     deadline: tokio::time::Instant,
 ) -> Attempt {
-    let first = match tokio::time::timeout(gateway.config.first_byte_timeout, upstream.chunk()).await {
-        Ok(Some(Ok(chunk))) => chunk,
-        Ok(Some(Err(error))) => {
-            let message = format!("the upstream stream failed before its first byte: {error}");
-            return Attempt::Failed(scrubbed(GatewayError::UpstreamUnreachable(message), channel), None);
-        }
+    let first = match first_chunk(gateway, channel, &mut upstream).await {
+        Ok(Some(chunk)) => chunk,
         Ok(None) => {
             return Attempt::Failed(GatewayError::UpstreamUnreachable("the upstream stream was empty".into()), None)
         }
-        Err(_) => {
-            return Attempt::Failed(GatewayError::UpstreamTimeout("the upstream stream sent nothing".into()), None)
-        }
+        Err(failed) => return failed,
     };
-    let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
-    let body = Body::from_stream(futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|item| (item, receiver))
-    }));
+    let (sender, body) = body_channel();
     let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(call.dialect.stream_content_type()));
