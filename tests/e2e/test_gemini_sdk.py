@@ -106,3 +106,37 @@ def test_the_key_in_the_query_and_the_json_array_stream_without_alt_sse(burnclou
     assert "".join(e["candidates"][0]["content"]["parts"][0]["text"] for e in elements
                    if e["candidates"][0]["content"]["parts"]) == REPLY
     assert elements[-1]["candidates"][0]["finishReason"] == "STOP" and elements[-1]["usageMetadata"]["totalTokenCount"]
+
+
+def test_a_gemini_channel_gets_the_callers_own_request_and_its_answer_comes_back_untouched(burncloud, upstream):
+    """Google Search grounding has no OpenAI form: it reaches a Gemini channel as sent, and what
+    Gemini answers about it (grounding metadata) reaches the caller; other channels refuse it."""
+    from conftest import UPSTREAM_KEY
+
+    app = burncloud
+    app.console("POST", "/console/api/channels", {
+        "name": "gemini", "kind": "gemini", "base_url": upstream, "api_key": UPSTREAM_KEY,
+        "models": ["gemini-2.5-flash", "flash"], "model_mapping": {"flash": "gemini-2.5-flash"}})
+    app.console("PUT", "/console/api/prices/gemini-2.5-flash", {"input_per_mtok": "0.3", "output_per_mtok": "2.5"})
+    gemini = client(app, app.token())
+    search = types.GenerateContentConfig(tools=[types.Tool(google_search=types.GoogleSearch())])
+
+    grounded = gemini.models.generate_content(model="flash", contents="What is BurnCloud?", config=search)
+    assert grounded.text == REPLY
+    metadata = grounded.candidates[0].grounding_metadata
+    assert metadata.web_search_queries == ["burncloud gateway"]
+    assert metadata.grounding_chunks[0].web.uri == "https://example.invalid/burncloud"
+
+    streamed = list(gemini.models.generate_content_stream(model="flash", contents="What is BurnCloud?", config=search))
+    assert "".join(chunk.text or "" for chunk in streamed) == REPLY
+    assert streamed[-1].candidates[0].grounding_metadata.web_search_queries == ["burncloud gateway"]
+
+    # An OpenAI-format channel cannot run Google's search: refused in Gemini's shape, with the reason.
+    with pytest.raises(errors.ClientError) as refused:
+        gemini.models.generate_content(model="gpt-4o-mini", contents="What is BurnCloud?", config=search)
+    assert refused.value.code == 400 and "Gemini channel" in refused.value.message
+
+    rows = poll(lambda: app.console("GET", "/console/api/logs?limit=10")["items"], lambda rows: len(rows) >= 3)
+    served = [row for row in rows if row["status"] == 200]
+    assert len(served) == 2 and all(row["upstream_model"] == "gemini-2.5-flash" for row in served)
+    assert all(row["prompt_tokens"] > 0 and row["completion_tokens"] > 0 and row["priced"] for row in served), served

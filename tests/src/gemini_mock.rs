@@ -73,9 +73,13 @@ pub(crate) async fn models(
                 (None, Some(answer)) => vec![json!({"text": answer.to_string()})],
                 (None, None) => vec![json!({"text": REPLY})],
             };
+            let mut candidate =
+                json!({"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0});
+            if let Some(grounding) = grounding(&body) {
+                candidate["groundingMetadata"] = grounding;
+            }
             Json(json!({
-                "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
-                "usageMetadata": usage(&mode), "modelVersion": model, "responseId": "resp-mock"
+                "candidates": [candidate], "usageMetadata": usage(&mode), "modelVersion": model, "responseId": "resp-mock"
             }))
             .into_response()
         }
@@ -90,8 +94,13 @@ pub(crate) async fn models(
                     }
                 }
             }
-            events.push(json!({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP", "index": 0}],
-                "usageMetadata": usage(&mode), "modelVersion": model, "responseId": "resp-mock"}));
+            let mut last =
+                json!({"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP", "index": 0});
+            if let Some(grounding) = grounding(&body) {
+                last["groundingMetadata"] = grounding;
+            }
+            events.push(json!({"candidates": [last], "usageMetadata": usage(&mode), "modelVersion": model,
+                "responseId": "resp-mock"}));
             let chunks =
                 events.into_iter().map(|e| Ok::<Bytes, std::io::Error>(Bytes::from(format!("data: {e}\r\n\r\n"))));
             Response::builder()
@@ -107,4 +116,14 @@ pub(crate) async fn models(
         }
         _ => (StatusCode::NOT_FOUND, Json(error_body(404))).into_response(),
     }
+}
+
+/// With Google Search among the tools, the sources an answer was grounded in, as Gemini reports them.
+fn grounding(request: &Value) -> Option<Value> {
+    let tools = request.get("tools")?.as_array()?;
+    tools.iter().any(|tool| tool.get("googleSearch").is_some()).then(|| {
+        json!({"webSearchQueries": ["burncloud gateway"],
+            "groundingChunks": [{"web": {"uri": "https://example.invalid/burncloud", "title": "BurnCloud"}}],
+            "searchEntryPoint": {"renderedContent": "<div>BurnCloud</div>"}})
+    })
 }

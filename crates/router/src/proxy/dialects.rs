@@ -62,7 +62,27 @@ impl Dialect {
         match self {
             Dialect::Anthropic => channel.wire == Wire::Anthropic,
             Dialect::Responses | Dialect::ResponsesCompact => channel.responses_url.is_some(),
-            Dialect::OpenAi | Dialect::Ollama(_) | Dialect::Gemini(_) => false,
+            // Content generated, whole or as server-sent events: what Gemini itself answers
+            // (grounding, safety ratings, thought signatures) reaches the caller untouched. A JSON
+            // array stream is written from Gemini's events, so it is converted.
+            Dialect::Gemini(op) => {
+                channel.wire == Wire::Gemini
+                    && matches!(op, GeminiOp::Generate | GeminiOp::StreamGenerate { sse: true })
+            }
+            Dialect::OpenAi | Dialect::Ollama(_) => false,
+        }
+    }
+
+    /// Whether the caller's own request names its model in the body (Gemini's names it in the
+    /// path, and its API refuses fields it does not know).
+    pub(super) fn model_in_body(self) -> bool {
+        match self {
+            Dialect::Gemini(_) => false,
+            Dialect::OpenAi
+            | Dialect::Anthropic
+            | Dialect::Responses
+            | Dialect::ResponsesCompact
+            | Dialect::Ollama(_) => true,
         }
     }
 
@@ -127,11 +147,28 @@ impl Dialect {
             Dialect::Gemini(op) => {
                 let native = native_request(&call.body);
                 let model = peek.model.as_ref().and_then(Value::as_str).unwrap_or_default();
-                let request = gemini_inbound::to_openai(op, model, &native)
-                    .map_err(|anthropic::Unconvertible(message)| GatewayError::BadRequest { message, param: None })?;
+                let request = match gemini_inbound::to_openai(op, model, &native) {
+                    Ok(request) => request,
+                    // What only Google runs (its search, files it holds) may still go to a Gemini
+                    // channel as it is; every other channel refuses it with this reason.
+                    Err(anthropic::Unconvertible(message))
+                        if matches!(op, GeminiOp::Generate | GeminiOp::StreamGenerate { sse: true }) =>
+                    {
+                        call.unconvertible = Some(message);
+                        let stream = op != GeminiOp::Generate;
+                        let mut request = Map::new();
+                        request.insert("model".into(), Value::from(model));
+                        request.insert("stream".into(), Value::Bool(stream));
+                        request
+                    }
+                    Err(anthropic::Unconvertible(message)) => {
+                        return Err(GatewayError::BadRequest { message, param: None })
+                    }
+                };
                 let field = |name: &str| request.get(name).cloned();
                 let fields = (field("model"), field("stream"), field("stream_options"));
                 let _ = call.request.set(request);
+                call.native = Some(native);
                 Ok(fields)
             }
         }
@@ -170,8 +207,11 @@ impl Dialect {
         match (self, native) {
             (Dialect::OpenAi, _) => Ok(body),
             (Dialect::Ollama(op), _) => ollama_inbound::from_openai(op, &body, &call.model, call.started),
-            (Dialect::Gemini(op), _) => gemini_inbound::from_openai(op, &body, &call.model, &call.request_id),
-            (Dialect::Anthropic | Dialect::Responses | Dialect::ResponsesCompact, Some(native)) => Ok(native),
+            (
+                Dialect::Anthropic | Dialect::Responses | Dialect::ResponsesCompact | Dialect::Gemini(_),
+                Some(native),
+            ) => Ok(native),
+            (Dialect::Gemini(op), None) => gemini_inbound::from_openai(op, &body, &call.model, &call.request_id),
             (Dialect::Anthropic, None) => anthropic_inbound::from_openai_response(&body, &call.model),
             (Dialect::Responses, None) => {
                 let responses = call.responses.as_deref().ok_or_else(lost)?;
@@ -192,6 +232,9 @@ impl Dialect {
     /// What writes a stream for the caller from the OpenAI-format chunks; `None` if the call lost
     /// what its writer needs.
     pub(super) fn stream_output(self, call: &Call, channel: &ChannelEntry) -> Option<Output> {
+        if call.passes_natively(channel) {
+            return Some(Output::Native);
+        }
         match self {
             Dialect::OpenAi => Some(Output::OpenAi),
             Dialect::Ollama(op) => Some(Output::Ollama(OllamaStreamWriter::new(op, &call.model, call.started))),
@@ -199,7 +242,6 @@ impl Dialect {
                 let sse = op != GeminiOp::StreamGenerate { sse: false };
                 Some(Output::Gemini(GeminiStreamWriter::new(sse, &call.model, &call.request_id)))
             }
-            _ if call.passes_natively(channel) => Some(Output::Native),
             Dialect::Anthropic => Some(Output::Anthropic(AnthropicStreamWriter::new(&call.model))),
             Dialect::Responses | Dialect::ResponsesCompact => call.responses.as_deref().map(|responses| {
                 Output::Responses(Box::new(ResponsesStreamWriter::new(
@@ -232,7 +274,11 @@ impl Dialect {
                 Bytes::from(format!("event: error\ndata: {event}\n\n"))
             }
             Dialect::Ollama(_) => ollama_inbound::error_body(message),
-            Dialect::Gemini(_) => gemini_inbound::error_body(502, message),
+            // Only a Gemini stream passed through natively gets here: it is server-sent events.
+            Dialect::Gemini(_) => Bytes::from(format!(
+                "data: {}\r\n\r\n",
+                String::from_utf8_lossy(&gemini_inbound::error_body(502, message))
+            )),
         }
     }
 }

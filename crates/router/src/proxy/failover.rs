@@ -112,7 +112,8 @@ pub(super) async fn run(
         attempts += 1;
         let attempt_started = Instant::now();
         let upstream_model = channel.channel.upstream_model(&call.model).to_string();
-        let unconvertible = call.responses.as_ref().and_then(|r| r.unconvertible.as_ref());
+        let unconvertible =
+            call.unconvertible.as_ref().or_else(|| call.responses.as_ref().and_then(|r| r.unconvertible.as_ref()));
         let wire = channel.wire;
         let body = if let Some(upload) = &call.upload {
             match wire.request(call.endpoint, &Map::new(), &upstream_model, false) {
@@ -123,7 +124,9 @@ pub(super) async fn run(
             // The caller's own request, untouched but the model: a Claude caller on a Claude
             // channel, a Responses caller on an upstream with its own Responses API.
             let mut native = call.native.clone().unwrap_or_default();
-            native.insert("model".into(), Value::String(upstream_model.clone()));
+            if call.dialect.model_in_body() {
+                native.insert("model".into(), Value::String(upstream_model.clone()));
+            }
             Ok(Outgoing::Json(Bytes::from(Value::Object(native).to_string())))
         } else if let Some(message) = unconvertible {
             Err(message.clone())

@@ -254,6 +254,9 @@ struct Call {
     lease: Option<burncloud_service_api::LocalLease>,
     /// How long a local model stays loaded after this call (Ollama's `keep_alive`).
     keep_alive: KeepAlive,
+    /// Why the request cannot go to a channel that would need it converted (a Gemini request
+    /// with Google's own tools): only channels that take it natively may serve it.
+    unconvertible: Option<String>,
     /// A multipart upload's form, sent on to each channel tried.
     upload: Option<Arc<Upload>>,
     /// Units measured from the request itself (characters to speak, a WAV's length), for when the
@@ -417,6 +420,7 @@ async fn handle_from(
         responses: None,
         lease: None,
         keep_alive: KeepAlive::AsSet,
+        unconvertible: None,
         upload: None,
         units: Usage::default(),
     };
