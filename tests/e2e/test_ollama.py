@@ -167,6 +167,10 @@ def test_the_ollama_client_runs_local_models_on_llama_server_and_sees_them_loade
             listed = {model.model: model for model in ollama_client.list().models}
             assert {"tiny", "tiny-embedding"} <= set(listed), listed
             assert listed["tiny"].size == tiny_gguf.stat().st_size and listed["tiny"].details.format == "gguf"
+            # From the GGUF's own metadata: its architecture and the size label its writer gave it.
+            details = listed["tiny"].details
+            assert (details.family, details.families, details.parameter_size) == ("llama", ["llama"], "121K")
+            assert ollama_client.show("tiny").details.parameter_size == "121K"
             assert ollama_client.ps().models == [], "nothing is loaded before a call"
 
             chunks = list(ollama_client.chat(model="tiny", messages=[{"role": "user", "content": "hi"}], stream=True,

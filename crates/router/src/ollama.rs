@@ -38,7 +38,9 @@ pub(crate) async fn version() -> Response {
 /// A model as Ollama's lists show it: what BurnCloud knows of a local GGUF, and the name alone
 /// for a model a hosted channel serves.
 fn entry(name: &str, local: Option<&LocalModelFacts>) -> Value {
-    let quantization = local.and_then(|facts| facts.quantization.clone()).unwrap_or_default();
+    let fact = |read: fn(&LocalModelFacts) -> Option<String>| local.and_then(read).unwrap_or_default();
+    let quantization = fact(|facts| facts.quantization.clone());
+    let family = fact(|facts| facts.family.clone());
     json!({
         "name": name,
         "model": name,
@@ -48,9 +50,9 @@ fn entry(name: &str, local: Option<&LocalModelFacts>) -> Value {
         "details": {
             "parent_model": "",
             "format": if local.is_some() { "gguf" } else { "" },
-            "family": "",
-            "families": null,
-            "parameter_size": "",
+            "families": if family.is_empty() { Value::Null } else { json!([family]) },
+            "family": family,
+            "parameter_size": fact(|facts| facts.parameter_size.clone()),
             "quantization_level": quantization,
         },
     })

@@ -228,6 +228,10 @@ pub struct LocalModelFacts {
     pub size_bytes: u64,
     /// From the file name (`Q4_K_M`, `F16` …), where it says.
     pub quantization: Option<String>,
+    /// Its architecture, from its metadata.
+    pub family: Option<String>,
+    /// Its parameter count as its metadata labels it (`8B`).
+    pub parameter_size: Option<String>,
     pub sha256: Option<String>,
     /// When the model arrived (downloaded or imported).
     pub added_at_ms: i64,

@@ -344,6 +344,12 @@ pub struct LocalModel {
     pub kind: crate::InstanceKind,
     /// A vision projector (`mmproj*.gguf`) in the same folder, loaded with it for images.
     pub mmproj_path: Option<String>,
+    /// Its architecture (`llama`, `qwen3`), from its metadata.
+    #[serde(default)]
+    pub family: Option<String>,
+    /// Its parameter count as its metadata labels it (`8B`), where it does.
+    #[serde(default)]
+    pub parameter_size: Option<String>,
 }
 
 /// `POST /console/api/models/local/import`

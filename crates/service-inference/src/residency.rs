@@ -360,6 +360,8 @@ impl LocalServing for Inference {
                     kind: instance.kind,
                     size_bytes: model.as_ref().map_or(0, |model| model.size),
                     quantization: model.as_ref().and_then(|model| model.quant.clone()),
+                    family: model.as_ref().and_then(|model| model.family.clone()),
+                    parameter_size: model.as_ref().and_then(|model| model.parameter_size.clone()),
                     sha256: model.as_ref().and_then(|model| model.sha256.clone()),
                     added_at_ms: model.as_ref().map_or(0, |model| model.added_at_ms),
                     loaded,

@@ -76,6 +76,7 @@ mod tests {
             value_length: None,
             vocab_size: vocab,
             pooling_type: 0,
+            size_label: None,
         }
     }
 

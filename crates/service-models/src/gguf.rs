@@ -55,6 +55,8 @@ pub struct ModelShape {
     /// `<arch>.pooling_type`: 0 none (a chat model), 1 mean, 2 CLS, 3 last (embedding models),
     /// 4 rank (rerankers).
     pub pooling_type: u64,
+    /// `general.size_label`, the parameter count as llama.cpp's converter writes it (`8B`, `494M`).
+    pub size_label: Option<String>,
 }
 
 /// llama.cpp's `LLAMA_POOLING_TYPE_RANK`: the model scores a query against a document.
@@ -256,6 +258,7 @@ pub fn parse_shape(bytes: &[u8]) -> Result<ModelShape, MetadataError> {
         value_length: number("attention.value_length"),
         vocab_size,
         pooling_type: number("pooling_type").unwrap_or(0),
+        size_label: text("general.size_label").filter(|label| !label.is_empty()),
         architecture,
     };
     if shape.block_count == 0 || shape.embedding_length == 0 {

@@ -564,6 +564,8 @@ impl ModelHub {
         let file_name = Path::new(&row.path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let kind = shape.as_ref().map_or_else(|| names::kind(&file_name), |shape| shape.kind(&file_name));
         let mmproj_path = if kind == InstanceKind::Chat { names::projector_beside(Path::new(&row.path)) } else { None };
+        let family = shape.as_ref().map(|shape| shape.architecture.clone());
+        let parameter_size = shape.as_ref().and_then(|shape| shape.size_label.clone());
         let estimate = shape.map(|shape| fit::estimate(&shape, row.size));
         let fit = match (&estimate, self.budget()) {
             (Some(estimate), Some(budget)) => estimate.fit(estimate.default_context(), &budget),
@@ -572,6 +574,8 @@ impl ModelHub {
         LocalModel {
             estimate,
             fit,
+            family,
+            parameter_size,
             kind,
             mmproj_path,
             in_use: self.in_use(row.id),

@@ -7,6 +7,7 @@ mod litellm;
 mod local;
 mod profile;
 mod soak;
+mod upload;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -54,6 +55,9 @@ struct Options {
     instructions_only: bool,
     /// Measure only local models against llama-server by hand (prints, leaves the report alone).
     local_only: bool,
+    /// Measure only a large upload's memory (prints its row, leaves the report alone).
+    upload_only: bool,
+    upload_mib: usize,
 }
 
 fn parse_options() -> anyhow::Result<Options> {
@@ -78,6 +82,8 @@ fn parse_options() -> anyhow::Result<Options> {
         latency_only: false,
         instructions_only: false,
         local_only: false,
+        upload_only: false,
+        upload_mib: 100,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -103,6 +109,8 @@ fn parse_options() -> anyhow::Result<Options> {
             "--latency-only" => options.latency_only = true,
             "--instructions-only" => options.instructions_only = true,
             "--local-only" => options.local_only = true,
+            "--upload-only" => options.upload_only = true,
+            "--upload-mib" => options.upload_mib = value()?.parse()?,
             other => bail!("unknown option {other}"),
         }
     }
@@ -1066,6 +1074,10 @@ async fn run(options: Options) -> anyhow::Result<()> {
     if options.latency_only {
         return latency_comparison(&options, &server_bin).await;
     }
+    if options.upload_only {
+        println!("{}", upload::upload_memory(&options, &server_bin, options.upload_mib).await?.row());
+        return Ok(());
+    }
     if options.instructions_only {
         match instructions::per_call(&options, &server_bin).await? {
             Ok(counts) => println!(
@@ -1225,6 +1237,9 @@ async fn run(options: Options) -> anyhow::Result<()> {
     eprintln!("log writer: {} rows", options.log_rows);
     let rows_per_second = log_writer_rate(options.log_rows).await?;
 
+    eprintln!("a {} MiB transcription upload", options.upload_mib);
+    let upload_row = upload::upload_memory(&options, &server_bin, options.upload_mib).await?.row();
+
     eprintln!("desktop window start: five launches");
     let (window_section, desktop_memory) = match window_start_times(&options.bin_dir, 5)? {
         Ok((mut times, idle_memory, missed)) => {
@@ -1312,7 +1327,8 @@ async fn run(options: Options) -> anyhow::Result<()> {
          | `burncloud serve` from the desktop build, idle (for comparison) | {desktop_build_serve_rss:.1} MB | |\n\
          | desktop app idle, with its webview processes (proportional set size, summed) | {desktop_pss_text} | ≤ 250 MB |\n\
          | the same, resident pages summed per process (shared libraries counted in each) | {desktop_rss_text} | |\n\
-         | `burncloud serve` start to `/health` 200, {startup_rows} logged calls in the database (median of 3) | {startup_ms:.0} ms | ≤ 150 ms |\n\n\
+         | `burncloud serve` start to `/health` 200, {startup_rows} logged calls in the database (median of 3) | {startup_ms:.0} ms | ≤ 150 ms |\n\
+         {upload_row}\n\n\
          The gateway in every section above is {server_build}; the desktop build maps the GTK and \
          WebKit libraries into every process it starts, `serve` included, which is the difference \
          between the first and third rows.\n\n\
