@@ -21,6 +21,8 @@ MOCK_HUB_BIN = os.environ.get("MOCK_HUB_BIN", str(ROOT / "target/debug/mock-hub"
 ADMIN_KEY = "e2e-admin-key"
 UPSTREAM_KEY = "sk-upstream-e2e-0123456789"
 REPLY = "Hello! How can I help you today?"
+# What the mock upstream puts between a prompt and its suffix (fill-in-the-middle).
+FILL = " a + b"
 
 
 class NoReleases(http.server.BaseHTTPRequestHandler):

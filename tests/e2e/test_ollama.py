@@ -12,7 +12,7 @@ from pathlib import Path
 import ollama
 import pytest
 
-from conftest import REPLY, BurnCloud, poll, stop
+from conftest import FILL, REPLY, BurnCloud, poll, stop
 from test_inference import make_tiny
 
 
@@ -44,6 +44,14 @@ def test_the_ollama_client_lists_chats_generates_and_embeds_through_an_openai_ch
     assert generated.response == REPLY and generated.done
     pieces = list(ollama_client.generate(model="gpt-4o-mini", prompt="hi", stream=True))
     assert "".join(piece.response for piece in pieces) == REPLY
+
+    # Fill-in-the-middle, as editor plugins ask for code at the cursor: a completion with the suffix.
+    filled = ollama_client.generate(model="gpt-4o-mini", prompt="def add(a, b):\n    return",
+                                    suffix="\n\nprint(add(1, 2))", stream=False, options={"num_predict": 16})
+    assert (filled.response, filled.done, filled.eval_count) == (FILL, True, 9)
+    filled_pieces = list(ollama_client.generate(model="gpt-4o-mini", prompt="def add(a, b):\n    return",
+                                                suffix="\n", stream=True))
+    assert "".join(piece.response for piece in filled_pieces) == FILL and filled_pieces[-1].eval_count == 9
 
     structured = ollama_client.chat(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
                                     format="json", stream=False)
@@ -77,7 +85,7 @@ def test_the_ollama_client_lists_chats_generates_and_embeds_through_an_openai_ch
     assert len(legacy.embedding) == 3
 
     # Rows are written in batches: wait for every one of the calls above.
-    rows = poll(lambda: app.console("GET", "/console/api/logs?limit=50")["items"], lambda rows: len(rows) >= 10)
+    rows = poll(lambda: app.console("GET", "/console/api/logs?limit=50")["items"], lambda rows: len(rows) >= 12)
     endpoints = {row["endpoint"] for row in rows}
     assert {"/api/chat", "/api/generate", "/api/embed", "/api/embeddings"} == endpoints, endpoints
     chat_rows = [row for row in rows if row["endpoint"] == "/api/chat" and row["status"] == 200]
@@ -97,8 +105,8 @@ def test_ollama_errors_come_in_ollamas_shape_with_the_right_status(burncloud):
         good.show("no-such-model")
     assert unknown_show.value.status_code == 404
     with pytest.raises(ollama.ResponseError) as fim:
-        good.generate(model="gpt-4o-mini", prompt="def f(", suffix="return 1", stream=False)
-    assert fim.value.status_code == 400 and "fill-in-the-middle" in fim.value.error
+        good.generate(model="gpt-4o-mini", prompt="def f(", suffix="return 1", stream=False, images=[b"\x89PNG"])
+    assert fim.value.status_code == 400 and "fill-in-the-middle takes text only" in fim.value.error
     with pytest.raises(ollama.ResponseError) as pull:
         good.pull("llama3")
     assert pull.value.status_code == 501 and "Models and Deployments" in pull.value.error
@@ -186,6 +194,16 @@ def test_the_ollama_client_runs_local_models_on_llama_server_and_sees_them_loade
 
             # keep_alive, as Ollama clients send it: 0 unloads at once, a prompt-less generate only
             # loads, a negative one keeps the model loaded, a duration unloads it that long after.
+            # Fill-in-the-middle on the local model: llama-server's own /infill, around the model's FIM tokens.
+            filled = ollama_client.generate(model="tiny", prompt="def add(a, b):\n    return", suffix="\n",
+                                            stream=False, options={"num_predict": 6, "temperature": 0})
+            assert filled.done and filled.done_reason == "length" and filled.response
+            assert filled.eval_count == 6 and filled.prompt_eval_count > 5
+            filled_pieces = list(ollama_client.generate(model="tiny", prompt="x = ", suffix="\nprint(x)", stream=True,
+                                                        options={"num_predict": 4}))
+            assert filled_pieces[-1].done and filled_pieces[-1].eval_count == 4
+            assert "".join(piece.response for piece in filled_pieces)
+
             unloaded = ollama_client.generate(model="tiny", prompt="", keep_alive=0)
             assert (unloaded.done, unloaded.done_reason, unloaded.response) == (True, "unload", "")
             poll(lambda: [m.model for m in ollama_client.ps().models], lambda names: "tiny" not in names, timeout=30)

@@ -388,16 +388,37 @@ async fn completions(State(shared): State<SharedState>, headers: HeaderMap, Json
     if mode == Mode::Hang {
         return hang().await;
     }
-    let mut answer = json!({
-        "id": "cmpl-mock123", "object": "text_completion", "created": 1_700_000_000, "model": model_of(&body),
-        "choices": [{"text": REPLY, "index": 0, "logprobs": null, "finish_reason": "stop"}]
-    });
+    // With a suffix (fill-in-the-middle, as gpt-3.5-turbo-instruct and DeepSeek's FIM take it):
+    // what goes between the prompt and the suffix.
+    let fills_in = body.get("suffix").and_then(Value::as_str).is_some_and(|suffix| !suffix.is_empty());
+    let text = if fills_in { FILL } else { REPLY };
+    let usage = json!({"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
+                       "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS});
+    let chunk = |text: &str, finish: Value| {
+        json!({"id": "cmpl-mock123", "object": "text_completion", "created": 1_700_000_000, "model": model_of(&body),
+            "choices": [{"text": text, "index": 0, "logprobs": null, "finish_reason": finish}]})
+    };
+    if body.get("stream") == Some(&json!(true)) {
+        let mut events: Vec<String> =
+            text.split_inclusive(' ').map(|word| format!("data: {}\n\n", chunk(word, Value::Null))).collect();
+        events.push(format!("data: {}\n\n", chunk("", json!("stop"))));
+        if body.pointer("/stream_options/include_usage") == Some(&json!(true)) && mode != Mode::NoUsage {
+            let last = json!({"id": "cmpl-mock123", "object": "text_completion", "created": 1_700_000_000,
+                "model": model_of(&body), "choices": [], "usage": usage});
+            events.push(format!("data: {last}\n\n"));
+        }
+        events.push("data: [DONE]\n\n".into());
+        return ([("content-type", "text/event-stream")], events.concat()).into_response();
+    }
+    let mut answer = chunk(text, json!("stop"));
     if mode != Mode::NoUsage {
-        answer["usage"] = json!({"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
-                                 "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS});
+        answer["usage"] = usage;
     }
     Json(answer).into_response()
 }
+
+/// What a completion with a suffix fills in.
+pub const FILL: &str = " a + b";
 
 async fn embeddings(State(shared): State<SharedState>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     let mode = match admit(&shared, "/v1/embeddings", &headers, &body) {

@@ -7,6 +7,7 @@ pub mod anthropic_inbound;
 pub mod dashscope;
 pub mod gemini;
 pub mod gemini_inbound;
+pub(crate) mod llama;
 pub mod ollama_inbound;
 pub mod rerank;
 pub mod responses_inbound;
@@ -146,6 +147,7 @@ macro_rules! event_translator {
 
 event_translator!(anthropic::StreamTranslator);
 event_translator!(gemini::StreamTranslator);
+event_translator!(llama::InfillStreamTranslator);
 
 /// What the OpenAI-format chunks of a stream have said so far, for the writers that turn them into
 /// another protocol's stream (Ollama's, Gemini's): the usage, the finish reason, and the tool calls
@@ -169,7 +171,12 @@ impl ChunkReader {
         if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
             self.finish_reason = Some(reason.to_string());
         }
-        let delta = choice.get("delta").cloned().unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+        // A chat chunk's delta, or a text completion chunk's text.
+        let delta = match (choice.get("delta"), choice.get("text")) {
+            (Some(delta), _) => delta.clone(),
+            (None, Some(text)) => serde_json::json!({"content": text}),
+            (None, None) => Value::Object(serde_json::Map::new()),
+        };
         for call in delta.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
             let index = call.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
             if index >= 1024 {

@@ -125,6 +125,20 @@ pub fn to_openai(op: OllamaOp, native: &Map<String, Value>) -> Result<Map<String
     let mut request = Map::new();
     request.insert("model".into(), Value::String(model));
     match op {
+        OllamaOp::Generate if fills_in(op, native) => {
+            // A text completion between the prompt and the suffix, as OpenAI's completions take it.
+            if !image_parts(native.get("images"))?.is_empty() {
+                return Err(unconvertible("images: fill-in-the-middle takes text only"));
+            }
+            request.insert("prompt".into(), json!(text_of(native, "prompt")?));
+            request.insert("suffix".into(), json!(text_of(native, "suffix")?));
+            let stream = native.get("stream").and_then(Value::as_bool).unwrap_or(true);
+            request.insert("stream".into(), Value::Bool(stream));
+            if stream {
+                request.insert("stream_options".into(), json!({"include_usage": true}));
+            }
+            sampling_options(native.get("options"), &mut request)?;
+        }
         OllamaOp::Chat | OllamaOp::Generate => {
             let messages = match op {
                 OllamaOp::Chat => chat_messages(native)?,
@@ -301,13 +315,12 @@ fn chat_messages(native: &Map<String, Value>) -> Result<Vec<Value>, Unconvertibl
     Ok(out)
 }
 
+/// Whether a generate call fills in the middle: it has a `suffix` (the code after the cursor).
+pub fn fills_in(op: OllamaOp, native: &Map<String, Value>) -> bool {
+    op == OllamaOp::Generate && native.get("suffix").and_then(Value::as_str).is_some_and(|suffix| !suffix.is_empty())
+}
+
 fn generate_messages(native: &Map<String, Value>) -> Result<Vec<Value>, Unconvertible> {
-    if native.get("suffix").and_then(Value::as_str).is_some_and(|suffix| !suffix.is_empty()) {
-        return Err(unconvertible(
-            "suffix: fill-in-the-middle is not offered through BurnCloud's /api/generate yet; send the code before \
-             the cursor as the prompt",
-        ));
-    }
     let prompt = text_of(native, "prompt")?;
     let images = image_parts(native.get("images"))?;
     if prompt.is_empty() && images.is_empty() {
@@ -414,7 +427,12 @@ pub fn from_openai(op: OllamaOp, body: &[u8], model: &str, started: Instant) -> 
         OllamaOp::Chat | OllamaOp::Generate => {
             out.insert("created_at".into(), json!(created_at()));
             let choice = answer.pointer("/choices/0").ok_or_else(|| unconvertible("the answer has no choices"))?;
-            let message = choice.get("message").cloned().unwrap_or_else(|| json!({}));
+            // A chat answer's message, or a text completion's text (fill-in-the-middle).
+            let message = match (choice.get("message"), choice.get("text")) {
+                (Some(message), _) => message.clone(),
+                (None, Some(text)) => json!({"content": text}),
+                (None, None) => json!({}),
+            };
             let content = message.get("content").and_then(Value::as_str).unwrap_or_default();
             let thinking = message.get("reasoning_content").and_then(Value::as_str).filter(|t| !t.is_empty());
             if op == OllamaOp::Chat {
@@ -615,7 +633,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(request["response_format"]["json_schema"]["schema"], schema);
-        assert!(to_openai(OllamaOp::Generate, &object(json!({"model": "m", "prompt": "a", "suffix": "b"}))).is_err());
+        let filled = to_openai(
+            OllamaOp::Generate,
+            &object(json!({"model": "m", "prompt": "a", "suffix": "b",
+            "stream": false, "options": {"num_predict": 8}})),
+        )
+        .unwrap();
+        assert_eq!(
+            Value::Object(filled),
+            json!({"model": "m", "prompt": "a", "suffix": "b", "stream": false, "max_tokens": 8})
+        );
         let embed = to_openai(OllamaOp::Embed, &object(json!({"model": "e", "input": ["a", "b"]}))).unwrap();
         assert_eq!(embed["input"], json!(["a", "b"]));
         let legacy = to_openai(OllamaOp::Embeddings, &object(json!({"model": "e", "prompt": "a"}))).unwrap();

@@ -8,7 +8,7 @@ use burncloud_service_api::ChannelKind;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use super::{anthropic, dashscope, gemini, EventTranslator, Unconvertible};
+use super::{anthropic, dashscope, gemini, llama, EventTranslator, Unconvertible};
 use crate::upstream::UpstreamUrl;
 use crate::usage::{checked_usage_in, Usage};
 
@@ -17,6 +17,9 @@ use crate::usage::{checked_usage_in, Usage};
 pub enum Wire {
     /// OpenAI's own format: requests and answers pass through.
     OpenAi,
+    /// llama.cpp's llama-server (local deployments): OpenAI's format, and its own `/infill` for
+    /// fill-in-the-middle.
+    LlamaServer,
     /// Qwen's DashScope: OpenAI's format in its compatible mode, its own API for reranking.
     DashScope,
     Anthropic,
@@ -42,10 +45,13 @@ pub enum Endpoint {
     AudioTranscriptions,
     /// `/v1/audio/translations`: the same, into English.
     AudioTranslations,
+    /// `/v1/completions` with a `suffix`: the text between a prompt and a suffix (code completion
+    /// at a cursor), as OpenAI-format servers take it, or llama-server's `/infill`.
+    Infill,
 }
 
 /// How many endpoints a channel has parsed URLs for.
-pub(crate) const ENDPOINTS: usize = 10;
+pub(crate) const ENDPOINTS: usize = 11;
 
 impl Endpoint {
     /// Index into a channel's parsed endpoint URLs.
@@ -61,13 +67,14 @@ impl Endpoint {
             Endpoint::AudioSpeech => 7,
             Endpoint::AudioTranscriptions => 8,
             Endpoint::AudioTranslations => 9,
+            Endpoint::Infill => 10,
         }
     }
 
     pub(crate) fn route(self) -> &'static str {
         match self {
             Endpoint::ChatCompletions => "/v1/chat/completions",
-            Endpoint::Completions => "/v1/completions",
+            Endpoint::Completions | Endpoint::Infill => "/v1/completions",
             Endpoint::Embeddings => "/v1/embeddings",
             Endpoint::Rerank => "/v1/rerank",
             Endpoint::Moderations => "/v1/moderations",
@@ -82,7 +89,7 @@ impl Endpoint {
     /// Whether the caller may ask for a stream of chat-style events (`stream: true`).
     pub(crate) fn can_stream(self) -> bool {
         match self {
-            Endpoint::ChatCompletions | Endpoint::Completions => true,
+            Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Infill => true,
             Endpoint::Embeddings
             | Endpoint::Rerank
             | Endpoint::Moderations
@@ -114,7 +121,11 @@ impl Endpoint {
             | Endpoint::AudioSpeech
             | Endpoint::AudioTranscriptions
             | Endpoint::AudioTranslations => true,
-            Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Embeddings | Endpoint::Rerank => false,
+            Endpoint::ChatCompletions
+            | Endpoint::Completions
+            | Endpoint::Embeddings
+            | Endpoint::Rerank
+            | Endpoint::Infill => false,
         }
     }
 }
@@ -137,7 +148,8 @@ fn secret(value: String) -> Option<HeaderValue> {
 impl Wire {
     pub fn of(kind: ChannelKind) -> Wire {
         match kind {
-            ChannelKind::Openai | ChannelKind::Deepseek | ChannelKind::Local => Wire::OpenAi,
+            ChannelKind::Openai | ChannelKind::Deepseek => Wire::OpenAi,
+            ChannelKind::Local => Wire::LlamaServer,
             ChannelKind::Qwen => Wire::DashScope,
             ChannelKind::Anthropic => Wire::Anthropic,
             ChannelKind::Gemini => Wire::Gemini,
@@ -149,19 +161,26 @@ impl Wire {
     /// another path of its host: those URLs are built per call (`url`).
     pub(crate) fn endpoint_paths(self) -> [&'static str; ENDPOINTS] {
         match self {
-            Wire::OpenAi => [
-                "chat/completions",
-                "completions",
-                "embeddings",
-                "rerank",
-                "moderations",
-                "images/generations",
-                "images/edits",
-                "audio/speech",
-                "audio/transcriptions",
-                "audio/translations",
-            ],
-            Wire::DashScope => ["chat/completions", "completions", "embeddings", "", "", "", "", "", "", ""],
+            Wire::OpenAi | Wire::LlamaServer => {
+                // llama-server's own `/infill` is beside `/v1`: the URL parser resolves the `..`.
+                let infill = if self == Wire::LlamaServer { "../infill" } else { "completions" };
+                [
+                    "chat/completions",
+                    "completions",
+                    "embeddings",
+                    "rerank",
+                    "moderations",
+                    "images/generations",
+                    "images/edits",
+                    "audio/speech",
+                    "audio/transcriptions",
+                    "audio/translations",
+                    infill,
+                ]
+            }
+            Wire::DashScope => {
+                ["chat/completions", "completions", "embeddings", "", "", "", "", "", "", "", "completions"]
+            }
             Wire::Anthropic => ["v1/messages"; ENDPOINTS],
             Wire::Gemini => [""; ENDPOINTS],
         }
@@ -173,7 +192,7 @@ impl Wire {
         let mut headers = Vec::new();
         let key_header = |value: String| secret(value).filter(|_| !key.is_empty());
         match self {
-            Wire::OpenAi | Wire::DashScope => {
+            Wire::OpenAi | Wire::LlamaServer | Wire::DashScope => {
                 headers.extend(key_header(format!("Bearer {key}")).map(|v| (header::AUTHORIZATION, v)))
             }
             Wire::Anthropic => {
@@ -201,13 +220,17 @@ impl Wire {
     ) -> Result<Option<Value>, Unconvertible> {
         if endpoint.openai_only() {
             return match self {
-                Wire::OpenAi => Ok(None),
+                Wire::OpenAi | Wire::LlamaServer => Ok(None),
                 Wire::DashScope | Wire::Anthropic | Wire::Gemini => Err(self.does_not_serve(endpoint)),
             };
         }
         match (self, endpoint) {
-            (Wire::OpenAi, _) => Ok(None),
-            (Wire::DashScope, Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Embeddings) => Ok(None),
+            (Wire::LlamaServer, Endpoint::Infill) => llama::infill_request(openai, stream).map(Some),
+            (Wire::OpenAi | Wire::LlamaServer, _) => Ok(None),
+            (
+                Wire::DashScope,
+                Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Embeddings | Endpoint::Infill,
+            ) => Ok(None),
             (Wire::DashScope, Endpoint::Rerank) => dashscope::rerank_request(openai, upstream_model).map(Some),
             (Wire::Anthropic, Endpoint::ChatCompletions) => {
                 anthropic::request(openai, upstream_model, stream).map(Some)
@@ -222,7 +245,7 @@ impl Wire {
     fn does_not_serve(self, endpoint: Endpoint) -> Unconvertible {
         let route = endpoint.route();
         Unconvertible(match self {
-            Wire::OpenAi => format!("this channel does not serve {route}"),
+            Wire::OpenAi | Wire::LlamaServer => format!("this channel does not serve {route}"),
             Wire::DashScope => format!("Qwen channels do not serve {route} in OpenAI's format"),
             Wire::Anthropic => format!("Anthropic channels serve chat completions, not {route}"),
             Wire::Gemini => format!("Gemini channels do not serve {route}"),
@@ -240,7 +263,7 @@ impl Wire {
         stream: bool,
     ) -> Result<UpstreamUrl, String> {
         match self {
-            Wire::OpenAi | Wire::Anthropic => Ok(urls[endpoint.url_index()].clone()),
+            Wire::OpenAi | Wire::LlamaServer | Wire::Anthropic => Ok(urls[endpoint.url_index()].clone()),
             Wire::DashScope if endpoint == Endpoint::Rerank => dashscope::rerank_url(base_url).map(UpstreamUrl::new),
             Wire::DashScope => Ok(urls[endpoint.url_index()].clone()),
             Wire::Gemini => {
@@ -260,7 +283,7 @@ impl Wire {
     /// An upstream error body in OpenAI's shape.
     pub(crate) fn error_body(self, body: Bytes) -> Bytes {
         match self {
-            Wire::OpenAi => body,
+            Wire::OpenAi | Wire::LlamaServer => body,
             Wire::DashScope => dashscope::error_body(body),
             Wire::Anthropic => anthropic::error_body(&body),
             Wire::Gemini => gemini::error_body(&body),
@@ -280,17 +303,19 @@ impl Wire {
         let checked = |body: Bytes| checked_usage_in(&body).map(|usage| (body, usage)).map_err(BadAnswer::Unreadable);
         if endpoint.openai_only() {
             return match self {
-                Wire::OpenAi => checked(body),
+                Wire::OpenAi | Wire::LlamaServer => checked(body),
                 Wire::DashScope | Wire::Anthropic | Wire::Gemini => {
                     Err(BadAnswer::Unconvertible(self.does_not_serve(endpoint)))
                 }
             };
         }
         match (self, endpoint) {
-            (Wire::OpenAi, _)
-            | (Wire::DashScope, Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Embeddings) => {
-                checked(body)
-            }
+            (Wire::LlamaServer, Endpoint::Infill) => converted(llama::infill_response(&body, model)),
+            (Wire::OpenAi | Wire::LlamaServer, _)
+            | (
+                Wire::DashScope,
+                Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Embeddings | Endpoint::Infill,
+            ) => checked(body),
             (Wire::DashScope, Endpoint::Rerank) => converted(dashscope::rerank_response(&body, model)),
             (Wire::Gemini, Endpoint::Embeddings | Endpoint::Rerank) => {
                 converted(gemini::embeddings_response(&body, model).map(|body| (body, None)))
@@ -306,9 +331,12 @@ impl Wire {
     }
 
     /// What turns the upstream's stream events into OpenAI chunks; `None`: they are OpenAI chunks.
-    pub(crate) fn stream_translator(self, model: &str) -> Option<Box<dyn EventTranslator>> {
+    pub(crate) fn stream_translator(self, endpoint: Endpoint, model: &str) -> Option<Box<dyn EventTranslator>> {
         match self {
-            Wire::OpenAi | Wire::DashScope => None,
+            Wire::LlamaServer if endpoint == Endpoint::Infill => {
+                Some(Box::new(llama::InfillStreamTranslator::new(model)))
+            }
+            Wire::OpenAi | Wire::LlamaServer | Wire::DashScope => None,
             Wire::Anthropic => Some(Box::new(anthropic::StreamTranslator::new(model))),
             Wire::Gemini => Some(Box::new(gemini::StreamTranslator::new(model))),
         }

@@ -34,6 +34,10 @@ pub(super) async fn admit(
             })
         }
     };
+    let suffix = (call.endpoint == Endpoint::Completions).then(|| call.request().get("suffix")).flatten();
+    if suffix.and_then(Value::as_str).is_some_and(|suffix| !suffix.is_empty()) {
+        call.endpoint = Endpoint::Infill;
+    }
     call.is_stream = call.endpoint.can_stream() && stream == Some(Value::Bool(true));
     if call.endpoint.answers_verbatim() {
         // Streams of the upstream's own events, passed on as they come (see `relay`).

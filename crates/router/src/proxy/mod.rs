@@ -570,6 +570,9 @@ async fn ollama_call(
     };
     let native = match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(native)) if ollama_inbound::only_loads(op, &native) => native,
+        Ok(Value::Object(native)) if ollama_inbound::fills_in(op, &native) => {
+            return handle_from(gateway, Endpoint::Completions, dialect, parts.headers, peer, Body::from(bytes)).await
+        }
         _ => return handle_from(gateway, endpoint, dialect, parts.headers, peer, Body::from(bytes)).await,
     };
     let request_id = new_request_id();

@@ -287,7 +287,7 @@ pub(super) async fn stream(
     let mut client_gone = !deliver(reply, with_request_id(response, &call.request_id));
 
     let mut splitter = SseSplitter::default();
-    let mut watch = match channel.wire.stream_translator(&call.model) {
+    let mut watch = match channel.wire.stream_translator(call.endpoint, &call.model) {
         Some(translator) => Translator::Converted(translator),
         // An OpenAI-format upstream that speaks the caller's protocol: its own Responses API.
         None if call.passes_natively(channel) => Translator::NativeResponses(ResponsesWatch::default()),
