@@ -1921,3 +1921,46 @@ async fn cache_reads_and_writes_are_logged_and_billed_from_every_providers_usage
     assert!(usage["totals"]["cached_tokens"].as_u64().unwrap() > 0, "{usage}");
     h.assert_books_balance().await;
 }
+
+/// Every route the OpenAPI document lists for the data plane is served: without a key each answers
+/// 401 in its protocol's error shape (the open ones answer as they always do), never 404 or 405.
+#[tokio::test]
+async fn every_listed_data_plane_route_is_served_and_refuses_a_missing_key_in_its_own_shape() {
+    let h = Harness::start().await;
+    for route in burncloud_router::DATA_ROUTES {
+        let path = route.path.replace("{model}", "gpt-4o-mini").replace("{id}", "resp_0123");
+        let method = reqwest::Method::from_bytes(route.method.to_uppercase().as_bytes()).unwrap();
+        let mut request = h.http.request(method, format!("{}{path}", h.base));
+        request = match route.body {
+            burncloud_router::RequestBody::Json => request.json(&json!({"model": "gpt-4o-mini"})),
+            burncloud_router::RequestBody::Form => {
+                request.header("content-type", "multipart/form-data; boundary=b").body("--b--\r\n")
+            }
+            burncloud_router::RequestBody::None => request,
+        };
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or_else(|e| panic!("{} {path}: not JSON: {e}", route.method));
+        let label = format!("{} {path}: {status} {body}", route.method);
+        match (route.open, path.as_str()) {
+            (true, "/api/version") => assert_eq!(status, StatusCode::OK, "{label}"),
+            (true, _) => assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{label}"),
+            (false, _) => assert_eq!(status, StatusCode::UNAUTHORIZED, "{label}"),
+        }
+        if status != StatusCode::OK {
+            let message = match route.errors {
+                burncloud_router::ErrorShape::Ollama => body["error"].as_str(),
+                burncloud_router::ErrorShape::OpenAi
+                | burncloud_router::ErrorShape::Anthropic
+                | burncloud_router::ErrorShape::Gemini => body["error"]["message"].as_str(),
+            };
+            assert!(message.is_some_and(|m| !m.is_empty()), "{label}");
+            match route.errors {
+                burncloud_router::ErrorShape::Anthropic => assert_eq!(body["type"], "error", "{label}"),
+                burncloud_router::ErrorShape::Gemini => assert_eq!(body["error"]["code"], 401, "{label}"),
+                burncloud_router::ErrorShape::OpenAi => assert!(body["error"]["type"].is_string(), "{label}"),
+                burncloud_router::ErrorShape::Ollama => {}
+            }
+        }
+    }
+}

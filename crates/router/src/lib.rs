@@ -15,6 +15,7 @@ mod log_sink;
 mod ollama;
 mod proxy;
 mod responses;
+mod routes;
 mod scrub;
 mod shared_limits;
 mod snapshot;
@@ -40,6 +41,7 @@ pub use error::GatewayError;
 pub use limiter::{Limits, RateLimiter};
 pub use log_sink::{LogSink, LogWriterConfig, LogWriterStats};
 pub use proxy::new_request_id;
+pub use routes::{DataRoute, ErrorShape, RequestBody, DATA_ROUTES};
 pub use scrub::scrub;
 pub use snapshot::{ChannelEntry, Rotations, Snapshot, SpendLedger};
 pub use usage::{count_tokens, warm_up as warm_up_tokenizer};
@@ -255,7 +257,8 @@ async fn follow_shared_breakers(gateway: std::sync::Weak<Gateway>) {
     }
 }
 
-/// The `/v1` routes.
+/// The data plane's routes (`/v1`, Gemini's `/v1beta`, Ollama's `/api`); `DATA_ROUTES` describes
+/// each.
 pub fn create_router_app(gateway: Arc<Gateway>) -> axum::Router {
     axum::Router::new()
         .route("/v1/chat/completions", post(proxy::chat_completions))

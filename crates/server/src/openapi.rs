@@ -1,6 +1,9 @@
 //! The console API as an OpenAPI 3.1 document (`GET /console/api/openapi.json`), built from the
-//! same types the handlers read and write, so the description cannot drift from the code.
+//! same types the handlers read and write, so the description cannot drift from the code; and the
+//! data plane's routes from the router's own table (`DATA_ROUTES`), each with its protocol's
+//! reference, its key and its error shape.
 
+use burncloud_router::{DataRoute, ErrorShape, RequestBody, DATA_ROUTES};
 use burncloud_service_api::{
     Account, AccountPatch, Channel, ChannelHealthReport, ChannelInput, ChannelPatch, ChannelTestReport, CreatedToken,
     Download, DownloadRequest, Group, GroupInput, GroupPatch, Hardware, HubFileList, HubSearchPage, HubSearchQuery,
@@ -123,6 +126,71 @@ fn parameters(path: &str, query: Option<&Value>) -> Vec<Value> {
 
 fn error_response(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+/// A data-plane operation: the protocol's own request and answer, BurnCloud's key, and errors in
+/// the protocol's shape.
+fn data_operation(route: &DataRoute) -> Value {
+    let error = match route.errors {
+        ErrorShape::OpenAi => "OpenAiError",
+        ErrorShape::Anthropic => "AnthropicError",
+        ErrorShape::Gemini => "GeminiError",
+        ErrorShape::Ollama => "OllamaError",
+    };
+    let answers: Map<String, Value> =
+        route.answers.iter().map(|kind| (kind.to_string(), json!({"schema": {}}))).collect();
+    let parameters: Vec<Value> = route
+        .path
+        .split(['/', ':'])
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| {
+            let example = if name == "model" { "gpt-4o-mini" } else { "resp_0123" };
+            json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}, "example": example})
+        })
+        .collect();
+    let security = match (route.open, route.errors) {
+        (true, _) => json!([]),
+        (false, ErrorShape::Gemini) => json!([{"token": []}, {"googleApiKey": []}, {"keyQuery": []}]),
+        (false, _) => json!([{"token": []}]),
+    };
+    let mut entry = json!({
+        "summary": route.summary,
+        "description": format!("The request and answer are the protocol's own ({}); errors come in its shape.", route.reference),
+        "operationId": format!("{} {}", route.method, route.path),
+        "tags": ["data plane"],
+        "parameters": parameters,
+        "security": security,
+        "responses": {
+            "200": {"description": "Success", "content": answers},
+            "default": error_response("An error in the protocol's own shape (the upstream's, where it answered one)"),
+        },
+    });
+    entry["responses"]["default"]["content"]["application/json"]["schema"]["$ref"] =
+        json!(format!("#/components/schemas/{error}"));
+    let body = match route.body {
+        RequestBody::None => None,
+        RequestBody::Json => Some(("application/json", json!({"type": "object"}))),
+        RequestBody::Form => Some((
+            "multipart/form-data",
+            json!({"type": "object", "properties": {"model": {"type": "string"}}, "required": ["model"]}),
+        )),
+    };
+    if let Some((kind, schema)) = body {
+        entry["requestBody"] = json!({"required": true, "content": {kind: {"schema": schema}}});
+    }
+    entry
+}
+
+/// The error bodies of the four protocols, as loose as the upstreams whose errors pass through.
+fn data_error_schemas() -> [(&'static str, Value); 4] {
+    let message = json!({"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]});
+    let nested = json!({"type": "object", "properties": {"error": message}, "required": ["error"]});
+    [
+        ("OpenAiError", nested.clone()),
+        ("AnthropicError", nested.clone()),
+        ("GeminiError", nested),
+        ("OllamaError", object(json!({"error": {"type": "string"}}))),
+    ]
 }
 
 /// The whole document.
@@ -285,24 +353,36 @@ pub fn document() -> Value {
         let path = paths.entry(operation.path).or_insert_with(|| json!({}));
         path[operation.method] = entry;
     }
+    for route in DATA_ROUTES {
+        let path = paths.entry(route.path).or_insert_with(|| json!({}));
+        path[route.method] = data_operation(route);
+    }
     let mut schemas = b.generator.take_definitions(true);
     schemas.insert(
         "Error".into(),
         object(json!({"error": object(json!({"message": {"type": "string"}, "code": {"type": "string"}}))})),
     );
+    for (name, schema) in data_error_schemas() {
+        schemas.insert(name.into(), schema);
+    }
     json!({
         "openapi": "3.1.0",
         "info": {
-            "title": "BurnCloud console API",
+            "title": "BurnCloud API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Manages channels, tokens, groups, prices, logs, downloads and local models. Every route needs `Authorization: Bearer <admin key>` (`burncloud admin-key`).",
+            "description": "The console API manages channels, tokens, groups, prices, logs, downloads and local models; each of its routes needs `Authorization: Bearer <admin key>` (`burncloud admin-key`). The data plane (tag `data plane`) answers OpenAI's, Anthropic's, Gemini's and Ollama's APIs with a BurnCloud token (`sk-bc-…`) as the key, in front of every channel.",
         },
         "servers": [{"url": "/"}],
         "security": [{"adminKey": []}],
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"adminKey": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "adminKey": {"type": "http", "scheme": "bearer"},
+                "token": {"type": "http", "scheme": "bearer", "description": "A BurnCloud token, `sk-bc-…` (also taken as `x-api-key`)"},
+                "googleApiKey": {"type": "apiKey", "in": "header", "name": "x-goog-api-key"},
+                "keyQuery": {"type": "apiKey", "in": "query", "name": "key"},
+            },
         },
     })
 }
@@ -321,7 +401,17 @@ mod tests {
             assert!(schemas.contains_key(name), "{name} is referenced but not defined");
         }
         let paths = document["paths"].as_object().unwrap();
-        assert_eq!(paths.values().map(|p| p.as_object().unwrap().len()).sum::<usize>(), 53);
+        assert_eq!(paths.values().map(|p| p.as_object().unwrap().len()).sum::<usize>(), 53 + DATA_ROUTES.len());
+        assert_eq!(DATA_ROUTES.len(), 40);
+        let transcribe = &paths["/v1/audio/transcriptions"]["post"];
+        assert!(transcribe["requestBody"]["content"]["multipart/form-data"].is_object());
+        assert_eq!(transcribe["security"], json!([{"token": []}]));
+        assert_eq!(
+            paths["/v1beta/models/{model}:generateContent"]["post"]["responses"]["default"]["content"]
+                ["application/json"]["schema"]["$ref"],
+            "#/components/schemas/GeminiError"
+        );
+        assert_eq!(paths["/api/version"]["get"]["security"], json!([]));
         let token_input = &schemas["TokenInput"];
         assert_eq!(token_input["properties"]["quota_limit"]["anyOf"][0]["$ref"], "#/components/schemas/Money");
         let logs = &paths["/console/api/logs"]["get"]["parameters"];
