@@ -89,6 +89,10 @@ def test_gemini_errors_come_in_geminis_shape_with_the_right_status(burncloud):
     with pytest.raises(errors.ClientError) as over:
         limited.models.generate_content(model="gpt-4o-mini", contents="hi")
     assert over.value.code == 429 and over.value.status == "RESOURCE_EXHAUSTED"
+    # Past the 32 MiB body limit: 413 in Gemini's shape.
+    with pytest.raises(errors.ClientError) as too_large:
+        good.models.generate_content(model="gpt-4o-mini", contents="x" * (33 << 20))
+    assert too_large.value.code == 413 and too_large.value.status == "INVALID_ARGUMENT"
 
 
 def test_the_key_in_the_query_and_the_json_array_stream_without_alt_sse(burncloud):

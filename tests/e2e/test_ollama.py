@@ -126,6 +126,13 @@ def test_ollama_errors_come_in_ollamas_shape_with_the_right_status(burncloud):
     with pytest.raises(urllib.error.HTTPError) as bad:
         urllib.request.urlopen(request, timeout=10)
     assert bad.value.code == 400 and set(json.loads(bad.value.read())) == {"error"}
+    # Past the 32 MiB body limit: 413 in Ollama's shape.
+    huge = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "' + b"x" * (33 << 20) + b'"}]}'
+    request = urllib.request.Request(app.base + "/api/chat", method="POST", data=huge,
+                                     headers={"Authorization": f"Bearer {app.token()}"})
+    with pytest.raises(urllib.error.HTTPError) as too_large:
+        urllib.request.urlopen(request, timeout=30)
+    assert too_large.value.code == 413 and isinstance(json.loads(too_large.value.read())["error"], str)
     with urllib.request.urlopen(app.base + "/api/version", timeout=10) as response:
         assert json.loads(response.read())["version"]
 
