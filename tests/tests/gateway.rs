@@ -91,6 +91,13 @@ async fn health_answers_and_the_console_needs_the_admin_key() {
     let (status, body) = h.console(reqwest::Method::GET, "/console/api/nothing-here", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");
+    for filter in ["ok", "success", "error", "404"] {
+        let (status, body) = h.console(reqwest::Method::GET, &format!("/console/api/logs?status={filter}"), None).await;
+        assert_eq!(status, StatusCode::OK, "{filter}: {body}");
+    }
+    let (status, body) = h.console(reqwest::Method::GET, "/console/api/logs?status=sometimes", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("use an HTTP code, ok or error"), "{body}");
 }
 
 #[tokio::test]

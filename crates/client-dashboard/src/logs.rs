@@ -3,7 +3,7 @@
 use burncloud_client::{
     count, millis, money, now_ms, timestamp, use_i18n, use_refresh, use_services, Empty, ErrorNotice, StatusBadge,
 };
-use burncloud_service_api::{Currency, EndReason, LogEntry, LogQuery, UsageSource};
+use burncloud_service_api::{Currency, EndReason, LogEntry, LogQuery, StatusFilter, UsageSource};
 use dioxus::prelude::*;
 
 const PAGE: u32 = 50;
@@ -48,7 +48,7 @@ pub fn Logs() -> Element {
         model: Some(model()).filter(|m| !m.trim().is_empty()),
         token_id: token_id(),
         channel_id: channel_id(),
-        status: Some(status()).filter(|s| !s.is_empty()),
+        status: StatusFilter::parse(&status()).ok(),
         since_ms: (range_hours() > 0).then(|| now_ms() - range_hours() * 3_600_000),
         request_id: Some(request_id().trim().to_string()).filter(|id| !id.is_empty()),
         ..LogQuery::default()

@@ -4,7 +4,8 @@
 use burncloud_client::forms::{confirmed, settle, Feedback, FeedbackLine};
 use burncloud_client::{bytes, count, eta, timestamp, use_i18n, use_refresh, use_services, Empty, ErrorNotice};
 use burncloud_service_api::{
-    Download, DownloadRequest, DownloadState, HubFileList, HubSearchPage, HubSearchQuery, HubSource, ImportRequest,
+    Download, DownloadRequest, DownloadState, HubFileList, HubSearchPage, HubSearchQuery, HubSort, HubSource,
+    ImportRequest,
 };
 use dioxus::prelude::*;
 
@@ -45,6 +46,14 @@ fn percent(download: &Download) -> f64 {
         return 0.0;
     }
     (download.bytes_done as f64 * 100.0 / download.bytes_total as f64).clamp(0.0, 100.0)
+}
+
+/// What a download's buttons ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DownloadAction {
+    Pause,
+    Resume,
+    Cancel,
 }
 
 #[component]
@@ -101,7 +110,8 @@ pub fn Models() -> Element {
     let search_services = services.clone();
     let run_search = move |page: Option<String>| {
         let services = search_services.clone();
-        let request = HubSearchQuery { source: Some(source()), q: query(), sort: Some(sort()), page: page.clone() };
+        let request =
+            HubSearchQuery { source: Some(source()), q: query(), sort: HubSort::parse(&sort()), page: page.clone() };
         searching.set(true);
         spawn(async move {
             let answer = services.hub.search(request).await.map_err(|e| e.to_string());
@@ -141,12 +151,12 @@ pub fn Models() -> Element {
         });
     };
     let control_services = services.clone();
-    let control = move |(id, action): (i64, &'static str)| {
+    let control = move |(id, action): (i64, DownloadAction)| {
         let hub = control_services.hub.clone();
         let outcome = match action {
-            "pause" => hub.pause_download(id).map(|_| ()),
-            "resume" => hub.resume_download(id).map(|_| ()),
-            _ => hub.cancel_download(id),
+            DownloadAction::Pause => hub.pause_download(id).map(|_| ()),
+            DownloadAction::Resume => hub.resume_download(id).map(|_| ()),
+            DownloadAction::Cancel => hub.cancel_download(id),
         };
         settle(feedback, refresh, outcome, None);
     };
@@ -327,13 +337,13 @@ pub fn Models() -> Element {
                         }
                         span { class: "spacer" }
                         if download.state.is_active() {
-                            button { class: "btn small", onclick: { let control = control.clone(); let id = download.id; move |_| control((id, "pause")) }, {i18n.t("models.pause")} }
+                            button { class: "btn small", onclick: { let control = control.clone(); let id = download.id; move |_| control((id, DownloadAction::Pause)) }, {i18n.t("models.pause")} }
                         }
                         if matches!(download.state, DownloadState::Paused | DownloadState::Failed) {
-                            button { class: "btn small", onclick: { let control = control.clone(); let id = download.id; move |_| control((id, "resume")) }, {i18n.t("models.resume")} }
+                            button { class: "btn small", onclick: { let control = control.clone(); let id = download.id; move |_| control((id, DownloadAction::Resume)) }, {i18n.t("models.resume")} }
                         }
                         if download.state != DownloadState::Done {
-                            button { class: "btn small danger", onclick: { let control = control.clone(); let id = download.id; move |_| control((id, "cancel")) }, {i18n.t("common.cancel")} }
+                            button { class: "btn small danger", onclick: { let control = control.clone(); let id = download.id; move |_| control((id, DownloadAction::Cancel)) }, {i18n.t("common.cancel")} }
                         }
                     }
                     if let Some(error) = download.error.clone() { div { class: "notice bad", "{error}" } }
@@ -369,7 +379,7 @@ pub fn Models() -> Element {
                                     td { class: "mono wrap", title: "{model.path}", {model.path.rsplit(['/', '\\']).next().unwrap_or(&model.path).to_string()} }
                                     td { class: "num", {bytes(model.size)} }
                                     td { {model.quant.clone().unwrap_or_else(|| "—".into())} }
-                                    td { {model.repo.clone().map(|r| format!("{} · {r}", model.source)).unwrap_or_else(|| model.source.clone())} }
+                                    td { {model.repo.clone().map(|r| format!("{} · {r}", model.source)).unwrap_or_else(|| model.source.to_string())} }
                                     td { {timestamp(model.added_at_ms)} }
                                     td {
                                         if model.in_use { span { class: "badge ok", {i18n.t("models.in_use")} } }

@@ -3,7 +3,9 @@
 use burncloud_client::{use_i18n, use_refresh, use_services, Empty, ErrorNotice};
 use std::collections::HashMap;
 
-use burncloud_service_api::{Channel, ChannelInput, ChannelKind, ChannelPatch, ChannelTestReport, Secret};
+use burncloud_service_api::{
+    BreakerPosition, Channel, ChannelInput, ChannelKind, ChannelPatch, ChannelTestReport, Secret,
+};
 use dioxus::prelude::*;
 
 use burncloud_client::forms::{confirmed, mapping_text, parse_list, parse_mapping, settle, Feedback, FeedbackLine};
@@ -87,7 +89,7 @@ pub fn Channels() -> Element {
         refresh.track();
         async move {
             let channels = services.channels.list_channels()?;
-            let health: HashMap<i64, String> =
+            let health: HashMap<i64, BreakerPosition> =
                 services.monitor.channel_health()?.into_iter().map(|h| (h.id, h.breaker)).collect();
             Ok::<_, burncloud_service_api::ServiceError>((channels, health))
         }
@@ -296,11 +298,11 @@ pub fn Channels() -> Element {
                                     }
                                     td {
                                         {
-                                            let breaker = health.get(&channel.id).map(String::as_str).unwrap_or("closed");
+                                            let breaker = health.get(&channel.id).copied().unwrap_or(BreakerPosition::Closed);
                                             let (class, key) = match breaker {
-                                                "open" => ("badge bad", "breaker.open"),
-                                                "half_open" => ("badge warn", "breaker.half_open"),
-                                                _ => ("badge ok", "breaker.closed"),
+                                                BreakerPosition::Open => ("badge bad", "breaker.open"),
+                                                BreakerPosition::HalfOpen => ("badge warn", "breaker.half_open"),
+                                                BreakerPosition::Closed => ("badge ok", "breaker.closed"),
                                             };
                                             rsx! { span { class: "{class}", {i18n.t(key)} } }
                                         }

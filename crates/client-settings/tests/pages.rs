@@ -105,9 +105,22 @@ async fn prices_are_listed_per_model() {
             },
         )
         .unwrap();
-    let text = PageUnderTest::open(services, Lang::Zh, Prices).await.text();
+    store
+        .set_price(
+            "whisper-1",
+            PriceInput {
+                per_audio_second: Some(Money::parse("0.0001").unwrap()),
+                per_million_characters: Some(Money::parse("15").unwrap()),
+                ..PriceInput::default()
+            },
+        )
+        .unwrap();
+    let text = PageUnderTest::open(services.clone(), Lang::Zh, Prices).await.text();
     assert!(text.contains("gpt-4o-mini 0.15 0.6"), "{text}");
     assert!(text.contains("输入 / 百万 tokens"), "{text}");
+    let text = PageUnderTest::open(services, Lang::En, Prices).await.text();
+    assert!(text.contains("Per unit"), "{text}");
+    assert!(text.contains("whisper-1 0 0 as input as input 0.0001 / s · 15 / 1M chars"), "{text}");
 }
 
 #[tokio::test]

@@ -45,11 +45,13 @@ pub enum BreakerState {
 }
 
 impl BreakerState {
-    pub fn name(self) -> &'static str {
+    /// Where it stands, for the health report.
+    pub fn position(self) -> burncloud_service_api::BreakerPosition {
+        use burncloud_service_api::BreakerPosition;
         match self {
-            BreakerState::Closed => "closed",
-            BreakerState::Open { .. } => "open",
-            BreakerState::HalfOpen { .. } => "half_open",
+            BreakerState::Closed => BreakerPosition::Closed,
+            BreakerState::Open { .. } => BreakerPosition::Open,
+            BreakerState::HalfOpen { .. } => BreakerPosition::HalfOpen,
         }
     }
 }
@@ -242,7 +244,7 @@ mod tests {
         assert_eq!(breakers.admit(1), Admission::Allowed, "a success in between resets the count");
         fail(&breakers, None);
         assert!(matches!(breakers.admit(1), Admission::Rejected { .. }));
-        assert_eq!(breakers.health(1).state.name(), "open");
+        assert_eq!(breakers.health(1).state.position(), burncloud_service_api::BreakerPosition::Open);
         clock.advance(Duration::from_secs(29));
         assert!(matches!(breakers.admit(1), Admission::Rejected { .. }));
         clock.advance(Duration::from_secs(1));

@@ -2,7 +2,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use burncloud_service_api::ServiceError;
+use burncloud_service_api::{RemoteFailure, ServiceError};
 
 #[derive(Debug)]
 pub enum ConsoleError {
@@ -32,9 +32,11 @@ impl ConsoleError {
                 ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
                 ServiceError::Conflict(_) => StatusCode::CONFLICT,
                 ServiceError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                ServiceError::Remote { code: "hub_token_required" | "hub_gated", .. } => StatusCode::FORBIDDEN,
-                ServiceError::Remote { code: "llama_server_missing", .. } => StatusCode::SERVICE_UNAVAILABLE,
-                ServiceError::Remote { code: "runtime_not_found", .. } => StatusCode::NOT_FOUND,
+                ServiceError::Remote { code: RemoteFailure::HubTokenRequired | RemoteFailure::HubGated, .. } => {
+                    StatusCode::FORBIDDEN
+                }
+                ServiceError::Remote { code: RemoteFailure::LlamaServerMissing, .. } => StatusCode::SERVICE_UNAVAILABLE,
+                ServiceError::Remote { code: RemoteFailure::RuntimeNotFound, .. } => StatusCode::NOT_FOUND,
                 ServiceError::Remote { .. } => StatusCode::BAD_GATEWAY,
                 ServiceError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
                 ServiceError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,

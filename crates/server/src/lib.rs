@@ -19,6 +19,7 @@ use std::time::Duration;
 use axum::routing::get;
 use burncloud_database::Db;
 use burncloud_router::{create_router_app, Gateway, LogWriterConfig, RouterConfig};
+use burncloud_service_gateway::retention::LogRetention;
 use burncloud_service_gateway::GatewayStore;
 use burncloud_service_inference::Inference;
 use burncloud_service_models::ModelHub;
@@ -41,7 +42,7 @@ pub const DATABASE_FILE: &str = "burncloud.db";
 /// Days of call logs to keep (a setting; `BURNCLOUD_LOG_RETENTION_DAYS` where it is unset); 0 or
 /// absent keeps them all. Usage totals are kept regardless.
 pub use burncloud_service_api::LOG_RETENTION_SETTING;
-pub const LOG_RETENTION_ENV: &str = "BURNCLOUD_LOG_RETENTION_DAYS";
+pub use burncloud_service_gateway::retention::{log_retention_days, prune_expired_logs, LOG_RETENTION_ENV};
 
 /// Errors while starting up.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +74,8 @@ pub struct AppState {
     pub playground: Arc<Playground>,
     /// Where the key that seals stored secrets lives: `keyring` or `file`.
     pub secrets_store: &'static str,
+    /// Prunes calls past the retention, hourly; `serve` stops it at shutdown.
+    pub log_retention: Arc<LogRetention>,
 }
 
 impl AppState {
@@ -104,7 +107,7 @@ impl AppState {
         let secrets_store = db.vault().key_store().as_str();
         let gateway = Gateway::new(db.clone(), router, LogWriterConfig::default())?;
         let store = Arc::new(GatewayStore::new(db.clone()));
-        tokio::spawn(prune_logs_periodically(db.clone(), store.clone()));
+        let log_retention = Arc::new(LogRetention::start(db.clone(), store.clone()));
         let models = ModelHub::start(db.clone(), store.clone(), models)?;
         let inference = Inference::start(db, store.clone(), models.clone(), models.clone(), store.clone(), inference)?;
         models.set_usage(inference.clone());
@@ -123,65 +126,22 @@ impl AppState {
         let monitor = Arc::new(Monitor { store: store.clone(), gateway: gateway.clone() });
         let show_window = Arc::new(tokio::sync::Notify::new());
         let playground = Arc::new(Playground::new(gateway.clone(), store.clone()));
-        Ok(AppState { store, gateway, monitor, show_window, admin_keys, models, inference, playground, secrets_store })
+        Ok(AppState {
+            store,
+            gateway,
+            monitor,
+            show_window,
+            admin_keys,
+            models,
+            inference,
+            playground,
+            secrets_store,
+            log_retention,
+        })
     }
 
     pub fn admin_key(&self) -> String {
         burncloud_service_api::AdminKeyService::admin_key(self.admin_keys.as_ref())
-    }
-}
-
-/// How many days of call logs to keep, if any limit is set.
-pub fn log_retention_days(settings: &dyn burncloud_service_api::SettingsService) -> Option<u32> {
-    let configured = settings.get_setting(LOG_RETENTION_SETTING).ok().flatten();
-    let text = configured.or_else(|| std::env::var(LOG_RETENTION_ENV).ok())?;
-    text.trim().parse::<u32>().ok().filter(|days| *days > 0)
-}
-
-/// Removes calls (and stored Responses API answers) older than the retention, in small batches with pauses between them so logging
-/// goes on unhindered; returns how many rows went.
-pub async fn prune_expired_logs(db: &Arc<Db>, days: u32, now_ms: i64) -> usize {
-    const BATCH: usize = 5_000;
-    let cutoff = now_ms - i64::from(days) * 86_400_000;
-    let mut pruned = 0;
-    loop {
-        let batch_db = db.clone();
-        let removed = tokio::task::spawn_blocking(move || {
-            batch_db.write(|c| {
-                // Stored Responses API answers follow the call log's retention.
-                let responses = burncloud_database::repo::responses::prune_before(c, cutoff, BATCH)?;
-                Ok(responses + burncloud_database::repo::logs::prune_before(c, cutoff, BATCH)?)
-            })
-        })
-        .await;
-        match removed {
-            Ok(Ok(0)) => break,
-            Ok(Ok(removed)) => pruned += removed,
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "pruning old call logs failed; will try again later");
-                break;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "the log pruning task failed");
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    pruned
-}
-
-async fn prune_logs_periodically(db: Arc<Db>, settings: Arc<GatewayStore>) {
-    // Not at start-up: the first pass waits until the app has settled.
-    tokio::time::sleep(Duration::from_secs(60)).await;
-    loop {
-        if let Some(days) = log_retention_days(settings.as_ref()) {
-            let pruned = prune_expired_logs(&db, days, burncloud_database::now_ms()).await;
-            if pruned > 0 {
-                tracing::info!(pruned, days, "removed call logs older than the retention");
-            }
-        }
-        tokio::time::sleep(Duration::from_secs(3600)).await;
     }
 }
 
@@ -207,6 +167,7 @@ pub async fn serve(
     let gateway = state.gateway.clone();
     let models = state.models.clone();
     let inference = state.inference.clone();
+    let log_retention = state.log_retention.clone();
     let header_timeout = state.gateway.client_header_timeout();
     let app = extra.merge(create_app(state));
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -221,6 +182,7 @@ pub async fn serve(
         Err(_) => tracing::warn!("connections still open after {grace:?}; closing them"),
     }
     models.shutdown();
+    log_retention.stop().await;
     inference.shutdown().await;
     gateway.drain(grace.saturating_sub(started.elapsed()).max(Duration::from_secs(1))).await;
     tracing::info!(

@@ -34,7 +34,7 @@ impl GatewayMonitor for Monitor {
                     id: channel.id,
                     name: channel.name,
                     kind: channel.kind,
-                    breaker: health.state.name().to_string(),
+                    breaker: health.state.position(),
                     consecutive_failures: health.consecutive_failures,
                     last_error: health.last_error,
                     last_latency_ms: health.last_latency_ms,

@@ -29,7 +29,7 @@ pub fn check_time_range(since_ms: Option<i64>, until_ms: Option<i64>) -> Service
 }
 
 pub use calendar::{civil_from_days, rfc3339_from_unix_ms, rfc3339_from_unix_seconds};
-pub use error::ServiceError;
+pub use error::{RemoteFailure, ServiceError};
 pub use inference::*;
 pub use models::*;
 pub use money::{Money, MoneyParseError, NANOS_PER_UNIT};

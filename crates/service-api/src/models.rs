@@ -57,14 +57,42 @@ impl HubSource {
     }
 }
 
+/// The order of a hub search.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HubSort {
+    #[default]
+    Downloads,
+    Likes,
+    Trending,
+    Updated,
+}
+
+impl HubSort {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HubSort::Downloads => "downloads",
+            HubSort::Likes => "likes",
+            HubSort::Trending => "trending",
+            HubSort::Updated => "updated",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<HubSort> {
+        [HubSort::Downloads, HubSort::Likes, HubSort::Trending, HubSort::Updated]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
 /// `GET /console/api/hub/search` parameters.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HubSearchQuery {
     pub source: Option<HubSource>,
     #[serde(default)]
     pub q: String,
-    /// `downloads` (default), `likes`, `trending` or `updated`.
-    pub sort: Option<String>,
+    /// Most downloaded first when absent.
+    pub sort: Option<HubSort>,
     /// The `next_page` of a previous answer.
     pub page: Option<String>,
 }
@@ -299,6 +327,51 @@ impl DownloadState {
     }
 }
 
+/// Where a local model came from: downloaded from a hub, or a file the user imported. Written as
+/// the hub's name or `imported`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum ModelOrigin {
+    Hub(HubSource),
+    Imported,
+}
+
+impl ModelOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelOrigin::Hub(source) => source.as_str(),
+            ModelOrigin::Imported => "imported",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ModelOrigin> {
+        match text {
+            "imported" => Some(ModelOrigin::Imported),
+            hub => HubSource::parse(hub).map(ModelOrigin::Hub),
+        }
+    }
+}
+
+impl std::fmt::Display for ModelOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for ModelOrigin {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<ModelOrigin, String> {
+        ModelOrigin::parse(&text).ok_or_else(|| format!("unknown model origin {text:?}"))
+    }
+}
+
+impl From<ModelOrigin> for String {
+    fn from(origin: ModelOrigin) -> String {
+        origin.as_str().to_string()
+    }
+}
+
 /// A download and its progress.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Download {
@@ -329,8 +402,9 @@ pub struct LocalModel {
     pub files: Vec<String>,
     pub size: u64,
     pub sha256: Option<String>,
-    /// A hub source, or `imported`.
-    pub source: String,
+    /// A hub source (`huggingface` …), or `imported`.
+    #[schemars(with = "String")]
+    pub source: ModelOrigin,
     pub repo: Option<String>,
     pub quant: Option<String>,
     pub added_at_ms: i64,
@@ -356,4 +430,31 @@ pub struct LocalModel {
 #[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ImportRequest {
     pub path: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_read_and_write_the_strings_the_wire_and_database_carry() {
+        for origin in
+            [ModelOrigin::Imported, ModelOrigin::Hub(HubSource::HfMirror), ModelOrigin::Hub(HubSource::Modelscope)]
+        {
+            assert_eq!(ModelOrigin::parse(origin.as_str()), Some(origin));
+            assert_eq!(serde_json::to_value(origin).unwrap(), serde_json::json!(origin.as_str()));
+        }
+        assert!(serde_json::from_value::<ModelOrigin>(serde_json::json!("ftp")).is_err());
+        for sort in [HubSort::Downloads, HubSort::Likes, HubSort::Trending, HubSort::Updated] {
+            assert_eq!(HubSort::parse(sort.as_str()), Some(sort));
+            assert_eq!(serde_json::to_value(sort).unwrap(), serde_json::json!(sort.as_str()));
+        }
+        let status = |text: &str| crate::StatusFilter::parse(text);
+        assert_eq!((status("ok"), status("success")), (Ok(crate::StatusFilter::Ok), Ok(crate::StatusFilter::Ok)));
+        assert_eq!(status("404"), Ok(crate::StatusFilter::Code(404)));
+        assert!(status("often").unwrap_err().contains("use an HTTP code, ok or error"));
+        assert_eq!(String::from(crate::StatusFilter::Error), "error");
+        assert_eq!(crate::RemoteFailure::HubGated.as_str(), "hub_gated");
+        assert!(crate::RemoteFailure::HubUnreachable.is_transient() && !crate::RemoteFailure::HubGated.is_transient());
+    }
 }

@@ -406,6 +406,48 @@ pub struct LogEntry {
     pub attempts: u32,
 }
 
+/// Which calls the log list shows by their status: written `ok` (or `success`), `error`, or a code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum StatusFilter {
+    /// 2xx.
+    Ok,
+    /// Everything but 2xx.
+    Error,
+    Code(u16),
+}
+
+impl StatusFilter {
+    pub fn parse(text: &str) -> Result<StatusFilter, String> {
+        match text {
+            "ok" | "success" => Ok(StatusFilter::Ok),
+            "error" => Ok(StatusFilter::Error),
+            code => code
+                .parse()
+                .map(StatusFilter::Code)
+                .map_err(|_| format!("status {code:?}: use an HTTP code, ok or error")),
+        }
+    }
+}
+
+impl TryFrom<String> for StatusFilter {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<StatusFilter, String> {
+        StatusFilter::parse(&text)
+    }
+}
+
+impl From<StatusFilter> for String {
+    fn from(filter: StatusFilter) -> String {
+        match filter {
+            StatusFilter::Ok => "ok".into(),
+            StatusFilter::Error => "error".into(),
+            StatusFilter::Code(code) => code.to_string(),
+        }
+    }
+}
+
 /// Filters for the log list; newest first, paged by `before_id`.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct LogQuery {
@@ -415,7 +457,8 @@ pub struct LogQuery {
     pub token_id: Option<i64>,
     pub channel_id: Option<i64>,
     /// An HTTP status (`200`) or a class: `ok` (2xx) / `error` (everything else).
-    pub status: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub status: Option<StatusFilter>,
     #[schemars(range(min = 0, max = crate::MAX_TIME_MS))]
     pub since_ms: Option<i64>,
     #[schemars(range(min = 0, max = crate::MAX_TIME_MS))]
@@ -550,14 +593,23 @@ pub struct GroupPatch {
     pub members: Option<Vec<GroupMember>>,
 }
 
+/// Where a channel's circuit breaker stands: `closed` (calls go through), `open` (resting after
+/// failures), `half_open` (one probe call decides).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerPosition {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
 /// A channel's health as its circuit breaker sees it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChannelHealthReport {
     pub id: i64,
     pub name: String,
     pub kind: ChannelKind,
-    /// `closed`, `open` or `half_open`.
-    pub breaker: String,
+    pub breaker: BreakerPosition,
     pub consecutive_failures: u32,
     pub last_error: Option<String>,
     pub last_latency_ms: Option<u64>,

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use burncloud_service_api::{LlamaServerInfo, ServiceError, ServiceResult};
+use burncloud_service_api::{LlamaServerInfo, RemoteFailure, ServiceError, ServiceResult};
 
 pub const LLAMA_SERVER_ENV: &str = "BURNCLOUD_LLAMA_SERVER";
 pub use burncloud_service_api::LLAMA_SERVER_SETTING;
@@ -77,7 +77,7 @@ pub fn locate(choices: Choices) -> ServiceResult<LlamaServerInfo> {
         }
     }
     let tried = if rejected.is_empty() { String::new() } else { format!(" Tried: {}.", rejected.join("; ")) };
-    Err(ServiceError::Remote { code: "llama_server_missing", message: format!("{HOW_TO_GET_ONE}{tried}") })
+    Err(ServiceError::Remote { code: RemoteFailure::LlamaServerMissing, message: format!("{HOW_TO_GET_ONE}{tried}") })
 }
 
 /// Runs `llama-server --version` and returns its `version: …` line.

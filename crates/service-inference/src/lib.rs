@@ -24,8 +24,9 @@ use burncloud_database::{now_ms, Db};
 use burncloud_service_api::{
     ChannelInput, ChannelKind, ChannelService, Download, Hardware, HubSource, InferenceService, Instance,
     InstanceInput, InstanceKind, InstancePatch, InstanceState, LlamaServerInfo, LocalModel, LocalModelService,
-    MemoryBudget, MemoryProbe, ModelHubService, ModelUsage, Runtime, RuntimeInstallRequest, Secret, ServiceError,
-    ServiceFuture, ServiceResult, SettingsService, UrlDownloadRequest, DEFAULT_IDLE_TTL_S, LLAMACPP_MIRROR_SETTING,
+    MemoryBudget, MemoryProbe, ModelHubService, ModelUsage, RemoteFailure, Runtime, RuntimeInstallRequest, Secret,
+    ServiceError, ServiceFuture, ServiceResult, SettingsService, UrlDownloadRequest, DEFAULT_IDLE_TTL_S,
+    LLAMACPP_MIRROR_SETTING,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
@@ -306,7 +307,7 @@ impl Inference {
         });
         let Some((tag, assets)) = chosen else {
             return Err(ServiceError::Remote {
-                code: "runtime_not_found",
+                code: RemoteFailure::RuntimeNotFound,
                 message: format!(
                     "no llama.cpp release offers a {} build for this machine: {}",
                     variant.as_str(),
@@ -316,7 +317,7 @@ impl Inference {
         };
         let prefix = self.settings.get_setting(LLAMACPP_MIRROR_SETTING).ok().flatten().unwrap_or_default();
         let files = runtime::url_files(&assets, &prefix)
-            .map_err(|message| ServiceError::Remote { code: "runtime_unverifiable", message })?;
+            .map_err(|message| ServiceError::Remote { code: RemoteFailure::RuntimeUnverifiable, message })?;
         self.downloads.start_url_download(UrlDownloadRequest { source: HubSource::LlamaCpp, label: tag, files })
     }
 

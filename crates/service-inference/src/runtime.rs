@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use burncloud_database::now_ms;
 use burncloud_service_api::{
-    Download, DownloadFinisher, Runtime, RuntimeDevice, RuntimeVariant, ServiceError, ServiceResult, SettingsService,
-    UrlFile, LLAMA_RUNTIME_SETTING,
+    Download, DownloadFinisher, RemoteFailure, Runtime, RuntimeDevice, RuntimeVariant, ServiceError, ServiceResult,
+    SettingsService, UrlFile, LLAMA_RUNTIME_SETTING,
 };
 use serde::{Deserialize, Serialize};
 
@@ -157,7 +157,7 @@ pub async fn fetch_releases(client: &reqwest::Client, base: &str, tag: Option<&s
         None => format!("{base}?per_page=20"),
     };
     let unreachable = |error: reqwest::Error| ServiceError::Remote {
-        code: "runtime_source_unreachable",
+        code: RemoteFailure::RuntimeSourceUnreachable,
         message: format!("cannot reach the llama.cpp releases at {base}: {error}"),
     };
     let response = client
@@ -178,7 +178,7 @@ pub async fn fetch_releases(client: &reqwest::Client, base: &str, tag: Option<&s
             ""
         };
         return Err(ServiceError::Remote {
-            code: "runtime_source_error",
+            code: RemoteFailure::RuntimeSourceError,
             message: format!("the llama.cpp releases answered {status}{hint}: {body}"),
         });
     }
@@ -188,7 +188,7 @@ pub async fn fetch_releases(client: &reqwest::Client, base: &str, tag: Option<&s
         None => serde_json::from_str::<Vec<Release>>(&text),
     };
     releases.map_err(|error| ServiceError::Remote {
-        code: "runtime_source_error",
+        code: RemoteFailure::RuntimeSourceError,
         message: format!("the llama.cpp releases sent an unreadable list: {error}"),
     })
 }
@@ -268,7 +268,7 @@ impl Runtimes {
     pub fn activate(&self, id: &str) -> ServiceResult<Runtime> {
         let runtime = self.get(id)?;
         crate::binary::version(Path::new(&runtime.server_path)).map_err(|reason| ServiceError::Remote {
-            code: "runtime_broken",
+            code: RemoteFailure::RuntimeBroken,
             message: format!("runtime {id} no longer runs ({reason}); remove it and install it again"),
         })?;
         self.settings.set_setting(LLAMA_RUNTIME_SETTING, id)?;
@@ -312,7 +312,7 @@ impl Runtimes {
         let staging = self.dir.join(format!(".staging-{id}-{}", now_ms()));
         let failed = |message: String| {
             let _ = std::fs::remove_dir_all(&staging);
-            ServiceError::Remote { code: "runtime_install_failed", message }
+            ServiceError::Remote { code: RemoteFailure::RuntimeInstallFailed, message }
         };
         std::fs::create_dir_all(&staging).map_err(|e| failed(format!("cannot create {}: {e}", staging.display())))?;
         for archive in archives {

@@ -1,7 +1,9 @@
 //! Talking to the hubs: search and file listings in each hub's own API shape, and resolving a file's
 //! download URL hop by hop so the access token goes to the hub host and never to the CDN.
 
-use burncloud_service_api::{HubFile, HubFileList, HubRepo, HubSearchPage, HubSource, ServiceError, ServiceResult};
+use burncloud_service_api::{
+    HubFile, HubFileList, HubRepo, HubSearchPage, HubSort, HubSource, RemoteFailure, ServiceError, ServiceResult,
+};
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_RANGE, LOCATION, RANGE};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
@@ -75,13 +77,13 @@ impl Hub {
         let hub = self.name();
         match status {
             StatusCode::UNAUTHORIZED => ServiceError::Remote {
-                code: "hub_token_required",
+                code: RemoteFailure::HubTokenRequired,
                 message: format!(
                     "{hub} refused {what}: it is private, gated or does not exist. If it exists, {token_hint}."
                 ),
             },
             StatusCode::FORBIDDEN => ServiceError::Remote {
-                code: "hub_gated",
+                code: RemoteFailure::HubGated,
                 message: format!(
                     "{hub} refused {what}: the repository is gated. Accept its license on the {hub} website, then {token_hint}."
                 ),
@@ -91,7 +93,7 @@ impl Hub {
                 hub_code.map(|code| format!(" ({code})")).unwrap_or_default()
             )),
             _ => ServiceError::Remote {
-                code: "hub_error",
+                code: RemoteFailure::HubError,
                 message: format!("{hub} answered {status} for {what}: {hub_message}"),
             },
         }
@@ -99,7 +101,7 @@ impl Hub {
 
     fn unreachable(&self, error: reqwest::Error) -> ServiceError {
         ServiceError::Remote {
-            code: "hub_unreachable",
+            code: RemoteFailure::HubUnreachable,
             message: format!(
                 "cannot reach {} at {}: {error}. Behind a firewall or in China, try the hf-mirror or ModelScope source.",
                 self.name(),
@@ -118,7 +120,7 @@ impl Hub {
         }
         let headers = response.headers().clone();
         let value = response.json::<Value>().await.map_err(|error| ServiceError::Remote {
-            code: "hub_error",
+            code: RemoteFailure::HubError,
             message: format!("{} sent an unreadable answer for {what}: {error}", self.name()),
         })?;
         Ok((headers, value))
@@ -129,7 +131,7 @@ impl Hub {
         &self,
         client: &reqwest::Client,
         query: &str,
-        sort: Option<&str>,
+        sort: HubSort,
         page: Option<&str>,
     ) -> ServiceResult<HubSearchPage> {
         match self.source {
@@ -142,14 +144,14 @@ impl Hub {
         &self,
         client: &reqwest::Client,
         query: &str,
-        sort: Option<&str>,
+        sort: HubSort,
         cursor: Option<&str>,
     ) -> ServiceResult<HubSearchPage> {
-        let sort_key = match sort.unwrap_or("downloads") {
-            "likes" => "likes",
-            "trending" => "trendingScore",
-            "updated" => "lastModified",
-            _ => "downloads",
+        let sort_key = match sort {
+            HubSort::Likes => "likes",
+            HubSort::Trending => "trendingScore",
+            HubSort::Updated => "lastModified",
+            HubSort::Downloads => "downloads",
         };
         let limit = SEARCH_PAGE_SIZE.to_string();
         let mut params = vec![
@@ -193,15 +195,15 @@ impl Hub {
         &self,
         client: &reqwest::Client,
         query: &str,
-        sort: Option<&str>,
+        sort: HubSort,
         page: Option<&str>,
     ) -> ServiceResult<HubSearchPage> {
         let page_number: u64 = page.and_then(|p| p.parse().ok()).filter(|&p| p >= 1).unwrap_or(1);
-        let sort_by = match sort.unwrap_or("downloads") {
-            "likes" => "StarsCount",
-            "updated" => "GmtModified",
-            "trending" => "Default",
-            _ => "DownloadsCount",
+        let sort_by = match sort {
+            HubSort::Likes => "StarsCount",
+            HubSort::Updated => "GmtModified",
+            HubSort::Trending => "Default",
+            HubSort::Downloads => "DownloadsCount",
         };
         let body = serde_json::json!({
             "Name": query, "PageSize": SEARCH_PAGE_SIZE, "PageNumber": page_number, "SortBy": sort_by,
@@ -383,7 +385,7 @@ impl Hub {
         start: u64,
     ) -> ServiceResult<Resolved> {
         let mut url = Url::parse(first_url).map_err(|e| ServiceError::Remote {
-            code: "hub_error",
+            code: RemoteFailure::HubError,
             message: format!("bad download URL for {what}: {e}"),
         })?;
         let mut commit: Option<String> = None;
@@ -404,19 +406,19 @@ impl Hub {
             if status.is_redirection() {
                 let location = response.headers().get(LOCATION).and_then(|v| v.to_str().ok()).ok_or_else(|| {
                     ServiceError::Remote {
-                        code: "hub_error",
+                        code: RemoteFailure::HubError,
                         message: format!("a redirect without a Location for {what}"),
                     }
                 })?;
                 url = url.join(location).map_err(|e| ServiceError::Remote {
-                    code: "hub_error",
+                    code: RemoteFailure::HubError,
                     message: format!("a bad redirect for {what}: {e}"),
                 })?;
                 continue;
             }
             if status == StatusCode::RANGE_NOT_SATISFIABLE {
                 return Err(ServiceError::Remote {
-                    code: "hub_range_refused",
+                    code: RemoteFailure::HubRangeRefused,
                     message: format!("the server refused to resume {what} at byte {start}"),
                 });
             }
@@ -430,7 +432,7 @@ impl Hub {
                 Some((first, total)) => (first, total),
                 None if status == StatusCode::PARTIAL_CONTENT => {
                     return Err(ServiceError::Remote {
-                        code: "hub_error",
+                        code: RemoteFailure::HubError,
                         message: format!("a partial answer without Content-Range for {what}"),
                     })
                 }
@@ -438,7 +440,7 @@ impl Hub {
             };
             return Ok(Resolved { response, commit, body_starts_at, total_size });
         }
-        Err(ServiceError::Remote { code: "hub_error", message: format!("too many redirects for {what}") })
+        Err(ServiceError::Remote { code: RemoteFailure::HubError, message: format!("too many redirects for {what}") })
     }
 }
 

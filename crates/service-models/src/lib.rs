@@ -19,7 +19,8 @@ use burncloud_database::{now_ms, Db};
 use burncloud_service_api::{
     Download, DownloadFinisher, DownloadRequest, DownloadState, Fit, HubFileList, HubSearchPage, HubSearchQuery,
     HubSource, ImportRequest, InstanceKind, LocalModel, LocalModelService, MemoryBudget, MemoryProbe, ModelHubService,
-    ModelUsage, ServiceError, ServiceFuture, ServiceResult, SettingsService, UrlDownloadRequest,
+    ModelOrigin, ModelUsage, RemoteFailure, ServiceError, ServiceFuture, ServiceResult, SettingsService,
+    UrlDownloadRequest,
 };
 use sha2::Digest;
 use tokio::sync::{watch, Semaphore};
@@ -536,7 +537,7 @@ impl ModelHub {
             return Ok(None);
         }
         gguf::read_header(first).map_err(|message| ServiceError::Remote {
-            code: "not_gguf",
+            code: RemoteFailure::NotGguf,
             message: format!("the downloaded file is not a usable model: {message}"),
         })?;
         // The weights alone: a projector downloaded with the model is counted apart when deployed.
@@ -551,7 +552,7 @@ impl ModelHub {
             files: targets.iter().map(|t| t.to_string_lossy().into_owned()).collect(),
             size,
             sha256: sha256.or_else(|| row.files.first().and_then(|f| f.sha256.clone())),
-            source: row.source.as_str().to_string(),
+            source: ModelOrigin::Hub(row.source),
             repo: Some(row.repo.clone()),
             quant: names::quant(&row.path),
             added_at_ms: now_ms(),
@@ -774,7 +775,7 @@ impl ModelHub {
             files: files.iter().map(|f| f.to_string_lossy().into_owned()).collect(),
             size: files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum(),
             sha256: Some(sha256),
-            source: "imported".to_string(),
+            source: ModelOrigin::Imported,
             repo: None,
             quant: names::quant(&text),
             added_at_ms: now_ms(),
@@ -853,7 +854,7 @@ impl ModelHubService for ModelHub {
         let hub = self.hub(source);
         let client = self.client.clone();
         self.on_runtime(async move {
-            hub.search(&client, query.q.trim(), query.sort.as_deref(), query.page.as_deref()).await
+            hub.search(&client, query.q.trim(), query.sort.unwrap_or_default(), query.page.as_deref()).await
         })
     }
 

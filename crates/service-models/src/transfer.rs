@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use burncloud_database::repo::downloads::DownloadFile;
-use burncloud_service_api::{HubSource, ServiceError};
+use burncloud_service_api::{HubSource, RemoteFailure, ServiceError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -126,7 +126,7 @@ impl FileTransfer<'_> {
                     failures += 1;
                     if failures > self.policy.retries {
                         return Err(TransferError::Fatal(ServiceError::Remote {
-                            code: "download_failed",
+                            code: RemoteFailure::DownloadFailed,
                             message: format!("gave up after {} tries: {reason}", self.policy.retries),
                         }));
                     }
@@ -164,7 +164,7 @@ impl FileTransfer<'_> {
             None => self.hub.open(self.client, self.repo, &self.revision, &self.file.path, already).await,
         };
         let resolved = opened.map_err(|error| match error {
-            ServiceError::Remote { code: "hub_unreachable" | "hub_error" | "hub_range_refused", .. } => {
+            ServiceError::Remote { code, .. } if code.is_transient() => {
                 AttemptError::Retry { reason: error.to_string(), progressed: false }
             }
             other => AttemptError::Fatal(other),
@@ -247,7 +247,7 @@ impl FileTransfer<'_> {
         if expected_size > 0 && written.length > expected_size {
             remove_partial(&self.target);
             return Err(AttemptError::Fatal(ServiceError::Remote {
-                code: "download_failed",
+                code: RemoteFailure::DownloadFailed,
                 message: format!("the server sent {} bytes for a {expected_size}-byte file", written.length),
             }));
         }
@@ -255,7 +255,7 @@ impl FileTransfer<'_> {
             if !expected.eq_ignore_ascii_case(&written.sha256) {
                 remove_partial(&self.target);
                 return Err(AttemptError::Fatal(ServiceError::Remote {
-                    code: "checksum_mismatch",
+                    code: RemoteFailure::ChecksumMismatch,
                     message: format!(
                         "{} failed its checksum (expected sha256 {expected}, got {}); the file was removed, download it again",
                         self.file.path, written.sha256

@@ -1,9 +1,10 @@
 //! The `local_models` table: GGUF models on disk, downloaded or imported.
 
+use burncloud_service_api::ModelOrigin;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{from_json, to_json};
-use crate::DbResult;
+use crate::{DbError, DbResult};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct LocalModelRow {
@@ -12,7 +13,7 @@ pub struct LocalModelRow {
     pub files: Vec<String>,
     pub size: u64,
     pub sha256: Option<String>,
-    pub source: String,
+    pub source: ModelOrigin,
     pub repo: Option<String>,
     pub quant: Option<String>,
     pub added_at_ms: i64,
@@ -38,6 +39,8 @@ fn read_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
 
 fn decode(raw: RawRow) -> DbResult<LocalModelRow> {
     let (id, path, files, size, sha256, source, repo, quant, added_at_ms) = raw;
+    let source =
+        ModelOrigin::parse(&source).ok_or_else(|| DbError::Corrupt(format!("local_models.source {source:?}")))?;
     Ok(LocalModelRow {
         id,
         path,
@@ -85,7 +88,7 @@ pub fn upsert(connection: &Connection, row: &LocalModelRow) -> DbResult<i64> {
             to_json(&row.files),
             row.size as i64,
             row.sha256,
-            row.source,
+            row.source.as_str(),
             row.repo,
             row.quant,
             row.added_at_ms

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use burncloud_service_api::{
-    EndReason, LogEntry, LogPage, LogQuery, Money, UsageGroupBy, UsageQuery, UsageReport, UsageRow, UsageSource,
-    UsageTotals,
+    EndReason, LogEntry, LogPage, LogQuery, Money, StatusFilter, UsageGroupBy, UsageQuery, UsageReport, UsageRow,
+    UsageSource, UsageTotals,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, Row};
@@ -286,17 +286,13 @@ fn filters(query: &LogQuery) -> DbResult<(String, Vec<Value>)> {
         clauses.push("channel_id = ?");
         values.push(channel_id.into());
     }
-    if let Some(status) = query.status.as_deref() {
-        match status {
-            "ok" | "success" => clauses.push("status BETWEEN 200 AND 299"),
-            "error" => clauses.push("status NOT BETWEEN 200 AND 299"),
-            code => {
-                let code: i64 = code
-                    .parse()
-                    .map_err(|_| DbError::Corrupt(format!("status filter {code:?}: use a code, ok or error")))?;
-                clauses.push("status = ?");
-                values.push(code.into());
-            }
+    match query.status {
+        None => {}
+        Some(StatusFilter::Ok) => clauses.push("status BETWEEN 200 AND 299"),
+        Some(StatusFilter::Error) => clauses.push("status NOT BETWEEN 200 AND 299"),
+        Some(StatusFilter::Code(code)) => {
+            clauses.push("status = ?");
+            values.push(i64::from(code).into());
         }
     }
     if let Some(since) = query.since_ms {
