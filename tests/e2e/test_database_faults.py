@@ -113,11 +113,12 @@ def test_a_full_disk_delays_logging_but_loses_nothing(upstream, tmp_path):
             assert call(app, key, stream=False) == 200  # the WAL and the first pages exist
             poll(lambda: log_writer(app), lambda writer: writer["queued"] == 0, timeout=10)
             filler = disk / "filler"
-            with open(filler, "wb") as out:
+            # Unbuffered: a buffered file would try again to write its unwritten rest on close,
+            # and fail there once the disk is full.
+            with open(filler, "wb", buffering=0) as out:
                 try:
-                    while True:
-                        out.write(b"\0" * 65536)
-                        out.flush()
+                    while out.write(b"\0" * 65536):
+                        pass
                 except OSError:
                     pass  # the disk is full now
             calls = 1 + CALLS
