@@ -162,11 +162,12 @@ fn data_operation(route: &DataRoute) -> Value {
         "security": security,
         "responses": {
             "200": {"description": "Success", "content": answers},
-            "default": error_response("An error in the protocol's own shape (the upstream's, where it answered one)"),
+            "default": {
+                "description": "An error in the protocol's own shape (the upstream's, where it answered one)",
+                "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{error}")}}},
+            },
         },
     });
-    entry["responses"]["default"]["content"]["application/json"]["schema"]["$ref"] =
-        json!(format!("#/components/schemas/{error}"));
     let body = match route.body {
         RequestBody::None => None,
         RequestBody::Json => Some(("application/json", json!({"type": "object"}))),

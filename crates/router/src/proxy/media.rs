@@ -90,7 +90,7 @@ pub(super) async fn relay(
                     report.read(&value);
                 }
             }
-        } else if kept.len() + chunk.len() <= MAX_KEPT_ANSWER && !call.endpoint.eq(&Endpoint::AudioSpeech) {
+        } else if kept.len() + chunk.len() <= MAX_KEPT_ANSWER && call.endpoint != Endpoint::AudioSpeech {
             kept.extend_from_slice(&chunk);
         }
         if !client_gone {
@@ -125,14 +125,14 @@ pub(super) async fn relay(
         // is how it learns the answer is incomplete.
         let _ = sender.send(Err(std::io::Error::other(message.clone()))).await;
     }
-    if is_json {
-        if let Ok(value) = serde_json::from_slice::<Value>(&kept) {
-            report.read(&value);
-        }
+    // A whole JSON answer is read once: for its usage, or else for its text to count.
+    let answer = is_json.then(|| serde_json::from_slice::<Value>(&kept).ok()).flatten();
+    if let Some(answer) = &answer {
+        report.read(answer);
     }
     let (mut usage, usage_source) = match report.usage {
         Some(usage) => (usage, UsageSource::Upstream),
-        None => (estimated_media_usage(call, &kept, is_json), UsageSource::Estimated),
+        None => (estimated_media_usage(call, &kept, answer.as_ref(), is_json), UsageSource::Estimated),
     };
     usage.characters = call.units.characters;
     usage.audio_ms = report.audio_ms.unwrap_or(call.units.audio_ms);
@@ -155,23 +155,17 @@ pub(super) async fn relay(
 }
 
 /// Tokens counted where the upstream reports none: the text to speak, or the transcript.
-fn estimated_media_usage(call: &Call, kept: &[u8], is_json: bool) -> Usage {
+fn estimated_media_usage(call: &Call, kept: &[u8], answer: Option<&Value>, is_json: bool) -> Usage {
     match call.endpoint {
         Endpoint::AudioSpeech => {
             let input = call.request().get("input").and_then(Value::as_str).unwrap_or_default();
             Usage::new(count_tokens(input), 0)
         }
-        _ => {
-            let text = if is_json {
-                serde_json::from_slice::<Value>(kept)
-                    .ok()
-                    .and_then(|value| value.get("text").and_then(Value::as_str).map(str::to_string))
-                    .unwrap_or_default()
-            } else {
-                String::from_utf8_lossy(kept).into_owned()
-            };
-            Usage::new(0, count_tokens(&text))
+        _ if is_json => {
+            let text = answer.and_then(|value| value.get("text")).and_then(Value::as_str).unwrap_or_default();
+            Usage::new(0, count_tokens(text))
         }
+        _ => Usage::new(0, count_tokens(&String::from_utf8_lossy(kept))),
     }
 }
 
