@@ -122,16 +122,25 @@ impl UpstreamClient {
         body: Bytes,
     ) -> Result<UpstreamResponse, String> {
         if let Some(uri) = &target.direct {
-            let mut request = Request::new(Full::new(body));
-            *request.method_mut() = Method::POST;
-            *request.uri_mut() = uri.clone();
-            let request_headers = request.headers_mut();
-            request_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            request_headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
-            for (name, value) in headers {
-                request_headers.insert(name, value.clone());
-            }
-            let response = self.direct.request(request).await.map_err(|error| with_causes(&error))?;
+            let request = |body: Bytes| {
+                let mut request = Request::new(Full::new(body));
+                *request.method_mut() = Method::POST;
+                *request.uri_mut() = uri.clone();
+                let request_headers = request.headers_mut();
+                request_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                request_headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+                for (name, value) in headers {
+                    request_headers.insert(name, value.clone());
+                }
+                request
+            };
+            // A pooled keep-alive connection the server closed as the request went out (llama-server
+            // closes idle ones) fails with no answer at all: the request goes once more, on a new one.
+            let response = match self.direct.request(request(body.clone())).await {
+                Err(error) if closed_before_answer(&error) => self.direct.request(request(body)).await,
+                sent => sent,
+            };
+            let response = response.map_err(|error| with_causes(&error))?;
             let (parts, body) = response.into_parts();
             return Ok(UpstreamResponse { status: parts.status, headers: parts.headers, body: Body::Direct(body) });
         }
@@ -163,6 +172,18 @@ impl UpstreamResponse {
             Body::General(response) => response.chunk().await.map_err(|error| with_causes(&error)).transpose(),
         }
     }
+}
+
+/// Whether the connection closed before any of the answer came (hyper's incomplete message).
+fn closed_before_answer(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_incomplete_message) {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// The URL as a URI for the direct client, when it may take it: plain HTTP and no proxy.
