@@ -6,12 +6,18 @@ use std::sync::RwLock;
 
 use burncloud_service_api::{AdminKeyService, ServiceError, ServiceResult};
 
-use crate::StartError;
-
 pub const ADMIN_KEY_ENV: &str = "BURNCLOUD_ADMIN_KEY";
 pub const ADMIN_KEY_FILE: &str = "admin.key";
 
-pub fn load_or_create_admin_key(data_dir: &Path) -> Result<String, StartError> {
+/// The admin key file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read or create the admin key {path}: {source}")]
+pub struct AdminKeyError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+pub fn load_or_create_admin_key(data_dir: &Path) -> Result<String, AdminKeyError> {
     if let Ok(key) = std::env::var(ADMIN_KEY_ENV) {
         let key = key.trim().to_string();
         if !key.is_empty() {
@@ -19,7 +25,7 @@ pub fn load_or_create_admin_key(data_dir: &Path) -> Result<String, StartError> {
         }
     }
     let path = data_dir.join(ADMIN_KEY_FILE);
-    let error = |source| StartError::AdminKey { path: path.clone(), source };
+    let error = |source| AdminKeyError { path: path.clone(), source };
     match std::fs::read_to_string(&path) {
         Ok(key) if !key.trim().is_empty() => return Ok(key.trim().to_string()),
         Ok(_) => {}
@@ -58,7 +64,7 @@ pub struct AdminKeys {
 }
 
 impl AdminKeys {
-    pub fn open(data_dir: &Path) -> Result<AdminKeys, StartError> {
+    pub fn open(data_dir: &Path) -> Result<AdminKeys, AdminKeyError> {
         let key = load_or_create_admin_key(data_dir)?;
         Ok(AdminKeys { current: RwLock::new(key), path: data_dir.join(ADMIN_KEY_FILE) })
     }

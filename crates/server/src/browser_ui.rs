@@ -12,8 +12,8 @@ use axum::Form;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::console::{bears_admin_key, foreign_origin, same_secret};
-use crate::AppState;
+use crate::auth::{bears_admin_key, foreign_origin, same_secret};
+use crate::state::AppState;
 
 /// The cookie a signed-in browser carries; it holds a digest of the admin key, never the key.
 const UI_SESSION_COOKIE: &str = "burncloud_ui";

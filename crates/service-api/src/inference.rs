@@ -154,6 +154,12 @@ pub struct InstanceInput {
     pub start: Option<bool>,
 }
 
+/// `GET /console/api/instances/{id}/logs` parameters: how many of the latest lines (200 when absent).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct InstanceLogsQuery {
+    pub tail: Option<usize>,
+}
+
 /// `PATCH /console/api/instances/{id}`: what may change while it runs.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]

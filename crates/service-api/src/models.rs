@@ -97,6 +97,13 @@ pub struct HubSearchQuery {
     pub page: Option<String>,
 }
 
+/// `GET /console/api/hub/files` parameters: a repo on a hub (Hugging Face when `source` is absent).
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct HubFilesQuery {
+    pub source: Option<HubSource>,
+    pub repo: String,
+}
+
 /// One GGUF repository found on a hub.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HubRepo {

@@ -448,6 +448,12 @@ impl From<StatusFilter> for String {
     }
 }
 
+/// `POST /console/api/account/topup`: credit to add to the balance.
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TopUp {
+    pub amount: Money,
+}
+
 /// Filters for the log list; newest first, paged by `before_id`.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct LogQuery {
