@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::openai_mock::REPLY;
+use crate::mock_state::REPLY;
 
 /// What the user says to make the model call a tool.
 pub const PROBE_PROMPT: &str = "run the probe";

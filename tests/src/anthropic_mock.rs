@@ -9,7 +9,7 @@ use axum::Json;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::openai_mock::{hang, record_call, Mode, SharedState, COMPLETION_TOKENS, PROMPT_TOKENS, REPLY};
+use crate::mock_state::{hang, record_call, Mode, SharedState, COMPLETION_TOKENS, PROMPT_TOKENS, REPLY};
 
 /// The arguments of the tool calls the mock makes, one per tool call (parallel calls).
 pub const TOOL_INPUTS: [&str; 2] = [r#"{"location": "Paris"}"#, r#"{"location": "Tokyo"}"#];

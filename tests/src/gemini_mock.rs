@@ -10,9 +10,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::anthropic_mock::TOOL_INPUTS;
-use crate::openai_mock::{
-    hang, record_call, Mode, SharedState, CACHED_TOKENS, COMPLETION_TOKENS, PROMPT_TOKENS, REPLY,
-};
+use crate::mock_state::{hang, record_call, Mode, SharedState, CACHED_TOKENS, COMPLETION_TOKENS, PROMPT_TOKENS, REPLY};
 
 pub fn error_body(status: u16) -> Value {
     let (code_name, message) = match status {

@@ -7,6 +7,7 @@ pub mod anthropic_mock;
 pub mod gemini_mock;
 pub mod hub_mock;
 pub mod media_mock;
+pub mod mock_state;
 pub mod openai_mock;
 pub mod release_mock;
 pub mod responses_mock;

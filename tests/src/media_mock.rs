@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use crate::openai_mock::{admit, SharedState, ONE_PIXEL_PNG};
+use crate::mock_state::{admit, SharedState, ONE_PIXEL_PNG};
 
 /// Bytes of audio the speech endpoint returns per chunk, and how many chunks.
 pub const SPEECH_CHUNK: usize = 4096;

@@ -10,7 +10,7 @@ use axum::Json;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::openai_mock::{admit, hang, Mode, SharedState, CACHED_TOKENS, COMPLETION_TOKENS, PROMPT_TOKENS, REPLY};
+use crate::mock_state::{admit, hang, Mode, SharedState, CACHED_TOKENS, COMPLETION_TOKENS, PROMPT_TOKENS, REPLY};
 
 const RESPONSE_ID: &str = "resp_mock0123";
 const MESSAGE_ID: &str = "msg_mock0123";

@@ -54,11 +54,25 @@ pub type DbResult<T> = Result<T, DbError>;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_IDLE_READERS: usize = 4;
 
+/// A connection as the services see it: something to hand to a `repo::…` function, with no way to
+/// run SQL of their own on it, so that every statement lives in this crate.
+pub struct Conn(Connection);
+
+impl Conn {
+    pub(crate) fn sql(&self) -> &Connection {
+        &self.0
+    }
+
+    pub(crate) fn sql_mut(&mut self) -> &mut Connection {
+        &mut self.0
+    }
+}
+
 /// The database: every write goes through one connection, reads through a pool.
 pub struct Db {
     path: PathBuf,
-    writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    writer: Mutex<Conn>,
+    readers: Mutex<Vec<Conn>>,
     vault: vault::Vault,
 }
 
@@ -76,6 +90,7 @@ impl Db {
         migrations::apply(&mut writer)?;
         let data_dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let vault = vault::Vault::open(data_dir)?;
+        let writer = Conn(writer);
         let sealed = repo::channels::seal_plaintext_keys(&writer, &vault)?
             + repo::settings::seal_plaintext_secrets(&writer, &vault)?;
         if sealed > 0 {
@@ -90,7 +105,7 @@ impl Db {
     }
 
     /// Runs `work` on the writer connection, serialised with every other write.
-    pub fn write<T>(&self, work: impl FnOnce(&mut Connection) -> DbResult<T>) -> DbResult<T> {
+    pub fn write<T>(&self, work: impl FnOnce(&mut Conn) -> DbResult<T>) -> DbResult<T> {
         let mut connection = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         work(&mut connection)
     }
@@ -100,10 +115,10 @@ impl Db {
     /// calls or a dashboard report needed.
     pub fn release_idle_memory(&self) {
         if let Ok(writer) = self.writer.try_lock() {
-            let _ = writer.release_memory();
+            let _ = writer.0.release_memory();
         }
         for reader in self.readers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = reader.release_memory();
+            let _ = reader.0.release_memory();
         }
         // glibc keeps freed memory in each thread's arena; this returns what it can.
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -114,7 +129,7 @@ impl Db {
     }
 
     /// Runs `work` on a pooled read-only connection.
-    pub fn read<T>(&self, work: impl FnOnce(&Connection) -> DbResult<T>) -> DbResult<T> {
+    pub fn read<T>(&self, work: impl FnOnce(&Conn) -> DbResult<T>) -> DbResult<T> {
         let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let connection = match pooled {
             Some(connection) => connection,
@@ -124,7 +139,7 @@ impl Db {
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
                 )?;
                 configure(&connection)?;
-                connection
+                Conn(connection)
             }
         };
         let result = work(&connection);

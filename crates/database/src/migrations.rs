@@ -40,9 +40,9 @@ mod tests {
         let path = dir.path().join("nested").join("burncloud.db");
         drop(Db::open(&path).unwrap());
         let db = Db::open(&path).unwrap();
-        let version: i64 = db.read(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?)).unwrap();
+        let version: i64 = db.read(|c| Ok(c.sql().pragma_query_value(None, "user_version", |r| r.get(0))?)).unwrap();
         assert_eq!(version, super::MIGRATIONS.len() as i64);
-        let mode: String = db.read(|c| Ok(c.pragma_query_value(None, "journal_mode", |r| r.get(0))?)).unwrap();
+        let mode: String = db.read(|c| Ok(c.sql().pragma_query_value(None, "journal_mode", |r| r.get(0))?)).unwrap();
         assert_eq!(mode, "wal");
     }
 }

@@ -7,12 +7,15 @@ use std::sync::{Arc, Mutex};
 
 use burncloud_service_api::Strategy;
 
-use crate::snapshot::ChannelEntry;
+/// What the balancer needs to know of a channel: which one it is, for its rotation state.
+pub trait Keyed {
+    fn key(&self) -> i64;
+}
 
 /// A channel as a member of a group, with the group's weight and priority for it.
-#[derive(Clone, Debug)]
-pub struct Member {
-    pub channel: Arc<ChannelEntry>,
+#[derive(Debug)]
+pub struct Member<C> {
+    pub channel: Arc<C>,
     pub weight: i64,
     pub priority: i64,
 }
@@ -29,10 +32,16 @@ struct ModelRotation {
     current: HashMap<i64, i64>,
 }
 
+impl<C> Clone for Member<C> {
+    fn clone(&self) -> Self {
+        Member { channel: self.channel.clone(), weight: self.weight, priority: self.priority }
+    }
+}
+
 impl ModelRotation {
     /// Smooth weighted round-robin (as nginx does it): over any run of picks each member's share
     /// equals its weight share, spread out rather than in bursts. Returns an index into `members`.
-    fn smooth_weighted(&mut self, members: &[&Member]) -> usize {
+    fn smooth_weighted<C: Keyed>(&mut self, members: &[&Member<C>]) -> usize {
         let total: i64 = members.iter().map(|m| m.weight.max(0)).sum();
         if total == 0 {
             self.counter = self.counter.wrapping_add(1);
@@ -41,20 +50,20 @@ impl ModelRotation {
         let mut best = 0;
         let mut best_value = i64::MIN;
         for (index, member) in members.iter().enumerate() {
-            let value = self.current.entry(member.channel.channel.id).or_insert(0);
+            let value = self.current.entry(member.channel.key()).or_insert(0);
             *value += member.weight.max(0);
             if *value > best_value {
                 best_value = *value;
                 best = index;
             }
         }
-        *self.current.entry(members[best].channel.channel.id).or_insert(0) -= total;
+        *self.current.entry(members[best].channel.key()).or_insert(0) -= total;
         best
     }
 }
 
 /// `members` (already filtered to those serving the model) in the order to try them.
-pub fn order(strategy: Strategy, rotation: &Rotation, model: &str, members: Vec<&Member>) -> Vec<Arc<ChannelEntry>> {
+pub fn order<C: Keyed>(strategy: Strategy, rotation: &Rotation, model: &str, members: Vec<&Member<C>>) -> Vec<Arc<C>> {
     if members.is_empty() {
         return Vec::new();
     }
@@ -63,8 +72,8 @@ pub fn order(strategy: Strategy, rotation: &Rotation, model: &str, members: Vec<
         rotations.insert(model.to_string(), ModelRotation::default());
     }
     let state = rotations.get_mut(model).expect("inserted just above");
-    let by_weight = |list: &mut Vec<&Member>| list.sort_by_key(|m| std::cmp::Reverse(m.weight));
-    let ordered: Vec<&Member> = match strategy {
+    let by_weight = |list: &mut Vec<&Member<C>>| list.sort_by_key(|m| std::cmp::Reverse(m.weight));
+    let ordered: Vec<&Member<C>> = match strategy {
         Strategy::RoundRobin => {
             let start = state.counter % members.len();
             state.counter = state.counter.wrapping_add(1);
@@ -72,7 +81,7 @@ pub fn order(strategy: Strategy, rotation: &Rotation, model: &str, members: Vec<
         }
         Strategy::Weighted => {
             let picked = state.smooth_weighted(&members);
-            let mut rest: Vec<&Member> =
+            let mut rest: Vec<&Member<C>> =
                 members.iter().enumerate().filter(|(i, _)| *i != picked).map(|(_, m)| *m).collect();
             by_weight(&mut rest);
             std::iter::once(members[picked]).chain(rest).collect()
@@ -83,7 +92,7 @@ pub fn order(strategy: Strategy, rotation: &Rotation, model: &str, members: Vec<
             tiers.dedup();
             let mut ordered = Vec::with_capacity(members.len());
             for (rank, tier) in tiers.into_iter().enumerate() {
-                let mut in_tier: Vec<&Member> = members.iter().filter(|m| m.priority == tier).copied().collect();
+                let mut in_tier: Vec<&Member<C>> = members.iter().filter(|m| m.priority == tier).copied().collect();
                 if rank == 0 {
                     let picked = state.smooth_weighted(&in_tier);
                     ordered.push(in_tier.remove(picked));
@@ -100,10 +109,11 @@ pub fn order(strategy: Strategy, rotation: &Rotation, model: &str, members: Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::ChannelEntry;
     use crate::upstream::UpstreamUrl;
     use burncloud_service_api::{Channel, ChannelKind};
 
-    fn member(id: i64, weight: i64, priority: i64) -> Member {
+    fn member(id: i64, weight: i64, priority: i64) -> Member<ChannelEntry> {
         let channel = Arc::new(ChannelEntry {
             channel: Channel {
                 id,
@@ -130,7 +140,7 @@ mod tests {
         Member { channel, weight, priority }
     }
 
-    fn first_picks(strategy: Strategy, members: &[Member], picks: usize) -> HashMap<i64, usize> {
+    fn first_picks(strategy: Strategy, members: &[Member<ChannelEntry>], picks: usize) -> HashMap<i64, usize> {
         let rotation = Rotation::default();
         let mut counts = HashMap::new();
         for _ in 0..picks {

@@ -7,19 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::breaker::Clock;
+pub use crate::shared_limits::Limits;
 use crate::shared_limits::SharedLimits;
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Limits {
-    pub rpm: Option<i64>,
-    pub tpm: Option<i64>,
-}
-
-impl Limits {
-    pub fn is_limited(self) -> bool {
-        self.rpm.is_some() || self.tpm.is_some()
-    }
-}
 
 /// Which bucket said no, and when it will say yes.
 #[derive(Clone, Debug, PartialEq)]

@@ -8,7 +8,18 @@ use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 
-use crate::limiter::Limits;
+/// A token's limits per minute: requests and tokens (none: unlimited).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub rpm: Option<i64>,
+    pub tpm: Option<i64>,
+}
+
+impl Limits {
+    pub fn is_limited(self) -> bool {
+        self.rpm.is_some() || self.tpm.is_some()
+    }
+}
 
 const ADMIT: &str = r#"
 local clock = redis.call('TIME')

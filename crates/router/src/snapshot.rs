@@ -10,7 +10,7 @@ use burncloud_database::{ChannelRecord, GatewayConfig};
 use burncloud_service_api::{Channel, ChannelKind, Currency, Money, Price, Strategy, Token, DEFAULT_GROUP};
 
 use crate::adapters::{Wire, ENDPOINTS};
-use crate::balancer::{Member, Rotation};
+use crate::balancer::{Keyed, Member, Rotation};
 use crate::upstream::UpstreamUrl;
 
 /// A token as the router sees it, with its live spend.
@@ -33,6 +33,12 @@ pub struct ChannelEntry {
     pub(crate) responses_url: Option<UpstreamUrl>,
     pub auth_headers: Vec<(HeaderName, HeaderValue)>,
     pub api_key: String,
+}
+
+impl Keyed for ChannelEntry {
+    fn key(&self) -> i64 {
+        self.channel.id
+    }
 }
 
 impl ChannelEntry {
@@ -71,7 +77,7 @@ pub struct GroupEntry {
     /// The default group without listed members: every channel, local deployments included,
     /// even those not loaded now.
     pub all_channels: bool,
-    pub members: Vec<Member>,
+    pub members: Vec<Member<ChannelEntry>>,
     pub rotation: Arc<Rotation>,
 }
 
@@ -163,7 +169,7 @@ impl Snapshot {
             .into_iter()
             .map(|group| {
                 let all_channels = group.members.is_empty() && group.name == DEFAULT_GROUP;
-                let members: Vec<Member> = if all_channels {
+                let members: Vec<Member<ChannelEntry>> = if all_channels {
                     channels
                         .iter()
                         .map(|c| Member { channel: c.clone(), weight: c.channel.weight, priority: c.channel.priority })

@@ -545,14 +545,8 @@ mod tests {
         let created = store.create_token(plain_token("laptop")).unwrap();
         assert!(created.key.starts_with("sk-bc-") && created.key.len() == 54, "{}", created.key);
         assert!(created.key.starts_with(&created.token.key_prefix));
-        let stored: Vec<String> = store
-            .db()
-            .read(|c| {
-                let mut s = c.prepare("SELECT key_hash FROM tokens")?;
-                let rows = s.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
-                Ok(rows)
-            })
-            .unwrap();
+        let stored: Vec<String> =
+            store.db().read(tokens::list).unwrap().into_iter().map(|record| record.key_hash).collect();
         assert_eq!(stored, vec![token_key_hash(&created.key)]);
         assert_ne!(generate_token_key().unwrap(), created.key);
     }

@@ -989,7 +989,7 @@ impl LocalModelService for ModelHub {
         }
         self.db.write(|c| {
             local_models::delete(c, id)?;
-            c.execute("DELETE FROM downloads WHERE local_model_id = ?1", [id])?;
+            downloads::delete_for_local_model(c, id)?;
             Ok(())
         })?;
         for file in &model.files {

@@ -1,9 +1,9 @@
 //! The one-row `account` table: currency, credit and what has been spent.
 
 use burncloud_service_api::{Account, Currency, Money};
-use rusqlite::{params, Connection};
+use rusqlite::params;
 
-use crate::{DbError, DbResult};
+use crate::{Conn, DbError, DbResult};
 
 /// The stored account: `credit` is what was granted in total, `None` for unlimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,7 +23,8 @@ impl AccountRecord {
     }
 }
 
-pub fn get(connection: &Connection) -> DbResult<AccountRecord> {
+pub fn get(connection: &Conn) -> DbResult<AccountRecord> {
+    let connection = connection.sql();
     let (currency, credit, used): (String, Option<i64>, i64) = connection
         .prepare_cached("SELECT currency, credit_nano, used_nano FROM account WHERE id = 1")?
         .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
@@ -32,13 +33,15 @@ pub fn get(connection: &Connection) -> DbResult<AccountRecord> {
     Ok(AccountRecord { currency, credit: credit.map(Money), used: Money(used) })
 }
 
-pub fn set_currency(connection: &Connection, currency: Currency) -> DbResult<()> {
+pub fn set_currency(connection: &Conn, currency: Currency) -> DbResult<()> {
+    let connection = connection.sql();
     connection.execute("UPDATE account SET currency = ?1 WHERE id = 1", [currency.as_str()])?;
     Ok(())
 }
 
 /// Sets the total credit; `None` makes spending unlimited.
-pub fn set_credit(connection: &Connection, credit: Option<Money>) -> DbResult<()> {
+pub fn set_credit(connection: &Conn, credit: Option<Money>) -> DbResult<()> {
+    let connection = connection.sql();
     connection.execute("UPDATE account SET credit_nano = ?1 WHERE id = 1", params![credit.map(Money::nanos)])?;
     Ok(())
 }

@@ -1,11 +1,11 @@
 //! The `channels` table.
 
 use burncloud_service_api::{Channel, ChannelKind, Secret};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, OptionalExtension, Row};
 
 use super::{from_json, to_json};
 use crate::vault::Vault;
-use crate::{DbError, DbResult};
+use crate::{Conn, DbError, DbResult};
 
 /// A channel with its key, for the router and for updates.
 #[derive(Clone, Debug)]
@@ -53,19 +53,22 @@ fn from_row(vault: &Vault, row: &Row<'_>) -> rusqlite::Result<Result<ChannelReco
     Ok(build())
 }
 
-pub fn list(connection: &Connection, vault: &Vault) -> DbResult<Vec<ChannelRecord>> {
+pub fn list(connection: &Conn, vault: &Vault) -> DbResult<Vec<ChannelRecord>> {
+    let connection = connection.sql();
     let mut statement = connection.prepare_cached(&format!("SELECT {COLUMNS} FROM channels ORDER BY id"))?;
     let rows = statement.query_map([], |row| from_row(vault, row))?;
     rows.map(|row| row?).collect()
 }
 
-pub fn get(connection: &Connection, vault: &Vault, id: i64) -> DbResult<Option<ChannelRecord>> {
+pub fn get(connection: &Conn, vault: &Vault, id: i64) -> DbResult<Option<ChannelRecord>> {
+    let connection = connection.sql();
     let mut statement = connection.prepare_cached(&format!("SELECT {COLUMNS} FROM channels WHERE id = ?1"))?;
     statement.query_row([id], |row| from_row(vault, row)).optional()?.transpose()
 }
 
 /// Inserts `record` (its id and timestamps are ignored) and returns the new id.
-pub fn insert(connection: &Connection, vault: &Vault, record: &ChannelRecord, now_ms: i64) -> DbResult<i64> {
+pub fn insert(connection: &Conn, vault: &Vault, record: &ChannelRecord, now_ms: i64) -> DbResult<i64> {
+    let connection = connection.sql();
     let c = &record.channel;
     let sealed_key = vault.seal(record.api_key.expose())?;
     connection.execute(
@@ -89,7 +92,8 @@ pub fn insert(connection: &Connection, vault: &Vault, record: &ChannelRecord, no
 }
 
 /// Saves every field of `record`; returns false when the row does not exist.
-pub fn update(connection: &Connection, vault: &Vault, record: &ChannelRecord, now_ms: i64) -> DbResult<bool> {
+pub fn update(connection: &Conn, vault: &Vault, record: &ChannelRecord, now_ms: i64) -> DbResult<bool> {
+    let connection = connection.sql();
     let c = &record.channel;
     let sealed_key = vault.seal(record.api_key.expose())?;
     let changed = connection.execute(
@@ -113,12 +117,14 @@ pub fn update(connection: &Connection, vault: &Vault, record: &ChannelRecord, no
     Ok(changed > 0)
 }
 
-pub fn delete(connection: &Connection, id: i64) -> DbResult<bool> {
+pub fn delete(connection: &Conn, id: i64) -> DbResult<bool> {
+    let connection = connection.sql();
     Ok(connection.execute("DELETE FROM channels WHERE id = ?1", [id])? > 0)
 }
 
 /// Seals keys stored before encryption at rest existed; returns how many rows changed.
-pub fn seal_plaintext_keys(connection: &Connection, vault: &Vault) -> DbResult<usize> {
+pub fn seal_plaintext_keys(connection: &Conn, vault: &Vault) -> DbResult<usize> {
+    let connection = connection.sql();
     super::seal_plaintext(
         connection,
         vault,
@@ -128,7 +134,8 @@ pub fn seal_plaintext_keys(connection: &Connection, vault: &Vault) -> DbResult<u
 }
 
 /// Every channel's id, without reading (and decrypting) its key.
-pub fn ids(connection: &Connection) -> DbResult<Vec<i64>> {
+pub fn ids(connection: &Conn) -> DbResult<Vec<i64>> {
+    let connection = connection.sql();
     let mut statement = connection.prepare_cached("SELECT id FROM channels ORDER BY id")?;
     let ids = statement.query_map([], |row| row.get(0))?.collect::<rusqlite::Result<Vec<i64>>>()?;
     Ok(ids)

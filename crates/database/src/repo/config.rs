@@ -1,7 +1,7 @@
 //! Loads everything the router's in-memory snapshot is built from, in one read transaction.
 
+use crate::Conn;
 use burncloud_service_api::{Group, Price};
-use rusqlite::Connection;
 
 pub use super::account::AccountRecord;
 pub use super::channels::ChannelRecord;
@@ -18,8 +18,8 @@ pub struct GatewayConfig {
     pub account: AccountRecord,
 }
 
-pub fn load(connection: &Connection, vault: &crate::vault::Vault) -> DbResult<GatewayConfig> {
-    connection.execute_batch("BEGIN DEFERRED")?;
+pub fn load(connection: &Conn, vault: &crate::vault::Vault) -> DbResult<GatewayConfig> {
+    connection.sql().execute_batch("BEGIN DEFERRED")?;
     let loaded = (|| {
         Ok(GatewayConfig {
             channels: super::channels::list(connection, vault)?,
@@ -29,6 +29,6 @@ pub fn load(connection: &Connection, vault: &crate::vault::Vault) -> DbResult<Ga
             account: super::account::get(connection)?,
         })
     })();
-    connection.execute_batch("COMMIT")?;
+    connection.sql().execute_batch("COMMIT")?;
     loaded
 }

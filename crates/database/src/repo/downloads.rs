@@ -1,10 +1,10 @@
 //! The `downloads` table: what to fetch from which hub, its state and its last known progress.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::{from_json, to_json};
-use crate::{DbError, DbResult};
+use crate::{Conn, DbError, DbResult};
 use burncloud_service_api::{DownloadState, HubSource};
 
 /// One file of a download, with what the hub said it must be.
@@ -79,7 +79,8 @@ fn decode(raw: RawRow) -> DbResult<DownloadRow> {
     })
 }
 
-pub fn list(connection: &Connection) -> DbResult<Vec<DownloadRow>> {
+pub fn list(connection: &Conn) -> DbResult<Vec<DownloadRow>> {
+    let connection = connection.sql();
     let raws: Vec<RawRow> = connection
         .prepare_cached(&format!("SELECT {COLUMNS} FROM downloads ORDER BY id DESC"))?
         .query_map([], read_raw)?
@@ -87,7 +88,8 @@ pub fn list(connection: &Connection) -> DbResult<Vec<DownloadRow>> {
     raws.into_iter().map(decode).collect()
 }
 
-pub fn get(connection: &Connection, id: i64) -> DbResult<Option<DownloadRow>> {
+pub fn get(connection: &Conn, id: i64) -> DbResult<Option<DownloadRow>> {
+    let connection = connection.sql();
     let raw = connection
         .prepare_cached(&format!("SELECT {COLUMNS} FROM downloads WHERE id = ?1"))?
         .query_row([id], read_raw)
@@ -96,7 +98,8 @@ pub fn get(connection: &Connection, id: i64) -> DbResult<Option<DownloadRow>> {
 }
 
 /// Inserts `row` (its id is ignored); returns the new id.
-pub fn insert(connection: &Connection, row: &DownloadRow) -> DbResult<i64> {
+pub fn insert(connection: &Conn, row: &DownloadRow) -> DbResult<i64> {
+    let connection = connection.sql();
     connection.execute(
         "INSERT INTO downloads (source, repo, path, files, revision, state, bytes_done, bytes_total, error, \
          local_model_id, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -119,7 +122,8 @@ pub fn insert(connection: &Connection, row: &DownloadRow) -> DbResult<i64> {
 }
 
 /// Saves every mutable field of `row`.
-pub fn update(connection: &Connection, row: &DownloadRow) -> DbResult<()> {
+pub fn update(connection: &Conn, row: &DownloadRow) -> DbResult<()> {
+    let connection = connection.sql();
     connection.execute(
         "UPDATE downloads SET files = ?2, revision = ?3, state = ?4, bytes_done = ?5, bytes_total = ?6, error = ?7, \
          local_model_id = ?8, updated_at_ms = ?9 WHERE id = ?1",
@@ -138,6 +142,13 @@ pub fn update(connection: &Connection, row: &DownloadRow) -> DbResult<()> {
     Ok(())
 }
 
-pub fn delete(connection: &Connection, id: i64) -> DbResult<bool> {
+pub fn delete(connection: &Conn, id: i64) -> DbResult<bool> {
+    let connection = connection.sql();
     Ok(connection.execute("DELETE FROM downloads WHERE id = ?1", [id])? > 0)
+}
+
+/// Forgets the downloads that produced a local model (when the model is deleted).
+pub fn delete_for_local_model(connection: &Conn, local_model_id: i64) -> DbResult<usize> {
+    let connection = connection.sql();
+    Ok(connection.execute("DELETE FROM downloads WHERE local_model_id = ?1", [local_model_id])?)
 }

@@ -3,7 +3,7 @@
 use burncloud_service_api::{Group, GroupMember, Strategy};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::{DbError, DbResult};
+use crate::{Conn, DbError, DbResult};
 
 fn members(connection: &Connection, group_id: i64) -> DbResult<Vec<GroupMember>> {
     let mut statement = connection.prepare_cached(
@@ -30,7 +30,8 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<GroupRow> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
 }
 
-pub fn list(connection: &Connection) -> DbResult<Vec<Group>> {
+pub fn list(connection: &Conn) -> DbResult<Vec<Group>> {
+    let connection = connection.sql();
     let rows: Vec<GroupRow> = connection
         .prepare_cached(&format!("SELECT {COLUMNS} FROM channel_groups ORDER BY id"))?
         .query_map([], read_row)?
@@ -38,7 +39,8 @@ pub fn list(connection: &Connection) -> DbResult<Vec<Group>> {
     rows.into_iter().map(|row| group_from(connection, row)).collect()
 }
 
-pub fn get(connection: &Connection, id: i64) -> DbResult<Option<Group>> {
+pub fn get(connection: &Conn, id: i64) -> DbResult<Option<Group>> {
+    let connection = connection.sql();
     let row = connection
         .prepare_cached(&format!("SELECT {COLUMNS} FROM channel_groups WHERE id = ?1"))?
         .query_row([id], read_row)
@@ -46,7 +48,8 @@ pub fn get(connection: &Connection, id: i64) -> DbResult<Option<Group>> {
     row.map(|row| group_from(connection, row)).transpose()
 }
 
-pub fn id_by_name(connection: &Connection, name: &str) -> DbResult<Option<i64>> {
+pub fn id_by_name(connection: &Conn, name: &str) -> DbResult<Option<i64>> {
+    let connection = connection.sql();
     Ok(connection
         .prepare_cached("SELECT id FROM channel_groups WHERE name = ?1")?
         .query_row([name], |r| r.get(0))
@@ -64,7 +67,8 @@ fn replace_members(connection: &Connection, group_id: i64, members: &[GroupMembe
 }
 
 /// Inserts a group with its members in one transaction; returns its id.
-pub fn insert(connection: &mut Connection, group: &Group, now_ms: i64) -> DbResult<i64> {
+pub fn insert(connection: &mut Conn, group: &Group, now_ms: i64) -> DbResult<i64> {
+    let connection = connection.sql_mut();
     let transaction = connection.transaction()?;
     transaction.execute(
         "INSERT INTO channel_groups (name, strategy, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?3)",
@@ -77,7 +81,8 @@ pub fn insert(connection: &mut Connection, group: &Group, now_ms: i64) -> DbResu
 }
 
 /// Saves every field and the member list; false when the group does not exist.
-pub fn update(connection: &mut Connection, group: &Group, now_ms: i64) -> DbResult<bool> {
+pub fn update(connection: &mut Conn, group: &Group, now_ms: i64) -> DbResult<bool> {
+    let connection = connection.sql_mut();
     let transaction = connection.transaction()?;
     let changed = transaction.execute(
         "UPDATE channel_groups SET name = ?2, strategy = ?3, updated_at_ms = ?4 WHERE id = ?1",
@@ -90,6 +95,7 @@ pub fn update(connection: &mut Connection, group: &Group, now_ms: i64) -> DbResu
     Ok(changed > 0)
 }
 
-pub fn delete(connection: &Connection, id: i64) -> DbResult<bool> {
+pub fn delete(connection: &Conn, id: i64) -> DbResult<bool> {
+    let connection = connection.sql();
     Ok(connection.execute("DELETE FROM channel_groups WHERE id = ?1", [id])? > 0)
 }

@@ -1,6 +1,7 @@
 //! The `instances` table: how each local model deployment is configured.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::Conn;
+use rusqlite::{params, OptionalExtension};
 
 use crate::DbResult;
 
@@ -39,7 +40,8 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
     })
 }
 
-pub fn list(connection: &Connection) -> DbResult<Vec<InstanceRow>> {
+pub fn list(connection: &Conn) -> DbResult<Vec<InstanceRow>> {
+    let connection = connection.sql();
     let rows = connection
         .prepare_cached(&format!("SELECT {COLUMNS} FROM instances ORDER BY id"))?
         .query_map([], read_row)?
@@ -47,14 +49,16 @@ pub fn list(connection: &Connection) -> DbResult<Vec<InstanceRow>> {
     Ok(rows)
 }
 
-pub fn get(connection: &Connection, id: i64) -> DbResult<Option<InstanceRow>> {
+pub fn get(connection: &Conn, id: i64) -> DbResult<Option<InstanceRow>> {
+    let connection = connection.sql();
     Ok(connection
         .prepare_cached(&format!("SELECT {COLUMNS} FROM instances WHERE id = ?1"))?
         .query_row([id], read_row)
         .optional()?)
 }
 
-pub fn id_by_alias(connection: &Connection, alias: &str) -> DbResult<Option<i64>> {
+pub fn id_by_alias(connection: &Conn, alias: &str) -> DbResult<Option<i64>> {
+    let connection = connection.sql();
     Ok(connection
         .prepare_cached("SELECT id FROM instances WHERE alias = ?1")?
         .query_row([alias], |r| r.get(0))
@@ -62,7 +66,8 @@ pub fn id_by_alias(connection: &Connection, alias: &str) -> DbResult<Option<i64>
 }
 
 /// Inserts `row` (its id is ignored); returns the new id.
-pub fn insert(connection: &Connection, row: &InstanceRow) -> DbResult<i64> {
+pub fn insert(connection: &Conn, row: &InstanceRow) -> DbResult<i64> {
+    let connection = connection.sql();
     connection.execute(
         "INSERT INTO instances (model_id, alias, ctx_size, n_gpu_layers, parallel, created_at_ms, kind, \
          mmproj_path, idle_ttl_s, pinned) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -83,12 +88,14 @@ pub fn insert(connection: &Connection, row: &InstanceRow) -> DbResult<i64> {
 }
 
 /// Sets how long it may idle and whether it is pinned; false when there is no such row.
-pub fn set_residency(connection: &Connection, id: i64, idle_ttl_s: u32, pinned: bool) -> DbResult<bool> {
+pub fn set_residency(connection: &Conn, id: i64, idle_ttl_s: u32, pinned: bool) -> DbResult<bool> {
+    let connection = connection.sql();
     Ok(connection
         .execute("UPDATE instances SET idle_ttl_s = ?2, pinned = ?3 WHERE id = ?1", params![id, idle_ttl_s, pinned])?
         > 0)
 }
 
-pub fn delete(connection: &Connection, id: i64) -> DbResult<bool> {
+pub fn delete(connection: &Conn, id: i64) -> DbResult<bool> {
+    let connection = connection.sql();
     Ok(connection.execute("DELETE FROM instances WHERE id = ?1", [id])? > 0)
 }

@@ -1,10 +1,10 @@
 //! The `local_models` table: GGUF models on disk, downloaded or imported.
 
 use burncloud_service_api::ModelOrigin;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 
 use super::{from_json, to_json};
-use crate::{DbError, DbResult};
+use crate::{Conn, DbError, DbResult};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct LocalModelRow {
@@ -54,7 +54,8 @@ fn decode(raw: RawRow) -> DbResult<LocalModelRow> {
     })
 }
 
-pub fn list(connection: &Connection) -> DbResult<Vec<LocalModelRow>> {
+pub fn list(connection: &Conn) -> DbResult<Vec<LocalModelRow>> {
+    let connection = connection.sql();
     let raws: Vec<RawRow> = connection
         .prepare_cached(&format!("SELECT {COLUMNS} FROM local_models ORDER BY id DESC"))?
         .query_map([], read_raw)?
@@ -62,7 +63,8 @@ pub fn list(connection: &Connection) -> DbResult<Vec<LocalModelRow>> {
     raws.into_iter().map(decode).collect()
 }
 
-pub fn get(connection: &Connection, id: i64) -> DbResult<Option<LocalModelRow>> {
+pub fn get(connection: &Conn, id: i64) -> DbResult<Option<LocalModelRow>> {
+    let connection = connection.sql();
     let raw = connection
         .prepare_cached(&format!("SELECT {COLUMNS} FROM local_models WHERE id = ?1"))?
         .query_row([id], read_raw)
@@ -70,7 +72,8 @@ pub fn get(connection: &Connection, id: i64) -> DbResult<Option<LocalModelRow>> 
     raw.map(decode).transpose()
 }
 
-pub fn id_by_path(connection: &Connection, path: &str) -> DbResult<Option<i64>> {
+pub fn id_by_path(connection: &Conn, path: &str) -> DbResult<Option<i64>> {
+    let connection = connection.sql();
     Ok(connection
         .prepare_cached("SELECT id FROM local_models WHERE path = ?1")?
         .query_row([path], |r| r.get(0))
@@ -78,7 +81,8 @@ pub fn id_by_path(connection: &Connection, path: &str) -> DbResult<Option<i64>> 
 }
 
 /// Inserts the model, or refreshes the row already registered for the same path; returns its id.
-pub fn upsert(connection: &Connection, row: &LocalModelRow) -> DbResult<i64> {
+pub fn upsert(conn: &Conn, row: &LocalModelRow) -> DbResult<i64> {
+    let connection = conn.sql();
     connection.execute(
         "INSERT INTO local_models (path, files, size, sha256, source, repo, quant, added_at_ms) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (path) DO UPDATE SET files = ?2, size = ?3, \
@@ -94,9 +98,11 @@ pub fn upsert(connection: &Connection, row: &LocalModelRow) -> DbResult<i64> {
             row.added_at_ms
         ],
     )?;
-    Ok(id_by_path(connection, &row.path)?.unwrap_or_else(|| connection.last_insert_rowid()))
+    let inserted = connection.last_insert_rowid();
+    Ok(id_by_path(conn, &row.path)?.unwrap_or(inserted))
 }
 
-pub fn delete(connection: &Connection, id: i64) -> DbResult<bool> {
+pub fn delete(connection: &Conn, id: i64) -> DbResult<bool> {
+    let connection = connection.sql();
     Ok(connection.execute("DELETE FROM local_models WHERE id = ?1", [id])? > 0)
 }

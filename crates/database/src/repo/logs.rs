@@ -11,7 +11,7 @@ use burncloud_service_api::{
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, Row};
 
-use crate::{DbError, DbResult};
+use crate::{Conn, DbError, DbResult};
 
 /// A call to record; its `cost` is charged to its token and the account in the same transaction.
 #[derive(Clone, Debug, PartialEq)]
@@ -136,7 +136,8 @@ fn bind_log_row(statement: &mut rusqlite::CachedStatement<'_>, first: usize, row
 }
 
 /// Inserts `rows` and applies their charges in one transaction: either all land or none do.
-pub fn insert_batch(connection: &mut Connection, rows: &[NewLogRow]) -> DbResult<()> {
+pub fn insert_batch(connection: &mut Conn, rows: &[NewLogRow]) -> DbResult<()> {
+    let connection = connection.sql_mut();
     let transaction = connection.transaction()?;
     {
         let mut charges: HashMap<i64, i64> = HashMap::new();
@@ -307,7 +308,8 @@ fn filters(query: &LogQuery) -> DbResult<(String, Vec<Value>)> {
     Ok((sql, values))
 }
 
-pub fn query(connection: &Connection, query: &LogQuery) -> DbResult<LogPage> {
+pub fn query(connection: &Conn, query: &LogQuery) -> DbResult<LogPage> {
+    let connection = connection.sql();
     let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let (where_sql, mut values) = filters(query)?;
     values.push(i64::from(limit + 1).into());
@@ -326,10 +328,19 @@ pub fn query(connection: &Connection, query: &LogQuery) -> DbResult<LogPage> {
     Ok(LogPage { items, next_before_id })
 }
 
+/// How many calls are logged, and under how many distinct request ids (equal unless a call was
+/// written twice).
+pub fn row_counts(connection: &Conn) -> DbResult<(u64, u64)> {
+    let connection = connection.sql();
+    Ok(connection
+        .query_row("SELECT COUNT(*), COUNT(DISTINCT request_id) FROM logs", [], |row| Ok((row.get(0)?, row.get(1)?)))?)
+}
+
 /// Deletes up to `limit` log rows older than `cutoff_ms`, oldest first; returns how many went.
 /// Small batches keep each write short, so the log writer never waits long behind a prune. Usage
 /// totals stay: they live in `usage_hourly`.
-pub fn prune_before(connection: &Connection, cutoff_ms: i64, limit: usize) -> DbResult<usize> {
+pub fn prune_before(connection: &Conn, cutoff_ms: i64, limit: usize) -> DbResult<usize> {
+    let connection = connection.sql();
     Ok(connection.execute(
         "DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE created_at_ms < ?1 ORDER BY id LIMIT ?2)",
         params![cutoff_ms, limit as i64],
@@ -339,7 +350,8 @@ pub fn prune_before(connection: &Connection, cutoff_ms: i64, limit: usize) -> Db
 /// Totals over `[since, until)` grouped as asked: whole hours come from `usage_hourly`, the partial
 /// hours at either edge from `logs` (through its time index), so the answer is exact and its cost
 /// does not grow with the number of calls in the range.
-pub fn usage(connection: &Connection, query: &UsageQuery) -> DbResult<UsageReport> {
+pub fn usage(connection: &Conn, query: &UsageQuery) -> DbResult<UsageReport> {
+    let connection = connection.sql();
     let whole_from = query
         .since_ms
         .map(|since| since.div_euclid(HOUR_MS) * HOUR_MS + if since.rem_euclid(HOUR_MS) == 0 { 0 } else { HOUR_MS });
@@ -525,17 +537,17 @@ mod tests {
         let page = db.read(|c| query(c, &LogQuery { limit: Some(1000), ..LogQuery::default() })).unwrap();
         assert_eq!(page.items.len(), 1000);
         let (writer_before, reader_before) =
-            (db.write(|c| Ok(cached_bytes(c))).unwrap(), db.read(|c| Ok(cached_bytes(c))).unwrap());
+            (db.write(|c| Ok(cached_bytes(c.sql()))).unwrap(), db.read(|c| Ok(cached_bytes(c.sql()))).unwrap());
         assert!(writer_before > 500_000 && reader_before > 100_000, "{writer_before} {reader_before}");
 
         db.release_idle_memory();
         let (writer_after, reader_after) =
-            (db.write(|c| Ok(cached_bytes(c))).unwrap(), db.read(|c| Ok(cached_bytes(c))).unwrap());
+            (db.write(|c| Ok(cached_bytes(c.sql()))).unwrap(), db.read(|c| Ok(cached_bytes(c.sql()))).unwrap());
         assert!(writer_after < writer_before / 10, "writer cache {writer_before} -> {writer_after}");
         assert!(reader_after < reader_before / 10, "reader cache {reader_before} -> {reader_after}");
 
         db.write(|c| insert_batch(c, &rows[..10])).unwrap();
-        let count: i64 = db.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM logs", [], |r| r.get(0))?)).unwrap();
+        let count: i64 = db.read(|c| Ok(c.sql().query_row("SELECT COUNT(*) FROM logs", [], |r| r.get(0))?)).unwrap();
         assert_eq!(count, 5_010);
     }
 
@@ -609,7 +621,7 @@ mod tests {
             };
             assert_eq!(&as_stored, row, "row {index}");
         }
-        let used: i64 = db.read(|c| Ok(c.query_row("SELECT used_nano FROM account", [], |r| r.get(0))?)).unwrap();
+        let used: i64 = db.read(|c| Ok(c.sql().query_row("SELECT used_nano FROM account", [], |r| r.get(0))?)).unwrap();
         assert_eq!(used, rows.iter().map(|r| r.cost.0).sum::<i64>());
     }
 
@@ -618,7 +630,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path().join("burncloud.db")).unwrap();
         db.write(|c| {
-            c.execute_batch(
+            c.sql().execute_batch(
                 "CREATE TRIGGER refuse_poison BEFORE INSERT ON logs WHEN NEW.model = 'poison' \
                  BEGIN SELECT RAISE(FAIL, 'poisoned row'); END;",
             )?;
@@ -631,13 +643,16 @@ mod tests {
         assert!(db.write(|c| insert_batch(c, &rows)).is_err());
         let (count, used): (i64, i64) = db
             .read(|c| {
-                Ok(c.query_row("SELECT (SELECT COUNT(*) FROM logs), (SELECT used_nano FROM account)", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?)
+                Ok(c.sql().query_row(
+                    "SELECT (SELECT COUNT(*) FROM logs), (SELECT used_nano FROM account)",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?)
             })
             .unwrap();
         assert_eq!((count, used), (0, 0));
-        let hours: i64 = db.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM usage_hourly", [], |r| r.get(0))?)).unwrap();
+        let hours: i64 =
+            db.read(|c| Ok(c.sql().query_row("SELECT COUNT(*) FROM usage_hourly", [], |r| r.get(0))?)).unwrap();
         assert_eq!(hours, 0);
     }
 
@@ -660,7 +675,7 @@ mod tests {
     }
 
     fn from_logs_only(db: &Db, query: &UsageQuery) -> Vec<(String, UsageTotals)> {
-        let mut rows = db.read(|c| logged_usage(c, query.group_by, query.since_ms, query.until_ms)).unwrap();
+        let mut rows = db.read(|c| logged_usage(c.sql(), query.group_by, query.since_ms, query.until_ms)).unwrap();
         rows.sort_by(|a, b| a.0.cmp(&b.0));
         rows
     }
@@ -690,7 +705,7 @@ mod tests {
         assert_eq!(all.totals.requests, 3000);
         let first_day: String = db
             .read(|c| {
-                Ok(c.query_row(
+                Ok(c.sql().query_row(
                     "SELECT strftime('%Y-%m-%d', MIN(created_at_ms) / 1000, 'unixepoch') FROM logs",
                     [],
                     |r| r.get(0),
@@ -714,9 +729,9 @@ mod tests {
             }
             pruned += removed;
         }
-        let left: i64 = db.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM logs", [], |r| r.get(0))?)).unwrap();
+        let left: i64 = db.read(|c| Ok(c.sql().query_row("SELECT COUNT(*) FROM logs", [], |r| r.get(0))?)).unwrap();
         let oldest: i64 =
-            db.read(|c| Ok(c.query_row("SELECT MIN(created_at_ms) FROM logs", [], |r| r.get(0))?)).unwrap();
+            db.read(|c| Ok(c.sql().query_row("SELECT MIN(created_at_ms) FROM logs", [], |r| r.get(0))?)).unwrap();
         assert!(pruned > 0 && oldest >= cutoff);
         assert_eq!(pruned as i64 + left, 3000);
         let after = db
@@ -737,7 +752,7 @@ mod tests {
     fn rollup_rows(db: &Db) -> Vec<RollupRow> {
         db
             .read(|c| {
-                let mut statement = c.prepare(
+                let mut statement = c.sql().prepare(
                     "SELECT hour_ms, model, token_key, channel_key, requests, cost_nano FROM usage_hourly ORDER BY 1, 2, 3, 4",
                 )?;
                 let rows = statement
@@ -753,8 +768,8 @@ mod tests {
         let (_dir, db, _) = filled();
         let before = rollup_rows(&db);
         db.write(|c| {
-            c.execute_batch("DROP TABLE usage_hourly")?;
-            c.execute_batch(include_str!("../../../../migrations/0006_usage_hourly.sql"))?;
+            c.sql().execute_batch("DROP TABLE usage_hourly")?;
+            c.sql().execute_batch(include_str!("../../../../migrations/0006_usage_hourly.sql"))?;
             Ok(())
         })
         .unwrap();

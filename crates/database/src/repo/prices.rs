@@ -1,12 +1,14 @@
 //! The `prices` table: per-model prices per million tokens, prompt-cache prices included, and the
 //! prices per image, audio second and million characters.
 
+use crate::Conn;
 use burncloud_service_api::{Money, Price};
-use rusqlite::{params, Connection};
+use rusqlite::params;
 
 use crate::DbResult;
 
-pub fn list(connection: &Connection) -> DbResult<Vec<Price>> {
+pub fn list(connection: &Conn) -> DbResult<Vec<Price>> {
+    let connection = connection.sql();
     let mut statement = connection.prepare_cached(
         "SELECT model, input_nano_per_mtok, output_nano_per_mtok, cache_read_nano_per_mtok, \
          cache_write_nano_per_mtok, cache_write_1h_nano_per_mtok, image_nano, audio_second_nano, million_chars_nano \
@@ -29,7 +31,8 @@ pub fn list(connection: &Connection) -> DbResult<Vec<Price>> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub fn upsert(connection: &Connection, price: &Price, now_ms: i64) -> DbResult<()> {
+pub fn upsert(connection: &Conn, price: &Price, now_ms: i64) -> DbResult<()> {
+    let connection = connection.sql();
     let nanos = |money: Option<Money>| money.map(|m| m.0);
     connection.execute(
         "INSERT INTO prices (model, input_nano_per_mtok, output_nano_per_mtok, cache_read_nano_per_mtok, \
@@ -54,6 +57,7 @@ pub fn upsert(connection: &Connection, price: &Price, now_ms: i64) -> DbResult<(
     Ok(())
 }
 
-pub fn delete(connection: &Connection, model: &str) -> DbResult<bool> {
+pub fn delete(connection: &Conn, model: &str) -> DbResult<bool> {
+    let connection = connection.sql();
     Ok(connection.execute("DELETE FROM prices WHERE model = ?1", [model])? > 0)
 }

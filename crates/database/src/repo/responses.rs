@@ -1,6 +1,7 @@
 //! The `responses` table: Responses API answers kept for `previous_response_id`, per token.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::Conn;
+use rusqlite::{params, OptionalExtension};
 
 use crate::DbResult;
 
@@ -16,7 +17,8 @@ pub struct StoredResponse {
     pub response: String,
 }
 
-pub fn insert(connection: &Connection, stored: &StoredResponse) -> DbResult<()> {
+pub fn insert(connection: &Conn, stored: &StoredResponse) -> DbResult<()> {
+    let connection = connection.sql();
     connection.execute(
         "INSERT OR REPLACE INTO responses (id, token_id, created_at_ms, previous_id, items, response) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -26,7 +28,8 @@ pub fn insert(connection: &Connection, stored: &StoredResponse) -> DbResult<()> 
 }
 
 /// The response `id` if `token_id` stored it: one token never sees another's conversations.
-pub fn get(connection: &Connection, id: &str, token_id: i64) -> DbResult<Option<StoredResponse>> {
+pub fn get(connection: &Conn, id: &str, token_id: i64) -> DbResult<Option<StoredResponse>> {
+    let connection = connection.sql();
     let mut statement = connection.prepare_cached(
         "SELECT id, token_id, created_at_ms, previous_id, items, response FROM responses \
          WHERE id = ?1 AND token_id = ?2",
@@ -45,12 +48,14 @@ pub fn get(connection: &Connection, id: &str, token_id: i64) -> DbResult<Option<
         .optional()?)
 }
 
-pub fn delete(connection: &Connection, id: &str, token_id: i64) -> DbResult<bool> {
+pub fn delete(connection: &Conn, id: &str, token_id: i64) -> DbResult<bool> {
+    let connection = connection.sql();
     Ok(connection.execute("DELETE FROM responses WHERE id = ?1 AND token_id = ?2", params![id, token_id])? > 0)
 }
 
 /// Deletes up to `limit` responses older than `cutoff_ms`; returns how many went.
-pub fn prune_before(connection: &Connection, cutoff_ms: i64, limit: usize) -> DbResult<usize> {
+pub fn prune_before(connection: &Conn, cutoff_ms: i64, limit: usize) -> DbResult<usize> {
+    let connection = connection.sql();
     Ok(connection.execute(
         "DELETE FROM responses WHERE id IN (SELECT id FROM responses WHERE created_at_ms < ?1 LIMIT ?2)",
         params![cutoff_ms, limit as i64],

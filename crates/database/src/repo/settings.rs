@@ -1,12 +1,14 @@
 //! The `settings` table: text values by key.
 
+use crate::Conn;
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::vault::Vault;
 use crate::DbResult;
 
 /// The value of `key`; secret settings are unsealed on the way out.
-pub fn get(connection: &Connection, vault: &Vault, key: &str) -> DbResult<Option<String>> {
+pub fn get(connection: &Conn, vault: &Vault, key: &str) -> DbResult<Option<String>> {
+    let connection = connection.sql();
     let stored: Option<String> = connection
         .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
         .query_row([key], |row| row.get(0))
@@ -18,7 +20,8 @@ pub fn get(connection: &Connection, vault: &Vault, key: &str) -> DbResult<Option
 }
 
 /// Stores `value` under `key`; secret settings are sealed first.
-pub fn set(connection: &Connection, vault: &Vault, key: &str, value: &str) -> DbResult<()> {
+pub fn set(connection: &Conn, vault: &Vault, key: &str, value: &str) -> DbResult<()> {
+    let connection = connection.sql();
     let stored = if is_secret(key) { vault.seal(value)? } else { value.to_string() };
     store(connection, key, &stored)
 }
@@ -41,7 +44,8 @@ pub fn is_secret(key: &str) -> bool {
 }
 
 /// Seals secret settings stored before encryption at rest existed; returns how many changed.
-pub fn seal_plaintext_secrets(connection: &Connection, vault: &Vault) -> DbResult<usize> {
+pub fn seal_plaintext_secrets(connection: &Conn, vault: &Vault) -> DbResult<usize> {
+    let connection = connection.sql();
     let select =
         format!("SELECT key, value FROM settings WHERE substr(key, 1, {}) = '{SECRET_PREFIX}'", SECRET_PREFIX.len());
     super::seal_plaintext(connection, vault, &select, "UPDATE settings SET value = ?2 WHERE key = ?1")

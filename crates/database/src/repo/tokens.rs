@@ -1,10 +1,10 @@
 //! The `tokens` table: gateway keys are stored only as SHA-256 hashes.
 
 use burncloud_service_api::{Money, Token};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, OptionalExtension, Row};
 
 use super::{from_json, to_json};
-use crate::{DbError, DbResult};
+use crate::{Conn, DbError, DbResult};
 
 /// A token with the hash of its key, for the router's lookup table.
 #[derive(Clone, Debug)]
@@ -43,19 +43,22 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<TokenRecord, DbError>> {
     }))
 }
 
-pub fn list(connection: &Connection) -> DbResult<Vec<TokenRecord>> {
+pub fn list(connection: &Conn) -> DbResult<Vec<TokenRecord>> {
+    let connection = connection.sql();
     let mut statement = connection.prepare_cached(&format!("SELECT {COLUMNS} FROM tokens ORDER BY id"))?;
     let rows = statement.query_map([], from_row)?;
     rows.map(|row| row?).collect()
 }
 
-pub fn get(connection: &Connection, id: i64) -> DbResult<Option<TokenRecord>> {
+pub fn get(connection: &Conn, id: i64) -> DbResult<Option<TokenRecord>> {
+    let connection = connection.sql();
     let mut statement = connection.prepare_cached(&format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"))?;
     statement.query_row([id], from_row).optional()?.transpose()
 }
 
 /// Inserts `record` (id, used quota and timestamps are ignored) and returns the new id.
-pub fn insert(connection: &Connection, record: &TokenRecord, now_ms: i64) -> DbResult<i64> {
+pub fn insert(connection: &Conn, record: &TokenRecord, now_ms: i64) -> DbResult<i64> {
+    let connection = connection.sql();
     let t = &record.token;
     connection.execute(
         "INSERT INTO tokens (name, key_hash, key_prefix, group_name, quota_limit_nano, rpm_limit, tpm_limit, \
@@ -80,7 +83,8 @@ pub fn insert(connection: &Connection, record: &TokenRecord, now_ms: i64) -> DbR
 
 /// Saves the editable fields of `token`; the used quota belongs to the log writer alone. A token
 /// made the keyless-local one takes that from any other.
-pub fn update(connection: &Connection, token: &Token, now_ms: i64) -> DbResult<bool> {
+pub fn update(connection: &Conn, token: &Token, now_ms: i64) -> DbResult<bool> {
+    let connection = connection.sql();
     if token.keyless_local {
         connection.execute("UPDATE tokens SET keyless_local = 0 WHERE id != ?1 AND keyless_local = 1", [token.id])?;
     }
@@ -104,6 +108,7 @@ pub fn update(connection: &Connection, token: &Token, now_ms: i64) -> DbResult<b
     Ok(changed > 0)
 }
 
-pub fn delete(connection: &Connection, id: i64) -> DbResult<bool> {
+pub fn delete(connection: &Conn, id: i64) -> DbResult<bool> {
+    let connection = connection.sql();
     Ok(connection.execute("DELETE FROM tokens WHERE id = ?1", [id])? > 0)
 }

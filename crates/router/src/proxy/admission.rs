@@ -131,7 +131,8 @@ pub(super) async fn admit(
         snapshot = gateway.snapshot.load();
     }
     let group = snapshot.group(&token.group).ok_or_else(not_found)?;
-    let members: Vec<&Member> = group.members.iter().filter(|m| m.channel.channel.serves(&call.model)).collect();
+    let members: Vec<&Member<ChannelEntry>> =
+        group.members.iter().filter(|m| m.channel.channel.serves(&call.model)).collect();
     if members.is_empty() {
         return Err(not_found());
     }

@@ -644,7 +644,7 @@ async fn log_writer_rate(rows: usize) -> anyhow::Result<f64> {
     }
     sink.flush().await;
     let rate = rows as f64 / started.elapsed().as_secs_f64();
-    let stored: i64 = db.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM logs", [], |r| r.get(0))?))?;
+    let (stored, _) = db.read(burncloud_database::repo::logs::row_counts)?;
     if stored as usize != rows {
         bail!("log writer stored {stored} of {rows} rows");
     }

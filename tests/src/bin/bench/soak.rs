@@ -139,9 +139,7 @@ pub async fn soak(options: &Options, server_bin: &Path) -> anyhow::Result<()> {
     let mut gateway = gateway;
     let exit = gateway.child.wait()?;
     let database = burncloud_database::Db::open(data_dir.join("burncloud.db"))?;
-    let (logged, distinct): (u64, u64) = database.read(|c| {
-        Ok(c.query_row("SELECT COUNT(*), COUNT(DISTINCT request_id) FROM logs", [], |r| Ok((r.get(0)?, r.get(1)?)))?)
-    })?;
+    let (logged, distinct) = database.read(burncloud_database::repo::logs::row_counts)?;
     drop(database);
     let _ = std::fs::remove_dir_all(data_dir.parent().unwrap_or(Path::new("/nonexistent")));
 
