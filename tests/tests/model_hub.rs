@@ -376,7 +376,7 @@ async fn a_restart_continues_the_download_from_its_partial_file() {
     let id = download(&h, "huggingface", "owner/Restart-GGUF", "r-Q4_K_M.gguf").await;
     wait_for_state(&h, id, &["running"]).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let dir = h.stop();
+    let dir = h.stop().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let part = dir.path().join("models/huggingface/owner/Restart-GGUF/r-Q4_K_M.gguf.part");
     let kept = std::fs::metadata(&part).unwrap().len();

@@ -380,7 +380,7 @@ async fn an_archive_shipped_beside_the_program_becomes_the_first_runtime_once() 
     let installed_at = list[0]["installed_at_ms"].clone();
 
     // The next start finds it installed and leaves it alone.
-    let dir = h.stop();
+    let dir = h.stop().await;
     let h = start_with_bundle(dir, bundle.path()).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let again = h.get("/console/api/runtimes").await;

@@ -130,7 +130,7 @@ async fn planted_secrets_never_reach_the_disk_the_logs_or_a_response() {
     let errors: Vec<&str> = logs["items"].as_array().unwrap().iter().filter_map(|row| row["error"].as_str()).collect();
     assert!(errors.iter().any(|e| e.contains("Incorrect API key")), "the upstream's error is logged: {errors:?}");
 
-    let dir = h.stop();
+    let dir = h.stop().await;
     let planted = [GOOD_KEY, LEAKY_KEY, EDITED_KEY, HUB_TOKEN, token_key.as_str(), ADMIN];
     for (place, body) in &seen.0 {
         assert_absent(place, body.as_bytes(), &planted);
@@ -157,7 +157,7 @@ async fn keys_stored_in_plain_text_are_sealed_on_the_next_start_and_still_work()
         .await["id"]
         .as_i64()
         .unwrap();
-    let dir = h.stop();
+    let dir = h.stop().await;
     let models = burncloud_service_models::ModelHubConfig::from_env(dir.path());
     // What a database written before encryption at rest looks like.
     {

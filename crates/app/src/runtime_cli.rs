@@ -22,7 +22,7 @@ pub fn run(dir: &Path, action: RuntimeAction) -> anyhow::Result<()> {
         let state =
             AppState::open(dir, GatewayLimits::default()).with_context(|| format!("opening {}", dir.display()))?;
         let outcome = act(&state, action).await;
-        state.models.shutdown();
+        state.models.shutdown().await;
         state.inference.shutdown().await;
         outcome
     })

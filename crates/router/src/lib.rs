@@ -33,6 +33,8 @@ use arc_swap::ArcSwap;
 use axum::routing::{get, post};
 use burncloud_database::{repo, Db, DbError};
 use burncloud_service_api::LocalServing;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use breaker::{
     Admission, BreakerConfig, BreakerState, Breakers, ChannelHealth, Clock, SystemClock, Transition, Verdict,
@@ -126,6 +128,10 @@ pub struct Gateway {
     call_slots: Arc<tokio::sync::Semaphore>,
     /// Wakes local models that calls name (the inference service), once the app wires it.
     local: OnceLock<Arc<dyn LocalServing>>,
+    /// Its own background work (telling other instances about breakers, following theirs);
+    /// `drain` stops it and waits.
+    background: TaskTracker,
+    stopping: CancellationToken,
 }
 
 impl Gateway {
@@ -158,10 +164,13 @@ impl Gateway {
             config,
             in_flight: AtomicUsize::new(0),
             local: OnceLock::new(),
+            background: TaskTracker::new(),
+            stopping: CancellationToken::new(),
         });
         if gateway.shared.enabled() {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(follow_shared_breakers(Arc::downgrade(&gateway)));
+                let following = follow_shared_breakers(Arc::downgrade(&gateway), gateway.stopping.clone());
+                gateway.background.spawn_on(following, &runtime);
             }
         }
         Ok(gateway)
@@ -181,7 +190,7 @@ impl Gateway {
             ),
             Transition::Closed => None,
         };
-        tokio::spawn(async move {
+        self.background.spawn(async move {
             let _ = match until_ms {
                 Some(until_ms) => shared.publish_open(channel_id, until_ms).await,
                 None => shared.publish_closed(channel_id).await,
@@ -234,6 +243,12 @@ impl Gateway {
         if self.in_flight() > 0 {
             tracing::warn!(calls = self.in_flight(), "shutting down with calls still in progress");
         }
+        self.stopping.cancel();
+        self.background.close();
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
+        if tokio::time::timeout(left, self.background.wait()).await.is_err() {
+            tracing::warn!(tasks = self.background.len(), "breaker messages to other instances still pending");
+        }
         self.logs.flush().await;
     }
 }
@@ -242,9 +257,12 @@ impl Gateway {
 const SHARED_BREAKER_POLL: Duration = Duration::from_millis(500);
 
 /// Keeps this instance's view of breakers opened elsewhere current, for as long as it runs.
-async fn follow_shared_breakers(gateway: std::sync::Weak<Gateway>) {
+async fn follow_shared_breakers(gateway: std::sync::Weak<Gateway>, stopping: CancellationToken) {
     loop {
-        tokio::time::sleep(SHARED_BREAKER_POLL).await;
+        tokio::select! {
+            () = tokio::time::sleep(SHARED_BREAKER_POLL) => {}
+            () = stopping.cancelled() => return,
+        }
         let Some(gateway) = gateway.upgrade() else { return };
         if let Ok(opened) = gateway.shared.opened_breakers().await {
             let (now, now_ms) = (gateway.breakers.now(), burncloud_database::now_ms());

@@ -17,6 +17,7 @@ use burncloud_service_gateway::GatewayStore;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 /// Events buffered between the call and the page.
@@ -30,12 +31,22 @@ pub struct Playground {
     store: Arc<GatewayStore>,
     /// The built-in token's key, once read or made.
     key: Arc<Mutex<Option<String>>>,
+    /// The chats streaming now; `stop` waits for them at shutdown.
+    chats: TaskTracker,
 }
 
 impl Playground {
     pub fn new(gateway: Arc<Gateway>, store: Arc<GatewayStore>) -> Playground {
         let router = burncloud_router::create_router_app(gateway.clone());
-        Playground { router, gateway, store, key: Arc::new(Mutex::new(None)) }
+        Playground { router, gateway, store, key: Arc::new(Mutex::new(None)), chats: TaskTracker::new() }
+    }
+
+    /// Gives the chats streaming now up to `limit` to finish (the app is shutting down).
+    pub async fn stop(&self, limit: std::time::Duration) {
+        self.chats.close();
+        if tokio::time::timeout(limit, self.chats.wait()).await.is_err() {
+            tracing::warn!(chats = self.chats.len(), "playground chats still streaming at shutdown");
+        }
     }
 
     /// The built-in token's key: the stored one while its token exists, else a new token.
@@ -199,7 +210,7 @@ impl PlaygroundService for Playground {
 
     fn chat(&self, request: PlaygroundRequest) -> mpsc::Receiver<PlaygroundEvent> {
         let (events, receiver) = mpsc::channel(EVENTS);
-        tokio::spawn(self.clone().stream(request, events));
+        self.chats.spawn(self.clone().stream(request, events));
         receiver
     }
 }

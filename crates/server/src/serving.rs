@@ -4,6 +4,9 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
 use crate::app::{create_app, MAX_REQUEST_HEADERS, MAX_REQUEST_HEAD_BYTES};
 use crate::state::AppState;
 
@@ -21,20 +24,24 @@ pub async fn serve(
     let models = state.models.clone();
     let inference = state.inference.clone();
     let log_retention = state.log_retention.clone();
+    let playground = state.playground.clone();
     let header_timeout = state.gateway.client_header_timeout();
     let app = extra.merge(create_app(state));
-    let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(accept_connections(listener, app, header_timeout, stopped));
-    shutdown.await;
-    tracing::info!("shutting down: no new connections; finishing calls in progress");
-    let _ = stop_accepting.send(());
+    let connections = TaskTracker::new();
+    let stopping = CancellationToken::new();
+    let signalled = async {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; finishing calls in progress");
+        stopping.cancel();
+    };
+    tokio::join!(accept_connections(listener, app, header_timeout, &connections, &stopping), signalled);
     let started = tokio::time::Instant::now();
-    match tokio::time::timeout(grace, server).await {
-        Ok(Ok(())) => {}
-        Ok(Err(join_error)) => tracing::error!(%join_error, "the server task failed"),
-        Err(_) => tracing::warn!("connections still open after {grace:?}; closing them"),
+    connections.close();
+    if tokio::time::timeout(grace, connections.wait()).await.is_err() {
+        tracing::warn!("connections still open after {grace:?}; closing them");
     }
-    models.shutdown();
+    playground.stop(grace.saturating_sub(started.elapsed())).await;
+    models.shutdown().await;
     log_retention.stop().await;
     inference.shutdown().await;
     gateway.drain(grace.saturating_sub(started.elapsed()).max(Duration::from_secs(1))).await;
@@ -45,7 +52,8 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves HTTP/1.1 connections until `stopped`, then lets each finish its request in progress.
+/// Serves HTTP/1.1 connections, each a task in `connections`, until `stopping`; then tells each to
+/// finish its request in progress and close.
 /// Unlike `axum::serve`, every connection has a header-read deadline (slowloris: a client that
 /// trickles its headers, or idles between requests, is cut off instead of pinning the server).
 /// Connections may be upgraded to WebSockets (the browser UI); an upgraded one is no longer
@@ -54,10 +62,9 @@ async fn accept_connections(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     header_timeout: Duration,
-    mut stopped: tokio::sync::oneshot::Receiver<()>,
+    connections: &TaskTracker,
+    stopping: &CancellationToken,
 ) {
-    // Each connection holds a receiver; `closed()` resolves once every one of them is gone.
-    let (shutting_down, shutdown_watch) = tokio::sync::watch::channel(false);
     loop {
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -69,7 +76,7 @@ async fn accept_connections(
                     continue;
                 }
             },
-            _ = &mut stopped => break,
+            () = stopping.cancelled() => break,
         };
         // Stream chunks are small writes: without TCP_NODELAY, Nagle's algorithm holds each one
         // until the caller's delayed ACK, about 40 ms later.
@@ -95,12 +102,12 @@ async fn accept_connections(
             .max_headers(MAX_REQUEST_HEADERS)
             .max_buf_size(MAX_REQUEST_HEAD_BYTES);
         let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service).with_upgrades();
-        let mut shutdown = shutdown_watch.clone();
-        tokio::spawn(async move {
+        let stopping = stopping.clone();
+        connections.spawn(async move {
             let mut connection = std::pin::pin!(connection);
             let outcome = tokio::select! {
                 outcome = connection.as_mut() => outcome,
-                _ = shutdown.changed() => {
+                () = stopping.cancelled() => {
                     connection.as_mut().graceful_shutdown();
                     connection.await
                 }
@@ -108,13 +115,8 @@ async fn accept_connections(
             if let Err(error) = outcome {
                 tracing::trace!(%error, "connection ended with an error");
             }
-            drop(shutdown);
         });
     }
-    drop(listener);
-    drop(shutdown_watch);
-    let _ = shutting_down.send(true);
-    shutting_down.closed().await;
 }
 
 /// Resolves on SIGINT or SIGTERM (on Windows: Ctrl-C, Ctrl-Break, the console closed, logoff or shutdown). Call it inside the runtime, before the

@@ -2,12 +2,13 @@
 //! batches, and the background task that prunes once an hour — owned by the app and stopped at
 //! shutdown, never left running unwatched.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use burncloud_database::Db;
 use burncloud_service_api::{SettingsService, LOG_RETENTION_SETTING};
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Read where the setting is unset.
 pub const LOG_RETENTION_ENV: &str = "BURNCLOUD_LOG_RETENTION_DAYS";
@@ -54,21 +55,22 @@ pub async fn prune_expired_logs(db: &Arc<Db>, days: u32, now_ms: i64) -> usize {
 
 /// The hourly pruning task; `stop` ends it and waits for it.
 pub struct LogRetention {
-    stop: Arc<tokio::sync::Notify>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    stopping: CancellationToken,
+    task: TaskTracker,
 }
 
 impl LogRetention {
     /// Starts pruning `db` by the retention `settings` name: first a minute after start-up, once
     /// the app has settled, then every hour.
     pub fn start(db: Arc<Db>, settings: Arc<dyn SettingsService>) -> LogRetention {
-        let stop = Arc::new(tokio::sync::Notify::new());
-        let stopped = stop.clone();
-        let task = tokio::spawn(async move {
+        let stopping = CancellationToken::new();
+        let stopped = stopping.clone();
+        let task = TaskTracker::new();
+        task.spawn(async move {
             let mut wait = Duration::from_secs(60);
             loop {
                 tokio::select! {
-                    () = stopped.notified() => return,
+                    () = stopped.cancelled() => return,
                     () = tokio::time::sleep(wait) => {}
                 }
                 if let Some(days) = log_retention_days(settings.as_ref()) {
@@ -80,17 +82,13 @@ impl LogRetention {
                 wait = Duration::from_secs(3600);
             }
         });
-        LogRetention { stop, task: Mutex::new(Some(task)) }
+        task.close();
+        LogRetention { stopping, task }
     }
 
     /// Ends the task (a pass in progress finishes its batch first) and waits for it.
     pub async fn stop(&self) {
-        self.stop.notify_one();
-        let task = self.task.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
-        if let Some(task) = task {
-            if let Err(error) = task.await {
-                tracing::warn!(%error, "the log retention task failed");
-            }
-        }
+        self.stopping.cancel();
+        self.task.wait().await;
     }
 }

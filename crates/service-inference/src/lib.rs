@@ -30,6 +30,7 @@ use burncloud_service_api::{
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
 pub use binary::{candidates, locate, Choices, HOW_TO_GET_ONE, LLAMA_SERVER_ENV, LLAMA_SERVER_SETTING};
 pub use process::stop_leftovers;
@@ -172,6 +173,9 @@ pub struct Inference {
     waking: tokio::sync::Mutex<()>,
     /// The task that unloads idle deployments.
     idle_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Every task the service starts (supervisions, their log readers, unloads); `shutdown`
+    /// waits for them.
+    tasks: TaskTracker,
     this: Weak<Inference>,
 }
 
@@ -240,12 +244,13 @@ impl Inference {
             changes: Arc::new(watch::channel(0).0),
             waking: tokio::sync::Mutex::new(()),
             idle_task: Mutex::new(None),
+            tasks: TaskTracker::new(),
             this: this.clone(),
         });
         for row in &rows {
             service.track(row);
         }
-        let idle = tokio::spawn(Inference::unload_idle(Arc::downgrade(&service)));
+        let idle = service.tasks.spawn_on(Inference::unload_idle(Arc::downgrade(&service)), &service.runtime);
         *service.idle_task.lock().unwrap_or_else(|p| p.into_inner()) = Some(idle);
         Ok(service)
     }
@@ -258,6 +263,11 @@ impl Inference {
         let ids: Vec<i64> = self.live.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect();
         for id in ids {
             self.stop_and_wait(id).await;
+        }
+        // What is left ends with the processes: their log readers, and unloads in progress.
+        self.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await.is_err() {
+            tracing::warn!(tasks = self.tasks.len(), "inference tasks still running at shutdown");
         }
     }
 
@@ -399,10 +409,11 @@ impl Inference {
         self.live.lock().unwrap_or_else(|p| p.into_inner()).insert(row.id, supervised.clone());
         self.announce();
         let Some(service) = self.this.upgrade() else { return Ok(()) };
-        let task = self.runtime.spawn({
+        let supervision = {
             let supervised = supervised.clone();
             async move { service.supervise(row, model, supervised, stopped).await }
-        });
+        };
+        let task = self.tasks.spawn_on(supervision, &self.runtime);
         *supervised.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
         Ok(())
     }
@@ -698,7 +709,7 @@ impl Inference {
         for stream in [stdout, stderr].into_iter().flatten() {
             let supervised = supervised.clone();
             let file = file.clone();
-            self.runtime.spawn(async move {
+            let reading = async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     if let Some(file) = &file {
@@ -710,7 +721,8 @@ impl Inference {
                     }
                     logs.push_back(line);
                 }
-            });
+            };
+            self.tasks.spawn_on(reading, &self.runtime);
         }
     }
 
@@ -953,6 +965,7 @@ impl InferenceService for Inference {
         let Some(service) = self.this.upgrade() else {
             return Box::pin(async { Err(ServiceError::Storage("shutting down".into())) });
         };
+        let task = self.tasks.clone();
         let runtime = self.runtime.clone();
         let work = async move {
             let row = service.row(id)?;
@@ -960,7 +973,7 @@ impl InferenceService for Inference {
             service.launch(row.clone())?;
             Ok(service.to_instance(row))
         };
-        Box::pin(async move { runtime.spawn(work).await.map_err(|e| ServiceError::Storage(e.to_string()))? })
+        Box::pin(async move { task.spawn_on(work, &runtime).await.map_err(|e| ServiceError::Storage(e.to_string()))? })
     }
 
     fn delete_instance(&self, id: i64) -> ServiceFuture<()> {
@@ -1013,7 +1026,7 @@ impl InferenceService for Inference {
         let Some(service) = self.this.upgrade() else {
             return Box::pin(async { Err(ServiceError::Storage("shutting down".into())) });
         };
-        let task = self.runtime.spawn(async move { service.queue_runtime(request).await });
+        let task = self.tasks.spawn_on(async move { service.queue_runtime(request).await }, &self.runtime);
         Box::pin(async move { task.await.map_err(|e| ServiceError::Storage(format!("the install task failed: {e}")))? })
     }
 

@@ -331,7 +331,7 @@ impl Inference {
                 let expired = service.activity(id).is_some_and(|a| a.is_idle_past_ttl(now));
                 if expired && service.begin_unload(id, "idle past its TTL") {
                     let stopper = service.clone();
-                    tokio::spawn(async move { stopper.stop_and_wait(id).await });
+                    service.tasks.spawn_on(async move { stopper.stop_and_wait(id).await }, &service.runtime);
                 }
             }
         }

@@ -24,6 +24,8 @@ use burncloud_service_api::{
 };
 use sha2::Digest;
 use tokio::sync::{watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use gguf::{parse_shape, read_header, read_shape, GgufHeader, MetadataError, ModelShape};
 pub use hub::{check_file_path, check_repo_name, Hub};
@@ -41,6 +43,8 @@ pub const MODELSCOPE_TOKEN_ENV: &str = "BURNCLOUD_MODELSCOPE_TOKEN";
 /// Headroom kept free on the disk beyond the download itself.
 const DISK_MARGIN: u64 = 64 << 20;
 const PROGRESS_TICK: Duration = Duration::from_millis(250);
+/// How long shutdown waits for download jobs to record where they stopped.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug)]
 pub struct ModelHubConfig {
@@ -130,6 +134,10 @@ pub struct ModelHub {
     finishers: RwLock<HashMap<HubSource, Arc<dyn DownloadFinisher>>>,
     memory: RwLock<Option<Arc<dyn MemoryProbe>>>,
     shapes: fit::ShapeCache,
+    /// Every task the hub starts (download jobs, the progress ticker, clean-ups); `shutdown`
+    /// waits for them.
+    tasks: TaskTracker,
+    stopping: CancellationToken,
     this: Weak<ModelHub>,
 }
 
@@ -161,6 +169,8 @@ impl ModelHub {
             finishers: RwLock::new(HashMap::new()),
             memory: RwLock::new(None),
             shapes: fit::ShapeCache::default(),
+            tasks: TaskTracker::new(),
+            stopping: CancellationToken::new(),
             this: this.clone(),
         });
         let unfinished: Vec<DownloadRow> =
@@ -173,23 +183,34 @@ impl ModelHub {
             hub.spawn_job(row.id, row.bytes_done);
         }
         let ticker = Arc::downgrade(&hub);
-        hub.runtime.spawn(async move {
-            let mut interval = tokio::time::interval(PROGRESS_TICK);
-            loop {
-                interval.tick().await;
-                let Some(hub) = ticker.upgrade() else { break };
-                hub.tick();
-            }
-        });
+        let stopping = hub.stopping.clone();
+        hub.tasks.spawn_on(
+            async move {
+                let mut interval = tokio::time::interval(PROGRESS_TICK);
+                loop {
+                    tokio::select! {
+                        _ = interval.tick() => {}
+                        () = stopping.cancelled() => break,
+                    }
+                    let Some(hub) = ticker.upgrade() else { break };
+                    hub.tick();
+                }
+            },
+            &hub.runtime,
+        );
         hub.publish();
         Ok(hub)
     }
 
     /// Stops every transfer where it is, leaving states as they are: the next start continues them.
-    pub fn shutdown(&self) {
-        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        for job in jobs.values() {
+    pub async fn shutdown(&self) {
+        for job in self.jobs.lock().unwrap_or_else(|p| p.into_inner()).values() {
             let _ = job.stop.send(true);
+        }
+        self.stopping.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_WAIT, self.tasks.wait()).await.is_err() {
+            tracing::warn!(tasks = self.tasks.len(), "model hub tasks still running at shutdown");
         }
     }
 
@@ -381,15 +402,18 @@ impl ModelHub {
             let _ = previous.stop.send(true);
         }
         let Some(hub) = self.this.upgrade() else { return };
-        self.runtime.spawn(async move {
-            hub.run_job(id, job.clone(), stopped).await;
-            let mut jobs = hub.jobs.lock().unwrap_or_else(|p| p.into_inner());
-            if jobs.get(&id).is_some_and(|current| Arc::ptr_eq(current, &job)) {
-                jobs.remove(&id);
-            }
-            drop(jobs);
-            hub.publish();
-        });
+        self.tasks.spawn_on(
+            async move {
+                hub.run_job(id, job.clone(), stopped).await;
+                let mut jobs = hub.jobs.lock().unwrap_or_else(|p| p.into_inner());
+                if jobs.get(&id).is_some_and(|current| Arc::ptr_eq(current, &job)) {
+                    jobs.remove(&id);
+                }
+                drop(jobs);
+                hub.publish();
+            },
+            &self.runtime,
+        );
     }
 
     async fn run_job(&self, id: i64, job: Arc<Job>, mut stopped: watch::Receiver<bool>) {
@@ -838,7 +862,7 @@ impl ModelHub {
         &self,
         work: impl std::future::Future<Output = ServiceResult<T>> + Send + 'static,
     ) -> ServiceFuture<T> {
-        let task = self.runtime.spawn(work);
+        let task = self.tasks.spawn_on(work, &self.runtime);
         Box::pin(
             async move { task.await.map_err(|e| ServiceError::Storage(format!("the model hub task failed: {e}")))? },
         )
@@ -933,16 +957,19 @@ impl ModelHubService for ModelHub {
             if running {
                 // The job may still hold the file open; it is removed once the job has let go.
                 let hub = self.this.upgrade();
-                self.runtime.spawn(async move {
-                    let Some(hub) = hub else { return };
-                    for _ in 0..100 {
-                        if !hub.jobs.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&id) {
-                            break;
+                self.tasks.spawn_on(
+                    async move {
+                        let Some(hub) = hub else { return };
+                        for _ in 0..100 {
+                            if !hub.jobs.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&id) {
+                                break;
+                            }
+                            tokio::time::sleep(Duration::from_millis(20)).await;
                         }
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                    hub.remove_partials(&row);
-                });
+                        hub.remove_partials(&row);
+                    },
+                    &self.runtime,
+                );
             } else {
                 self.remove_partials(&row);
             }

@@ -112,11 +112,11 @@ impl Harness {
     }
 
     /// Stops serving and hands back the data dir, as a process exit would leave it.
-    pub fn stop(mut self) -> tempfile::TempDir {
+    pub async fn stop(mut self) -> tempfile::TempDir {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        self.state.models.shutdown();
+        self.state.models.shutdown().await;
         self.dir.take().expect("the data dir")
     }
 }

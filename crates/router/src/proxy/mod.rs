@@ -475,6 +475,10 @@ impl Future for FinishOnDrop {
 }
 
 impl Drop for FinishOnDrop {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the rest of a call whose caller left: it holds the call's in-flight count, which `Gateway::drain` waits on"
+    )]
     fn drop(&mut self) {
         if let (Some(work), Ok(runtime)) = (self.work.take(), tokio::runtime::Handle::try_current()) {
             runtime.spawn(work);
