@@ -145,8 +145,7 @@ async fn a_crash_while_ready_restarts_the_server() {
     let first = wait_for(&h, id, &["ready", "failed"]).await;
     assert_eq!(first["state"], "ready", "{first}");
     let first_pid = first["pid"].as_u64().unwrap();
-    // SAFETY: a plain kill of the llama-server this test started.
-    unsafe { libc_kill(first_pid as i32, 9) };
+    kill_hard(first_pid);
 
     let mut again = Value::Null;
     for _ in 0..200 {
@@ -164,9 +163,10 @@ async fn a_crash_while_ready_restarts_the_server() {
     h.post(&format!("/console/api/instances/{id}/stop"), json!({})).await;
 }
 
-extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, signal: i32) -> i32;
+/// SIGKILL to a llama-server this test started, as a crash or the OOM killer would end it.
+fn kill_hard(pid: u64) {
+    let killed = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+    assert!(killed.success(), "kill -KILL {pid}: {killed}");
 }
 
 #[tokio::test]
@@ -567,8 +567,7 @@ async fn a_crash_mid_call_fails_that_call_clearly_and_the_next_call_restarts_the
         assert_eq!(serving["in_flight"], 1, "{serving}");
         tokio::time::sleep(Duration::from_millis(100)).await;
         let pid = serving["pid"].as_u64().unwrap();
-        // SAFETY: a plain kill of the llama-server this test started.
-        unsafe { libc_kill(pid as i32, 9) };
+        kill_hard(pid);
         let (status, text) = call.await.unwrap();
         if stream {
             assert_eq!(status, StatusCode::OK, "the stream had started: {text}");

@@ -132,6 +132,7 @@ fn data_dir(arg: &DataDirArg) -> anyhow::Result<PathBuf> {
 /// A GUI-subsystem program has no console; when started from a terminal with arguments
 /// (`serve`, `admin-key`, `--version`), it writes to that terminal.
 #[cfg(windows)]
+#[expect(unsafe_code, reason = "Win32 console calls have no safe wrapper")]
 fn attach_console() {
     use windows_sys::Win32::System::Console::{AttachConsole, SetConsoleCtrlHandler, ATTACH_PARENT_PROCESS};
     if std::env::args_os().len() > 1 {

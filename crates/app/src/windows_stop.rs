@@ -6,6 +6,7 @@
 //! after which Windows ends the process as soon as the handler returns. So `serve` keeps one
 //! invisible window, turns these messages into the same clean stop as Ctrl-C, and holds
 //! `WM_ENDSESSION` until the gateway has stored its logs.
+#![expect(unsafe_code, reason = "a Win32 window and its procedure are raw OS calls")]
 
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;

@@ -4,6 +4,7 @@
 //! and a token are created through their forms, the playground answers from a cloud model (a local
 //! server speaking OpenAI's format) and from a local model it loads on the real llama-server, the
 //! theme and the language switch and are kept.
+#![allow(clippy::unwrap_used, reason = "in a test a failed unwrap is the failure report")]
 
 use std::path::PathBuf;
 use std::sync::OnceLock;

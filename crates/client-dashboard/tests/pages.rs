@@ -1,4 +1,5 @@
 //! The dashboard and log pages rendered against the real services over a temp SQLite file.
+#![allow(clippy::unwrap_used, reason = "in a test a failed unwrap is the failure report")]
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! The Models page rendered against the real services: a real download from a local hub shows up
 //! with its progress and as a local model; empty states explain what to do.
+#![allow(clippy::unwrap_used, reason = "in a test a failed unwrap is the failure report")]
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! The Playground page rendered against the real services: with no model it says how to get one;
 //! with a cloud channel and a local deployment (not loaded) it offers both, in both languages.
+#![allow(clippy::unwrap_used, reason = "in a test a failed unwrap is the failure report")]
 
 use burncloud_client::testing::PageUnderTest;
 use burncloud_client::{AppInfo, Lang, Services};

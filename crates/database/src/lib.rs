@@ -122,6 +122,7 @@ impl Db {
         }
         // glibc keeps freed memory in each thread's arena; this returns what it can.
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        #[expect(unsafe_code, reason = "glibc's malloc_trim has no safe wrapper")]
         // SAFETY: malloc_trim only walks the allocator's own free lists; it takes no pointers.
         unsafe {
             libc::malloc_trim(0);

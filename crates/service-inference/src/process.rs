@@ -1,6 +1,7 @@
 //! How llama-server processes are started and ended on each platform, so none outlives the app:
 //! on Unix the child leads its own process group and (on Linux) dies with its parent; on Windows
 //! it runs in a Job Object that kills it when the app's handle closes.
+#![expect(unsafe_code, reason = "process groups, signals and Job Objects are raw OS calls")]
 
 use std::path::{Path, PathBuf};
 

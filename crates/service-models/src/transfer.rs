@@ -286,6 +286,7 @@ const BATCH_AGE: Duration = Duration::from_millis(100);
 
 /// Starts writing a range to disk without waiting, so the final sync has little left to do.
 #[cfg(target_os = "linux")]
+#[expect(unsafe_code, reason = "sync_file_range has no safe wrapper in std")]
 fn start_writeback(file: &std::fs::File, offset: u64, length: u64) {
     use std::os::fd::AsRawFd;
     // SAFETY: an advisory syscall on an open descriptor we own; failure only loses the head start.

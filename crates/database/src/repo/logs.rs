@@ -512,6 +512,7 @@ mod tests {
         }
     }
 
+    #[expect(unsafe_code, reason = "rusqlite does not expose sqlite3_db_status")]
     fn cached_bytes(connection: &Connection) -> i32 {
         let (mut current, mut highest) = (0, 0);
         // SAFETY: the handle is this open connection's; the out-pointers live for the call.

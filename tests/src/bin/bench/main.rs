@@ -314,6 +314,7 @@ fn tcp_round_trips(count: usize, one_core: bool) -> anyhow::Result<Vec<Duration>
 
 /// Pins the calling thread to the core it is running on and returns that core.
 #[cfg(target_os = "linux")]
+#[expect(unsafe_code, reason = "sched_getcpu has no safe wrapper")]
 fn pin_to_current_core() -> anyhow::Result<usize> {
     // SAFETY: sched_getcpu takes no arguments and only reads the calling thread's state.
     let core = unsafe { libc::sched_getcpu() };
@@ -325,6 +326,7 @@ fn pin_to_current_core() -> anyhow::Result<usize> {
 }
 
 #[cfg(target_os = "linux")]
+#[expect(unsafe_code, reason = "sched_setaffinity has no safe wrapper")]
 fn pin_to_core(core: usize) -> anyhow::Result<()> {
     // SAFETY: the set is a plain bit mask owned by this frame; pid 0 is the calling thread.
     let result = unsafe {
