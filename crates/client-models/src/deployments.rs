@@ -111,11 +111,25 @@ pub fn Deployments() -> Element {
     let mut open_logs = use_signal(|| None::<i64>);
     let confirm_delete = use_signal(|| None::<i64>);
 
+    // The list follows the service's change counter; only an open log view is polled.
+    let watch_services = services.clone();
+    let mut changed = use_signal(|| 0u64);
+    use_future(move || {
+        let services = watch_services.clone();
+        async move {
+            let mut changes = services.inference.watch_instances();
+            while changes.changed().await.is_ok() {
+                changed += 1;
+                // A busy model changes with every call: at most four reloads a second.
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        }
+    });
     let list_services = services.clone();
     let instances = use_resource(move || {
         let services = list_services.clone();
         refresh.track();
-        tick.read();
+        changed.read();
         async move { services.inference.list_instances() }
     });
     let model_services = services.clone();

@@ -150,6 +150,9 @@ pub trait InferenceService: Send + Sync {
     /// The llama-server that deployments use, or an error saying how to get one.
     fn llama_server(&self) -> ServiceResult<LlamaServerInfo>;
     fn list_instances(&self) -> ServiceResult<Vec<Instance>>;
+    /// A counter that moves whenever an instance is added, changes state, is used or goes away:
+    /// what `list_instances` answers may have changed. Pages follow it instead of polling.
+    fn watch_instances(&self) -> tokio::sync::watch::Receiver<u64>;
     fn get_instance(&self, id: i64) -> ServiceResult<Instance>;
     /// Creates the deployment and (unless `start` is false) starts it; answers at once.
     fn create_instance(&self, input: InstanceInput) -> ServiceResult<Instance>;

@@ -921,6 +921,10 @@ impl InferenceService for Inference {
         Ok(self.db.read(instances::list)?.into_iter().map(|row| self.to_instance(row)).collect())
     }
 
+    fn watch_instances(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
     fn get_instance(&self, id: i64) -> ServiceResult<Instance> {
         Ok(self.to_instance(self.row(id)?))
     }
@@ -931,6 +935,8 @@ impl InferenceService for Inference {
         self.track(&row);
         if input.start != Some(false) {
             self.launch(row.clone())?;
+        } else {
+            self.announce();
         }
         Ok(self.to_instance(row))
     }
@@ -987,6 +993,7 @@ impl InferenceService for Inference {
             service.names.remove_id(id);
             service.activity.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
             service.db.write(|c| instances::delete(c, id))?;
+            service.announce();
             let _ = std::fs::remove_file(service.config.log_file(id));
             Ok(())
         };
