@@ -2,7 +2,7 @@
 //! alias, idle unload, pin), watch its state, memory, use and log live, stop, start or restart it,
 //! and copy what a client needs to call it. A deployment loads on the first call that names it.
 
-use burncloud_client::forms::{confirmed, copy_to_clipboard, Feedback, FeedbackLine};
+use burncloud_client::forms::{confirmed, copy_to_clipboard, save_and_close, Feedback, FeedbackLine};
 use burncloud_client::{timestamp, use_i18n, use_refresh, use_services, Empty, ErrorNotice};
 use burncloud_service_api::{
     Instance, InstanceInput, InstanceKind, InstancePatch, InstanceState, LocalModel, DEFAULT_LOAD_TIMEOUT_S,
@@ -149,16 +149,10 @@ pub fn Deployments() -> Element {
     let deploy_services = services.clone();
     let deploy = move |_| {
         let Some(form) = draft() else { return };
-        match to_input(&form)
-            .and_then(|input| deploy_services.inference.create_instance(input).map_err(|e| e.to_string()))
-        {
-            Ok(instance) => {
-                draft.set(None);
-                feedback.set(Feedback::Done(format!("{} {}", i18n.t("deploy.started"), instance.alias)));
-                refresh.bump();
-            }
-            Err(message) => feedback.set(Feedback::Failed(message)),
-        }
+        let created = to_input(&form)
+            .and_then(|input| deploy_services.inference.create_instance(input).map_err(|e| e.to_string()));
+        let started = created.as_ref().ok().map(|instance| format!("{} {}", i18n.t("deploy.started"), instance.alias));
+        save_and_close(draft, feedback, refresh, created.map(|_| ()), started.as_deref());
     };
     let action_services = services.clone();
     let act = move |(id, action): (i64, &'static str)| {

@@ -8,7 +8,9 @@ use burncloud_service_api::{
 };
 use dioxus::prelude::*;
 
-use burncloud_client::forms::{confirmed, mapping_text, parse_list, parse_mapping, settle, Feedback, FeedbackLine};
+use burncloud_client::forms::{
+    confirmed, mapping_text, parse_list, parse_mapping, save_and_close, settle, Feedback, FeedbackLine,
+};
 
 /// What the form holds while someone types.
 #[derive(Clone, Debug, PartialEq)]
@@ -163,14 +165,7 @@ pub fn Channels() -> Element {
                     .map_err(|e| e.to_string()),
             }
         })();
-        match result {
-            Ok(()) => {
-                feedback.set(Feedback::Done(i18n.t("common.saved").to_string()));
-                draft.set(None);
-                refresh.bump();
-            }
-            Err(message) => feedback.set(Feedback::Failed(message)),
-        }
+        save_and_close(draft, feedback, refresh, result, Some(i18n.t("common.saved")));
     };
 
     let row_services = services.clone();

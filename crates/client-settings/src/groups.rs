@@ -6,7 +6,7 @@ use burncloud_client::{use_i18n, use_refresh, use_services, ErrorNotice};
 use burncloud_service_api::{Group, GroupInput, GroupMember, GroupPatch, Strategy, DEFAULT_GROUP};
 use dioxus::prelude::*;
 
-use burncloud_client::forms::{settle, Feedback, FeedbackLine};
+use burncloud_client::forms::{save_and_close, settle, Feedback, FeedbackLine};
 
 const STRATEGIES: [Strategy; 3] = [Strategy::Priority, Strategy::Weighted, Strategy::RoundRobin];
 
@@ -93,14 +93,7 @@ pub fn Groups() -> Element {
             }
             .map_err(|e| e.to_string())
         });
-        match result {
-            Ok(()) => {
-                feedback.set(Feedback::Done(i18n.t("common.saved").to_string()));
-                draft.set(None);
-                refresh.bump();
-            }
-            Err(message) => feedback.set(Feedback::Failed(message)),
-        }
+        save_and_close(draft, feedback, refresh, result, Some(i18n.t("common.saved")));
     };
     let delete_services = services.clone();
     let (groups, channels) = match &*data.read() {

@@ -5,7 +5,7 @@ use burncloud_service_api::{Currency, Money, TokenInput, TokenPatch};
 use dioxus::prelude::*;
 
 use burncloud_client::forms::{
-    confirmed, copy_to_clipboard, parse_list, parse_optional_int, settle, Feedback, FeedbackLine,
+    confirmed, copy_to_clipboard, parse_list, parse_optional_int, save_and_close, settle, Feedback, FeedbackLine,
 };
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -60,16 +60,11 @@ pub fn Tokens() -> Element {
         let Some(form) = draft() else { return };
         let created =
             to_input(&form).and_then(|input| create_services.tokens.create_token(input).map_err(|e| e.to_string()));
-        match created {
-            Ok(created) => {
-                new_key.set(Some(created.key));
-                copied.set(false);
-                draft.set(None);
-                feedback.set(Feedback::Idle);
-                refresh.bump();
-            }
-            Err(message) => feedback.set(Feedback::Failed(message)),
+        if let Ok(created) = &created {
+            new_key.set(Some(created.key.clone()));
+            copied.set(false);
         }
+        save_and_close(draft, feedback, refresh, created.map(|_| ()), None);
     };
     let toggle_services = services.clone();
     let toggle = move |(id, enabled): (i64, bool)| {

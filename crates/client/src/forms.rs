@@ -70,6 +70,25 @@ pub fn settle<E: std::fmt::Display>(
     }
 }
 
+/// Ends a form's save: when it worked, closes the form (`draft` back to none), shows `done` (none
+/// clears the line) and reloads every view of what changed; when it failed, keeps the form open
+/// with the reason.
+pub fn save_and_close<D: 'static, E: std::fmt::Display>(
+    mut draft: Signal<Option<D>>,
+    mut feedback: Signal<Feedback>,
+    refresh: Refresh,
+    outcome: Result<(), E>,
+    done: Option<&str>,
+) {
+    if outcome.is_ok() {
+        draft.set(None);
+        if done.is_none() {
+            feedback.set(Feedback::Idle);
+        }
+    }
+    settle(feedback, refresh, outcome, done);
+}
+
 /// The first click on a row's delete button arms it; a second click on the same row confirms.
 pub fn confirmed(mut armed: Signal<Option<i64>>, id: i64) -> bool {
     if armed() == Some(id) {
