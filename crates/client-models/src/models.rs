@@ -60,9 +60,8 @@ enum DownloadAction {
 pub fn Models() -> Element {
     let services = use_services();
     let i18n = use_i18n();
-    let refresh = use_refresh();
     let settings = services.settings.clone();
-    let mut source = use_signal(move || {
+    let source = use_signal(move || {
         settings
             .get_setting(SOURCE_SETTING)
             .ok()
@@ -70,42 +69,33 @@ pub fn Models() -> Element {
             .and_then(|s| HubSource::parse(&s))
             .unwrap_or(HubSource::Huggingface)
     });
+    let files = use_signal(|| None::<Result<HubFileList, String>>);
+    let feedback = use_signal(|| Feedback::Idle);
+
+    rsx! {
+        div { class: "page-head",
+            div {
+                h1 { class: "page-title", {i18n.t("models.title")} }
+                div { class: "page-sub", {i18n.t("models.subtitle")} }
+            }
+        }
+        FeedbackLine { feedback: feedback() }
+        HubSearch { source, files }
+        HubFiles { files, feedback }
+        Downloads { feedback }
+        LocalModels { feedback }
+    }
+}
+
+/// The hub picker, the search box and its results; a result's "Files" fills `files`.
+#[component]
+fn HubSearch(source: Signal<HubSource>, files: Signal<Option<Result<HubFileList, String>>>) -> Element {
+    let services = use_services();
+    let i18n = use_i18n();
     let mut query = use_signal(String::new);
     let mut sort = use_signal(|| "downloads".to_string());
     let mut results = use_signal(|| None::<Result<HubSearchPage, String>>);
     let mut searching = use_signal(|| false);
-    let mut files = use_signal(|| None::<Result<HubFileList, String>>);
-    let mut feedback = use_signal(|| Feedback::Idle);
-    let mut import_path = use_signal(String::new);
-    let confirm_delete = use_signal(|| None::<i64>);
-
-    // Downloads come live from the service's progress stream, not from polling.
-    let watch_services = services.clone();
-    let mut downloads = use_signal(Vec::<Download>::new);
-    use_future(move || {
-        let services = watch_services.clone();
-        async move {
-            let mut updates = services.hub.watch_downloads();
-            loop {
-                let latest = updates.borrow_and_update().clone();
-                let finished = latest.iter().filter(|d| d.state == DownloadState::Done).count();
-                let before = downloads.peek().iter().filter(|d| d.state == DownloadState::Done).count();
-                downloads.set(latest);
-                if finished != before {
-                    refresh.bump();
-                }
-                if updates.changed().await.is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    let local_services = services.clone();
-    let local = use_resource(move || {
-        let services = local_services.clone();
-        refresh.track();
-        async move { services.local_models.list_local_models() }
-    });
 
     let search_services = services.clone();
     let run_search = move |page: Option<String>| {
@@ -138,51 +128,6 @@ pub fn Models() -> Element {
             files.set(Some(listing));
         });
     };
-    let download_services = services.clone();
-    let start_download = move |(from, repo, path): (HubSource, String, String)| {
-        let services = download_services.clone();
-        feedback.set(Feedback::Busy);
-        spawn(async move {
-            let started = services.hub.start_download(DownloadRequest { source: from, repo, path }).await;
-            match started {
-                Ok(_) => feedback.set(Feedback::Done(i18n.t("models.download_started").to_string())),
-                Err(error) => feedback.set(Feedback::Failed(error.to_string())),
-            }
-        });
-    };
-    let control_services = services.clone();
-    let control = move |(id, action): (i64, DownloadAction)| {
-        let hub = control_services.hub.clone();
-        let outcome = match action {
-            DownloadAction::Pause => hub.pause_download(id).map(|_| ()),
-            DownloadAction::Resume => hub.resume_download(id).map(|_| ()),
-            DownloadAction::Cancel => hub.cancel_download(id),
-        };
-        settle(feedback, refresh, outcome, None);
-    };
-    let import_services = services.clone();
-    let import = move |_| {
-        let services = import_services.clone();
-        let path = import_path();
-        feedback.set(Feedback::Busy);
-        spawn(async move {
-            match services.local_models.import_local_model(ImportRequest { path }).await {
-                Ok(model) => {
-                    import_path.set(String::new());
-                    feedback.set(Feedback::Done(format!("{} {}", i18n.t("models.imported"), model.path)));
-                    refresh.bump();
-                }
-                Err(error) => feedback.set(Feedback::Failed(error.to_string())),
-            }
-        });
-    };
-    let delete_services = services.clone();
-    let delete = move |id: i64| {
-        if confirmed(confirm_delete, id) {
-            let outcome = delete_services.local_models.delete_local_model(id);
-            settle(feedback, refresh, outcome, Some(i18n.t("common.deleted")));
-        }
-    };
     let settings = services.settings.clone();
     let pick_source = move |picked: HubSource| {
         source.set(picked);
@@ -192,13 +137,6 @@ pub fn Models() -> Element {
     };
 
     rsx! {
-        div { class: "page-head",
-            div {
-                h1 { class: "page-title", {i18n.t("models.title")} }
-                div { class: "page-sub", {i18n.t("models.subtitle")} }
-            }
-        }
-        FeedbackLine { feedback: feedback() }
         div { class: "card", id: "hub-search",
             div { class: "row",
                 div { class: "tabs",
@@ -266,6 +204,27 @@ pub fn Models() -> Element {
                 },
             }
         }
+    }
+}
+
+/// A repository's GGUF files with their size, quantisation and fit, each one click from a download.
+#[component]
+fn HubFiles(files: Signal<Option<Result<HubFileList, String>>>, feedback: Signal<Feedback>) -> Element {
+    let services = use_services();
+    let i18n = use_i18n();
+    let download_services = services.clone();
+    let start_download = move |(from, repo, path): (HubSource, String, String)| {
+        let services = download_services.clone();
+        feedback.set(Feedback::Busy);
+        spawn(async move {
+            let started = services.hub.start_download(DownloadRequest { source: from, repo, path }).await;
+            match started {
+                Ok(_) => feedback.set(Feedback::Done(i18n.t("models.download_started").to_string())),
+                Err(error) => feedback.set(Feedback::Failed(error.to_string())),
+            }
+        });
+    };
+    rsx! {
         match files() {
             None => rsx! {},
             Some(Err(message)) => rsx! { div { class: "card", ErrorNotice { message } } },
@@ -317,6 +276,48 @@ pub fn Models() -> Element {
                 }
             }
         }
+    }
+}
+
+/// Every download with its live progress, from the service's stream, and its pause, resume and
+/// cancel buttons.
+#[component]
+fn Downloads(feedback: Signal<Feedback>) -> Element {
+    let services = use_services();
+    let i18n = use_i18n();
+    let refresh = use_refresh();
+    // Downloads come live from the service's progress stream, not from polling.
+    let watch_services = services.clone();
+    let mut downloads = use_signal(Vec::<Download>::new);
+    use_future(move || {
+        let services = watch_services.clone();
+        async move {
+            let mut updates = services.hub.watch_downloads();
+            loop {
+                let latest = updates.borrow_and_update().clone();
+                let finished = latest.iter().filter(|d| d.state == DownloadState::Done).count();
+                let before = downloads.peek().iter().filter(|d| d.state == DownloadState::Done).count();
+                downloads.set(latest);
+                if finished != before {
+                    refresh.bump();
+                }
+                if updates.changed().await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let control_services = services.clone();
+    let control = move |(id, action): (i64, DownloadAction)| {
+        let hub = control_services.hub.clone();
+        let outcome = match action {
+            DownloadAction::Pause => hub.pause_download(id).map(|_| ()),
+            DownloadAction::Resume => hub.resume_download(id).map(|_| ()),
+            DownloadAction::Cancel => hub.cancel_download(id),
+        };
+        settle(feedback, refresh, outcome, None);
+    };
+    rsx! {
         div { class: "card", id: "downloads",
             h3 { class: "card-title", {i18n.t("models.downloads_title")} }
             if downloads().is_empty() {
@@ -350,6 +351,48 @@ pub fn Models() -> Element {
                 }
             }
         }
+    }
+}
+
+/// The models on this machine: import a file from disk, see where each would run, delete.
+#[component]
+fn LocalModels(feedback: Signal<Feedback>) -> Element {
+    let services = use_services();
+    let i18n = use_i18n();
+    let refresh = use_refresh();
+    let mut import_path = use_signal(String::new);
+    let confirm_delete = use_signal(|| None::<i64>);
+    let local_services = services.clone();
+    let local = use_resource(move || {
+        let services = local_services.clone();
+        refresh.track();
+        async move { services.local_models.list_local_models() }
+    });
+
+    let import_services = services.clone();
+    let import = move |_| {
+        let services = import_services.clone();
+        let path = import_path();
+        feedback.set(Feedback::Busy);
+        spawn(async move {
+            match services.local_models.import_local_model(ImportRequest { path }).await {
+                Ok(model) => {
+                    import_path.set(String::new());
+                    feedback.set(Feedback::Done(format!("{} {}", i18n.t("models.imported"), model.path)));
+                    refresh.bump();
+                }
+                Err(error) => feedback.set(Feedback::Failed(error.to_string())),
+            }
+        });
+    };
+    let delete_services = services.clone();
+    let delete = move |id: i64| {
+        if confirmed(confirm_delete, id) {
+            let outcome = delete_services.local_models.delete_local_model(id);
+            settle(feedback, refresh, outcome, Some(i18n.t("common.deleted")));
+        }
+    };
+    rsx! {
         div { class: "card", id: "local-models",
             div { class: "row",
                 h3 { class: "card-title spacer", {i18n.t("models.local_title")} }
