@@ -5,7 +5,7 @@ use std::time::Duration;
 
 mod support;
 
-use burncloud_server::GatewayLimits;
+use burncloud_server::RouterConfig;
 use burncloud_tests::openai_mock::{self, Mode, OpenAiMock, COMPLETION_TOKENS, EMBEDDING_TOKENS, PROMPT_TOKENS, REPLY};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
@@ -823,13 +823,13 @@ async fn a_failing_channel_trips_its_breaker_and_a_probe_closes_it_again() {
     let flaky = OpenAiMock::start(None).await;
     let steady = OpenAiMock::start(None).await;
     flaky.set_mode(Mode::Error { status: 503 });
-    let h = Harness::with_limits(GatewayLimits {
+    let h = Harness::with_limits(RouterConfig {
         breaker: burncloud_router::BreakerConfig {
             failure_threshold: 2,
             cooldown: Duration::from_millis(400),
             auth_cooldown: Duration::from_secs(600),
         },
-        ..GatewayLimits::default()
+        ..RouterConfig::default()
     })
     .await;
     let flaky_id = h.channel("flaky", &flaky.base_url(), json!({"priority": 10})).await;
@@ -864,9 +864,9 @@ async fn a_failing_channel_trips_its_breaker_and_a_probe_closes_it_again() {
 #[tokio::test]
 async fn slow_and_silent_clients_are_cut_off_while_others_are_served() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let h = Harness::with_limits(GatewayLimits {
+    let h = Harness::with_limits(RouterConfig {
         client_header_timeout: Duration::from_millis(600),
-        ..GatewayLimits::default()
+        ..RouterConfig::default()
     })
     .await;
     let address = h.base.trim_start_matches("http://").to_string();
@@ -944,10 +944,10 @@ async fn oversized_request_heads_get_431() {
 #[tokio::test]
 async fn a_trickling_stream_ends_at_the_total_timeout() {
     let mock = OpenAiMock::start(None).await;
-    let h = Harness::with_limits(GatewayLimits {
+    let h = Harness::with_limits(RouterConfig {
         idle_read_timeout: Duration::from_secs(2),
         total_timeout: Duration::from_millis(1500),
-        ..GatewayLimits::default()
+        ..RouterConfig::default()
     })
     .await;
     h.channel("slow", &mock.base_url(), json!({})).await;
@@ -971,13 +971,13 @@ async fn a_trickling_stream_ends_at_the_total_timeout() {
 async fn when_every_channel_rests_the_caller_gets_503_with_retry_after() {
     let broken = OpenAiMock::start(None).await;
     broken.set_mode(Mode::Error { status: 500 });
-    let h = Harness::with_limits(GatewayLimits {
+    let h = Harness::with_limits(RouterConfig {
         breaker: burncloud_router::BreakerConfig {
             failure_threshold: 1,
             cooldown: Duration::from_secs(30),
             auth_cooldown: Duration::from_secs(600),
         },
-        ..GatewayLimits::default()
+        ..RouterConfig::default()
     })
     .await;
     h.channel("broken", &broken.base_url(), json!({})).await;
@@ -1580,10 +1580,10 @@ async fn foreign_free_of_cors(h: &Harness) -> bool {
 async fn beyond_the_concurrency_cap_callers_get_503_with_retry_after() {
     let mock = OpenAiMock::start(None).await;
     mock.set_mode(Mode::Hang);
-    let h = Harness::with_limits(GatewayLimits {
+    let h = Harness::with_limits(RouterConfig {
         max_concurrent_calls: 1,
         first_byte_timeout: Duration::from_millis(1500),
-        ..GatewayLimits::default()
+        ..RouterConfig::default()
     })
     .await;
     h.channel("slow", &mock.base_url(), json!({})).await;

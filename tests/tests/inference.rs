@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use burncloud_server::{GatewayLimits, InferenceConfig, ModelHubConfig};
+use burncloud_server::{InferenceConfig, ModelHubConfig, RouterConfig};
 use burncloud_service_api::SettingsService;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
@@ -19,7 +19,7 @@ async fn start() -> Harness {
     let models = ModelHubConfig::from_env(dir.path());
     let mut inference = InferenceConfig::new(dir.path());
     inference.restart_backoff = Duration::from_millis(100);
-    Harness::open_with(dir, GatewayLimits::default(), models, inference).await
+    Harness::open_with(dir, RouterConfig::default(), models, inference).await
 }
 
 async fn import(h: &Harness, model: &std::path::Path) -> i64 {
@@ -479,7 +479,7 @@ async fn a_slow_load_answers_503_with_retry_after_and_a_model_that_cannot_load_i
     let models = ModelHubConfig::from_env(dir.path());
     let mut inference = InferenceConfig::new(dir.path());
     inference.llama_server_env = Some(slow);
-    let h = Harness::open_with(dir, GatewayLimits::default(), models, inference).await;
+    let h = Harness::open_with(dir, RouterConfig::default(), models, inference).await;
     h.state.store.set_setting(burncloud_service_api::LOCAL_LOAD_TIMEOUT_SETTING, "1").unwrap();
     let model_id = import(&h, &model).await;
     let id = h.post("/console/api/instances", json!({"model_id": model_id, "ctx_size": 512, "start": false})).await
@@ -624,7 +624,7 @@ async fn a_port_taken_before_llama_server_binds_it_is_started_again_on_another()
     let models = ModelHubConfig::from_env(dir.path());
     let mut inference = InferenceConfig::new(dir.path());
     inference.llama_server_env = Some(wrapper);
-    let h = Harness::open_with(dir, GatewayLimits::default(), models, inference).await;
+    let h = Harness::open_with(dir, RouterConfig::default(), models, inference).await;
     let model_id = import(&h, &model).await;
     let id =
         h.post("/console/api/instances", json!({"model_id": model_id, "ctx_size": 512})).await["id"].as_i64().unwrap();

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use burncloud_server::GatewayLimits;
+use burncloud_server::RouterConfig;
 use burncloud_service_api::{HubSource, ModelUsage, SettingsService};
 use burncloud_service_models::{ModelHubConfig, TransferPolicy};
 use burncloud_tests::hub_mock::{sha256_hex, Faults, HubMock, MockRepo};
@@ -55,7 +55,7 @@ fn config_for(dir: &std::path::Path, hub: &HubMock) -> ModelHubConfig {
 async fn start(hub: &HubMock) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let config = config_for(dir.path(), hub);
-    Harness::open(dir, GatewayLimits::default(), config).await
+    Harness::open(dir, RouterConfig::default(), config).await
 }
 
 async fn wait_for_state(h: &Harness, id: i64, wanted: &[&str]) -> Value {
@@ -233,7 +233,7 @@ async fn a_stalled_connection_is_abandoned_and_resumed() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config_for(dir.path(), &hub);
     config.policy.stall_timeout = Duration::from_millis(300);
-    let h = Harness::open(dir, GatewayLimits::default(), config).await;
+    let h = Harness::open(dir, RouterConfig::default(), config).await;
     hub.set_faults(Faults { stall_after: Some(300_000), stall_times: 1, ..Faults::default() });
 
     let id = download(&h, "huggingface", "owner/Stall-GGUF", "stall-Q4_0.gguf").await;
@@ -391,7 +391,7 @@ async fn a_restart_continues_the_download_from_its_partial_file() {
     hub.set_faults(Faults::default());
     let before = hub.cdn_requests().len();
     let config = config_for(dir.path(), &hub);
-    let h = Harness::open(dir, GatewayLimits::default(), config).await;
+    let h = Harness::open(dir, RouterConfig::default(), config).await;
     let done = wait_for_state(&h, id, &["done", "failed"]).await;
     assert_eq!(done["state"], "done", "{done}");
     let resumed = &hub.cdn_requests()[before];

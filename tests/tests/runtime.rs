@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use burncloud_server::{GatewayLimits, InferenceConfig, ModelHubConfig};
+use burncloud_server::{InferenceConfig, ModelHubConfig, RouterConfig};
 use burncloud_tests::release_mock::{self, Digest, MockAsset, MockRelease};
 use bytes::Bytes;
 use reqwest::StatusCode;
@@ -157,7 +157,7 @@ async fn start(releases_url: &str) -> Harness {
     inference.releases_url = releases_url.to_string();
     inference.llama_server_env = None;
     inference.bundled_runtimes = None;
-    Harness::open_with(dir, GatewayLimits::default(), models, inference).await
+    Harness::open_with(dir, RouterConfig::default(), models, inference).await
 }
 
 /// A harness over `dir` whose program folder ships `bundle` (as the Windows installers do).
@@ -167,7 +167,7 @@ async fn start_with_bundle(dir: tempfile::TempDir, bundle: &Path) -> Harness {
     inference.releases_url = "http://127.0.0.1:9/unused".into();
     inference.llama_server_env = None;
     inference.bundled_runtimes = Some(bundle.to_path_buf());
-    Harness::open_with(dir, GatewayLimits::default(), models, inference).await
+    Harness::open_with(dir, RouterConfig::default(), models, inference).await
 }
 
 /// Installs and waits for the download to settle; answers the download's last state.

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use burncloud_server::{load_or_create_admin_key, serve, shutdown_signal, AppState, GatewayLimits};
+use burncloud_server::{load_or_create_admin_key, serve, shutdown_signal, AppState, RouterConfig};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -214,7 +214,7 @@ impl Started {
 
 fn start(args: &ServeArgs) -> anyhow::Result<Started> {
     let dir = data_dir(&args.data_dir)?;
-    let limits = GatewayLimits {
+    let limits = RouterConfig {
         first_byte_timeout: Duration::from_secs(args.upstream_timeout),
         idle_read_timeout: Duration::from_secs(args.upstream_idle_timeout.max(1)),
         total_timeout: Duration::from_secs(args.request_timeout.max(1)),
@@ -223,7 +223,7 @@ fn start(args: &ServeArgs) -> anyhow::Result<Started> {
         max_body_bytes: args.max_body_mb.max(1) * 1024 * 1024,
         max_upload_bytes: args.max_upload_mb.max(1) * 1024 * 1024,
         max_concurrent_calls: args.max_concurrent_calls.max(1),
-        ..GatewayLimits::default()
+        ..RouterConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.workers.unwrap_or_else(default_workers).max(1))

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use burncloud_server::{AppState, GatewayLimits};
+use burncloud_server::{AppState, RouterConfig};
 use burncloud_service_api::{
     DownloadState, InferenceService, ModelHubService, Runtime, RuntimeInstallRequest, RuntimeVariant,
 };
@@ -20,7 +20,7 @@ pub fn run(dir: &Path, action: RuntimeAction) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
         let state =
-            AppState::open(dir, GatewayLimits::default()).with_context(|| format!("opening {}", dir.display()))?;
+            AppState::open(dir, RouterConfig::default()).with_context(|| format!("opening {}", dir.display()))?;
         let outcome = act(&state, action).await;
         state.models.shutdown().await;
         state.inference.shutdown().await;

@@ -14,7 +14,7 @@ use burncloud::desktop;
 use burncloud::pages::pages;
 use burncloud_client::forms::js_string;
 use burncloud_client::{AppInfo, STRINGS};
-use burncloud_server::{AppState, GatewayLimits};
+use burncloud_server::{AppState, RouterConfig};
 use burncloud_service_api::{
     ChannelInput, ChannelKind, ChannelService, LogQuery, LogService, Secret, SettingsService, TokenService,
 };
@@ -48,7 +48,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("a temp dir").keep();
     DATA_DIR.set(dir.clone()).expect("set once");
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    let state = runtime.block_on(async { AppState::open(&dir, GatewayLimits::default()) }).expect("the app state");
+    let state = runtime.block_on(async { AppState::open(&dir, RouterConfig::default()) }).expect("the app state");
     let upstream = runtime.block_on(OpenAiMock::start(None));
     UPSTREAM.set(upstream).ok().expect("set once");
     STATE.set(state.clone()).ok().expect("set once");

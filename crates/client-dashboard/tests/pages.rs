@@ -8,7 +8,7 @@ use burncloud_client::{AppInfo, Lang, Services};
 use burncloud_client_dashboard::{Dashboard, Logs};
 use burncloud_database::repo::logs::insert_batch;
 use burncloud_database::{now_ms, NewLogRow};
-use burncloud_server::{AppState, GatewayLimits};
+use burncloud_server::{AppState, RouterConfig};
 use burncloud_service_api::{EndReason, Money, TokenInput, TokenService, UsageSource};
 use burncloud_service_gateway::GatewayStore;
 
@@ -21,7 +21,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let state = AppState::open(dir.path(), GatewayLimits::default()).unwrap();
+        let state = AppState::open(dir.path(), RouterConfig::default()).unwrap();
         Fixture { _dir: dir, store: state.store.clone(), state }
     }
 

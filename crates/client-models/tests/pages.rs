@@ -8,7 +8,7 @@ use std::time::Duration;
 use burncloud_client::testing::PageUnderTest;
 use burncloud_client::{AppInfo, Lang, Services};
 use burncloud_client_models::{Deployments, Models};
-use burncloud_server::{AppState, GatewayLimits, InferenceConfig, ModelHubConfig};
+use burncloud_server::{AppState, InferenceConfig, ModelHubConfig, RouterConfig};
 use burncloud_service_api::{
     DownloadRequest, DownloadState, HubSource, ImportRequest, InferenceService, InstanceInput, InstancePatch,
     InstanceState, LocalModelService, ModelHubService,
@@ -44,7 +44,7 @@ async fn fixture(hub: &HubMock) -> (tempfile::TempDir, AppState, Services) {
         (HubSource::HfMirror, hub.endpoint()),
         (HubSource::Modelscope, hub.endpoint()),
     ]);
-    let state = AppState::open_with_models(dir.path(), GatewayLimits::default(), config).unwrap();
+    let state = AppState::open_with_models(dir.path(), RouterConfig::default(), config).unwrap();
     let services = services_of(&state);
     (dir, state, services)
 }
@@ -161,7 +161,7 @@ async fn a_fresh_install_offers_llama_cpp_for_the_detected_hardware_in_both_lang
     let mut inference = InferenceConfig::new(dir.path());
     inference.llama_server_env = None;
     let models = ModelHubConfig::from_env(dir.path());
-    let state = AppState::open_with_services(dir.path(), GatewayLimits::default(), models, inference).unwrap();
+    let state = AppState::open_with_services(dir.path(), RouterConfig::default(), models, inference).unwrap();
     let services = services_of(&state);
     if state.inference.llama_server().is_ok() {
         eprintln!("SKIPPED: a llama-server on PATH is found, so this machine never shows the fresh-install state");

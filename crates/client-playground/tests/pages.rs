@@ -5,7 +5,7 @@
 use burncloud_client::testing::PageUnderTest;
 use burncloud_client::{AppInfo, Lang, Services};
 use burncloud_client_playground::Playground;
-use burncloud_server::{AppState, GatewayLimits};
+use burncloud_server::{AppState, RouterConfig};
 use burncloud_service_api::{ChannelInput, ChannelKind, ChannelService, Secret};
 
 fn services_of(state: &AppState) -> Services {
@@ -24,7 +24,7 @@ fn services_of(state: &AppState) -> Services {
 #[tokio::test]
 async fn the_page_offers_every_model_the_gateway_serves_in_both_languages() {
     let dir = tempfile::tempdir().unwrap();
-    let state = AppState::open(dir.path(), GatewayLimits::default()).unwrap();
+    let state = AppState::open(dir.path(), RouterConfig::default()).unwrap();
     let services = services_of(&state);
     let empty = PageUnderTest::open(services.clone(), Lang::En, Playground).await.text();
     assert!(empty.contains("No model yet: add a channel or deploy a local model first."), "{empty}");

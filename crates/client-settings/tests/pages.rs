@@ -6,7 +6,7 @@ use std::sync::Arc;
 use burncloud_client::testing::PageUnderTest;
 use burncloud_client::{AppInfo, Lang, Services};
 use burncloud_client_settings::{Channels, Groups, Prices, Settings, Tokens};
-use burncloud_server::{AppState, GatewayLimits};
+use burncloud_server::{AppState, RouterConfig};
 use burncloud_service_api::{
     AccountService, ChannelInput, ChannelKind, ChannelService, GroupInput, GroupMember, GroupService, Money,
     PriceInput, PriceService, Secret, Strategy, TokenInput, TokenService,
@@ -15,7 +15,7 @@ use burncloud_service_gateway::GatewayStore;
 
 fn fixture() -> (tempfile::TempDir, Arc<GatewayStore>, Services) {
     let dir = tempfile::tempdir().unwrap();
-    let state = AppState::open(dir.path(), GatewayLimits::default()).unwrap();
+    let state = AppState::open(dir.path(), RouterConfig::default()).unwrap();
     let store = state.store.clone();
     let info = AppInfo {
         version: "0.1.0".into(),

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use burncloud_service_api::{
-    AccountService, AdminKeyService, ChannelService, GatewayMonitor, GroupService, InferenceService, LocalModelService,
+    AccountService, AdminKeyService, ChannelMonitor, ChannelService, GroupService, InferenceService, LocalModelService,
     LogService, ModelHubService, PlaygroundService, PriceService, SettingsService, TokenService,
 };
 use dioxus::prelude::*;
@@ -26,7 +26,7 @@ pub struct Services {
     pub logs: Arc<dyn LogService>,
     pub settings: Arc<dyn SettingsService>,
     pub groups: Arc<dyn GroupService>,
-    pub monitor: Arc<dyn GatewayMonitor>,
+    pub monitor: Arc<dyn ChannelMonitor>,
     pub admin: Arc<dyn AdminKeyService>,
     pub hub: Arc<dyn ModelHubService>,
     pub local_models: Arc<dyn LocalModelService>,
@@ -41,7 +41,7 @@ impl Services {
     /// supervisor and the playground.
     pub fn from_store<S, M>(
         store: Arc<S>,
-        monitor: Arc<dyn GatewayMonitor>,
+        monitor: Arc<dyn ChannelMonitor>,
         admin: Arc<dyn AdminKeyService>,
         models: Arc<M>,
         inference: Arc<dyn InferenceService>,

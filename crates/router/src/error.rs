@@ -8,7 +8,7 @@ use crate::REQUEST_ID_HEADER;
 
 /// Everything that can end a `/v1` request before or instead of an upstream answer.
 #[derive(Debug, Clone, PartialEq)]
-pub enum GatewayError {
+pub enum CallError {
     /// No key, an unknown key, or a disabled or expired token.
     InvalidApiKey(String),
     BadRequest {
@@ -51,8 +51,8 @@ pub enum GatewayError {
     },
 }
 
-impl From<burncloud_service_api::WakeError> for GatewayError {
-    fn from(error: burncloud_service_api::WakeError) -> GatewayError {
+impl From<burncloud_service_api::WakeError> for CallError {
+    fn from(error: burncloud_service_api::WakeError) -> CallError {
         use burncloud_service_api::WakeError;
         let message = error.to_string();
         let (code, retry_after_secs) = match error {
@@ -60,80 +60,80 @@ impl From<burncloud_service_api::WakeError> for GatewayError {
             WakeError::NoRoom { .. } => ("model_waiting_for_memory", Some(5)),
             WakeError::Failed { .. } => ("model_load_failed", None),
         };
-        GatewayError::LocalModel { message, code, retry_after_secs }
+        CallError::LocalModel { message, code, retry_after_secs }
     }
 }
 
-impl GatewayError {
+impl CallError {
     pub fn status_code(&self) -> StatusCode {
         match self {
-            GatewayError::InvalidApiKey(_) => StatusCode::UNAUTHORIZED,
-            GatewayError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            GatewayError::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
-            GatewayError::ModelNotFound(_) | GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
-            GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            GatewayError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            GatewayError::InsufficientQuota(_) => StatusCode::TOO_MANY_REQUESTS,
-            GatewayError::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
-            GatewayError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            GatewayError::Upstream { status, .. } => *status,
-            GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            GatewayError::Unavailable { .. } | GatewayError::LocalModel { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            CallError::InvalidApiKey(_) => StatusCode::UNAUTHORIZED,
+            CallError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            CallError::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
+            CallError::ModelNotFound(_) | CallError::NotFound(_) => StatusCode::NOT_FOUND,
+            CallError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            CallError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            CallError::InsufficientQuota(_) => StatusCode::TOO_MANY_REQUESTS,
+            CallError::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
+            CallError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            CallError::Upstream { status, .. } => *status,
+            CallError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            CallError::Unavailable { .. } | CallError::LocalModel { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     /// The text recorded in the log row's `error` column.
     pub fn message(&self) -> String {
         match self {
-            GatewayError::InvalidApiKey(m)
-            | GatewayError::ModelNotAllowed(m)
-            | GatewayError::ModelNotFound(m)
-            | GatewayError::NotFound(m)
-            | GatewayError::Internal(m)
-            | GatewayError::InsufficientQuota(m)
-            | GatewayError::UpstreamUnreachable(m)
-            | GatewayError::UpstreamTimeout(m) => m.clone(),
-            GatewayError::BadRequest { message, .. }
-            | GatewayError::RateLimited { message, .. }
-            | GatewayError::Unavailable { message, .. }
-            | GatewayError::LocalModel { message, .. } => message.clone(),
-            GatewayError::PayloadTooLarge(limit) => {
+            CallError::InvalidApiKey(m)
+            | CallError::ModelNotAllowed(m)
+            | CallError::ModelNotFound(m)
+            | CallError::NotFound(m)
+            | CallError::Internal(m)
+            | CallError::InsufficientQuota(m)
+            | CallError::UpstreamUnreachable(m)
+            | CallError::UpstreamTimeout(m) => m.clone(),
+            CallError::BadRequest { message, .. }
+            | CallError::RateLimited { message, .. }
+            | CallError::Unavailable { message, .. }
+            | CallError::LocalModel { message, .. } => message.clone(),
+            CallError::PayloadTooLarge(limit) => {
                 format!("request body is larger than {limit} bytes")
             }
-            GatewayError::Upstream { body, .. } => crate::scrub::error_message(body),
+            CallError::Upstream { body, .. } => crate::scrub::error_message(body),
         }
     }
 
     fn type_and_code(&self) -> (&'static str, Option<&'static str>) {
         match self {
-            GatewayError::InvalidApiKey(_) => ("invalid_request_error", Some("invalid_api_key")),
-            GatewayError::BadRequest { .. } => ("invalid_request_error", None),
-            GatewayError::ModelNotAllowed(_) => ("invalid_request_error", Some("model_not_allowed")),
-            GatewayError::ModelNotFound(_) => ("invalid_request_error", Some("model_not_found")),
-            GatewayError::NotFound(_) => ("invalid_request_error", Some("not_found")),
-            GatewayError::Internal(_) => ("server_error", Some("internal_error")),
-            GatewayError::PayloadTooLarge(_) => ("invalid_request_error", Some("request_too_large")),
-            GatewayError::InsufficientQuota(_) => ("insufficient_quota", Some("insufficient_quota")),
-            GatewayError::UpstreamUnreachable(_) => ("server_error", Some("upstream_error")),
-            GatewayError::UpstreamTimeout(_) => ("server_error", Some("upstream_timeout")),
-            GatewayError::Upstream { .. } => ("upstream_error", None),
-            GatewayError::RateLimited { .. } => ("requests", Some("rate_limit_exceeded")),
-            GatewayError::Unavailable { .. } => ("server_error", Some("channels_unavailable")),
-            GatewayError::LocalModel { code, .. } => ("server_error", Some(code)),
+            CallError::InvalidApiKey(_) => ("invalid_request_error", Some("invalid_api_key")),
+            CallError::BadRequest { .. } => ("invalid_request_error", None),
+            CallError::ModelNotAllowed(_) => ("invalid_request_error", Some("model_not_allowed")),
+            CallError::ModelNotFound(_) => ("invalid_request_error", Some("model_not_found")),
+            CallError::NotFound(_) => ("invalid_request_error", Some("not_found")),
+            CallError::Internal(_) => ("server_error", Some("internal_error")),
+            CallError::PayloadTooLarge(_) => ("invalid_request_error", Some("request_too_large")),
+            CallError::InsufficientQuota(_) => ("insufficient_quota", Some("insufficient_quota")),
+            CallError::UpstreamUnreachable(_) => ("server_error", Some("upstream_error")),
+            CallError::UpstreamTimeout(_) => ("server_error", Some("upstream_timeout")),
+            CallError::Upstream { .. } => ("upstream_error", None),
+            CallError::RateLimited { .. } => ("requests", Some("rate_limit_exceeded")),
+            CallError::Unavailable { .. } => ("server_error", Some("channels_unavailable")),
+            CallError::LocalModel { code, .. } => ("server_error", Some(code)),
         }
     }
 
     /// The response body: OpenAI's error JSON, or the upstream's own body when it is JSON.
     pub fn body(&self) -> Bytes {
-        if let GatewayError::Upstream { body, .. } = self {
+        if let CallError::Upstream { body, .. } = self {
             if serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v.get("error").is_some()) {
                 return body.clone();
             }
         }
         let (error_type, code) = self.type_and_code();
         let param = match self {
-            GatewayError::BadRequest { param, .. } => *param,
-            GatewayError::ModelNotFound(_) | GatewayError::ModelNotAllowed(_) => Some("model"),
+            CallError::BadRequest { param, .. } => *param,
+            CallError::ModelNotFound(_) | CallError::ModelNotAllowed(_) => Some("model"),
             _ => None,
         };
         let json = serde_json::json!({
@@ -150,7 +150,7 @@ impl GatewayError {
             headers.insert(REQUEST_ID_HEADER, value);
         }
         match &self {
-            GatewayError::RateLimited { retry_after_secs, headers: limits, .. } => {
+            CallError::RateLimited { retry_after_secs, headers: limits, .. } => {
                 headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
                 for (name, value) in limits {
                     if let Ok(value) = HeaderValue::from_str(value) {
@@ -158,8 +158,8 @@ impl GatewayError {
                     }
                 }
             }
-            GatewayError::Unavailable { retry_after_secs, .. }
-            | GatewayError::LocalModel { retry_after_secs: Some(retry_after_secs), .. } => {
+            CallError::Unavailable { retry_after_secs, .. }
+            | CallError::LocalModel { retry_after_secs: Some(retry_after_secs), .. } => {
                 headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             _ => {}

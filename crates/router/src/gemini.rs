@@ -14,12 +14,12 @@ use serde_json::{json, Map, Value};
 
 use crate::adapters::gemini_inbound::{self, GeminiOp};
 use crate::adapters::{anthropic, Endpoint};
-use crate::error::GatewayError;
+use crate::error::CallError;
 use crate::proxy::{authenticate, dialect_error, handle_in, new_request_id, reachable_models, read_body, Dialect};
 use crate::usage::estimate_prompt;
 use crate::Gateway;
 
-fn fail(error: GatewayError) -> Response {
+fn fail(error: CallError) -> Response {
     dialect_error(Dialect::Gemini(GeminiOp::Generate), error, &new_request_id())
 }
 
@@ -83,7 +83,7 @@ pub(crate) async fn get(State(gateway): State<Arc<Gateway>>, Path(model): Path<S
     };
     let model = model.strip_prefix("models/").unwrap_or(&model);
     if !reachable_models(&gateway, &token).iter().any(|(name, _)| name == model) {
-        return fail(GatewayError::ModelNotFound(format!("models/{model} is not found for this key")));
+        return fail(CallError::ModelNotFound(format!("models/{model} is not found for this key")));
     }
     let facts = gateway.local.get().map(|local| local.describe()).unwrap_or_default();
     axum::Json(described(model, facts.iter().find(|facts| facts.alias == model))).into_response()
@@ -98,23 +98,21 @@ pub(crate) async fn call(
     let (parts, body) = request.into_parts();
     let query = parts.uri.query();
     let Some((model, method)) = target.rsplit_once(':') else {
-        return fail(GatewayError::NotFound(format!("no method in '{target}': expected models/{{model}}:{{method}}")));
+        return fail(CallError::NotFound(format!("no method in '{target}': expected models/{{model}}:{{method}}")));
     };
     let Some(op) = GeminiOp::parse(method, query_has(query, "alt=sse")) else {
-        return fail(GatewayError::NotFound(format!("the method '{method}' is not offered")));
+        return fail(CallError::NotFound(format!("the method '{method}' is not offered")));
     };
     let model = model.strip_prefix("models/").unwrap_or(model).to_string();
     let headers = with_google_key(parts.headers, query);
-    let fail_in = |error: GatewayError| dialect_error(Dialect::Gemini(op), error, &new_request_id());
+    let fail_in = |error: CallError| dialect_error(Dialect::Gemini(op), error, &new_request_id());
     let bytes = match read_body(body, gateway.config.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(error) => return fail_in(error),
     };
     let mut native = match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(native)) => native,
-        _ => {
-            return fail_in(GatewayError::BadRequest { message: "the body must be a JSON object".into(), param: None })
-        }
+        _ => return fail_in(CallError::BadRequest { message: "the body must be a JSON object".into(), param: None }),
     };
     if op == GeminiOp::CountTokens {
         return count_tokens(&gateway, &headers, &model, &native).unwrap_or_else(fail_in);
@@ -132,12 +130,12 @@ fn count_tokens(
     headers: &HeaderMap,
     model: &str,
     native: &Map<String, Value>,
-) -> Result<Response, GatewayError> {
+) -> Result<Response, CallError> {
     let token = authenticate(gateway, headers)?;
     if !reachable_models(gateway, &token).iter().any(|(name, _)| name == model) {
-        return Err(GatewayError::ModelNotFound(format!("models/{model} is not found for this key")));
+        return Err(CallError::ModelNotFound(format!("models/{model} is not found for this key")));
     }
     let request = gemini_inbound::to_openai(GeminiOp::CountTokens, model, native)
-        .map_err(|anthropic::Unconvertible(message)| GatewayError::BadRequest { message, param: None })?;
+        .map_err(|anthropic::Unconvertible(message)| CallError::BadRequest { message, param: None })?;
     Ok(axum::Json(json!({"totalTokens": estimate_prompt(&request)})).into_response())
 }

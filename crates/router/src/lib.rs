@@ -39,7 +39,7 @@ use tokio_util::task::TaskTracker;
 pub use breaker::{
     Admission, BreakerConfig, BreakerState, Breakers, ChannelHealth, Clock, SystemClock, Transition, Verdict,
 };
-pub use error::GatewayError;
+pub use error::CallError;
 pub use limiter::{Limits, RateLimiter};
 pub use log_sink::{LogSink, LogWriterConfig, LogWriterStats};
 pub use proxy::new_request_id;

@@ -11,7 +11,7 @@ use burncloud_service_api::{rfc3339_from_unix_ms, InstanceKind, LocalModelFacts}
 use serde_json::{json, Value};
 
 use crate::adapters::ollama_inbound::OllamaOp;
-use crate::error::GatewayError;
+use crate::error::CallError;
 use crate::proxy::{authenticate_from, dialect_error, new_request_id, peer_of, reachable_models, Dialect};
 use crate::snapshot::TokenEntry;
 use crate::Gateway;
@@ -20,12 +20,12 @@ use crate::Gateway;
 /// which fields to send.
 pub const OLLAMA_API_VERSION: &str = "0.12.0";
 
-fn fail(error: GatewayError) -> Response {
+fn fail(error: CallError) -> Response {
     dialect_error(Dialect::Ollama(OllamaOp::Chat), error, &new_request_id())
 }
 
 /// The caller's token (a key, or a keyless call from this machine where allowed) and the body.
-fn caller(gateway: &Gateway, request: Request) -> Result<(Arc<TokenEntry>, Body), GatewayError> {
+fn caller(gateway: &Gateway, request: Request) -> Result<(Arc<TokenEntry>, Body), CallError> {
     let (parts, body) = request.into_parts();
     Ok((authenticate_from(gateway, &parts.headers, peer_of(&parts))?, body))
 }
@@ -110,14 +110,14 @@ pub(crate) async fn show(State(gateway): State<Arc<Gateway>>, request: Request) 
     };
     let body = match axum::body::to_bytes(body, 64 * 1024).await {
         Ok(body) => body,
-        Err(_) => return fail(GatewayError::PayloadTooLarge(64 * 1024)),
+        Err(_) => return fail(CallError::PayloadTooLarge(64 * 1024)),
     };
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let Some(name) = request.get("model").or_else(|| request.get("name")).and_then(Value::as_str) else {
-        return fail(GatewayError::BadRequest { message: "model: a model name is required".into(), param: None });
+        return fail(CallError::BadRequest { message: "model: a model name is required".into(), param: None });
     };
     let Some((name, _)) = reachable_models(&gateway, &token).into_iter().find(|(known, _)| known == name) else {
-        return fail(GatewayError::ModelNotFound(format!("model '{name}' not found")));
+        return fail(CallError::ModelNotFound(format!("model '{name}' not found")));
     };
     let facts = local_facts(&gateway);
     let local = facts.iter().find(|facts| facts.alias == name);

@@ -11,13 +11,13 @@ use burncloud_database::now_ms;
 use burncloud_database::repo::responses::{self, StoredResponse};
 use serde_json::{json, Value};
 
-use crate::error::GatewayError;
+use crate::error::CallError;
 use crate::proxy::{authenticate, dialect_error, new_request_id, Dialect};
 use crate::snapshot::TokenEntry;
 use crate::{Gateway, REQUEST_ID_HEADER};
 
-fn storage_error(error: impl std::fmt::Display) -> GatewayError {
-    GatewayError::Internal(format!("stored responses could not be read: {error}"))
+fn storage_error(error: impl std::fmt::Display) -> CallError {
+    CallError::Internal(format!("stored responses could not be read: {error}"))
 }
 
 /// The most turns a conversation is followed back: far beyond any real one, it bounds a lookup.
@@ -29,7 +29,7 @@ pub(crate) async fn conversation(
     gateway: &Gateway,
     token: &TokenEntry,
     id: &str,
-) -> Result<Option<Vec<Value>>, GatewayError> {
+) -> Result<Option<Vec<Value>>, CallError> {
     let (db, first, token_id) = (gateway.db.clone(), id.to_string(), token.token.id);
     let turns = tokio::task::spawn_blocking(move || {
         db.read(|c| {
@@ -54,7 +54,7 @@ pub(crate) async fn conversation(
     let turns = match turns {
         None => return Ok(None),
         Some(Err(gone)) => {
-            return Err(GatewayError::BadRequest {
+            return Err(CallError::BadRequest {
                 message: format!(
                     "An earlier response of this conversation ('{gone}') is no longer stored (older than the log retention, or deleted)."
                 ),
@@ -97,8 +97,8 @@ fn answer(body: Value, request_id: &str) -> Response {
     response
 }
 
-fn not_found(id: &str) -> GatewayError {
-    GatewayError::NotFound(format!("Response with id '{id}' not found."))
+fn not_found(id: &str) -> CallError {
+    CallError::NotFound(format!("Response with id '{id}' not found."))
 }
 
 /// Runs `work` on the stored response `id` of the calling token, on a blocking thread, and answers
@@ -108,7 +108,7 @@ async fn with_stored<T: Send + 'static>(
     headers: HeaderMap,
     id: String,
     work: fn(&Gateway, &str, i64) -> Result<Option<T>, burncloud_database::DbError>,
-    answer_with: fn(T, &str) -> Result<Value, GatewayError>,
+    answer_with: fn(T, &str) -> Result<Value, CallError>,
 ) -> Response {
     let request_id = new_request_id();
     let result = async {

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use memchr::memmem;
 
-use crate::error::GatewayError;
+use crate::error::CallError;
 
 /// A form up to this size stays in memory.
 const MEMORY_BYTES: usize = 1024 * 1024;
@@ -62,8 +62,8 @@ impl Upload {
         content_type: Option<&HeaderValue>,
         body: Body,
         limit: u64,
-    ) -> Result<Upload, GatewayError> {
-        let bad = |message: String| GatewayError::BadRequest { message, param: None };
+    ) -> Result<Upload, CallError> {
+        let bad = |message: String| CallError::BadRequest { message, param: None };
         let content_type = content_type.cloned().ok_or_else(|| bad(not_a_form("no content type")))?;
         let text = content_type.to_str().map_err(|_| bad(not_a_form("a content type that is not text")))?;
         let boundary = boundary_of(text).ok_or_else(|| bad(not_a_form(text)))?;
@@ -73,7 +73,7 @@ impl Upload {
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|error| bad(format!("could not read the request body: {error}")))?;
             if spool.len + chunk.len() as u64 > limit {
-                return Err(GatewayError::PayloadTooLarge(limit as usize));
+                return Err(CallError::PayloadTooLarge(limit as usize));
             }
             scanner.push(&chunk).map_err(bad)?;
             spool.write(chunk).await.map_err(spool_error)?;
@@ -121,8 +121,8 @@ fn not_a_form(what: &str) -> String {
     format!("this endpoint takes a multipart/form-data body with a boundary, not {what}")
 }
 
-fn spool_error(error: std::io::Error) -> GatewayError {
-    GatewayError::Unavailable {
+fn spool_error(error: std::io::Error) -> CallError {
+    CallError::Unavailable {
         message: format!("BurnCloud could not keep the upload in a temporary file: {error}"),
         retry_after_secs: 5,
     }
@@ -631,11 +631,11 @@ mod tests {
         assert_eq!(String::from_utf8_lossy(&renamed), expected);
 
         let too_large = Upload::receive(Some(&content_type), Body::from(body.clone()), 1000).await;
-        assert!(matches!(too_large, Err(GatewayError::PayloadTooLarge(1000))));
+        assert!(matches!(too_large, Err(CallError::PayloadTooLarge(1000))));
         let json = HeaderValue::from_static("application/json");
         let refused = Upload::receive(Some(&json), Body::from(body), 10 << 20).await;
         assert!(
-            matches!(refused, Err(GatewayError::BadRequest { message, .. }) if message.contains("multipart/form-data"))
+            matches!(refused, Err(CallError::BadRequest { message, .. }) if message.contains("multipart/form-data"))
         );
     }
 }

@@ -15,7 +15,7 @@ mod state;
 pub use admin_key::{load_or_create_admin_key, AdminKeyError, AdminKeys, ADMIN_KEY_ENV, ADMIN_KEY_FILE};
 pub use app::{create_app, MAX_REQUEST_HEADERS, MAX_REQUEST_HEAD_BYTES};
 pub use browser_ui::{browser_ui, UI_ICON_LINK, UI_PATH};
-pub use burncloud_router::RouterConfig as GatewayLimits;
+pub use burncloud_router::RouterConfig;
 pub use burncloud_service_inference::InferenceConfig;
 pub use burncloud_service_models::ModelHubConfig;
 pub use error::ConsoleError;

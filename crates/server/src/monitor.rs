@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use burncloud_router::{BreakerState, ChannelEntry, Gateway};
 use burncloud_service_api::{
-    ChannelHealthReport, ChannelService, ChannelTestReport, GatewayMonitor, ServiceError, ServiceFuture, ServiceResult,
+    ChannelHealthReport, ChannelMonitor, ChannelService, ChannelTestReport, ServiceError, ServiceFuture, ServiceResult,
 };
 use burncloud_service_gateway::GatewayStore;
 
@@ -13,7 +13,7 @@ pub struct Monitor {
     pub gateway: Arc<Gateway>,
 }
 
-impl GatewayMonitor for Monitor {
+impl ChannelMonitor for Monitor {
     fn channel_health(&self) -> ServiceResult<Vec<ChannelHealthReport>> {
         let breakers = self.gateway.breakers();
         let now = breakers.now();

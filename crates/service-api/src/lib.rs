@@ -98,7 +98,7 @@ pub trait GroupService: Send + Sync {
 pub type ServiceFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = ServiceResult<T>> + Send>>;
 
 /// What the running gateway knows about its channels: breaker states, and live tests.
-pub trait GatewayMonitor: Send + Sync {
+pub trait ChannelMonitor: Send + Sync {
     fn channel_health(&self) -> ServiceResult<Vec<ChannelHealthReport>>;
     /// Sends a minimal real request through the channel and records the outcome in its breaker.
     fn test_channel(&self, id: i64) -> ServiceFuture<ChannelTestReport>;

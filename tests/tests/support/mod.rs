@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use burncloud_server::{serve, AppState, GatewayLimits, InferenceConfig};
+use burncloud_server::{serve, AppState, InferenceConfig, RouterConfig};
 use burncloud_service_models::ModelHubConfig;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -23,31 +23,31 @@ pub const ADMIN: &str = "test-admin-key";
 
 impl Harness {
     pub async fn start() -> Harness {
-        Self::with_limits(GatewayLimits {
+        Self::with_limits(RouterConfig {
             first_byte_timeout: Duration::from_millis(800),
             idle_read_timeout: Duration::from_secs(2),
             cancel_drain_timeout: Duration::from_secs(5),
             max_body_bytes: 64 * 1024,
-            ..GatewayLimits::default()
+            ..RouterConfig::default()
         })
         .await
     }
 
-    pub async fn with_limits(limits: GatewayLimits) -> Harness {
+    pub async fn with_limits(limits: RouterConfig) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let models = ModelHubConfig::from_env(dir.path());
         Self::open(dir, limits, models).await
     }
 
     /// Serves the data dir `dir` (a restart reuses it) with the given model hub settings.
-    pub async fn open(dir: tempfile::TempDir, limits: GatewayLimits, models: ModelHubConfig) -> Harness {
+    pub async fn open(dir: tempfile::TempDir, limits: RouterConfig, models: ModelHubConfig) -> Harness {
         let inference = InferenceConfig::new(dir.path());
         Self::open_with(dir, limits, models, inference).await
     }
 
     pub async fn open_with(
         dir: tempfile::TempDir,
-        limits: GatewayLimits,
+        limits: RouterConfig,
         models: ModelHubConfig,
         inference: InferenceConfig,
     ) -> Harness {

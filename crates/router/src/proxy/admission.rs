@@ -9,12 +9,12 @@ pub(super) async fn admit(
     call: &mut Call,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Vec<Arc<ChannelEntry>>, GatewayError> {
+) -> Result<Vec<Arc<ChannelEntry>>, CallError> {
     let limit =
         if call.endpoint.takes_upload() { gateway.config.max_upload_bytes } else { gateway.config.max_body_bytes };
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|length| length > limit) {
-        return Err(GatewayError::PayloadTooLarge(limit));
+        return Err(CallError::PayloadTooLarge(limit));
     }
     let peek = if call.endpoint.takes_upload() {
         receive_upload(call, headers, body, limit).await?
@@ -28,7 +28,7 @@ pub(super) async fn admit(
     call.model = match model {
         Some(Value::String(model)) if !model.trim().is_empty() => model,
         _ => {
-            return Err(GatewayError::BadRequest {
+            return Err(CallError::BadRequest {
                 message: "you must provide a model parameter".into(),
                 param: Some("model"),
             })
@@ -67,7 +67,7 @@ pub(super) async fn admit(
     }
     let token = &call.token.token;
     if !token.models.is_empty() && !token.models.contains(&call.model) {
-        return Err(GatewayError::ModelNotAllowed(format!(
+        return Err(CallError::ModelNotAllowed(format!(
             "The token '{}' is not allowed to use the model '{}'.",
             token.name, call.model
         )));
@@ -75,7 +75,7 @@ pub(super) async fn admit(
     let mut snapshot = gateway.snapshot.load();
     if let Some(limit) = token.quota_limit {
         if Money(call.token.used.load(Ordering::Relaxed)) >= limit {
-            return Err(GatewayError::InsufficientQuota(format!(
+            return Err(CallError::InsufficientQuota(format!(
                 "You exceeded your current quota: the token '{}' has used its {limit} limit.",
                 token.name
             )));
@@ -83,13 +83,13 @@ pub(super) async fn admit(
     }
     if let Some(credit) = snapshot.account_credit {
         if gateway.ledger.account_used() >= credit {
-            return Err(GatewayError::InsufficientQuota(
+            return Err(CallError::InsufficientQuota(
                 "You exceeded your current quota: the account balance is spent. Top up in the console.".into(),
             ));
         }
     }
     let not_found = || {
-        GatewayError::ModelNotFound(format!(
+        CallError::ModelNotFound(format!(
             "The model '{}' does not exist or you do not have access to it (no enabled channel in group '{}' serves it).",
             call.model, token.group
         ))
@@ -110,7 +110,7 @@ pub(super) async fn admit(
         let estimate = if limits.tpm.is_some() { estimated_call_tokens(call.request()) } else { 0 };
         call.reservation = gateway.limiter.admit(token.id, limits, estimate).await.map_err(|limited| {
             let (unit, label) = if limited.requests { ("requests", "RPM") } else { ("tokens", "TPM") };
-            GatewayError::RateLimited {
+            CallError::RateLimited {
                 message: format!(
                     "Rate limit reached for token '{}' on {unit} per min ({label}): Limit {}. Please try again in {:.1}s.",
                     token.name,
@@ -145,7 +145,7 @@ async fn receive_upload(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
-) -> Result<RequestPeek, GatewayError> {
+) -> Result<RequestPeek, CallError> {
     let upload = Upload::receive(headers.get(header::CONTENT_TYPE), body, limit as u64).await?;
     let stream = upload.field("stream").map(|flag| Value::Bool(flag.trim().eq_ignore_ascii_case("true")));
     let peek = RequestPeek { model: upload.field("model").map(Value::from), stream, stream_options: None };
@@ -170,8 +170,8 @@ pub(super) fn estimated_call_tokens(request: &Map<String, Value>) -> i64 {
 /// Reads the fields every call needs and checks the body is a JSON object a parser accepts,
 /// without building the rest. Anything unusual (not an object, a repeated field) gets the full
 /// parser's verdict and error message.
-pub(super) fn peek_request(bytes: &[u8]) -> Result<RequestPeek, GatewayError> {
-    let bad = |message: String| GatewayError::BadRequest { message, param: None };
+pub(super) fn peek_request(bytes: &[u8]) -> Result<RequestPeek, CallError> {
+    let bad = |message: String| CallError::BadRequest { message, param: None };
     let parse_error =
         |error: serde_json::Error| bad(format!("We could not parse the JSON body of your request: {error}"));
     // Skipped strings are not checked for UTF-8 by the fast path; the check is one fast pass.
@@ -209,8 +209,8 @@ pub(super) async fn prepare_responses(
     mut native: Map<String, Value>,
     request_id: &str,
     compact: bool,
-) -> Result<PreparedResponses, GatewayError> {
-    let bad = |message: String, param: Option<&'static str>| GatewayError::BadRequest { message, param };
+) -> Result<PreparedResponses, CallError> {
+    let bad = |message: String, param: Option<&'static str>| CallError::BadRequest { message, param };
     let own_input = responses_inbound::input_items(&native).map_err(|e| bad(e.0, Some("input")))?.into_owned();
     let own_len = own_input.len();
     let model = native.get("model").and_then(Value::as_str).unwrap_or_default().to_string();

@@ -107,14 +107,14 @@ impl Dialect {
         gateway: &Gateway,
         call: &mut Call,
         peek: RequestPeek,
-    ) -> Result<CallFields, GatewayError> {
+    ) -> Result<CallFields, CallError> {
         match self {
             // The rest of an OpenAI-format body is parsed only if something needs it.
             Dialect::OpenAi => Ok((peek.model, peek.stream, peek.stream_options)),
             Dialect::Anthropic => {
                 let native = native_request(&call.body);
                 let request = anthropic_inbound::to_openai(&native)
-                    .map_err(|anthropic::Unconvertible(message)| GatewayError::BadRequest { message, param: None })?;
+                    .map_err(|anthropic::Unconvertible(message)| CallError::BadRequest { message, param: None })?;
                 call.native = Some(native);
                 let field = |name: &str| request.get(name).cloned();
                 let fields = (field("model"), field("stream"), field("stream_options"));
@@ -136,7 +136,7 @@ impl Dialect {
             }
             Dialect::Ollama(op) => {
                 let native = native_request(&call.body);
-                let bad = |anthropic::Unconvertible(message)| GatewayError::BadRequest { message, param: None };
+                let bad = |anthropic::Unconvertible(message)| CallError::BadRequest { message, param: None };
                 call.keep_alive = ollama_inbound::keep_alive(&native).map_err(bad)?;
                 let request = ollama_inbound::to_openai(op, &native).map_err(bad)?;
                 let field = |name: &str| request.get(name).cloned();
@@ -162,7 +162,7 @@ impl Dialect {
                         request
                     }
                     Err(anthropic::Unconvertible(message)) => {
-                        return Err(GatewayError::BadRequest { message, param: None })
+                        return Err(CallError::BadRequest { message, param: None })
                     }
                 };
                 let field = |name: &str| request.get(name).cloned();
@@ -175,7 +175,7 @@ impl Dialect {
     }
 
     /// An error as the caller's protocol shapes it.
-    pub(crate) fn error_response(self, error: GatewayError, request_id: &str) -> Response {
+    pub(crate) fn error_response(self, error: CallError, request_id: &str) -> Response {
         let message = error.message();
         let mut response = error.into_response_with_id(request_id);
         match self {
@@ -284,6 +284,6 @@ impl Dialect {
 }
 
 /// An error as the caller's protocol shapes it.
-pub(crate) fn dialect_error(dialect: Dialect, error: GatewayError, request_id: &str) -> Response {
+pub(crate) fn dialect_error(dialect: Dialect, error: CallError, request_id: &str) -> Response {
     dialect.error_response(error, request_id)
 }

@@ -19,8 +19,8 @@ pub(super) fn next_read_wait(gateway: &Gateway, deadline: tokio::time::Instant) 
     }
 }
 
-pub(super) fn total_timeout_error(gateway: &Gateway) -> GatewayError {
-    GatewayError::UpstreamTimeout(format!(
+pub(super) fn total_timeout_error(gateway: &Gateway) -> CallError {
+    CallError::UpstreamTimeout(format!(
         "the upstream took longer than {} s in all",
         gateway.config.total_timeout.as_secs_f32()
     ))
@@ -33,7 +33,7 @@ pub(super) async fn read_upstream_body(
     mut response: UpstreamResponse,
     limit: usize,
     deadline: tokio::time::Instant,
-) -> Result<Bytes, GatewayError> {
+) -> Result<Bytes, CallError> {
     // Most answers arrive in one piece, which is then passed on without a copy.
     let mut first: Option<Bytes> = None;
     let mut body = bytes::BytesMut::new();
@@ -41,16 +41,16 @@ pub(super) async fn read_upstream_body(
         let (wait, is_deadline) = next_read_wait(gateway, deadline);
         match tokio::time::timeout(wait, response.chunk()).await {
             Err(_) if is_deadline => return Err(total_timeout_error(gateway)),
-            Err(_) => return Err(GatewayError::UpstreamTimeout("the upstream stopped sending its answer".into())),
+            Err(_) => return Err(CallError::UpstreamTimeout("the upstream stopped sending its answer".into())),
             Ok(None) if body.is_empty() => return Ok(first.unwrap_or_default()),
             Ok(None) => return Ok(body.freeze()),
             Ok(Some(Err(error))) => {
-                return Err(GatewayError::UpstreamUnreachable(format!("the upstream connection failed: {error}")))
+                return Err(CallError::UpstreamUnreachable(format!("the upstream connection failed: {error}")))
             }
             Ok(Some(Ok(chunk))) => {
                 let so_far = first.as_ref().map_or(0, Bytes::len) + body.len();
                 if so_far + chunk.len() > limit {
-                    return Err(GatewayError::UpstreamUnreachable(format!(
+                    return Err(CallError::UpstreamUnreachable(format!(
                         "the upstream answer is larger than {limit} bytes"
                     )));
                 }
@@ -86,7 +86,7 @@ pub(super) enum Attempt {
     /// to the caller once the call is accounted for.
     Done(Outcome, Option<Response>),
     /// Try the next channel; the upstream's `Retry-After`, if it sent one.
-    Failed(GatewayError, Option<std::time::Duration>),
+    Failed(CallError, Option<std::time::Duration>),
 }
 
 pub(super) async fn run(
@@ -97,7 +97,7 @@ pub(super) async fn run(
 ) {
     let mut reply = Some(reply);
     let mut attempts = 0u32;
-    let mut last: Option<(Arc<ChannelEntry>, GatewayError)> = None;
+    let mut last: Option<(Arc<ChannelEntry>, CallError)> = None;
     let mut cached_body: Option<(String, Bytes)> = None;
     let mut resting_until: Option<std::time::Instant> = None;
     for channel in candidates {
@@ -158,7 +158,7 @@ pub(super) async fn run(
                 // Not this channel's kind of request; another channel may take it.
                 attempts -= 1;
                 gateway.breakers.release_probe(channel.channel.id);
-                last = Some((channel, GatewayError::BadRequest { message, param: None }));
+                last = Some((channel, CallError::BadRequest { message, param: None }));
                 continue;
             }
         };
@@ -188,7 +188,7 @@ pub(super) async fn run(
         (Some((channel, error)), _) => (Some(channel), error),
         (None, Some(until)) => {
             let wait = until.saturating_duration_since(gateway.breakers.now());
-            let error = GatewayError::Unavailable {
+            let error = CallError::Unavailable {
                 message: format!(
                     "Every channel serving '{}' is resting after failures; try again in {:.0}s.",
                     call.model,
@@ -198,7 +198,7 @@ pub(super) async fn run(
             };
             (None, error)
         }
-        (None, None) => (None, GatewayError::UpstreamUnreachable("no channel could be tried".into())),
+        (None, None) => (None, CallError::UpstreamUnreachable("no channel could be tried".into())),
     };
     let response = call.error_response(&error);
     let outcome = Outcome::failed(channel, &error, attempts, EndReason::UpstreamError);
@@ -238,7 +238,7 @@ pub(super) async fn attempt(
     let response = match tokio::time::timeout(gateway.config.first_byte_timeout, request).await {
         Err(_) => {
             return Attempt::Failed(
-                GatewayError::UpstreamTimeout(format!(
+                CallError::UpstreamTimeout(format!(
                     "channel '{}' did not answer within {} s",
                     channel.channel.name,
                     gateway.config.first_byte_timeout.as_secs_f32()
@@ -249,7 +249,7 @@ pub(super) async fn attempt(
         Ok(Err(error)) => {
             let message =
                 scrub(&format!("channel '{}' could not be reached: {error}", channel.channel.name), &channel.api_key);
-            return Attempt::Failed(GatewayError::UpstreamUnreachable(message), None);
+            return Attempt::Failed(CallError::UpstreamUnreachable(message), None);
         }
         Ok(Ok(response)) => response,
     };
@@ -263,7 +263,7 @@ pub(super) async fn attempt(
         let body = read_upstream_body(gateway, response, 1024 * 1024, deadline).await.unwrap_or_default();
         let mut body = Bytes::from(scrub(&String::from_utf8_lossy(&body), &channel.api_key));
         body = channel.wire.error_body(body);
-        let error = GatewayError::Upstream { status, body };
+        let error = CallError::Upstream { status, body };
         if is_retryable(status) {
             return Attempt::Failed(error, retry_after);
         }
@@ -315,10 +315,10 @@ pub(super) async fn complete(
             let content_type = content_type.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("none");
             let message =
                 format!("channel '{}' answered with {problem}, content type {content_type}", channel.channel.name);
-            return Attempt::Failed(GatewayError::UpstreamUnreachable(scrub(&message, &channel.api_key)), None);
+            return Attempt::Failed(CallError::UpstreamUnreachable(scrub(&message, &channel.api_key)), None);
         }
         Err(BadAnswer::Unconvertible(anthropic::Unconvertible(message))) => {
-            return Attempt::Failed(GatewayError::UpstreamUnreachable(message), None);
+            return Attempt::Failed(CallError::UpstreamUnreachable(message), None);
         }
     };
     let (usage, usage_source) = match upstream_usage {
@@ -339,7 +339,7 @@ pub(super) async fn complete(
     let body = match call.dialect.render_answer(gateway, call, body, native_body).await {
         Ok(body) => body,
         Err(anthropic::Unconvertible(message)) => {
-            return Attempt::Failed(GatewayError::UpstreamUnreachable(message), None);
+            return Attempt::Failed(CallError::UpstreamUnreachable(message), None);
         }
     };
     let mut response = Response::new(Body::from(body));
@@ -360,11 +360,9 @@ pub(super) async fn complete(
     Attempt::Done(outcome, Some(response))
 }
 
-pub(super) fn scrubbed(error: GatewayError, channel: &ChannelEntry) -> GatewayError {
+pub(super) fn scrubbed(error: CallError, channel: &ChannelEntry) -> CallError {
     match error {
-        GatewayError::UpstreamUnreachable(message) => {
-            GatewayError::UpstreamUnreachable(scrub(&message, &channel.api_key))
-        }
+        CallError::UpstreamUnreachable(message) => CallError::UpstreamUnreachable(scrub(&message, &channel.api_key)),
         other => other,
     }
 }

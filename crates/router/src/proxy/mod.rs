@@ -26,7 +26,7 @@ use crate::adapters::responses_inbound::{self, ResponsesStreamWriter, ToolNames}
 use crate::adapters::{anthropic, BadAnswer, Endpoint, EventTranslator, Wire};
 use crate::balancer::Member;
 use crate::breaker::{Admission, Verdict};
-use crate::error::GatewayError;
+use crate::error::CallError;
 use crate::limiter::{Limits, Reservation};
 use crate::scrub::{scrub, truncate};
 use crate::snapshot::{ChannelEntry, GroupEntry, TokenEntry};
@@ -129,7 +129,7 @@ pub(crate) async fn messages_count_tokens(
     body: Body,
 ) -> Response {
     let request_id = new_request_id();
-    let fail = |error: GatewayError| dialect_error(Dialect::Anthropic, error, &request_id);
+    let fail = |error: CallError| dialect_error(Dialect::Anthropic, error, &request_id);
     if let Err(error) = authenticate(&gateway, &headers) {
         return fail(error);
     }
@@ -139,14 +139,14 @@ pub(crate) async fn messages_count_tokens(
     };
     let request = match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(map)) => map,
-        _ => return fail(GatewayError::BadRequest { message: "the body must be a JSON object".into(), param: None }),
+        _ => return fail(CallError::BadRequest { message: "the body must be a JSON object".into(), param: None }),
     };
     match anthropic_inbound::to_openai(&request) {
         Ok(openai) => {
             let body = serde_json::json!({"input_tokens": estimate_prompt(&openai)});
             with_request_id(axum::Json(body).into_response(), &request_id)
         }
-        Err(anthropic::Unconvertible(message)) => fail(GatewayError::BadRequest { message, param: None }),
+        Err(anthropic::Unconvertible(message)) => fail(CallError::BadRequest { message, param: None }),
     }
 }
 
@@ -176,9 +176,9 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
-pub(crate) fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> Result<Arc<TokenEntry>, GatewayError> {
+pub(crate) fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> Result<Arc<TokenEntry>, CallError> {
     let key = presented_key(headers).filter(|key| !key.is_empty()).ok_or_else(|| {
-        GatewayError::InvalidApiKey(
+        CallError::InvalidApiKey(
             "You didn't provide an API key. Send your BurnCloud token as 'Authorization: Bearer sk-bc-…'.".into(),
         )
     })?;
@@ -186,16 +186,16 @@ pub(crate) fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> Result<Arc
     let entry = snapshot
         .token_by_digest(&token_key_digest(key))
         .cloned()
-        .ok_or_else(|| GatewayError::InvalidApiKey("Incorrect API key provided.".into()))?;
+        .ok_or_else(|| CallError::InvalidApiKey("Incorrect API key provided.".into()))?;
     usable(entry)
 }
 
-fn usable(entry: Arc<TokenEntry>) -> Result<Arc<TokenEntry>, GatewayError> {
+fn usable(entry: Arc<TokenEntry>) -> Result<Arc<TokenEntry>, CallError> {
     if !entry.token.enabled {
-        return Err(GatewayError::InvalidApiKey(format!("The token '{}' is disabled.", entry.token.name)));
+        return Err(CallError::InvalidApiKey(format!("The token '{}' is disabled.", entry.token.name)));
     }
     if entry.token.expires_at_ms.is_some_and(|expires| expires <= now_ms()) {
-        return Err(GatewayError::InvalidApiKey(format!("The token '{}' has expired.", entry.token.name)));
+        return Err(CallError::InvalidApiKey(format!("The token '{}' has expired.", entry.token.name)));
     }
     Ok(entry)
 }
@@ -211,7 +211,7 @@ pub(crate) fn authenticate_from(
     gateway: &Gateway,
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
-) -> Result<Arc<TokenEntry>, GatewayError> {
+) -> Result<Arc<TokenEntry>, CallError> {
     if presented_key(headers).is_none_or(str::is_empty) && peer.is_some_and(is_local) {
         if let Some(entry) = gateway.snapshot.load().keyless_local.clone() {
             return usable(entry);
@@ -293,7 +293,7 @@ impl Call {
 }
 
 impl Call {
-    fn error_response(&self, error: &GatewayError) -> Response {
+    fn error_response(&self, error: &CallError) -> Response {
         dialect_error(self.dialect, error.clone(), &self.request_id)
     }
 
@@ -332,7 +332,7 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn failed(channel: Option<Arc<ChannelEntry>>, error: &GatewayError, attempts: u32, reason: EndReason) -> Outcome {
+    fn failed(channel: Option<Arc<ChannelEntry>>, error: &CallError, attempts: u32, reason: EndReason) -> Outcome {
         Outcome {
             channel,
             status: error.status_code().as_u16(),
@@ -346,19 +346,16 @@ impl Outcome {
     }
 }
 
-pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> {
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, CallError> {
     match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => Ok(bytes),
         Err(error) => {
             let too_large =
                 std::error::Error::source(&error).is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
             if too_large {
-                Err(GatewayError::PayloadTooLarge(limit))
+                Err(CallError::PayloadTooLarge(limit))
             } else {
-                Err(GatewayError::BadRequest {
-                    message: format!("could not read the request body: {error}"),
-                    param: None,
-                })
+                Err(CallError::BadRequest { message: format!("could not read the request body: {error}"), param: None })
             }
         }
     }
@@ -392,7 +389,7 @@ async fn handle_from(
     let request_id = new_request_id();
     // Held until the answer is handed over; a stream's pump then runs on without a slot.
     let Ok(_slot) = gateway.call_slots.clone().try_acquire_owned() else {
-        let error = GatewayError::Unavailable {
+        let error = CallError::Unavailable {
             message: "BurnCloud is serving as many calls as it is set to; try again in a moment.".into(),
             retry_after_secs: 1,
         };
@@ -486,8 +483,8 @@ impl Drop for FinishOnDrop {
     }
 }
 
-fn unanswerable() -> GatewayError {
-    GatewayError::UpstreamUnreachable("the call lost its Responses request".into())
+fn unanswerable() -> CallError {
+    CallError::UpstreamUnreachable("the call lost its Responses request".into())
 }
 
 /// `GET /v1/models`: the models this token may use.
@@ -594,14 +591,14 @@ async fn load_only(
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
     native: &Map<String, Value>,
-) -> Result<Response, GatewayError> {
+) -> Result<Response, CallError> {
     let token = authenticate_from(gateway, headers, peer)?;
-    let bad = |message: String| GatewayError::BadRequest { message, param: None };
+    let bad = |message: String| CallError::BadRequest { message, param: None };
     let model = native.get("model").and_then(Value::as_str).filter(|m| !m.is_empty());
     let model = model.ok_or_else(|| bad("model: a model name is required".into()))?;
     let keep = ollama_inbound::keep_alive(native).map_err(|anthropic::Unconvertible(message)| bad(message))?;
     if !reachable_models(gateway, &token).iter().any(|(name, _)| name == model) {
-        return Err(GatewayError::ModelNotFound(format!("model '{model}' not found")));
+        return Err(CallError::ModelNotFound(format!("model '{model}' not found")));
     }
     let unloaded = keep == KeepAlive::For(std::time::Duration::ZERO);
     // A hosted model has nothing to load; `acquire` and `keep_alive` ignore names no deployment has.
@@ -648,9 +645,9 @@ mod tests {
         assert!((now_ms() - stamped).abs() < 60_000, "the ID carries the current time: {stamped} vs {}", now_ms());
     }
 
-    fn message(result: Result<RequestPeek, GatewayError>) -> String {
+    fn message(result: Result<RequestPeek, CallError>) -> String {
         match result {
-            Err(GatewayError::BadRequest { message, .. }) => message,
+            Err(CallError::BadRequest { message, .. }) => message,
             Err(other) => panic!("not a bad request: {other:?}"),
             Ok(_) => panic!("accepted"),
         }

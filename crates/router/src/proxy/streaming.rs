@@ -255,9 +255,9 @@ pub(super) async fn first_chunk(
         Ok(None) => Ok(None),
         Ok(Some(Err(error))) => {
             let message = format!("the upstream answer failed before its first byte: {error}");
-            Err(Attempt::Failed(scrubbed(GatewayError::UpstreamUnreachable(message), channel), None))
+            Err(Attempt::Failed(scrubbed(CallError::UpstreamUnreachable(message), channel), None))
         }
-        Err(_) => Err(Attempt::Failed(GatewayError::UpstreamTimeout("the upstream sent nothing".into()), None)),
+        Err(_) => Err(Attempt::Failed(CallError::UpstreamTimeout("the upstream sent nothing".into()), None)),
     }
 }
 
@@ -274,7 +274,7 @@ pub(super) async fn stream(
     let first = match first_chunk(gateway, channel, &mut upstream).await {
         Ok(Some(chunk)) => chunk,
         Ok(None) => {
-            return Attempt::Failed(GatewayError::UpstreamUnreachable("the upstream stream was empty".into()), None)
+            return Attempt::Failed(CallError::UpstreamUnreachable("the upstream stream was empty".into()), None)
         }
         Err(failed) => return failed,
     };

@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use burncloud_service_api::{
-    Account, AccountPatch, AccountService, Channel, ChannelHealthReport, ChannelInput, ChannelPatch, ChannelService,
-    ChannelTestReport, CreatedToken, GatewayMonitor, Group, GroupInput, GroupPatch, GroupService, LogPage, LogQuery,
+    Account, AccountPatch, AccountService, Channel, ChannelHealthReport, ChannelInput, ChannelMonitor, ChannelPatch,
+    ChannelService, ChannelTestReport, CreatedToken, Group, GroupInput, GroupPatch, GroupService, LogPage, LogQuery,
     LogService, Price, PriceInput, PriceService, Token, TokenInput, TokenPatch, TokenService, TopUp, UsageQuery,
     UsageReport,
 };

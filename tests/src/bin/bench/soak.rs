@@ -34,7 +34,7 @@ enum Ending {
     /// Every channel serving the model was resting after failures (503 from the breakers).
     AllChannelsResting,
     /// Anything else: an error BurnCloud itself caused.
-    GatewayError,
+    CallError,
 }
 
 async fn one_call(client: &HttpClient, url: &str, key: &str, stream: bool) -> (Ending, String) {
@@ -46,16 +46,16 @@ async fn one_call(client: &HttpClient, url: &str, key: &str, stream: bool) -> (E
         .body(Full::new(Bytes::from(body.to_string())));
     let response = match request {
         Ok(request) => client.request(request).await,
-        Err(error) => return (Ending::GatewayError, error.to_string()),
+        Err(error) => return (Ending::CallError, error.to_string()),
     };
     let response = match response {
         Ok(response) => response,
-        Err(error) => return (Ending::GatewayError, format!("connection: {error}")),
+        Err(error) => return (Ending::CallError, format!("connection: {error}")),
     };
     let status = response.status().as_u16();
     let bytes = match response.into_body().collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(error) => return (Ending::GatewayError, format!("body: {error}")),
+        Err(error) => return (Ending::CallError, format!("body: {error}")),
     };
     let text = String::from_utf8_lossy(&bytes);
     match status {
@@ -67,7 +67,7 @@ async fn one_call(client: &HttpClient, url: &str, key: &str, stream: bool) -> (E
             (Ending::UpstreamFailedEverywhere, String::new())
         }
         503 if text.contains("resting") => (Ending::AllChannelsResting, String::new()),
-        _ => (Ending::GatewayError, format!("{status}: {}", text.chars().take(300).collect::<String>())),
+        _ => (Ending::CallError, format!("{status}: {}", text.chars().take(300).collect::<String>())),
     }
 }
 
@@ -100,7 +100,7 @@ pub async fn soak(options: &Options, server_bin: &Path) -> anyhow::Result<()> {
                 let (ending, detail) = one_call(&client, &url, &key, n % 2 == 0).await;
                 *mine.entry(ending).or_default() += 1;
                 calls.fetch_add(1, Ordering::Relaxed);
-                if ending == Ending::GatewayError {
+                if ending == Ending::CallError {
                     let mut examples = examples.lock().unwrap();
                     if examples.len() < 5 {
                         examples.push(detail);
@@ -146,7 +146,7 @@ pub async fn soak(options: &Options, server_bin: &Path) -> anyhow::Result<()> {
     let endings = endings.lock().unwrap().clone();
     let total: u64 = endings.values().sum();
     let count = |ending: Ending| endings.get(&ending).copied().unwrap_or(0);
-    let gateway_errors = count(Ending::GatewayError);
+    let gateway_errors = count(Ending::CallError);
     let growth = 100.0 * (end_rss - warm_rss) / warm_rss;
     let checks = [
         (gateway_errors == 0, format!("errors BurnCloud caused: {gateway_errors}")),
