@@ -79,41 +79,34 @@ fn kind_key(kind: ChannelKind) -> &'static str {
 
 #[component]
 pub fn Channels() -> Element {
+    let i18n = use_i18n();
+    let mut draft = use_signal(|| None::<Draft>);
+    let mut feedback = use_signal(|| Feedback::Idle);
+
+    rsx! {
+        div { class: "page-head",
+            div {
+                h1 { class: "page-title", {i18n.t("channels.title")} }
+                div { class: "page-sub", {i18n.t("channels.subtitle")} }
+            }
+            button { class: "btn primary", id: "add-channel", onclick: move |_| { feedback.set(Feedback::Idle); draft.set(Some(Draft::new(ChannelKind::Openai))) },
+                {i18n.t("channels.add")} }
+        }
+        FeedbackLine { feedback: feedback() }
+        if draft().is_some() {
+            ChannelForm { draft, feedback }
+        }
+        ChannelList { draft, feedback }
+    }
+}
+
+/// The add or edit form of one channel; saving closes it.
+#[component]
+fn ChannelForm(draft: Signal<Option<Draft>>, feedback: Signal<Feedback>) -> Element {
     let services = use_services();
     let i18n = use_i18n();
     let refresh = use_refresh();
-    let mut draft = use_signal(|| None::<Draft>);
-    let mut feedback = use_signal(|| Feedback::Idle);
-    let confirm_delete = use_signal(|| None::<i64>);
-    let list_services = services.clone();
-    let channels = use_resource(move || {
-        let services = list_services.clone();
-        refresh.track();
-        async move {
-            let channels = services.channels.list_channels()?;
-            let health: HashMap<i64, BreakerPosition> =
-                services.monitor.channel_health()?.into_iter().map(|h| (h.id, h.breaker)).collect();
-            Ok::<_, burncloud_service_api::ServiceError>((channels, health))
-        }
-    });
-    let mut tests = use_signal(HashMap::<i64, Option<ChannelTestReport>>::new);
-    let test_services = services.clone();
-    let run_test = move |id: i64| {
-        let services = test_services.clone();
-        tests.write().insert(id, None);
-        spawn(async move {
-            let report = services.monitor.test_channel(id).await.unwrap_or_else(|error| ChannelTestReport {
-                ok: false,
-                model: None,
-                status: None,
-                latency_ms: 0,
-                error: Some(error.to_string()),
-            });
-            tests.write().insert(id, Some(report));
-            refresh.bump();
-        });
-    };
-
+    let Some(form) = draft() else { return rsx! {} };
     let save_services = services.clone();
     let save = move |_| {
         let Some(form) = draft() else { return };
@@ -168,6 +161,112 @@ pub fn Channels() -> Element {
         save_and_close(draft, feedback, refresh, result, Some(i18n.t("common.saved")));
     };
 
+    rsx! {
+        div { class: "card", id: "channel-form",
+            h3 { class: "card-title",
+                if form.editing.is_some() { {i18n.t("channels.edit")} } else { {i18n.t("channels.add")} }
+            }
+            div { class: "form",
+                label { {i18n.t("channels.kind")} }
+                select { name: "kind",
+                    onchange: move |e| {
+                        let kind = ChannelKind::parse(&e.value()).unwrap_or(ChannelKind::Openai);
+                        let editing = draft().and_then(|d| d.editing);
+                        match editing {
+                            // Editing keeps what was typed; only the kind changes.
+                            Some(_) => { if let Some(d) = draft.write().as_mut() { d.kind = kind; } }
+                            None => draft.set(Some(Draft::new(kind))),
+                        }
+                    },
+                    for kind in ChannelKind::ALL.into_iter().filter(|k| *k != ChannelKind::Local) {
+                        option { key: "{kind.as_str()}", value: kind.as_str(), selected: kind == form.kind, {i18n.t(kind_key(kind))} }
+                    }
+                }
+                label { {i18n.t("common.name")} }
+                input { name: "name", value: "{form.name}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.name = e.value() } }
+                label { {i18n.t("channels.base_url")} }
+                div {
+                    input { name: "base_url", style: "width: 100%", value: "{form.base_url}",
+                        placeholder: form.kind.default_base_url().unwrap_or("http://127.0.0.1:8080/v1"),
+                        oninput: move |e| if let Some(d) = draft.write().as_mut() { d.base_url = e.value() } }
+                    div { class: "hint",
+                        if form.kind.default_base_url().is_some() { {i18n.t("channels.base_url_hint")} } else { {i18n.t("channels.base_url_openai_hint")} }
+                    }
+                }
+                label { {i18n.t("channels.api_key")} }
+                div {
+                    input { name: "api_key", r#type: "password", style: "width: 100%", value: "{form.api_key}",
+                        oninput: move |e| if let Some(d) = draft.write().as_mut() { d.api_key = e.value() } }
+                    if form.editing.is_some() { div { class: "hint", {i18n.t("channels.api_key_keep")} } }
+                }
+                label { {i18n.t("common.models")} }
+                div {
+                    textarea { name: "models", value: "{form.models}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.models = e.value() } }
+                    div { class: "hint", {i18n.t("channels.models_hint")} }
+                }
+                label { {i18n.t("channels.mapping")} }
+                div {
+                    textarea { name: "mapping", value: "{form.mapping}", placeholder: "gpt-4o=deepseek-chat",
+                        oninput: move |e| if let Some(d) = draft.write().as_mut() { d.mapping = e.value() } }
+                    div { class: "hint", {i18n.t("channels.mapping_hint")} }
+                }
+                label { {i18n.t("channels.priority")} }
+                input { name: "priority", r#type: "number", value: "{form.priority}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.priority = e.value() } }
+                label { {i18n.t("channels.weight")} }
+                input { name: "weight", r#type: "number", min: "0", value: "{form.weight}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.weight = e.value() } }
+                if form.kind == ChannelKind::Openai {
+                    label { class: "full",
+                        input { r#type: "checkbox", name: "native_responses", checked: form.native_responses,
+                            onchange: move |e| if let Some(d) = draft.write().as_mut() { d.native_responses = e.checked() } }
+                        " {i18n.t(\"channels.native_responses\")}"
+                    }
+                }
+                div { class: "full row",
+                    button { class: "btn primary", id: "save-channel", disabled: feedback() == Feedback::Busy, onclick: save,
+                        if feedback() == Feedback::Busy { {i18n.t("common.saving")} } else { {i18n.t("common.save")} } }
+                    button { class: "btn", onclick: move |_| draft.set(None), {i18n.t("common.cancel")} }
+                }
+            }
+        }
+    }
+}
+
+/// Every channel with its health, its last test and its buttons (test, edit, enable, delete).
+#[component]
+fn ChannelList(draft: Signal<Option<Draft>>, feedback: Signal<Feedback>) -> Element {
+    let services = use_services();
+    let i18n = use_i18n();
+    let refresh = use_refresh();
+    let confirm_delete = use_signal(|| None::<i64>);
+    let list_services = services.clone();
+    let channels = use_resource(move || {
+        let services = list_services.clone();
+        refresh.track();
+        async move {
+            let channels = services.channels.list_channels()?;
+            let health: HashMap<i64, BreakerPosition> =
+                services.monitor.channel_health()?.into_iter().map(|h| (h.id, h.breaker)).collect();
+            Ok::<_, burncloud_service_api::ServiceError>((channels, health))
+        }
+    });
+    let mut tests = use_signal(HashMap::<i64, Option<ChannelTestReport>>::new);
+    let test_services = services.clone();
+    let run_test = move |id: i64| {
+        let services = test_services.clone();
+        tests.write().insert(id, None);
+        spawn(async move {
+            let report = services.monitor.test_channel(id).await.unwrap_or_else(|error| ChannelTestReport {
+                ok: false,
+                model: None,
+                status: None,
+                latency_ms: 0,
+                error: Some(error.to_string()),
+            });
+            tests.write().insert(id, Some(report));
+            refresh.bump();
+        });
+    };
+
     let row_services = services.clone();
     let toggle = move |channel: Channel| {
         let patch = ChannelPatch { enabled: Some(!channel.enabled), ..ChannelPatch::default() };
@@ -181,83 +280,6 @@ pub fn Channels() -> Element {
     };
 
     rsx! {
-        div { class: "page-head",
-            div {
-                h1 { class: "page-title", {i18n.t("channels.title")} }
-                div { class: "page-sub", {i18n.t("channels.subtitle")} }
-            }
-            button { class: "btn primary", id: "add-channel", onclick: move |_| { feedback.set(Feedback::Idle); draft.set(Some(Draft::new(ChannelKind::Openai))) },
-                {i18n.t("channels.add")} }
-        }
-        FeedbackLine { feedback: feedback() }
-        if let Some(form) = draft() {
-            div { class: "card", id: "channel-form",
-                h3 { class: "card-title",
-                    if form.editing.is_some() { {i18n.t("channels.edit")} } else { {i18n.t("channels.add")} }
-                }
-                div { class: "form",
-                    label { {i18n.t("channels.kind")} }
-                    select { name: "kind",
-                        onchange: move |e| {
-                            let kind = ChannelKind::parse(&e.value()).unwrap_or(ChannelKind::Openai);
-                            let editing = draft().and_then(|d| d.editing);
-                            match editing {
-                                // Editing keeps what was typed; only the kind changes.
-                                Some(_) => { if let Some(d) = draft.write().as_mut() { d.kind = kind; } }
-                                None => draft.set(Some(Draft::new(kind))),
-                            }
-                        },
-                        for kind in ChannelKind::ALL.into_iter().filter(|k| *k != ChannelKind::Local) {
-                            option { key: "{kind.as_str()}", value: kind.as_str(), selected: kind == form.kind, {i18n.t(kind_key(kind))} }
-                        }
-                    }
-                    label { {i18n.t("common.name")} }
-                    input { name: "name", value: "{form.name}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.name = e.value() } }
-                    label { {i18n.t("channels.base_url")} }
-                    div {
-                        input { name: "base_url", style: "width: 100%", value: "{form.base_url}",
-                            placeholder: form.kind.default_base_url().unwrap_or("http://127.0.0.1:8080/v1"),
-                            oninput: move |e| if let Some(d) = draft.write().as_mut() { d.base_url = e.value() } }
-                        div { class: "hint",
-                            if form.kind.default_base_url().is_some() { {i18n.t("channels.base_url_hint")} } else { {i18n.t("channels.base_url_openai_hint")} }
-                        }
-                    }
-                    label { {i18n.t("channels.api_key")} }
-                    div {
-                        input { name: "api_key", r#type: "password", style: "width: 100%", value: "{form.api_key}",
-                            oninput: move |e| if let Some(d) = draft.write().as_mut() { d.api_key = e.value() } }
-                        if form.editing.is_some() { div { class: "hint", {i18n.t("channels.api_key_keep")} } }
-                    }
-                    label { {i18n.t("common.models")} }
-                    div {
-                        textarea { name: "models", value: "{form.models}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.models = e.value() } }
-                        div { class: "hint", {i18n.t("channels.models_hint")} }
-                    }
-                    label { {i18n.t("channels.mapping")} }
-                    div {
-                        textarea { name: "mapping", value: "{form.mapping}", placeholder: "gpt-4o=deepseek-chat",
-                            oninput: move |e| if let Some(d) = draft.write().as_mut() { d.mapping = e.value() } }
-                        div { class: "hint", {i18n.t("channels.mapping_hint")} }
-                    }
-                    label { {i18n.t("channels.priority")} }
-                    input { name: "priority", r#type: "number", value: "{form.priority}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.priority = e.value() } }
-                    label { {i18n.t("channels.weight")} }
-                    input { name: "weight", r#type: "number", min: "0", value: "{form.weight}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.weight = e.value() } }
-                    if form.kind == ChannelKind::Openai {
-                        label { class: "full",
-                            input { r#type: "checkbox", name: "native_responses", checked: form.native_responses,
-                                onchange: move |e| if let Some(d) = draft.write().as_mut() { d.native_responses = e.checked() } }
-                            " {i18n.t(\"channels.native_responses\")}"
-                        }
-                    }
-                    div { class: "full row",
-                        button { class: "btn primary", id: "save-channel", disabled: feedback() == Feedback::Busy, onclick: save,
-                            if feedback() == Feedback::Busy { {i18n.t("common.saving")} } else { {i18n.t("common.save")} } }
-                        button { class: "btn", onclick: move |_| draft.set(None), {i18n.t("common.cancel")} }
-                    }
-                }
-            }
-        }
         div { class: "card",
             match &*channels.read() {
                 None => rsx! { p { class: "muted", {i18n.t("common.loading")} } },
