@@ -11,18 +11,34 @@ const RETENTION_CHOICES: [u32; 6] = [7, 30, 90, 180, 365, 730];
 
 #[component]
 pub fn Settings() -> Element {
+    let i18n = use_i18n();
+    let feedback = use_signal(|| Feedback::Idle);
+    rsx! {
+        div { class: "page-head",
+            div {
+                h1 { class: "page-title", {i18n.t("settings.title")} }
+                div { class: "page-sub", {i18n.t("settings.subtitle")} }
+            }
+        }
+        FeedbackLine { feedback: feedback() }
+        div { class: "card",
+            div { class: "form",
+                Preferences { feedback }
+                AccountFields { feedback }
+            }
+        }
+        AppFacts { feedback }
+        HubTokens {}
+        LlamaServerPath {}
+    }
+}
+
+/// Language, closing to the tray and how long call logs are kept (rows of the settings form).
+#[component]
+fn Preferences(feedback: Signal<Feedback>) -> Element {
     let services = use_services();
     let i18n = use_i18n();
     let refresh = use_refresh();
-    let mut feedback = use_signal(|| Feedback::Idle);
-    let mut amount = use_signal(String::new);
-    let mut reveal = use_signal(|| false);
-    let account_services = services.clone();
-    let account = use_resource(move || {
-        let services = account_services.clone();
-        refresh.track();
-        async move { services.account.account() }
-    });
     let lang_services = services.clone();
     let set_lang = move |code: String| {
         let lang = Lang::from_code(&code);
@@ -30,6 +46,76 @@ pub fn Settings() -> Element {
         signal.set(lang);
         let _ = lang_services.settings.set_setting("language", lang.code());
     };
+    let tray_services = services.clone();
+    let close_to_tray = use_resource(move || {
+        let services = tray_services.clone();
+        refresh.track();
+        async move { services.settings.get_setting("close_to_tray").ok().flatten().as_deref() != Some("false") }
+    });
+    let toggle_services = services.clone();
+    let toggle_tray = move |on: bool| match toggle_services
+        .settings
+        .set_setting("close_to_tray", if on { "true" } else { "false" })
+    {
+        Ok(()) => refresh.bump(),
+        Err(error) => feedback.set(Feedback::Failed(error.to_string())),
+    };
+    let retention_services = services.clone();
+    let retention = use_resource(move || {
+        let services = retention_services.clone();
+        refresh.track();
+        async move { services.settings.get_setting(LOG_RETENTION_SETTING).ok().flatten().unwrap_or_default() }
+    });
+    let set_retention_services = services.clone();
+    let set_retention =
+        move |days: String| match set_retention_services.settings.set_setting(LOG_RETENTION_SETTING, &days) {
+            Ok(()) => {
+                feedback.set(Feedback::Done(i18n.t("common.saved").to_string()));
+                refresh.bump();
+            }
+            Err(error) => feedback.set(Feedback::Failed(error.to_string())),
+        };
+    rsx! {
+        label { {i18n.t("settings.language")} }
+        select { name: "language", onchange: move |e| set_lang(e.value()),
+            option { value: "en", selected: i18n.current() == Lang::En, "English" }
+            option { value: "zh-CN", selected: i18n.current() == Lang::Zh, "简体中文" }
+        }
+        label { {i18n.t("settings.close_to_tray")} }
+        div {
+            label {
+                input { r#type: "checkbox", name: "close_to_tray", checked: close_to_tray().unwrap_or(true),
+                    onchange: { let mut toggle_tray = toggle_tray.clone(); move |e: Event<FormData>| toggle_tray(e.checked()) } }
+                " {i18n.t(\"settings.close_to_tray_hint\")}"
+            }
+        }
+        label { {i18n.t("settings.log_retention")} }
+        div {
+            select { name: "log_retention_days", onchange: { let mut set_retention = set_retention.clone(); move |e: Event<FormData>| set_retention(e.value()) },
+                option { value: "", selected: retention().unwrap_or_default().is_empty(), {i18n.t("settings.log_retention_forever")} }
+                for days in RETENTION_CHOICES {
+                    option { value: "{days}", selected: retention().unwrap_or_default() == days.to_string(),
+                        "{days} {i18n.t(\"settings.log_retention_days\")}" }
+                }
+            }
+            " {i18n.t(\"settings.log_retention_hint\")}"
+        }
+    }
+}
+
+/// The account's currency, balance and top-up (rows of the settings form).
+#[component]
+fn AccountFields(feedback: Signal<Feedback>) -> Element {
+    let services = use_services();
+    let i18n = use_i18n();
+    let refresh = use_refresh();
+    let mut amount = use_signal(String::new);
+    let account_services = services.clone();
+    let account = use_resource(move || {
+        let services = account_services.clone();
+        refresh.track();
+        async move { services.account.account() }
+    });
     let currency_services = services.clone();
     let mut set_currency = move |code: String| {
         let patch = AccountPatch { currency: Currency::parse(&code), balance: None };
@@ -63,35 +149,47 @@ pub fn Settings() -> Element {
         }
         Err(error) => feedback.set(Feedback::Failed(error.to_string())),
     };
-    let tray_services = services.clone();
-    let close_to_tray = use_resource(move || {
-        let services = tray_services.clone();
-        refresh.track();
-        async move { services.settings.get_setting("close_to_tray").ok().flatten().as_deref() != Some("false") }
-    });
-    let toggle_services = services.clone();
-    let toggle_tray = move |on: bool| match toggle_services
-        .settings
-        .set_setting("close_to_tray", if on { "true" } else { "false" })
-    {
-        Ok(()) => refresh.bump(),
-        Err(error) => feedback.set(Feedback::Failed(error.to_string())),
-    };
-    let retention_services = services.clone();
-    let retention = use_resource(move || {
-        let services = retention_services.clone();
-        refresh.track();
-        async move { services.settings.get_setting(LOG_RETENTION_SETTING).ok().flatten().unwrap_or_default() }
-    });
-    let set_retention_services = services.clone();
-    let set_retention =
-        move |days: String| match set_retention_services.settings.set_setting(LOG_RETENTION_SETTING, &days) {
-            Ok(()) => {
-                feedback.set(Feedback::Done(i18n.t("common.saved").to_string()));
-                refresh.bump();
+    rsx! {
+        match &*account.read() {
+            Some(Ok(account)) => {
+                let currency = account.currency;
+                rsx! {
+                    label { {i18n.t("settings.currency")} }
+                    select { name: "currency", onchange: move |e| set_currency(e.value()),
+                        option { value: "USD", selected: currency == Currency::Usd, "USD ($)" }
+                        option { value: "CNY", selected: currency == Currency::Cny, "CNY (¥)" }
+                    }
+                    label { {i18n.t("settings.balance")} }
+                    div { class: "row",
+                        strong { id: "settings-balance",
+                            {account.balance.map(|b| money(currency, b)).unwrap_or_else(|| i18n.t("common.unlimited").to_string())}
+                        }
+                        if account.balance.is_some() {
+                            button { class: "btn small", onclick: make_unlimited, {i18n.t("settings.make_unlimited")} }
+                        }
+                    }
+                    label { {i18n.t("settings.top_up")} }
+                    div {
+                        div { class: "row",
+                            input { name: "amount", placeholder: i18n.t("settings.amount"), value: "{amount}", oninput: move |e| amount.set(e.value()) }
+                            button { class: "btn primary", id: "top-up", onclick: top_up, {i18n.t("settings.top_up")} }
+                        }
+                        div { class: "hint", {i18n.t("settings.top_up_hint")} }
+                    }
+                }
             }
-            Err(error) => feedback.set(Feedback::Failed(error.to_string())),
-        };
+            Some(Err(error)) => rsx! { div { class: "full", ErrorNotice { message: error.to_string() } } },
+            None => rsx! {},
+        }
+    }
+}
+
+/// Where the app listens and keeps its data, the admin key (reveal, copy, rotate) and the version.
+#[component]
+fn AppFacts(feedback: Signal<Feedback>) -> Element {
+    let services = use_services();
+    let i18n = use_i18n();
+    let mut reveal = use_signal(|| false);
     let info = services.info.clone();
     let key_services = services.clone();
     let mut admin_key = use_signal(move || key_services.admin.admin_key());
@@ -113,72 +211,6 @@ pub fn Settings() -> Element {
         }
     };
     rsx! {
-        div { class: "page-head",
-            div {
-                h1 { class: "page-title", {i18n.t("settings.title")} }
-                div { class: "page-sub", {i18n.t("settings.subtitle")} }
-            }
-        }
-        FeedbackLine { feedback: feedback() }
-        div { class: "card",
-            div { class: "form",
-                label { {i18n.t("settings.language")} }
-                select { name: "language", onchange: move |e| set_lang(e.value()),
-                    option { value: "en", selected: i18n.current() == Lang::En, "English" }
-                    option { value: "zh-CN", selected: i18n.current() == Lang::Zh, "简体中文" }
-                }
-                label { {i18n.t("settings.close_to_tray")} }
-                div {
-                    label {
-                        input { r#type: "checkbox", name: "close_to_tray", checked: close_to_tray().unwrap_or(true),
-                            onchange: { let mut toggle_tray = toggle_tray.clone(); move |e: Event<FormData>| toggle_tray(e.checked()) } }
-                        " {i18n.t(\"settings.close_to_tray_hint\")}"
-                    }
-                }
-                label { {i18n.t("settings.log_retention")} }
-                div {
-                    select { name: "log_retention_days", onchange: { let mut set_retention = set_retention.clone(); move |e: Event<FormData>| set_retention(e.value()) },
-                        option { value: "", selected: retention().unwrap_or_default().is_empty(), {i18n.t("settings.log_retention_forever")} }
-                        for days in RETENTION_CHOICES {
-                            option { value: "{days}", selected: retention().unwrap_or_default() == days.to_string(),
-                                "{days} {i18n.t(\"settings.log_retention_days\")}" }
-                        }
-                    }
-                    " {i18n.t(\"settings.log_retention_hint\")}"
-                }
-                match &*account.read() {
-                    Some(Ok(account)) => {
-                        let currency = account.currency;
-                        rsx! {
-                            label { {i18n.t("settings.currency")} }
-                            select { name: "currency", onchange: move |e| set_currency(e.value()),
-                                option { value: "USD", selected: currency == Currency::Usd, "USD ($)" }
-                                option { value: "CNY", selected: currency == Currency::Cny, "CNY (¥)" }
-                            }
-                            label { {i18n.t("settings.balance")} }
-                            div { class: "row",
-                                strong { id: "settings-balance",
-                                    {account.balance.map(|b| money(currency, b)).unwrap_or_else(|| i18n.t("common.unlimited").to_string())}
-                                }
-                                if account.balance.is_some() {
-                                    button { class: "btn small", onclick: make_unlimited, {i18n.t("settings.make_unlimited")} }
-                                }
-                            }
-                            label { {i18n.t("settings.top_up")} }
-                            div {
-                                div { class: "row",
-                                    input { name: "amount", placeholder: i18n.t("settings.amount"), value: "{amount}", oninput: move |e| amount.set(e.value()) }
-                                    button { class: "btn primary", id: "top-up", onclick: top_up, {i18n.t("settings.top_up")} }
-                                }
-                                div { class: "hint", {i18n.t("settings.top_up_hint")} }
-                            }
-                        }
-                    }
-                    Some(Err(error)) => rsx! { div { class: "full", ErrorNotice { message: error.to_string() } } },
-                    None => rsx! {},
-                }
-            }
-        }
         div { class: "card",
             div { class: "form",
                 label { {i18n.t("settings.endpoint")} }
@@ -203,8 +235,6 @@ pub fn Settings() -> Element {
                 div { class: "mono", "{info.version}" }
             }
         }
-        HubTokens {}
-        LlamaServerPath {}
     }
 }
 
