@@ -100,84 +100,29 @@ fn snippet(listen: &str, alias: &str, kind: InstanceKind) -> String {
     )
 }
 
+/// What an instance card's buttons ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InstanceAction {
+    Stop,
+    Restart,
+    Pin,
+    Unpin,
+    Delete,
+}
+
 #[component]
 pub fn Deployments() -> Element {
     let services = use_services();
     let i18n = use_i18n();
     let refresh = use_refresh();
-    let tick = burncloud_client::use_ticker(LIVE_TICK);
     let mut feedback = use_signal(|| Feedback::Idle);
     let mut draft = use_signal(|| None::<Draft>);
-    let mut open_logs = use_signal(|| None::<i64>);
-    let confirm_delete = use_signal(|| None::<i64>);
-
-    // The list follows the service's change counter; only an open log view is polled.
-    let watch_services = services.clone();
-    let mut changed = use_signal(|| 0u64);
-    use_future(move || {
-        let services = watch_services.clone();
-        async move {
-            let mut changes = services.inference.watch_instances();
-            while changes.changed().await.is_ok() {
-                changed += 1;
-                // A busy model changes with every call: at most four reloads a second.
-                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-            }
-        }
-    });
-    let list_services = services.clone();
-    let instances = use_resource(move || {
-        let services = list_services.clone();
-        refresh.track();
-        changed.read();
-        async move { services.inference.list_instances() }
-    });
     let model_services = services.clone();
     let local_models = use_resource(move || {
         let services = model_services.clone();
         refresh.track();
         async move { services.local_models.list_local_models() }
     });
-    let log_services = services.clone();
-    let log_lines = use_resource(move || {
-        let services = log_services.clone();
-        tick.read();
-        let shown = open_logs();
-        async move { shown.map(|id| services.inference.instance_logs(id, 200).unwrap_or_default()) }
-    });
-
-    let deploy_services = services.clone();
-    let deploy = move |_| {
-        let Some(form) = draft() else { return };
-        let created = to_input(&form)
-            .and_then(|input| deploy_services.inference.create_instance(input).map_err(|e| e.to_string()));
-        let started = created.as_ref().ok().map(|instance| format!("{} {}", i18n.t("deploy.started"), instance.alias));
-        save_and_close(draft, feedback, refresh, created.map(|_| ()), started.as_deref());
-    };
-    let action_services = services.clone();
-    let act = move |(id, action): (i64, &'static str)| {
-        if action == "delete" && !confirmed(confirm_delete, id) {
-            return;
-        }
-        let inference = action_services.inference.clone();
-        feedback.set(Feedback::Busy);
-        spawn(async move {
-            let outcome = match action {
-                "stop" => inference.stop_instance(id).await.map(|_| ()),
-                "restart" => inference.restart_instance(id).await.map(|_| ()),
-                "pin" | "unpin" => inference
-                    .update_instance(id, InstancePatch { pinned: Some(action == "pin"), idle_ttl_s: None })
-                    .map(|_| ()),
-                _ => inference.delete_instance(id).await,
-            };
-            match outcome {
-                Ok(()) => feedback.set(Feedback::Idle),
-                Err(error) => feedback.set(Feedback::Failed(error.to_string())),
-            }
-            refresh.bump();
-        });
-    };
-    let listen = services.info.listen.clone();
 
     rsx! {
         div { class: "page-head",
@@ -200,69 +145,155 @@ pub fn Deployments() -> Element {
         FeedbackLine { feedback: feedback() }
         crate::RuntimeCard {}
         LocalLimits {}
-        if let Some(form) = draft() {
-            div { class: "card", id: "deploy-form",
-                h3 { class: "card-title", {i18n.t("deploy.new")} }
-                div { class: "form",
-                    label { {i18n.t("deploy.model")} }
-                    select { name: "model_id", onchange: move |e| if let Some(d) = draft.write().as_mut() { d.model_id = e.value() },
-                        option { value: "", selected: form.model_id.is_empty(), {i18n.t("deploy.choose_model")} }
-                        if let Some(Ok(models)) = &*local_models.read() {
-                            for model in deployable(models) {
-                                option { key: "{model.id}", value: "{model.id}", selected: form.model_id == model.id.to_string(),
-                                    {model.path.rsplit(['/', '\\']).next().unwrap_or(&model.path).to_string()} }
-                            }
+        if draft().is_some() {
+            DeployForm { draft, feedback, models: match &*local_models.read() { Some(Ok(models)) => models.clone(), _ => Vec::new() } }
+        }
+        InstanceList { feedback }
+    }
+}
+
+/// The new deployment form: model, kind, alias, context, GPU layers, residency; deploying closes it.
+#[component]
+fn DeployForm(draft: Signal<Option<Draft>>, feedback: Signal<Feedback>, models: Vec<LocalModel>) -> Element {
+    let services = use_services();
+    let i18n = use_i18n();
+    let refresh = use_refresh();
+    let Some(form) = draft() else { return rsx! {} };
+    let deploy_services = services.clone();
+    let deploy = move |_| {
+        let Some(form) = draft() else { return };
+        let created = to_input(&form)
+            .and_then(|input| deploy_services.inference.create_instance(input).map_err(|e| e.to_string()));
+        let started = created.as_ref().ok().map(|instance| format!("{} {}", i18n.t("deploy.started"), instance.alias));
+        save_and_close(draft, feedback, refresh, created.map(|_| ()), started.as_deref());
+    };
+    rsx! {
+        div { class: "card", id: "deploy-form",
+            h3 { class: "card-title", {i18n.t("deploy.new")} }
+            div { class: "form",
+                label { {i18n.t("deploy.model")} }
+                select { name: "model_id", onchange: move |e| if let Some(d) = draft.write().as_mut() { d.model_id = e.value() },
+                    option { value: "", selected: form.model_id.is_empty(), {i18n.t("deploy.choose_model")} }
+                    for model in deployable(&models) {
+                        option { key: "{model.id}", value: "{model.id}", selected: form.model_id == model.id.to_string(),
+                            {model.path.rsplit(['/', '\\']).next().unwrap_or(&model.path).to_string()} }
+                    }
+                }
+                if let Some(model) = models.iter().find(|m| m.id.to_string() == form.model_id) {
+                    if let Some(estimate) = &model.estimate {
+                        div { class: "full hint", id: "deploy-estimate",
+                            {format!("{} ≈ {} ({} {}) ", i18n.t("fit.needs"), burncloud_client::bytes(estimate.bytes_at(estimate.default_context())), estimate.default_context(), i18n.t("fit.tokens"))}
+                            crate::fit::FitBadge { fit: model.fit }
                         }
                     }
-                    if let Some(Ok(models)) = &*local_models.read() {
-                        if let Some(model) = models.iter().find(|m| m.id.to_string() == form.model_id) {
-                            if let Some(estimate) = &model.estimate {
-                                div { class: "full hint", id: "deploy-estimate",
-                                    {format!("{} ≈ {} ({} {}) ", i18n.t("fit.needs"), burncloud_client::bytes(estimate.bytes_at(estimate.default_context())), estimate.default_context(), i18n.t("fit.tokens"))}
-                                    crate::fit::FitBadge { fit: model.fit }
-                                }
-                            }
-                        }
+                }
+                label { {i18n.t("deploy.kind")} }
+                select { name: "kind", onchange: move |e| if let Some(d) = draft.write().as_mut() { d.kind = e.value() },
+                    option { value: "", selected: form.kind.is_empty(), {i18n.t("deploy.kind_auto")} }
+                    for kind in InstanceKind::ALL {
+                        option { key: "{kind.as_str()}", value: kind.as_str(), selected: form.kind == kind.as_str(), {i18n.t(kind_key(kind))} }
                     }
-                    label { {i18n.t("deploy.kind")} }
-                    select { name: "kind", onchange: move |e| if let Some(d) = draft.write().as_mut() { d.kind = e.value() },
-                        option { value: "", selected: form.kind.is_empty(), {i18n.t("deploy.kind_auto")} }
-                        for kind in InstanceKind::ALL {
-                            option { key: "{kind.as_str()}", value: kind.as_str(), selected: form.kind == kind.as_str(), {i18n.t(kind_key(kind))} }
-                        }
-                    }
-                    label { {i18n.t("deploy.alias")} }
-                    div {
-                        input { name: "alias", value: "{form.alias}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.alias = e.value() } }
-                        div { class: "hint", {i18n.t("deploy.alias_hint")} }
-                    }
-                    label { {i18n.t("deploy.ctx_size")} }
-                    input { name: "ctx_size", r#type: "number", placeholder: i18n.t("fit.auto"), value: "{form.ctx_size}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.ctx_size = e.value() } }
-                    label { {i18n.t("deploy.gpu_layers")} }
-                    div {
-                        input { name: "n_gpu_layers", r#type: "number", placeholder: i18n.t("fit.auto"), value: "{form.n_gpu_layers}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.n_gpu_layers = e.value() } }
-                        div { class: "hint", {i18n.t("deploy.gpu_hint")} }
-                    }
-                    label { {i18n.t("deploy.idle_ttl")} }
-                    div {
-                        input { name: "idle_ttl_s", r#type: "number", placeholder: "600", value: "{form.idle_ttl_s}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.idle_ttl_s = e.value() } }
-                        div { class: "hint", {i18n.t("deploy.idle_ttl_hint")} }
-                    }
-                    label { class: "full",
-                        input { r#type: "checkbox", name: "pinned", checked: form.pinned, onchange: move |e| if let Some(d) = draft.write().as_mut() { d.pinned = e.checked() } }
-                        {i18n.t("deploy.pinned")}
-                    }
-                    label { class: "full",
-                        input { r#type: "checkbox", name: "start_now", checked: form.start_now, onchange: move |e| if let Some(d) = draft.write().as_mut() { d.start_now = e.checked() } }
-                        {i18n.t("deploy.start_now")}
-                    }
-                    div { class: "full row",
-                        button { class: "btn primary", id: "deploy", onclick: deploy, {i18n.t("deploy.deploy")} }
-                        button { class: "btn", onclick: move |_| draft.set(None), {i18n.t("common.cancel")} }
-                    }
+                }
+                label { {i18n.t("deploy.alias")} }
+                div {
+                    input { name: "alias", value: "{form.alias}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.alias = e.value() } }
+                    div { class: "hint", {i18n.t("deploy.alias_hint")} }
+                }
+                label { {i18n.t("deploy.ctx_size")} }
+                input { name: "ctx_size", r#type: "number", placeholder: i18n.t("fit.auto"), value: "{form.ctx_size}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.ctx_size = e.value() } }
+                label { {i18n.t("deploy.gpu_layers")} }
+                div {
+                    input { name: "n_gpu_layers", r#type: "number", placeholder: i18n.t("fit.auto"), value: "{form.n_gpu_layers}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.n_gpu_layers = e.value() } }
+                    div { class: "hint", {i18n.t("deploy.gpu_hint")} }
+                }
+                label { {i18n.t("deploy.idle_ttl")} }
+                div {
+                    input { name: "idle_ttl_s", r#type: "number", placeholder: "600", value: "{form.idle_ttl_s}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.idle_ttl_s = e.value() } }
+                    div { class: "hint", {i18n.t("deploy.idle_ttl_hint")} }
+                }
+                label { class: "full",
+                    input { r#type: "checkbox", name: "pinned", checked: form.pinned, onchange: move |e| if let Some(d) = draft.write().as_mut() { d.pinned = e.checked() } }
+                    {i18n.t("deploy.pinned")}
+                }
+                label { class: "full",
+                    input { r#type: "checkbox", name: "start_now", checked: form.start_now, onchange: move |e| if let Some(d) = draft.write().as_mut() { d.start_now = e.checked() } }
+                    {i18n.t("deploy.start_now")}
+                }
+                div { class: "full row",
+                    button { class: "btn primary", id: "deploy", onclick: deploy, {i18n.t("deploy.deploy")} }
+                    button { class: "btn", onclick: move |_| draft.set(None), {i18n.t("common.cancel")} }
                 }
             }
         }
+    }
+}
+
+/// Every deployment as a card, following the service's changes, and the log of the one opened.
+#[component]
+fn InstanceList(feedback: Signal<Feedback>) -> Element {
+    let services = use_services();
+    let i18n = use_i18n();
+    let refresh = use_refresh();
+    let tick = burncloud_client::use_ticker(LIVE_TICK);
+    let mut open_logs = use_signal(|| None::<i64>);
+    let confirm_delete = use_signal(|| None::<i64>);
+    // The list follows the service's change counter; only an open log view is polled.
+    let watch_services = services.clone();
+    let mut changed = use_signal(|| 0u64);
+    use_future(move || {
+        let services = watch_services.clone();
+        async move {
+            let mut changes = services.inference.watch_instances();
+            while changes.changed().await.is_ok() {
+                changed += 1;
+                // A busy model changes with every call: at most four reloads a second.
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        }
+    });
+    let list_services = services.clone();
+    let instances = use_resource(move || {
+        let services = list_services.clone();
+        refresh.track();
+        changed.read();
+        async move { services.inference.list_instances() }
+    });
+    let log_services = services.clone();
+    let log_lines = use_resource(move || {
+        let services = log_services.clone();
+        tick.read();
+        let shown = open_logs();
+        async move { shown.map(|id| services.inference.instance_logs(id, 200).unwrap_or_default()) }
+    });
+
+    let action_services = services.clone();
+    let act = move |(id, action): (i64, InstanceAction)| {
+        if action == InstanceAction::Delete && !confirmed(confirm_delete, id) {
+            return;
+        }
+        let inference = action_services.inference.clone();
+        feedback.set(Feedback::Busy);
+        spawn(async move {
+            let outcome = match action {
+                InstanceAction::Stop => inference.stop_instance(id).await.map(|_| ()),
+                InstanceAction::Restart => inference.restart_instance(id).await.map(|_| ()),
+                InstanceAction::Pin | InstanceAction::Unpin => inference
+                    .update_instance(
+                        id,
+                        InstancePatch { pinned: Some(action == InstanceAction::Pin), idle_ttl_s: None },
+                    )
+                    .map(|_| ()),
+                InstanceAction::Delete => inference.delete_instance(id).await,
+            };
+            match outcome {
+                Ok(()) => feedback.set(Feedback::Idle),
+                Err(error) => feedback.set(Feedback::Failed(error.to_string())),
+            }
+            refresh.bump();
+        });
+    };
+    let listen = services.info.listen.clone();
+    rsx! {
         match &*instances.read() {
             None => rsx! { div { class: "card", p { class: "muted", {i18n.t("common.loading")} } } },
             Some(Err(error)) => rsx! { div { class: "card", ErrorNotice { message: error.to_string() } } },
@@ -301,7 +332,7 @@ fn InstanceCard(
     listen: String,
     logs_open: bool,
     confirm_delete: bool,
-    on_action: EventHandler<(i64, &'static str)>,
+    on_action: EventHandler<(i64, InstanceAction)>,
     on_logs: EventHandler<i64>,
 ) -> Element {
     let i18n = use_i18n();
@@ -365,16 +396,16 @@ fn InstanceCard(
                     button { class: "btn small", onclick: move |_| copy_to_clipboard(&copy_code), {i18n.t("common.copy")} }
                 }
                 span { class: "spacer" }
-                button { class: "btn small instance-pin", onclick: move |_| on_action.call((id, if instance.pinned { "unpin" } else { "pin" })),
+                button { class: "btn small instance-pin", onclick: move |_| on_action.call((id, if instance.pinned { InstanceAction::Unpin } else { InstanceAction::Pin })),
                     if instance.pinned { {i18n.t("deploy.unpin")} } else { {i18n.t("deploy.pin")} } }
                 button { class: "btn small", onclick: move |_| on_logs.call(id),
                     if logs_open { {i18n.t("deploy.hide_log")} } else { {i18n.t("deploy.log")} } }
                 if instance.state.is_live() {
-                    button { class: "btn small", onclick: move |_| on_action.call((id, "stop")), {i18n.t("deploy.stop")} }
+                    button { class: "btn small", onclick: move |_| on_action.call((id, InstanceAction::Stop)), {i18n.t("deploy.stop")} }
                 }
-                button { class: "btn small", onclick: move |_| on_action.call((id, "restart")),
+                button { class: "btn small", onclick: move |_| on_action.call((id, InstanceAction::Restart)),
                     if instance.state.is_live() { {i18n.t("deploy.restart")} } else { {i18n.t("deploy.start")} } }
-                button { class: "btn small danger", onclick: move |_| on_action.call((id, "delete")),
+                button { class: "btn small danger", onclick: move |_| on_action.call((id, InstanceAction::Delete)),
                     if confirm_delete { {i18n.t("common.confirm_delete")} } else { {i18n.t("common.delete")} } }
             }
         }
