@@ -37,52 +37,11 @@ fn to_input(draft: &Draft) -> Result<TokenInput, String> {
 
 #[component]
 pub fn Tokens() -> Element {
-    let services = use_services();
     let i18n = use_i18n();
-    let refresh = use_refresh();
     let mut draft = use_signal(|| None::<Draft>);
     let mut feedback = use_signal(|| Feedback::Idle);
     let mut new_key = use_signal(|| None::<String>);
     let mut copied = use_signal(|| false);
-    let confirm_delete = use_signal(|| None::<i64>);
-    let list_services = services.clone();
-    let tokens = use_resource(move || {
-        let services = list_services.clone();
-        refresh.track();
-        async move {
-            let currency = services.account.account().map(|a| a.currency).unwrap_or(Currency::Usd);
-            services.tokens.list_tokens().map(|tokens| (tokens, currency))
-        }
-    });
-
-    let create_services = services.clone();
-    let create = move |_| {
-        let Some(form) = draft() else { return };
-        let created =
-            to_input(&form).and_then(|input| create_services.tokens.create_token(input).map_err(|e| e.to_string()));
-        if let Ok(created) = &created {
-            new_key.set(Some(created.key.clone()));
-            copied.set(false);
-        }
-        save_and_close(draft, feedback, refresh, created.map(|_| ()), None);
-    };
-    let toggle_services = services.clone();
-    let toggle = move |(id, enabled): (i64, bool)| {
-        let patch = TokenPatch { enabled: Some(!enabled), ..TokenPatch::default() };
-        settle(feedback, refresh, toggle_services.tokens.update_token(id, patch).map(|_| ()), None);
-    };
-    let keyless_services = services.clone();
-    let keyless = move |(id, on): (i64, bool)| {
-        let patch = TokenPatch { keyless_local: Some(!on), ..TokenPatch::default() };
-        settle(feedback, refresh, keyless_services.tokens.update_token(id, patch).map(|_| ()), None);
-    };
-    let delete_services = services.clone();
-    let delete = move |id: i64| {
-        if confirmed(confirm_delete, id) {
-            settle(feedback, refresh, delete_services.tokens.delete_token(id), Some(i18n.t("common.deleted")));
-        }
-    };
-
     rsx! {
         div { class: "page-head",
             div {
@@ -105,37 +64,104 @@ pub fn Tokens() -> Element {
                 }
             }
         }
-        if let Some(form) = draft() {
-            div { class: "card", id: "token-form",
-                h3 { class: "card-title", {i18n.t("tokens.add")} }
-                div { class: "form",
-                    label { {i18n.t("common.name")} }
-                    input { name: "name", value: "{form.name}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.name = e.value() } }
-                    label { {i18n.t("tokens.group")} }
-                    input { name: "group", value: "{form.group}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.group = e.value() } }
-                    label { {i18n.t("tokens.quota")} }
-                    div {
-                        input { name: "quota", value: "{form.quota}", placeholder: "10", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.quota = e.value() } }
-                        div { class: "hint", {i18n.t("tokens.limit_hint")} }
-                    }
-                    label { {i18n.t("tokens.rpm")} }
-                    input { name: "rpm", r#type: "number", value: "{form.rpm}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.rpm = e.value() } }
-                    label { {i18n.t("tokens.tpm")} }
-                    input { name: "tpm", r#type: "number", value: "{form.tpm}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.tpm = e.value() } }
-                    label { {i18n.t("tokens.expires_days")} }
-                    input { name: "expires_days", r#type: "number", value: "{form.expires_days}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.expires_days = e.value() } }
-                    label { {i18n.t("tokens.models_allowed")} }
-                    div {
-                        textarea { name: "models", value: "{form.models}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.models = e.value() } }
-                        div { class: "hint", {i18n.t("tokens.models_hint")} }
-                    }
-                    div { class: "full row",
-                        button { class: "btn primary", id: "create-token", onclick: create, {i18n.t("tokens.add")} }
-                        button { class: "btn", onclick: move |_| draft.set(None), {i18n.t("common.cancel")} }
-                    }
+        if draft().is_some() {
+            TokenForm { draft, feedback, new_key, copied }
+        }
+        TokenTable { feedback }
+    }
+}
+
+/// The new token form; creating closes it and shows the key once, above.
+#[component]
+fn TokenForm(
+    draft: Signal<Option<Draft>>,
+    feedback: Signal<Feedback>,
+    new_key: Signal<Option<String>>,
+    copied: Signal<bool>,
+) -> Element {
+    let services = use_services();
+    let i18n = use_i18n();
+    let refresh = use_refresh();
+    let Some(form) = draft() else { return rsx! {} };
+    let create_services = services.clone();
+    let create = move |_| {
+        let Some(form) = draft() else { return };
+        let created =
+            to_input(&form).and_then(|input| create_services.tokens.create_token(input).map_err(|e| e.to_string()));
+        if let Ok(created) = &created {
+            new_key.set(Some(created.key.clone()));
+            copied.set(false);
+        }
+        save_and_close(draft, feedback, refresh, created.map(|_| ()), None);
+    };
+    rsx! {
+        div { class: "card", id: "token-form",
+            h3 { class: "card-title", {i18n.t("tokens.add")} }
+            div { class: "form",
+                label { {i18n.t("common.name")} }
+                input { name: "name", value: "{form.name}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.name = e.value() } }
+                label { {i18n.t("tokens.group")} }
+                input { name: "group", value: "{form.group}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.group = e.value() } }
+                label { {i18n.t("tokens.quota")} }
+                div {
+                    input { name: "quota", value: "{form.quota}", placeholder: "10", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.quota = e.value() } }
+                    div { class: "hint", {i18n.t("tokens.limit_hint")} }
+                }
+                label { {i18n.t("tokens.rpm")} }
+                input { name: "rpm", r#type: "number", value: "{form.rpm}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.rpm = e.value() } }
+                label { {i18n.t("tokens.tpm")} }
+                input { name: "tpm", r#type: "number", value: "{form.tpm}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.tpm = e.value() } }
+                label { {i18n.t("tokens.expires_days")} }
+                input { name: "expires_days", r#type: "number", value: "{form.expires_days}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.expires_days = e.value() } }
+                label { {i18n.t("tokens.models_allowed")} }
+                div {
+                    textarea { name: "models", value: "{form.models}", oninput: move |e| if let Some(d) = draft.write().as_mut() { d.models = e.value() } }
+                    div { class: "hint", {i18n.t("tokens.models_hint")} }
+                }
+                div { class: "full row",
+                    button { class: "btn primary", id: "create-token", onclick: create, {i18n.t("tokens.add")} }
+                    button { class: "btn", onclick: move |_| draft.set(None), {i18n.t("common.cancel")} }
                 }
             }
         }
+    }
+}
+
+/// Every token with its spend, limits and state, and its enable, keyless and delete buttons.
+#[component]
+fn TokenTable(feedback: Signal<Feedback>) -> Element {
+    let services = use_services();
+    let i18n = use_i18n();
+    let refresh = use_refresh();
+    let confirm_delete = use_signal(|| None::<i64>);
+    let list_services = services.clone();
+    let tokens = use_resource(move || {
+        let services = list_services.clone();
+        refresh.track();
+        async move {
+            let currency = services.account.account().map(|a| a.currency).unwrap_or(Currency::Usd);
+            services.tokens.list_tokens().map(|tokens| (tokens, currency))
+        }
+    });
+
+    let toggle_services = services.clone();
+    let toggle = move |(id, enabled): (i64, bool)| {
+        let patch = TokenPatch { enabled: Some(!enabled), ..TokenPatch::default() };
+        settle(feedback, refresh, toggle_services.tokens.update_token(id, patch).map(|_| ()), None);
+    };
+    let keyless_services = services.clone();
+    let keyless = move |(id, on): (i64, bool)| {
+        let patch = TokenPatch { keyless_local: Some(!on), ..TokenPatch::default() };
+        settle(feedback, refresh, keyless_services.tokens.update_token(id, patch).map(|_| ()), None);
+    };
+    let delete_services = services.clone();
+    let delete = move |id: i64| {
+        if confirmed(confirm_delete, id) {
+            settle(feedback, refresh, delete_services.tokens.delete_token(id), Some(i18n.t("common.deleted")));
+        }
+    };
+
+    rsx! {
         div { class: "card",
             match &*tokens.read() {
                 None => rsx! { p { class: "muted", {i18n.t("common.loading")} } },
