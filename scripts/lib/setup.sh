@@ -104,9 +104,11 @@ ensure_litellm() {
   printf '%s\n' "$venv/bin/litellm"
 }
 
-# Services the end-to-end tests start themselves: Redis, and a D-Bus session with GNOME Keyring.
+# Services the tests start themselves: Redis, PostgreSQL (throwaway clusters made with Debian's
+# initdb; util-linux's runuser runs them as `postgres` when the tests run as root), and a D-Bus
+# session with GNOME Keyring.
 ensure_test_services() {
-  ensure_apt redis-server dbus gnome-keyring
+  ensure_apt redis-server postgresql util-linux dbus gnome-keyring
 }
 
 # What window tests and screenshots need: a virtual display, X tools, CJK fonts for 中文.

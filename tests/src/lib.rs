@@ -9,5 +9,6 @@ pub mod hub_mock;
 pub mod media_mock;
 pub mod mock_state;
 pub mod openai_mock;
+pub mod postgres;
 pub mod release_mock;
 pub mod responses_mock;

@@ -40,6 +40,23 @@ enum Command {
     /// Manage the llama.cpp runtimes local models run on.
     #[command(subcommand)]
     Runtime(RuntimeCommand),
+    /// Copy a desktop or single-server store (channels, tokens, prices, settings, the account and
+    /// the call log) into an empty PostgreSQL database that a team's instances then share.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Args)]
+struct MigrateArgs {
+    /// The SQLite store to copy (`burncloud.db` in the old data dir); stop the app that uses it first.
+    #[arg(long)]
+    from_sqlite: PathBuf,
+    /// The empty PostgreSQL database to copy into.
+    #[arg(long, env = "BURNCLOUD_DATABASE_URL")]
+    database_url: String,
+    /// The data dir whose key (or `BURNCLOUD_SECRET_KEY`) seals the copied secrets: the same key
+    /// every instance on the database uses.
+    #[command(flatten)]
+    data_dir: DataDirArg,
 }
 
 #[derive(Subcommand)]
@@ -102,6 +119,10 @@ struct ServeArgs {
     /// Share rate limits with other instances through Redis (`redis://127.0.0.1:6379`).
     #[arg(long, env = "BURNCLOUD_REDIS_URL")]
     redis_url: Option<String>,
+    /// Keep channels, tokens, prices, settings, the account and the call log in PostgreSQL
+    /// (`postgres://user:password@host:5432/burncloud`), shared by every instance pointed at it.
+    #[arg(long, env = "BURNCLOUD_DATABASE_URL")]
+    database_url: Option<String>,
     /// Largest request body in MiB.
     #[arg(long, env = "BURNCLOUD_MAX_BODY_MB", default_value_t = 32)]
     max_body_mb: usize,
@@ -164,6 +185,18 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Serve(args)) => run_serve(args),
+        Some(Command::Migrate(args)) => {
+            let dir = data_dir(&args.data_dir)?;
+            let shown = redact_password(&args.database_url);
+            let report = burncloud_server::migrate_to_postgres(&args.from_sqlite, &args.database_url, &dir)
+                .with_context(|| format!("copying {} into {shown}", args.from_sqlite.display()))?;
+            for (table, rows) in &report.tables {
+                println!("{table:>16}  {rows} row(s)");
+            }
+            println!("copied {} into {shown}", args.from_sqlite.display());
+            println!("start every instance with --database-url and the same secret key (see the user guide)");
+            Ok(())
+        }
         Some(Command::Runtime(command)) => {
             let (dir, action) = match command {
                 RuntimeCommand::List(arg) => (data_dir(&arg)?, runtime_cli::RuntimeAction::List),
@@ -231,7 +264,17 @@ fn start(args: &ServeArgs) -> anyhow::Result<Started> {
         .thread_name("burncloud")
         .build()?;
     let (state, listener) = runtime.block_on(async {
-        let state = AppState::open(&dir, limits).with_context(|| format!("opening {}", dir.display()))?;
+        let state = AppState::open_on(
+            &dir,
+            args.database_url.as_deref(),
+            limits,
+            burncloud_server::ModelHubConfig::from_env(&dir),
+            burncloud_server::InferenceConfig::new(&dir),
+        )
+        .with_context(|| match &args.database_url {
+            Some(url) => format!("opening {} with the database at {}", dir.display(), redact_password(url)),
+            None => format!("opening {}", dir.display()),
+        })?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {} (is another BurnCloud running?)", args.listen))?;
@@ -252,6 +295,20 @@ fn start(args: &ServeArgs) -> anyhow::Result<Started> {
         tracing::info!("browser UI at http://{address}/ui; sign in with the key `burncloud admin-key` prints");
     }
     Ok(Started { runtime, state, listener, shutdown, dir })
+}
+
+/// A database URL as it may be shown: without its password.
+fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// Double-click: the window where there is a display, headless serving where there is none.
@@ -327,4 +384,16 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     windows_stop::stopped();
     served?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_password;
+
+    #[test]
+    fn database_urls_are_shown_without_their_password() {
+        assert_eq!(redact_password("postgres://bc:s3cr@t@db:5432/burncloud"), "postgres://bc:***@db:5432/burncloud");
+        assert_eq!(redact_password("postgres://bc@db/burncloud"), "postgres://bc@db/burncloud");
+        assert_eq!(redact_password("postgres://db/burncloud"), "postgres://db/burncloud");
+    }
 }

@@ -17,12 +17,17 @@ pub const KEY_FILE: &str = "secret.key";
 const KEYRING_SERVICE: &str = "BurnCloud";
 /// `off` keeps the data key in the file even where a keyring exists (tests, portable installs).
 pub const KEYRING_ENV: &str = "BURNCLOUD_KEYRING";
+/// The data key itself (64 hex digits), for instances that share one PostgreSQL store: each must
+/// seal and unseal with the same key, and a secrets manager or a unit file hands it to all.
+pub const KEY_ENV: &str = "BURNCLOUD_SECRET_KEY";
 
 /// Where the data key lives, reported by `/health` and at start-up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyStore {
     Keyring,
     File(PathBuf),
+    /// `BURNCLOUD_SECRET_KEY`.
+    Environment,
 }
 
 impl KeyStore {
@@ -30,6 +35,7 @@ impl KeyStore {
         match self {
             KeyStore::Keyring => "keyring",
             KeyStore::File(_) => "file",
+            KeyStore::Environment => "environment",
         }
     }
 }
@@ -51,6 +57,16 @@ impl Vault {
     pub fn open(data_dir: &Path) -> DbResult<Vault> {
         let keyring_allowed = !std::env::var(KEYRING_ENV).is_ok_and(|v| v.eq_ignore_ascii_case("off"));
         Vault::open_with(data_dir, keyring_allowed)
+    }
+
+    /// The key in `BURNCLOUD_SECRET_KEY` where it is set, else `open`'s.
+    pub fn open_shared(data_dir: &Path) -> DbResult<Vault> {
+        match std::env::var(KEY_ENV) {
+            Ok(text) => decode_key(text.trim())
+                .map(|key| Vault::with_key(&key, KeyStore::Environment))
+                .ok_or_else(|| DbError::Secret(format!("{KEY_ENV} is not 64 hex digits (a 256-bit key)"))),
+            Err(_) => Vault::open(data_dir),
+        }
     }
 
     pub fn open_with(data_dir: &Path, keyring_allowed: bool) -> DbResult<Vault> {

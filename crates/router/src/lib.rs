@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use axum::routing::{get, post};
-use burncloud_database::{repo, Db, DbError};
-use burncloud_service_api::LocalServing;
+use burncloud_database::{repo, Change, Db, DbError};
+use burncloud_service_api::{LocalServing, Money};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -45,6 +45,7 @@ pub use log_sink::{LogSink, LogWriterConfig, LogWriterStats};
 pub use proxy::new_request_id;
 pub use routes::{DataRoute, ErrorShape, RequestBody, DATA_ROUTES};
 pub use scrub::scrub;
+use snapshot::TokenEntry;
 pub use snapshot::{ChannelEntry, Rotations, Snapshot, SpendLedger};
 pub use usage::{count_tokens, warm_up as warm_up_tokenizer};
 
@@ -132,6 +133,9 @@ pub struct Gateway {
     /// `drain` stops it and waits.
     background: TaskTracker,
     stopping: CancellationToken,
+    /// On a shared store: this instance among the others, and where its charges go out to them.
+    instance: u64,
+    spending: Option<tokio::sync::mpsc::UnboundedSender<(i64, i64)>>,
 }
 
 impl Gateway {
@@ -150,6 +154,13 @@ impl Gateway {
             .map_err(StartError::HttpClient)?;
         let logs = LogSink::start(db.clone(), log_config);
         usage::warm_up();
+        let (spending, charges) = match db.is_postgres() {
+            true => {
+                let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+                (Some(sender), Some(receiver))
+            }
+            false => (None, None),
+        };
         let gateway = Arc::new(Gateway {
             db,
             snapshot: ArcSwap::from_pointee(snapshot),
@@ -166,11 +177,26 @@ impl Gateway {
             local: OnceLock::new(),
             background: TaskTracker::new(),
             stopping: CancellationToken::new(),
+            instance: fastrand::u64(..),
+            spending,
         });
         if gateway.shared.enabled() {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 let following = follow_shared_breakers(Arc::downgrade(&gateway), gateway.stopping.clone());
                 gateway.background.spawn_on(following, &runtime);
+            }
+        }
+        if gateway.db.is_postgres() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                for change in [Change::Config, Change::Spend] {
+                    let following = follow_other_instances(Arc::downgrade(&gateway), change, gateway.stopping.clone());
+                    gateway.background.spawn_on(following, &runtime);
+                }
+                if let Some(charges) = charges {
+                    let publishing =
+                        publish_spending(gateway.db.clone(), gateway.instance, charges, gateway.stopping.clone());
+                    gateway.background.spawn_on(publishing, &runtime);
+                }
             }
         }
         Ok(gateway)
@@ -203,6 +229,50 @@ impl Gateway {
         let config = self.db.read(|c| repo::config::load(c, self.db.vault()))?;
         self.snapshot.store(Arc::new(Snapshot::build(config, &self.ledger, &self.rotations)));
         Ok(())
+    }
+
+    /// Re-reads what every token and the account has spent, so that quota checks here count what
+    /// other instances on a shared store charged.
+    pub fn refresh_spend(&self) -> Result<(), DbError> {
+        let (tokens, account) = self.db.read(|c| Ok((repo::tokens::spend(c)?, repo::account::get(c)?.used)))?;
+        for (token_id, used) in tokens {
+            self.ledger.observe(token_id, used);
+        }
+        self.ledger.observe_account(account);
+        Ok(())
+    }
+
+    /// Counts the charges another instance reported (see `publish_spending`); false where the
+    /// payload carries none, which asks for a re-read instead.
+    fn apply_spending(&self, payload: &str) -> bool {
+        match parse_spending(payload, self.instance) {
+            Some(charges) => {
+                for (token_id, nanos) in charges {
+                    self.ledger.add(token_id, Money(nanos));
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Charges a finished call to its token and the account here, and tells the other instances
+    /// on a shared store.
+    pub(crate) fn charge(&self, token: &TokenEntry, cost: Money) {
+        self.ledger.charge(token, cost);
+        if let Some(spending) = &self.spending {
+            if cost.0 != 0 {
+                let _ = spending.send((token.token.id, cost.0));
+            }
+        }
+    }
+
+    /// Brings this instance up to date with what `change` names.
+    fn catch_up(&self, change: Change) -> Result<(), DbError> {
+        if change == Change::Config {
+            self.reload()?;
+        }
+        self.refresh_spend()
     }
 
     /// Lets calls that name a local deployment start it (and hold it while they run).
@@ -255,6 +325,148 @@ impl Gateway {
 
 /// How often an instance reads the breakers other instances opened.
 const SHARED_BREAKER_POLL: Duration = Duration::from_millis(500);
+
+/// How often an instance on a shared store re-reads what changed even without being told: the
+/// safety net under `LISTEN`/`NOTIFY`, for a notification lost while its session was down.
+const OTHER_INSTANCES_REREAD: Duration = Duration::from_secs(5);
+
+/// Keeps this instance current with what other instances on the shared store change (`Config`)
+/// or charge (`Spend`): it listens for their notifications, applies each call's charge as it is
+/// told, re-reads the store when a log batch lands, and re-reads every few seconds anyway. A lost
+/// session is opened again; until then the periodic re-read serves.
+async fn follow_other_instances(gateway: std::sync::Weak<Gateway>, change: Change, stopping: CancellationToken) {
+    let catch_up = |gateway: &std::sync::Weak<Gateway>| {
+        let gateway = gateway.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Some(Err(error)) = gateway.upgrade().map(|g| g.catch_up(change)) {
+                tracing::warn!(%error, ?change, "re-reading the shared store failed; will retry");
+            }
+        })
+    };
+    loop {
+        let Some(db) = gateway.upgrade().map(|g| g.db.clone()) else { return };
+        let mut feed = match tokio::task::spawn_blocking(move || db.listen(change)).await {
+            Ok(Ok(feed)) => feed,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, ?change, "cannot listen for other instances' changes; re-reading periodically");
+                None
+            }
+            Err(_) => None,
+        };
+        // What changed while this instance was not listening.
+        let _ = catch_up(&gateway).await;
+        loop {
+            let next = async {
+                match feed.as_mut() {
+                    Some(feed) => feed.next().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = stopping.cancelled() => return,
+                told = next => {
+                    let Some(payloads) = told else { break };
+                    let Some(gateway) = gateway.upgrade() else { return };
+                    // Charges come with their amounts; anything else (a batch of calls stored, a
+                    // configuration change) means re-reading.
+                    let reread = payloads
+                        .iter()
+                        .filter(|payload| change != Change::Spend || !gateway.apply_spending(payload))
+                        .count();
+                    if reread == 0 {
+                        continue;
+                    }
+                }
+                () = tokio::time::sleep(OTHER_INSTANCES_REREAD) => {
+                    if feed.is_none() {
+                        break;
+                    }
+                }
+            }
+            let _ = catch_up(&gateway).await;
+        }
+    }
+}
+
+/// Most charges in one notification: PostgreSQL takes payloads under 8000 bytes, and each
+/// `token:nanos` pair is at most 40.
+const CHARGES_PER_NOTIFICATION: usize = 150;
+
+/// Tells the other instances on the shared store what each call here charged, as calls finish:
+/// whatever queued while one notification was being sent goes in the next, so under load they
+/// carry many charges each. Their quota checks count these at once, long before the log writer
+/// stores the rows.
+async fn publish_spending(
+    db: Arc<Db>,
+    instance: u64,
+    mut charges: tokio::sync::mpsc::UnboundedReceiver<(i64, i64)>,
+    stopping: CancellationToken,
+) {
+    let mut announcer = match db.announcer() {
+        Ok(Some(announcer)) => announcer,
+        Ok(None) | Err(_) => return,
+    };
+    loop {
+        let first = tokio::select! {
+            () = stopping.cancelled() => return,
+            charge = charges.recv() => match charge {
+                Some(charge) => charge,
+                None => return,
+            },
+        };
+        let mut by_token: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
+        *by_token.entry(first.0).or_default() += first.1;
+        while let Ok((token_id, nanos)) = charges.try_recv() {
+            *by_token.entry(token_id).or_default() += nanos;
+        }
+        let payloads = spending_payloads(instance, &by_token);
+        let sent = tokio::task::spawn_blocking(move || {
+            let result = payloads.iter().try_for_each(|payload| announcer.announce(Change::Spend, payload));
+            (announcer, result)
+        })
+        .await;
+        match sent {
+            Ok((returned, result)) => {
+                announcer = returned;
+                if let Err(error) = result {
+                    tracing::debug!(%error, "could not tell the other instances about charges; they re-read soon");
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// `instance token:nanos token:nanos …`, in as many notifications as it takes.
+fn spending_payloads(instance: u64, by_token: &std::collections::BTreeMap<i64, i64>) -> Vec<String> {
+    let charges: Vec<(&i64, &i64)> = by_token.iter().collect();
+    charges
+        .chunks(CHARGES_PER_NOTIFICATION)
+        .map(|chunk| {
+            let mut payload = format!("{instance:x}");
+            for (token_id, nanos) in chunk {
+                payload.push_str(&format!(" {token_id}:{nanos}"));
+            }
+            payload
+        })
+        .collect()
+}
+
+/// The charges in another instance's spending notification; `None` for one that is not (an empty
+/// one says a batch of calls was stored) or came from `instance` itself.
+fn parse_spending(payload: &str, instance: u64) -> Option<Vec<(i64, i64)>> {
+    let mut parts = payload.split(' ');
+    let sender = u64::from_str_radix(parts.next()?, 16).ok()?;
+    if sender == instance {
+        return Some(Vec::new());
+    }
+    parts
+        .map(|pair| {
+            let (token_id, nanos) = pair.split_once(':')?;
+            Some((token_id.parse().ok()?, nanos.parse().ok()?))
+        })
+        .collect()
+}
 
 /// Keeps this instance's view of breakers opened elsewhere current, for as long as it runs.
 async fn follow_shared_breakers(gateway: std::sync::Weak<Gateway>, stopping: CancellationToken) {

@@ -34,7 +34,7 @@ pub(crate) async fn conversation(
     let turns = tokio::task::spawn_blocking(move || {
         db.read(|c| {
             let mut turns = Vec::new();
-            let mut next = Some(first);
+            let mut next = Some(first.clone());
             while let Some(id) = next.take().filter(|_| turns.len() < MAX_TURNS) {
                 match responses::get(c, &id, token_id)? {
                     Some(stored) => {

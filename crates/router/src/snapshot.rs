@@ -119,6 +119,26 @@ impl SpendLedger {
         Money(self.account.load(Ordering::Relaxed))
     }
 
+    /// What the shared store says `token_id` has spent, with other instances' calls in it: the
+    /// live count never falls below it (and keeps this instance's charges not yet written).
+    pub fn observe(&self, token_id: i64, stored: Money) {
+        if let Some(counter) = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&token_id) {
+            counter.fetch_max(stored.0, Ordering::Relaxed);
+        }
+    }
+
+    /// A charge another instance made: counted here at once, ahead of the stored total.
+    pub fn add(&self, token_id: i64, cost: Money) {
+        if let Some(counter) = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&token_id) {
+            counter.fetch_add(cost.0, Ordering::Relaxed);
+        }
+        self.account.fetch_add(cost.0, Ordering::Relaxed);
+    }
+
+    pub fn observe_account(&self, stored: Money) {
+        self.account.fetch_max(stored.0, Ordering::Relaxed);
+    }
+
     pub fn charge(&self, token: &TokenEntry, cost: Money) {
         if cost.0 != 0 {
             token.used.fetch_add(cost.0, Ordering::Relaxed);

@@ -22,7 +22,7 @@ pub use error::ConsoleError;
 pub use monitor::Monitor;
 pub use playground::Playground;
 pub use serving::{serve, shutdown_signal};
-pub use state::{AppState, StartError, DATABASE_FILE};
+pub use state::{migrate_to_postgres, AppState, StartError, DATABASE_FILE};
 
 /// Days of call logs to keep (a setting; `BURNCLOUD_LOG_RETENTION_DAYS` where it is unset); 0 or
 /// absent keeps them all. Usage totals are kept regardless.

@@ -31,6 +31,25 @@ pub enum StartError {
     AdminKey(#[from] AdminKeyError),
     #[error("cannot create the data dir {path}: {source}")]
     DataDir { path: PathBuf, source: std::io::Error },
+    #[error("{0} does not exist")]
+    NoSuchStore(PathBuf),
+}
+
+/// `burncloud migrate`: copies the SQLite store at `from_sqlite` into the empty PostgreSQL
+/// database at `database_url`, its secrets sealed again with the key every instance on that
+/// database uses (`BURNCLOUD_SECRET_KEY`, else `data_dir`'s).
+pub fn migrate_to_postgres(
+    from_sqlite: &Path,
+    database_url: &str,
+    data_dir: &Path,
+) -> Result<burncloud_database::CopyReport, StartError> {
+    if !from_sqlite.is_file() {
+        return Err(StartError::NoSuchStore(from_sqlite.to_path_buf()));
+    }
+    let source = Db::open(from_sqlite)?;
+    std::fs::create_dir_all(data_dir).map_err(|source| StartError::DataDir { path: data_dir.to_path_buf(), source })?;
+    let target = Db::open_postgres(database_url, data_dir)?;
+    Ok(burncloud_database::copy_shared_tables(&source, &target)?)
 }
 
 /// Everything the HTTP app serves from: the services, the data plane, and the admin key.
@@ -48,8 +67,11 @@ pub struct AppState {
     pub inference: Arc<Inference>,
     /// The playground's way into the gateway.
     pub playground: Arc<Playground>,
-    /// Where the key that seals stored secrets lives: `keyring` or `file`.
+    /// Where the key that seals stored secrets lives: `keyring`, `file` or `environment`.
     pub secrets_store: &'static str,
+    /// Where channels, tokens, prices, settings and the call log live: `sqlite` (the data dir's
+    /// file) or `postgresql` (a store several instances share).
+    pub database: &'static str,
     /// Prunes calls past the retention, hourly; `serve` stops it at shutdown.
     pub log_retention: Arc<LogRetention>,
 }
@@ -76,16 +98,35 @@ impl AppState {
         models: ModelHubConfig,
         inference: InferenceConfig,
     ) -> Result<AppState, StartError> {
+        AppState::open_on(data_dir, None, router, models, inference)
+    }
+
+    /// As `open`, with channels, tokens, prices, settings, the account and the call log in the
+    /// PostgreSQL database at `database_url` where one is given, shared with every other instance
+    /// pointed at it; downloads, local models and deployments stay in this machine's own file.
+    pub fn open_on(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        router: RouterConfig,
+        models: ModelHubConfig,
+        inference: InferenceConfig,
+    ) -> Result<AppState, StartError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| StartError::DataDir { path: data_dir.to_path_buf(), source })?;
         let admin_keys = Arc::new(AdminKeys::open(data_dir)?);
-        let db = Arc::new(Db::open(data_dir.join(DATABASE_FILE))?);
+        let local = Arc::new(Db::open(data_dir.join(DATABASE_FILE))?);
+        let db = match database_url {
+            Some(url) => Arc::new(Db::open_postgres(url, data_dir)?),
+            None => local.clone(),
+        };
+        let database = if db.is_postgres() { "postgresql" } else { "sqlite" };
         let secrets_store = db.vault().key_store().as_str();
         let gateway = Gateway::new(db.clone(), router, LogWriterConfig::default())?;
         let store = Arc::new(GatewayStore::new(db.clone()));
         let log_retention = Arc::new(LogRetention::start(db.clone(), store.clone()));
-        let models = ModelHub::start(db.clone(), store.clone(), models)?;
-        let inference = Inference::start(db, store.clone(), models.clone(), models.clone(), store.clone(), inference)?;
+        let models = ModelHub::start(local.clone(), store.clone(), models)?;
+        let inference =
+            Inference::start(local, store.clone(), models.clone(), models.clone(), store.clone(), inference)?;
         models.set_usage(inference.clone());
         gateway.set_local(inference.clone());
         models.set_memory(inference.clone());
@@ -99,6 +140,15 @@ impl AppState {
                 tracing::error!(%error, "reloading the gateway configuration failed; serving the previous one");
             }
         }));
+        if db.is_postgres() {
+            // The other instances on the shared store reload too (see `Gateway`'s follower).
+            let announcer = db.clone();
+            store.on_change(Box::new(move || {
+                if let Err(error) = announcer.announce(burncloud_database::Change::Config) {
+                    tracing::warn!(%error, "could not tell the other instances about a change; they re-read within seconds");
+                }
+            }));
+        }
         let monitor = Arc::new(Monitor { store: store.clone(), gateway: gateway.clone() });
         let show_window = Arc::new(tokio::sync::Notify::new());
         let playground = Arc::new(Playground::new(gateway.clone(), store.clone()));
@@ -112,6 +162,7 @@ impl AppState {
             inference,
             playground,
             secrets_store,
+            database,
             log_retention,
         })
     }

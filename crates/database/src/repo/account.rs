@@ -1,8 +1,8 @@
 //! The one-row `account` table: currency, credit and what has been spent.
 
 use burncloud_service_api::{Account, Currency, Money};
-use rusqlite::params;
 
+use crate::values::args;
 use crate::{Conn, DbError, DbResult};
 
 /// The stored account: `credit` is what was granted in total, `None` for unlimited.
@@ -24,24 +24,23 @@ impl AccountRecord {
 }
 
 pub fn get(connection: &Conn) -> DbResult<AccountRecord> {
-    let connection = connection.sql();
-    let (currency, credit, used): (String, Option<i64>, i64) = connection
-        .prepare_cached("SELECT currency, credit_nano, used_nano FROM account WHERE id = 1")?
-        .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    let (currency, credit, used): (String, Option<i64>, i64) = connection.engine().query_one(
+        "SELECT currency, credit_nano, used_nano FROM account WHERE id = 1",
+        args![],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )?;
     let currency =
         Currency::parse(&currency).ok_or_else(|| DbError::Corrupt(format!("account.currency {currency:?}")))?;
     Ok(AccountRecord { currency, credit: credit.map(Money), used: Money(used) })
 }
 
 pub fn set_currency(connection: &Conn, currency: Currency) -> DbResult<()> {
-    let connection = connection.sql();
-    connection.execute("UPDATE account SET currency = ?1 WHERE id = 1", [currency.as_str()])?;
+    connection.engine().execute("UPDATE account SET currency = ?1 WHERE id = 1", args![currency.as_str()])?;
     Ok(())
 }
 
 /// Sets the total credit; `None` makes spending unlimited.
 pub fn set_credit(connection: &Conn, credit: Option<Money>) -> DbResult<()> {
-    let connection = connection.sql();
-    connection.execute("UPDATE account SET credit_nano = ?1 WHERE id = 1", params![credit.map(Money::nanos)])?;
+    connection.engine().execute("UPDATE account SET credit_nano = ?1 WHERE id = 1", args![credit.map(Money::nanos)])?;
     Ok(())
 }

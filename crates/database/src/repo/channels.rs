@@ -1,9 +1,10 @@
 //! The `channels` table.
 
 use burncloud_service_api::{Channel, ChannelKind, Secret};
-use rusqlite::{params, OptionalExtension, Row};
 
 use super::{from_json, to_json};
+use crate::engine::Row;
+use crate::values::args;
 use crate::vault::Vault;
 use crate::{Conn, DbError, DbResult};
 
@@ -17,7 +18,7 @@ pub struct ChannelRecord {
 const COLUMNS: &str = "id, name, kind, base_url, api_key, models, model_mapping, priority, weight, enabled, \
                        created_at_ms, updated_at_ms, native_responses";
 
-fn from_row(vault: &Vault, row: &Row<'_>) -> rusqlite::Result<Result<ChannelRecord, DbError>> {
+fn from_row(vault: &Vault, row: &Row<'_>) -> DbResult<ChannelRecord> {
     let kind_text: String = row.get(2)?;
     let stored_key: String = row.get(4)?;
     // A key that cannot be decrypted (database moved without its data key) leaves the channel
@@ -28,53 +29,49 @@ fn from_row(vault: &Vault, row: &Row<'_>) -> rusqlite::Result<Result<ChannelReco
     }));
     let models: String = row.get(5)?;
     let mapping: String = row.get(6)?;
-    let build = || -> DbResult<ChannelRecord> {
-        let kind =
-            ChannelKind::parse(&kind_text).ok_or_else(|| DbError::Corrupt(format!("channels.kind {kind_text:?}")))?;
-        Ok(ChannelRecord {
-            channel: Channel {
-                id: row.get(0)?,
-                name: row.get(1)?,
-                kind,
-                base_url: row.get(3)?,
-                key_hint: api_key.hint(),
-                models: from_json("channels.models", &models)?,
-                model_mapping: from_json("channels.model_mapping", &mapping)?,
-                priority: row.get(7)?,
-                weight: row.get(8)?,
-                enabled: row.get(9)?,
-                created_at_ms: row.get(10)?,
-                updated_at_ms: row.get(11)?,
-                native_responses: row.get(12)?,
-            },
-            api_key: api_key.clone(),
-        })
-    };
-    Ok(build())
+    let kind =
+        ChannelKind::parse(&kind_text).ok_or_else(|| DbError::Corrupt(format!("channels.kind {kind_text:?}")))?;
+    Ok(ChannelRecord {
+        channel: Channel {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            kind,
+            base_url: row.get(3)?,
+            key_hint: api_key.hint(),
+            models: from_json("channels.models", &models)?,
+            model_mapping: from_json("channels.model_mapping", &mapping)?,
+            priority: row.get(7)?,
+            weight: row.get(8)?,
+            enabled: row.get(9)?,
+            created_at_ms: row.get(10)?,
+            updated_at_ms: row.get(11)?,
+            native_responses: row.get(12)?,
+        },
+        api_key: api_key.clone(),
+    })
 }
 
 pub fn list(connection: &Conn, vault: &Vault) -> DbResult<Vec<ChannelRecord>> {
-    let connection = connection.sql();
-    let mut statement = connection.prepare_cached(&format!("SELECT {COLUMNS} FROM channels ORDER BY id"))?;
-    let rows = statement.query_map([], |row| from_row(vault, row))?;
-    rows.map(|row| row?).collect()
+    connection
+        .engine()
+        .query(&format!("SELECT {COLUMNS} FROM channels ORDER BY id"), args![], |row| from_row(vault, row))
 }
 
 pub fn get(connection: &Conn, vault: &Vault, id: i64) -> DbResult<Option<ChannelRecord>> {
-    let connection = connection.sql();
-    let mut statement = connection.prepare_cached(&format!("SELECT {COLUMNS} FROM channels WHERE id = ?1"))?;
-    statement.query_row([id], |row| from_row(vault, row)).optional()?.transpose()
+    connection
+        .engine()
+        .query_opt(&format!("SELECT {COLUMNS} FROM channels WHERE id = ?1"), args![id], |row| from_row(vault, row))
 }
 
 /// Inserts `record` (its id and timestamps are ignored) and returns the new id.
 pub fn insert(connection: &Conn, vault: &Vault, record: &ChannelRecord, now_ms: i64) -> DbResult<i64> {
-    let connection = connection.sql();
     let c = &record.channel;
     let sealed_key = vault.seal(record.api_key.expose())?;
-    connection.execute(
+    connection.engine().query_one(
         "INSERT INTO channels (name, kind, base_url, api_key, models, model_mapping, priority, weight, enabled, \
-         created_at_ms, updated_at_ms, native_responses) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)",
-        params![
+         created_at_ms, updated_at_ms, native_responses) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11) \
+         RETURNING id",
+        args![
             c.name,
             c.kind.as_str(),
             c.base_url,
@@ -87,19 +84,18 @@ pub fn insert(connection: &Conn, vault: &Vault, record: &ChannelRecord, now_ms: 
             now_ms,
             c.native_responses
         ],
-    )?;
-    Ok(connection.last_insert_rowid())
+        |row| row.get(0),
+    )
 }
 
 /// Saves every field of `record`; returns false when the row does not exist.
 pub fn update(connection: &Conn, vault: &Vault, record: &ChannelRecord, now_ms: i64) -> DbResult<bool> {
-    let connection = connection.sql();
     let c = &record.channel;
     let sealed_key = vault.seal(record.api_key.expose())?;
-    let changed = connection.execute(
+    let changed = connection.engine().execute(
         "UPDATE channels SET name = ?2, kind = ?3, base_url = ?4, api_key = ?5, models = ?6, model_mapping = ?7, \
          priority = ?8, weight = ?9, enabled = ?10, updated_at_ms = ?11, native_responses = ?12 WHERE id = ?1",
-        params![
+        args![
             c.id,
             c.name,
             c.kind.as_str(),
@@ -118,15 +114,13 @@ pub fn update(connection: &Conn, vault: &Vault, record: &ChannelRecord, now_ms: 
 }
 
 pub fn delete(connection: &Conn, id: i64) -> DbResult<bool> {
-    let connection = connection.sql();
-    Ok(connection.execute("DELETE FROM channels WHERE id = ?1", [id])? > 0)
+    Ok(connection.engine().execute("DELETE FROM channels WHERE id = ?1", args![id])? > 0)
 }
 
 /// Seals keys stored before encryption at rest existed; returns how many rows changed.
 pub fn seal_plaintext_keys(connection: &Conn, vault: &Vault) -> DbResult<usize> {
-    let connection = connection.sql();
     super::seal_plaintext(
-        connection,
+        connection.engine(),
         vault,
         "SELECT id, api_key FROM channels",
         "UPDATE channels SET api_key = ?2 WHERE id = ?1",
@@ -135,8 +129,5 @@ pub fn seal_plaintext_keys(connection: &Conn, vault: &Vault) -> DbResult<usize> 
 
 /// Every channel's id, without reading (and decrypting) its key.
 pub fn ids(connection: &Conn) -> DbResult<Vec<i64>> {
-    let connection = connection.sql();
-    let mut statement = connection.prepare_cached("SELECT id FROM channels ORDER BY id")?;
-    let ids = statement.query_map([], |row| row.get(0))?.collect::<rusqlite::Result<Vec<i64>>>()?;
-    Ok(ids)
+    connection.engine().query("SELECT id FROM channels ORDER BY id", args![], |row| row.get(0))
 }

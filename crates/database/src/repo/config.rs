@@ -1,5 +1,6 @@
 //! Loads everything the router's in-memory snapshot is built from, in one read transaction.
 
+use crate::engine::Begin;
 use crate::Conn;
 use burncloud_service_api::{Group, Price};
 
@@ -19,8 +20,7 @@ pub struct GatewayConfig {
 }
 
 pub fn load(connection: &Conn, vault: &crate::vault::Vault) -> DbResult<GatewayConfig> {
-    connection.sql().execute_batch("BEGIN DEFERRED")?;
-    let loaded = (|| {
+    connection.engine().transaction(Begin::Read, |_| {
         Ok(GatewayConfig {
             channels: super::channels::list(connection, vault)?,
             tokens: super::tokens::list(connection)?,
@@ -28,7 +28,5 @@ pub fn load(connection: &Conn, vault: &crate::vault::Vault) -> DbResult<GatewayC
             groups: super::groups::list(connection)?,
             account: super::account::get(connection)?,
         })
-    })();
-    connection.sql().execute_batch("COMMIT")?;
-    loaded
+    })
 }

@@ -80,7 +80,7 @@ fn decode(raw: RawRow) -> DbResult<DownloadRow> {
 }
 
 pub fn list(connection: &Conn) -> DbResult<Vec<DownloadRow>> {
-    let connection = connection.sql();
+    let connection = connection.sqlite("the downloads table")?;
     let raws: Vec<RawRow> = connection
         .prepare_cached(&format!("SELECT {COLUMNS} FROM downloads ORDER BY id DESC"))?
         .query_map([], read_raw)?
@@ -89,7 +89,7 @@ pub fn list(connection: &Conn) -> DbResult<Vec<DownloadRow>> {
 }
 
 pub fn get(connection: &Conn, id: i64) -> DbResult<Option<DownloadRow>> {
-    let connection = connection.sql();
+    let connection = connection.sqlite("the downloads table")?;
     let raw = connection
         .prepare_cached(&format!("SELECT {COLUMNS} FROM downloads WHERE id = ?1"))?
         .query_row([id], read_raw)
@@ -99,7 +99,7 @@ pub fn get(connection: &Conn, id: i64) -> DbResult<Option<DownloadRow>> {
 
 /// Inserts `row` (its id is ignored); returns the new id.
 pub fn insert(connection: &Conn, row: &DownloadRow) -> DbResult<i64> {
-    let connection = connection.sql();
+    let connection = connection.sqlite("the downloads table")?;
     connection.execute(
         "INSERT INTO downloads (source, repo, path, files, revision, state, bytes_done, bytes_total, error, \
          local_model_id, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -123,7 +123,7 @@ pub fn insert(connection: &Conn, row: &DownloadRow) -> DbResult<i64> {
 
 /// Saves every mutable field of `row`.
 pub fn update(connection: &Conn, row: &DownloadRow) -> DbResult<()> {
-    let connection = connection.sql();
+    let connection = connection.sqlite("the downloads table")?;
     connection.execute(
         "UPDATE downloads SET files = ?2, revision = ?3, state = ?4, bytes_done = ?5, bytes_total = ?6, error = ?7, \
          local_model_id = ?8, updated_at_ms = ?9 WHERE id = ?1",
@@ -143,12 +143,12 @@ pub fn update(connection: &Conn, row: &DownloadRow) -> DbResult<()> {
 }
 
 pub fn delete(connection: &Conn, id: i64) -> DbResult<bool> {
-    let connection = connection.sql();
+    let connection = connection.sqlite("the downloads table")?;
     Ok(connection.execute("DELETE FROM downloads WHERE id = ?1", [id])? > 0)
 }
 
 /// Forgets the downloads that produced a local model (when the model is deleted).
 pub fn delete_for_local_model(connection: &Conn, local_model_id: i64) -> DbResult<usize> {
-    let connection = connection.sql();
+    let connection = connection.sqlite("the downloads table")?;
     Ok(connection.execute("DELETE FROM downloads WHERE local_model_id = ?1", [local_model_id])?)
 }

@@ -41,7 +41,7 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
 }
 
 pub fn list(connection: &Conn) -> DbResult<Vec<InstanceRow>> {
-    let connection = connection.sql();
+    let connection = connection.sqlite("the instances table")?;
     let rows = connection
         .prepare_cached(&format!("SELECT {COLUMNS} FROM instances ORDER BY id"))?
         .query_map([], read_row)?
@@ -50,7 +50,7 @@ pub fn list(connection: &Conn) -> DbResult<Vec<InstanceRow>> {
 }
 
 pub fn get(connection: &Conn, id: i64) -> DbResult<Option<InstanceRow>> {
-    let connection = connection.sql();
+    let connection = connection.sqlite("the instances table")?;
     Ok(connection
         .prepare_cached(&format!("SELECT {COLUMNS} FROM instances WHERE id = ?1"))?
         .query_row([id], read_row)
@@ -58,7 +58,7 @@ pub fn get(connection: &Conn, id: i64) -> DbResult<Option<InstanceRow>> {
 }
 
 pub fn id_by_alias(connection: &Conn, alias: &str) -> DbResult<Option<i64>> {
-    let connection = connection.sql();
+    let connection = connection.sqlite("the instances table")?;
     Ok(connection
         .prepare_cached("SELECT id FROM instances WHERE alias = ?1")?
         .query_row([alias], |r| r.get(0))
@@ -67,7 +67,7 @@ pub fn id_by_alias(connection: &Conn, alias: &str) -> DbResult<Option<i64>> {
 
 /// Inserts `row` (its id is ignored); returns the new id.
 pub fn insert(connection: &Conn, row: &InstanceRow) -> DbResult<i64> {
-    let connection = connection.sql();
+    let connection = connection.sqlite("the instances table")?;
     connection.execute(
         "INSERT INTO instances (model_id, alias, ctx_size, n_gpu_layers, parallel, created_at_ms, kind, \
          mmproj_path, idle_ttl_s, pinned) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -89,13 +89,13 @@ pub fn insert(connection: &Conn, row: &InstanceRow) -> DbResult<i64> {
 
 /// Sets how long it may idle and whether it is pinned; false when there is no such row.
 pub fn set_residency(connection: &Conn, id: i64, idle_ttl_s: u32, pinned: bool) -> DbResult<bool> {
-    let connection = connection.sql();
+    let connection = connection.sqlite("the instances table")?;
     Ok(connection
         .execute("UPDATE instances SET idle_ttl_s = ?2, pinned = ?3 WHERE id = ?1", params![id, idle_ttl_s, pinned])?
         > 0)
 }
 
 pub fn delete(connection: &Conn, id: i64) -> DbResult<bool> {
-    let connection = connection.sql();
+    let connection = connection.sqlite("the instances table")?;
     Ok(connection.execute("DELETE FROM instances WHERE id = ?1", [id])? > 0)
 }

@@ -55,7 +55,7 @@ fn decode(raw: RawRow) -> DbResult<LocalModelRow> {
 }
 
 pub fn list(connection: &Conn) -> DbResult<Vec<LocalModelRow>> {
-    let connection = connection.sql();
+    let connection = connection.sqlite("the local models table")?;
     let raws: Vec<RawRow> = connection
         .prepare_cached(&format!("SELECT {COLUMNS} FROM local_models ORDER BY id DESC"))?
         .query_map([], read_raw)?
@@ -64,7 +64,7 @@ pub fn list(connection: &Conn) -> DbResult<Vec<LocalModelRow>> {
 }
 
 pub fn get(connection: &Conn, id: i64) -> DbResult<Option<LocalModelRow>> {
-    let connection = connection.sql();
+    let connection = connection.sqlite("the local models table")?;
     let raw = connection
         .prepare_cached(&format!("SELECT {COLUMNS} FROM local_models WHERE id = ?1"))?
         .query_row([id], read_raw)
@@ -73,7 +73,7 @@ pub fn get(connection: &Conn, id: i64) -> DbResult<Option<LocalModelRow>> {
 }
 
 pub fn id_by_path(connection: &Conn, path: &str) -> DbResult<Option<i64>> {
-    let connection = connection.sql();
+    let connection = connection.sqlite("the local models table")?;
     Ok(connection
         .prepare_cached("SELECT id FROM local_models WHERE path = ?1")?
         .query_row([path], |r| r.get(0))
@@ -82,7 +82,7 @@ pub fn id_by_path(connection: &Conn, path: &str) -> DbResult<Option<i64>> {
 
 /// Inserts the model, or refreshes the row already registered for the same path; returns its id.
 pub fn upsert(conn: &Conn, row: &LocalModelRow) -> DbResult<i64> {
-    let connection = conn.sql();
+    let connection = conn.sqlite("the local models table")?;
     connection.execute(
         "INSERT INTO local_models (path, files, size, sha256, source, repo, quant, added_at_ms) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (path) DO UPDATE SET files = ?2, size = ?3, \
@@ -103,6 +103,6 @@ pub fn upsert(conn: &Conn, row: &LocalModelRow) -> DbResult<i64> {
 }
 
 pub fn delete(connection: &Conn, id: i64) -> DbResult<bool> {
-    let connection = connection.sql();
+    let connection = connection.sqlite("the local models table")?;
     Ok(connection.execute("DELETE FROM local_models WHERE id = ?1", [id])? > 0)
 }

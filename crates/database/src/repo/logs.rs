@@ -4,14 +4,13 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use crate::engine::{Begin, Engine, Row};
+use crate::values::{arg_list, args, Arg, Key, ToArg};
+use crate::{Conn, DbError, DbResult};
 use burncloud_service_api::{
     EndReason, LogEntry, LogPage, LogQuery, Money, StatusFilter, UsageGroupBy, UsageQuery, UsageReport, UsageRow,
     UsageSource, UsageTotals,
 };
-use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, Row};
-
-use crate::{Conn, DbError, DbResult};
 
 /// A call to record; its `cost` is charged to its token and the account in the same transaction.
 #[derive(Clone, Debug, PartialEq)]
@@ -81,133 +80,157 @@ const INSERTED_COLUMNS: &str = "request_id, created_at_ms, token_id, token_name,
      cache_write_1h_tokens, reasoning_tokens, images, audio_ms, characters";
 const INSERTED_COLUMN_COUNT: usize = 28;
 
-/// Rows per INSERT statement. Each statement run has a fixed cost (starting the VM, reading and
-/// writing back the AUTOINCREMENT counter) that many rows then share; 32 rows bind 896 values,
-/// well under SQLite's limit of 32,766.
+/// Rows per INSERT statement. Each statement run has a fixed cost (starting SQLite's VM, reading
+/// and writing back the AUTOINCREMENT counter; a round trip to PostgreSQL) that many rows then
+/// share; 32 rows bind 896 values, well under SQLite's limit of 32,766.
 const ROWS_PER_INSERT: usize = 32;
 
-/// `OR FAIL`: a statement that writes many rows would otherwise keep a statement journal (a temp
-/// file holding every page it changes, so that it alone could be undone), which made filling a
-/// large log slower than one row per statement. A failing statement fails the whole batch's
-/// transaction anyway, so nothing is lost by not undoing it by itself.
-fn insert_sql(rows: usize) -> String {
-    let row = format!("({})", vec!["?"; INSERTED_COLUMN_COUNT].join(", "));
-    format!("INSERT OR FAIL INTO logs ({INSERTED_COLUMNS}) VALUES {}", vec![row; rows].join(", "))
+/// `OR FAIL` on SQLite: a statement that writes many rows would otherwise keep a statement journal
+/// (a temp file holding every page it changes, so that it alone could be undone), which made
+/// filling a large log slower than one row per statement. A failing statement fails the whole
+/// batch's transaction anyway, so nothing is lost by not undoing it by itself.
+fn insert_sql(rows: usize, postgres: bool) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|row| {
+            let first = row * INSERTED_COLUMN_COUNT + 1;
+            let parameters: Vec<String> = (first..first + INSERTED_COLUMN_COUNT).map(|n| format!("?{n}")).collect();
+            format!("({})", parameters.join(", "))
+        })
+        .collect();
+    let verb = if postgres { "INSERT" } else { "INSERT OR FAIL" };
+    format!("{verb} INTO logs ({INSERTED_COLUMNS}) VALUES {}", values.join(", "))
 }
 
-/// Binds `row` to the statement's parameters from `first` (1-based) on.
-fn bind_log_row(statement: &mut rusqlite::CachedStatement<'_>, first: usize, row: &NewLogRow) -> rusqlite::Result<()> {
-    let mut index = first;
-    let mut bind = |value: &dyn rusqlite::ToSql| {
-        let bound = statement.raw_bind_parameter(index, value);
-        index += 1;
-        bound
-    };
-    bind(&row.request_id)?;
-    bind(&row.created_at_ms)?;
-    bind(&row.token_id)?;
-    bind(&row.token_name)?;
-    bind(&row.channel_id)?;
-    bind(&row.channel_name)?;
-    bind(&row.endpoint)?;
-    bind(&row.model)?;
-    bind(&row.upstream_model)?;
-    bind(&row.is_stream)?;
-    bind(&row.status)?;
-    bind(&row.error)?;
-    bind(&(row.prompt_tokens as i64))?;
-    bind(&(row.completion_tokens as i64))?;
-    bind(&row.usage_source.as_str())?;
-    bind(&row.cost.0)?;
-    bind(&row.priced)?;
-    bind(&(row.latency_ms as i64))?;
-    bind(&row.first_token_ms.map(|ms| ms as i64))?;
-    bind(&row.end_reason.as_str())?;
-    bind(&row.attempts)?;
-    bind(&(row.cached_tokens as i64))?;
-    bind(&(row.cache_write_tokens as i64))?;
-    bind(&(row.cache_write_1h_tokens as i64))?;
-    bind(&(row.reasoning_tokens as i64))?;
-    bind(&(row.images as i64))?;
-    bind(&(row.audio_ms as i64))?;
-    bind(&(row.characters as i64))?;
-    debug_assert_eq!(index - first, INSERTED_COLUMN_COUNT);
+/// `row`'s values in `INSERTED_COLUMNS` order.
+fn log_row_args(row: &NewLogRow) -> [Arg<'_>; INSERTED_COLUMN_COUNT] {
+    // Counters never reach 2^63; saturating keeps a corrupt one from wrapping negative.
+    let count = |n: u64| Arg::Int(i64::try_from(n).unwrap_or(i64::MAX));
+    [
+        Arg::Text(&row.request_id),
+        Arg::Int(row.created_at_ms),
+        row.token_id.to_arg(),
+        row.token_name.to_arg(),
+        row.channel_id.to_arg(),
+        row.channel_name.to_arg(),
+        Arg::Text(&row.endpoint),
+        Arg::Text(&row.model),
+        row.upstream_model.to_arg(),
+        row.is_stream.to_arg(),
+        Arg::Int(row.status.into()),
+        row.error.to_arg(),
+        count(row.prompt_tokens),
+        count(row.completion_tokens),
+        Arg::Text(row.usage_source.as_str()),
+        Arg::Int(row.cost.0),
+        row.priced.to_arg(),
+        count(row.latency_ms),
+        row.first_token_ms.map_or(Arg::Null, count),
+        Arg::Text(row.end_reason.as_str()),
+        Arg::Int(row.attempts.into()),
+        count(row.cached_tokens),
+        count(row.cache_write_tokens),
+        count(row.cache_write_1h_tokens),
+        count(row.reasoning_tokens),
+        count(row.images),
+        count(row.audio_ms),
+        count(row.characters),
+    ]
+}
+
+/// Writes `rows` to the log. SQLite binds each value straight into one kept statement (the log
+/// writer's hot loop); PostgreSQL gets the same multi-row statements through the engine.
+fn insert_rows(engine: &Engine, rows: &[NewLogRow]) -> DbResult<()> {
+    static INSERT_MANY: LazyLock<[String; 2]> =
+        LazyLock::new(|| [insert_sql(ROWS_PER_INSERT, false), insert_sql(ROWS_PER_INSERT, true)]);
+    static INSERT_ONE: LazyLock<[String; 2]> = LazyLock::new(|| [insert_sql(1, false), insert_sql(1, true)]);
+    let chunks = rows.chunks_exact(ROWS_PER_INSERT);
+    let rest = chunks.remainder();
+    match engine {
+        Engine::Sqlite(connection) => {
+            let run = |sql: &str, rows: &[NewLogRow]| -> DbResult<()> {
+                let mut insert = connection.prepare_cached(sql)?;
+                for (position, row) in rows.iter().enumerate() {
+                    for (offset, arg) in log_row_args(row).iter().enumerate() {
+                        insert.raw_bind_parameter(1 + position * INSERTED_COLUMN_COUNT + offset, arg)?;
+                    }
+                }
+                insert.raw_execute()?;
+                Ok(())
+            };
+            for chunk in chunks {
+                run(&INSERT_MANY[0], chunk)?;
+            }
+            for row in rest {
+                run(&INSERT_ONE[0], std::slice::from_ref(row))?;
+            }
+        }
+        Engine::Postgres(_) => {
+            for chunk in chunks {
+                let values: Vec<Arg<'_>> = chunk.iter().flat_map(log_row_args).collect();
+                engine.execute(&INSERT_MANY[1], &arg_list(&values))?;
+            }
+            for row in rest {
+                engine.execute(&INSERT_ONE[1], &arg_list(&log_row_args(row)))?;
+            }
+        }
+    }
     Ok(())
 }
 
 /// Inserts `rows` and applies their charges in one transaction: either all land or none do.
 pub fn insert_batch(connection: &mut Conn, rows: &[NewLogRow]) -> DbResult<()> {
-    let connection = connection.sql_mut();
-    let transaction = connection.transaction()?;
-    {
-        let mut charges: HashMap<i64, i64> = HashMap::new();
-        let mut account_charge: i64 = 0;
-        let mut hourly: HashMap<HourKey, UsageTotals> = HashMap::new();
-        for row in rows {
-            let totals = hourly.entry(HourKey::of(row)).or_default();
-            totals.requests += 1;
-            totals.prompt_tokens += row.prompt_tokens;
-            totals.completion_tokens += row.completion_tokens;
-            totals.cached_tokens += row.cached_tokens;
-            totals.cost = totals.cost.saturating_add(row.cost);
-            if row.cost.0 != 0 {
-                account_charge += row.cost.0;
-                if let Some(token_id) = row.token_id {
-                    *charges.entry(token_id).or_default() += row.cost.0;
-                }
+    let mut charges: HashMap<i64, i64> = HashMap::new();
+    let mut account_charge: i64 = 0;
+    let mut hourly: HashMap<HourKey, UsageTotals> = HashMap::new();
+    for row in rows {
+        let totals = hourly.entry(HourKey::of(row)).or_default();
+        totals.requests += 1;
+        totals.prompt_tokens += row.prompt_tokens;
+        totals.completion_tokens += row.completion_tokens;
+        totals.cached_tokens += row.cached_tokens;
+        totals.cost = totals.cost.saturating_add(row.cost);
+        if row.cost.0 != 0 {
+            account_charge += row.cost.0;
+            if let Some(token_id) = row.token_id {
+                *charges.entry(token_id).or_default() += row.cost.0;
             }
-        }
-        let chunks = rows.chunks_exact(ROWS_PER_INSERT);
-        let rest = chunks.remainder();
-        if chunks.len() > 0 {
-            static INSERT_MANY: LazyLock<String> = LazyLock::new(|| insert_sql(ROWS_PER_INSERT));
-            let mut insert = transaction.prepare_cached(&INSERT_MANY)?;
-            for chunk in chunks {
-                for (position, row) in chunk.iter().enumerate() {
-                    bind_log_row(&mut insert, 1 + position * INSERTED_COLUMN_COUNT, row)?;
-                }
-                insert.raw_execute()?;
-            }
-        }
-        if !rest.is_empty() {
-            let mut insert = transaction.prepare_cached(&insert_sql(1))?;
-            for row in rest {
-                bind_log_row(&mut insert, 1, row)?;
-                insert.raw_execute()?;
-            }
-        }
-        let mut charge_token =
-            transaction.prepare_cached("UPDATE tokens SET used_quota_nano = used_quota_nano + ?2 WHERE id = ?1")?;
-        for (token_id, amount) in charges {
-            charge_token.execute(params![token_id, amount])?;
-        }
-        if account_charge != 0 {
-            transaction.execute("UPDATE account SET used_nano = used_nano + ?1 WHERE id = 1", [account_charge])?;
-        }
-        let mut add_usage = transaction.prepare_cached(
-            "INSERT INTO usage_hourly (hour_ms, model, token_key, channel_key, requests, prompt_tokens, \
-             completion_tokens, cost_nano, cached_tokens) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-             ON CONFLICT (hour_ms, model, token_key, channel_key) DO UPDATE SET \
-             requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
-             completion_tokens = completion_tokens + excluded.completion_tokens, \
-             cost_nano = cost_nano + excluded.cost_nano, cached_tokens = cached_tokens + excluded.cached_tokens",
-        )?;
-        for (key, totals) in hourly {
-            add_usage.execute(params![
-                key.hour_ms,
-                key.model,
-                key.token,
-                key.channel,
-                totals.requests as i64,
-                totals.prompt_tokens as i64,
-                totals.completion_tokens as i64,
-                totals.cost.0,
-                totals.cached_tokens as i64
-            ])?;
         }
     }
-    transaction.commit()?;
-    Ok(())
+    connection.engine().transaction(Begin::Write, |engine| {
+        insert_rows(engine, rows)?;
+        for (token_id, amount) in &charges {
+            engine.execute("UPDATE tokens SET used_quota_nano = used_quota_nano + ?2 WHERE id = ?1", args![token_id, amount])?;
+        }
+        if account_charge != 0 {
+            engine.execute("UPDATE account SET used_nano = used_nano + ?1 WHERE id = 1", args![account_charge])?;
+            if matches!(engine, Engine::Postgres(_)) {
+                // Delivered at commit: the other instances' quota checks then see this spending.
+                engine.query("SELECT pg_notify('burncloud_spend', '')::text", args![], |_| Ok(()))?;
+            }
+        }
+        for (key, totals) in &hourly {
+            engine.execute(
+                "INSERT INTO usage_hourly AS u (hour_ms, model, token_key, channel_key, requests, prompt_tokens, \
+                 completion_tokens, cost_nano, cached_tokens) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 ON CONFLICT (hour_ms, model, token_key, channel_key) DO UPDATE SET \
+                 requests = u.requests + excluded.requests, prompt_tokens = u.prompt_tokens + excluded.prompt_tokens, \
+                 completion_tokens = u.completion_tokens + excluded.completion_tokens, \
+                 cost_nano = u.cost_nano + excluded.cost_nano, cached_tokens = u.cached_tokens + excluded.cached_tokens",
+                args![
+                    key.hour_ms,
+                    key.model,
+                    key.token,
+                    key.channel,
+                    totals.requests,
+                    totals.prompt_tokens,
+                    totals.completion_tokens,
+                    totals.cost.0,
+                    totals.cached_tokens
+                ],
+            )?;
+        }
+        Ok(())
+    })
 }
 
 const COLUMNS: &str =
@@ -216,18 +239,18 @@ const COLUMNS: &str =
                        cost_nano, priced, latency_ms, first_token_ms, end_reason, attempts, cached_tokens, \
                        cache_write_tokens, cache_write_1h_tokens, reasoning_tokens, images, audio_ms, characters";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<LogEntry, DbError>> {
+fn from_row(row: &Row<'_>) -> DbResult<LogEntry> {
     let usage_source: String = row.get(15)?;
     let end_reason: String = row.get(20)?;
     let usage_source = match usage_source.as_str() {
         "upstream" => UsageSource::Upstream,
         "estimated" => UsageSource::Estimated,
-        other => return Ok(Err(DbError::Corrupt(format!("logs.usage_source {other:?}")))),
+        other => return Err(DbError::Corrupt(format!("logs.usage_source {other:?}"))),
     };
     let Some(end_reason) = EndReason::parse(&end_reason) else {
-        return Ok(Err(DbError::Corrupt(format!("logs.end_reason {end_reason:?}"))));
+        return Err(DbError::Corrupt(format!("logs.end_reason {end_reason:?}")));
     };
-    Ok(Ok(LogEntry {
+    Ok(LogEntry {
         id: row.get(0)?,
         request_id: row.get(1)?,
         created_at_ms: row.get(2)?,
@@ -241,84 +264,77 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<LogEntry, DbError>> {
         is_stream: row.get(10)?,
         status: row.get(11)?,
         error: row.get(12)?,
-        prompt_tokens: row.get::<_, i64>(13)? as u64,
-        completion_tokens: row.get::<_, i64>(14)? as u64,
+        prompt_tokens: row.get::<u64>(13)?,
+        completion_tokens: row.get::<u64>(14)?,
         usage_source,
         cost: Money(row.get(16)?),
         priced: row.get(17)?,
-        latency_ms: row.get::<_, i64>(18)? as u64,
-        first_token_ms: row.get::<_, Option<i64>>(19)?.map(|ms| ms as u64),
+        latency_ms: row.get::<u64>(18)?,
+        first_token_ms: row.get(19)?,
         end_reason,
         attempts: row.get(21)?,
-        cached_tokens: row.get::<_, i64>(22)? as u64,
-        cache_write_tokens: row.get::<_, i64>(23)? as u64,
-        cache_write_1h_tokens: row.get::<_, i64>(24)? as u64,
-        reasoning_tokens: row.get::<_, i64>(25)? as u64,
-        images: row.get::<_, i64>(26)? as u64,
-        audio_ms: row.get::<_, i64>(27)? as u64,
-        characters: row.get::<_, i64>(28)? as u64,
-    }))
+        cached_tokens: row.get::<u64>(22)?,
+        cache_write_tokens: row.get::<u64>(23)?,
+        cache_write_1h_tokens: row.get::<u64>(24)?,
+        reasoning_tokens: row.get::<u64>(25)?,
+        images: row.get::<u64>(26)?,
+        audio_ms: row.get::<u64>(27)?,
+        characters: row.get::<u64>(28)?,
+    })
 }
 
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 1000;
 
-/// Builds the WHERE clause shared by the log list and the usage report.
-fn filters(query: &LogQuery) -> DbResult<(String, Vec<Value>)> {
-    let mut clauses: Vec<&str> = Vec::new();
-    let mut values: Vec<Value> = Vec::new();
+/// Builds the WHERE clause shared by the log list and the usage report; its parameters are
+/// numbered from 1.
+fn filters(query: &LogQuery) -> (String, Vec<Key>) {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut values: Vec<Key> = Vec::new();
+    let mut clause = |condition: &str, value: Option<Key>| match value {
+        Some(value) => {
+            values.push(value);
+            clauses.push(format!("{condition} ?{}", values.len()));
+        }
+        None => clauses.push(condition.to_string()),
+    };
     if let Some(before_id) = query.before_id {
-        clauses.push("id < ?");
-        values.push(before_id.into());
+        clause("id <", Some(Key::Number(before_id)));
     }
     if let Some(request_id) = &query.request_id {
-        clauses.push("request_id = ?");
-        values.push(request_id.clone().into());
+        clause("request_id =", Some(Key::Name(request_id.clone())));
     }
     if let Some(model) = &query.model {
-        clauses.push("model = ?");
-        values.push(model.clone().into());
+        clause("model =", Some(Key::Name(model.clone())));
     }
     if let Some(token_id) = query.token_id {
-        clauses.push("token_id = ?");
-        values.push(token_id.into());
+        clause("token_id =", Some(Key::Number(token_id)));
     }
     if let Some(channel_id) = query.channel_id {
-        clauses.push("channel_id = ?");
-        values.push(channel_id.into());
+        clause("channel_id =", Some(Key::Number(channel_id)));
     }
     match query.status {
         None => {}
-        Some(StatusFilter::Ok) => clauses.push("status BETWEEN 200 AND 299"),
-        Some(StatusFilter::Error) => clauses.push("status NOT BETWEEN 200 AND 299"),
-        Some(StatusFilter::Code(code)) => {
-            clauses.push("status = ?");
-            values.push(i64::from(code).into());
-        }
+        Some(StatusFilter::Ok) => clause("status BETWEEN 200 AND 299", None),
+        Some(StatusFilter::Error) => clause("status NOT BETWEEN 200 AND 299", None),
+        Some(StatusFilter::Code(code)) => clause("status =", Some(Key::Number(code.into()))),
     }
     if let Some(since) = query.since_ms {
-        clauses.push("created_at_ms >= ?");
-        values.push(since.into());
+        clause("created_at_ms >=", Some(Key::Number(since)));
     }
     if let Some(until) = query.until_ms {
-        clauses.push("created_at_ms < ?");
-        values.push(until.into());
+        clause("created_at_ms <", Some(Key::Number(until)));
     }
     let sql = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
-    Ok((sql, values))
+    (sql, values)
 }
 
 pub fn query(connection: &Conn, query: &LogQuery) -> DbResult<LogPage> {
-    let connection = connection.sql();
     let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-    let (where_sql, mut values) = filters(query)?;
-    values.push(i64::from(limit + 1).into());
-    let sql = format!("SELECT {COLUMNS} FROM logs {where_sql} ORDER BY id DESC LIMIT ?");
-    let mut statement = connection.prepare_cached(&sql)?;
-    let mut items = statement
-        .query_map(params_from_iter(values), from_row)?
-        .map(|row| row?)
-        .collect::<DbResult<Vec<LogEntry>>>()?;
+    let (where_sql, mut values) = filters(query);
+    values.push(Key::Number(i64::from(limit) + 1));
+    let sql = format!("SELECT {COLUMNS} FROM logs {where_sql} ORDER BY id DESC LIMIT ?{}", values.len());
+    let mut items = connection.engine().query(&sql, &arg_list(&values), from_row)?;
     let next_before_id = if items.len() > limit as usize {
         items.truncate(limit as usize);
         items.last().map(|entry| entry.id)
@@ -331,27 +347,27 @@ pub fn query(connection: &Conn, query: &LogQuery) -> DbResult<LogPage> {
 /// How many calls are logged, and under how many distinct request ids (equal unless a call was
 /// written twice).
 pub fn row_counts(connection: &Conn) -> DbResult<(u64, u64)> {
-    let connection = connection.sql();
-    Ok(connection
-        .query_row("SELECT COUNT(*), COUNT(DISTINCT request_id) FROM logs", [], |row| Ok((row.get(0)?, row.get(1)?)))?)
+    connection.engine().query_one("SELECT COUNT(*), COUNT(DISTINCT request_id) FROM logs", args![], |row| {
+        Ok((row.get(0)?, row.get(1)?))
+    })
 }
 
 /// Deletes up to `limit` log rows older than `cutoff_ms`, oldest first; returns how many went.
 /// Small batches keep each write short, so the log writer never waits long behind a prune. Usage
 /// totals stay: they live in `usage_hourly`.
 pub fn prune_before(connection: &Conn, cutoff_ms: i64, limit: usize) -> DbResult<usize> {
-    let connection = connection.sql();
-    Ok(connection.execute(
+    let deleted = connection.engine().execute(
         "DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE created_at_ms < ?1 ORDER BY id LIMIT ?2)",
-        params![cutoff_ms, limit as i64],
-    )?)
+        args![cutoff_ms, limit],
+    )?;
+    Ok(deleted as usize)
 }
 
 /// Totals over `[since, until)` grouped as asked: whole hours come from `usage_hourly`, the partial
 /// hours at either edge from `logs` (through its time index), so the answer is exact and its cost
 /// does not grow with the number of calls in the range.
 pub fn usage(connection: &Conn, query: &UsageQuery) -> DbResult<UsageReport> {
-    let connection = connection.sql();
+    let connection = connection.engine();
     let whole_from = query
         .since_ms
         .map(|since| since.div_euclid(HOUR_MS) * HOUR_MS + if since.rem_euclid(HOUR_MS) == 0 { 0 } else { HOUR_MS });
@@ -377,19 +393,21 @@ pub fn usage(connection: &Conn, query: &UsageQuery) -> DbResult<UsageReport> {
             UsageGroupBy::Channel => "channel_key",
         };
         let mut clauses = Vec::new();
-        let mut values: Vec<Value> = Vec::new();
+        let mut values: Vec<Key> = Vec::new();
         if let Some(from) = whole_from {
-            clauses.push("hour_ms >= ?");
-            values.push(from.into());
+            values.push(Key::Number(from));
+            clauses.push(format!("hour_ms >= ?{}", values.len()));
         }
         if let Some(until) = whole_until {
-            clauses.push("hour_ms < ?");
-            values.push(until.into());
+            values.push(Key::Number(until));
+            clauses.push(format!("hour_ms < ?{}", values.len()));
         }
         let where_sql = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
         let sql = format!(
-            "SELECT {key} AS k, SUM(requests), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_nano), \
-             SUM(cached_tokens) FROM usage_hourly {where_sql} GROUP BY k"
+            "SELECT {key} AS k, {} FROM usage_hourly {where_sql} GROUP BY k",
+            ["requests", "prompt_tokens", "completion_tokens", "cost_nano", "cached_tokens"]
+                .map(|column| format!("CAST(SUM({column}) AS BIGINT)"))
+                .join(", ")
         );
         for (key, totals) in grouped_totals(connection, &sql, values)? {
             add(key, totals);
@@ -424,12 +442,12 @@ pub fn usage(connection: &Conn, query: &UsageQuery) -> DbResult<UsageReport> {
 
 /// Usage over `[since, until)` computed from the log rows themselves.
 fn logged_usage(
-    connection: &Connection,
+    connection: &Engine,
     group_by: UsageGroupBy,
     since_ms: Option<i64>,
     until_ms: Option<i64>,
 ) -> DbResult<Vec<(String, UsageTotals)>> {
-    let (where_sql, values) = filters(&LogQuery { since_ms, until_ms, ..LogQuery::default() })?;
+    let (where_sql, values) = filters(&LogQuery { since_ms, until_ms, ..LogQuery::default() });
     let key = match group_by {
         UsageGroupBy::Day => "created_at_ms / 86400000",
         UsageGroupBy::Model => "model",
@@ -437,39 +455,36 @@ fn logged_usage(
         UsageGroupBy::Channel => "COALESCE(channel_name, '#' || channel_id, '-')",
     };
     let sql = format!(
-        "SELECT {key} AS k, COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), \
-         COALESCE(SUM(cost_nano), 0), COALESCE(SUM(cached_tokens), 0) FROM logs {where_sql} GROUP BY k"
+        "SELECT {key} AS k, COUNT(*), {} FROM logs {where_sql} GROUP BY k",
+        ["prompt_tokens", "completion_tokens", "cost_nano", "cached_tokens"]
+            .map(|column| format!("CAST(COALESCE(SUM({column}), 0) AS BIGINT)"))
+            .join(", ")
     );
     grouped_totals(connection, &sql, values)
 }
 
-fn grouped_totals(connection: &Connection, sql: &str, values: Vec<Value>) -> DbResult<Vec<(String, UsageTotals)>> {
-    let mut statement = connection.prepare_cached(sql)?;
-    let rows = statement
-        .query_map(params_from_iter(values), |row| {
-            // Days come back as day numbers (cheaper to group than formatted dates) and are
-            // named here, as the UTC date.
-            let key = match row.get::<_, Value>(0)? {
-                Value::Integer(day) => {
-                    let (year, month, day) = burncloud_service_api::civil_from_days(day);
-                    format!("{year:04}-{month:02}-{day:02}")
-                }
-                Value::Text(text) => text,
-                _ => String::new(),
-            };
-            Ok((
-                key,
-                UsageTotals {
-                    requests: row.get::<_, i64>(1)? as u64,
-                    prompt_tokens: row.get::<_, i64>(2)? as u64,
-                    completion_tokens: row.get::<_, i64>(3)? as u64,
-                    cost: Money(row.get(4)?),
-                    cached_tokens: row.get::<_, i64>(5)? as u64,
-                },
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+fn grouped_totals(connection: &Engine, sql: &str, values: Vec<Key>) -> DbResult<Vec<(String, UsageTotals)>> {
+    connection.query(sql, &arg_list(&values), |row| {
+        // Days come back as day numbers (cheaper to group than formatted dates) and are named
+        // here, as the UTC date.
+        let key = match row.get::<Key>(0)? {
+            Key::Number(day) => {
+                let (year, month, day) = burncloud_service_api::civil_from_days(day);
+                format!("{year:04}-{month:02}-{day:02}")
+            }
+            Key::Name(name) => name,
+        };
+        Ok((
+            key,
+            UsageTotals {
+                requests: row.get(1)?,
+                prompt_tokens: row.get(2)?,
+                completion_tokens: row.get(3)?,
+                cost: Money(row.get(4)?),
+                cached_tokens: row.get(5)?,
+            },
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -513,7 +528,7 @@ mod tests {
     }
 
     #[expect(unsafe_code, reason = "rusqlite does not expose sqlite3_db_status")]
-    fn cached_bytes(connection: &Connection) -> i32 {
+    fn cached_bytes(connection: &rusqlite::Connection) -> i32 {
         let (mut current, mut highest) = (0, 0);
         // SAFETY: the handle is this open connection's; the out-pointers live for the call.
         let code = unsafe {
@@ -537,18 +552,23 @@ mod tests {
         db.write(|c| insert_batch(c, &rows)).unwrap();
         let page = db.read(|c| query(c, &LogQuery { limit: Some(1000), ..LogQuery::default() })).unwrap();
         assert_eq!(page.items.len(), 1000);
-        let (writer_before, reader_before) =
-            (db.write(|c| Ok(cached_bytes(c.sql()))).unwrap(), db.read(|c| Ok(cached_bytes(c.sql()))).unwrap());
+        let (writer_before, reader_before) = (
+            db.write(|c| Ok(cached_bytes(c.sqlite("")?))).unwrap(),
+            db.read(|c| Ok(cached_bytes(c.sqlite("")?))).unwrap(),
+        );
         assert!(writer_before > 500_000 && reader_before > 100_000, "{writer_before} {reader_before}");
 
         db.release_idle_memory();
-        let (writer_after, reader_after) =
-            (db.write(|c| Ok(cached_bytes(c.sql()))).unwrap(), db.read(|c| Ok(cached_bytes(c.sql()))).unwrap());
+        let (writer_after, reader_after) = (
+            db.write(|c| Ok(cached_bytes(c.sqlite("")?))).unwrap(),
+            db.read(|c| Ok(cached_bytes(c.sqlite("")?))).unwrap(),
+        );
         assert!(writer_after < writer_before / 10, "writer cache {writer_before} -> {writer_after}");
         assert!(reader_after < reader_before / 10, "reader cache {reader_before} -> {reader_after}");
 
         db.write(|c| insert_batch(c, &rows[..10])).unwrap();
-        let count: i64 = db.read(|c| Ok(c.sql().query_row("SELECT COUNT(*) FROM logs", [], |r| r.get(0))?)).unwrap();
+        let count: i64 =
+            db.read(|c| Ok(c.sqlite("")?.query_row("SELECT COUNT(*) FROM logs", [], |r| r.get(0))?)).unwrap();
         assert_eq!(count, 5_010);
     }
 
@@ -622,7 +642,8 @@ mod tests {
             };
             assert_eq!(&as_stored, row, "row {index}");
         }
-        let used: i64 = db.read(|c| Ok(c.sql().query_row("SELECT used_nano FROM account", [], |r| r.get(0))?)).unwrap();
+        let used: i64 =
+            db.read(|c| Ok(c.sqlite("")?.query_row("SELECT used_nano FROM account", [], |r| r.get(0))?)).unwrap();
         assert_eq!(used, rows.iter().map(|r| r.cost.0).sum::<i64>());
     }
 
@@ -631,7 +652,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path().join("burncloud.db")).unwrap();
         db.write(|c| {
-            c.sql().execute_batch(
+            c.sqlite("")?.execute_batch(
                 "CREATE TRIGGER refuse_poison BEFORE INSERT ON logs WHEN NEW.model = 'poison' \
                  BEGIN SELECT RAISE(FAIL, 'poisoned row'); END;",
             )?;
@@ -644,7 +665,7 @@ mod tests {
         assert!(db.write(|c| insert_batch(c, &rows)).is_err());
         let (count, used): (i64, i64) = db
             .read(|c| {
-                Ok(c.sql().query_row(
+                Ok(c.sqlite("")?.query_row(
                     "SELECT (SELECT COUNT(*) FROM logs), (SELECT used_nano FROM account)",
                     [],
                     |r| Ok((r.get(0)?, r.get(1)?)),
@@ -653,7 +674,7 @@ mod tests {
             .unwrap();
         assert_eq!((count, used), (0, 0));
         let hours: i64 =
-            db.read(|c| Ok(c.sql().query_row("SELECT COUNT(*) FROM usage_hourly", [], |r| r.get(0))?)).unwrap();
+            db.read(|c| Ok(c.sqlite("")?.query_row("SELECT COUNT(*) FROM usage_hourly", [], |r| r.get(0))?)).unwrap();
         assert_eq!(hours, 0);
     }
 
@@ -676,7 +697,7 @@ mod tests {
     }
 
     fn from_logs_only(db: &Db, query: &UsageQuery) -> Vec<(String, UsageTotals)> {
-        let mut rows = db.read(|c| logged_usage(c.sql(), query.group_by, query.since_ms, query.until_ms)).unwrap();
+        let mut rows = db.read(|c| logged_usage(c.engine(), query.group_by, query.since_ms, query.until_ms)).unwrap();
         rows.sort_by(|a, b| a.0.cmp(&b.0));
         rows
     }
@@ -706,7 +727,7 @@ mod tests {
         assert_eq!(all.totals.requests, 3000);
         let first_day: String = db
             .read(|c| {
-                Ok(c.sql().query_row(
+                Ok(c.sqlite("")?.query_row(
                     "SELECT strftime('%Y-%m-%d', MIN(created_at_ms) / 1000, 'unixepoch') FROM logs",
                     [],
                     |r| r.get(0),
@@ -730,9 +751,10 @@ mod tests {
             }
             pruned += removed;
         }
-        let left: i64 = db.read(|c| Ok(c.sql().query_row("SELECT COUNT(*) FROM logs", [], |r| r.get(0))?)).unwrap();
+        let left: i64 =
+            db.read(|c| Ok(c.sqlite("")?.query_row("SELECT COUNT(*) FROM logs", [], |r| r.get(0))?)).unwrap();
         let oldest: i64 =
-            db.read(|c| Ok(c.sql().query_row("SELECT MIN(created_at_ms) FROM logs", [], |r| r.get(0))?)).unwrap();
+            db.read(|c| Ok(c.sqlite("")?.query_row("SELECT MIN(created_at_ms) FROM logs", [], |r| r.get(0))?)).unwrap();
         assert!(pruned > 0 && oldest >= cutoff);
         assert_eq!(pruned as i64 + left, 3000);
         let after = db
@@ -753,7 +775,7 @@ mod tests {
     fn rollup_rows(db: &Db) -> Vec<RollupRow> {
         db
             .read(|c| {
-                let mut statement = c.sql().prepare(
+                let mut statement = c.sqlite("")?.prepare(
                     "SELECT hour_ms, model, token_key, channel_key, requests, cost_nano FROM usage_hourly ORDER BY 1, 2, 3, 4",
                 )?;
                 let rows = statement
@@ -769,8 +791,8 @@ mod tests {
         let (_dir, db, _) = filled();
         let before = rollup_rows(&db);
         db.write(|c| {
-            c.sql().execute_batch("DROP TABLE usage_hourly")?;
-            c.sql().execute_batch(include_str!("../../../../migrations/0006_usage_hourly.sql"))?;
+            c.sqlite("")?.execute_batch("DROP TABLE usage_hourly")?;
+            c.sqlite("")?.execute_batch(include_str!("../../../../migrations/0006_usage_hourly.sql"))?;
             Ok(())
         })
         .unwrap();

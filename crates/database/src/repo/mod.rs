@@ -13,26 +13,21 @@ pub mod responses;
 pub mod settings;
 pub mod tokens;
 
+use crate::engine::Engine;
+use crate::values::{args, Key};
 use crate::vault::Vault;
 use crate::{DbError, DbResult};
 
 /// Seals every value that `select` (row key, stored text) finds still in plain text, writing it back
 /// with `update` (?1 the row key, ?2 the sealed text); returns how many were sealed.
-pub(crate) fn seal_plaintext(
-    connection: &rusqlite::Connection,
-    vault: &Vault,
-    select: &str,
-    update: &str,
-) -> DbResult<usize> {
-    let plain: Vec<(rusqlite::types::Value, String)> = connection
-        .prepare(select)?
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?
+pub(crate) fn seal_plaintext(engine: &Engine, vault: &Vault, select: &str, update: &str) -> DbResult<usize> {
+    let plain: Vec<(Key, String)> = engine
+        .query(select, args![], |row| Ok((row.get(0)?, row.get(1)?)))?
         .into_iter()
-        .filter(|(_, text): &(rusqlite::types::Value, String)| !text.is_empty() && !Vault::is_sealed(text))
+        .filter(|(_, text): &(Key, String)| !text.is_empty() && !Vault::is_sealed(text))
         .collect();
     for (key, text) in &plain {
-        connection.execute(update, rusqlite::params![key, vault.seal(text)?])?;
+        engine.execute(update, args![key, vault.seal(text)?])?;
     }
     Ok(plain.len())
 }

@@ -1,7 +1,7 @@
 //! The `responses` table: Responses API answers kept for `previous_response_id`, per token.
 
+use crate::values::args;
 use crate::Conn;
-use rusqlite::{params, OptionalExtension};
 
 use crate::DbResult;
 
@@ -18,24 +18,23 @@ pub struct StoredResponse {
 }
 
 pub fn insert(connection: &Conn, stored: &StoredResponse) -> DbResult<()> {
-    let connection = connection.sql();
-    connection.execute(
-        "INSERT OR REPLACE INTO responses (id, token_id, created_at_ms, previous_id, items, response) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![stored.id, stored.token_id, stored.created_at_ms, stored.previous_id, stored.items, stored.response],
+    connection.engine().execute(
+        "INSERT INTO responses (id, token_id, created_at_ms, previous_id, items, response) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET token_id = excluded.token_id, \
+         created_at_ms = excluded.created_at_ms, previous_id = excluded.previous_id, items = excluded.items, \
+         response = excluded.response",
+        args![stored.id, stored.token_id, stored.created_at_ms, stored.previous_id, stored.items, stored.response],
     )?;
     Ok(())
 }
 
 /// The response `id` if `token_id` stored it: one token never sees another's conversations.
 pub fn get(connection: &Conn, id: &str, token_id: i64) -> DbResult<Option<StoredResponse>> {
-    let connection = connection.sql();
-    let mut statement = connection.prepare_cached(
+    connection.engine().query_opt(
         "SELECT id, token_id, created_at_ms, previous_id, items, response FROM responses \
          WHERE id = ?1 AND token_id = ?2",
-    )?;
-    Ok(statement
-        .query_row(params![id, token_id], |row| {
+        args![id, token_id],
+        |row| {
             Ok(StoredResponse {
                 id: row.get(0)?,
                 token_id: row.get(1)?,
@@ -44,22 +43,21 @@ pub fn get(connection: &Conn, id: &str, token_id: i64) -> DbResult<Option<Stored
                 items: row.get(4)?,
                 response: row.get(5)?,
             })
-        })
-        .optional()?)
+        },
+    )
 }
 
 pub fn delete(connection: &Conn, id: &str, token_id: i64) -> DbResult<bool> {
-    let connection = connection.sql();
-    Ok(connection.execute("DELETE FROM responses WHERE id = ?1 AND token_id = ?2", params![id, token_id])? > 0)
+    Ok(connection.engine().execute("DELETE FROM responses WHERE id = ?1 AND token_id = ?2", args![id, token_id])? > 0)
 }
 
 /// Deletes up to `limit` responses older than `cutoff_ms`; returns how many went.
 pub fn prune_before(connection: &Conn, cutoff_ms: i64, limit: usize) -> DbResult<usize> {
-    let connection = connection.sql();
-    Ok(connection.execute(
+    let deleted = connection.engine().execute(
         "DELETE FROM responses WHERE id IN (SELECT id FROM responses WHERE created_at_ms < ?1 LIMIT ?2)",
-        params![cutoff_ms, limit as i64],
-    )?)
+        args![cutoff_ms, limit],
+    )?;
+    Ok(deleted as usize)
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
 //! The `tokens` table: gateway keys are stored only as SHA-256 hashes.
 
 use burncloud_service_api::{Money, Token};
-use rusqlite::{params, OptionalExtension, Row};
 
 use super::{from_json, to_json};
-use crate::{Conn, DbError, DbResult};
+use crate::engine::Row;
+use crate::values::args;
+use crate::{Conn, DbResult};
 
 /// A token with the hash of its key, for the router's lookup table.
 #[derive(Clone, Debug)]
@@ -16,19 +17,16 @@ pub struct TokenRecord {
 const COLUMNS: &str = "id, name, key_prefix, group_name, quota_limit_nano, used_quota_nano, rpm_limit, tpm_limit, \
                        expires_at_ms, models, enabled, created_at_ms, updated_at_ms, key_hash, keyless_local";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<TokenRecord, DbError>> {
+fn from_row(row: &Row<'_>) -> DbResult<TokenRecord> {
     let models: String = row.get(9)?;
-    let models = match from_json::<Vec<String>>("tokens.models", &models) {
-        Ok(models) => models,
-        Err(error) => return Ok(Err(error)),
-    };
-    Ok(Ok(TokenRecord {
+    let models = from_json::<Vec<String>>("tokens.models", &models)?;
+    Ok(TokenRecord {
         token: Token {
             id: row.get(0)?,
             name: row.get(1)?,
             key_prefix: row.get(2)?,
             group: row.get(3)?,
-            quota_limit: row.get::<_, Option<i64>>(4)?.map(Money),
+            quota_limit: row.get::<Option<i64>>(4)?.map(Money),
             used_quota: Money(row.get(5)?),
             rpm_limit: row.get(6)?,
             tpm_limit: row.get(7)?,
@@ -40,31 +38,25 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<TokenRecord, DbError>> {
             keyless_local: row.get(14)?,
         },
         key_hash: row.get(13)?,
-    }))
+    })
 }
 
 pub fn list(connection: &Conn) -> DbResult<Vec<TokenRecord>> {
-    let connection = connection.sql();
-    let mut statement = connection.prepare_cached(&format!("SELECT {COLUMNS} FROM tokens ORDER BY id"))?;
-    let rows = statement.query_map([], from_row)?;
-    rows.map(|row| row?).collect()
+    connection.engine().query(&format!("SELECT {COLUMNS} FROM tokens ORDER BY id"), args![], from_row)
 }
 
 pub fn get(connection: &Conn, id: i64) -> DbResult<Option<TokenRecord>> {
-    let connection = connection.sql();
-    let mut statement = connection.prepare_cached(&format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"))?;
-    statement.query_row([id], from_row).optional()?.transpose()
+    connection.engine().query_opt(&format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"), args![id], from_row)
 }
 
 /// Inserts `record` (id, used quota and timestamps are ignored) and returns the new id.
 pub fn insert(connection: &Conn, record: &TokenRecord, now_ms: i64) -> DbResult<i64> {
-    let connection = connection.sql();
     let t = &record.token;
-    connection.execute(
+    connection.engine().query_one(
         "INSERT INTO tokens (name, key_hash, key_prefix, group_name, quota_limit_nano, rpm_limit, tpm_limit, \
          expires_at_ms, models, enabled, created_at_ms, updated_at_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
-        params![
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11) RETURNING id",
+        args![
             t.name,
             record.key_hash,
             t.key_prefix,
@@ -77,21 +69,22 @@ pub fn insert(connection: &Conn, record: &TokenRecord, now_ms: i64) -> DbResult<
             t.enabled,
             now_ms
         ],
-    )?;
-    Ok(connection.last_insert_rowid())
+        |row| row.get(0),
+    )
 }
 
 /// Saves the editable fields of `token`; the used quota belongs to the log writer alone. A token
 /// made the keyless-local one takes that from any other.
 pub fn update(connection: &Conn, token: &Token, now_ms: i64) -> DbResult<bool> {
-    let connection = connection.sql();
     if token.keyless_local {
-        connection.execute("UPDATE tokens SET keyless_local = 0 WHERE id != ?1 AND keyless_local = 1", [token.id])?;
+        connection
+            .engine()
+            .execute("UPDATE tokens SET keyless_local = 0 WHERE id != ?1 AND keyless_local = 1", args![token.id])?;
     }
-    let changed = connection.execute(
+    let changed = connection.engine().execute(
         "UPDATE tokens SET name = ?2, group_name = ?3, quota_limit_nano = ?4, rpm_limit = ?5, tpm_limit = ?6, \
          expires_at_ms = ?7, models = ?8, enabled = ?9, updated_at_ms = ?10, keyless_local = ?11 WHERE id = ?1",
-        params![
+        args![
             token.id,
             token.name,
             token.group,
@@ -109,6 +102,12 @@ pub fn update(connection: &Conn, token: &Token, now_ms: i64) -> DbResult<bool> {
 }
 
 pub fn delete(connection: &Conn, id: i64) -> DbResult<bool> {
-    let connection = connection.sql();
-    Ok(connection.execute("DELETE FROM tokens WHERE id = ?1", [id])? > 0)
+    Ok(connection.engine().execute("DELETE FROM tokens WHERE id = ?1", args![id])? > 0)
+}
+
+/// What each token has spent, as stored: instances sharing a store read each other's spending.
+pub fn spend(connection: &Conn) -> DbResult<Vec<(i64, Money)>> {
+    connection
+        .engine()
+        .query("SELECT id, used_quota_nano FROM tokens", args![], |row| Ok((row.get(0)?, Money(row.get(1)?))))
 }

@@ -230,12 +230,18 @@ async fn delete_group(State(state): State<AppState>, path: Result<Path<i64>, Pat
 
 /// `GET /console/internal/health`: breakers per channel, the log writer, Redis.
 async fn health(State(state): State<AppState>) -> ConsoleResult {
-    let channels = on_blocking_thread(state.monitor.clone(), |monitor| monitor.channel_health()).await?;
+    // Health answers even while the database does not: calls are still served from memory.
+    let (status, channels, database_error) =
+        match on_blocking_thread(state.monitor.clone(), |monitor| monitor.channel_health()).await {
+            Ok(channels) => ("ok", channels, None),
+            Err(crate::error::ConsoleError::Service(error)) => ("degraded", Vec::new(), Some(error.to_string())),
+            Err(other) => ("degraded", Vec::new(), Some(format!("{other:?}"))),
+        };
     let stats = state.gateway.log_sink().stats();
     let relaxed = std::sync::atomic::Ordering::Relaxed;
     let written = stats.written.load(relaxed);
     Ok(Json(json!({
-        "status": "ok",
+        "status": status,
         "channels": channels,
         "log_writer": {
             "queued": stats.queued.load(relaxed).saturating_sub(written),
@@ -245,6 +251,8 @@ async fn health(State(state): State<AppState>) -> ConsoleResult {
         },
         "redis": state.gateway.redis_status(),
         "secrets": state.secrets_store,
+        "database": state.database,
+        "database_error": database_error,
     }))
     .into_response())
 }
