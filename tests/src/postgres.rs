@@ -12,6 +12,9 @@ pub struct TempPostgres {
     bin: PathBuf,
     port: u16,
     as_postgres_user: bool,
+    /// Whether commits reach the disk (`fsync` on, as a real server runs): off for tests, where
+    /// it only costs time; on for benchmarks, whose figures must be a real server's.
+    durable: bool,
 }
 
 /// The newest server binaries: Debian's versioned directory, else whatever `initdb` is on PATH.
@@ -56,19 +59,28 @@ impl TempPostgres {
     /// server is not installed, a panic instead where `BURNCLOUD_REQUIRE_POSTGRES` is set, as it
     /// is in `./scripts/test`.
     pub fn start() -> Option<TempPostgres> {
+        TempPostgres::start_as(false)
+    }
+
+    /// As `start`, with commits that reach the disk, as a real server's do.
+    pub fn start_durable() -> Option<TempPostgres> {
+        TempPostgres::start_as(true)
+    }
+
+    fn start_as(durable: bool) -> Option<TempPostgres> {
         let required = std::env::var_os("BURNCLOUD_REQUIRE_POSTGRES").is_some();
         let Some(bin) = server_bin_dir() else {
             assert!(!required, "BURNCLOUD_REQUIRE_POSTGRES is set but no PostgreSQL server (initdb) is installed");
             eprintln!("skipping: no PostgreSQL server installed (apt install postgresql)");
             return None;
         };
-        match TempPostgres::start_with(bin) {
+        match TempPostgres::start_with(bin, durable) {
             Ok(cluster) => Some(cluster),
             Err(reason) => panic!("a temporary PostgreSQL cluster did not start: {reason}"),
         }
     }
 
-    fn start_with(bin: PathBuf) -> Result<TempPostgres, String> {
+    fn start_with(bin: PathBuf, durable: bool) -> Result<TempPostgres, String> {
         let dir = tempfile::Builder::new().prefix("burncloud-pg-").tempdir().map_err(|e| e.to_string())?;
         let as_postgres_user = running_as_root();
         if as_postgres_user {
@@ -78,7 +90,7 @@ impl TempPostgres {
             .and_then(|listener| listener.local_addr())
             .map_err(|e| e.to_string())?
             .port();
-        let cluster = TempPostgres { dir, bin, port, as_postgres_user };
+        let cluster = TempPostgres { dir, bin, port, as_postgres_user, durable };
         succeeded(
             "initdb",
             cluster
@@ -93,8 +105,12 @@ impl TempPostgres {
     }
 
     fn start_server(&self) -> Result<(), String> {
-        let options =
-            format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.dir.path().display());
+        let fsync = if self.durable { "on" } else { "off" };
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync={fsync} -c max_connections=200",
+            self.port,
+            self.dir.path().display()
+        );
         succeeded(
             "pg_ctl start",
             self.server_command("pg_ctl")

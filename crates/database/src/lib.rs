@@ -129,26 +129,26 @@ impl ChangeFeed {
 }
 
 /// Sends notifications to the other instances on its own session, opened on first use and again
-/// after the server went away.
+/// after the server went away. Async: a call's charge goes out from the runtime it finished on,
+/// with no thread between.
 pub struct Announcer {
     url: String,
-    session: Option<Engine>,
+    session: Option<tokio_postgres::Client>,
 }
 
 impl Announcer {
     /// Tells every instance that `kind` changed, with `payload` (PostgreSQL keeps it under 8000
     /// bytes).
-    pub fn announce(&mut self, kind: Change, payload: &str) -> DbResult<()> {
-        if let Some(Engine::Postgres(session)) = &self.session {
-            if session.is_closed() {
-                self.session = None;
-            }
+    pub async fn announce(&mut self, kind: Change, payload: &str) -> DbResult<()> {
+        if self.session.as_ref().is_some_and(tokio_postgres::Client::is_closed) {
+            self.session = None;
         }
         let session = match &mut self.session {
             Some(session) => session,
-            None => self.session.insert(Engine::Postgres(Box::new(postgres::PgConnection::connect(&self.url)?))),
+            None => self.session.insert(postgres::connect_async(&self.url).await?),
         };
-        announce_on(session, kind, payload)
+        session.execute("SELECT pg_notify($1, $2)::text", &[&kind.channel(), &payload]).await?;
+        Ok(())
     }
 }
 

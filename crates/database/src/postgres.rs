@@ -53,24 +53,29 @@ pub(crate) struct PgConnection {
     prepared: RefCell<HashMap<String, Statement>>,
 }
 
+/// A session for async callers: the socket on this crate's runtime, the client awaited anywhere.
+pub(crate) async fn connect_async(url: &str) -> DbResult<Client> {
+    let runtime = sockets()?;
+    let config = config(url)?;
+    let connecting = runtime.spawn(async move {
+        let (client, connection) = config.connect(NoTls).await?;
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the session's socket task is owned by its client: it ends when the client is dropped"
+        )]
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::warn!(%error, "a PostgreSQL session ended");
+            }
+        });
+        Ok::<_, tokio_postgres::Error>(client)
+    });
+    connecting.await.map_err(|e| DbError::Corrupt(format!("connecting to PostgreSQL: {e}")))?.map_err(DbError::from)
+}
+
 impl PgConnection {
     pub(crate) fn connect(url: &str) -> DbResult<PgConnection> {
-        let runtime = sockets()?;
-        let config = config(url)?;
-        let connecting = runtime.spawn(async move {
-            let (client, connection) = config.connect(NoTls).await?;
-            #[expect(
-                clippy::disallowed_methods,
-                reason = "the session's socket task is owned by its client: it ends when the client is dropped"
-            )]
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::warn!(%error, "a PostgreSQL session ended");
-                }
-            });
-            Ok::<_, tokio_postgres::Error>(client)
-        });
-        let client = block_on(connecting).map_err(|e| DbError::Corrupt(format!("connecting to PostgreSQL: {e}")))??;
+        let client = block_on(connect_async(url))?;
         Ok(PgConnection { client, prepared: RefCell::new(HashMap::new()) })
     }
 

@@ -419,20 +419,11 @@ async fn publish_spending(
         while let Ok((token_id, nanos)) = charges.try_recv() {
             *by_token.entry(token_id).or_default() += nanos;
         }
-        let payloads = spending_payloads(instance, &by_token);
-        let sent = tokio::task::spawn_blocking(move || {
-            let result = payloads.iter().try_for_each(|payload| announcer.announce(Change::Spend, payload));
-            (announcer, result)
-        })
-        .await;
-        match sent {
-            Ok((returned, result)) => {
-                announcer = returned;
-                if let Err(error) = result {
-                    tracing::debug!(%error, "could not tell the other instances about charges; they re-read soon");
-                }
+        for payload in spending_payloads(instance, &by_token) {
+            if let Err(error) = announcer.announce(Change::Spend, &payload).await {
+                tracing::debug!(%error, "could not tell the other instances about charges; they re-read soon");
+                break;
             }
-            Err(_) => return,
         }
     }
 }

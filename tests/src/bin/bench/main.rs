@@ -7,6 +7,7 @@ mod litellm;
 mod local;
 mod profile;
 mod soak;
+mod team;
 mod upload;
 
 use std::path::{Path, PathBuf};
@@ -57,6 +58,8 @@ struct Options {
     local_only: bool,
     /// Measure only a large upload's memory (prints its row, leaves the report alone).
     upload_only: bool,
+    /// Measure only the team store on PostgreSQL (prints its section, leaves the report alone).
+    team_only: bool,
     upload_mib: usize,
 }
 
@@ -83,6 +86,7 @@ fn parse_options() -> anyhow::Result<Options> {
         instructions_only: false,
         local_only: false,
         upload_only: false,
+        team_only: false,
         upload_mib: 100,
     };
     let mut args = std::env::args().skip(1);
@@ -110,6 +114,7 @@ fn parse_options() -> anyhow::Result<Options> {
             "--instructions-only" => options.instructions_only = true,
             "--local-only" => options.local_only = true,
             "--upload-only" => options.upload_only = true,
+            "--team-only" => options.team_only = true,
             "--upload-mib" => options.upload_mib = value()?.parse()?,
             other => bail!("unknown option {other}"),
         }
@@ -531,21 +536,9 @@ async fn startup_with_rows(
     {
         let db = Arc::new(burncloud_database::Db::open(data_dir.join("burncloud.db"))?);
         let sink = burncloud_router::LogSink::start(db.clone(), burncloud_router::LogWriterConfig::default());
-        let models = ["gpt-4o-mini", "gpt-4o", "deepseek-chat", "qwen-plus", "claude-sonnet-4", "gemini-2.5-flash"];
-        let span_ms = 30 * 86_400_000i64;
         let filling = Instant::now();
         for n in 0..rows {
-            let mut row = sample_log_row();
-            row.created_at_ms = now - span_ms + (n as i64 * span_ms) / rows.max(1) as i64;
-            row.model = models[n % models.len()].into();
-            row.token_id = Some((n % 20) as i64 + 1);
-            row.token_name = Some(format!("token-{}", n % 20 + 1));
-            row.channel_id = Some((n % 5) as i64 + 1);
-            if n % 50 == 0 {
-                row.status = 502;
-                row.error = Some("upstream refused".into());
-            }
-            sink.record(row).await;
+            sink.record(spread_log_row(n, rows, now)).await;
         }
         sink.flush().await;
         fill_rate = rows as f64 / filling.elapsed().as_secs_f64();
@@ -569,27 +562,52 @@ async fn startup_with_rows(
         }
         times.push(started.elapsed().as_secs_f64());
         if run == 0 {
-            let today = now - now % 86_400_000;
-            for (name, template) in DASHBOARD_QUERIES {
-                let path = template
-                    .replace("{today}", &today.to_string())
-                    .replace("{week}", &(now - 7 * 86_400_000).to_string())
-                    .replace("{month}", &(now - 30 * 86_400_000).to_string());
-                let mut runs = Vec::new();
-                for _ in 0..5 {
-                    let started = Instant::now();
-                    console(client, "GET", &gateway.base, &path, Value::Null).await?;
-                    runs.push(started.elapsed().as_secs_f64() * 1000.0);
-                }
-                runs.sort_by(f64::total_cmp);
-                queries.push((format!("{name} (`GET {}`)", template.split('?').next().unwrap_or(template)), runs[2]));
-            }
+            queries = dashboard_times(client, &gateway, now).await?;
         }
         drop(gateway);
     }
     let _ = std::fs::remove_dir_all(&data_dir);
     times.sort_by(f64::total_cmp);
     Ok((times[1], queries, fill_rate))
+}
+
+/// Call `n` of `rows` as the dashboard figures log them: spread over the 30 days before `now`,
+/// across six models, twenty tokens and five channels, one in fifty failed.
+fn spread_log_row(n: usize, rows: usize, now: i64) -> burncloud_database::NewLogRow {
+    let models = ["gpt-4o-mini", "gpt-4o", "deepseek-chat", "qwen-plus", "claude-sonnet-4", "gemini-2.5-flash"];
+    let span_ms = 30 * 86_400_000i64;
+    let mut row = sample_log_row();
+    row.created_at_ms = now - span_ms + (n as i64 * span_ms) / rows.max(1) as i64;
+    row.model = models[n % models.len()].into();
+    row.token_id = Some((n % 20) as i64 + 1);
+    row.token_name = Some(format!("token-{}", n % 20 + 1));
+    row.channel_id = Some((n % 5) as i64 + 1);
+    if n.is_multiple_of(50) {
+        row.status = 502;
+        row.error = Some("upstream refused".into());
+    }
+    row
+}
+
+/// Each dashboard query's median time of five against `gateway`, in ms, its ranges ending `now`.
+async fn dashboard_times(client: &HttpClient, gateway: &Server, now: i64) -> anyhow::Result<Vec<(String, f64)>> {
+    let today = now - now % 86_400_000;
+    let mut times = Vec::new();
+    for (name, template) in DASHBOARD_QUERIES {
+        let path = template
+            .replace("{today}", &today.to_string())
+            .replace("{week}", &(now - 7 * 86_400_000).to_string())
+            .replace("{month}", &(now - 30 * 86_400_000).to_string());
+        let mut runs = Vec::new();
+        for _ in 0..5 {
+            let started = Instant::now();
+            console(client, "GET", &gateway.base, &path, Value::Null).await?;
+            runs.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        runs.sort_by(f64::total_cmp);
+        times.push((format!("{name} (`GET {}`)", template.split('?').next().unwrap_or(template)), runs[2]));
+    }
+    Ok(times)
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -1053,6 +1071,12 @@ async fn run(options: Options) -> anyhow::Result<()> {
         println!("{}", local_section(&table));
         return Ok(());
     }
+    if options.team_only {
+        let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+        let figures = team::team_figures(&client, &options, &server_bin).await?;
+        println!("{}", team::team_section(&figures, &options));
+        return Ok(());
+    }
     if options.logs_only {
         let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
         let (startup, queries, fill_rate) = startup_with_rows(&client, &server_bin, options.startup_rows).await?;
@@ -1400,7 +1424,11 @@ async fn run(options: Options) -> anyhow::Result<()> {
         }
         _ => "Not measured: set `BURNCLOUD_LLAMA_SERVER` and `BURNCLOUD_TEST_GGUF` (`./scripts/bench` does).\n".into(),
     };
-    let report = format!("{report}\n## Local models\n\n{local}");
+    let team = {
+        let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+        team::team_section(&team::team_figures(&client, &options, &server_bin).await?, &options)
+    };
+    let report = format!("{report}\n## Local models\n\n{local}\n{team}");
     if let Some(parent) = options.out.parent() {
         std::fs::create_dir_all(parent)?;
     }
