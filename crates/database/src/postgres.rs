@@ -38,11 +38,19 @@ fn sockets() -> DbResult<&'static tokio::runtime::Runtime> {
 /// The longest a new session may take to open: an unreachable server fails a call, not hangs it.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// A server that vanished without closing the socket (a network cut, a host powered off) is found
+/// out by TCP keepalives within about 10 s, so writes fail and wait for it rather than hang.
+const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(4);
+const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+const KEEPALIVE_RETRIES: u32 = 3;
+
 fn config(url: &str) -> DbResult<Config> {
     let mut config: Config = url.parse()?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
+    config.keepalives(true).keepalives_idle(KEEPALIVE_IDLE).keepalives_interval(KEEPALIVE_INTERVAL);
+    config.keepalives_retries(KEEPALIVE_RETRIES);
     Ok(config)
 }
 

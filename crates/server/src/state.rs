@@ -122,7 +122,7 @@ impl AppState {
         let database = if db.is_postgres() { "postgresql" } else { "sqlite" };
         let secrets_store = db.vault().key_store().as_str();
         let gateway = Gateway::new(db.clone(), router, LogWriterConfig::default())?;
-        let store = Arc::new(GatewayStore::new(db.clone()));
+        let store = Arc::new(GatewayStore::with_local(db.clone(), local.clone()));
         let log_retention = Arc::new(LogRetention::start(db.clone(), store.clone()));
         let models = ModelHub::start(local.clone(), store.clone(), models)?;
         let inference =

@@ -15,6 +15,16 @@ pub const LLAMACPP_MIRROR_SUGGESTION: &str = "https://ghfast.top/";
 pub const LOCAL_MEMORY_BUDGET_SETTING: &str = "local_memory_budget_mb";
 /// The settings key holding how long (seconds) a call waits for a stopped local model to load.
 pub const LOCAL_LOAD_TIMEOUT_SETTING: &str = "local_load_timeout_s";
+/// Settings about this machine's own local models (its llama-server, its installed runtimes, its
+/// memory): on a team store they stay in each instance's own file, not in the shared database.
+pub const MACHINE_SETTINGS: [&str; 5] = [
+    LLAMA_SERVER_SETTING,
+    LLAMA_RUNTIME_SETTING,
+    LLAMACPP_MIRROR_SETTING,
+    LOCAL_MEMORY_BUDGET_SETTING,
+    LOCAL_LOAD_TIMEOUT_SETTING,
+];
+
 /// How long a call waits for a local model to load, unless the setting says otherwise.
 pub const DEFAULT_LOAD_TIMEOUT_S: u64 = 120;
 /// How long a deployment stays loaded without calls, unless it says otherwise.

@@ -20,6 +20,9 @@ pub type ChangeListener = Box<dyn Fn() + Send + Sync>;
 /// Every configuration service over one database.
 pub struct GatewayStore {
     db: Arc<Db>,
+    /// This machine's own store, for the settings about its local models: the same as `db` unless
+    /// `db` is a team's shared PostgreSQL.
+    local: Arc<Db>,
     listeners: RwLock<Vec<ChangeListener>>,
 }
 
@@ -29,7 +32,21 @@ const VISIBLE_PREFIX_LEN: usize = 12;
 
 impl GatewayStore {
     pub fn new(db: Arc<Db>) -> GatewayStore {
-        GatewayStore { db, listeners: RwLock::new(Vec::new()) }
+        GatewayStore { local: db.clone(), db, listeners: RwLock::new(Vec::new()) }
+    }
+
+    /// Over a team's shared store `db`, with `local` keeping this machine's own settings.
+    pub fn with_local(db: Arc<Db>, local: Arc<Db>) -> GatewayStore {
+        GatewayStore { db, local, listeners: RwLock::new(Vec::new()) }
+    }
+
+    /// Where setting `key` lives.
+    fn settings_db(&self, key: &str) -> &Arc<Db> {
+        if burncloud_service_api::MACHINE_SETTINGS.contains(&key) {
+            &self.local
+        } else {
+            &self.db
+        }
     }
 
     pub fn db(&self) -> &Arc<Db> {
@@ -503,14 +520,16 @@ impl GroupService for GatewayStore {
 
 impl SettingsService for GatewayStore {
     fn get_setting(&self, key: &str) -> ServiceResult<Option<String>> {
-        Ok(self.db.read(|c| settings::get(c, self.db.vault(), key))?)
+        let db = self.settings_db(key);
+        Ok(db.read(|c| settings::get(c, db.vault(), key))?)
     }
 
     fn set_setting(&self, key: &str, value: &str) -> ServiceResult<()> {
         if key.trim().is_empty() {
             return Err(ServiceError::invalid("setting key must not be empty"));
         }
-        Ok(self.db.write(|c| settings::set(c, self.db.vault(), key, value))?)
+        let db = self.settings_db(key);
+        Ok(db.write(|c| settings::set(c, db.vault(), key, value))?)
     }
 }
 
@@ -523,6 +542,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path().join("burncloud.db")).unwrap();
         (dir, GatewayStore::new(Arc::new(db)))
+    }
+
+    #[test]
+    fn settings_about_this_machine_stay_in_its_own_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Arc::new(Db::open(dir.path().join("shared").join("burncloud.db")).unwrap());
+        let local = Arc::new(Db::open(dir.path().join("local").join("burncloud.db")).unwrap());
+        let store = GatewayStore::with_local(shared.clone(), local.clone());
+        store.set_setting(burncloud_service_api::LLAMA_RUNTIME_SETTING, "b7412-vulkan").unwrap();
+        store.set_setting(burncloud_service_api::LOG_RETENTION_SETTING, "30").unwrap();
+        let stored = |db: &Arc<Db>, key: &str| db.read(|c| settings::get(c, db.vault(), key)).unwrap();
+        assert_eq!(stored(&local, burncloud_service_api::LLAMA_RUNTIME_SETTING).as_deref(), Some("b7412-vulkan"));
+        assert_eq!(stored(&shared, burncloud_service_api::LLAMA_RUNTIME_SETTING), None);
+        assert_eq!(stored(&shared, burncloud_service_api::LOG_RETENTION_SETTING).as_deref(), Some("30"));
+        assert_eq!(stored(&local, burncloud_service_api::LOG_RETENTION_SETTING), None);
+        assert_eq!(
+            store.get_setting(burncloud_service_api::LLAMA_RUNTIME_SETTING).unwrap().as_deref(),
+            Some("b7412-vulkan")
+        );
     }
 
     /// A token in the default group with no limits.
