@@ -114,6 +114,30 @@ impl PgConnection {
         Ok(block_on(self.client.batch_execute(sql))?)
     }
 
+    /// Streams `rows` into `table`'s `columns` with binary `COPY`: one round trip for a whole
+    /// batch, and no SQL to parse per row. Each row's values come from `args_of`, in column order.
+    pub(crate) fn copy_in<R, const N: usize>(
+        &self,
+        table: &str,
+        columns: &str,
+        rows: &[R],
+        args_of: impl for<'r> Fn(&'r R) -> [Arg<'r>; N],
+    ) -> DbResult<u64> {
+        // The columns' types, as COPY's binary format needs them, from a statement kept like any.
+        let described = self.statement(&format!("SELECT {columns} FROM {table} LIMIT 0"))?;
+        let types: Vec<Type> = described.columns().iter().map(|column| column.type_().clone()).collect();
+        block_on(async {
+            let sink = self.client.copy_in(&format!("COPY {table} ({columns}) FROM STDIN BINARY")).await?;
+            let mut writer = std::pin::pin!(tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, &types));
+            for row in rows {
+                let values = args_of(row);
+                let bound: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+                writer.as_mut().write(&bound).await?;
+            }
+            Ok(writer.as_mut().finish().await?)
+        })
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.client.is_closed()
     }

@@ -154,12 +154,11 @@ impl Gateway {
             .map_err(StartError::HttpClient)?;
         let logs = LogSink::start(db.clone(), log_config);
         usage::warm_up();
-        let (spending, charges) = match db.is_postgres() {
-            true => {
-                let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-                (Some(sender), Some(receiver))
-            }
-            false => (None, None),
+        let (spending, charges) = if db.is_postgres() {
+            let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+            (Some(sender), Some(receiver))
+        } else {
+            (None, None)
         };
         let gateway = Arc::new(Gateway {
             db,

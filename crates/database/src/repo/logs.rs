@@ -80,16 +80,16 @@ const INSERTED_COLUMNS: &str = "request_id, created_at_ms, token_id, token_name,
      cache_write_1h_tokens, reasoning_tokens, images, audio_ms, characters";
 const INSERTED_COLUMN_COUNT: usize = 28;
 
-/// Rows per INSERT statement. Each statement run has a fixed cost (starting SQLite's VM, reading
-/// and writing back the AUTOINCREMENT counter; a round trip to PostgreSQL) that many rows then
-/// share; 32 rows bind 896 values, well under SQLite's limit of 32,766.
+/// Rows per INSERT statement on SQLite. Each statement run has a fixed cost (starting the VM,
+/// reading and writing back the AUTOINCREMENT counter) that many rows then share; 32 rows bind 896
+/// values, well under SQLite's limit of 32,766.
 const ROWS_PER_INSERT: usize = 32;
 
-/// `OR FAIL` on SQLite: a statement that writes many rows would otherwise keep a statement journal
+/// `OR FAIL`: a statement that writes many rows would otherwise keep a statement journal
 /// (a temp file holding every page it changes, so that it alone could be undone), which made
 /// filling a large log slower than one row per statement. A failing statement fails the whole
 /// batch's transaction anyway, so nothing is lost by not undoing it by itself.
-fn insert_sql(rows: usize, postgres: bool) -> String {
+fn insert_sql(rows: usize) -> String {
     let values: Vec<String> = (0..rows)
         .map(|row| {
             let first = row * INSERTED_COLUMN_COUNT + 1;
@@ -97,8 +97,7 @@ fn insert_sql(rows: usize, postgres: bool) -> String {
             format!("({})", parameters.join(", "))
         })
         .collect();
-    let verb = if postgres { "INSERT" } else { "INSERT OR FAIL" };
-    format!("{verb} INTO logs ({INSERTED_COLUMNS}) VALUES {}", values.join(", "))
+    format!("INSERT OR FAIL INTO logs ({INSERTED_COLUMNS}) VALUES {}", values.join(", "))
 }
 
 /// `row`'s values in `INSERTED_COLUMNS` order.
@@ -137,19 +136,14 @@ fn log_row_args(row: &NewLogRow) -> [Arg<'_>; INSERTED_COLUMN_COUNT] {
     ]
 }
 
-/// Rows per INSERT on PostgreSQL, largest first: each statement is a round trip to the server, so
-/// a batch goes in as few as its size allows (2048 rows in 4), and any size in at most 10
-/// statements, each prepared once per session. 512 rows bind 14,336 values, under PostgreSQL's
-/// limit of 65,535.
-const POSTGRES_ROWS_PER_INSERT: [usize; 10] = [512, 256, 128, 64, 32, 16, 8, 4, 2, 1];
-
 /// Writes `rows` to the log. SQLite binds each value straight into one kept statement (the log
-/// writer's hot loop); PostgreSQL gets large multi-row statements through the engine.
+/// writer's hot loop); PostgreSQL takes the whole batch as one binary `COPY`, since every
+/// statement there is a round trip to the server.
 fn insert_rows(engine: &Engine, rows: &[NewLogRow]) -> DbResult<()> {
     match engine {
         Engine::Sqlite(connection) => {
-            static INSERT_MANY: LazyLock<String> = LazyLock::new(|| insert_sql(ROWS_PER_INSERT, false));
-            static INSERT_ONE: LazyLock<String> = LazyLock::new(|| insert_sql(1, false));
+            static INSERT_MANY: LazyLock<String> = LazyLock::new(|| insert_sql(ROWS_PER_INSERT));
+            static INSERT_ONE: LazyLock<String> = LazyLock::new(|| insert_sql(1));
             let run = |sql: &str, rows: &[NewLogRow]| -> DbResult<()> {
                 let mut insert = connection.prepare_cached(sql)?;
                 for (position, row) in rows.iter().enumerate() {
@@ -169,18 +163,8 @@ fn insert_rows(engine: &Engine, rows: &[NewLogRow]) -> DbResult<()> {
                 run(&INSERT_ONE, std::slice::from_ref(row))?;
             }
         }
-        Engine::Postgres(_) => {
-            static INSERTS: LazyLock<Vec<String>> =
-                LazyLock::new(|| POSTGRES_ROWS_PER_INSERT.iter().map(|&rows| insert_sql(rows, true)).collect());
-            let mut left = rows;
-            for (size, sql) in POSTGRES_ROWS_PER_INSERT.iter().zip(INSERTS.iter()) {
-                while left.len() >= *size {
-                    let (chunk, rest) = left.split_at(*size);
-                    let values: Vec<Arg<'_>> = chunk.iter().flat_map(log_row_args).collect();
-                    engine.execute(sql, &arg_list(&values))?;
-                    left = rest;
-                }
-            }
+        Engine::Postgres(connection) => {
+            connection.copy_in("logs", INSERTED_COLUMNS, rows, log_row_args)?;
         }
     }
     Ok(())
