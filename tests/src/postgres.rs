@@ -3,7 +3,7 @@
 //! binaries (the `postgresql` package `./scripts/test` installs), as the `postgres` user when the
 //! tests run as root, since the server refuses to run as root.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// A running cluster; `url(name)` reaches a database in it.
@@ -156,10 +156,6 @@ impl TempPostgres {
         self.url(name)
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// The server's own log, for a failing test to show.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
@@ -181,10 +177,6 @@ impl TempPostgres {
                 .args(["-m", "immediate", "-w", "stop"])
                 .output(),
         )
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
     }
 }
 

@@ -61,8 +61,15 @@ pub(crate) struct PgConnection {
     prepared: RefCell<HashMap<String, Statement>>,
 }
 
-/// A session for async callers: the socket on this crate's runtime, the client awaited anywhere.
-pub(crate) async fn connect_async(url: &str) -> DbResult<Client> {
+/// Opens a session whose socket lives on this crate's runtime, driven by `drive` (which ends, and
+/// the session with it, when the client is dropped); the client can be awaited anywhere.
+async fn open_session<D, F>(url: &str, drive: D) -> DbResult<Client>
+where
+    D: FnOnce(tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>) -> F
+        + Send
+        + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
     let runtime = sockets()?;
     let config = config(url)?;
     let connecting = runtime.spawn(async move {
@@ -71,14 +78,20 @@ pub(crate) async fn connect_async(url: &str) -> DbResult<Client> {
             clippy::disallowed_methods,
             reason = "the session's socket task is owned by its client: it ends when the client is dropped"
         )]
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::warn!(%error, "a PostgreSQL session ended");
-            }
-        });
+        tokio::spawn(drive(connection));
         Ok::<_, tokio_postgres::Error>(client)
     });
     connecting.await.map_err(|e| DbError::Corrupt(format!("connecting to PostgreSQL: {e}")))?.map_err(DbError::from)
+}
+
+/// A session for async callers: the socket on this crate's runtime, the client awaited anywhere.
+pub(crate) async fn connect_async(url: &str) -> DbResult<Client> {
+    open_session(url, |connection| async move {
+        if let Err(error) = connection.await {
+            tracing::warn!(%error, "a PostgreSQL session ended");
+        }
+    })
+    .await
 }
 
 impl PgConnection {
@@ -99,15 +112,13 @@ impl PgConnection {
     pub(crate) fn execute(&self, sql: &str, args: &[&dyn ToArg]) -> DbResult<u64> {
         let statement = self.statement(sql)?;
         let values: Vec<Arg<'_>> = args.iter().map(|a| a.to_arg()).collect();
-        let bound: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-        Ok(block_on(self.client.execute(&statement, &bound))?)
+        Ok(block_on(self.client.execute(&statement, &bound(&values)))?)
     }
 
     pub(crate) fn query(&self, sql: &str, args: &[&dyn ToArg]) -> DbResult<Vec<tokio_postgres::Row>> {
         let statement = self.statement(sql)?;
         let values: Vec<Arg<'_>> = args.iter().map(|a| a.to_arg()).collect();
-        let bound: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-        Ok(block_on(self.client.query(&statement, &bound))?)
+        Ok(block_on(self.client.query(&statement, &bound(&values)))?)
     }
 
     pub(crate) fn batch(&self, sql: &str) -> DbResult<()> {
@@ -130,9 +141,7 @@ impl PgConnection {
             let sink = self.client.copy_in(&format!("COPY {table} ({columns}) FROM STDIN BINARY")).await?;
             let mut writer = std::pin::pin!(tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, &types));
             for row in rows {
-                let values = args_of(row);
-                let bound: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-                writer.as_mut().write(&bound).await?;
+                writer.as_mut().write(&bound(&args_of(row))).await?;
             }
             Ok(writer.as_mut().finish().await?)
         })
@@ -147,37 +156,31 @@ impl PgConnection {
 /// arrives as its payload on the receiver, which ends when the session does. The client must be
 /// kept: dropping it ends the session.
 pub(crate) fn listen(url: &str, channel: &str) -> DbResult<(Client, tokio::sync::mpsc::UnboundedReceiver<String>)> {
-    let runtime = sockets()?;
-    let config = config(url)?;
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-    let connecting = runtime.spawn(async move {
-        let (client, mut connection) = config.connect(NoTls).await?;
-        #[expect(
-            clippy::disallowed_methods,
-            reason = "the session's socket task is owned by its client: it ends when the client is dropped"
-        )]
-        tokio::spawn(async move {
-            loop {
-                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                    Some(Ok(tokio_postgres::AsyncMessage::Notification(notification))) => {
-                        if sender.send(notification.payload().to_string()).is_err() {
-                            return;
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(error)) => {
-                        tracing::warn!(%error, "the PostgreSQL session that listens for changes ended");
+    let client = block_on(open_session(url, |mut connection| async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(tokio_postgres::AsyncMessage::Notification(notification))) => {
+                    if sender.send(notification.payload().to_string()).is_err() {
                         return;
                     }
-                    None => return,
                 }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "the PostgreSQL session that listens for changes ended");
+                    return;
+                }
+                None => return,
             }
-        });
-        Ok::<_, tokio_postgres::Error>(client)
-    });
-    let client = block_on(connecting).map_err(|e| DbError::Corrupt(format!("connecting to PostgreSQL: {e}")))??;
+        }
+    }))?;
     block_on(client.batch_execute(&format!("LISTEN {channel}")))?;
     Ok((client, receiver))
+}
+
+/// Values as the client binds them.
+fn bound<'v>(values: &'v [Arg<'_>]) -> Vec<&'v (dyn ToSql + Sync)> {
+    values.iter().map(|value| value as &(dyn ToSql + Sync)).collect()
 }
 
 /// `?1`, `?2` … as `$1`, `$2` …, leaving quoted text alone: the repositories write each statement
