@@ -52,9 +52,10 @@ def test_the_document_is_the_console_api_and_needs_the_admin_key(seeded):
     assert document["openapi"].startswith("3.1")
     operations = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
     assert ("POST", "/console/api/channels") in operations and ("GET", "/console/api/usage") in operations
-    # 54 console operations (the document itself among them) and 40 of the data plane (OpenAI's,
+    # 56 console operations (the document itself among them) and 40 of the data plane (OpenAI's,
     # Anthropic's, Gemini's and Ollama's doors).
-    assert len(operations) == 94
+    assert len(operations) == 96
+    assert ("POST", "/console/api/prices/presets/apply") in operations
     assert ("GET", "/console/api/openapi.json") in operations
     assert ("POST", "/console/api/runtimes/install") in operations
     assert {("POST", "/v1/audio/transcriptions"), ("POST", "/api/generate"),

@@ -190,8 +190,10 @@ async fn prices_and_account_take_decimal_strings() {
         price,
         json!({"model": "gpt-4o-mini", "input_per_mtok": "0.15", "output_per_mtok": "0.6",
                "cache_read_per_mtok": null, "cache_write_per_mtok": null, "cache_write_1h_per_mtok": null,
-               "per_image": null, "per_audio_second": null, "per_million_characters": null}),
-        "cache prices not given are unset: those tokens are charged as input; unit prices not given are not charged"
+               "per_image": null, "per_audio_second": null, "per_million_characters": null, "tiers": [],
+               "peak": null}),
+        "cache prices not given are unset: those tokens are charged as input; unit prices not given are not \
+         charged; no tiers or peak hours"
     );
     assert_eq!(h.get("/console/api/prices").await, json!([price]));
     let account = h.get("/console/api/account").await;

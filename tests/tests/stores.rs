@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use burncloud_database::repo::{account, channels, config, groups, logs, prices, responses, settings, tokens};
 use burncloud_database::{ChannelRecord, Db, DbError, NewLogRow, TokenRecord};
 use burncloud_service_api::{
-    Channel, ChannelKind, Currency, EndReason, Group, GroupMember, LogQuery, Money, Price, Secret, StatusFilter,
-    Strategy, Token, UsageGroupBy, UsageQuery, UsageSource, DEFAULT_GROUP,
+    Channel, ChannelKind, Currency, EndReason, Group, GroupMember, LogQuery, Money, PeakHours, Price, PriceTier, Rates,
+    Secret, StatusFilter, Strategy, Token, UsageGroupBy, UsageQuery, UsageSource, DEFAULT_GROUP,
 };
 use burncloud_tests::postgres::TempPostgres;
 
@@ -60,6 +60,8 @@ fn price(model: &str, input: &str, output: &str) -> Price {
         per_image: None,
         per_audio_second: None,
         per_million_characters: None,
+        tiers: vec![],
+        peak: None,
     }
 }
 
@@ -172,6 +174,30 @@ fn shared_tables_answer_alike_on_sqlite_and_postgresql() {
         assert_eq!(db.read(prices::list).unwrap(), vec![price.clone()], "{store}");
         assert!(db.write(|c| prices::delete(c, "deepseek-chat")).unwrap(), "{store}");
         db.write(|c| prices::upsert(c, &price, 9_000)).unwrap();
+        // Tiers and peak hours are kept whole; several prices set at once land together.
+        let rates = |input: &str| Rates {
+            input_per_mtok: Money::parse(input).unwrap(),
+            output_per_mtok: Money::parse("2").unwrap(),
+            cache_read_per_mtok: Some(Money::parse("0.01").unwrap()),
+            ..Rates::default()
+        };
+        let mut tiered = self::price("tiered", "1", "2");
+        tiered.tiers = vec![
+            PriceTier { above_prompt_tokens: 32_768, rates: rates("4") },
+            PriceTier { above_prompt_tokens: 131_072, rates: rates("7") },
+        ];
+        let mut peaked = self::price("peaked", "1", "2");
+        peaked.peak =
+            Some(PeakHours { windows_utc: vec!["01:00-04:00".into()], weekdays_only: true, rates: rates("2") });
+        db.write(|c| prices::upsert_all(c, &[tiered.clone(), peaked.clone()], 9_500)).unwrap();
+        let listed = db.read(prices::list).unwrap();
+        assert_eq!(listed, vec![price.clone(), peaked.clone(), tiered.clone()], "{store}");
+        peaked.peak = None;
+        db.write(|c| prices::upsert(c, &peaked, 9_600)).unwrap();
+        assert_eq!(db.read(prices::list).unwrap()[1].peak, None, "{store}: peak hours removed");
+        for model in ["tiered", "peaked"] {
+            assert!(db.write(|c| prices::delete(c, model)).unwrap(), "{store}");
+        }
 
         // Settings: secrets are sealed at rest; plain ones are not.
         db.write(|c| settings::set(c, db.vault(), "log_retention_days", "30")).unwrap();

@@ -20,11 +20,14 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0009_on_demand", include_str!("../../../migrations/0009_on_demand.sql")),
     ("0010_keyless_local", include_str!("../../../migrations/0010_keyless_local.sql")),
     ("0011_media_units", include_str!("../../../migrations/0011_media_units.sql")),
+    ("0012_price_schedules", include_str!("../../../migrations/0012_price_schedules.sql")),
 ];
 
 /// The team store's migrations, in order. Append only, in step with the SQLite list above.
-const POSTGRES_MIGRATIONS: &[(&str, &str)] =
-    &[("0001_shared", include_str!("../../../migrations/postgres/0001_shared.sql"))];
+const POSTGRES_MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_shared", include_str!("../../../migrations/postgres/0001_shared.sql")),
+    ("0002_price_schedules", include_str!("../../../migrations/postgres/0002_price_schedules.sql")),
+];
 
 /// An arbitrary constant that names BurnCloud's migration lock among PostgreSQL's advisory locks:
 /// instances starting together take turns, and the second finds the work done.

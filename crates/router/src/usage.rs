@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use burncloud_service_api::{Money, Price};
+use burncloud_service_api::{Money, Price, Rates};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -41,10 +41,11 @@ impl Usage {
         self.prompt_tokens.saturating_sub(self.cached_tokens).saturating_sub(self.cache_write_tokens)
     }
 
-    /// What the call costs at `price`: uncached input, cache reads, cache writes (5-minute and
-    /// 1-hour) and output, each at its own price (a cache price that is not set is the input
-    /// price), and the images, audio and characters at theirs where set.
-    pub fn cost(&self, price: &Price) -> Money {
+    /// What a call that started at `at_ms` costs at `price`: uncached input, cache reads, cache
+    /// writes (5-minute and 1-hour) and output, each at its own rate (a cache rate that is not set
+    /// is the input rate) — the rates of the prompt's length tier or of peak hours where the price
+    /// has them — and the images, audio and characters at theirs where set.
+    pub fn cost(&self, price: &Price, at_ms: i64) -> Money {
         let units = [
             (price.per_image, self.images, 1),
             (price.per_audio_second, self.audio_ms, 1000),
@@ -53,21 +54,21 @@ impl Usage {
         units
             .into_iter()
             .filter_map(|(rate, count, per)| Some(Money::per_units(rate?, count, per)))
-            .fold(self.token_cost(price), Money::saturating_add)
+            .fold(self.token_cost(&price.rates_for(self.prompt_tokens, at_ms)), Money::saturating_add)
     }
 
-    fn token_cost(&self, price: &Price) -> Money {
-        let input = price.input_per_mtok;
-        let read = price.cache_read_per_mtok.unwrap_or(input);
-        let write = price.cache_write_per_mtok.unwrap_or(input);
-        let write_1h = price.cache_write_1h_per_mtok.unwrap_or(write);
+    fn token_cost(&self, rates: &Rates) -> Money {
+        let input = rates.input_per_mtok;
+        let read = rates.cache_read_per_mtok.unwrap_or(input);
+        let write = rates.cache_write_per_mtok.unwrap_or(input);
+        let write_1h = rates.cache_write_1h_per_mtok.unwrap_or(write);
         let writes_1h = self.cache_write_1h_tokens.min(self.cache_write_tokens);
         [
             (input, self.uncached_prompt_tokens()),
             (read, self.cached_tokens),
             (write, self.cache_write_tokens - writes_1h),
             (write_1h, writes_1h),
-            (price.output_per_mtok, self.completion_tokens),
+            (rates.output_per_mtok, self.completion_tokens),
         ]
         .into_iter()
         .fold(Money::ZERO, |total, (rate, tokens)| total.saturating_add(Money::per_million_tokens(rate, tokens)))
@@ -342,6 +343,8 @@ mod tests {
             per_image: None,
             per_audio_second: None,
             per_million_characters: None,
+            tiers: vec![],
+            peak: None,
         };
         let usage = Usage {
             prompt_tokens: 1_310_000,
@@ -353,12 +356,82 @@ mod tests {
             ..Usage::default()
         };
         // 10k × 3 + 1M × 0.3 + 100k × 3.75 + 200k × 6 + 20k × 15, per million.
-        assert_eq!(usage.cost(&price), money("2.205"));
+        assert_eq!(usage.cost(&price, 0), money("2.205"));
         price.cache_write_1h_per_mtok = None;
-        assert_eq!(usage.cost(&price), money("1.755"), "1-hour writes fall back to the write price");
+        assert_eq!(usage.cost(&price, 0), money("1.755"), "1-hour writes fall back to the write price");
         price.cache_read_per_mtok = None;
         price.cache_write_per_mtok = None;
-        assert_eq!(usage.cost(&price), money("4.23"), "no cache prices: every prompt token at the input price");
+        assert_eq!(usage.cost(&price, 0), money("4.23"), "no cache prices: every prompt token at the input price");
+    }
+
+    /// Claude Haiku 5.5's published prices: a prompt over 100,000 tokens (cache reads and writes
+    /// counted) pays five times the rates on every token; DeepSeek's peak hours pay twice.
+    #[test]
+    fn cost_uses_the_prompt_tier_or_peak_rates_for_every_token() {
+        use burncloud_service_api::{PeakHours, PriceTier, Rates};
+        let money = |text: &str| Money::parse(text).unwrap();
+        let rates = |input: &str, output: &str, read: &str, write: &str, write_1h: &str| Rates {
+            input_per_mtok: money(input),
+            output_per_mtok: money(output),
+            cache_read_per_mtok: Some(money(read)),
+            cache_write_per_mtok: Some(money(write)),
+            cache_write_1h_per_mtok: Some(money(write_1h)),
+        };
+        let short = rates("0.10", "0.50", "0.01", "0.125", "0.20");
+        let haiku = Price {
+            model: "claude-haiku-5-5".into(),
+            input_per_mtok: short.input_per_mtok,
+            output_per_mtok: short.output_per_mtok,
+            cache_read_per_mtok: short.cache_read_per_mtok,
+            cache_write_per_mtok: short.cache_write_per_mtok,
+            cache_write_1h_per_mtok: short.cache_write_1h_per_mtok,
+            per_image: None,
+            per_audio_second: None,
+            per_million_characters: None,
+            tiers: vec![PriceTier {
+                above_prompt_tokens: 100_000,
+                rates: rates("0.50", "2.50", "0.05", "0.625", "1.00"),
+            }],
+            peak: None,
+        };
+        let call = |prompt_tokens: u64| Usage {
+            prompt_tokens,
+            completion_tokens: 10_000,
+            cached_tokens: prompt_tokens - 20_000,
+            cache_write_tokens: 10_000,
+            cache_write_1h_tokens: 4_000,
+            ..Usage::default()
+        };
+        // 10k × 0.10 + 80k × 0.01 + 6k × 0.125 + 4k × 0.20 + 10k × 0.50, per million.
+        assert_eq!(call(100_000).cost(&haiku, 0), money("0.00835"));
+        // One token over: 10k × 0.50 + 80,001 × 0.05 + 6k × 0.625 + 4k × 1.00 + 10k × 2.50.
+        assert_eq!(call(100_001).cost(&haiku, 0), money("0.04175005"));
+
+        let deepseek = Price {
+            model: "deepseek-flash".into(),
+            input_per_mtok: money("0.15"),
+            output_per_mtok: money("0.60"),
+            cache_read_per_mtok: Some(money("0.003")),
+            tiers: vec![],
+            peak: Some(PeakHours {
+                windows_utc: vec!["01:00-04:00".into(), "06:00-10:00".into()],
+                weekdays_only: true,
+                rates: Rates {
+                    input_per_mtok: money("0.30"),
+                    output_per_mtok: money("1.20"),
+                    cache_read_per_mtok: Some(money("0.006")),
+                    ..Rates::default()
+                },
+            }),
+            ..haiku
+        };
+        let usage =
+            Usage { prompt_tokens: 1_000_000, completion_tokens: 100_000, cached_tokens: 900_000, ..Usage::default() };
+        let monday_two_am_utc = 1_796_608_800_000; // 2026-12-07T02:00:00Z
+        let monday_noon_utc = monday_two_am_utc + 10 * 3_600_000;
+        // 100k × 0.30 + 900k × 0.006 + 100k × 1.20 at peak; half of each off-peak.
+        assert_eq!(usage.cost(&deepseek, monday_two_am_utc), money("0.1554"));
+        assert_eq!(usage.cost(&deepseek, monday_noon_utc), money("0.0777"));
     }
 
     #[test]
@@ -374,15 +447,17 @@ mod tests {
             per_image: None,
             per_audio_second: None,
             per_million_characters: None,
+            tiers: vec![],
+            peak: None,
         };
         let usage =
             Usage { prompt_tokens: 100_000, images: 3, audio_ms: 61_500, characters: 200_000, ..Usage::default() };
-        assert_eq!(usage.cost(&price), money("0.5"), "unit prices not set: only the tokens");
+        assert_eq!(usage.cost(&price, 0), money("0.5"), "unit prices not set: only the tokens");
         price.per_image = Some(money("0.04"));
         price.per_audio_second = Some(money("0.0001"));
         price.per_million_characters = Some(money("15"));
         // 0.5 for the tokens + 3 × 0.04 + 61.5 s × 0.0001 + 0.2M characters × 15.
-        assert_eq!(usage.cost(&price), money("3.62615"));
+        assert_eq!(usage.cost(&price, 0), money("3.62615"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod inference;
 mod models;
 mod money;
 mod playground;
+mod pricing;
 mod secret;
 mod types;
 
@@ -34,6 +35,7 @@ pub use inference::*;
 pub use models::*;
 pub use money::{Money, MoneyParseError, NANOS_PER_UNIT};
 pub use playground::*;
+pub use pricing::check_price_schedule;
 pub use secret::Secret;
 pub use types::*;
 
@@ -64,6 +66,11 @@ pub trait PriceService: Send + Sync {
     fn list_prices(&self) -> ServiceResult<Vec<Price>>;
     fn set_price(&self, model: &str, input: PriceInput) -> ServiceResult<Price>;
     fn delete_price(&self, model: &str) -> ServiceResult<()>;
+    /// The published prices BurnCloud ships, in every currency a provider publishes.
+    fn price_presets(&self) -> ServiceResult<Vec<PricePreset>>;
+    /// Sets each selected model's price to its published one in the account's currency: all of
+    /// them, or none where one has no published price in that currency.
+    fn apply_price_presets(&self, selection: PresetSelection) -> ServiceResult<Vec<Price>>;
 }
 
 /// The account: currency, balance and spend.

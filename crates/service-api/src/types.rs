@@ -242,6 +242,52 @@ pub struct Price {
     pub per_audio_second: Option<Money>,
     #[serde(default)]
     pub per_million_characters: Option<Money>,
+    /// Rates for calls with a long prompt, lowest threshold first; empty where the price is flat.
+    #[serde(default)]
+    pub tiers: Vec<PriceTier>,
+    /// Rates for calls made in the provider's peak hours; the price's own rates are the off-peak ones.
+    #[serde(default)]
+    pub peak: Option<PeakHours>,
+}
+
+/// The token rates a tier or peak hours charge instead of a price's own. A cache price that is
+/// not set is charged as input (a 1-hour cache write as another cache write), as on the price.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Rates {
+    pub input_per_mtok: Money,
+    pub output_per_mtok: Money,
+    #[serde(default)]
+    pub cache_read_per_mtok: Option<Money>,
+    #[serde(default)]
+    pub cache_write_per_mtok: Option<Money>,
+    #[serde(default)]
+    pub cache_write_1h_per_mtok: Option<Money>,
+}
+
+/// A prompt-length tier: a call whose prompt (input, cache reads and cache writes together) is
+/// longer than `above_prompt_tokens` pays these rates on every token, output included — as
+/// Anthropic, OpenAI and Qwen bill long prompts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PriceTier {
+    pub above_prompt_tokens: u64,
+    #[serde(flatten)]
+    pub rates: Rates,
+}
+
+/// Peak hours, as DeepSeek bills: a call that starts inside one of the windows pays these rates.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PeakHours {
+    /// Windows in UTC as `HH:MM-HH:MM`, the end excluded, e.g. `["01:00-04:00", "06:00-10:00"]`.
+    pub windows_utc: Vec<String>,
+    /// Only Monday to Friday (UTC); otherwise every day.
+    #[serde(default = "weekdays_only")]
+    pub weekdays_only: bool,
+    #[serde(flatten)]
+    pub rates: Rates,
+}
+
+fn weekdays_only() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
@@ -266,6 +312,38 @@ pub struct PriceInput {
     /// A million characters of text spoken (`/v1/audio/speech`).
     #[serde(default)]
     pub per_million_characters: Option<Money>,
+    /// Prompt-length tiers, each with a distinct `above_prompt_tokens`; absent: none.
+    #[serde(default)]
+    pub tiers: Vec<PriceTier>,
+    /// Peak hours and their rates; absent or null: the same rates all day. Not with `tiers`.
+    #[serde(default)]
+    pub peak: Option<PeakHours>,
+}
+
+/// A provider's published price for one model, shipped with BurnCloud: the page it was read from
+/// and the day it was last checked there. Providers change prices often; the page is the truth.
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PricePreset {
+    /// Who publishes it: `Anthropic`, `DeepSeek`, `OpenAI` or `Qwen`.
+    pub provider: String,
+    pub model: String,
+    /// The currency the provider publishes this price in; it applies to an account in that currency.
+    pub currency: Currency,
+    #[serde(flatten)]
+    pub price: PriceInput,
+    /// The provider's page the price was read from.
+    pub source: String,
+    /// The day (`YYYY-MM-DD`) the price was last checked against `source`.
+    pub checked: String,
+    /// What the price cannot express, or where a figure came from, where that needs saying.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Models whose published prices to use, in the account's currency.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PresetSelection {
+    pub models: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -1,6 +1,7 @@
 //! The gateway's configuration services — channels, tokens, prices, account, logs and usage —
 //! implemented over the SQLite store, with validation and change notification for the router.
 
+mod presets;
 pub mod retention;
 
 use std::sync::{Arc, RwLock};
@@ -8,10 +9,10 @@ use std::sync::{Arc, RwLock};
 use burncloud_database::repo::{account, channels, groups, logs, prices, settings, tokens};
 use burncloud_database::{now_ms, token_key_hash, ChannelRecord, Db, TokenRecord};
 use burncloud_service_api::{
-    Account, AccountPatch, AccountService, Channel, ChannelInput, ChannelPatch, ChannelService, CreatedToken, Group,
-    GroupInput, GroupPatch, GroupService, LogPage, LogQuery, LogService, Money, Price, PriceInput, PriceService,
-    ServiceError, ServiceResult, SettingsService, Token, TokenInput, TokenPatch, TokenService, UsageQuery, UsageReport,
-    DEFAULT_GROUP,
+    check_price_schedule, Account, AccountPatch, AccountService, Channel, ChannelInput, ChannelPatch, ChannelService,
+    CreatedToken, Group, GroupInput, GroupPatch, GroupService, LogPage, LogQuery, LogService, Money, PresetSelection,
+    Price, PriceInput, PricePreset, PriceService, ServiceError, ServiceResult, SettingsService, Token, TokenInput,
+    TokenPatch, TokenService, UsageQuery, UsageReport, DEFAULT_GROUP,
 };
 
 /// Called after every change that the router's snapshot depends on.
@@ -333,7 +334,7 @@ impl PriceService for GatewayStore {
         Ok(self.db.read(prices::list)?)
     }
 
-    fn set_price(&self, model: &str, input: PriceInput) -> ServiceResult<Price> {
+    fn set_price(&self, model: &str, mut input: PriceInput) -> ServiceResult<Price> {
         let model = model.trim();
         if model.is_empty() {
             return Err(ServiceError::invalid("model must not be empty"));
@@ -352,17 +353,8 @@ impl PriceService for GatewayStore {
         {
             return Err(ServiceError::invalid("prices must not be negative"));
         }
-        let price = Price {
-            model: model.to_string(),
-            input_per_mtok: input.input_per_mtok,
-            output_per_mtok: input.output_per_mtok,
-            cache_read_per_mtok: input.cache_read_per_mtok,
-            cache_write_per_mtok: input.cache_write_per_mtok,
-            cache_write_1h_per_mtok: input.cache_write_1h_per_mtok,
-            per_image: input.per_image,
-            per_audio_second: input.per_audio_second,
-            per_million_characters: input.per_million_characters,
-        };
+        check_price_schedule(&mut input.tiers, input.peak.as_ref()).map_err(ServiceError::invalid)?;
+        let price = input.priced(model);
         self.db.write(|c| prices::upsert(c, &price, now_ms()))?;
         self.changed();
         Ok(price)
@@ -374,6 +366,20 @@ impl PriceService for GatewayStore {
         }
         self.changed();
         Ok(())
+    }
+
+    fn price_presets(&self) -> ServiceResult<Vec<PricePreset>> {
+        Ok(presets::catalog()?.to_vec())
+    }
+
+    fn apply_price_presets(&self, selection: PresetSelection) -> ServiceResult<Vec<Price>> {
+        let currency = self.account()?.currency;
+        let chosen = presets::choose(presets::catalog()?, &selection.models, currency)?;
+        let now = now_ms();
+        let prices: Vec<Price> = chosen.iter().map(|preset| preset.price.clone().priced(&preset.model)).collect();
+        self.db.write(|c| prices::upsert_all(c, &prices, now))?;
+        self.changed();
+        Ok(prices)
     }
 }
 

@@ -9,8 +9,8 @@ use axum::Json;
 use burncloud_service_api::{
     Account, AccountPatch, AccountService, Channel, ChannelHealthReport, ChannelInput, ChannelMonitor, ChannelPatch,
     ChannelService, ChannelTestReport, CreatedToken, Group, GroupInput, GroupPatch, GroupService, LogPage, LogQuery,
-    LogService, Price, PriceInput, PriceService, Token, TokenInput, TokenPatch, TokenService, TopUp, UsageQuery,
-    UsageReport,
+    LogService, PresetSelection, Price, PriceInput, PricePreset, PriceService, Token, TokenInput, TokenPatch,
+    TokenService, TopUp, UsageQuery, UsageReport,
 };
 use serde_json::json;
 
@@ -45,6 +45,16 @@ pub(super) fn routes(api: ConsoleApi) -> ConsoleApi {
         .get("/console/api/prices", Doc::answers::<Vec<Price>>("List model prices"), list_prices)
         .put(PRICE, Doc::answers::<Price>("Set a model's price").body::<PriceInput>(), set_price)
         .delete(PRICE, Doc::shaped("Remove a model's price", deleted_name), delete_price)
+        .get(
+            "/console/api/prices/presets",
+            Doc::answers::<Vec<PricePreset>>("Providers' published prices, with their source and the day checked"),
+            price_presets,
+        )
+        .post(
+            "/console/api/prices/presets/apply",
+            Doc::answers::<Vec<Price>>("Set models' prices to their published ones").body::<PresetSelection>(),
+            apply_price_presets,
+        )
         .get(ACCOUNT, Doc::answers::<Account>("Balance and spend"), get_account)
         .put(ACCOUNT, Doc::answers::<Account>("Change currency or credit").body::<AccountPatch>(), update_account)
         .post("/console/api/account/topup", Doc::answers::<Account>("Add credit").body::<TopUp>(), top_up)
@@ -168,6 +178,18 @@ async fn set_price(
 async fn delete_price(State(state): State<AppState>, path: Result<Path<String>, PathRejection>) -> ConsoleResult {
     let model = name(path)?;
     blocking(state.store, StatusCode::OK, move |s| s.delete_price(&model).map(|()| deleted(&model))).await
+}
+
+async fn price_presets(State(state): State<AppState>) -> ConsoleResult {
+    blocking(state.store, StatusCode::OK, |s| s.price_presets()).await
+}
+
+async fn apply_price_presets(
+    State(state): State<AppState>,
+    payload: Result<Json<PresetSelection>, JsonRejection>,
+) -> ConsoleResult {
+    let selection = body(payload)?;
+    blocking(state.store, StatusCode::OK, move |s| s.apply_price_presets(selection)).await
 }
 
 async fn get_account(State(state): State<AppState>) -> ConsoleResult {

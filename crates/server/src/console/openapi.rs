@@ -197,7 +197,7 @@ mod tests {
             assert!(schemas.contains_key(name), "{name} is referenced but not defined");
         }
         let paths = document["paths"].as_object().unwrap();
-        assert_eq!(paths.values().map(|p| p.as_object().unwrap().len()).sum::<usize>(), 54 + DATA_ROUTES.len());
+        assert_eq!(paths.values().map(|p| p.as_object().unwrap().len()).sum::<usize>(), 56 + DATA_ROUTES.len());
         assert_eq!(DATA_ROUTES.len(), 40);
         let transcribe = &paths["/v1/audio/transcriptions"]["post"];
         assert!(transcribe["requestBody"]["content"]["multipart/form-data"].is_object());

@@ -1,0 +1,222 @@
+//! Which rates a call pays: a price's own, a prompt-length tier's, or its peak hours'; and the
+//! checks a price must pass before it is kept.
+
+use crate::{Money, PeakHours, Price, PriceInput, PriceTier, Rates};
+
+const MINUTES_PER_DAY: u32 = 24 * 60;
+
+impl Price {
+    /// The price's own token rates (off-peak, short prompt).
+    pub fn base_rates(&self) -> Rates {
+        Rates {
+            input_per_mtok: self.input_per_mtok,
+            output_per_mtok: self.output_per_mtok,
+            cache_read_per_mtok: self.cache_read_per_mtok,
+            cache_write_per_mtok: self.cache_write_per_mtok,
+            cache_write_1h_per_mtok: self.cache_write_1h_per_mtok,
+        }
+    }
+
+    /// The rates a call pays whose prompt has `prompt_tokens` tokens (cache reads and writes
+    /// included) and which started at `at_ms` (Unix milliseconds): the highest tier the prompt
+    /// is above, else the peak rates inside peak hours, else the price's own.
+    pub fn rates_for(&self, prompt_tokens: u64, at_ms: i64) -> Rates {
+        if let Some(tier) = self
+            .tiers
+            .iter()
+            .filter(|tier| prompt_tokens > tier.above_prompt_tokens)
+            .max_by_key(|tier| tier.above_prompt_tokens)
+        {
+            return tier.rates.clone();
+        }
+        match &self.peak {
+            Some(peak) if peak.covers(at_ms) => peak.rates.clone(),
+            _ => self.base_rates(),
+        }
+    }
+}
+
+impl PriceInput {
+    /// This price as `model`'s.
+    pub fn priced(self, model: &str) -> Price {
+        Price {
+            model: model.to_string(),
+            input_per_mtok: self.input_per_mtok,
+            output_per_mtok: self.output_per_mtok,
+            cache_read_per_mtok: self.cache_read_per_mtok,
+            cache_write_per_mtok: self.cache_write_per_mtok,
+            cache_write_1h_per_mtok: self.cache_write_1h_per_mtok,
+            per_image: self.per_image,
+            per_audio_second: self.per_audio_second,
+            per_million_characters: self.per_million_characters,
+            tiers: self.tiers,
+            peak: self.peak,
+        }
+    }
+}
+
+impl PeakHours {
+    /// Whether a call starting at `at_ms` falls in peak hours. Windows that do not parse cover
+    /// nothing; `check_price_schedule` keeps them out of the store.
+    pub fn covers(&self, at_ms: i64) -> bool {
+        let days = at_ms.div_euclid(86_400_000);
+        // 1970-01-01 was a Thursday: day 0 is weekday 3 counting from Monday as 0.
+        let weekday = (days + 3).rem_euclid(7);
+        if self.weekdays_only && weekday >= 5 {
+            return false;
+        }
+        let minute = (at_ms.rem_euclid(86_400_000) / 60_000) as u32;
+        self.windows_utc
+            .iter()
+            .filter_map(|window| parse_window(window).ok())
+            .any(|(start, end)| (start..end).contains(&minute))
+    }
+}
+
+/// A window `HH:MM-HH:MM` as minutes of the day, the end excluded (`24:00` ends at midnight).
+fn parse_window(window: &str) -> Result<(u32, u32), String> {
+    let minutes = |text: &str| -> Option<u32> {
+        let (hours, minutes) = text.trim().split_once(':')?;
+        let (hours, minutes): (u32, u32) = (hours.parse().ok()?, minutes.parse().ok()?);
+        (minutes < 60 && hours * 60 + minutes <= MINUTES_PER_DAY).then_some(hours * 60 + minutes)
+    };
+    let parsed = window.split_once('-').and_then(|(start, end)| Some((minutes(start)?, minutes(end)?)));
+    match parsed {
+        Some((start, end)) if start < end => Ok((start, end)),
+        _ => Err(format!("peak window `{window}` is not HH:MM-HH:MM in UTC with the start before the end")),
+    }
+}
+
+/// Checks a price's tiers and peak hours: no negative rate, tiers with distinct thresholds
+/// (sorted here, lowest first), windows that parse, and not both tiers and peak hours (no provider
+/// bills that way, and which would win is not obvious).
+pub fn check_price_schedule(tiers: &mut [PriceTier], peak: Option<&PeakHours>) -> Result<(), String> {
+    if !tiers.is_empty() && peak.is_some() {
+        return Err("a price has prompt-length tiers or peak hours, not both".into());
+    }
+    tiers.sort_by_key(|tier| tier.above_prompt_tokens);
+    if tiers.windows(2).any(|pair| pair[0].above_prompt_tokens == pair[1].above_prompt_tokens) {
+        return Err("two tiers have the same above_prompt_tokens".into());
+    }
+    let mut rates = tiers.iter().map(|tier| &tier.rates).chain(peak.map(|peak| &peak.rates));
+    if rates.any(has_negative) {
+        return Err("prices must not be negative".into());
+    }
+    if let Some(peak) = peak {
+        if peak.windows_utc.is_empty() {
+            return Err("peak hours need at least one window, e.g. \"01:00-04:00\"".into());
+        }
+        for window in &peak.windows_utc {
+            parse_window(window)?;
+        }
+    }
+    Ok(())
+}
+
+fn has_negative(rates: &Rates) -> bool {
+    [Some(rates.input_per_mtok), Some(rates.output_per_mtok), rates.cache_read_per_mtok]
+        .into_iter()
+        .chain([rates.cache_write_per_mtok, rates.cache_write_1h_per_mtok])
+        .flatten()
+        .any(|rate| rate < Money::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn money(text: &str) -> Money {
+        Money::parse(text).unwrap()
+    }
+
+    fn rates(input: &str, output: &str) -> Rates {
+        Rates { input_per_mtok: money(input), output_per_mtok: money(output), ..Rates::default() }
+    }
+
+    fn price(tiers: Vec<PriceTier>, peak: Option<PeakHours>) -> Price {
+        Price {
+            model: "m".into(),
+            input_per_mtok: money("1"),
+            output_per_mtok: money("2"),
+            cache_read_per_mtok: None,
+            cache_write_per_mtok: None,
+            cache_write_1h_per_mtok: None,
+            per_image: None,
+            per_audio_second: None,
+            per_million_characters: None,
+            tiers,
+            peak,
+        }
+    }
+
+    /// 2026-12-07 is a Monday; `hour` and `minute` in UTC.
+    fn monday(hour: i64, minute: i64) -> i64 {
+        let days = 20_794; // 2026-12-07
+        assert_eq!(crate::civil_from_days(days), (2026, 12, 7));
+        (days * 86_400 + hour * 3600 + minute * 60) * 1000
+    }
+
+    #[test]
+    fn the_highest_tier_below_the_prompt_wins_on_every_token() {
+        let tiers = vec![
+            PriceTier { above_prompt_tokens: 32_000, rates: rates("4", "16") },
+            PriceTier { above_prompt_tokens: 128_000, rates: rates("7", "28") },
+        ];
+        let price = price(tiers, None);
+        assert_eq!(price.rates_for(32_000, 0), price.base_rates(), "exactly at the threshold: not above it");
+        assert_eq!(price.rates_for(32_001, 0).input_per_mtok, money("4"));
+        assert_eq!(price.rates_for(128_000, 0).output_per_mtok, money("16"));
+        assert_eq!(price.rates_for(200_000, 0).output_per_mtok, money("28"));
+    }
+
+    #[test]
+    fn peak_hours_follow_the_utc_clock_on_weekdays() {
+        let peak = PeakHours {
+            windows_utc: vec!["01:00-04:00".into(), "06:00-10:00".into()],
+            weekdays_only: true,
+            rates: rates("2", "4"),
+        };
+        let price = price(vec![], Some(peak.clone()));
+        let cases = [
+            (monday(0, 59), false),
+            (monday(1, 0), true),
+            (monday(3, 59), true),
+            (monday(4, 0), false),
+            (monday(6, 30), true),
+            (monday(10, 0), false),
+            (monday(24 * 4 + 9, 0), true),  // Friday 09:00
+            (monday(24 * 5 + 2, 0), false), // Saturday 02:00
+            (monday(24 * 6 + 7, 0), false), // Sunday 07:00
+        ];
+        for (at, in_peak) in cases {
+            assert_eq!(peak.covers(at), in_peak, "at {}", crate::rfc3339_from_unix_ms(at));
+            let expected = if in_peak { money("2") } else { money("1") };
+            assert_eq!(price.rates_for(10, at).input_per_mtok, expected);
+        }
+        let every_day = PeakHours { weekdays_only: false, ..peak };
+        assert!(every_day.covers(monday(24 * 5 + 2, 0)), "every day: Saturday counts too");
+        let whole_day = PeakHours { windows_utc: vec!["00:00-24:00".into()], ..every_day };
+        assert!(whole_day.covers(monday(23, 59)));
+    }
+
+    #[test]
+    fn schedules_that_cannot_be_billed_are_refused() {
+        let peak = |windows: &[&str]| PeakHours {
+            windows_utc: windows.iter().map(|w| w.to_string()).collect(),
+            weekdays_only: true,
+            rates: rates("1", "1"),
+        };
+        for bad in [&["25:00-26:00"][..], &["04:00-01:00"], &["1-2"], &["01:60-02:00"], &[]] {
+            assert!(check_price_schedule(&mut [], Some(&peak(bad))).is_err(), "{bad:?}");
+        }
+        assert!(check_price_schedule(&mut [], Some(&peak(&["01:00-04:00", "06:00-10:00"]))).is_ok());
+        let tier = |above| PriceTier { above_prompt_tokens: above, rates: rates("1", "1") };
+        let mut tiers = vec![tier(200), tier(100)];
+        check_price_schedule(&mut tiers, None).unwrap();
+        assert_eq!(tiers[0].above_prompt_tokens, 100, "sorted lowest first");
+        assert!(check_price_schedule(&mut [tier(5), tier(5)], None).is_err());
+        assert!(check_price_schedule(&mut [tier(5)], Some(&peak(&["01:00-02:00"]))).is_err());
+        let negative = PriceTier { above_prompt_tokens: 1, rates: rates("-1", "1") };
+        assert!(check_price_schedule(&mut [negative], None).is_err());
+    }
+}
