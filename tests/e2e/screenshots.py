@@ -45,8 +45,9 @@ def sample_data(data_dir, gguf, upstream_base):
             app.console("POST", "/console/api/channels", {
                 "name": name, "kind": kind, "base_url": upstream_base + "/v1", "api_key": UPSTREAM_KEY, "models": models,
             })
-        for model, price_in, price_out in [("gpt-4o-mini", "0.15", "0.6"), ("gpt-4o", "2.5", "10"), ("deepseek-chat", "0.27", "1.1")]:
+        for model, price_in, price_out in [("gpt-4o-mini", "0.15", "0.6"), ("gpt-4o", "2.5", "10")]:
             app.console("PUT", f"/console/api/prices/{model}", {"input_per_mtok": price_in, "output_per_mtok": price_out})
+        app.console("POST", "/console/api/prices/presets/apply", {"models": ["deepseek-chat"]})
         keys = [app.token(name="laptop"), app.token(name="ci-runner", quota_limit="5", rpm_limit=60)]
         for i in range(36):
             client = openai.OpenAI(base_url=app.base + "/v1", api_key=keys[i % 2], max_retries=0)

@@ -1,7 +1,8 @@
 """The browser UI at /ui: Debian's chromium, driven by Playwright, against the real `burncloud
 serve`. A user signs in with the admin key, adds a channel, creates a token and copies its key,
-calls the gateway with it and finds the call on the dashboard and in the logs; then downloads a
-model from the (local) hub and deploys it on a real llama-server."""
+calls the gateway with it and finds the call on the dashboard and in the logs; uses a provider's
+published price; then downloads a model from the (local) hub and deploys it on a real
+llama-server."""
 
 import http.client
 import os
@@ -307,5 +308,31 @@ def test_talk_to_a_cloud_and_a_local_model_in_the_playground(browser, upstream, 
 
             page.get_by_role("button", name="简体中文").click()
             expect(page.locator("main")).to_contain_text("系统提示词")
+        finally:
+            stop(app.process)
+
+
+def test_use_a_published_price_and_see_its_peak_hours(browser):
+    with tempfile.TemporaryDirectory() as data_dir:
+        app = BurnCloud(Path(data_dir))
+        try:
+            page = sign_in(browser, app.base)
+            open_page(page, "prices")
+            presets = page.locator("#preset-table tbody tr")
+            page.locator("select[name=preset-provider]").select_option("DeepSeek")
+            flash = presets.filter(has_text="deepseek-flash")
+            expect(flash).to_contain_text("0.15")
+            expect(flash).to_contain_text("01:00-04:00, 06:00-10:00 UTC")
+            expect(flash.get_by_role("link")).to_have_attribute("href", re.compile(r"^https://"))
+            flash.get_by_role("button", name="Use").click()
+            expect(page.get_by_role("status")).to_contain_text("Prices set: 1")
+            expect(flash).to_contain_text("In use")
+            kept = page.locator("#price-table tbody tr", has_text="deepseek-flash")
+            expect(kept).to_contain_text("peak 01:00-04:00, 06:00-10:00 UTC Mon–Fri: 0.3 / 1.2")
+            stored = {p["model"]: p for p in app.console("GET", "/console/api/prices")}
+            assert stored["deepseek-flash"]["peak"]["input_per_mtok"] == "0.3", stored
+
+            page.locator("select[name=preset-provider]").select_option("Qwen")
+            expect(page.locator("#presets-elsewhere")).to_contain_text("CNY")
         finally:
             stop(app.process)

@@ -2,6 +2,7 @@
 
 mod channels;
 mod groups;
+mod price_presets;
 mod prices;
 mod settings;
 mod tokens;

@@ -2,9 +2,10 @@
 //! image, a second of audio and a million characters spoken cost where a model is billed by them.
 
 use burncloud_client::{use_i18n, use_refresh, use_services, Empty, ErrorNotice};
-use burncloud_service_api::{Money, PriceInput};
+use burncloud_service_api::{Money, PeakHours, PriceInput, PriceTier};
 use dioxus::prelude::*;
 
+use crate::price_presets::{schedule_summary, PublishedPrices};
 use burncloud_client::forms::{settle, Feedback, FeedbackLine};
 
 #[component]
@@ -21,6 +22,9 @@ pub fn Prices() -> Element {
     let mut per_image = use_signal(String::new);
     let mut per_audio_second = use_signal(String::new);
     let mut per_million_characters = use_signal(String::new);
+    // The tiers and peak hours of the price being edited: the form does not edit them, and
+    // saving its rates keeps them.
+    let mut schedule = use_signal(|| (Vec::<PriceTier>::new(), None::<PeakHours>));
     let mut feedback = use_signal(|| Feedback::Idle);
     let list_services = services.clone();
     let prices = use_resource(move || {
@@ -33,12 +37,17 @@ pub fn Prices() -> Element {
         let optional = [cache_read, cache_write, cache_write_1h, per_image, per_audio_second, per_million_characters]
             .map(|field| field());
         let result = price_input(&input(), &output(), optional.each_ref().map(String::as_str))
+            .map(|price| {
+                let (tiers, peak) = schedule();
+                PriceInput { tiers, peak, ..price }
+            })
             .map_err(|e| e.to_string())
             .and_then(|price| save_services.prices.set_price(&model(), price).map_err(|e| e.to_string()));
         match result {
             Ok(_) => {
                 feedback.set(Feedback::Done(i18n.t("common.saved").to_string()));
                 model.set(String::new());
+                schedule.set((Vec::new(), None));
                 let fields = [
                     input,
                     output,
@@ -81,6 +90,10 @@ pub fn Prices() -> Element {
                 input { name: "per_million_characters", placeholder: i18n.t("prices.per_million_characters"), value: "{per_million_characters}", oninput: move |e| per_million_characters.set(e.value()) }
                 button { class: "btn primary", id: "save-price", onclick: save, {i18n.t("prices.set")} }
             }
+            if !schedule().0.is_empty() || schedule().1.is_some() {
+                p { class: "muted", id: "kept-schedule",
+                    "{i18n.t(\"prices.keeps_schedule\")} {schedule_summary(&schedule().0, schedule().1.as_ref(), &i18n)}" }
+            }
         }
         div { class: "card",
             match &*prices.read() {
@@ -89,48 +102,65 @@ pub fn Prices() -> Element {
                 Some(Ok(list)) if list.is_empty() => rsx! {
                     Empty { title: i18n.t("prices.empty").to_string(), hint: i18n.t("prices.empty_hint").to_string() }
                 },
-                Some(Ok(list)) => rsx! {
-                    table { id: "price-table",
-                        thead { tr {
-                            th { {i18n.t("prices.model")} }
-                            th { class: "num", {i18n.t("prices.input")} }
-                            th { class: "num", {i18n.t("prices.output")} }
-                            th { class: "num", {i18n.t("prices.cache_read")} }
-                            th { class: "num", {i18n.t("prices.cache_write")} }
-                            th { {i18n.t("prices.units")} }
-                            th { {i18n.t("common.actions")} }
-                        } }
-                        tbody {
-                            for price in list.iter().cloned() {
-                                tr { key: "{price.model}",
-                                    td { class: "mono", "{price.model}" }
-                                    td { class: "num", "{price.input_per_mtok}" }
-                                    td { class: "num", "{price.output_per_mtok}" }
-                                    td { class: "num", {price_or(price.cache_read_per_mtok, i18n.t("prices.as_input"))} }
-                                    td { class: "num", {price_or(price.cache_write_per_mtok, i18n.t("prices.as_input"))} }
-                                    td { class: "units", {unit_prices(&price, [i18n.t("prices.unit_image"), i18n.t("prices.unit_second"), i18n.t("prices.unit_mchars")])} }
-                                    td { class: "actions",
-                                        button { class: "btn small", onclick: { let p = price.clone(); move |_| {
-                                            model.set(p.model.clone()); input.set(p.input_per_mtok.to_string()); output.set(p.output_per_mtok.to_string());
-                                            let shown = |price: Option<Money>| price.map(|m| m.to_string()).unwrap_or_default();
-                                            cache_read.set(shown(p.cache_read_per_mtok));
-                                            cache_write.set(shown(p.cache_write_per_mtok));
-                                            cache_write_1h.set(shown(p.cache_write_1h_per_mtok));
-                                            per_image.set(shown(p.per_image));
-                                            per_audio_second.set(shown(p.per_audio_second));
-                                            per_million_characters.set(shown(p.per_million_characters));
-                                        } }, {i18n.t("common.edit")} }
-                                        button { class: "btn small danger", onclick: { let services = delete_services.clone(); let name = price.model.clone(); move |_| {
-                                            settle(feedback, refresh, services.prices.delete_price(&name), None);
-                                        } }, {i18n.t("common.delete")} }
+                Some(Ok(list)) => {
+                    // Columns no price uses stay out, so the table fits beside the sidebar.
+                    let any_units = list.iter().any(|p| p.per_image.is_some() || p.per_audio_second.is_some() || p.per_million_characters.is_some());
+                    let any_schedule = list.iter().any(|p| !p.tiers.is_empty() || p.peak.is_some());
+                    rsx! {
+                        table { id: "price-table",
+                            thead { tr {
+                                th { {i18n.t("prices.model")} }
+                                th { class: "num", {i18n.t("prices.input")} }
+                                th { class: "num", {i18n.t("prices.output")} }
+                                th { class: "num", {i18n.t("prices.cache_read_column")} }
+                                th { class: "num", {i18n.t("prices.cache_write_column")} }
+                                if any_units {
+                                    th { {i18n.t("prices.units")} }
+                                }
+                                if any_schedule {
+                                    th { {i18n.t("prices.schedule")} }
+                                }
+                                th { {i18n.t("common.actions")} }
+                            } }
+                            tbody {
+                                for price in list.iter().cloned() {
+                                    tr { key: "{price.model}",
+                                        td { class: "mono", "{price.model}" }
+                                        td { class: "num", "{price.input_per_mtok}" }
+                                        td { class: "num", "{price.output_per_mtok}" }
+                                        td { class: "num", {price_or(price.cache_read_per_mtok, i18n.t("prices.as_input"))} }
+                                        td { class: "num", {price_or(price.cache_write_per_mtok, i18n.t("prices.as_input"))} }
+                                        if any_units {
+                                            td { class: "units", {unit_prices(&price, [i18n.t("prices.unit_image"), i18n.t("prices.unit_second"), i18n.t("prices.unit_mchars")])} }
+                                        }
+                                        if any_schedule {
+                                            td { class: "schedule", {schedule_summary(&price.tiers, price.peak.as_ref(), &i18n)} }
+                                        }
+                                        td { class: "actions",
+                                            button { class: "btn small", onclick: { let p = price.clone(); move |_| {
+                                                model.set(p.model.clone()); input.set(p.input_per_mtok.to_string()); output.set(p.output_per_mtok.to_string());
+                                                let shown = |price: Option<Money>| price.map(|m| m.to_string()).unwrap_or_default();
+                                                cache_read.set(shown(p.cache_read_per_mtok));
+                                                cache_write.set(shown(p.cache_write_per_mtok));
+                                                cache_write_1h.set(shown(p.cache_write_1h_per_mtok));
+                                                per_image.set(shown(p.per_image));
+                                                per_audio_second.set(shown(p.per_audio_second));
+                                                per_million_characters.set(shown(p.per_million_characters));
+                                                schedule.set((p.tiers.clone(), p.peak.clone()));
+                                            } }, {i18n.t("common.edit")} }
+                                            button { class: "btn small danger", onclick: { let services = delete_services.clone(); let name = price.model.clone(); move |_| {
+                                                settle(feedback, refresh, services.prices.delete_price(&name), None);
+                                            } }, {i18n.t("common.delete")} }
+                                        }
                                     }
                                 }
                             }
                         }
                     }
-                },
+                }
             }
         }
+        PublishedPrices {}
     }
 }
 
@@ -151,6 +181,8 @@ fn price_input(
         per_image: parsed(optional[3])?,
         per_audio_second: parsed(optional[4])?,
         per_million_characters: parsed(optional[5])?,
+        tiers: Vec::new(),
+        peak: None,
     })
 }
 

@@ -8,8 +8,8 @@ use burncloud_client::{AppInfo, Lang, Services};
 use burncloud_client_settings::{Channels, Groups, Prices, Settings, Tokens};
 use burncloud_server::{AppState, RouterConfig};
 use burncloud_service_api::{
-    AccountService, ChannelInput, ChannelKind, ChannelService, GroupInput, GroupMember, GroupService, Money,
-    PriceInput, PriceService, Secret, Strategy, TokenInput, TokenService,
+    AccountPatch, AccountService, ChannelInput, ChannelKind, ChannelService, Currency, GroupInput, GroupMember,
+    GroupService, Money, PresetSelection, PriceInput, PriceService, Secret, Strategy, TokenInput, TokenService,
 };
 use burncloud_service_gateway::GatewayStore;
 
@@ -122,6 +122,39 @@ async fn prices_are_listed_per_model() {
     let text = PageUnderTest::open(services, Lang::En, Prices).await.text();
     assert!(text.contains("Per unit"), "{text}");
     assert!(text.contains("whisper-1 0 0 as input as input 0.0001 / s · 15 / 1M chars"), "{text}");
+}
+
+#[tokio::test]
+async fn published_prices_show_their_rates_schedule_and_the_day_checked() {
+    let (_dir, store, services) = fixture();
+    let text = PageUnderTest::open(services.clone(), Lang::En, Prices).await.text();
+    assert!(text.contains("Published prices"), "{text}");
+    assert!(
+        text.contains(
+            "deepseek-flash 0.15 0.6 0.003 peak 01:00-04:00, 06:00-10:00 UTC Mon–Fri: 0.3 / 1.2 2026-12-06 Use"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("Cache write / 1M"), "DeepSeek publishes no write price: no empty column: {text}");
+    assert!(text.contains("Use all from DeepSeek"), "{text}");
+    store.apply_price_presets(PresetSelection { models: vec!["deepseek-flash".into()] }).unwrap();
+    let page = PageUnderTest::open(services.clone(), Lang::En, Prices).await;
+    let text = page.text();
+    assert!(text.contains("2026-12-06 In use"), "applied presets are marked: {text}");
+    assert!(
+        page.html().contains("href=\"https://api-docs.deepseek.com/quick_start/pricing\""),
+        "the date links to its source"
+    );
+    assert!(
+        text.contains("deepseek-flash 0.15 0.6 0.003 as input peak 01:00-04:00, 06:00-10:00 UTC Mon–Fri: 0.3 / 1.2"),
+        "the price list shows the applied peak hours: {text}"
+    );
+    store.update_account(AccountPatch { currency: Some(Currency::Cny), ..AccountPatch::default() }).unwrap();
+    let text = PageUnderTest::open(services, Lang::Zh, Prices).await.text();
+    assert!(
+        text.contains("官方公布价格") && text.contains("高峰 01:00-04:00, 06:00-10:00 UTC 周一至周五: 2 / 8"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
