@@ -2,7 +2,7 @@
 //! day and by model; recent calls — refreshed live.
 
 use burncloud_client::{
-    count, day, money, now_ms, timestamp, use_i18n, use_refresh, use_services, Empty, ErrorNotice, Services,
+    call_cost, count, day, money, now_ms, timestamp, use_i18n, use_refresh, use_services, Empty, ErrorNotice, Services,
     StatusBadge,
 };
 use burncloud_service_api::{
@@ -163,7 +163,7 @@ fn RecentCalls(calls: Vec<LogEntry>, currency: burncloud_service_api::Currency) 
                         td { {call.token_name.clone().unwrap_or_default()} }
                         td { StatusBadge { status: call.status } }
                         td { class: "num", "{count(call.prompt_tokens)} / {count(call.completion_tokens)}" }
-                        td { class: "num", {money(currency, call.cost)} }
+                        td { class: "num", {call_cost(currency, call.cost)} }
                     }
                 }
             }

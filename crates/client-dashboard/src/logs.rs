@@ -1,7 +1,8 @@
 //! The call log: filters, paging, and the details of one call.
 
 use burncloud_client::{
-    count, millis, money, now_ms, timestamp, use_i18n, use_refresh, use_services, Empty, ErrorNotice, StatusBadge,
+    call_cost, count, millis, money_exact, now_ms, timestamp, use_i18n, use_refresh, use_services, Empty, ErrorNotice,
+    StatusBadge,
 };
 use burncloud_service_api::{Currency, EndReason, LogEntry, LogQuery, StatusFilter, UsageSource};
 use dioxus::prelude::*;
@@ -152,7 +153,7 @@ pub fn Logs() -> Element {
                                                 span { class: "muted", title: i18n.t("logs.cached"), " ({count(entry.cached_tokens)} ⚡)" }
                                             }
                                         }
-                                        td { class: "num", {money(currency, entry.cost)} }
+                                        td { class: "num", {call_cost(currency, entry.cost)} }
                                         td { class: "num", {millis(entry.latency_ms)} }
                                     }
                                 }
@@ -215,7 +216,7 @@ fn LogDetail(entry: LogEntry, currency: Currency, on_close: EventHandler<()>) ->
                 }
                 dt { {i18n.t("logs.usage_source")} } dd { "{usage_from}" }
                 dt { {i18n.t("logs.cost")} } dd {
-                    {money(currency, entry.cost)}
+                    {money_exact(currency, entry.cost)}
                     if !entry.priced { span { class: "muted", " — {i18n.t(\"logs.unpriced\")}" } }
                 }
                 dt { {i18n.t("logs.latency")} } dd { {millis(entry.latency_ms)} }

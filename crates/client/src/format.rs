@@ -9,21 +9,33 @@ pub fn now_ms() -> i64 {
 
 /// `$12.5` / `¥12.5`, rounded to 4 decimals for display (exact values stay in the data).
 pub fn money(currency: Currency, amount: Money) -> String {
-    let symbol = match currency {
-        Currency::Usd => "$",
-        Currency::Cny => "¥",
-    };
     let rounded = Money((amount.0 + amount.0.signum() * 50_000) / 100_000 * 100_000);
-    format!("{symbol}{rounded}")
+    format!("{}{rounded}", symbol(currency))
 }
 
 /// `$0.0000156`: the exact amount, for one call's cost, which rounding would show as nothing.
 pub fn money_exact(currency: Currency, amount: Money) -> String {
-    let symbol = match currency {
+    format!("{}{amount}", symbol(currency))
+}
+
+/// One call's cost in a list: as `money` from 0.0001 up, and below it to two significant digits
+/// (`$0.0000063`), so that a cheap priced call never reads as free.
+pub fn call_cost(currency: Currency, amount: Money) -> String {
+    const ROUNDED_PLACE: i64 = 100_000;
+    if amount.0.abs() >= ROUNDED_PLACE / 2 || amount.0 == 0 {
+        return money(currency, amount);
+    }
+    let digits = amount.0.unsigned_abs().ilog10();
+    let step = 10_i64.pow(digits.saturating_sub(1));
+    let rounded = (amount.0 + amount.0.signum() * step / 2) / step * step;
+    format!("{}{}", symbol(currency), Money(rounded))
+}
+
+fn symbol(currency: Currency) -> &'static str {
+    match currency {
         Currency::Usd => "$",
         Currency::Cny => "¥",
-    };
-    format!("{symbol}{amount}")
+    }
 }
 
 /// `1,234,567`.
@@ -118,6 +130,15 @@ mod tests {
         assert_eq!(money(Currency::Usd, Money::parse("12.5").unwrap()), "$12.5");
         assert_eq!(money(Currency::Cny, Money::parse("0.00008").unwrap()), "¥0.0001");
         assert_eq!(money(Currency::Usd, Money::ZERO), "$0");
+        let per_call = |text: &str| call_cost(Currency::Usd, Money::parse(text).unwrap());
+        assert_eq!(per_call("0.000006345"), "$0.0000063", "two significant digits below 0.0001");
+        assert_eq!(per_call("0.00001269"), "$0.000013");
+        assert_eq!(per_call("0.000000001"), "$0.000000001");
+        assert_eq!(per_call("0.00004999"), "$0.00005");
+        assert_eq!(per_call("0.00005"), "$0.0001", "from half the display step up: as money()");
+        assert_eq!(per_call("1.23456"), "$1.2346");
+        assert_eq!(per_call("0"), "$0");
+        assert_eq!(call_cost(Currency::Cny, Money::parse("-0.0000087").unwrap()), "¥-0.0000087");
         assert_eq!(count(1_234_567), "1,234,567");
         assert_eq!(count(12), "12");
         assert_eq!(timestamp(0), "1970-01-01 00:00:00");
