@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use burncloud_database::repo::{account, channels, config, groups, logs, prices, responses, settings, tokens};
 use burncloud_database::{ChannelRecord, Db, DbError, NewLogRow, TokenRecord};
 use burncloud_service_api::{
-    Channel, ChannelKind, Currency, EndReason, Group, GroupMember, LogQuery, Money, PeakHours, Price, PriceTier, Rates,
-    Secret, StatusFilter, Strategy, Token, UsageGroupBy, UsageQuery, UsageSource, DEFAULT_GROUP,
+    Channel, ChannelKind, Currency, EndReason, Group, GroupMember, LogQuery, Money, PeakHours, Price, PriceInput,
+    PriceTier, Rates, Secret, StatusFilter, Strategy, Token, UsageGroupBy, UsageQuery, UsageSource, DEFAULT_GROUP,
 };
 use burncloud_tests::postgres::TempPostgres;
 
@@ -50,19 +50,12 @@ fn channel(name: &str, key: &str) -> ChannelRecord {
 }
 
 fn price(model: &str, input: &str, output: &str) -> Price {
-    Price {
-        model: model.to_string(),
+    PriceInput {
         input_per_mtok: Money::parse(input).unwrap(),
         output_per_mtok: Money::parse(output).unwrap(),
-        cache_read_per_mtok: None,
-        cache_write_per_mtok: None,
-        cache_write_1h_per_mtok: None,
-        per_image: None,
-        per_audio_second: None,
-        per_million_characters: None,
-        tiers: vec![],
-        peak: None,
+        ..PriceInput::default()
     }
+    .priced(model)
 }
 
 fn token(name: &str, hash: &str) -> TokenRecord {

@@ -288,6 +288,7 @@ pub fn collect_generated_text(body: &Value, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burncloud_service_api::PriceInput;
 
     #[test]
     fn reads_usage_and_ignores_null() {
@@ -333,19 +334,15 @@ mod tests {
     #[test]
     fn cost_prices_each_kind_of_token_at_its_own_rate() {
         let money = |text: &str| Money::parse(text).unwrap();
-        let mut price = Price {
-            model: "m".into(),
+        let mut price = PriceInput {
             input_per_mtok: money("3"),
             output_per_mtok: money("15"),
             cache_read_per_mtok: Some(money("0.3")),
             cache_write_per_mtok: Some(money("3.75")),
             cache_write_1h_per_mtok: Some(money("6")),
-            per_image: None,
-            per_audio_second: None,
-            per_million_characters: None,
-            tiers: vec![],
-            peak: None,
-        };
+            ..PriceInput::default()
+        }
+        .priced("m");
         let usage = Usage {
             prompt_tokens: 1_310_000,
             completion_tokens: 20_000,
@@ -378,22 +375,19 @@ mod tests {
             cache_write_1h_per_mtok: Some(money(write_1h)),
         };
         let short = rates("0.10", "0.50", "0.01", "0.125", "0.20");
-        let haiku = Price {
-            model: "claude-haiku-5-5".into(),
+        let haiku = PriceInput {
             input_per_mtok: short.input_per_mtok,
             output_per_mtok: short.output_per_mtok,
             cache_read_per_mtok: short.cache_read_per_mtok,
             cache_write_per_mtok: short.cache_write_per_mtok,
             cache_write_1h_per_mtok: short.cache_write_1h_per_mtok,
-            per_image: None,
-            per_audio_second: None,
-            per_million_characters: None,
             tiers: vec![PriceTier {
                 above_prompt_tokens: 100_000,
                 rates: rates("0.50", "2.50", "0.05", "0.625", "1.00"),
             }],
-            peak: None,
-        };
+            ..PriceInput::default()
+        }
+        .priced("claude-haiku-5-5");
         let call = |prompt_tokens: u64| Usage {
             prompt_tokens,
             completion_tokens: 10_000,
@@ -437,19 +431,9 @@ mod tests {
     #[test]
     fn cost_adds_images_audio_and_characters_where_priced() {
         let money = |text: &str| Money::parse(text).unwrap();
-        let mut price = Price {
-            model: "m".into(),
-            input_per_mtok: money("5"),
-            output_per_mtok: money("40"),
-            cache_read_per_mtok: None,
-            cache_write_per_mtok: None,
-            cache_write_1h_per_mtok: None,
-            per_image: None,
-            per_audio_second: None,
-            per_million_characters: None,
-            tiers: vec![],
-            peak: None,
-        };
+        let mut price =
+            PriceInput { input_per_mtok: money("5"), output_per_mtok: money("40"), ..PriceInput::default() }
+                .priced("m");
         let usage =
             Usage { prompt_tokens: 100_000, images: 3, audio_ms: 61_500, characters: 200_000, ..Usage::default() };
         assert_eq!(usage.cost(&price, 0), money("0.5"), "unit prices not set: only the tokens");

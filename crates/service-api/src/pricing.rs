@@ -134,19 +134,8 @@ mod tests {
     }
 
     fn price(tiers: Vec<PriceTier>, peak: Option<PeakHours>) -> Price {
-        Price {
-            model: "m".into(),
-            input_per_mtok: money("1"),
-            output_per_mtok: money("2"),
-            cache_read_per_mtok: None,
-            cache_write_per_mtok: None,
-            cache_write_1h_per_mtok: None,
-            per_image: None,
-            per_audio_second: None,
-            per_million_characters: None,
-            tiers,
-            peak,
-        }
+        PriceInput { input_per_mtok: money("1"), output_per_mtok: money("2"), tiers, peak, ..PriceInput::default() }
+            .priced("m")
     }
 
     /// 2026-12-07 is a Monday; `hour` and `minute` in UTC.
