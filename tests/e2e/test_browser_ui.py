@@ -332,6 +332,19 @@ def test_use_a_published_price_and_see_its_peak_hours(browser):
             stored = {p["model"]: p for p in app.console("GET", "/console/api/prices")}
             assert stored["deepseek-flash"]["peak"]["input_per_mtok"] == "0.3", stored
 
+            # A channel serving a model with no price yet: the page offers its published price.
+            app.console("POST", "/console/api/channels", {
+                "name": "deepseek", "kind": "deepseek", "api_key": "sk-test", "models": ["deepseek-v4-pro"],
+            })
+            open_page(page, "channels")
+            open_page(page, "prices")
+            served = page.locator("#served-unpriced")
+            expect(served).to_contain_text("deepseek-v4-pro")
+            served.get_by_role("button", name="Use their published prices").click()
+            expect(served).to_have_count(0)
+            stored = {p["model"]: p for p in app.console("GET", "/console/api/prices")}
+            assert stored["deepseek-v4-pro"]["input_per_mtok"] == "0.66", stored
+
             page.locator("select[name=preset-provider]").select_option("Qwen")
             expect(page.locator("#presets-elsewhere")).to_contain_text("CNY")
         finally:

@@ -3,7 +3,7 @@
 
 use burncloud_client::forms::{Feedback, FeedbackLine};
 use burncloud_client::{use_i18n, use_refresh, use_services, ErrorNotice, I18n};
-use burncloud_service_api::{Money, PeakHours, PresetSelection, Price, PricePreset, PriceTier};
+use burncloud_service_api::{Channel, Currency, Money, PeakHours, PresetSelection, Price, PricePreset, PriceTier};
 use dioxus::prelude::*;
 
 #[component]
@@ -23,6 +23,7 @@ pub fn PublishedPrices() -> Element {
                 currency,
                 services.prices.price_presets()?,
                 services.prices.list_prices()?,
+                services.channels.list_channels()?,
             ))
         }
     });
@@ -38,7 +39,7 @@ pub fn PublishedPrices() -> Element {
         }
     };
     let read = catalog.read();
-    let (currency, presets, prices) = match &*read {
+    let (currency, presets, prices, channels) = match &*read {
         None => return rsx! { div { class: "card", p { class: "muted", {i18n.t("common.loading")} } } },
         Some(Err(error)) => return rsx! { div { class: "card", ErrorNotice { message: error.to_string() } } },
         Some(Ok(loaded)) => loaded,
@@ -56,6 +57,9 @@ pub fn PublishedPrices() -> Element {
     // DeepSeek and Qwen publish no write price (writes cost input there): no empty column for them.
     let any_cache_write = shown.iter().any(|p| p.price.cache_write_per_mtok.is_some());
     let mut apply_all = apply.clone();
+    let unpriced = served_without_price(channels, prices, presets, *currency);
+    let unpriced_list = unpriced.join(", ");
+    let mut apply_unpriced = apply.clone();
     rsx! {
         div { class: "card", id: "price-presets",
             div { class: "row",
@@ -72,6 +76,13 @@ pub fn PublishedPrices() -> Element {
             }
             p { class: "muted", {i18n.t("presets.hint")} }
             FeedbackLine { feedback: feedback() }
+            if !unpriced.is_empty() {
+                div { class: "row", id: "served-unpriced",
+                    p { "{i18n.t(\"presets.served\")} " span { class: "mono", "{unpriced_list}" } }
+                    button { class: "btn primary", id: "use-served-presets", onclick: move |_| apply_unpriced(unpriced.clone()),
+                        {i18n.t("presets.use_served")} }
+                }
+            }
             if shown.is_empty() {
                 p { class: "muted", id: "presets-elsewhere",
                     "{i18n.t(\"presets.other_currency\")} {elsewhere.first().copied().unwrap_or(\"—\")}" }
@@ -116,6 +127,28 @@ pub fn PublishedPrices() -> Element {
             }
         }
     }
+}
+
+/// Models an enabled channel serves under their own name that have no price yet but a published
+/// one in `currency`: the calls a new user would otherwise see logged as unpriced. A name mapped to
+/// another upstream model is left out: the provider's price for that name would be the wrong one.
+fn served_without_price(
+    channels: &[Channel],
+    prices: &[Price],
+    presets: &[PricePreset],
+    currency: Currency,
+) -> Vec<String> {
+    let mut models: Vec<String> = channels
+        .iter()
+        .filter(|channel| channel.enabled)
+        .flat_map(|channel| channel.models.iter().filter(|model| !channel.model_mapping.contains_key(*model)))
+        .filter(|model| !prices.iter().any(|price| &price.model == *model))
+        .filter(|model| presets.iter().any(|preset| &preset.model == *model && preset.currency == currency))
+        .cloned()
+        .collect();
+    models.sort();
+    models.dedup();
+    models
 }
 
 /// Whether the model's price is already exactly the published one.

@@ -137,10 +137,32 @@ async fn published_prices_show_their_rates_schedule_and_the_day_checked() {
     );
     assert!(!text.contains("Cache write / 1M"), "DeepSeek publishes no write price: no empty column: {text}");
     assert!(text.contains("Use all from DeepSeek"), "{text}");
+    assert!(!text.contains("no price yet"), "no channel yet, nothing to suggest: {text}");
+    let served = |name: &str, models: &[&str], enabled: bool| ChannelInput {
+        name: name.into(),
+        kind: ChannelKind::Deepseek,
+        base_url: None,
+        api_key: Secret::new("sk-deepseek"),
+        models: models.iter().map(|m| m.to_string()).collect(),
+        model_mapping: [("claude-opus-5-5".to_string(), "deepseek-v4-pro".to_string())].into(),
+        priority: 0,
+        weight: 1,
+        enabled,
+        native_responses: true,
+    };
+    store.create_channel(served("main", &["deepseek-flash", "deepseek-v4-pro", "my-finetune"], true)).unwrap();
+    store.create_channel(served("spare", &["deepseek-reasoner"], false)).unwrap();
+    store.set_price("deepseek-v4-pro", PriceInput { input_per_mtok: Money(1), ..PriceInput::default() }).unwrap();
+    let text = PageUnderTest::open(services.clone(), Lang::En, Prices).await.text();
+    assert!(
+        text.contains("Your channels serve models that have no price yet but a published one: deepseek-flash Use"),
+        "only an enabled channel's unpriced, unmapped model with a published price: {text}"
+    );
     store.apply_price_presets(PresetSelection { models: vec!["deepseek-flash".into()] }).unwrap();
     let page = PageUnderTest::open(services.clone(), Lang::En, Prices).await;
     let text = page.text();
     assert!(text.contains("2026-12-06 In use"), "applied presets are marked: {text}");
+    assert!(!text.contains("no price yet"), "every served model is priced now: {text}");
     assert!(
         page.html().contains("href=\"https://api-docs.deepseek.com/quick_start/pricing\""),
         "the date links to its source"

@@ -288,6 +288,12 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("presets.use", "Use", "使用"),
     ("presets.use_all", "Use all from", "全部使用："),
     ("presets.in_use", "In use", "已使用"),
+    (
+        "presets.served",
+        "Your channels serve models that have no price yet but a published one:",
+        "渠道提供的以下模型尚未定价，但有官方公布价格：",
+    ),
+    ("presets.use_served", "Use their published prices", "使用官方公布价格"),
     ("presets.applied", "Prices set:", "已设置价格："),
     (
         "presets.other_currency",
