@@ -180,8 +180,11 @@ fn shared_tables_answer_alike_on_sqlite_and_postgresql() {
             PriceTier { above_prompt_tokens: 131_072, rates: rates("7") },
         ];
         let mut peaked = self::price("peaked", "1", "2");
-        peaked.peak =
-            Some(PeakHours { windows_utc: vec!["01:00-04:00".into()], weekdays_only: true, rates: rates("2") });
+        peaked.peak = Some(PeakHours {
+            windows_utc: vec!["01:00-04:00".parse().unwrap()],
+            weekdays_only: true,
+            rates: rates("2"),
+        });
         db.write(|c| prices::upsert_all(c, &[tiered.clone(), peaked.clone()], 9_500)).unwrap();
         let listed = db.read(prices::list).unwrap();
         assert_eq!(listed, vec![price.clone(), peaked.clone(), tiered.clone()], "{store}");

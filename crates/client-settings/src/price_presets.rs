@@ -44,15 +44,17 @@ pub fn PublishedPrices() -> Element {
         Some(Err(error)) => return rsx! { div { class: "card", ErrorNotice { message: error.to_string() } } },
         Some(Ok(loaded)) => loaded,
     };
-    let mut providers: Vec<&str> = presets.iter().map(|p| p.provider.as_str()).collect();
-    providers.dedup();
+    let mut providers: Vec<&str> = Vec::new();
+    for preset in presets {
+        if !providers.contains(&preset.provider.as_str()) {
+            providers.push(&preset.provider);
+        }
+    }
+    let chosen = provider();
     let shown: Vec<PricePreset> =
-        presets.iter().filter(|p| p.provider == provider() && p.currency == *currency).cloned().collect();
-    let elsewhere: Vec<&str> = presets
-        .iter()
-        .filter(|p| p.provider == provider() && p.currency != *currency)
-        .map(|p| p.currency.as_str())
-        .collect();
+        presets.iter().filter(|p| p.provider == chosen && p.currency == *currency).cloned().collect();
+    let elsewhere =
+        presets.iter().find(|p| p.provider == chosen && p.currency != *currency).map(|p| p.currency.as_str());
     let all_shown: Vec<String> = shown.iter().map(|p| p.model.clone()).collect();
     // DeepSeek and Qwen publish no write price (writes cost input there): no empty column for them.
     let any_cache_write = shown.iter().any(|p| p.price.cache_write_per_mtok.is_some());
@@ -85,7 +87,7 @@ pub fn PublishedPrices() -> Element {
             }
             if shown.is_empty() {
                 p { class: "muted", id: "presets-elsewhere",
-                    "{i18n.t(\"presets.other_currency\")} {elsewhere.first().copied().unwrap_or(\"—\")}" }
+                    "{i18n.t(\"presets.other_currency\")} {elsewhere.unwrap_or(\"—\")}" }
             } else {
                 table { id: "preset-table",
                     thead { tr {
@@ -177,7 +179,7 @@ pub(crate) fn schedule_summary(tiers: &[PriceTier], peak: Option<&PeakHours>, i1
         format!(
             "{} {} UTC {days}: {} / {}",
             i18n.t("prices.peak"),
-            peak.windows_utc.join(", "),
+            peak.windows_utc.iter().map(|window| window.to_string()).collect::<Vec<_>>().join(", "),
             peak.rates.input_per_mtok,
             peak.rates.output_per_mtok
         )

@@ -67,6 +67,10 @@ pub fn Prices() -> Element {
         }
     };
     let delete_services = services.clone();
+    let kept_schedule = {
+        let (tiers, peak) = &*schedule.read();
+        schedule_summary(tiers, peak.as_ref(), &i18n)
+    };
     rsx! {
         div { class: "page-head",
             div {
@@ -90,9 +94,8 @@ pub fn Prices() -> Element {
                 input { name: "per_million_characters", placeholder: i18n.t("prices.per_million_characters"), value: "{per_million_characters}", oninput: move |e| per_million_characters.set(e.value()) }
                 button { class: "btn primary", id: "save-price", onclick: save, {i18n.t("prices.set")} }
             }
-            if !schedule().0.is_empty() || schedule().1.is_some() {
-                p { class: "muted", id: "kept-schedule",
-                    "{i18n.t(\"prices.keeps_schedule\")} {schedule_summary(&schedule().0, schedule().1.as_ref(), &i18n)}" }
+            if !kept_schedule.is_empty() {
+                p { class: "muted", id: "kept-schedule", "{i18n.t(\"prices.keeps_schedule\")} {kept_schedule}" }
             }
         }
         div { class: "card",

@@ -7,9 +7,12 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// The smallest amount `money` shows: 0.0001, in nanos.
+const DISPLAY_STEP: i64 = 100_000;
+
 /// `$12.5` / `¥12.5`, rounded to 4 decimals for display (exact values stay in the data).
 pub fn money(currency: Currency, amount: Money) -> String {
-    let rounded = Money((amount.0 + amount.0.signum() * 50_000) / 100_000 * 100_000);
+    let rounded = Money((amount.0 + amount.0.signum() * DISPLAY_STEP / 2) / DISPLAY_STEP * DISPLAY_STEP);
     format!("{}{rounded}", symbol(currency))
 }
 
@@ -21,8 +24,7 @@ pub fn money_exact(currency: Currency, amount: Money) -> String {
 /// One call's cost in a list: as `money` from 0.0001 up, and below it to two significant digits
 /// (`$0.0000063`), so that a cheap priced call never reads as free.
 pub fn call_cost(currency: Currency, amount: Money) -> String {
-    const ROUNDED_PLACE: i64 = 100_000;
-    if amount.0.abs() >= ROUNDED_PLACE / 2 || amount.0 == 0 {
+    if amount.0.abs() >= DISPLAY_STEP / 2 || amount.0 == 0 {
         return money(currency, amount);
     }
     let digits = amount.0.unsigned_abs().ilog10();

@@ -408,7 +408,7 @@ mod tests {
             cache_read_per_mtok: Some(money("0.003")),
             tiers: vec![],
             peak: Some(PeakHours {
-                windows_utc: vec!["01:00-04:00".into(), "06:00-10:00".into()],
+                windows_utc: vec!["01:00-04:00".parse().unwrap(), "06:00-10:00".parse().unwrap()],
                 weekdays_only: true,
                 rates: Rates {
                     input_per_mtok: money("0.30"),

@@ -2,6 +2,7 @@
 //! types and the traits that serve them. No IO lives here.
 
 mod calendar;
+mod day_window;
 mod error;
 mod inference;
 mod models;
@@ -30,12 +31,12 @@ pub fn check_time_range(since_ms: Option<i64>, until_ms: Option<i64>) -> Service
 }
 
 pub use calendar::{civil_from_days, rfc3339_from_unix_ms, rfc3339_from_unix_seconds};
+pub use day_window::DayWindow;
 pub use error::{RemoteFailure, ServiceError};
 pub use inference::*;
 pub use models::*;
 pub use money::{Money, MoneyParseError, NANOS_PER_UNIT};
 pub use playground::*;
-pub use pricing::check_price_schedule;
 pub use secret::Secret;
 pub use types::*;
 

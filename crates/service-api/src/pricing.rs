@@ -1,9 +1,7 @@
 //! Which rates a call pays: a price's own, a prompt-length tier's, or its peak hours'; and the
 //! checks a price must pass before it is kept.
 
-use crate::{Money, PeakHours, Price, PriceInput, PriceTier, Rates};
-
-const MINUTES_PER_DAY: u32 = 24 * 60;
+use crate::{Money, PeakHours, Price, PriceInput, Rates};
 
 impl Price {
     /// The price's own token rates (off-peak, short prompt).
@@ -21,16 +19,14 @@ impl Price {
     /// included) and which started at `at_ms` (Unix milliseconds): the highest tier the prompt
     /// is above, else the peak rates inside peak hours, else the price's own.
     pub fn rates_for(&self, prompt_tokens: u64, at_ms: i64) -> Rates {
-        if let Some(tier) = self
+        let tier = self
             .tiers
             .iter()
             .filter(|tier| prompt_tokens > tier.above_prompt_tokens)
-            .max_by_key(|tier| tier.above_prompt_tokens)
-        {
-            return tier.rates.clone();
-        }
-        match &self.peak {
-            Some(peak) if peak.covers(at_ms) => peak.rates.clone(),
+            .max_by_key(|tier| tier.above_prompt_tokens);
+        match (tier, &self.peak) {
+            (Some(tier), _) => tier.rates,
+            (None, Some(peak)) if peak.covers(at_ms) => peak.rates,
             _ => self.base_rates(),
         }
     }
@@ -53,65 +49,41 @@ impl PriceInput {
             peak: self.peak,
         }
     }
-}
 
-impl PeakHours {
-    /// Whether a call starting at `at_ms` falls in peak hours. Windows that do not parse cover
-    /// nothing; `check_price_schedule` keeps them out of the store.
-    pub fn covers(&self, at_ms: i64) -> bool {
-        let days = at_ms.div_euclid(86_400_000);
-        // 1970-01-01 was a Thursday: day 0 is weekday 3 counting from Monday as 0.
-        let weekday = (days + 3).rem_euclid(7);
-        if self.weekdays_only && weekday >= 5 {
-            return false;
+    /// Checks that this price can be billed, and sorts its tiers lowest first: no negative rate
+    /// anywhere, tiers with distinct thresholds, peak hours with at least one window, and not
+    /// both tiers and peak hours (no provider bills that way, and which would win is not obvious).
+    pub fn check(&mut self) -> Result<(), String> {
+        let own_rates = Rates {
+            input_per_mtok: self.input_per_mtok,
+            output_per_mtok: self.output_per_mtok,
+            cache_read_per_mtok: self.cache_read_per_mtok,
+            cache_write_per_mtok: self.cache_write_per_mtok,
+            cache_write_1h_per_mtok: self.cache_write_1h_per_mtok,
+        };
+        let units = [self.per_image, self.per_audio_second, self.per_million_characters];
+        if has_negative(&own_rates) || units.into_iter().flatten().any(|rate| rate < Money::ZERO) {
+            return Err(NEGATIVE.into());
         }
-        let minute = (at_ms.rem_euclid(86_400_000) / 60_000) as u32;
-        self.windows_utc
-            .iter()
-            .filter_map(|window| parse_window(window).ok())
-            .any(|(start, end)| (start..end).contains(&minute))
-    }
-}
-
-/// A window `HH:MM-HH:MM` as minutes of the day, the end excluded (`24:00` ends at midnight).
-fn parse_window(window: &str) -> Result<(u32, u32), String> {
-    let minutes = |text: &str| -> Option<u32> {
-        let (hours, minutes) = text.trim().split_once(':')?;
-        let (hours, minutes): (u32, u32) = (hours.parse().ok()?, minutes.parse().ok()?);
-        (minutes < 60 && hours * 60 + minutes <= MINUTES_PER_DAY).then_some(hours * 60 + minutes)
-    };
-    let parsed = window.split_once('-').and_then(|(start, end)| Some((minutes(start)?, minutes(end)?)));
-    match parsed {
-        Some((start, end)) if start < end => Ok((start, end)),
-        _ => Err(format!("peak window `{window}` is not HH:MM-HH:MM in UTC with the start before the end")),
-    }
-}
-
-/// Checks a price's tiers and peak hours: no negative rate, tiers with distinct thresholds
-/// (sorted here, lowest first), windows that parse, and not both tiers and peak hours (no provider
-/// bills that way, and which would win is not obvious).
-pub fn check_price_schedule(tiers: &mut [PriceTier], peak: Option<&PeakHours>) -> Result<(), String> {
-    if !tiers.is_empty() && peak.is_some() {
-        return Err("a price has prompt-length tiers or peak hours, not both".into());
-    }
-    tiers.sort_by_key(|tier| tier.above_prompt_tokens);
-    if tiers.windows(2).any(|pair| pair[0].above_prompt_tokens == pair[1].above_prompt_tokens) {
-        return Err("two tiers have the same above_prompt_tokens".into());
-    }
-    let mut rates = tiers.iter().map(|tier| &tier.rates).chain(peak.map(|peak| &peak.rates));
-    if rates.any(has_negative) {
-        return Err("prices must not be negative".into());
-    }
-    if let Some(peak) = peak {
-        if peak.windows_utc.is_empty() {
+        if !self.tiers.is_empty() && self.peak.is_some() {
+            return Err("a price has prompt-length tiers or peak hours, not both".into());
+        }
+        self.tiers.sort_by_key(|tier| tier.above_prompt_tokens);
+        if self.tiers.windows(2).any(|pair| pair[0].above_prompt_tokens == pair[1].above_prompt_tokens) {
+            return Err("two tiers have the same above_prompt_tokens".into());
+        }
+        let mut scheduled = self.tiers.iter().map(|tier| &tier.rates).chain(self.peak.as_ref().map(|peak| &peak.rates));
+        if scheduled.any(has_negative) {
+            return Err(NEGATIVE.into());
+        }
+        if self.peak.as_ref().is_some_and(|peak| peak.windows_utc.is_empty()) {
             return Err("peak hours need at least one window, e.g. \"01:00-04:00\"".into());
         }
-        for window in &peak.windows_utc {
-            parse_window(window)?;
-        }
+        Ok(())
     }
-    Ok(())
 }
+
+const NEGATIVE: &str = "prices must not be negative";
 
 fn has_negative(rates: &Rates) -> bool {
     [Some(rates.input_per_mtok), Some(rates.output_per_mtok), rates.cache_read_per_mtok]
@@ -121,9 +93,25 @@ fn has_negative(rates: &Rates) -> bool {
         .any(|rate| rate < Money::ZERO)
 }
 
+impl PeakHours {
+    /// Whether a call starting at `at_ms` falls in peak hours.
+    pub fn covers(&self, at_ms: i64) -> bool {
+        let days = at_ms.div_euclid(MS_PER_DAY);
+        // 1970-01-01 was a Thursday: day 0 is weekday 3 counting from Monday as 0.
+        let weekday = (days + 3).rem_euclid(7);
+        if self.weekdays_only && weekday >= 5 {
+            return false;
+        }
+        let minute = (at_ms.rem_euclid(MS_PER_DAY) / 60_000) as u16;
+        self.windows_utc.iter().any(|window| window.contains(minute))
+    }
+}
+
+const MS_PER_DAY: i64 = 86_400_000;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{DayWindow, PriceTier};
 
     fn money(text: &str) -> Money {
         Money::parse(text).unwrap()
@@ -133,9 +121,16 @@ mod tests {
         Rates { input_per_mtok: money(input), output_per_mtok: money(output), ..Rates::default() }
     }
 
-    fn price(tiers: Vec<PriceTier>, peak: Option<PeakHours>) -> Price {
+    fn input(tiers: Vec<PriceTier>, peak: Option<PeakHours>) -> PriceInput {
         PriceInput { input_per_mtok: money("1"), output_per_mtok: money("2"), tiers, peak, ..PriceInput::default() }
-            .priced("m")
+    }
+
+    fn price(tiers: Vec<PriceTier>, peak: Option<PeakHours>) -> Price {
+        input(tiers, peak).priced("m")
+    }
+
+    fn windows(windows: &[&str]) -> Vec<DayWindow> {
+        windows.iter().map(|window| window.parse().unwrap()).collect()
     }
 
     /// 2026-12-07 is a Monday; `hour` and `minute` in UTC.
@@ -161,7 +156,7 @@ mod tests {
     #[test]
     fn peak_hours_follow_the_utc_clock_on_weekdays() {
         let peak = PeakHours {
-            windows_utc: vec!["01:00-04:00".into(), "06:00-10:00".into()],
+            windows_utc: windows(&["01:00-04:00", "06:00-10:00"]),
             weekdays_only: true,
             rates: rates("2", "4"),
         };
@@ -184,28 +179,24 @@ mod tests {
         }
         let every_day = PeakHours { weekdays_only: false, ..peak };
         assert!(every_day.covers(monday(24 * 5 + 2, 0)), "every day: Saturday counts too");
-        let whole_day = PeakHours { windows_utc: vec!["00:00-24:00".into()], ..every_day };
+        let whole_day = PeakHours { windows_utc: windows(&["00:00-24:00"]), ..every_day };
         assert!(whole_day.covers(monday(23, 59)));
     }
 
     #[test]
     fn schedules_that_cannot_be_billed_are_refused() {
-        let peak = |windows: &[&str]| PeakHours {
-            windows_utc: windows.iter().map(|w| w.to_string()).collect(),
-            weekdays_only: true,
-            rates: rates("1", "1"),
-        };
-        for bad in [&["25:00-26:00"][..], &["04:00-01:00"], &["1-2"], &["01:60-02:00"], &[]] {
-            assert!(check_price_schedule(&mut [], Some(&peak(bad))).is_err(), "{bad:?}");
-        }
-        assert!(check_price_schedule(&mut [], Some(&peak(&["01:00-04:00", "06:00-10:00"]))).is_ok());
+        let peak = |windows_utc: Vec<DayWindow>| PeakHours { windows_utc, weekdays_only: true, rates: rates("1", "1") };
+        assert!(input(vec![], Some(peak(vec![]))).check().is_err(), "no window");
+        assert!(input(vec![], Some(peak(windows(&["01:00-04:00", "06:00-10:00"])))).check().is_ok());
         let tier = |above| PriceTier { above_prompt_tokens: above, rates: rates("1", "1") };
-        let mut tiers = vec![tier(200), tier(100)];
-        check_price_schedule(&mut tiers, None).unwrap();
-        assert_eq!(tiers[0].above_prompt_tokens, 100, "sorted lowest first");
-        assert!(check_price_schedule(&mut [tier(5), tier(5)], None).is_err());
-        assert!(check_price_schedule(&mut [tier(5)], Some(&peak(&["01:00-02:00"]))).is_err());
+        let mut sorted = input(vec![tier(200), tier(100)], None);
+        sorted.check().unwrap();
+        assert_eq!(sorted.tiers[0].above_prompt_tokens, 100, "sorted lowest first");
+        assert!(input(vec![tier(5), tier(5)], None).check().is_err());
+        assert!(input(vec![tier(5)], Some(peak(windows(&["01:00-02:00"])))).check().is_err());
         let negative = PriceTier { above_prompt_tokens: 1, rates: rates("-1", "1") };
-        assert!(check_price_schedule(&mut [negative], None).is_err());
+        assert!(input(vec![negative], None).check().is_err());
+        let mut negative_unit = PriceInput { per_image: Some(money("-0.01")), ..input(vec![], None) };
+        assert!(negative_unit.check().is_err(), "unit prices are checked too");
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Money, Secret};
+use crate::{DayWindow, Money, Secret};
 
 /// What kind of upstream a channel is; decides its wire format and default base URL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -252,7 +252,7 @@ pub struct Price {
 
 /// The token rates a tier or peak hours charge instead of a price's own. A cache price that is
 /// not set is charged as input (a 1-hour cache write as another cache write), as on the price.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Rates {
     pub input_per_mtok: Money,
     pub output_per_mtok: Money,
@@ -278,7 +278,7 @@ pub struct PriceTier {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PeakHours {
     /// Windows in UTC as `HH:MM-HH:MM`, the end excluded, e.g. `["01:00-04:00", "06:00-10:00"]`.
-    pub windows_utc: Vec<String>,
+    pub windows_utc: Vec<DayWindow>,
     /// Only Monday to Friday (UTC); otherwise every day.
     #[serde(default = "weekdays_only")]
     pub weekdays_only: bool,

@@ -9,10 +9,10 @@ use std::sync::{Arc, RwLock};
 use burncloud_database::repo::{account, channels, groups, logs, prices, settings, tokens};
 use burncloud_database::{now_ms, token_key_hash, ChannelRecord, Db, TokenRecord};
 use burncloud_service_api::{
-    check_price_schedule, Account, AccountPatch, AccountService, Channel, ChannelInput, ChannelPatch, ChannelService,
-    CreatedToken, Group, GroupInput, GroupPatch, GroupService, LogPage, LogQuery, LogService, Money, PresetSelection,
-    Price, PriceInput, PricePreset, PriceService, ServiceError, ServiceResult, SettingsService, Token, TokenInput,
-    TokenPatch, TokenService, UsageQuery, UsageReport, DEFAULT_GROUP,
+    Account, AccountPatch, AccountService, Channel, ChannelInput, ChannelPatch, ChannelService, CreatedToken, Group,
+    GroupInput, GroupPatch, GroupService, LogPage, LogQuery, LogService, Money, PresetSelection, Price, PriceInput,
+    PricePreset, PriceService, ServiceError, ServiceResult, SettingsService, Token, TokenInput, TokenPatch,
+    TokenService, UsageQuery, UsageReport, DEFAULT_GROUP,
 };
 
 /// Called after every change that the router's snapshot depends on.
@@ -339,21 +339,7 @@ impl PriceService for GatewayStore {
         if model.is_empty() {
             return Err(ServiceError::invalid("model must not be empty"));
         }
-        let optional_prices = [
-            input.cache_read_per_mtok,
-            input.cache_write_per_mtok,
-            input.cache_write_1h_per_mtok,
-            input.per_image,
-            input.per_audio_second,
-            input.per_million_characters,
-        ];
-        if input.input_per_mtok < Money::ZERO
-            || input.output_per_mtok < Money::ZERO
-            || optional_prices.iter().flatten().any(|price| *price < Money::ZERO)
-        {
-            return Err(ServiceError::invalid("prices must not be negative"));
-        }
-        check_price_schedule(&mut input.tiers, input.peak.as_ref()).map_err(ServiceError::invalid)?;
+        input.check().map_err(ServiceError::invalid)?;
         let price = input.priced(model);
         self.db.write(|c| prices::upsert(c, &price, now_ms()))?;
         self.changed();

@@ -60,7 +60,7 @@ pub fn choose<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burncloud_service_api::{check_price_schedule, Money};
+    use burncloud_service_api::Money;
 
     /// Every shipped preset is a price `set_price` would accept, sourced from an https page,
     /// checked on a real date, and one per model and currency.
@@ -83,9 +83,9 @@ mod tests {
             let price = &preset.price;
             assert!(price.input_per_mtok > Money::ZERO && price.output_per_mtok > Money::ZERO, "{name}");
             assert!(price.cache_read_per_mtok.is_some(), "{name}: every preset carries its cache read price");
-            let mut tiers = price.tiers.clone();
-            check_price_schedule(&mut tiers, price.peak.as_ref()).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(tiers, price.tiers, "{name}: tiers listed lowest first");
+            let mut checked = price.clone();
+            checked.check().unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(checked.tiers, price.tiers, "{name}: tiers listed lowest first");
             let twins = catalog.iter().filter(|p| p.model == preset.model && p.currency == preset.currency).count();
             assert_eq!(twins, 1, "{name} listed once");
         }
