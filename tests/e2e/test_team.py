@@ -173,8 +173,22 @@ def test_what_one_instance_configures_the_other_serves_within_a_second(team):
     poll(lambda: b.chat(key), lambda r: r[0] == 401, timeout=1.5)
 
 
+# How long the quota test's upstream takes to answer: real providers take hundreds of ms, and
+# against an answer in microseconds the bound below would measure this machine's load, not how
+# quickly one instance learns the other's charges.
+PROVIDER_LATENCY_MS = 100
+
+
 def test_calls_through_both_instances_share_one_log_and_one_quota(team):
-    _, upstream_base, (a, b) = team
+    _, _, (a, b) = team
+    upstream, upstream_base = start([MOCK_BIN, "--key", UPSTREAM_KEY, "--latency-ms", str(PROVIDER_LATENCY_MS)])
+    try:
+        spend_one_quota_from_both(a, b, upstream_base)
+    finally:
+        stop(upstream, signal.SIGKILL)
+
+
+def spend_one_quota_from_both(a, b, upstream_base):
     add_channel(a, upstream_base)
     a.console("PUT", "/console/api/prices/gpt-4o-mini", {"input_per_mtok": "100000", "output_per_mtok": "100000"})
     key = a.console("POST", "/console/api/tokens", {"name": "shared", "quota_limit": "30"})["key"]

@@ -1,16 +1,27 @@
 //! A standalone OpenAI-format upstream for end-to-end tests and benchmarks.
-//! `mock-upstream [--listen ADDR] [--key KEY]`; prints `listening on http://ADDR`;
-//! switch behaviour with `POST /_mock/mode {"mode":"error","status":500}`.
+//! `mock-upstream [--listen ADDR] [--key KEY] [--latency-ms MS]`; prints `listening on http://ADDR`;
+//! switch behaviour with `POST /_mock/mode {"mode":"error","status":500}`. `--latency-ms` holds
+//! every answer that long first, as a real provider takes time before its first byte.
+
+use std::time::Duration;
+
+const USAGE: &str = "usage: mock-upstream [--listen ADDR] [--key KEY] [--latency-ms MS]";
 
 fn main() -> anyhow::Result<()> {
     let mut listen = "127.0.0.1:0".to_string();
     let mut key = None;
+    let mut latency = Duration::ZERO;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--listen" => listen = args.next().ok_or_else(|| anyhow::anyhow!("--listen needs an address"))?,
             "--key" => key = args.next(),
-            other => anyhow::bail!("unknown argument {other:?}; usage: mock-upstream [--listen ADDR] [--key KEY]"),
+            "--latency-ms" => {
+                let ms = args.next().and_then(|ms| ms.parse().ok());
+                latency =
+                    Duration::from_millis(ms.ok_or_else(|| anyhow::anyhow!("--latency-ms needs a number; {USAGE}"))?);
+            }
+            other => anyhow::bail!("unknown argument {other:?}; {USAGE}"),
         }
     }
     let threads: usize = std::env::var("MOCK_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(1);
@@ -19,7 +30,15 @@ fn main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&listen).await?;
         println!("listening on http://{}", listener.local_addr()?);
         let listener = axum::serve::ListenerExt::tap_io(listener, |s| drop(s.set_nodelay(true)));
-        axum::serve(listener, burncloud_tests::openai_mock::standalone_router(key)).await?;
+        let router = burncloud_tests::openai_mock::standalone_router(key).layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                if !latency.is_zero() {
+                    tokio::time::sleep(latency).await;
+                }
+                next.run(request).await
+            },
+        ));
+        axum::serve(listener, router).await?;
         anyhow::Ok(())
     })
 }
