@@ -1,7 +1,8 @@
 """BurnCloud for Windows, run for real under Wine: `burncloud.exe serve` answering the official SDKs
 from a data dir with spaces and non-ASCII letters, keeping every log row across a close and a
 restart, defaulting to %APPDATA%\\BurnCloud, downloading a model and running it on llama-server.exe
-under its supervision; the NSIS and MSI installers installed silently, upgraded and uninstalled."""
+under its supervision, probing the PC's hardware; the NSIS and MSI installers installed silently,
+upgraded and uninstalled."""
 
 import hashlib
 import signal
@@ -132,6 +133,29 @@ def test_a_model_downloads_from_the_hub_and_runs_on_llama_server_exe_under_super
         stop(app.process, signal.SIGKILL)
     # The job object BurnCloud puts llama-server.exe in dies with it: no orphan keeps the port or the RAM.
     wait_until(lambda: not wine.running("llama-server.exe"), 30, "llama-server.exe to die with burncloud.exe")
+
+
+def test_the_hardware_probe_reads_this_pc_and_what_llama_server_exe_can_use(wine, tmp_path):
+    # No NVIDIA driver here (nvml.dll is absent): that is a plain "no CUDA", never a failed start.
+    env = {"BURNCLOUD_LLAMA_SERVER": windows_path(KIT / "llama/llama-server.exe")}
+    app = WindowsBurnCloud(wine, EXE, tmp_path / "probe", **env)
+    try:
+        hardware = app.console("GET", "/console/api/hardware")
+        assert app.close() == 0
+    finally:
+        stop(app.process, signal.SIGKILL)
+    assert (hardware["os"], hardware["arch"]) == ("windows", "x86_64"), hardware
+    assert hardware["cpu"]["model"] not in ("", "unknown") and hardware["cpu"]["logical_cores"] >= 1, hardware
+    assert 0 < hardware["memory"]["available_bytes"] <= hardware["memory"]["total_bytes"], hardware
+    assert not any(gpu["found_by"] == "nvml" for gpu in hardware["gpus"]), hardware
+    nvml = [note["reason"] for note in hardware["unknown"] if note["probe"] == "nvml"]
+    assert nvml and "CUDA is not available" in nvml[0], hardware["unknown"]
+    # The bundled CPU build answered `--list-devices` (it lists no GPU under Wine): a list, not a
+    # failed probe.
+    assert hardware["runtime_devices"] is not None, hardware["unknown"]
+    assert not any("list-devices" in note["probe"] for note in hardware["unknown"]), hardware["unknown"]
+    if not hardware["gpus"]:
+        assert (hardware["recommended_variant"], hardware["recommendation"]) == ("cpu", "CPU, no GPU detected")
 
 
 def install_nsis(wine, version):
