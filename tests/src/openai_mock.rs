@@ -76,12 +76,19 @@ fn router(shared_state: SharedState) -> axum::Router {
         .route("/v1/audio/translations", post(crate::media_mock::translations))
         .route("/api/v1/services/rerank/text-rerank/text-rerank", post(dashscope_rerank))
         .route("/_mock/mode", post(set_mode))
+        .route("/_mock/received", axum::routing::get(received))
         .with_state(shared_state)
 }
 
 /// Builds a mock router for the standalone binary.
 pub fn standalone_router(expected_key: Option<String>) -> axum::Router {
     router(Arc::new(Mutex::new(Shared { expected_key, ..Shared::default() })))
+}
+
+/// What the calls so far carried, oldest first, for tests that drive the mock from another process.
+async fn received(State(shared): State<SharedState>) -> Json<Value> {
+    let shared = shared.lock().unwrap();
+    Json(shared.received.iter().map(|call| json!({"path": call.path, "body": call.body})).collect())
 }
 
 async fn set_mode(State(shared): State<SharedState>, Json(mode): Json<Mode>) -> StatusCode {

@@ -1,7 +1,8 @@
 //! A standalone OpenAI-format upstream for end-to-end tests and benchmarks.
 //! `mock-upstream [--listen ADDR] [--key KEY] [--latency-ms MS]`; prints `listening on http://ADDR`;
-//! switch behaviour with `POST /_mock/mode {"mode":"error","status":500}`. `--latency-ms` holds
-//! every answer that long first, as a real provider takes time before its first byte.
+//! switch behaviour with `POST /_mock/mode {"mode":"error","status":500}`; `GET /_mock/received`
+//! lists the calls' paths and bodies. `--latency-ms` holds every answer that long first, as a real
+//! provider takes time before its first byte.
 
 use std::time::Duration;
 

@@ -1,0 +1,244 @@
+"""Open WebUI, the real one from PyPI, in front of the real binary as its users set it up: its OpenAI
+connection and its Ollama connection (with a key, and keyless from this machine) list BurnCloud's
+models and chat through them, streamed and not; its knowledge files are embedded through BurnCloud's
+`/v1/embeddings`, and a chat that cites one carries the retrieved text to the provider. Every call
+is in BurnCloud's log under the token Open WebUI was given."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import MOCK_BIN, REPLY, ROOT, UPSTREAM_KEY, BurnCloud, poll, start, stop
+from test_redis import free_port
+
+OPEN_WEBUI = os.environ.get("BURNCLOUD_OPEN_WEBUI") or str(ROOT / ".venv-openwebui/bin/open-webui")
+DOCUMENT = "BurnCloud keeps its call log in SQLite.\nThe gateway answers on port 3000 by default.\n"
+
+
+def open_webui_command():
+    if OPEN_WEBUI and Path(OPEN_WEBUI).exists():
+        return OPEN_WEBUI
+    if os.environ.get("BURNCLOUD_REQUIRE_OPEN_WEBUI"):
+        pytest.fail(f"BURNCLOUD_REQUIRE_OPEN_WEBUI is set but Open WebUI is not at {OPEN_WEBUI!r}")
+    pytest.skip("Open WebUI is not installed: ./scripts/test installs it into .venv-openwebui")
+
+
+class OpenWebUI:
+    """`open-webui serve` with a fresh data dir, signed up as its first (admin) user."""
+
+    def __init__(self, command, burncloud, key, data_dir):
+        self.base = f"http://127.0.0.1:{free_port()}"
+        env = dict(
+            os.environ,
+            DATA_DIR=str(data_dir),
+            WEBUI_SECRET_KEY=uuid.uuid4().hex,
+            # Nothing fetched from the internet: no version check, no embedding model download.
+            OFFLINE_MODE="true",
+            HF_HUB_OFFLINE="1",
+            ENABLE_VERSION_UPDATE_CHECK="false",
+            # As the user guide sets it up: both connections point at BurnCloud, and documents are
+            # embedded by BurnCloud's /v1/embeddings.
+            ENABLE_OPENAI_API="true",
+            OPENAI_API_BASE_URL=burncloud.base + "/v1",
+            OPENAI_API_KEY=key,
+            ENABLE_OLLAMA_API="true",
+            OLLAMA_BASE_URL=burncloud.base,
+            RAG_EMBEDDING_ENGINE="openai",
+            RAG_EMBEDDING_MODEL="text-embedding-3-small",
+            RAG_OPENAI_API_BASE_URL=burncloud.base + "/v1",
+            RAG_OPENAI_API_KEY=key,
+        )
+        self.log = open(Path(data_dir) / "open-webui.log", "w")
+        port = self.base.rsplit(":", 1)[1]
+        self.process = subprocess.Popen([command, "serve", "--host", "127.0.0.1", "--port", port], env=env,
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 180
+        while not self.healthy():
+            if self.process.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"Open WebUI did not start; see {self.log.name}")
+            time.sleep(0.5)
+        self.token = None
+        self.token = self.call("POST", "/api/v1/auths/signup",
+                               {"name": "Ada", "email": "ada@example.com", "password": "a-long-password"})["token"]
+
+    def healthy(self):
+        try:
+            with urllib.request.urlopen(self.base + "/health", timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, ConnectionError):
+            return False
+
+    def request(self, method, path, body=None, files=None):
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        data = None
+        if files is not None:
+            boundary = uuid.uuid4().hex
+            name, content = files
+            data = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+                    f"Content-Type: text/plain\r\n\r\n{content}\r\n--{boundary}--\r\n").encode()
+            headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
+        elif body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        return urllib.request.urlopen(urllib.request.Request(self.base + path, data=data, method=method,
+                                                             headers=headers), timeout=60)
+
+    def call(self, method, path, body=None, files=None):
+        with self.request(method, path, body, files) as response:
+            return json.loads(response.read())
+
+    def models(self):
+        return {m["id"]: m for m in self.call("GET", "/api/models?refresh=true")["data"]}
+
+    def chat(self, model, stream, **extra):
+        """Open WebUI's own chat API; a stream is read to its end and its text joined."""
+        body = {"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}], **extra}
+        if not stream:
+            return self.call("POST", "/api/chat/completions", body)
+        text = []
+        with self.request("POST", "/api/chat/completions", body) as response:
+            assert response.headers["Content-Type"].startswith("text/event-stream"), response.headers
+            for line in response.read().decode().splitlines():
+                if line.startswith("data: ") and line != "data: [DONE]":
+                    for choice in json.loads(line.removeprefix("data: ")).get("choices") or []:
+                        text.append(choice.get("delta", {}).get("content") or "")
+        return "".join(text)
+
+    def use_ollama_key(self, key):
+        """Admin → Settings → Connections → Ollama: the connection's key (none for keyless)."""
+        config = self.call("GET", "/ollama/config")
+        config["OLLAMA_API_CONFIGS"] = {"0": {"key": key, "prefix_id": "bc"}} if key else {"0": {"prefix_id": "bc"}}
+        self.call("POST", "/ollama/config/update", config)
+
+    def close(self):
+        stop(self.process)
+        self.log.close()
+
+
+class Stack:
+    def __init__(self, upstream, burncloud, open_webui):
+        self.upstream, self.burncloud, self.open_webui = upstream, burncloud, open_webui
+
+    def calls_since(self, last_id):
+        """BurnCloud's log rows after `last_id`, oldest first, once the writer has stored them."""
+        time.sleep(0.3)
+        items = self.burncloud.console("GET", "/console/api/logs?limit=200")["items"]
+        return sorted((row for row in items if row["id"] > last_id), key=lambda row: row["id"])
+
+    def last_log_id(self):
+        items = self.burncloud.console("GET", "/console/api/logs?limit=1")["items"]
+        return items[0]["id"] if items else 0
+
+    def upstream_calls(self):
+        with urllib.request.urlopen(self.upstream + "/_mock/received", timeout=10) as response:
+            return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def stack():
+    command = open_webui_command()
+    upstream_process, upstream = start([MOCK_BIN, "--key", UPSTREAM_KEY])
+    work = Path(tempfile.mkdtemp(prefix="burncloud-open-webui-"))
+    burncloud = open_webui = None
+    try:
+        (work / "burncloud").mkdir()
+        burncloud = BurnCloud(work / "burncloud")
+        burncloud.console("POST", "/console/api/channels", {
+            "name": "provider", "kind": "openai", "base_url": upstream + "/v1", "api_key": UPSTREAM_KEY,
+            "models": ["gpt-4o-mini", "text-embedding-3-small"]})
+        key = burncloud.token(name="open-webui")
+        (work / "open-webui").mkdir()
+        open_webui = OpenWebUI(command, burncloud, key, work / "open-webui")
+        yield Stack(upstream, burncloud, open_webui)
+    finally:
+        if open_webui:
+            open_webui.close()
+        if burncloud:
+            stop(burncloud.process)
+        stop(upstream_process, signal.SIGKILL)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_the_openai_connection_lists_burncloud_models_and_chats_through_them(stack):
+    open_webui = stack.open_webui
+    models = open_webui.models()
+    # The Ollama connection has no key yet and BurnCloud lets no keyless call in: only the OpenAI
+    # connection's models are listed.
+    assert {m: models[m]["owned_by"] for m in models} == {
+        "gpt-4o-mini": "openai", "text-embedding-3-small": "openai"}, models
+
+    before = stack.last_log_id()
+    answer = open_webui.chat("gpt-4o-mini", stream=False)
+    assert answer["choices"][0]["message"]["content"] == REPLY
+    assert open_webui.chat("gpt-4o-mini", stream=True) == REPLY
+
+    calls = stack.calls_since(before)
+    assert [(c["endpoint"], c["is_stream"], c["status"]) for c in calls] == [
+        ("/v1/chat/completions", False, 200), ("/v1/chat/completions", True, 200)], calls
+    assert {c["token_name"] for c in calls} == {"open-webui"}
+    assert answer["usage"]["prompt_tokens"] == calls[0]["prompt_tokens"] > 0
+    assert answer["usage"]["completion_tokens"] == calls[0]["completion_tokens"] > 0
+
+
+def test_the_ollama_connection_with_a_key_lists_and_chats_through_ollamas_api(stack):
+    open_webui = stack.open_webui
+    open_webui.use_ollama_key(stack.burncloud.token(name="open-webui ollama"))
+    models = open_webui.models()
+    assert models["bc.gpt-4o-mini"]["owned_by"] == "ollama", sorted(models)
+    # The connection check Open WebUI's settings page makes, proxied to BurnCloud's /api/version.
+    assert open_webui.call("GET", "/ollama/api/version")["version"]
+
+    before = stack.last_log_id()
+    answer = open_webui.chat("bc.gpt-4o-mini", stream=False)
+    assert answer["choices"][0]["message"]["content"] == REPLY
+    assert open_webui.chat("bc.gpt-4o-mini", stream=True) == REPLY
+
+    calls = stack.calls_since(before)
+    assert [(c["endpoint"], c["status"]) for c in calls] == [("/api/chat", 200), ("/api/chat", 200)], calls
+    assert {c["token_name"] for c in calls} == {"open-webui ollama"}
+    # Ollama's own counts (prompt_eval_count, eval_count) as BurnCloud logged them.
+    assert answer["usage"]["prompt_tokens"] == calls[0]["prompt_tokens"] > 0
+    assert answer["usage"]["completion_tokens"] == calls[0]["completion_tokens"] > 0
+
+
+def test_a_keyless_ollama_connection_is_charged_to_the_token_picked_for_this_machine(stack):
+    open_webui = stack.open_webui
+    keyless = stack.burncloud.console("POST", "/console/api/tokens", {"name": "this machine"})
+    stack.burncloud.console("PUT", f"/console/api/tokens/{keyless['id']}", {"keyless_local": True})
+    open_webui.use_ollama_key(None)
+    assert "bc.gpt-4o-mini" in open_webui.models()
+
+    before = stack.last_log_id()
+    assert open_webui.chat("bc.gpt-4o-mini", stream=True) == REPLY
+    calls = stack.calls_since(before)
+    assert [(c["endpoint"], c["status"], c["token_name"]) for c in calls] == [
+        ("/api/chat", 200, "this machine")], calls
+
+
+def test_a_knowledge_file_is_embedded_through_burncloud_and_its_text_reaches_the_model(stack):
+    open_webui = stack.open_webui
+    before = stack.last_log_id()
+    uploaded = open_webui.call("POST", "/api/v1/files/", files=("notes.txt", DOCUMENT))
+    status = poll(lambda: open_webui.call("GET", f"/api/v1/files/{uploaded['id']}/process/status"),
+                  lambda s: s["status"] in ("completed", "failed"), timeout=60)
+    assert status["status"] == "completed", status
+    embedded = stack.calls_since(before)
+    assert [(c["endpoint"], c["model"], c["status"], c["token_name"]) for c in embedded] == [
+        ("/v1/embeddings", "text-embedding-3-small", 200, "open-webui")], embedded
+
+    answer = open_webui.chat("gpt-4o-mini", stream=False, files=[{"type": "file", "id": uploaded["id"]}])
+    assert answer["choices"][0]["message"]["content"] == REPLY
+    # The chat reached the provider through BurnCloud with the document's text in its prompt.
+    chats = [call for call in stack.upstream_calls() if call["path"] == "/v1/chat/completions"]
+    prompt = json.dumps(chats[-1]["body"]["messages"])
+    assert "The gateway answers on port 3000 by default." in prompt, prompt
