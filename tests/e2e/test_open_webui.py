@@ -1,8 +1,10 @@
 """Open WebUI, the real one from PyPI, in front of the real binary as its users set it up: its OpenAI
 connection and its Ollama connection (with a key, and keyless from this machine) list BurnCloud's
 models and chat through them, streamed and not; its knowledge files are embedded through BurnCloud's
-`/v1/embeddings`, and a chat that cites one carries the retrieved text to the provider. Every call
-is in BurnCloud's log under the token Open WebUI was given."""
+`/v1/embeddings`, and a chat that cites one carries the retrieved text to the provider; and in its own
+page, in chromium, a user's message goes out with Open WebUI's tools, the model's tool calls and
+their results round-trip, and the answer streams back. Every call is in BurnCloud's log under the
+token Open WebUI was given."""
 
 import json
 import os
@@ -57,6 +59,8 @@ class OpenWebUI:
             RAG_EMBEDDING_MODEL="text-embedding-3-small",
             RAG_OPENAI_API_BASE_URL=burncloud.base + "/v1",
             RAG_OPENAI_API_KEY=key,
+            # The model a new chat starts with.
+            DEFAULT_MODELS="gpt-4o-mini",
         )
         self.log = open(Path(data_dir) / "open-webui.log", "w")
         port = self.base.rsplit(":", 1)[1]
@@ -242,3 +246,43 @@ def test_a_knowledge_file_is_embedded_through_burncloud_and_its_text_reaches_the
     chats = [call for call in stack.upstream_calls() if call["path"] == "/v1/chat/completions"]
     prompt = json.dumps(chats[-1]["body"]["messages"])
     assert "The gateway answers on port 3000 by default." in prompt, prompt
+
+
+def test_a_user_chats_in_open_webuis_own_page_through_burncloud(stack):
+    # Its page offers the model tools by default: the model calls two, sees their results and
+    # answers, streamed all the way through BurnCloud.
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    from test_browser_ui import CHROMIUM, MISSING
+    if MISSING:
+        pytest.skip(MISSING)
+    open_webui = stack.open_webui
+    before = stack.last_log_id()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.set_default_timeout(60_000)
+            page.goto(open_webui.base + "/auth")
+            page.locator("input[type=email]").fill("ada@example.com")
+            page.locator("input[type=password]").fill("a-long-password")
+            page.locator("button[type=submit]").click()
+            page.get_by_role("button", name="Okay, Let's Go!").click()  # its release notes, on first sign-in
+            page.locator("#chat-input").click()
+            page.keyboard.type("hi")
+            page.keyboard.press("Enter")
+            page.get_by_text(REPLY).first.wait_for()
+        finally:
+            browser.close()
+
+    calls = stack.calls_since(before)
+    # The tool round and the answer streamed; the page's own tasks (a title, follow-ups) are not.
+    streamed = [c for c in calls if c["endpoint"] == "/v1/chat/completions" and c["is_stream"]]
+    assert len(streamed) >= 2, calls
+    assert {(c["status"], c["token_name"]) for c in calls} == {(200, "open-webui")}, calls
+    # The tools' results went back to the provider beside the calls they answer.
+    sent = [call["body"] for call in stack.upstream_calls() if call["path"] == "/v1/chat/completions"]
+    answered = next(body["messages"] for body in sent if any(m["role"] == "tool" for m in body["messages"]))
+    asked = next(m for m in answered if m.get("tool_calls"))
+    results = [m for m in answered if m["role"] == "tool"]
+    assert sorted(r["tool_call_id"] for r in results) == sorted(c["id"] for c in asked["tool_calls"]), answered
