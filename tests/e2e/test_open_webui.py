@@ -1,7 +1,8 @@
 """Open WebUI, the real one from PyPI, in front of the real binary as its users set it up: its OpenAI
 connection and its Ollama connection (with a key, and keyless from this machine) list BurnCloud's
 models and chat through them, streamed and not; its knowledge files are embedded through BurnCloud's
-`/v1/embeddings`, and a chat that cites one carries the retrieved text to the provider; and in its own
+`/v1/embeddings`, and a chat that cites one carries the retrieved text to the provider; a local GGUF
+that BurnCloud runs on llama-server answers there as an Ollama model; and in its own
 page, in chromium, a user's message goes out with Open WebUI's tools, the model's tool calls and
 their results round-trip, and the answer streams back. Every call is in BurnCloud's log under the
 token Open WebUI was given."""
@@ -227,6 +228,27 @@ def test_a_keyless_ollama_connection_is_charged_to_the_token_picked_for_this_mac
     calls = stack.calls_since(before)
     assert [(c["endpoint"], c["status"], c["token_name"]) for c in calls] == [
         ("/api/chat", 200, "this machine")], calls
+
+
+def test_a_local_model_burncloud_runs_on_llama_server_answers_in_open_webui(stack, llama_server, tiny_gguf):
+    burncloud, open_webui = stack.burncloud, stack.open_webui
+    model = burncloud.console("POST", "/console/api/models/local/import", {"path": str(tiny_gguf)})
+    burncloud.console("POST", "/console/api/instances", {"model_id": model["id"], "ctx_size": 512, "start": False})
+    open_webui.use_ollama_key(burncloud.token(name="open-webui local"))
+    listed = open_webui.models()["bc.tiny"]
+    # What BurnCloud's /api/tags read from the GGUF, as Open WebUI shows it.
+    assert listed["ollama"]["details"]["parameter_size"] == "121K", listed
+
+    before = stack.last_log_id()
+    # Not loaded yet: the call starts it on llama-server and is answered once it is ready.
+    answer = open_webui.chat("bc.tiny", stream=False, max_tokens=8, temperature=0)
+    assert answer["choices"][0]["message"]["content"], answer
+    assert answer["usage"]["completion_tokens"] > 0, answer
+    calls = stack.calls_since(before)
+    assert [(c["endpoint"], c["model"], c["status"], c["token_name"]) for c in calls] == [
+        ("/api/chat", "tiny", 200, "open-webui local")], calls
+    loaded = open_webui.call("GET", "/ollama/api/ps")["models"]
+    assert [m["model"] for m in loaded] == ["bc.tiny"], loaded  # with the connection's prefix
 
 
 def test_a_knowledge_file_is_embedded_through_burncloud_and_its_text_reaches_the_model(stack):
