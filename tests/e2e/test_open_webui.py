@@ -2,10 +2,10 @@
 connection and its Ollama connection (with a key, and keyless from this machine) list BurnCloud's
 models and chat through them, streamed and not; its knowledge files are embedded through BurnCloud's
 `/v1/embeddings`, and a chat that cites one carries the retrieved text to the provider; a local GGUF
-that BurnCloud runs on llama-server answers there as an Ollama model; and in its own
-page, in chromium, a user's message goes out with Open WebUI's tools, the model's tool calls and
-their results round-trip, and the answer streams back. Every call is in BurnCloud's log under the
-token Open WebUI was given."""
+that BurnCloud runs on llama-server answers there as an Ollama model; and in its own page, in
+chromium, a user's message goes out with Open WebUI's tools to an OpenAI, an Anthropic and a Gemini
+channel, the model's tool calls and their results round-trip, and the answer streams back. Every
+call is in BurnCloud's log under the token Open WebUI was given."""
 
 import json
 import os
@@ -25,6 +25,13 @@ from conftest import MOCK_BIN, REPLY, ROOT, UPSTREAM_KEY, BurnCloud, poll, start
 from test_redis import free_port
 
 OPEN_WEBUI = os.environ.get("BURNCLOUD_OPEN_WEBUI") or str(ROOT / ".venv-openwebui/bin/open-webui")
+# The models Open WebUI's page talks to, each behind a channel of another kind, with the path the
+# provider's own API is called on.
+PROVIDERS = {
+    "gpt-4o-mini": ("openai", "/v1/chat/completions"),
+    "claude-sonnet-4-5": ("anthropic", "/v1/messages"),
+    "gemini-2.5-flash": ("gemini", "/v1beta/models/gemini-2.5-flash"),
+}
 DOCUMENT = "BurnCloud keeps its call log in SQLite.\nThe gateway answers on port 3000 by default.\n"
 
 
@@ -161,6 +168,9 @@ def stack():
         burncloud.console("POST", "/console/api/channels", {
             "name": "provider", "kind": "openai", "base_url": upstream + "/v1", "api_key": UPSTREAM_KEY,
             "models": ["gpt-4o-mini", "text-embedding-3-small"]})
+        for kind, model in (("anthropic", "claude-sonnet-4-5"), ("gemini", "gemini-2.5-flash")):
+            burncloud.console("POST", "/console/api/channels", {
+                "name": kind, "kind": kind, "base_url": upstream, "api_key": UPSTREAM_KEY, "models": [model]})
         key = burncloud.token(name="open-webui")
         (work / "open-webui").mkdir()
         open_webui = OpenWebUI(command, burncloud, key, work / "open-webui")
@@ -180,7 +190,8 @@ def test_the_openai_connection_lists_burncloud_models_and_chats_through_them(sta
     # The Ollama connection has no key yet and BurnCloud lets no keyless call in: only the OpenAI
     # connection's models are listed.
     assert {m: models[m]["owned_by"] for m in models} == {
-        "gpt-4o-mini": "openai", "text-embedding-3-small": "openai"}, models
+        "gpt-4o-mini": "openai", "text-embedding-3-small": "openai", "claude-sonnet-4-5": "openai",
+        "gemini-2.5-flash": "openai"}, models
 
     before = stack.last_log_id()
     answer = open_webui.chat("gpt-4o-mini", stream=False)
@@ -270,9 +281,28 @@ def test_a_knowledge_file_is_embedded_through_burncloud_and_its_text_reaches_the
     assert "The gateway answers on port 3000 by default." in prompt, prompt
 
 
-def test_a_user_chats_in_open_webuis_own_page_through_burncloud(stack):
+def tool_round_trip(kind, sent):
+    """The ids (Gemini: the names) of the tool calls the model made and of the results that came
+    back to it, from the first request that carried results, in the provider's own shape."""
+    if kind == "openai":
+        turns = next(b["messages"] for b in sent if b["messages"][-1]["role"] == "tool")
+        asked = [c["id"] for m in turns if m.get("tool_calls") for c in m["tool_calls"]]
+        return asked, [m["tool_call_id"] for m in turns if m["role"] == "tool"]
+    if kind == "anthropic":
+        turns = next(b["messages"] for b in sent
+                     if any(block.get("type") == "tool_result" for block in b["messages"][-1]["content"]))
+        blocks = [block for m in turns if isinstance(m["content"], list) for block in m["content"]]
+        return ([b["id"] for b in blocks if b["type"] == "tool_use"],
+                [b["tool_use_id"] for b in blocks if b["type"] == "tool_result"])
+    turns = next(b["contents"] for b in sent if any("functionResponse" in p for p in b["contents"][-1]["parts"]))
+    parts = [part for content in turns for part in content["parts"]]
+    return ([p["functionCall"]["name"] for p in parts if "functionCall" in p],
+            [p["functionResponse"]["name"] for p in parts if "functionResponse" in p])
+
+
+def test_a_user_chats_in_open_webuis_own_page_with_each_kind_of_provider(stack):
     # Its page offers the model tools by default: the model calls two, sees their results and
-    # answers, streamed all the way through BurnCloud.
+    # answers, streamed all the way through BurnCloud, whichever provider's format is behind it.
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
     from test_browser_ui import CHROMIUM, MISSING
     if MISSING:
@@ -290,21 +320,21 @@ def test_a_user_chats_in_open_webuis_own_page_through_burncloud(stack):
             page.locator("input[type=password]").fill("a-long-password")
             page.locator("button[type=submit]").click()
             page.get_by_role("button", name="Okay, Let's Go!").click()  # its release notes, on first sign-in
-            page.locator("#chat-input").click()
-            page.keyboard.type("hi")
-            page.keyboard.press("Enter")
-            page.get_by_text(REPLY).first.wait_for()
+            for model in PROVIDERS:
+                page.goto(f"{open_webui.base}/?models={model}")  # a new chat with this model picked
+                page.locator("#chat-input").click()
+                page.keyboard.type("hi")
+                page.keyboard.press("Enter")
+                page.locator("#messages-container").get_by_text(REPLY).wait_for()
         finally:
             browser.close()
 
     calls = stack.calls_since(before)
-    # The tool round and the answer streamed; the page's own tasks (a title, follow-ups) are not.
-    streamed = [c for c in calls if c["endpoint"] == "/v1/chat/completions" and c["is_stream"]]
-    assert len(streamed) >= 2, calls
     assert {(c["status"], c["token_name"]) for c in calls} == {(200, "open-webui")}, calls
-    # The tools' results went back to the provider beside the calls they answer.
-    sent = [call["body"] for call in stack.upstream_calls() if call["path"] == "/v1/chat/completions"]
-    answered = next(body["messages"] for body in sent if any(m["role"] == "tool" for m in body["messages"]))
-    asked = next(m for m in answered if m.get("tool_calls"))
-    results = [m for m in answered if m["role"] == "tool"]
-    assert sorted(r["tool_call_id"] for r in results) == sorted(c["id"] for c in asked["tool_calls"]), answered
+    received = stack.upstream_calls()
+    for model, (kind, path) in PROVIDERS.items():
+        # The tool round and the answer streamed; the page's own tasks (a title, follow-ups) are not.
+        streamed = [c for c in calls if c["model"] == model and c["is_stream"]]
+        assert len(streamed) >= 2, (model, calls)
+        asked, answered = tool_round_trip(kind, [c["body"] for c in received if c["path"].startswith(path)])
+        assert len(asked) == 2 and sorted(asked) == sorted(answered), (model, asked, answered)

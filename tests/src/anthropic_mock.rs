@@ -35,8 +35,17 @@ pub fn error_body(status: u16) -> Value {
     json!({"type": "error", "error": {"type": error_type, "message": message}})
 }
 
+/// The tool the model calls, if it calls one: once the conversation ends with the tools' results it
+/// answers in words, unless `tool_choice` says it must call one.
 fn tool_name(request: &Value) -> Option<String> {
-    request.get("tools")?.as_array()?.first()?.get("name")?.as_str().map(String::from)
+    let name = request.get("tools")?.as_array()?.first()?.get("name")?.as_str().map(String::from);
+    let forced = matches!(request.pointer("/tool_choice/type").and_then(Value::as_str), Some("any" | "tool"));
+    let answered = request["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_array())
+        .is_some_and(|blocks| blocks.iter().any(|block| block["type"] == "tool_result"));
+    name.filter(|_| forced || !answered)
 }
 
 pub(crate) async fn messages(

@@ -32,8 +32,17 @@ fn usage(mode: &Mode) -> Value {
     usage
 }
 
+/// The function the model calls, if it calls one: once the conversation ends with the functions'
+/// results it answers in words, unless the function calling mode is `ANY`.
 fn function_name(request: &Value) -> Option<String> {
-    request.pointer("/tools/0/functionDeclarations/0/name")?.as_str().map(String::from)
+    let name = request.pointer("/tools/0/functionDeclarations/0/name")?.as_str().map(String::from);
+    let forced = request.pointer("/toolConfig/functionCallingConfig/mode").and_then(Value::as_str) == Some("ANY");
+    let answered = request["contents"]
+        .as_array()
+        .and_then(|c| c.last())
+        .and_then(|c| c["parts"].as_array())
+        .is_some_and(|parts| parts.iter().any(|part| part.get("functionResponse").is_some()));
+    name.filter(|_| forced || !answered)
 }
 
 fn calls(name: &str) -> Vec<Value> {

@@ -124,13 +124,15 @@ enum Plan {
 fn plan(mode: &Mode, request: &Value) -> Plan {
     let format = request.pointer("/response_format/type").and_then(Value::as_str);
     // As a model does: once the conversation ends with the tools' results, it answers in words
-    // (a client that offers tools on every turn, as Open WebUI does, would otherwise loop).
+    // unless told to call one (a client that offers tools on every turn, as Open WebUI does, would
+    // otherwise loop).
     let tools_answered = request
         .pointer("/messages")
         .and_then(Value::as_array)
         .and_then(|m| m.last())
         .is_some_and(|last| last["role"] == "tool");
-    let tool = tool_name(request).filter(|_| !tools_answered);
+    let forced = request["tool_choice"].is_object() || request["tool_choice"] == "required";
+    let tool = tool_name(request).filter(|_| forced || !tools_answered);
     let (text, calls) = match (mode, format, tool) {
         (Mode::Agent, _, _) => crate::agent::for_chat(request).into_reply("call_probe"),
         // Asked for a structured answer: JSON that fits the schema.
