@@ -2,7 +2,8 @@
 connection and its Ollama connection (with a key, and keyless from this machine) list BurnCloud's
 models and chat through them, streamed and not; its knowledge files are embedded through BurnCloud's
 `/v1/embeddings`, and a chat that cites one carries the retrieved text to the provider; a local GGUF
-that BurnCloud runs on llama-server answers there as an Ollama model; and in its own page, in
+that BurnCloud runs on llama-server answers there as an Ollama model; its pictures and read-aloud
+are made by BurnCloud's `/v1/images/generations` and `/v1/audio/speech`; and in its own page, in
 chromium, a user's message goes out with Open WebUI's tools to an OpenAI, an Anthropic and a Gemini
 channel, the model's tool calls and their results round-trip, and the answer streams back. Every
 call is in BurnCloud's log under the token Open WebUI was given."""
@@ -67,6 +68,17 @@ class OpenWebUI:
             RAG_EMBEDDING_MODEL="text-embedding-3-small",
             RAG_OPENAI_API_BASE_URL=burncloud.base + "/v1",
             RAG_OPENAI_API_KEY=key,
+            # Pictures and read-aloud made by BurnCloud's /v1/images/generations and /v1/audio/speech.
+            ENABLE_IMAGE_GENERATION="true",
+            IMAGE_GENERATION_ENGINE="openai",
+            IMAGE_GENERATION_MODEL="dall-e-3",
+            IMAGES_OPENAI_API_BASE_URL=burncloud.base + "/v1",
+            IMAGES_OPENAI_API_KEY=key,
+            AUDIO_TTS_ENGINE="openai",
+            AUDIO_TTS_MODEL="tts-1",
+            AUDIO_TTS_VOICE="alloy",
+            AUDIO_TTS_OPENAI_API_BASE_URL=burncloud.base + "/v1",
+            AUDIO_TTS_OPENAI_API_KEY=key,
             # The model a new chat starts with.
             DEFAULT_MODELS="gpt-4o-mini",
         )
@@ -141,14 +153,20 @@ class Stack:
     def __init__(self, upstream, burncloud, open_webui):
         self.upstream, self.burncloud, self.open_webui = upstream, burncloud, open_webui
 
+    def stored(self):
+        """BurnCloud's log rows, newest first, once the writer has stored every call that ended (a
+        call's row is queued as its answer ends)."""
+        time.sleep(0.2)
+        poll(lambda: self.burncloud.console("GET", "/console/internal/health")["log_writer"]["queued"],
+             lambda queued: queued == 0, timeout=10)
+        return self.burncloud.console("GET", "/console/api/logs?limit=200")["items"]
+
     def calls_since(self, last_id):
-        """BurnCloud's log rows after `last_id`, oldest first, once the writer has stored them."""
-        time.sleep(0.3)
-        items = self.burncloud.console("GET", "/console/api/logs?limit=200")["items"]
-        return sorted((row for row in items if row["id"] > last_id), key=lambda row: row["id"])
+        """BurnCloud's log rows after `last_id`, oldest first."""
+        return sorted((row for row in self.stored() if row["id"] > last_id), key=lambda row: row["id"])
 
     def last_log_id(self):
-        items = self.burncloud.console("GET", "/console/api/logs?limit=1")["items"]
+        items = self.stored()
         return items[0]["id"] if items else 0
 
     def upstream_calls(self):
@@ -167,7 +185,7 @@ def stack():
         burncloud = BurnCloud(work / "burncloud")
         burncloud.console("POST", "/console/api/channels", {
             "name": "provider", "kind": "openai", "base_url": upstream + "/v1", "api_key": UPSTREAM_KEY,
-            "models": ["gpt-4o-mini", "text-embedding-3-small"]})
+            "models": ["gpt-4o-mini", "text-embedding-3-small", "dall-e-3", "tts-1"]})
         for kind, model in (("anthropic", "claude-sonnet-4-5"), ("gemini", "gemini-2.5-flash")):
             burncloud.console("POST", "/console/api/channels", {
                 "name": kind, "kind": kind, "base_url": upstream, "api_key": UPSTREAM_KEY, "models": [model]})
@@ -190,8 +208,8 @@ def test_the_openai_connection_lists_burncloud_models_and_chats_through_them(sta
     # The Ollama connection has no key yet and BurnCloud lets no keyless call in: only the OpenAI
     # connection's models are listed.
     assert {m: models[m]["owned_by"] for m in models} == {
-        "gpt-4o-mini": "openai", "text-embedding-3-small": "openai", "claude-sonnet-4-5": "openai",
-        "gemini-2.5-flash": "openai"}, models
+        "gpt-4o-mini": "openai", "text-embedding-3-small": "openai", "dall-e-3": "openai", "tts-1": "openai",
+        "claude-sonnet-4-5": "openai", "gemini-2.5-flash": "openai"}, models
 
     before = stack.last_log_id()
     answer = open_webui.chat("gpt-4o-mini", stream=False)
@@ -279,6 +297,26 @@ def test_a_knowledge_file_is_embedded_through_burncloud_and_its_text_reaches_the
     chats = [call for call in stack.upstream_calls() if call["path"] == "/v1/chat/completions"]
     prompt = json.dumps(chats[-1]["body"]["messages"])
     assert "The gateway answers on port 3000 by default." in prompt, prompt
+
+
+def test_pictures_and_read_aloud_are_made_through_burncloud(stack):
+    open_webui = stack.open_webui
+    before = stack.last_log_id()
+    images = open_webui.call("POST", "/api/v1/images/generations", {"prompt": "a red dot"})
+    assert len(images) == 1, images
+    with open_webui.request("GET", images[0]["url"]) as response:
+        assert response.read().startswith(b"\x89PNG"), "the picture BurnCloud returned, stored by Open WebUI"
+    with open_webui.request("POST", "/api/v1/audio/speech", {"input": "Hello there", "voice": "alloy"}) as response:
+        spoken = response.read()
+    assert spoken, "the audio BurnCloud returned"
+
+    calls = stack.calls_since(before)
+    assert [(c["endpoint"], c["model"], c["status"], c["token_name"]) for c in calls] == [
+        ("/v1/images/generations", "dall-e-3", 200, "open-webui"),
+        ("/v1/audio/speech", "tts-1", 200, "open-webui")], calls
+    assert calls[0]["images"] == 1 and calls[1]["characters"] == len("Hello there"), calls
+    sent = [c["body"] for c in stack.upstream_calls() if c["path"] == "/v1/images/generations"]
+    assert sent[-1]["prompt"] == "a red dot" and sent[-1]["response_format"] == "b64_json", sent[-1]
 
 
 def tool_round_trip(kind, sent):
