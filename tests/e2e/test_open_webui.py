@@ -2,12 +2,14 @@
 connection and its Ollama connection (with a key, and keyless from this machine) list BurnCloud's
 models and chat through them, streamed and not; its knowledge files are embedded through BurnCloud's
 `/v1/embeddings`, and a chat that cites one carries the retrieved text to the provider; a local GGUF
-that BurnCloud runs on llama-server answers there as an Ollama model; its pictures and read-aloud
-are made by BurnCloud's `/v1/images/generations` and `/v1/audio/speech`; and in its own page, in
-chromium, a user's message goes out with Open WebUI's tools to an OpenAI, an Anthropic and a Gemini
-channel, the model's tool calls and their results round-trip, and the answer streams back. Every
-call is in BurnCloud's log under the token Open WebUI was given."""
+that BurnCloud runs on llama-server answers there as an Ollama model; its pictures, read-aloud and
+dictation are made by BurnCloud's `/v1/images/generations`, `/v1/audio/speech` and
+`/v1/audio/transcriptions`; and in its own page, in chromium, a user's message goes out with Open
+WebUI's tools to an OpenAI, an Anthropic and a Gemini channel, the model's tool calls and their
+results round-trip, and the answer streams back. Every call is in BurnCloud's log under the token
+Open WebUI was given."""
 
+import io
 import json
 import os
 import shutil
@@ -18,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+import wave
 from pathlib import Path
 
 import pytest
@@ -79,6 +82,12 @@ class OpenWebUI:
             AUDIO_TTS_VOICE="alloy",
             AUDIO_TTS_OPENAI_API_BASE_URL=burncloud.base + "/v1",
             AUDIO_TTS_OPENAI_API_KEY=key,
+            AUDIO_STT_ENGINE="openai",
+            AUDIO_STT_MODEL="whisper-1",
+            AUDIO_STT_OPENAI_API_BASE_URL=burncloud.base + "/v1",
+            AUDIO_STT_OPENAI_API_KEY=key,
+            # Its own ffmpeg step before the upload is not ours to test (and ffmpeg is not installed).
+            BYPASS_PYDUB_PREPROCESSING="true",
             # The model a new chat starts with.
             DEFAULT_MODELS="gpt-4o-mini",
         )
@@ -107,9 +116,9 @@ class OpenWebUI:
         data = None
         if files is not None:
             boundary = uuid.uuid4().hex
-            name, content = files
+            name, content, media_type = files
             data = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
-                    f"Content-Type: text/plain\r\n\r\n{content}\r\n--{boundary}--\r\n").encode()
+                    f"Content-Type: {media_type}\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
             headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
         elif body is not None:
             data = json.dumps(body).encode()
@@ -185,7 +194,7 @@ def stack():
         burncloud = BurnCloud(work / "burncloud")
         burncloud.console("POST", "/console/api/channels", {
             "name": "provider", "kind": "openai", "base_url": upstream + "/v1", "api_key": UPSTREAM_KEY,
-            "models": ["gpt-4o-mini", "text-embedding-3-small", "dall-e-3", "tts-1"]})
+            "models": ["gpt-4o-mini", "text-embedding-3-small", "dall-e-3", "tts-1", "whisper-1"]})
         for kind, model in (("anthropic", "claude-sonnet-4-5"), ("gemini", "gemini-2.5-flash")):
             burncloud.console("POST", "/console/api/channels", {
                 "name": kind, "kind": kind, "base_url": upstream, "api_key": UPSTREAM_KEY, "models": [model]})
@@ -209,7 +218,7 @@ def test_the_openai_connection_lists_burncloud_models_and_chats_through_them(sta
     # connection's models are listed.
     assert {m: models[m]["owned_by"] for m in models} == {
         "gpt-4o-mini": "openai", "text-embedding-3-small": "openai", "dall-e-3": "openai", "tts-1": "openai",
-        "claude-sonnet-4-5": "openai", "gemini-2.5-flash": "openai"}, models
+        "whisper-1": "openai", "claude-sonnet-4-5": "openai", "gemini-2.5-flash": "openai"}, models
 
     before = stack.last_log_id()
     answer = open_webui.chat("gpt-4o-mini", stream=False)
@@ -283,7 +292,7 @@ def test_a_local_model_burncloud_runs_on_llama_server_answers_in_open_webui(stac
 def test_a_knowledge_file_is_embedded_through_burncloud_and_its_text_reaches_the_model(stack):
     open_webui = stack.open_webui
     before = stack.last_log_id()
-    uploaded = open_webui.call("POST", "/api/v1/files/", files=("notes.txt", DOCUMENT))
+    uploaded = open_webui.call("POST", "/api/v1/files/", files=("notes.txt", DOCUMENT.encode(), "text/plain"))
     status = poll(lambda: open_webui.call("GET", f"/api/v1/files/{uploaded['id']}/process/status"),
                   lambda s: s["status"] in ("completed", "failed"), timeout=60)
     assert status["status"] == "completed", status
@@ -299,7 +308,17 @@ def test_a_knowledge_file_is_embedded_through_burncloud_and_its_text_reaches_the
     assert "The gateway answers on port 3000 by default." in prompt, prompt
 
 
-def test_pictures_and_read_aloud_are_made_through_burncloud(stack):
+def two_seconds_of_silence():
+    wav = io.BytesIO()
+    with wave.open(wav, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(16_000)
+        writer.writeframes(b"\0\0" * 32_000)
+    return wav.getvalue()
+
+
+def test_pictures_speech_and_dictation_go_through_burncloud(stack):
     open_webui = stack.open_webui
     before = stack.last_log_id()
     images = open_webui.call("POST", "/api/v1/images/generations", {"prompt": "a red dot"})
@@ -309,12 +328,17 @@ def test_pictures_and_read_aloud_are_made_through_burncloud(stack):
     with open_webui.request("POST", "/api/v1/audio/speech", {"input": "Hello there", "voice": "alloy"}) as response:
         spoken = response.read()
     assert spoken, "the audio BurnCloud returned"
+    recording = two_seconds_of_silence()
+    heard = open_webui.call("POST", "/api/v1/audio/transcriptions", files=("dictation.wav", recording, "audio/wav"))
+    assert heard["text"].startswith(f"transcribed {len(recording)} bytes of"), heard
 
     calls = stack.calls_since(before)
     assert [(c["endpoint"], c["model"], c["status"], c["token_name"]) for c in calls] == [
         ("/v1/images/generations", "dall-e-3", 200, "open-webui"),
-        ("/v1/audio/speech", "tts-1", 200, "open-webui")], calls
+        ("/v1/audio/speech", "tts-1", 200, "open-webui"),
+        ("/v1/audio/transcriptions", "whisper-1", 200, "open-webui")], calls
     assert calls[0]["images"] == 1 and calls[1]["characters"] == len("Hello there"), calls
+    assert calls[2]["audio_ms"] == 2000, calls
     sent = [c["body"] for c in stack.upstream_calls() if c["path"] == "/v1/images/generations"]
     assert sent[-1]["prompt"] == "a red dot" and sent[-1]["response_format"] == "b64_json", sent[-1]
 
