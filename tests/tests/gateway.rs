@@ -503,6 +503,46 @@ async fn spent_quota_and_balance_stop_calls_with_429() {
 }
 
 #[tokio::test]
+async fn calls_started_together_cannot_each_spend_the_last_of_a_quota() {
+    let mock = OpenAiMock::start(None).await;
+    let h = Harness::start().await;
+    h.channel("mock", &mock.base_url(), json!({})).await;
+    // 0.03 a call, as above; 0.2 allows six more after the first.
+    h.put("/console/api/prices/gpt-4o-mini", json!({"input_per_mtok": "1000", "output_per_mtok": "1000"})).await;
+    let (token, key) = h.token(json!({"quota_limit": "0.2"})).await;
+    assert_eq!(h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await.status(), StatusCode::OK);
+
+    // Ten streams at once, each under way for half a second: each is let in only while what is
+    // spent plus what the streams already under way are expected to cost leaves some quota.
+    mock.set_mode(Mode::Slow { delay_ms: 100, chunks: 5 });
+    let mut body = chat_body("gpt-4o-mini");
+    body["stream"] = json!(true);
+    let calls = (0..10).map(|_| async {
+        let response = h.v1("/v1/chat/completions", &key, body.clone()).await;
+        let status = response.status();
+        (status, response.text().await.unwrap())
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    let served = answers.iter().filter(|(status, _)| *status == StatusCode::OK).count();
+    let refused: Vec<&String> =
+        answers.iter().filter(|(status, _)| *status == StatusCode::TOO_MANY_REQUESTS).map(|(_, text)| text).collect();
+    assert_eq!((served, refused.len()), (6, 4), "{answers:?}");
+    assert!(
+        refused.iter().all(|text| text.contains("insufficient_quota") && text.contains("under way")),
+        "{refused:?}"
+    );
+    h.settle().await;
+    // Spent past the limit by less than one call, where all ten would have taken it to 0.33.
+    assert_eq!(h.get(&format!("/console/api/tokens/{token}")).await["used_quota"], "0.21");
+
+    // Once they are done, what is left is spent as before.
+    mock.set_mode(Mode::Normal);
+    let (status, error) = error_of(h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await).await;
+    assert_eq!((status, error["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("insufficient_quota")));
+    h.assert_books_balance().await;
+}
+
+#[tokio::test]
 async fn a_client_that_hangs_up_mid_stream_is_still_billed_from_upstream_usage() {
     let mock = OpenAiMock::start(None).await;
     mock.set_mode(Mode::Slow { delay_ms: 40, chunks: 12 });

@@ -2,7 +2,6 @@
 //! balance routes one-api made common (`/v1/dashboard/billing/subscription` and `/usage`), which
 //! NextChat-style clients and key checkers read. Each answers for the presented token only.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -34,16 +33,12 @@ fn answer(
     }
 }
 
-fn used(token: &TokenEntry) -> Money {
-    Money(token.used.load(Ordering::Relaxed))
-}
-
 /// `GET /v1/key`: the presented token's name, group, limits, spend and expiry, in the account's
 /// currency.
 pub(crate) async fn key(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     answer(&gateway, &headers, |gateway, entry| {
         let token = &entry.token;
-        let used = used(entry);
+        let used = entry.used();
         json!({
             "object": "key",
             "name": token.name,
@@ -80,5 +75,5 @@ pub(crate) async fn subscription(State(gateway): State<Arc<Gateway>>, headers: H
 /// `GET /v1/dashboard/billing/usage`: what the key has spent, in hundredths (cents), as one-api
 /// answers it: all of it, whatever `start_date` and `end_date` ask.
 pub(crate) async fn usage(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    answer(&gateway, &headers, |_, entry| json!({"object": "list", "total_usage": units(used(entry)) * 100.0}))
+    answer(&gateway, &headers, |_, entry| json!({"object": "list", "total_usage": units(entry.used()) * 100.0}))
 }

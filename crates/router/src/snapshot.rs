@@ -17,7 +17,57 @@ use crate::upstream::UpstreamUrl;
 #[derive(Debug)]
 pub struct TokenEntry {
     pub token: Token,
-    pub used: Arc<AtomicI64>,
+    pub spend: Arc<TokenSpend>,
+}
+
+impl TokenEntry {
+    pub fn used(&self) -> Money {
+        Money(self.spend.used.load(Ordering::Relaxed))
+    }
+}
+
+/// What a token has spent, live, and the calls it has under way here.
+#[derive(Debug)]
+pub struct TokenSpend {
+    used: AtomicI64,
+    pace: Pace,
+}
+
+/// The calls under way here and what the calls charged here cost on average: a quota check counts
+/// the calls under way at that average, so that many calls started at once cannot each find the
+/// same last bit of quota and together spend far past it.
+#[derive(Debug, Default)]
+pub struct Pace {
+    under_way: AtomicI64,
+    charged_calls: AtomicI64,
+    charged_nanos: AtomicI64,
+}
+
+/// The calls already under way when one more starts, and what they are expected to cost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnderWay {
+    pub calls: i64,
+    pub expected: Money,
+}
+
+impl Pace {
+    /// Counts one more call under way; one counter, so calls starting together each see the others.
+    fn start(&self) -> UnderWay {
+        let calls = self.under_way.fetch_add(1, Ordering::Relaxed).max(0);
+        let charged_calls = self.charged_calls.load(Ordering::Relaxed);
+        let average = if charged_calls > 0 { self.charged_nanos.load(Ordering::Relaxed) / charged_calls } else { 0 };
+        UnderWay { calls, expected: Money(calls.saturating_mul(average)) }
+    }
+
+    /// A call under way ended and cost `cost`; calls that cost nothing (failed, unpriced) do not
+    /// lower the average a paid call is expected to cost.
+    fn finish(&self, cost: Money) {
+        self.under_way.fetch_sub(1, Ordering::Relaxed);
+        if cost.0 > 0 {
+            self.charged_calls.fetch_add(1, Ordering::Relaxed);
+            self.charged_nanos.fetch_add(cost.0, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A routable channel: its wire format, parsed endpoint URLs and ready-made auth headers.
@@ -100,19 +150,33 @@ impl std::fmt::Debug for ChannelEntry {
 /// Live spend per token and for the account. It is charged as calls finish, ahead of the log
 /// writer, so that quota checks see spending the database has not stored yet.
 pub struct SpendLedger {
-    tokens: Mutex<HashMap<i64, Arc<AtomicI64>>>,
+    tokens: Mutex<HashMap<i64, Arc<TokenSpend>>>,
     account: AtomicI64,
+    account_pace: Pace,
 }
 
 impl SpendLedger {
     /// Starts from what the database says the account has spent.
     pub fn new(account_used: Money) -> SpendLedger {
-        SpendLedger { tokens: Mutex::default(), account: AtomicI64::new(account_used.0) }
+        SpendLedger { tokens: Mutex::default(), account: AtomicI64::new(account_used.0), account_pace: Pace::default() }
     }
 
-    fn token_counter(&self, token: &Token) -> Arc<AtomicI64> {
+    fn token_counter(&self, token: &Token) -> Arc<TokenSpend> {
         let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        tokens.entry(token.id).or_insert_with(|| Arc::new(AtomicI64::new(token.used_quota.0))).clone()
+        let spend = || Arc::new(TokenSpend { used: AtomicI64::new(token.used_quota.0), pace: Pace::default() });
+        tokens.entry(token.id).or_insert_with(spend).clone()
+    }
+
+    /// Counts a call under way for its token and the account until `finish_call`; returns the
+    /// calls each already had under way.
+    pub fn start_call(&self, token: &TokenEntry) -> (UnderWay, UnderWay) {
+        (token.spend.pace.start(), self.account_pace.start())
+    }
+
+    /// Ends a call `start_call` counted, which cost `cost` (charged with `charge`).
+    pub fn finish_call(&self, token: &TokenEntry, cost: Money) {
+        token.spend.pace.finish(cost);
+        self.account_pace.finish(cost);
     }
 
     pub fn account_used(&self) -> Money {
@@ -122,15 +186,15 @@ impl SpendLedger {
     /// What the shared store says `token_id` has spent, with other instances' calls in it: the
     /// live count never falls below it (and keeps this instance's charges not yet written).
     pub fn observe(&self, token_id: i64, stored: Money) {
-        if let Some(counter) = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&token_id) {
-            counter.fetch_max(stored.0, Ordering::Relaxed);
+        if let Some(spend) = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&token_id) {
+            spend.used.fetch_max(stored.0, Ordering::Relaxed);
         }
     }
 
     /// A charge another instance made: counted here at once, ahead of the stored total.
     pub fn add(&self, token_id: i64, cost: Money) {
-        if let Some(counter) = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&token_id) {
-            counter.fetch_add(cost.0, Ordering::Relaxed);
+        if let Some(spend) = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&token_id) {
+            spend.used.fetch_add(cost.0, Ordering::Relaxed);
         }
         self.account.fetch_add(cost.0, Ordering::Relaxed);
     }
@@ -141,7 +205,7 @@ impl SpendLedger {
 
     pub fn charge(&self, token: &TokenEntry, cost: Money) {
         if cost.0 != 0 {
-            token.used.fetch_add(cost.0, Ordering::Relaxed);
+            token.spend.used.fetch_add(cost.0, Ordering::Relaxed);
             self.account.fetch_add(cost.0, Ordering::Relaxed);
         }
     }
@@ -171,8 +235,8 @@ impl Snapshot {
                     tracing::warn!(token = %record.token.name, "skipping a token whose stored key hash is not SHA-256 hex");
                     return None;
                 }
-                let used = ledger.token_counter(&record.token);
-                Some((digest, Arc::new(TokenEntry { token: record.token, used })))
+                let spend = ledger.token_counter(&record.token);
+                Some((digest, Arc::new(TokenEntry { token: record.token, spend })))
             })
             .collect();
         let mut channels: Vec<Arc<ChannelEntry>> = config
@@ -235,5 +299,25 @@ impl Snapshot {
 
     pub fn price(&self, model: &str) -> Option<&Price> {
         self.prices.get(model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_under_way_are_expected_to_cost_what_paid_calls_cost_on_average() {
+        let pace = Pace::default();
+        assert_eq!(pace.start(), UnderWay { calls: 0, expected: Money::ZERO });
+        // Nothing paid yet: the call under way is expected to cost nothing.
+        assert_eq!(pace.start(), UnderWay { calls: 1, expected: Money::ZERO });
+        pace.finish(Money(30));
+        // A failed call costs nothing and leaves the average that of paid calls.
+        pace.finish(Money::ZERO);
+        assert_eq!(pace.start(), UnderWay { calls: 0, expected: Money::ZERO });
+        assert_eq!(pace.start(), UnderWay { calls: 1, expected: Money(30) });
+        pace.finish(Money(10));
+        assert_eq!(pace.start(), UnderWay { calls: 1, expected: Money(20) });
     }
 }

@@ -10,6 +10,9 @@ pub(super) async fn record(gateway: &Gateway, call: &Call, outcome: Outcome) {
     let price = snapshot.price(&call.model).or_else(|| upstream_model.as_deref().and_then(|m| snapshot.price(m)));
     let cost = price.map_or(Money::ZERO, |price| outcome.usage.cost(price, call.created_at_ms));
     gateway.charge(&call.token, cost);
+    if call.under_way {
+        gateway.ledger.finish_call(&call.token, cost);
+    }
     let used_tokens = (outcome.usage.prompt_tokens + outcome.usage.completion_tokens) as i64;
     gateway.limiter.settle(call.reservation, used_tokens).await;
     let row = NewLogRow {

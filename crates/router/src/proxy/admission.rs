@@ -73,19 +73,40 @@ pub(super) async fn admit(
         )));
     }
     let mut snapshot = gateway.snapshot.load();
+    // Counted as under way from here, so that calls starting together each see the others; `record`
+    // ends it however the call ends.
+    let (token_under_way, account_under_way) = gateway.ledger.start_call(&call.token);
+    call.under_way = true;
     if let Some(limit) = token.quota_limit {
-        if Money(call.token.used.load(Ordering::Relaxed)) >= limit {
+        let used = call.token.used();
+        if used >= limit {
             return Err(CallError::InsufficientQuota(format!(
                 "You exceeded your current quota: the token '{}' has used its {limit} limit.",
                 token.name
             )));
         }
+        if used.saturating_add(token_under_way.expected) >= limit {
+            return Err(CallError::InsufficientQuota(format!(
+                "The token '{}' has {} left of its {limit} limit, and its calls under way ({}) are expected to use it. Try again when they finish.",
+                token.name,
+                limit.saturating_sub(used),
+                token_under_way.calls
+            )));
+        }
     }
     if let Some(credit) = snapshot.account_credit {
-        if gateway.ledger.account_used() >= credit {
+        let used = gateway.ledger.account_used();
+        if used >= credit {
             return Err(CallError::InsufficientQuota(
                 "You exceeded your current quota: the account balance is spent. Top up in the console.".into(),
             ));
+        }
+        if used.saturating_add(account_under_way.expected) >= credit {
+            return Err(CallError::InsufficientQuota(format!(
+                "The account balance has {} left, and the calls under way ({}) are expected to use it. Try again when they finish.",
+                credit.saturating_sub(used),
+                account_under_way.calls
+            )));
         }
     }
     let not_found = || {

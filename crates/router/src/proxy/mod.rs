@@ -241,6 +241,8 @@ struct Call {
     is_stream: bool,
     client_wants_usage: bool,
     reservation: Reservation,
+    /// Counted among its token's and the account's calls under way (see `SpendLedger::start_call`).
+    under_way: bool,
     dialect: Dialect,
     /// The caller's own request when it is not OpenAI's chat format (sent as-is to an upstream
     /// that speaks the caller's protocol; for `/v1/responses`, with a stored conversation expanded).
@@ -411,6 +413,7 @@ async fn handle_from(
         is_stream: false,
         client_wants_usage: false,
         reservation: Reservation::default(),
+        under_way: false,
         dialect,
         native: None,
         as_received: None,
