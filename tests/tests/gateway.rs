@@ -512,9 +512,9 @@ async fn calls_started_together_cannot_each_spend_the_last_of_a_quota() {
     let (token, key) = h.token(json!({"quota_limit": "0.2"})).await;
     assert_eq!(h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await.status(), StatusCode::OK);
 
-    // Ten streams at once, each under way for half a second: each is let in only while what is
+    // Ten streams at once, each under way for a second: each is let in only while what is
     // spent plus what the streams already under way are expected to cost leaves some quota.
-    mock.set_mode(Mode::Slow { delay_ms: 100, chunks: 5 });
+    mock.set_mode(Mode::Slow { delay_ms: 200, chunks: 5 });
     let mut body = chat_body("gpt-4o-mini");
     body["stream"] = json!(true);
     let calls = (0..10).map(|_| async {
@@ -539,6 +539,24 @@ async fn calls_started_together_cannot_each_spend_the_last_of_a_quota() {
     mock.set_mode(Mode::Normal);
     let (status, error) = error_of(h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await).await;
     assert_eq!((status, error["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("insufficient_quota")));
+
+    // The account's balance the same way: 0.1 left lets four of eight in (0, 0.03, 0.06 and 0.09
+    // expected of the calls already under way).
+    let (_, unlimited_key) = h.token(json!({"name": "unlimited"})).await;
+    h.put("/console/api/account", json!({"balance": "0.1"})).await;
+    mock.set_mode(Mode::Slow { delay_ms: 200, chunks: 5 });
+    let calls = (0..8).map(|_| async {
+        let response = h.v1("/v1/chat/completions", &unlimited_key, body.clone()).await;
+        let status = response.status();
+        (status, response.text().await.unwrap())
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    let served = answers.iter().filter(|(status, _)| *status == StatusCode::OK).count();
+    assert_eq!(served, 4, "{answers:?}");
+    assert!(answers.iter().filter(|(status, _)| *status != StatusCode::OK).all(|(status, text)| {
+        *status == StatusCode::TOO_MANY_REQUESTS && text.contains("account balance") && text.contains("under way")
+    }));
+    h.settle().await;
     h.assert_books_balance().await;
 }
 
