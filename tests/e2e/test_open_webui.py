@@ -60,37 +60,29 @@ class OpenWebUI:
             OFFLINE_MODE="true",
             HF_HUB_OFFLINE="1",
             ENABLE_VERSION_UPDATE_CHECK="false",
-            # As the user guide sets it up: both connections point at BurnCloud, and documents are
-            # embedded by BurnCloud's /v1/embeddings.
+            # As the user guide sets it up: both connections point at BurnCloud, and so do documents'
+            # embeddings, pictures, read-aloud and dictation.
             ENABLE_OPENAI_API="true",
-            OPENAI_API_BASE_URL=burncloud.base + "/v1",
-            OPENAI_API_KEY=key,
             ENABLE_OLLAMA_API="true",
             OLLAMA_BASE_URL=burncloud.base,
             RAG_EMBEDDING_ENGINE="openai",
             RAG_EMBEDDING_MODEL="text-embedding-3-small",
-            RAG_OPENAI_API_BASE_URL=burncloud.base + "/v1",
-            RAG_OPENAI_API_KEY=key,
-            # Pictures and read-aloud made by BurnCloud's /v1/images/generations and /v1/audio/speech.
             ENABLE_IMAGE_GENERATION="true",
             IMAGE_GENERATION_ENGINE="openai",
             IMAGE_GENERATION_MODEL="dall-e-3",
-            IMAGES_OPENAI_API_BASE_URL=burncloud.base + "/v1",
-            IMAGES_OPENAI_API_KEY=key,
             AUDIO_TTS_ENGINE="openai",
             AUDIO_TTS_MODEL="tts-1",
             AUDIO_TTS_VOICE="alloy",
-            AUDIO_TTS_OPENAI_API_BASE_URL=burncloud.base + "/v1",
-            AUDIO_TTS_OPENAI_API_KEY=key,
             AUDIO_STT_ENGINE="openai",
             AUDIO_STT_MODEL="whisper-1",
-            AUDIO_STT_OPENAI_API_BASE_URL=burncloud.base + "/v1",
-            AUDIO_STT_OPENAI_API_KEY=key,
             # Its own ffmpeg step before the upload is not ours to test (and ffmpeg is not installed).
             BYPASS_PYDUB_PREPROCESSING="true",
             # The model a new chat starts with.
             DEFAULT_MODELS="gpt-4o-mini",
         )
+        for setting in ("", "RAG_", "IMAGES_", "AUDIO_TTS_", "AUDIO_STT_"):
+            env[f"{setting}OPENAI_API_BASE_URL"] = burncloud.base + "/v1"
+            env[f"{setting}OPENAI_API_KEY"] = key
         self.log = open(Path(data_dir) / "open-webui.log", "w")
         port = self.base.rsplit(":", 1)[1]
         self.process = subprocess.Popen([command, "serve", "--host", "127.0.0.1", "--port", port], env=env,

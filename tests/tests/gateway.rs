@@ -502,6 +502,16 @@ async fn spent_quota_and_balance_stop_calls_with_429() {
     h.assert_books_balance().await;
 }
 
+/// `count` chat calls made together; each one's status and body.
+async fn at_once(h: &Harness, key: &str, body: &Value, count: usize) -> Vec<(StatusCode, String)> {
+    let calls = (0..count).map(|_| async {
+        let response = h.v1("/v1/chat/completions", key, body.clone()).await;
+        let status = response.status();
+        (status, response.text().await.unwrap())
+    });
+    futures_util::future::join_all(calls).await
+}
+
 #[tokio::test]
 async fn calls_started_together_cannot_each_spend_the_last_of_a_quota() {
     let mock = OpenAiMock::start(None).await;
@@ -517,12 +527,7 @@ async fn calls_started_together_cannot_each_spend_the_last_of_a_quota() {
     mock.set_mode(Mode::Slow { delay_ms: 200, chunks: 5 });
     let mut body = chat_body("gpt-4o-mini");
     body["stream"] = json!(true);
-    let calls = (0..10).map(|_| async {
-        let response = h.v1("/v1/chat/completions", &key, body.clone()).await;
-        let status = response.status();
-        (status, response.text().await.unwrap())
-    });
-    let answers = futures_util::future::join_all(calls).await;
+    let answers = at_once(&h, &key, &body, 10).await;
     let served = answers.iter().filter(|(status, _)| *status == StatusCode::OK).count();
     let refused: Vec<&String> =
         answers.iter().filter(|(status, _)| *status == StatusCode::TOO_MANY_REQUESTS).map(|(_, text)| text).collect();
@@ -545,12 +550,7 @@ async fn calls_started_together_cannot_each_spend_the_last_of_a_quota() {
     let (_, unlimited_key) = h.token(json!({"name": "unlimited"})).await;
     h.put("/console/api/account", json!({"balance": "0.1"})).await;
     mock.set_mode(Mode::Slow { delay_ms: 200, chunks: 5 });
-    let calls = (0..8).map(|_| async {
-        let response = h.v1("/v1/chat/completions", &unlimited_key, body.clone()).await;
-        let status = response.status();
-        (status, response.text().await.unwrap())
-    });
-    let answers = futures_util::future::join_all(calls).await;
+    let answers = at_once(&h, &unlimited_key, &body, 8).await;
     let served = answers.iter().filter(|(status, _)| *status == StatusCode::OK).count();
     assert_eq!(served, 4, "{answers:?}");
     assert!(answers.iter().filter(|(status, _)| *status != StatusCode::OK).all(|(status, text)| {
