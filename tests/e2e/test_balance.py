@@ -50,3 +50,17 @@ def test_a_key_reads_its_own_limit_spend_and_expiry(burncloud):
             get(app, path, "sk-bc-not-a-key")
         assert refused.value.code == 401
         assert json.loads(refused.value.read())["error"]["code"] == "invalid_api_key"
+
+
+def test_the_official_sdk_does_not_retry_a_spent_key(burncloud):
+    # The SDK retries a 429 twice by default, with back-off; a spent key is told not to bother.
+    app = burncloud
+    key = app.token(name="spent", quota_limit="0")
+    client = openai.OpenAI(base_url=app.base + "/v1", api_key=key, timeout=20)  # its default retries
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert refused.value.code == "insufficient_quota"
+    assert refused.value.response.headers["x-should-retry"] == "false"
+    poll(lambda: app.console("GET", "/console/internal/health")["log_writer"]["queued"], lambda queued: queued == 0)
+    rows = app.console("GET", "/console/api/logs?limit=10")["items"]
+    assert [row["end_reason"] for row in rows] == ["rejected"], "one call, not three"

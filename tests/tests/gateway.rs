@@ -483,7 +483,10 @@ async fn spent_quota_and_balance_stop_calls_with_429() {
     let (token, key) = h.token(json!({"quota_limit": "0.05"})).await;
     assert_eq!(h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await.status(), StatusCode::OK);
     assert_eq!(h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await.status(), StatusCode::OK);
-    let (status, error) = error_of(h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await).await;
+    let refused = h.v1("/v1/chat/completions", &key, chat_body("gpt-4o-mini")).await;
+    // Spent: the official SDKs are told not to retry a 429 that cannot succeed.
+    assert_eq!(refused.headers()["x-should-retry"], "false");
+    let (status, error) = error_of(refused).await;
     assert_eq!(
         (status, error["code"].as_str(), error["type"].as_str()),
         (StatusCode::TOO_MANY_REQUESTS, Some("insufficient_quota"), Some("insufficient_quota"))
@@ -502,12 +505,14 @@ async fn spent_quota_and_balance_stop_calls_with_429() {
     h.assert_books_balance().await;
 }
 
-/// `count` chat calls made together; each one's status and body.
+/// `count` chat calls made together; each one's status and body, with its `Retry-After` in front
+/// of the body where it has one.
 async fn at_once(h: &Harness, key: &str, body: &Value, count: usize) -> Vec<(StatusCode, String)> {
     let calls = (0..count).map(|_| async {
         let response = h.v1("/v1/chat/completions", key, body.clone()).await;
         let status = response.status();
-        (status, response.text().await.unwrap())
+        let retry_after = response.headers().get("retry-after").map(|v| format!("retry-after: {v:?} "));
+        (status, retry_after.unwrap_or_default() + &response.text().await.unwrap())
     });
     futures_util::future::join_all(calls).await
 }
@@ -533,7 +538,9 @@ async fn calls_started_together_cannot_each_spend_the_last_of_a_quota() {
         answers.iter().filter(|(status, _)| *status == StatusCode::TOO_MANY_REQUESTS).map(|(_, text)| text).collect();
     assert_eq!((served, refused.len()), (6, 4), "{answers:?}");
     assert!(
-        refused.iter().all(|text| text.contains("insufficient_quota") && text.contains("under way")),
+        refused.iter().all(|text| text.starts_with("retry-after: \"1\" ")
+            && text.contains("insufficient_quota")
+            && text.contains("under way")),
         "{refused:?}"
     );
     h.settle().await;

@@ -22,7 +22,10 @@ pub enum CallError {
     /// BurnCloud's own storage failed.
     Internal(String),
     PayloadTooLarge(usize),
+    /// Spent: told not to retry (`x-should-retry: false`, which the official SDKs heed).
     InsufficientQuota(String),
+    /// What is left is expected to go to the calls under way: worth a retry once they finish.
+    QuotaBusy(String),
     /// Every upstream failed to connect or answered with an error we could not pass through.
     UpstreamUnreachable(String),
     UpstreamTimeout(String),
@@ -73,7 +76,7 @@ impl CallError {
             CallError::ModelNotFound(_) | CallError::NotFound(_) => StatusCode::NOT_FOUND,
             CallError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             CallError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            CallError::InsufficientQuota(_) => StatusCode::TOO_MANY_REQUESTS,
+            CallError::InsufficientQuota(_) | CallError::QuotaBusy(_) => StatusCode::TOO_MANY_REQUESTS,
             CallError::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
             CallError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             CallError::Upstream { status, .. } => *status,
@@ -91,6 +94,7 @@ impl CallError {
             | CallError::NotFound(m)
             | CallError::Internal(m)
             | CallError::InsufficientQuota(m)
+            | CallError::QuotaBusy(m)
             | CallError::UpstreamUnreachable(m)
             | CallError::UpstreamTimeout(m) => m.clone(),
             CallError::BadRequest { message, .. }
@@ -113,7 +117,9 @@ impl CallError {
             CallError::NotFound(_) => ("invalid_request_error", Some("not_found")),
             CallError::Internal(_) => ("server_error", Some("internal_error")),
             CallError::PayloadTooLarge(_) => ("invalid_request_error", Some("request_too_large")),
-            CallError::InsufficientQuota(_) => ("insufficient_quota", Some("insufficient_quota")),
+            CallError::InsufficientQuota(_) | CallError::QuotaBusy(_) => {
+                ("insufficient_quota", Some("insufficient_quota"))
+            }
             CallError::UpstreamUnreachable(_) => ("server_error", Some("upstream_error")),
             CallError::UpstreamTimeout(_) => ("server_error", Some("upstream_timeout")),
             CallError::Upstream { .. } => ("upstream_error", None),
@@ -161,6 +167,12 @@ impl CallError {
             CallError::Unavailable { retry_after_secs, .. }
             | CallError::LocalModel { retry_after_secs: Some(retry_after_secs), .. } => {
                 headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            CallError::InsufficientQuota(_) => {
+                headers.insert("x-should-retry", HeaderValue::from_static("false"));
+            }
+            CallError::QuotaBusy(_) => {
+                headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }

@@ -86,7 +86,7 @@ pub(super) async fn admit(
             )));
         }
         if used.saturating_add(token_under_way.expected) >= limit {
-            return Err(CallError::InsufficientQuota(format!(
+            return Err(CallError::QuotaBusy(format!(
                 "The token '{}' has {} left of its {limit} limit, and its calls under way ({}) are expected to use it. Try again when they finish.",
                 token.name,
                 limit.saturating_sub(used),
@@ -102,7 +102,7 @@ pub(super) async fn admit(
             ));
         }
         if used.saturating_add(account_under_way.expected) >= credit {
-            return Err(CallError::InsufficientQuota(format!(
+            return Err(CallError::QuotaBusy(format!(
                 "The account balance has {} left, and the calls under way ({}) are expected to use it. Try again when they finish.",
                 credit.saturating_sub(used),
                 account_under_way.calls
