@@ -123,17 +123,7 @@ enum Plan {
 
 fn plan(mode: &Mode, request: &Value) -> Plan {
     let format = request.pointer("/response_format/type").and_then(Value::as_str);
-    // As a model does: once the conversation ends with the tools' results, it answers in words
-    // unless told to call one (a client that offers tools on every turn, as Open WebUI does, would
-    // otherwise loop).
-    let tools_answered = request
-        .pointer("/messages")
-        .and_then(Value::as_array)
-        .and_then(|m| m.last())
-        .is_some_and(|last| last["role"] == "tool");
-    let forced = request["tool_choice"].is_object() || request["tool_choice"] == "required";
-    let tool = tool_name(request).filter(|_| forced || !tools_answered);
-    let (text, calls) = match (mode, format, tool) {
+    let (text, calls) = match (mode, format, tool_name(request)) {
         (Mode::Agent, _, _) => crate::agent::for_chat(request).into_reply("call_probe"),
         // Asked for a structured answer: JSON that fits the schema.
         (_, Some("json_schema"), _) => {
@@ -194,8 +184,14 @@ async fn chat(State(shared): State<SharedState>, headers: HeaderMap, Json(body):
 
 /// A chat completion stream exactly as OpenAI sends it: role chunk, content chunks, a finish
 /// chunk, the usage-only chunk when asked for, then `[DONE]`.
+/// The tool the model calls, if it calls one: once the conversation ends with the tools' results it
+/// answers in words, unless `tool_choice` says it must call one (a client that offers tools on every
+/// turn, as Open WebUI does, would otherwise loop).
 fn tool_name(request: &Value) -> Option<String> {
-    request.pointer("/tools/0/function/name")?.as_str().map(String::from)
+    let name = request.pointer("/tools/0/function/name")?.as_str().map(String::from);
+    let forced = request["tool_choice"].is_object() || request["tool_choice"] == "required";
+    let answered = request["messages"].as_array().and_then(|m| m.last()).is_some_and(|last| last["role"] == "tool");
+    name.filter(|_| forced || !answered)
 }
 
 fn chat_stream(model: String, include_usage: bool, mode: Mode, plan: Plan) -> Response {

@@ -161,7 +161,7 @@ impl SpendLedger {
         SpendLedger { tokens: Mutex::default(), account: AtomicI64::new(account_used.0), account_pace: Pace::default() }
     }
 
-    fn token_counter(&self, token: &Token) -> Arc<TokenSpend> {
+    fn token_spend(&self, token: &Token) -> Arc<TokenSpend> {
         let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         let spend = || Arc::new(TokenSpend { used: AtomicI64::new(token.used_quota.0), pace: Pace::default() });
         tokens.entry(token.id).or_insert_with(spend).clone()
@@ -235,7 +235,7 @@ impl Snapshot {
                     tracing::warn!(token = %record.token.name, "skipping a token whose stored key hash is not SHA-256 hex");
                     return None;
                 }
-                let spend = ledger.token_counter(&record.token);
+                let spend = ledger.token_spend(&record.token);
                 Some((digest, Arc::new(TokenEntry { token: record.token, spend })))
             })
             .collect();

@@ -31,14 +31,16 @@ fn main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&listen).await?;
         println!("listening on http://{}", listener.local_addr()?);
         let listener = axum::serve::ListenerExt::tap_io(listener, |s| drop(s.set_nodelay(true)));
-        let router = burncloud_tests::openai_mock::standalone_router(key).layer(axum::middleware::from_fn(
-            move |request: axum::extract::Request, next: axum::middleware::Next| async move {
-                if !latency.is_zero() {
+        let mut router = burncloud_tests::openai_mock::standalone_router(key);
+        // Only when asked: the benchmarks' upstream stays without the extra layer.
+        if !latency.is_zero() {
+            router = router.layer(axum::middleware::from_fn(
+                move |request: axum::extract::Request, next: axum::middleware::Next| async move {
                     tokio::time::sleep(latency).await;
-                }
-                next.run(request).await
-            },
-        ));
+                    next.run(request).await
+                },
+            ));
+        }
         axum::serve(listener, router).await?;
         anyhow::Ok(())
     })
