@@ -21,12 +21,12 @@ pub(super) fn routes(api: ConsoleApi) -> ConsoleApi {
     const LOCAL_MODEL: &str = "/console/api/models/local/{id}";
     api.get(
         "/console/api/hub/search",
-        Doc::answers::<HubSearchPage>("Search a model hub for GGUF repos").query::<HubSearchQuery>(),
+        Doc::answers::<HubSearchPage>("Search a model hub for GGUF repos").query::<HubSearchQuery>().reaching_out(),
         search,
     )
     .get(
         "/console/api/hub/files",
-        Doc::answers::<HubFileList>("A repo's files, with quant and shards").query::<HubFilesQuery>(),
+        Doc::answers::<HubFileList>("A repo's files, with quant and shards").query::<HubFilesQuery>().reaching_out(),
         files,
     )
     .get(DOWNLOADS, Doc::answers::<Vec<Download>>("List downloads"), list_downloads)

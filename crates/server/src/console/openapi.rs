@@ -122,8 +122,12 @@ pub(crate) fn document(operations: &[Operation]) -> Value {
         );
         responses.insert("400".into(), error_response("The request is not valid"));
         responses.insert("401".into(), error_response("Missing or wrong admin key"));
-        if operation.path.contains('{') || operation.has_body() {
-            responses.insert("404".into(), error_response("No such item, or the body names one that does not exist"));
+        // An item named in the path or body, or one the hub or runtime release list it asks has not.
+        if operation.path.contains('{') || operation.has_body() || operation.reaches_out() {
+            responses.insert(
+                "404".into(),
+                error_response("No such item here, or where it reaches out to (the body, query or path names it)"),
+            );
         }
         if operation.reaches_out() {
             responses.insert(
